@@ -1,0 +1,301 @@
+"""The golden binary network: the specification every piece of hardware must equal.
+
+Every layer computes, per column j, the integer column sum
+
+    S_j = sum_i x_i * w_ij = 2 * popcount(x AND c_j) - popcount(x)
+
+with inputs x_i in {0,1}, weights w_ij in {-1,+1} and cell states c_ij = (w_ij == +1)
+(1 = LRS). The sense stage fires ``out_j = S_j >= theta_j``. The last layer feeds
+the output stage:
+
+* ``priority``: class = lowest index j whose output fires; ``hit`` = any fires
+  (class 0 with hit = 0 when none fires);
+* ``argmax``: class = argmax_j (S_j - theta_j), lowest index on ties.
+
+``hit`` is reported in both modes.
+
+The inference is BLAS-backed: float32 matrix products of {0,1} inputs by {-1,+1}
+weights are exact because every partial sum is an integer far below 2**24.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen.mnist import Preprocess
+
+FORMAT = "rrambnn-bnn"
+VERSION = 1
+OUTPUT_MODES = ("priority", "argmax")
+
+
+def parse_arch(text) -> tuple[int, ...]:
+    """'400-128-128-10' -> (400, 128, 128, 10), with a clear error."""
+    if isinstance(text, (tuple, list)):
+        parts = list(text)
+    else:
+        parts = str(text).split("-")
+    try:
+        arch = tuple(int(p) for p in parts)
+    except ValueError:
+        raise RrambnnError(f"Architecture must look like 400-128-128-10, not {text!r}") from None
+    if len(arch) < 2 or any(n < 1 for n in arch):
+        raise RrambnnError(
+            f"Architecture needs at least an input and an output size, all positive, not {text!r}"
+        )
+    return arch
+
+
+def check_output_mode(mode) -> str:
+    if mode not in OUTPUT_MODES:
+        raise RrambnnError(f"Output mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
+    return mode
+
+
+def column_sums_twin(x: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """The digital twin of a crossbar, bit by bit: 2*popcount(x AND c_j) - popcount(x).
+
+    ``x`` is (N, rows) in {0,1}, ``cells`` is (rows, cols) in {0,1}. Independent of the
+    BLAS path on purpose: tests and cycle-level models check against it.
+    """
+    xp = np.packbits(x.astype(np.uint8), axis=1)  # (N, bytes)
+    cp = np.packbits(cells.astype(np.uint8).T, axis=1)  # (cols, bytes)
+    both = np.bitwise_count(xp[:, None, :] & cp[None, :, :]).sum(axis=2, dtype=np.int32)
+    return 2 * both - np.bitwise_count(xp).sum(axis=1, dtype=np.int32)[:, None]
+
+
+@dataclass
+class Trace:
+    """Everything one batch did: per layer column sums and activations; the output stage."""
+
+    sums: list[np.ndarray]  # int32 (N, n_out) per layer
+    acts: list[np.ndarray]  # uint8 (N, n_out) per layer (the sense-stage outputs)
+    priority: np.ndarray  # int64 (N,) class from the priority encoder
+    argmax: np.ndarray  # int64 (N,) class from argmax of S - theta
+    hit: np.ndarray  # bool (N,) some output neuron fired
+
+    def labels(self, mode: str) -> np.ndarray:
+        return self.priority if check_output_mode(mode) == "priority" else self.argmax
+
+
+def priority_encode(fires: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hit = fires.any(axis=1)
+    return np.where(hit, fires.argmax(axis=1), 0), hit
+
+
+@dataclass
+class BinaryNetwork:
+    """An integer, hardware-exact binary network (what the chip runs)."""
+
+    weights: list[np.ndarray]  # int8 (n_in, n_out), values +-1
+    thresholds: list[np.ndarray]  # int32 (n_out,)
+    preprocess: Preprocess | None = field(default_factory=Preprocess)  # None: raw input bits
+    output_mode: str = "priority"
+    meta: dict = field(default_factory=dict)
+    where: str = field(default="network", repr=False, compare=False)  # names the source in errors
+
+    def __post_init__(self):
+        self.validate(self.where)
+        self._wf = [w.astype(np.float32) for w in self.weights]
+        self._tf = [t.astype(np.float32) for t in self.thresholds]
+
+    # -- structure ---------------------------------------------------------------
+    @property
+    def arch(self) -> tuple[int, ...]:
+        return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
+
+    @property
+    def cells(self) -> list[np.ndarray]:
+        """Cell states per layer, 1 = LRS = +1."""
+        return [(w > 0).astype(np.uint8) for w in self.weights]
+
+    def validate(self, where: str = "network"):
+        if len(self.weights) == 0 or len(self.weights) != len(self.thresholds):
+            raise RrambnnError(f"{where}: needs one threshold vector per weight matrix")
+        prev = None
+        for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
+            if not isinstance(w, np.ndarray) or w.ndim != 2:
+                raise RrambnnError(f"{where}: layer {i} weights must be a 2-D array")
+            if prev is not None and w.shape[0] != prev:
+                raise RrambnnError(
+                    f"{where}: layer {i} weights have {w.shape[0]} rows, previous layer has {prev} outputs"
+                )
+            if w.dtype != np.int8 or not np.isin(w, (-1, 1)).all():
+                raise RrambnnError(f"{where}: layer {i} weights must be int8 with values -1/+1 only")
+            if not isinstance(t, np.ndarray) or t.shape != (w.shape[1],) or t.dtype != np.int32:
+                raise RrambnnError(
+                    f"{where}: layer {i} thresholds must be int32 of shape ({w.shape[1]},), "
+                    f"not {getattr(t, 'dtype', type(t))} {getattr(t, 'shape', '')}"
+                )
+            n = w.shape[0]
+            if t.size and (t.min() < -n or t.max() > n + 1):
+                raise RrambnnError(
+                    f"{where}: layer {i} thresholds must lie in [-{n}, {n + 1}] (fan-in {n})"
+                )
+            prev = w.shape[1]
+        if self.preprocess is not None and self.preprocess.n_inputs != self.weights[0].shape[0]:
+            raise RrambnnError(
+                f"{where}: crop {self.preprocess.crop}x{self.preprocess.crop} gives "
+                f"{self.preprocess.n_inputs} inputs but the first layer has {self.weights[0].shape[0]}"
+            )
+        check_output_mode(self.output_mode)
+
+    # -- inference ---------------------------------------------------------------
+    def forward(self, x: np.ndarray, *, trace: bool = True, chunk: int = 8192):
+        """Run a batch of input bits (N, n_in) in {0,1}.
+
+        Returns a :class:`Trace` (``trace=True``) or just the output-stage triple
+        (priority class, argmax class, hit) for speed.
+        """
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.arch[0]:
+            raise RrambnnError(f"inputs must have shape (N, {self.arch[0]}), not {x.shape}")
+        parts = [self._forward_chunk(x[i:i + chunk], trace) for i in range(0, len(x), chunk)]
+        if not parts:
+            parts = [self._forward_chunk(x, trace)]
+        if not trace:
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        n_layers = len(self.weights)
+        return Trace(
+            sums=[np.concatenate([p[0][k] for p in parts]) for k in range(n_layers)],
+            acts=[np.concatenate([p[1][k] for p in parts]) for k in range(n_layers)],
+            priority=np.concatenate([p[2] for p in parts]),
+            argmax=np.concatenate([p[3] for p in parts]),
+            hit=np.concatenate([p[4] for p in parts]),
+        )
+
+    def _forward_chunk(self, x, trace):
+        a = x.astype(np.float32)
+        sums, acts = [], []
+        for w, t in zip(self._wf, self._tf):
+            s = a @ w
+            fires = s >= t
+            if trace:
+                sums.append(s.astype(np.int32))
+                acts.append(fires.astype(np.uint8))
+            a = fires.astype(np.float32)
+        prio, hit = priority_encode(fires)
+        amax = (s - t).argmax(axis=1)
+        if trace:
+            return sums, acts, prio, amax, hit
+        return prio, amax, hit
+
+    def classify(self, x: np.ndarray, mode: str | None = None) -> np.ndarray:
+        prio, amax, _ = self.forward(x, trace=False)
+        return prio if check_output_mode(mode or self.output_mode) == "priority" else amax
+
+    def accuracy(self, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        prio, amax, _ = self.forward(x, trace=False)
+        return {
+            "priority": float((prio == labels).mean()),
+            "argmax": float((amax == labels).mean()),
+        }
+
+    # -- files -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike):
+        """Write the .npz atomically: an existing file is replaced only by a complete one."""
+        path = Path(path)
+        arrays = {
+            "format": np.array(FORMAT),
+            "version": np.array(VERSION, dtype=np.int32),
+            "arch": np.array(self.arch, dtype=np.int32),
+            "crop": np.array(self.preprocess.crop if self.preprocess else 0, dtype=np.int32),
+            "binarise_threshold": np.array(self.preprocess.threshold if self.preprocess else 128, dtype=np.int32),
+            "output_mode": np.array(self.output_mode),
+            "meta": np.array(json.dumps(self.meta, sort_keys=True)),
+        }
+        for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
+            arrays[f"w{i}"] = w
+            arrays[f"theta{i}"] = t
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BinaryNetwork":
+        path = Path(path)
+        if not path.is_file():
+            raise RrambnnError(f"weights file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise RrambnnError(f"{path}: not a readable .npz weights file ({e})") from None
+
+        def need(key):
+            if key not in data:
+                raise RrambnnError(f"{path}: missing entry '{key}'")
+            return data[key]
+
+        def scalar_int(key):
+            v = need(key)
+            if v.shape != () or not np.issubdtype(v.dtype, np.integer):
+                raise RrambnnError(f"{path}: '{key}' must be an integer scalar")
+            return int(v)
+
+        def scalar_str(key):
+            v = need(key)
+            if v.shape != () or v.dtype.kind != "U":
+                raise RrambnnError(f"{path}: '{key}' must be a string scalar")
+            return str(v)
+
+        if scalar_str("format") != FORMAT:
+            raise RrambnnError(f"{path}: format is {str(data['format'])!r}, expected {FORMAT!r}")
+        if scalar_int("version") != VERSION:
+            raise RrambnnError(f"{path}: format version {int(data['version'])} is not supported (expected {VERSION})")
+        arch = need("arch")
+        if arch.ndim != 1 or len(arch) < 2 or not np.issubdtype(arch.dtype, np.integer) or (arch < 1).any():
+            raise RrambnnError(f"{path}: 'arch' must list at least two positive layer sizes")
+        n_layers = len(arch) - 1
+        weights = [need(f"w{i}") for i in range(n_layers)]
+        thresholds = [need(f"theta{i}") for i in range(n_layers)]
+        for i, w in enumerate(weights):
+            if w.shape != (arch[i], arch[i + 1]):
+                raise RrambnnError(
+                    f"{path}: w{i} has shape {w.shape}, arch {'-'.join(map(str, arch))} needs "
+                    f"({arch[i]}, {arch[i + 1]})"
+                )
+        extra = sorted(k for k in data if k.startswith(("w", "theta")) and k not in
+                       {f"w{i}" for i in range(n_layers)} | {f"theta{i}" for i in range(n_layers)})
+        if extra:
+            raise RrambnnError(f"{path}: entries {', '.join(extra)} do not match arch {'-'.join(map(str, arch))}")
+        try:
+            meta = json.loads(scalar_str("meta"))
+        except json.JSONDecodeError as e:
+            raise RrambnnError(f"{path}: 'meta' is not valid JSON ({e})") from None
+        crop = scalar_int("crop")
+        try:
+            pre = None if crop == 0 else Preprocess(crop=crop, threshold=scalar_int("binarise_threshold"))
+            mode = check_output_mode(scalar_str("output_mode"))
+        except RrambnnError as e:
+            raise RrambnnError(f"{path}: {e}") from None
+        return cls(weights, thresholds, pre, mode, meta, where=str(path))
+
+
+def random_network(arch, rng: np.random.Generator, *, output_mode: str = "priority") -> BinaryNetwork:
+    """Random weights and thresholds (for hardware tests of arbitrary shapes; raw input bits).
+
+    Thresholds are drawn near the middle of each column's sum distribution so that
+    activations are neither all on nor all off.
+    """
+    arch = parse_arch(arch)
+    weights, thresholds = [], []
+    for n_in, n_out in zip(arch[:-1], arch[1:]):
+        weights.append(rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_in, n_out)))
+        spread = max(1, int(np.sqrt(n_in)))
+        thresholds.append(rng.integers(-spread, spread + 1, size=n_out).astype(np.int32))
+    return BinaryNetwork(weights, thresholds, None, output_mode, {})

@@ -1,0 +1,3 @@
+"""rrambnn: generator for RRAM-crossbar binary neural network processors."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from rrambnn.cli import main
+
+main()
