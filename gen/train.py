@@ -1,0 +1,348 @@
+"""Training of the binary network and the signed batch-norm merge.
+
+Forward pass (what the chip computes): inputs and activations in {0,1}, weights
+sign(W) in {-1,+1} from latent real weights W clipped to [-1, 1]. Hidden layers
+use batch norm followed by a step; the straight-through estimator passes the
+gradient of the step where |z| <= 1. The output layer uses a *shared-scale*
+affine stage z_j = s * y_j + b_j (one positive scale s for the layer), so that
+its argmax equals the argmax of the integer scores y_j - theta_j after merging.
+
+The loss is softmax cross-entropy (for argmax) plus per-neuron binary
+cross-entropy on z (for the priority encoder, which needs the right output
+neuron to fire and the others not to). Adam with a cosine learning-rate
+schedule; random +-``shift`` pixel translations as augmentation.
+
+After training, :func:`signed_merge` folds BN into one integer threshold per
+neuron exactly, and :func:`calibrate_output` tunes the output thresholds on the
+*training* set for the output stage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen.mnist import Preprocess
+from rrambnn.gen.network import BinaryNetwork, check_output_mode, parse_arch
+
+BN_EPS = 1e-4
+
+
+@dataclass
+class TrainConfig:
+    arch: tuple[int, ...] = (400, 128, 128, 10)
+    crop: int = 20
+    threshold: int = 128
+    epochs: int = 40
+    batch: int = 100
+    lr: float = 0.01
+    lr_final: float = 1e-5
+    shift: int = 2
+    bce_weight: float = 1.0
+    seed: int = 0
+    output_mode: str = "priority"
+    bn_momentum: float = 0.1
+
+    def validate(self):
+        self.arch = parse_arch(self.arch)
+        pre = Preprocess(crop=self.crop, threshold=self.threshold)
+        if self.arch[0] != pre.n_inputs:
+            raise RrambnnError(
+                f"Architecture input size {self.arch[0]} does not match crop {self.crop}x{self.crop} "
+                f"= {pre.n_inputs} inputs"
+            )
+        if self.arch[-1] != 10:
+            raise RrambnnError(f"MNIST needs 10 outputs, architecture ends with {self.arch[-1]}")
+        for name, lo in (("epochs", 1), ("batch", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < lo:
+                raise RrambnnError(f"{name.capitalize()} must be a positive integer, not {v!r}")
+        if not isinstance(self.shift, int) or not 0 <= self.shift <= 4:
+            raise RrambnnError(f"Shift must be an integer from 0 to 4 pixels, not {self.shift!r}")
+        if not (self.lr > 0 and self.lr_final > 0 and math.isfinite(self.lr)):
+            raise RrambnnError(f"Learning rates must be positive, not {self.lr!r} / {self.lr_final!r}")
+        check_output_mode(self.output_mode)
+        return pre
+
+
+class Adam:
+    def __init__(self, params, b1=0.9, b2=0.999, eps=1e-8):
+        self.params = params
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.b1, self.b2, self.eps, self.t = b1, b2, eps, 0
+
+    def step(self, grads, lr):
+        self.t += 1
+        c1 = 1 - self.b1 ** self.t
+        c2 = 1 - self.b2 ** self.t
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= self.b1
+            m += (1 - self.b1) * g
+            v *= self.b2
+            v += (1 - self.b2) * g * g
+            p -= (lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+
+
+def binarise_weights(w: np.ndarray) -> np.ndarray:
+    return np.where(w >= 0, 1.0, -1.0).astype(np.float32)
+
+
+@dataclass
+class FloatBNN:
+    """Latent-weight training model; see the module docstring."""
+
+    arch: tuple[int, ...]
+    rng: np.random.Generator
+    W: list = field(default_factory=list)
+    gamma: list = field(default_factory=list)
+    beta: list = field(default_factory=list)
+    run_mean: list = field(default_factory=list)
+    run_var: list = field(default_factory=list)
+
+    def __post_init__(self):
+        for n_in, n_out in zip(self.arch[:-1], self.arch[1:]):
+            a = math.sqrt(6.0 / (n_in + n_out))
+            self.W.append(self.rng.uniform(-a, a, size=(n_in, n_out)).astype(np.float32))
+        for n in self.arch[1:-1]:
+            self.gamma.append(np.ones(n, np.float32))
+            self.beta.append(np.zeros(n, np.float32))
+            self.run_mean.append(np.zeros(n, np.float32))
+            self.run_var.append(np.ones(n, np.float32))
+        n_last = self.arch[-2]
+        # output stage z = exp(log_s) * y + b, one shared positive scale
+        self.log_s = np.array([math.log(1.0 / math.sqrt(n_last / 2))], np.float32)
+        self.b_out = np.zeros(self.arch[-1], np.float32)
+
+    def params(self):
+        return [*self.W, *self.gamma, *self.beta, self.log_s, self.b_out]
+
+    def forward_train(self, x, momentum):
+        cache = []
+        a = x
+        n_hidden = len(self.arch) - 2
+        for k in range(n_hidden):
+            wb = binarise_weights(self.W[k])
+            y = a @ wb
+            mu = y.mean(axis=0)
+            var = y.var(axis=0)
+            inv = 1.0 / np.sqrt(var + BN_EPS)
+            xhat = (y - mu) * inv
+            z = self.gamma[k] * xhat + self.beta[k]
+            self.run_mean[k] = (1 - momentum) * self.run_mean[k] + momentum * mu
+            self.run_var[k] = (1 - momentum) * self.run_var[k] + momentum * var
+            a_next = (z >= 0).astype(np.float32)
+            cache.append((a, wb, xhat, inv, z))
+            a = a_next
+        wb = binarise_weights(self.W[-1])
+        y = a @ wb
+        s = float(np.exp(self.log_s[0]))
+        z = s * y + self.b_out
+        cache.append((a, wb, y, s))
+        return z, cache
+
+    def backward(self, dz, cache):
+        grads_W = [None] * len(self.W)
+        grads_g = [None] * len(self.gamma)
+        grads_b = [None] * len(self.beta)
+        a, wb, y, s = cache[-1]
+        g_log_s = np.array([np.sum(dz * y) * s], np.float32)
+        g_b_out = dz.sum(axis=0)
+        dy = dz * s
+        grads_W[-1] = a.T @ dy
+        da = dy @ wb.T
+        for k in range(len(self.gamma) - 1, -1, -1):
+            a, wb, xhat, inv, z = cache[k]
+            dzk = da * (np.abs(z) <= 1.0) * 0.5  # STE of the {0,1} step
+            grads_g[k] = (dzk * xhat).sum(axis=0)
+            grads_b[k] = dzk.sum(axis=0)
+            dxhat = dzk * self.gamma[k]
+            n = dxhat.shape[0]
+            dy = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+            grads_W[k] = a.T @ dy
+            if k > 0:
+                da = dy @ wb.T
+        # straight-through to the latent weights, cancelled where |W| > 1
+        grads_W = [g * (np.abs(w) <= 1.0) for g, w in zip(grads_W, self.W)]
+        return [*grads_W, *grads_g, *grads_b, g_log_s, g_b_out]
+
+    def float_eval(self, x):
+        """The BN network with binarised weights, in float64 (the merge's reference)."""
+        a = x.astype(np.float64)
+        for k in range(len(self.gamma)):
+            y = a @ binarise_weights(self.W[k]).astype(np.float64)
+            z = self.gamma[k].astype(np.float64) * (y - self.run_mean[k]) / np.sqrt(
+                self.run_var[k].astype(np.float64) + BN_EPS) + self.beta[k]
+            a = (z >= 0).astype(np.float64)
+        y = a @ binarise_weights(self.W[-1]).astype(np.float64)
+        return np.exp(np.float64(self.log_s[0])) * y + self.b_out.astype(np.float64)
+
+
+def loss_and_grad(z, labels, bce_weight):
+    n = len(labels)
+    onehot = np.zeros_like(z)
+    onehot[np.arange(n), labels] = 1.0
+    zm = z - z.max(axis=1, keepdims=True)
+    e = np.exp(zm)
+    p = e / e.sum(axis=1, keepdims=True)
+    ce = -np.log(p[np.arange(n), labels] + 1e-12).mean()
+    sig = 1.0 / (1.0 + np.exp(-z))
+    bce = -(onehot * np.log(sig + 1e-12) + (1 - onehot) * np.log(1 - sig + 1e-12)).sum(axis=1).mean()
+    dz = (p - onehot) / n + bce_weight * (sig - onehot) / n
+    return float(ce + bce_weight * bce), dz.astype(np.float32)
+
+
+def shifted_crops(bits28: np.ndarray, idx: np.ndarray, pre: Preprocess, shift: int, rng):
+    """Crops of binarised 28x28 images, each randomly translated by up to +-shift pixels."""
+    n = len(idx)
+    c, o = pre.crop, pre.offset
+    if shift == 0:
+        return bits28[idx, o:o + c, o:o + c].reshape(n, c * c)
+    dy = rng.integers(-shift, shift + 1, size=n)
+    dx = rng.integers(-shift, shift + 1, size=n)
+    padded = np.pad(bits28[idx], ((0, 0), (shift, shift), (shift, shift)))
+    r = (o + shift - dy)[:, None, None] + np.arange(c)[None, :, None]
+    col = (o + shift - dx)[:, None, None] + np.arange(c)[None, None, :]
+    return padded[np.arange(n)[:, None, None], r, col].reshape(n, c * c)
+
+
+def signed_merge(model: FloatBNN) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Fold batch norm into integer thresholds, exactly.
+
+    BN(y) >= 0 with gamma > 0  <=>  y >= mu - beta*sigma/gamma  <=>  y >= ceil(t);
+    with gamma < 0 the inequality flips: negate the weight column (swap LRS/HRS)
+    and use -y >= ceil(-t). gamma == 0 makes the neuron constant. The output
+    stage z = s*y + b (s > 0) gives y >= ceil(-b/s).
+    """
+    weights, thresholds = [], []
+    for k in range(len(model.gamma)):
+        wb = binarise_weights(model.W[k]).astype(np.int8)
+        n_in = wb.shape[0]
+        g = model.gamma[k].astype(np.float64)
+        sigma = np.sqrt(model.run_var[k].astype(np.float64) + BN_EPS)
+        mu = model.run_mean[k].astype(np.float64)
+        beta = model.beta[k].astype(np.float64)
+        theta = np.empty(len(g), np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = mu - beta * sigma / g
+        pos, neg, zero = g > 0, g < 0, g == 0
+        theta[pos] = np.ceil(t[pos])
+        theta[neg] = np.ceil(-t[neg])
+        wb[:, neg] = -wb[:, neg]
+        theta[zero] = np.where(beta[zero] >= 0, -n_in, n_in + 1)
+        theta = np.clip(theta, -n_in, n_in + 1)
+        weights.append(wb)
+        thresholds.append(theta.astype(np.int32))
+    wb = binarise_weights(model.W[-1]).astype(np.int8)
+    n_in = wb.shape[0]
+    s = np.exp(np.float64(model.log_s[0]))
+    theta = np.clip(np.ceil(-model.b_out.astype(np.float64) / s), -n_in, n_in + 1)
+    weights.append(wb)
+    thresholds.append(theta.astype(np.int32))
+    return weights, thresholds
+
+
+def output_scores(net: BinaryNetwork, x: np.ndarray) -> np.ndarray:
+    return net.forward(x, trace=True).sums[-1]
+
+
+def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, span: int = 12,
+                     rounds: int = 3) -> dict:
+    """Coordinate descent on the output thresholds, on training data, maximising the sum of
+    priority-encoder and argmax accuracy (the chip has one threshold per neuron for both)."""
+    s = output_scores(net, x).astype(np.int32)
+    theta = net.thresholds[-1].astype(np.int32).copy()
+    n_in = net.arch[-2]
+
+    def score(th):
+        fires = s >= th
+        hit = fires.any(axis=1)
+        prio_ok = hit & (fires.argmax(axis=1) == labels)
+        amax_ok = (s - th).argmax(axis=1) == labels
+        return prio_ok.mean() + amax_ok.mean()
+
+    best = score(theta)
+    before = best
+    for _ in range(rounds):
+        improved = False
+        for j in range(len(theta)):
+            for cand in range(theta[j] - span, theta[j] + span + 1):
+                if cand == theta[j] or not -n_in <= cand <= n_in + 1:
+                    continue
+                trial = theta.copy()
+                trial[j] = cand
+                sc = score(trial)
+                if sc > best + 1e-12:
+                    best, theta, improved = sc, trial, True
+        if not improved:
+            break
+    net.thresholds[-1] = theta
+    net.__post_init__()
+    return {"train_score_before": float(before), "train_score_after": float(best)}
+
+
+def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, *,
+          progress: bool = True, log=print) -> tuple[BinaryNetwork, FloatBNN, list[dict]]:
+    """Train, merge and calibrate. Deterministic for a given config (seed included)."""
+    pre = cfg.validate()
+    rng = np.random.default_rng(cfg.seed)
+    model = FloatBNN(cfg.arch, rng)
+    opt = Adam(model.params())
+    bits28 = pre.binarise(train_images)
+    n = len(train_labels)
+    steps_per_epoch = math.ceil(n / cfg.batch)
+    total = steps_per_epoch * cfg.epochs
+    history = []
+    step = 0
+    t0 = time.time()
+    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        perm = rng.permutation(n)
+        loss_sum, correct = 0.0, 0
+        for b in range(steps_per_epoch):
+            idx = perm[b * cfg.batch:(b + 1) * cfg.batch]
+            x = shifted_crops(bits28, idx, pre, cfg.shift, rng).astype(np.float32)
+            y = train_labels[idx]
+            z, cache = model.forward_train(x, cfg.bn_momentum)
+            loss, dz = loss_and_grad(z, y, cfg.bce_weight)
+            grads = model.backward(dz, cache)
+            lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * step / total))
+            opt.step(grads, lr)
+            for w in model.W:
+                np.clip(w, -1.0, 1.0, out=w)
+            loss_sum += loss * len(idx)
+            correct += int((z.argmax(axis=1) == y).sum())
+            step += 1
+        rec = {"epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
+               "lr": lr, "seconds": time.time() - t0}
+        history.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['train_acc']:.4f}")
+    # BN statistics over the clean (unshifted) training set for inference
+    recompute_bn_stats(model, pre(train_images))
+    weights, thresholds = signed_merge(model)
+    net = BinaryNetwork(weights, thresholds, pre, cfg.output_mode,
+                        {"seed": cfg.seed, "train_config": _jsonable(asdict(cfg))})
+    cal = calibrate_output(net, pre(train_images), train_labels)
+    net.meta["calibration"] = cal
+    net.meta["train_seconds"] = round(time.time() - t0, 1)
+    return net, model, history
+
+
+def recompute_bn_stats(model: FloatBNN, x: np.ndarray, chunk: int = 10000):
+    """Exact population statistics of each BN layer's input on ``x`` (replaces running averages)."""
+    a = x.astype(np.float32)
+    for k in range(len(model.gamma)):
+        y = (a @ binarise_weights(model.W[k])).astype(np.float64)
+        model.run_mean[k] = y.mean(axis=0).astype(np.float32)
+        model.run_var[k] = y.var(axis=0).astype(np.float32)
+        z = model.gamma[k] * (y - model.run_mean[k]) / np.sqrt(model.run_var[k] + BN_EPS) + model.beta[k]
+        a = (z >= 0).astype(np.float32)
+
+
+def _jsonable(d):
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

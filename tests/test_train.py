@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen.mnist import Preprocess
+from rrambnn.gen.network import BinaryNetwork
+from rrambnn.gen.train import TrainConfig, calibrate_output, signed_merge, train
+
+
+@pytest.fixture(scope="module")
+def small_run(mnist_train):
+    cfg = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, batch=100, seed=5, shift=1)
+    n = 6000
+    return cfg, train(cfg, mnist_train.images[:n], mnist_train.labels[:n], progress=False)
+
+
+def test_signed_merge_is_exact(small_run, mnist_test):
+    cfg, (net, model, history) = small_run
+    # exercise every branch of the merge: negative and zero BN scales
+    model.gamma[0][:5] *= -1
+    model.gamma[1][3] = -0.7
+    model.gamma[0][7] = 0.0
+    model.beta[0][7] = -0.2
+    weights, thresholds = signed_merge(model)
+    merged = BinaryNetwork(weights, thresholds, Preprocess(12))
+    x = Preprocess(12)(mnist_test.images)
+    z = model.float_eval(x)
+    t = merged.forward(x)
+    assert ((z >= 0) == (t.acts[-1] == 1)).all()  # every output neuron, every test image
+    assert (weights[0][:, :5] == -np.where(model.W[0][:, :5] >= 0, 1, -1)).all()
+    assert (t.acts[0][:, 7] == 0).all()  # gamma 0, beta < 0: never fires
+
+
+def test_training_learns_and_is_deterministic(small_run, mnist_train, mnist_test):
+    cfg, (net, model, history) = small_run
+    acc = net.accuracy(Preprocess(12)(mnist_test.images), mnist_test.labels)
+    assert acc["argmax"] > 0.45 and acc["priority"] > 0.3  # chance is 0.1
+    assert len(history) == 2 and history[1]["loss"] < history[0]["loss"]
+    net2, _, _ = train(cfg, mnist_train.images[:6000], mnist_train.labels[:6000], progress=False)
+    assert all((a == b).all() for a, b in zip(net.weights + net.thresholds, net2.weights + net2.thresholds))
+    cfg3 = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, batch=100, seed=6, shift=1)
+    net3, _, _ = train(cfg3, mnist_train.images[:6000], mnist_train.labels[:6000], progress=False)
+    assert any((a != b).any() for a, b in zip(net.weights, net3.weights))
+
+
+def test_calibration_never_lowers_training_score(small_run, mnist_train):
+    cfg, (net, model, history) = small_run
+    x = Preprocess(12)(mnist_train.images[:6000])
+    res = calibrate_output(net, x, mnist_train.labels[:6000])
+    assert res["train_score_after"] >= res["train_score_before"]
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"arch": "400-128-9"}, "MNIST needs 10 outputs"),
+    ({"arch": "300-10"}, "input size 300 does not match crop 20x20 = 400"),
+    ({"epochs": 0}, "Epochs must be a positive integer, not 0"),
+    ({"batch": -3}, "Batch must be a positive integer, not -3"),
+    ({"shift": 9}, "Shift must be an integer from 0 to 4 pixels, not 9"),
+    ({"lr": -1.0}, "Learning rates must be positive"),
+    ({"output_mode": "max"}, "Output mode must be one of priority, argmax, not 'max'"),
+    ({"crop": 40}, "Crop must be an integer from 1 to 28, not 40"),
+])
+def test_config_errors(kw, message):
+    with pytest.raises(RrambnnError, match=message):
+        TrainConfig(**kw).validate()
