@@ -7,9 +7,9 @@ gradient of the step where |z| <= 1. The output layer uses a *shared-scale*
 affine stage z_j = s * y_j + b_j (one positive scale s for the layer), so that
 its argmax equals the argmax of the integer scores y_j - theta_j after merging.
 
-The loss is softmax cross-entropy (for argmax) plus per-neuron binary
-cross-entropy on z (for the priority encoder, which needs the right output
-neuron to fire and the others not to). Adam with a cosine learning-rate
+The loss is softmax cross-entropy (for argmax) plus a priority-encoder loss (the
+right output neuron must fire and no lower-index neuron may; see
+:func:`loss_and_grad`); per-neuron BCE is available as an option. Adam with a cosine learning-rate
 schedule; random +-``shift`` pixel translations as augmentation.
 
 After training, :func:`signed_merge` folds BN into one integer threshold per
@@ -43,7 +43,8 @@ class TrainConfig:
     lr: float = 0.01
     lr_final: float = 1e-5
     shift: int = 2
-    bce_weight: float = 1.0
+    bce_weight: float = 0.0
+    priority_weight: float = 1.0
     seed: int = 0
     output_mode: str = "priority"
     bn_momentum: float = 0.1
@@ -183,18 +184,36 @@ class FloatBNN:
         return np.exp(np.float64(self.log_s[0])) * y + self.b_out.astype(np.float64)
 
 
-def loss_and_grad(z, labels, bce_weight):
-    n = len(labels)
+def _softplus(v):
+    return np.logaddexp(0.0, v)
+
+
+def loss_and_grad(z, labels, bce_weight=0.0, priority_weight=1.0):
+    """Softmax cross-entropy (argmax) + ``priority_weight`` * priority loss + ``bce_weight`` * BCE.
+
+    The priority encoder answers y iff neuron y fires and no neuron j < y fires; neurons
+    above y do not matter. The priority loss is exactly that, smoothed:
+    softplus(-z_y) + sum_{j<y} softplus(z_j). Plain per-neuron BCE also pushes j > y down.
+    """
+    n, k = z.shape
     onehot = np.zeros_like(z)
     onehot[np.arange(n), labels] = 1.0
     zm = z - z.max(axis=1, keepdims=True)
     e = np.exp(zm)
     p = e / e.sum(axis=1, keepdims=True)
-    ce = -np.log(p[np.arange(n), labels] + 1e-12).mean()
+    loss = -np.log(p[np.arange(n), labels] + 1e-12).mean()
+    dz = (p - onehot) / n
     sig = 1.0 / (1.0 + np.exp(-z))
-    bce = -(onehot * np.log(sig + 1e-12) + (1 - onehot) * np.log(1 - sig + 1e-12)).sum(axis=1).mean()
-    dz = (p - onehot) / n + bce_weight * (sig - onehot) / n
-    return float(ce + bce_weight * bce), dz.astype(np.float32)
+    if bce_weight:
+        bce = (_softplus(z) - onehot * z).sum(axis=1).mean()
+        loss += bce_weight * bce
+        dz += bce_weight * (sig - onehot) / n
+    if priority_weight:
+        below = (np.arange(k)[None, :] < labels[:, None]).astype(z.dtype)  # j < y
+        pl = (below * _softplus(z)).sum(axis=1) + _softplus(-z[np.arange(n), labels])
+        loss += priority_weight * pl.mean()
+        dz += priority_weight * (below * sig + onehot * (sig - 1.0)) / n
+    return float(loss), dz.astype(np.float32)
 
 
 def shifted_crops(bits28: np.ndarray, idx: np.ndarray, pre: Preprocess, shift: int, rng):
@@ -309,7 +328,7 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
             x = shifted_crops(bits28, idx, pre, cfg.shift, rng).astype(np.float32)
             y = train_labels[idx]
             z, cache = model.forward_train(x, cfg.bn_momentum)
-            loss, dz = loss_and_grad(z, y, cfg.bce_weight)
+            loss, dz = loss_and_grad(z, y, cfg.bce_weight, cfg.priority_weight)
             grads = model.backward(dz, cache)
             lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * step / total))
             opt.step(grads, lr)

@@ -63,3 +63,26 @@ def test_calibration_never_lowers_training_score(small_run, mnist_train):
 def test_config_errors(kw, message):
     with pytest.raises(RrambnnError, match=message):
         TrainConfig(**kw).validate()
+
+
+def test_loss_gradient_matches_finite_differences(rng):
+    from rrambnn.gen.train import loss_and_grad
+    z = rng.standard_normal((6, 10))
+    y = rng.integers(0, 10, 6)
+    _, g = loss_and_grad(z, y, 0.5, 1.3)
+    num = np.zeros_like(z)
+    for i in range(6):
+        for j in range(10):
+            d = np.zeros_like(z)
+            d[i, j] = 1e-6
+            num[i, j] = (loss_and_grad(z + d, y, 0.5, 1.3)[0] - loss_and_grad(z - d, y, 0.5, 1.3)[0]) / 2e-6
+    assert np.abs(num - g).max() < 1e-6
+
+
+def test_priority_loss_ignores_neurons_above_the_label():
+    from rrambnn.gen.train import loss_and_grad
+    z = np.zeros((1, 10))
+    _, g = loss_and_grad(z, np.array([3]), bce_weight=0.0, priority_weight=1.0)
+    _, g_ce = loss_and_grad(z, np.array([3]), bce_weight=0.0, priority_weight=0.0)
+    extra = g - g_ce
+    assert (extra[0, :3] > 0).all() and extra[0, 3] < 0 and (extra[0, 4:] == 0).all()

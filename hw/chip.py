@@ -1,0 +1,160 @@
+"""The inference chip: input flip-flops, crossbar layers, sense stages, output stage.
+
+Ports (flattened Verilog names in parentheses; see ``rrambnn.gen.verilog.port_table``):
+
+* ``i`` (``i__payload``, ``i__valid``, ``i__ready``): image bits, valid/ready.
+* ``o`` (``o__payload``, ``o__valid``, ``o__ready``): result, valid/ready; payload
+  layout :attr:`Chip.out_layout` (``cls``, ``hit``; with ``debug`` also every
+  layer's activations ``act<k>`` and the last layer's column sums ``sums``).
+* ``thr`` (ready is always 1): rewrite one threshold; ``layer``, ``index``, ``value``.
+* ``cell`` (ready is always 1): one programming pulse: ``layer``, ``row``, ``col``, ``set``.
+* ``read_layer``/``read_row``/``read_col`` -> ``read_bit``: sense one cell.
+
+Without ``pipeline`` the only registers on the data path are the input flip-flops
+(latency 1); with ``pipeline`` every layer's activations are registered and so is
+the result (latency = number of layers + 1). Both accept one image per clock when
+the consumer is ready; the pipeline shortens the combinational path.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rrambnn.hw.crossbar import _bits
+from rrambnn.hw.layer import Layer, check_tile
+from rrambnn.hw.output import Argmax, PriorityEncoder
+
+OUTPUT_STAGES = ("priority", "argmax")
+
+
+class Chip(wiring.Component):
+    def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline=False,
+                 output="priority", debug=False):
+        if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
+            raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
+        for k in range(1, len(weights)):
+            if weights[k].shape[0] != weights[k - 1].shape[1]:
+                raise ValueError(
+                    f"Layer {k} has {weights[k].shape[0]} inputs but layer {k - 1} has "
+                    f"{weights[k - 1].shape[1]} outputs"
+                )
+        if output not in OUTPUT_STAGES:
+            raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
+        if not isinstance(pipeline, bool):
+            raise TypeError(f"Pipeline must be a bool, not {pipeline!r}")
+        self.tile = check_tile(tile)
+        self.pipeline, self.output, self.debug = pipeline, output, debug
+        self.layers = [Layer(w, t, self.tile) for w, t in zip(weights, thresholds)]
+        self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
+        n_out = self.arch[-1]
+        fields = {"cls": _bits(n_out), "hit": 1}
+        if debug:
+            for k, layer in enumerate(self.layers):
+                fields[f"act{k}"] = layer.n_out
+            fields["sums"] = n_out * self.layers[-1].sw
+        self.out_layout = data.StructLayout(fields)
+        self.latency = (len(self.layers) + 1) if pipeline else 1
+        max_in = max(layer.n_in for layer in self.layers)
+        max_out = max(layer.n_out for layer in self.layers)
+        lw = _bits(len(self.layers))
+        super().__init__({
+            "i": In(stream.Signature(self.arch[0])),
+            "o": Out(stream.Signature(self.out_layout)),
+            "thr": In(stream.Signature(data.StructLayout({
+                "layer": lw, "index": _bits(max_out),
+                "value": signed(max(layer.tw for layer in self.layers))}))),
+            "cell": In(stream.Signature(data.StructLayout({
+                "layer": lw, "row": _bits(max_in), "col": _bits(max_out), "set": 1}))),
+            "read_layer": In(lw),
+            "read_row": In(_bits(max_in)),
+            "read_col": In(_bits(max_out)),
+            "read_bit": Out(1),
+        })
+
+    @property
+    def n_tiles(self) -> int:
+        return sum(layer.n_tiles for layer in self.layers)
+
+    def elaborate(self, platform):
+        m = Module()
+        L = len(self.layers)
+        for k, layer in enumerate(self.layers):
+            m.submodules[f"layer{k}"] = layer
+            m.d.comb += [
+                layer.thr_we.eq(self.thr.valid & (self.thr.payload.layer == k)),
+                layer.thr_addr.eq(self.thr.payload.index),
+                layer.thr_data.eq(self.thr.payload.value),
+                layer.pulse_valid.eq(self.cell.valid & (self.cell.payload.layer == k)),
+                layer.pulse_row.eq(self.cell.payload.row),
+                layer.pulse_col.eq(self.cell.payload.col),
+                layer.pulse_set.eq(self.cell.payload.set),
+                layer.read_row.eq(self.read_row),
+                layer.read_col.eq(self.read_col),
+            ]
+            with m.If(self.read_layer == k):
+                m.d.comb += self.read_bit.eq(layer.read_bit)
+
+        # Stage 0: the input flip-flops.
+        upstream_valid, upstream_ready = self.i.valid, self.i.ready
+        x = Signal(self.arch[0], name="x_ff")
+        v0 = Signal(name="x_ff_valid")
+        stages = [(v0, [(x, self.i.payload)])]
+        carried = {}  # debug fields travelling with the image
+        a = x
+        for k, layer in enumerate(self.layers):
+            m.d.comb += layer.x.eq(a)
+            if self.debug:
+                carried[f"act{k}"] = layer.fires
+            if self.pipeline and k < L - 1:
+                act = Signal(layer.n_out, name=f"act{k}_ff")
+                vk = Signal(name=f"act{k}_ff_valid")
+                moves = [(act, layer.fires)]
+                for name, value in list(carried.items()):
+                    reg = Signal(len(value), name=f"{name}_ff{k}")
+                    moves.append((reg, value))
+                    carried[name] = reg
+                stages.append((vk, moves))
+                a = act
+            else:
+                a = layer.fires
+
+        last = self.layers[-1]
+        result = Signal(self.out_layout, name="result")
+        if self.output == "priority":
+            m.submodules.output_stage = enc = PriorityEncoder(last.n_out)
+            m.d.comb += [enc.fires.eq(last.fires), result.cls.eq(enc.index)]
+        else:
+            m.submodules.output_stage = amax = Argmax(last.n_out, last.mw)
+            m.d.comb += [amax.scores.eq(last.margins), result.cls.eq(amax.index)]
+        m.d.comb += result.hit.eq(last.fires.any())
+        if self.debug:
+            for name, value in carried.items():
+                m.d.comb += getattr(result, name).eq(value)
+            m.d.comb += result.sums.eq(last.sums)
+        if self.pipeline:
+            out = Signal(self.out_layout, name="result_ff")
+            vo = Signal(name="result_ff_valid")
+            stages.append((vo, [(out, result)]))
+            result = out
+
+        # valid/ready register chain: a stage takes new data when it is empty or its
+        # consumer takes its current content in the same cycle.
+        readies = [Signal(name=f"stage{k}_ready") for k in range(len(stages))]
+        for k, (valid, moves) in enumerate(stages):
+            down_ready = readies[k + 1] if k + 1 < len(stages) else self.o.ready
+            m.d.comb += readies[k].eq(~valid | down_ready)
+            with m.If(readies[k]):
+                m.d.sync += valid.eq(upstream_valid)
+                with m.If(upstream_valid):
+                    m.d.sync += [dst.eq(src) for dst, src in moves]
+            upstream_valid = valid
+        m.d.comb += [
+            self.thr.ready.eq(1),
+            self.cell.ready.eq(1),
+            upstream_ready.eq(readies[0]),
+            self.o.valid.eq(upstream_valid),
+            self.o.payload.eq(result),
+        ]
+        return m

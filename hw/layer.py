@@ -1,0 +1,147 @@
+"""One network layer: crossbar tiles, current summation, threshold registers, sense stage."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rrambnn.hw.crossbar import CrossbarTile, _bits, sum_width
+
+
+def check_tile(tile) -> tuple[int, int]:
+    """Validate a tile size given as (rows, cols) or 'RxC'."""
+    if isinstance(tile, str):
+        parts = tile.lower().split("x")
+        try:
+            tile = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"Tile size must look like 128x128, not {tile!r}") from None
+    if (not isinstance(tile, tuple) or len(tile) != 2
+            or not all(isinstance(t, int) and not isinstance(t, bool) for t in tile)):
+        raise TypeError(f"Tile size must be a (rows, cols) pair of integers, not {tile!r}")
+    rows, cols = tile
+    if not 1 <= rows <= 1024:
+        raise ValueError(f"Tile rows must be an integer from 1 to 1024, not {rows!r}")
+    if not 1 <= cols <= 1024:
+        raise ValueError(f"Tile columns must be an integer from 1 to 1024, not {cols!r}")
+    return rows, cols
+
+
+def threshold_width(n_in: int) -> int:
+    """Signed width of a threshold in [-n_in, n_in + 1]."""
+    return (n_in + 1).bit_length() + 1
+
+
+class Layer(wiring.Component):
+    """A fully connected binary layer mapped onto a grid of crossbar tiles.
+
+    Tiles stacked along the rows share columns: their partial column sums add
+    (current summation) before the sense stage ``fires_j = S_j >= theta_j``.
+    The thresholds live in registers, rewritable through ``thr_we/thr_addr/thr_data``.
+    Cells are programmed and read through global (row, col) addresses decoded to a tile.
+    """
+
+    def __init__(self, weights: np.ndarray, thresholds: np.ndarray, tile=(128, 128)):
+        weights = np.asarray(weights)
+        if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
+            raise ValueError("Layer weights must be a 2-D array of -1/+1")
+        self.n_in, self.n_out = weights.shape
+        thresholds = np.asarray(thresholds)
+        if thresholds.shape != (self.n_out,):
+            raise ValueError(f"Layer thresholds must have shape ({self.n_out},), not {thresholds.shape}")
+        if thresholds.min() < -self.n_in or thresholds.max() > self.n_in + 1:
+            raise ValueError(f"Layer thresholds must lie in [-{self.n_in}, {self.n_in + 1}]")
+        self.tile = check_tile(tile)
+        self.cells = (weights > 0).astype(np.uint8)
+        self.thresholds = thresholds.astype(int)
+        self.sw = sum_width(self.n_in)
+        self.tw = threshold_width(self.n_in)
+        self.mw = max(self.sw, self.tw) + 1  # signed width of S_j - theta_j
+        self.row_blocks = -(-self.n_in // self.tile[0])
+        self.col_blocks = -(-self.n_out // self.tile[1])
+        super().__init__({
+            "x": In(self.n_in),
+            "fires": Out(self.n_out),
+            "sums": Out(self.n_out * self.sw),
+            "margins": Out(self.n_out * self.mw),
+            "thr_we": In(1),
+            "thr_addr": In(_bits(self.n_out)),
+            "thr_data": In(signed(self.tw)),
+            "pulse_valid": In(1),
+            "pulse_row": In(_bits(self.n_in)),
+            "pulse_col": In(_bits(self.n_out)),
+            "pulse_set": In(1),
+            "read_row": In(_bits(self.n_in)),
+            "read_col": In(_bits(self.n_out)),
+            "read_bit": Out(1),
+        })
+
+    @property
+    def n_tiles(self) -> int:
+        return self.row_blocks * self.col_blocks
+
+    def column_sum(self, j: int):
+        return self.sums[j * self.sw:(j + 1) * self.sw].as_signed()
+
+    def margin(self, j: int):
+        """S_j - theta_j: the sense stage fires when it is >= 0; argmax compares it."""
+        return self.margins[j * self.mw:(j + 1) * self.mw].as_signed()
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.tile
+        tiles = {}
+        read_bits = []
+        for br in range(self.row_blocks):
+            for bc in range(self.col_blocks):
+                r0, c0 = br * R, bc * C
+                t = CrossbarTile(self.cells[r0:r0 + R, c0:c0 + C])
+                m.submodules[f"tile_r{br}_c{bc}"] = tiles[br, bc] = t
+                m.d.comb += t.x.eq(self.x[r0:r0 + t.rows])
+                # programming / read address decode (global -> tile-local)
+                p_sel = Signal(name=f"pulse_sel_r{br}_c{bc}")
+                m.d.comb += [
+                    p_sel.eq((self.pulse_row >= r0) & (self.pulse_row < r0 + t.rows)
+                             & (self.pulse_col >= c0) & (self.pulse_col < c0 + t.cols)),
+                    t.pulse_valid.eq(self.pulse_valid & p_sel),
+                    t.pulse_row.eq(self.pulse_row - r0),
+                    t.pulse_col.eq(self.pulse_col - c0),
+                    t.pulse_set.eq(self.pulse_set),
+                    t.read_row.eq(self.read_row - r0),
+                    t.read_col.eq(self.read_col - c0),
+                ]
+                r_sel = Signal(name=f"read_sel_r{br}_c{bc}")
+                m.d.comb += r_sel.eq((self.read_row >= r0) & (self.read_row < r0 + t.rows)
+                                     & (self.read_col >= c0) & (self.read_col < c0 + t.cols))
+                read_bits.append(r_sel & t.read_bit)
+        m.d.comb += self.read_bit.eq(read_bits[0] if len(read_bits) == 1 else
+                                     _or_all(read_bits))
+
+        for j in range(self.n_out):
+            bc, jl = divmod(j, C)
+            partial = [tiles[br, bc].column_sum(jl) for br in range(self.row_blocks)]
+            s = Signal(signed(self.sw), name=f"sum{j}")  # named: shared by sense and output stage
+            total = partial[0]
+            for p in partial[1:]:
+                total = total + p
+            theta = Signal(signed(self.tw), init=int(self.thresholds[j]), name=f"theta{j}")
+            with m.If(self.thr_we & (self.thr_addr == j)):
+                m.d.sync += theta.eq(self.thr_data)
+            d = Signal(signed(self.mw), name=f"margin{j}")
+            m.d.comb += [
+                s.eq(total),
+                d.eq(s - theta),
+                self.sums[j * self.sw:(j + 1) * self.sw].eq(s),
+                self.margins[j * self.mw:(j + 1) * self.mw].eq(d),
+                self.fires[j].eq(d >= 0),
+            ]
+        return m
+
+
+def _or_all(values):
+    acc = values[0]
+    for v in values[1:]:
+        acc = acc | v
+    return acc

@@ -1,0 +1,71 @@
+"""Output stages: the priority encoder of the reference chip, and argmax."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rrambnn.hw.crossbar import _bits
+
+
+def _check_n(n):
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise TypeError(f"Number of output neurons must be a positive integer, not {n!r}")
+
+
+class PriorityEncoder(wiring.Component):
+    """``index`` = lowest j with ``fires[j]``; ``hit`` = any fires (index 0 when none)."""
+
+    def __init__(self, n: int):
+        _check_n(n)
+        self.n = n
+        super().__init__({"fires": In(n), "index": Out(_bits(n)), "hit": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.hit.eq(self.fires.any())
+        for j in reversed(range(self.n)):  # the last assignment wins: lowest index
+            with m.If(self.fires[j]):
+                m.d.comb += self.index.eq(j)
+        return m
+
+
+class Argmax(wiring.Component):
+    """``index`` = argmax_j of the signed ``scores`` (``width`` bits each), lowest j on ties.
+
+    A balanced comparison tree whose left operand always holds the lower indices,
+    so a strict ``>`` keeps the lowest index on ties.
+    """
+
+    def __init__(self, n: int, width: int):
+        _check_n(n)
+        if not isinstance(width, int) or width < 2:
+            raise TypeError(f"Score width must be an integer of at least 2, not {width!r}")
+        self.n, self.width = n, width
+        super().__init__({"scores": In(n * width), "index": Out(_bits(n))})
+
+    def elaborate(self, platform):
+        m = Module()
+        iw = _bits(self.n)
+        level = []
+        for j in range(self.n):
+            s = self.scores[j * self.width:(j + 1) * self.width].as_signed()
+            level.append((s, j))
+        depth = 0
+        nodes = [(s, j) for s, j in level]
+        while len(nodes) > 1:
+            nxt = []
+            for k in range(0, len(nodes) - 1, 2):
+                (sa, ia), (sb, ib) = nodes[k], nodes[k + 1]
+                take_b = Signal(name=f"take_b_l{depth}_{k // 2}")
+                s = Signal(signed(self.width), name=f"best_l{depth}_{k // 2}")
+                i = Signal(iw, name=f"idx_l{depth}_{k // 2}")
+                m.d.comb += [take_b.eq(sb > sa), s.eq(Mux(take_b, sb, sa)), i.eq(Mux(take_b, ib, ia))]
+                nxt.append((s, i))
+            if len(nodes) % 2:
+                nxt.append(nodes[-1])
+            nodes = nxt
+            depth += 1
+        m.d.comb += self.index.eq(nodes[0][1])
+        return m

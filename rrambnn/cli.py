@@ -1,0 +1,163 @@
+"""The `rrambnn` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rrambnn.errors import RrambnnError
+
+
+def _weights_arg(p: argparse.ArgumentParser, required=False):
+    from rrambnn.weights import REFERENCE
+    p.add_argument("--weights", metavar="W", required=required,
+                   help=f"weights .npz (default: the shipped {REFERENCE})")
+
+
+def _data_arg(p):
+    p.add_argument("--data", metavar="DIR",
+                   help="MNIST directory (default: $RRAMBNN_MNIST, else ../shared/mnist of the checkout)")
+
+
+def load_net(path):
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.weights import shipped
+    return BinaryNetwork.load(path if path else shipped())
+
+
+def _emit(args, result: dict, lines: list[str]):
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(lines))
+
+
+# -- train -----------------------------------------------------------------------
+
+def cmd_train(args):
+    from rrambnn.gen.mnist import Preprocess, load_split
+    from rrambnn.gen.train import TrainConfig, train
+
+    cfg = TrainConfig(arch=args.arch, crop=args.crop, epochs=args.epochs, batch=args.batch,
+                      lr=args.lr, shift=args.shift, seed=args.seed, output_mode=args.output)
+    cfg.validate()
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise RrambnnError(f"--out must name a .npz file, not {str(out)!r}")
+    tr = load_split("train", args.data)
+    te = load_split("test", args.data)
+    net, _, history = train(cfg, tr.images, tr.labels, progress=not args.quiet)
+    acc = net.accuracy(Preprocess(cfg.crop, cfg.threshold)(te.images), te.labels)
+    net.meta["accuracy"] = acc
+    net.meta["history"] = history
+    net.save(out)
+    _emit(args, {"out": str(out), "accuracy": acc, "train_seconds": net.meta["train_seconds"]}, [
+        f"wrote {out}",
+        f"test accuracy (hardware-exact): priority {acc['priority']:.4f}  argmax {acc['argmax']:.4f}",
+        f"training took {net.meta['train_seconds']} s",
+    ])
+
+
+# -- eval ------------------------------------------------------------------------
+
+def cmd_eval(args):
+    from rrambnn.gen.mnist import load_split
+
+    net = load_net(args.weights)
+    if net.preprocess is None:
+        raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be evaluated on MNIST")
+    te = load_split("test", args.data)
+    acc = net.accuracy(net.preprocess(te.images), te.labels)
+    res = {"weights": str(args.weights or "shipped"), "arch": "-".join(map(str, net.arch)),
+           "images": len(te.labels), "accuracy": acc, "default_output": net.output_mode}
+    _emit(args, res, [
+        f"network {res['arch']}  crop {net.preprocess.crop}x{net.preprocess.crop}  on {len(te.labels)} test images",
+        f"  priority encoder: {acc['priority'] * 100:.2f}%",
+        f"  argmax:           {acc['argmax'] * 100:.2f}%",
+    ])
+
+
+# -- bench -----------------------------------------------------------------------
+
+def cmd_bench(args):
+    from rrambnn.gen import bench
+    from rrambnn.gen.mnist import load_split
+
+    net = load_net(args.weights)
+    te = load_split("test", args.data)
+    x = net.preprocess(te.images)
+    reps = max(1, args.images // len(x))
+    import numpy as np
+    xs = np.concatenate([x] * reps)
+    res = {"golden": bench.golden_inference(net, xs)}
+    lines = [f"machine: {res['golden']['machine']}",
+             f"golden inference ({len(xs)} images): {res['golden']['golden_images_per_s']:,} images/s "
+             f"(with full trace {res['golden']['golden_traced_images_per_s']:,}); float matmul net "
+             f"{res['golden']['float_matmul_images_per_s']:,} images/s; ratio {res['golden']['golden_over_float']}"]
+    if args.hardware:
+        from rrambnn.sim import bench as sim_bench
+        res["hardware"] = sim_bench.run(net, te, images=args.sim_images)
+        lines += sim_bench.describe(res["hardware"])
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        lines.append(f"wrote {args.out}")
+    _emit(args, res, lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rrambnn", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a binary network and write a weights file")
+    t.add_argument("--arch", default="400-128-128-10")
+    t.add_argument("--out", required=True, help="output .npz")
+    t.add_argument("--crop", type=int, default=20)
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch", type=int, default=100)
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--shift", type=int, default=2, help="augmentation: random translation, pixels")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--output", default="priority", help="default output stage: priority|argmax")
+    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--json", action="store_true")
+    _data_arg(t)
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("eval", help="accuracy of the hardware-exact network on the MNIST test set")
+    _weights_arg(e)
+    _data_arg(e)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+
+    b = sub.add_parser("bench", help="rerunnable benchmarks (golden model; --hardware adds Verilator)")
+    _weights_arg(b)
+    _data_arg(b)
+    b.add_argument("--images", type=int, default=100000, help="golden benchmark batch size")
+    b.add_argument("--hardware", action="store_true", help="also Verilator build time and cocotb throughput")
+    b.add_argument("--sim-images", type=int, default=10000)
+    b.add_argument("--out", help="also write the results as JSON here")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+
+    from rrambnn.cli_hw import add_hw_commands
+    add_hw_commands(sub)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except RrambnnError as e:
+        print(f"rrambnn {args.cmd}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"rrambnn {args.cmd}: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

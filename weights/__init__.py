@@ -1,0 +1,11 @@
+"""Trained networks shipped with rrambnn (see the README for the file format)."""
+
+from pathlib import Path
+
+DIR = Path(__file__).resolve().parent
+REFERENCE = "bnn-400-128-128-10.npz"  # the reference chip
+ONLINE = "bnn-400-200-10.npz"  # the online-training network
+
+
+def shipped(name: str = REFERENCE) -> Path:
+    return DIR / name
