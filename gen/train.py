@@ -48,6 +48,8 @@ class TrainConfig:
     seed: int = 0
     output_mode: str = "priority"
     bn_momentum: float = 0.1
+    ema: float = 0.0  # >0: merge an exponential moving average of the parameters (decay per step)
+    ste: str = "box"  # gradient of the {0,1} step: "box" 0.5*[|z|<=1], "triangle" max(0, 1-|z|)
 
     def validate(self):
         self.arch = parse_arch(self.arch)
@@ -68,6 +70,10 @@ class TrainConfig:
         if not (self.lr > 0 and self.lr_final > 0 and math.isfinite(self.lr)):
             raise RrambnnError(f"Learning rates must be positive, not {self.lr!r} / {self.lr_final!r}")
         check_output_mode(self.output_mode)
+        if not 0.0 <= self.ema < 1.0:
+            raise RrambnnError(f"EMA decay must be from 0 to 1 (exclusive), not {self.ema!r}")
+        if self.ste not in ("box", "triangle"):
+            raise RrambnnError(f"STE must be 'box' or 'triangle', not {self.ste!r}")
         return pre
 
 
@@ -147,7 +153,7 @@ class FloatBNN:
         cache.append((a, wb, y, s))
         return z, cache
 
-    def backward(self, dz, cache):
+    def backward(self, dz, cache, ste="box"):
         grads_W = [None] * len(self.W)
         grads_g = [None] * len(self.gamma)
         grads_b = [None] * len(self.beta)
@@ -159,7 +165,10 @@ class FloatBNN:
         da = dy @ wb.T
         for k in range(len(self.gamma) - 1, -1, -1):
             a, wb, xhat, inv, z = cache[k]
-            dzk = da * (np.abs(z) <= 1.0) * 0.5  # STE of the {0,1} step
+            if ste == "box":  # straight-through estimator of the {0,1} step
+                dzk = da * (np.abs(z) <= 1.0) * 0.5
+            else:  # Bi-Real Net's ApproxSign, halved for {0,1}
+                dzk = da * np.maximum(0.0, 1.0 - np.abs(z))
             grads_g[k] = (dzk * xhat).sum(axis=0)
             grads_b[k] = dzk.sum(axis=0)
             dxhat = dzk * self.gamma[k]
@@ -271,9 +280,10 @@ def output_scores(net: BinaryNetwork, x: np.ndarray) -> np.ndarray:
 
 
 def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, span: int = 12,
-                     rounds: int = 3) -> dict:
-    """Coordinate descent on the output thresholds, on training data, maximising the sum of
-    priority-encoder and argmax accuracy (the chip has one threshold per neuron for both)."""
+                     rounds: int = 3, priority_weight: float = 1.0) -> dict:
+    """Coordinate descent on the output thresholds, on training data, maximising
+    ``priority_weight`` * priority-encoder accuracy + argmax accuracy (the chip has one
+    threshold per neuron for both)."""
     s = output_scores(net, x).astype(np.int32)
     theta = net.thresholds[-1].astype(np.int32).copy()
     n_in = net.arch[-2]
@@ -283,7 +293,7 @@ def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, s
         hit = fires.any(axis=1)
         prio_ok = hit & (fires.argmax(axis=1) == labels)
         amax_ok = (s - th).argmax(axis=1) == labels
-        return prio_ok.mean() + amax_ok.mean()
+        return priority_weight * prio_ok.mean() + amax_ok.mean()
 
     best = score(theta)
     before = best
@@ -319,6 +329,7 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
     history = []
     step = 0
     t0 = time.time()
+    ema = [p.copy() for p in model.params()] if cfg.ema else None
     bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         perm = rng.permutation(n)
@@ -329,11 +340,15 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
             y = train_labels[idx]
             z, cache = model.forward_train(x, cfg.bn_momentum)
             loss, dz = loss_and_grad(z, y, cfg.bce_weight, cfg.priority_weight)
-            grads = model.backward(dz, cache)
+            grads = model.backward(dz, cache, cfg.ste)
             lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * step / total))
             opt.step(grads, lr)
             for w in model.W:
                 np.clip(w, -1.0, 1.0, out=w)
+            if ema is not None:
+                for e, p in zip(ema, model.params()):
+                    e *= cfg.ema
+                    e += (1 - cfg.ema) * p
             loss_sum += loss * len(idx)
             correct += int((z.argmax(axis=1) == y).sum())
             step += 1
@@ -341,6 +356,9 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
                "lr": lr, "seconds": time.time() - t0}
         history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['train_acc']:.4f}")
+    if ema is not None:
+        for p, e in zip(model.params(), ema):
+            p[...] = e
     # BN statistics over the clean (unshifted) training set for inference
     recompute_bn_stats(model, pre(train_images))
     weights, thresholds = signed_merge(model)

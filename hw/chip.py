@@ -7,8 +7,15 @@ Ports (flattened Verilog names in parentheses; see ``rrambnn.gen.verilog.port_ta
   layout :attr:`Chip.out_layout` (``cls``, ``hit``; with ``debug`` also every
   layer's activations ``act<k>`` and the last layer's column sums ``sums``).
 * ``thr`` (ready is always 1): rewrite one threshold; ``layer``, ``index``, ``value``.
-* ``cell`` (ready is always 1): one programming pulse: ``layer``, ``row``, ``col``, ``set``.
-* ``read_layer``/``read_row``/``read_col`` -> ``read_bit``: sense one cell.
+* ``prog``: programming commands for the write-verify controller
+  (:class:`rrambnn.hw.programmer.Programmer`): ``layer``, ``row``, ``word``, ``bits``, ``mask``.
+* ``failed``: addresses (``layer``, ``row``, ``col``) of cells the controller could not write.
+* ``prog_busy``, ``prog_done``, ``prog_overflow``, ``n_set``, ``n_reset``, ``n_failed``: status.
+* ``read_layer``/``read_row``/``read_col`` -> ``read_bit``, ``read_count``: sense one cell and
+  its switch counter (the counter is the device model's, for testbenches).
+
+While the controller works (or a command waits) ``i.ready`` is low; a command starts only
+once the images in flight have left, so programming never changes a result in flight.
 
 Without ``pipeline`` the only registers on the data path are the input flip-flops
 (latency 1); with ``pipeline`` every layer's activations are registered and so is
@@ -25,13 +32,15 @@ from amaranth.lib.wiring import In, Out
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.layer import Layer, check_tile
 from rrambnn.hw.output import Argmax, PriorityEncoder
+from rrambnn.hw.programmer import Programmer
 
 OUTPUT_STAGES = ("priority", "argmax")
 
 
 class Chip(wiring.Component):
     def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline=False,
-                 output="priority", debug=False):
+                 output="priority", debug=False, initial_cells=None, faults=None, device=None,
+                 word=16, retries=3, pulse_cycles=5, fifo_depth=64):
         if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
             raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
         for k in range(1, len(weights)):
@@ -46,8 +55,19 @@ class Chip(wiring.Component):
             raise TypeError(f"Pipeline must be a bool, not {pipeline!r}")
         self.tile = check_tile(tile)
         self.pipeline, self.output, self.debug = pipeline, output, debug
-        self.layers = [Layer(w, t, self.tile) for w, t in zip(weights, thresholds)]
+        from rrambnn.gen.device import DeviceParams, fail_threshold
+        self.device = device or DeviceParams()
+        n = len(weights)
+        initial_cells = initial_cells or [None] * n
+        faults = faults or [None] * n
+        if len(initial_cells) != n or len(faults) != n:
+            raise ValueError("Chip needs one initial cell image and one fault map per layer")
+        self.layers = [Layer(w, t, self.tile, initial_cells=ic, faults=f, index=k, seed=self.device.seed,
+                             fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance)
+                       for k, (w, t, ic, f) in enumerate(zip(weights, thresholds, initial_cells, faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
+        self.programmer = Programmer(self.arch, word=word, retries=retries, pulse_cycles=pulse_cycles,
+                                     fifo_depth=fifo_depth)
         n_out = self.arch[-1]
         fields = {"cls": _bits(n_out), "hit": 1}
         if debug:
@@ -65,12 +85,15 @@ class Chip(wiring.Component):
             "thr": In(stream.Signature(data.StructLayout({
                 "layer": lw, "index": _bits(max_out),
                 "value": signed(max(layer.tw for layer in self.layers))}))),
-            "cell": In(stream.Signature(data.StructLayout({
-                "layer": lw, "row": _bits(max_in), "col": _bits(max_out), "set": 1}))),
+            "prog": In(stream.Signature(self.programmer.cmd_layout)),
+            "failed": Out(stream.Signature(self.programmer.addr_layout)),
+            "prog_busy": Out(1), "prog_done": Out(1), "prog_overflow": Out(1),
+            "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),
             "read_layer": In(lw),
             "read_row": In(_bits(max_in)),
             "read_col": In(_bits(max_out)),
             "read_bit": Out(1),
+            "read_count": Out(32),
         })
 
     @property
@@ -80,24 +103,41 @@ class Chip(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L = len(self.layers)
+        m.submodules.programmer = prog = self.programmer
+        wiring.connect(m, wiring.flipped(self.prog), prog.cmd)
+        wiring.connect(m, prog.failed, wiring.flipped(self.failed))
+        m.d.comb += [
+            self.prog_busy.eq(prog.busy), self.prog_done.eq(prog.done), self.prog_overflow.eq(prog.overflow),
+            self.n_set.eq(prog.n_set), self.n_reset.eq(prog.n_reset), self.n_failed.eq(prog.n_failed),
+        ]
+        # cell reads: the controller's address while it works, the host's otherwise
+        rd_layer = Signal.like(self.read_layer)
+        rd_row = Signal.like(self.read_row)
+        rd_col = Signal.like(self.read_col)
+        with m.If(prog.busy):
+            m.d.comb += [rd_layer.eq(prog.addr.layer), rd_row.eq(prog.addr.row), rd_col.eq(prog.addr.col)]
+        with m.Else():
+            m.d.comb += [rd_layer.eq(self.read_layer), rd_row.eq(self.read_row), rd_col.eq(self.read_col)]
         for k, layer in enumerate(self.layers):
             m.submodules[f"layer{k}"] = layer
             m.d.comb += [
                 layer.thr_we.eq(self.thr.valid & (self.thr.payload.layer == k)),
                 layer.thr_addr.eq(self.thr.payload.index),
                 layer.thr_data.eq(self.thr.payload.value),
-                layer.pulse_valid.eq(self.cell.valid & (self.cell.payload.layer == k)),
-                layer.pulse_row.eq(self.cell.payload.row),
-                layer.pulse_col.eq(self.cell.payload.col),
-                layer.pulse_set.eq(self.cell.payload.set),
-                layer.read_row.eq(self.read_row),
-                layer.read_col.eq(self.read_col),
+                layer.pulse_valid.eq(prog.pulse_valid & (prog.addr.layer == k)),
+                layer.pulse_row.eq(prog.addr.row),
+                layer.pulse_col.eq(prog.addr.col),
+                layer.pulse_set.eq(prog.pulse_set),
+                layer.read_row.eq(rd_row),
+                layer.read_col.eq(rd_col),
             ]
-            with m.If(self.read_layer == k):
-                m.d.comb += self.read_bit.eq(layer.read_bit)
+            with m.If(rd_layer == k):
+                m.d.comb += [self.read_bit.eq(layer.read_bit), self.read_count.eq(layer.read_count),
+                             prog.read_bit.eq(layer.read_bit)]
 
-        # Stage 0: the input flip-flops.
-        upstream_valid, upstream_ready = self.i.valid, self.i.ready
+        # Stage 0: the input flip-flops (closed while the programming controller holds).
+        upstream_valid = Signal(name="i_take")  # an image offered while the controller does not hold
+        m.d.comb += upstream_valid.eq(self.i.valid & ~prog.hold)
         x = Signal(self.arch[0], name="x_ff")
         v0 = Signal(name="x_ff_valid")
         stages = [(v0, [(x, self.i.payload)])]
@@ -152,9 +192,16 @@ class Chip(wiring.Component):
             upstream_valid = valid
         m.d.comb += [
             self.thr.ready.eq(1),
-            self.cell.ready.eq(1),
-            upstream_ready.eq(readies[0]),
+            self.i.ready.eq(readies[0] & ~prog.hold),
             self.o.valid.eq(upstream_valid),
             self.o.payload.eq(result),
+            prog.drained.eq(~_any_of([valid for valid, _ in stages])),
         ]
         return m
+
+
+def _any_of(signals):
+    acc = signals[0]
+    for s in signals[1:]:
+        acc = acc | s
+    return acc

@@ -35,13 +35,21 @@ CROSSBAR_MODULE = r"""
 // 1 = LRS = +1, 0 = HRS = -1. Column c drives s[c*SW +: SW] (signed):
 //   s_c = 2*popcount(x & cells_c) - popcount(x)
 // Cells are non-volatile (no reset): only programming pulses change them.
+// Device model (rrambnn.gen.device is the same rules in Python):
+//   FAULTS[2*(c*ROWS + r) +: 2]: 0 healthy, 1 stuck at HRS, 2 stuck at LRS;
+//   every pulse advances a xorshift32 generator (seed SEED); it fails if the new value
+//   < FAIL_THR; a cell with ENDURANCE (> 0) switches stays where it is.
 module rrambnn_crossbar #(
     parameter integer ROWS = 128,
     parameter integer COLS = 128,
     parameter integer SW = 9,            // width of one signed column sum
     parameter integer RW = 7,            // row address width
     parameter integer CW = 7,            // column address width
-    parameter [ROWS*COLS-1:0] INIT = 0   // initial cell states, column-major
+    parameter [ROWS*COLS-1:0] INIT = 0,  // initial cell states, column-major
+    parameter [2*ROWS*COLS-1:0] FAULTS = 0,
+    parameter [31:0] SEED = 32'h1234567,
+    parameter [31:0] FAIL_THR = 0,
+    parameter [31:0] ENDURANCE = 0       // 0 = unlimited
 ) (
     input  wire               clk,
     input  wire [ROWS-1:0]    x,
@@ -52,12 +60,24 @@ module rrambnn_crossbar #(
     input  wire               pulse_set,
     input  wire [RW-1:0]      read_row,
     input  wire [CW-1:0]      read_col,
-    output wire               read_bit
+    output wire               read_bit,
+    output wire [31:0]        read_count
 );
     reg [ROWS-1:0] cells [0:COLS-1];
-    integer c;
+    reg [1:0] faults [0:ROWS*COLS-1];
+    reg [31:0] counts [0:ROWS*COLS-1];
+    reg [31:0] rng;
+    integer c, r;
     initial begin
-        for (c = 0; c < COLS; c = c + 1) cells[c] = INIT[c*ROWS +: ROWS];
+        rng = SEED;
+        for (c = 0; c < COLS; c = c + 1) begin
+            for (r = 0; r < ROWS; r = r + 1) begin
+                faults[c*ROWS + r] = FAULTS[2*(c*ROWS + r) +: 2];
+                counts[c*ROWS + r] = 0;
+                cells[c][r] = (FAULTS[2*(c*ROWS + r) +: 2] == 2'd2) ? 1'b1 :
+                              (FAULTS[2*(c*ROWS + r) +: 2] == 2'd1) ? 1'b0 : INIT[c*ROWS + r];
+            end
+        end
     end
 
     wire [31:0] active = $countones(x);
@@ -68,12 +88,36 @@ module rrambnn_crossbar #(
         end
     endgenerate
 
+    localparam integer IW = (ROWS*COLS > 1) ? $clog2(ROWS*COLS) : 1;
+    wire          p_in_range = 32'(pulse_row) < ROWS && 32'(pulse_col) < COLS;
+    wire [IW-1:0] p_index = IW'(32'(pulse_col) * ROWS + 32'(pulse_row));
+    wire [31:0] r1 = rng ^ (rng << 13);
+    wire [31:0] r2 = r1 ^ (r1 >> 17);
+    wire [31:0] rng_next = r2 ^ (r2 << 5);
+    wire pulse_fails;
+    generate
+        if (FAIL_THR == 0) begin : never_fails
+            assign pulse_fails = 1'b0;
+        end else begin : may_fail
+            assign pulse_fails = rng_next < FAIL_THR;
+        end
+    endgenerate
     always @(posedge clk) begin
-        if (pulse_valid && 32'(pulse_row) < ROWS && 32'(pulse_col) < COLS)
-            cells[pulse_col][pulse_row] <= pulse_set;
+        if (pulse_valid && p_in_range) begin
+            rng <= rng_next;
+            if (faults[p_index] == 2'd0
+                    && !(ENDURANCE != 0 && counts[p_index] >= ENDURANCE)
+                    && !pulse_fails
+                    && cells[pulse_col][pulse_row] != pulse_set) begin
+                cells[pulse_col][pulse_row] <= pulse_set;
+                if (counts[p_index] != 32'hFFFFFFFF) counts[p_index] <= counts[p_index] + 1;
+            end
+        end
     end
 
-    assign read_bit = (32'(read_row) < ROWS && 32'(read_col) < COLS) ? cells[read_col][read_row] : 1'b0;
+    wire        r_in_range = 32'(read_row) < ROWS && 32'(read_col) < COLS;
+    assign read_bit = r_in_range ? cells[read_col][read_row] : 1'b0;
+    assign read_count = r_in_range ? counts[IW'(32'(read_col) * ROWS + 32'(read_row))] : 32'd0;
 endmodule
 """
 
@@ -89,20 +133,33 @@ def sum_width(rows: int) -> int:
 
 
 class CrossbarTile(wiring.Component):
-    """One crossbar array of ``rows`` x ``cols`` cells holding ``cells`` (rows, cols) in {0,1}.
+    """One crossbar array of ``rows`` x ``cols`` cells starting as ``cells`` (rows, cols) in {0,1}.
 
-    Ports: ``x`` (word-line inputs), ``sums`` (flat, ``sum_width`` bits per column),
-    a pulse port and a read port (see the module docstring).
+    Device effects (see :mod:`rrambnn.gen.device`): ``faults`` (rows, cols) codes 0/1/2,
+    ``seed`` of the tile's pulse generator, ``fail_threshold`` (32-bit), ``endurance``
+    (0 = unlimited). Ports: ``x`` (word-line inputs), ``sums`` (flat, ``sum_width`` bits
+    per column), a pulse port, and a read port giving a cell's state and switch count.
     """
 
-    def __init__(self, cells):
+    def __init__(self, cells, *, faults=None, seed: int = 0x1234567, fail_threshold: int = 0,
+                 endurance: int = 0):
         cells = np.asarray(cells)
         if cells.ndim != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
             raise ValueError(f"Crossbar cells must be a non-empty 2-D array, not shape {cells.shape}")
         if not np.isin(cells, (0, 1)).all():
             raise ValueError("Crossbar cells must be 0 (HRS) or 1 (LRS)")
+        faults = np.zeros(cells.shape, np.int8) if faults is None else np.asarray(faults)
+        if faults.shape != cells.shape or not np.isin(faults, (0, 1, 2)).all():
+            raise ValueError("Crossbar faults must match the cells' shape, with codes 0, 1 or 2")
+        for name, v in (("seed", seed), ("fail threshold", fail_threshold), ("endurance", endurance)):
+            if not isinstance(v, (int, np.integer)) or not 0 <= v < 2 ** 32:
+                raise ValueError(f"Crossbar {name} must be a 32-bit unsigned integer, not {v!r}")
+        if seed == 0:
+            raise ValueError("Crossbar seed must not be 0 (xorshift32 would stay at 0)")
         self.rows, self.cols = cells.shape
         self.cells = cells.astype(np.uint8)
+        self.faults = faults.astype(np.uint8)
+        self.seed, self.fail_threshold, self.endurance = int(seed), int(fail_threshold), int(endurance)
         self.sw = sum_width(self.rows)
         self.rw, self.cw = _bits(self.rows), _bits(self.cols)
         super().__init__({
@@ -115,26 +172,36 @@ class CrossbarTile(wiring.Component):
             "read_row": In(self.rw),
             "read_col": In(self.cw),
             "read_bit": Out(1),
+            "read_count": Out(32),
         })
 
     def column_sum(self, j: int):
         return self.sums[j * self.sw:(j + 1) * self.sw].as_signed()
 
-    def init_value(self) -> int:
-        """INIT parameter: bit c*rows + r is cell (r, c)."""
-        flat = self.cells.T.reshape(-1)[::-1]  # MSB first for int parsing
-        return int("".join("1" if b else "0" for b in flat), 2) if flat.size else 0
+    @staticmethod
+    def _column_major(values: np.ndarray, bits: int) -> int:
+        """Pack (rows, cols) values as a parameter: element (r, c) at bits*(c*rows + r)."""
+        flat = values.T.reshape(-1).astype(object)
+        out = 0
+        for i in np.flatnonzero(flat):
+            out |= int(flat[i]) << (bits * int(i))
+        return out
 
     def elaborate(self, platform):
         m = Module()
+        n = self.rows * self.cols
         m.submodules.array = Instance(
             MODULE_NAME,
             p_ROWS=self.rows, p_COLS=self.cols, p_SW=self.sw, p_RW=self.rw, p_CW=self.cw,
-            p_INIT=Const(self.init_value(), self.rows * self.cols),
+            p_INIT=Const(self._column_major(self.cells, 1), n),
+            p_FAULTS=Const(self._column_major(self.faults, 2), 2 * n),
+            p_SEED=Const(self.seed, 32), p_FAIL_THR=Const(self.fail_threshold, 32),
+            p_ENDURANCE=Const(self.endurance, 32),
             i_clk=ClockSignal(),  # no reset: cells are non-volatile
             i_x=self.x, o_s=self.sums,
             i_pulse_valid=self.pulse_valid, i_pulse_row=self.pulse_row,
             i_pulse_col=self.pulse_col, i_pulse_set=self.pulse_set,
             i_read_row=self.read_row, i_read_col=self.read_col, o_read_bit=self.read_bit,
+            o_read_count=self.read_count,
         )
         return m

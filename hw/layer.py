@@ -7,6 +7,7 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rrambnn.gen.device import tile_seed
 from rrambnn.hw.crossbar import CrossbarTile, _bits, sum_width
 
 
@@ -43,7 +44,9 @@ class Layer(wiring.Component):
     Cells are programmed and read through global (row, col) addresses decoded to a tile.
     """
 
-    def __init__(self, weights: np.ndarray, thresholds: np.ndarray, tile=(128, 128)):
+    def __init__(self, weights: np.ndarray, thresholds: np.ndarray, tile=(128, 128), *,
+                 initial_cells=None, faults=None, index: int = 0, seed: int = 0,
+                 fail_threshold: int = 0, endurance: int = 0):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
             raise ValueError("Layer weights must be a 2-D array of -1/+1")
@@ -54,7 +57,14 @@ class Layer(wiring.Component):
         if thresholds.min() < -self.n_in or thresholds.max() > self.n_in + 1:
             raise ValueError(f"Layer thresholds must lie in [-{self.n_in}, {self.n_in + 1}]")
         self.tile = check_tile(tile)
-        self.cells = (weights > 0).astype(np.uint8)
+        self.cells = (weights > 0).astype(np.uint8) if initial_cells is None else np.asarray(initial_cells)
+        if self.cells.shape != weights.shape:
+            raise ValueError(f"Layer initial cells must have shape {weights.shape}, not {self.cells.shape}")
+        self.faults = np.zeros(weights.shape, np.int8) if faults is None else np.asarray(faults)
+        if self.faults.shape != weights.shape:
+            raise ValueError(f"Layer fault map must have shape {weights.shape}, not {self.faults.shape}")
+        self.index, self.seed = index, seed
+        self.fail_threshold, self.endurance = fail_threshold, endurance
         self.thresholds = thresholds.astype(int)
         self.sw = sum_width(self.n_in)
         self.tw = threshold_width(self.n_in)
@@ -76,6 +86,7 @@ class Layer(wiring.Component):
             "read_row": In(_bits(self.n_in)),
             "read_col": In(_bits(self.n_out)),
             "read_bit": Out(1),
+            "read_count": Out(32),
         })
 
     @property
@@ -93,11 +104,13 @@ class Layer(wiring.Component):
         m = Module()
         R, C = self.tile
         tiles = {}
-        read_bits = []
+        read_bits, read_counts = [], []
         for br in range(self.row_blocks):
             for bc in range(self.col_blocks):
                 r0, c0 = br * R, bc * C
-                t = CrossbarTile(self.cells[r0:r0 + R, c0:c0 + C])
+                t = CrossbarTile(self.cells[r0:r0 + R, c0:c0 + C], faults=self.faults[r0:r0 + R, c0:c0 + C],
+                                 seed=tile_seed(self.seed, self.index, br, bc),
+                                 fail_threshold=self.fail_threshold, endurance=self.endurance)
                 m.submodules[f"tile_r{br}_c{bc}"] = tiles[br, bc] = t
                 m.d.comb += t.x.eq(self.x[r0:r0 + t.rows])
                 # programming / read address decode (global -> tile-local)
@@ -116,8 +129,8 @@ class Layer(wiring.Component):
                 m.d.comb += r_sel.eq((self.read_row >= r0) & (self.read_row < r0 + t.rows)
                                      & (self.read_col >= c0) & (self.read_col < c0 + t.cols))
                 read_bits.append(r_sel & t.read_bit)
-        m.d.comb += self.read_bit.eq(read_bits[0] if len(read_bits) == 1 else
-                                     _or_all(read_bits))
+                read_counts.append(r_sel.replicate(32) & t.read_count)
+        m.d.comb += [self.read_bit.eq(_or_all(read_bits)), self.read_count.eq(_or_all(read_counts))]
 
         for j in range(self.n_out):
             bc, jl = divmod(j, C)

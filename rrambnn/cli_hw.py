@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rrambnn.errors import RrambnnError
@@ -79,7 +80,6 @@ def _simulate_modes(args, modes):
 
 
 def _print_report(args, report):
-    import json
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -114,6 +114,120 @@ def cmd_run(args):
         raise RrambnnError("hardware and golden model disagree (see above)")
 
 
+def _device_args(p):
+    p.add_argument("--yield", dest="yield_", type=float, default=1.0, help="bit yield (fraction of healthy cells)")
+    p.add_argument("--pulse-fail", type=float, default=0.0, help="probability that a SET/RESET pulse fails")
+    p.add_argument("--endurance", type=int, default=0, help="switches after which a cell is stuck (0: unlimited)")
+    p.add_argument("--retries", type=int, default=3, help="write-verify retries after the first pulse")
+    p.add_argument("--seed", type=int, default=0, help="device seed: fault map and pulse outcomes")
+    p.add_argument("--faults", help="measured fault map (.npz with fault0.. codes 0 ok, 1 stuck HRS, 2 stuck LRS)")
+
+
+def cmd_program(args):
+    import numpy as np
+
+    from rrambnn.cli import load_net
+    from rrambnn.gen import device as dev
+    from rrambnn.gen.verilog import ChipConfig
+    from rrambnn.sim.chip_sim import simulate
+
+    net = load_net(args.weights)
+    params = dev.DeviceParams(args.yield_, args.pulse_fail, args.endurance, args.seed)
+    cfg = ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode, True,
+                             word=args.word, retries=args.retries, pulse_cycles=args.pulse_cycles, device=params)
+    x, labels = _test_images(net, args)
+    faults = dev.load_fault_maps(args.faults, net.arch) if args.faults else \
+        (dev.fault_maps(net.arch, params.yield_, params.seed) if params.yield_ < 1.0 else None)
+    chip, rep, cmds, init = dev.program_network(net, params, tile=cfg.tile, word=cfg.word, retries=cfg.retries,
+                                                initial=args.initial, faults=faults)
+    programmed = type(net)(chip.weights(), [t.copy() for t in net.thresholds], net.preprocess, net.output_mode)
+    golden_acc = programmed.accuracy(x, labels)
+    ideal_acc = net.accuracy(x, labels)
+    log = None if args.json else print
+    if log:
+        log(f"golden: {len(cmds)} commands, {rep.pulses_set} SET + {rep.pulses_reset} RESET pulses, "
+            f"{len(rep.failed)} cells failed; accuracy priority {golden_acc['priority'] * 100:.2f}% "
+            f"argmax {golden_acc['argmax'] * 100:.2f}% (ideal chip {ideal_acc[cfg.output] * 100:.2f}% {cfg.output})")
+    res = simulate(net, cfg, x, seed=args.seed + 1, initial_cells=init, faults=chip.faults, commands=cmds,
+                   read_back=not args.no_read_back, throughput_images=0, waves=args.waves or None, log=log)
+    p = res.get("programming", {})
+    hw_labels = np.array(res.pop("hw_labels", []))
+    report = {
+        "passed": res["passed"], "commands": len(cmds), "hardware": p.get("hardware"), "golden": p.get("golden"),
+        "failed_cells_match": p.get("failed_match"), "failed_cells": p.get("failed_golden", [])[:50],
+        "read_back": {k: v for k, v in res.get("read_back", {}).items() if k != "examples"} or None,
+        "classification": {"images": len(labels), "mismatches": res.get("mismatches"),
+                           "hw_accuracy": float((hw_labels == labels).mean()) if len(hw_labels) == len(labels) else None,
+                           "golden_accuracy": golden_acc, "ideal_accuracy": ideal_acc, "output": cfg.output},
+        "device": {"yield": params.yield_, "pulse_fail": params.p_fail,
+                   "endurance": params.endurance, "seed": params.seed, "retries": cfg.retries},
+        "log": res["log"], "waves": res.get("waves"),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        hw, g = report["hardware"] or {}, report["golden"] or {}
+        print(f"hardware: {hw.get('pulses_set')} SET + {hw.get('pulses_reset')} RESET pulses, "
+              f"{hw.get('cells_failed')} cells failed; golden {g.get('pulses_set')} + {g.get('pulses_reset')}, "
+              f"{g.get('cells_failed')}; failed-cell lists {'match' if report['failed_cells_match'] else 'DIFFER'}")
+        if report["read_back"]:
+            rb = report["read_back"]
+            print(f"read-back: {rb['cells']} cells, {rb['cell_mismatches']} state and {rb['count_mismatches']} "
+                  f"switch-counter mismatches")
+        c = report["classification"]
+        print(f"classification on the programmed chip: {c['mismatches']} mismatches in {res.get('checked')} checks; "
+              f"hardware accuracy {c['hw_accuracy'] * 100:.2f}% ({cfg.output})")
+    if not res["passed"]:
+        raise RrambnnError(f"hardware and golden model disagree; log {res['log']}")
+
+
+def cmd_sweep(args):
+    from rrambnn.cli import load_net
+    from rrambnn.gen import sweep
+    from rrambnn.gen.mnist import load_split
+
+    if args.what != "yield":
+        raise RrambnnError(f"rrambnn sweep knows 'yield' so far, not {args.what!r}")
+    net = load_net(args.weights)
+    yields = sweep.parse_floats(args.yields, "--yields", 0.0, 1.0)
+    if args.seeds < 1:
+        raise RrambnnError(f"--seeds must be a positive integer, not {args.seeds}")
+    te = load_split("test", args.data)
+    x = net.preprocess(te.images)
+    res = sweep.sweep_yield(net, x, te.labels, yields, list(range(args.seeds)), p_fail=args.pulse_fail,
+                            retries=args.retries, progress=not args.json)
+    res["network"] = "-".join(map(str, net.arch))
+    spot = []
+    if args.spot_checks:
+        import numpy as np
+
+        from rrambnn.gen.device import DeviceParams
+        from rrambnn.gen.verilog import ChipConfig
+        from rrambnn.sim.chip_sim import simulate
+        faulty_points = [y for y in yields if y < 1.0][:args.spot_checks] or yields[:args.spot_checks]
+        for y in faulty_points:
+            params = DeviceParams(y, args.pulse_fail, 0, 0)
+            faulty, _ = sweep.programmed_network(net, params, retries=args.retries)
+            n = min(args.spot_images, len(x))
+            cfg = ChipConfig.checked("128x128", False, net.output_mode, True, device=params)
+            r = simulate(faulty, cfg, x[:n], seed=1, throughput_images=0)
+            hw = np.array(r.pop("hw_labels"))
+            spot.append({"yield": y, "seed": 0, "images": n, "passed": r["passed"], "mismatches": r["mismatches"],
+                         "hw_accuracy": float((hw == te.labels[:n]).mean())})
+    res["spot_checks"] = spot
+    paths = sweep.write_outputs(res, Path(args.out), "yield", f"{res['network']}: accuracy vs bit yield")
+    if args.json:
+        print(json.dumps({**res, "files": paths}, indent=2))
+    else:
+        print(sweep.markdown_table(res))
+        for sc in spot:
+            print(f"spot check on Verilator, yield {sc['yield']}: {sc['mismatches']} mismatches on {sc['images']} "
+                  f"images, hardware accuracy {sc['hw_accuracy'] * 100:.2f}%")
+        print("wrote " + ", ".join(paths.values()))
+    if any(not sc["passed"] for sc in spot):
+        raise RrambnnError("a hardware spot check disagreed with the golden model")
+
+
 def add_hw_commands(sub):
     from rrambnn.cli import _data_arg, _weights_arg
 
@@ -138,3 +252,32 @@ def add_hw_commands(sub):
         if name == "run":
             s.add_argument("--out", default="out/rrambnn_chip.v", help="where to write the Verilog")
         s.set_defaults(fn=fn)
+
+    pr = sub.add_parser("program", help="program the chip's arrays with write-verify on Verilator, "
+                                        "then classify; all checked against the golden device model")
+    _weights_arg(pr)
+    _data_arg(pr)
+    _device_args(pr)
+    _chip_args(pr, debug=False)
+    pr.add_argument("--word", type=int, default=16, help="cells per programming command")
+    pr.add_argument("--pulse-cycles", type=int, default=5, help="pulse width in clocks (50 ns at 100 MHz)")
+    pr.add_argument("--initial", default="hrs", help="array state before programming: hrs, random or weights")
+    pr.add_argument("--images", type=int, default=10000, help="test images classified after programming")
+    pr.add_argument("--no-read-back", action="store_true", help="skip reading back every cell and counter")
+    pr.add_argument("--waves", action="store_true")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(fn=cmd_program)
+
+    sw = sub.add_parser("sweep", help="accuracy vs device non-idealities (golden model, hardware spot checks)")
+    sw.add_argument("what", help="yield")
+    _weights_arg(sw)
+    _data_arg(sw)
+    sw.add_argument("--yields", default="1.0,0.99,0.98,0.97,0.96,0.95,0.94,0.92,0.9,0.85,0.8")
+    sw.add_argument("--seeds", type=int, default=5, help="chips (fault maps) per yield")
+    sw.add_argument("--pulse-fail", type=float, default=0.0)
+    sw.add_argument("--retries", type=int, default=3)
+    sw.add_argument("--spot-checks", type=int, default=1, help="faulty points also run on Verilator")
+    sw.add_argument("--spot-images", type=int, default=2000)
+    sw.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNG")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(fn=cmd_sweep)

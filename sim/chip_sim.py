@@ -1,9 +1,9 @@
-"""Run the inference chip's Verilog on Verilator against the golden model."""
+"""Run the chip's Verilog on Verilator against the golden model (network + device)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -14,15 +14,22 @@ from rrambnn.sim import runner
 
 def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1,
              p_idle: float = 0.2, p_stall: float = 0.2, throughput_images: int = 1000,
-             reprogram: bool = False, waves: bool | None = None, log=None) -> dict:
+             initial_cells=None, faults=None, commands=(), images_during_programming: int = 0,
+             p_send: float = 0.05, rewrite_thresholds: bool = False, read_back: bool = False,
+             waves: bool | None = None, log=None) -> dict:
     """Generate, build (cached) and run the cocotb scoreboard; return the testbench's result
-    plus build and wall-clock figures."""
+    plus build and wall-clock figures.
+
+    ``initial_cells``/``faults``: per-layer arrays for the arrays' starting state and fault map
+    (default: the network's weights; faults from ``cfg.device``). ``commands``: programming
+    commands ``(layer, row, word, bits, mask)`` sent first, while the first
+    ``images_during_programming`` images stream."""
     t = time.time()
-    text, chip = generate(net, cfg)
+    text, chip = generate(net, cfg, initial_cells, faults)
     gen_s = time.time() - t
     if log:
         log(f"generated Verilog for {'-'.join(map(str, chip.arch))} ({cfg.tag()}) in {gen_s:.1f} s; building")
-    b = runner.build(text, waves=waves, tag=cfg.tag())
+    b = runner.build(text, waves=waves, tag=cfg.tag()[:60])
     if log:
         log(f"Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}; "
             f"simulating {len(x)} images (seed {seed})")
@@ -32,12 +39,26 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
     net.save(weights)
     images = run_dir / "images.npy"
     np.save(images, x.astype(np.uint8))
+    arrays = {}
+    for k in range(len(net.weights)):
+        if initial_cells is not None:
+            arrays[f"initial{k}"] = np.asarray(initial_cells[k], np.uint8)
+        if faults is not None:
+            arrays[f"fault{k}"] = np.asarray(faults[k], np.int8)
+    arrays_path = None
+    if arrays:
+        arrays_path = run_dir / "arrays.npz"
+        np.savez(arrays_path, **arrays)
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_chip", {
-        "weights": str(weights), "images": str(images), "seed": seed,
-        "chip": {"tile": list(cfg.tile), "pipeline": cfg.pipeline, "output": cfg.output, "debug": cfg.debug},
+        "weights": str(weights), "images": str(images), "arrays": str(arrays_path) if arrays_path else None,
+        "seed": seed,
+        "chip": {"tile": list(cfg.tile), "pipeline": cfg.pipeline, "output": cfg.output, "debug": cfg.debug,
+                 "word": cfg.word, "retries": cfg.retries, "pulse_cycles": cfg.pulse_cycles,
+                 "device": dataclasses.asdict(cfg.device)},
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
-        "reprogram": reprogram,
+        "commands": [list(map(int, c)) for c in commands], "images_during_programming": images_during_programming,
+        "p_send": p_send, "rewrite_thresholds": rewrite_thresholds, "read_back": read_back,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     res["build_s"] = round(b.seconds, 2)

@@ -1,18 +1,22 @@
-"""cocotb testbench of the inference chip against the golden model.
+"""cocotb testbench of the chip against the golden model (network + device model).
 
-Structure: a stream driver (random idle cycles) feeds images; a monitor with
-random backpressure collects results; the golden model predicts every result
-(class, hit and, with a debug build, every layer's activations and the last
-layer's column sums); an in-order checker compares them. One clock loop steps
-driver and monitor each cycle (one await per cycle keeps the testbench fast).
+Structure: an image driver (random idle cycles) and a command driver feed the
+chip; a result monitor (random backpressure) and a failed-cell monitor (random
+backpressure) collect its answers; the golden model predicts them; in-order
+checkers compare. One clock loop steps every driver and monitor once a cycle
+(one await per cycle keeps the testbench fast).
 
-Phases:
-1. random traffic over all images (seeded; the seed is logged for replay);
-2. throughput: no idles, no backpressure, images accepted per clock;
-3. (``reprogram``) rewrite thresholds and program cells through the ports, update
-   the golden network the same way, and check a second pass of images.
+Programming commands may arrive while images stream. The chip holds images off
+while a command waits or runs, so each image sees the cells left by exactly the
+commands accepted before it: its *generation*. The golden device model
+(:mod:`rrambnn.gen.device`) replays the commands in the same order and predicts
+every result, the pulse counters and the failed-cell list, and at the end every
+cell state and switch counter read back through the read port.
 
-Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (see ``rrambnn.sim.chip_sim``).
+Phases (as configured): programming (with or without traffic) -> random traffic
+-> throughput (no idles, no backpressure) -> threshold rewrite + traffic ->
+read-back of all cells and counters. Configuration arrives as JSON through
+$RRAMBNN_TB_CONFIG (written by ``rrambnn.sim.chip_sim``); seeds are logged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.verilog import ChipConfig, build_chip
 
@@ -38,75 +43,127 @@ def pack_rows(bits: np.ndarray) -> list[int]:
     return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
-class Expectation:
-    """Golden model -> expected output payloads (as integers in the chip's layout)."""
+def pack_fields(layout, fields: dict) -> int:
+    value = 0
+    for name, f in layout:
+        value |= (int(fields[name]) & ((1 << f.width) - 1)) << f.offset
+    return value
 
-    def __init__(self, net: BinaryNetwork, chip, cfg: ChipConfig):
-        self.net, self.layout, self.cfg, self.chip = net, chip.out_layout, cfg, chip
+
+def unpack_fields(layout, value: int) -> dict:
+    return {name: (value >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
+
+
+class Golden:
+    """The golden chip: network thresholds + device state, stepped command by command."""
+
+    def __init__(self, net: BinaryNetwork, chip_hw, cfg: ChipConfig, initial_cells, faults):
+        self.net, self.cfg, self.layout, self.sw = net, cfg, chip_hw.out_layout, chip_hw.layers[-1].sw
+        self.device = dev.Chip(net.arch, cfg.tile, initial_cells, cfg.device, faults)
+        self.report = dev.ProgramReport()
+        self.generation = 0
+        self._sync_weights()
+
+    def _sync_weights(self):
+        self.net.weights = self.device.weights()
+        self.net.__post_init__()
+
+    def apply(self, cmd: tuple):
+        rep = dev.program(self.device, [cmd], self.cfg.word, self.cfg.retries)
+        self.report.pulses_set += rep.pulses_set
+        self.report.pulses_reset += rep.pulses_reset
+        self.report.failed += rep.failed
+        self.generation += 1
+        self._sync_weights()
 
     def payloads(self, x: np.ndarray) -> list[int]:
         t = self.net.forward(x)
-        fields = {"cls": t.labels(self.cfg.output), "hit": t.hit.astype(np.int64)}
-        ints = {name: [int(v) for v in arr] for name, arr in fields.items()}
+        cols = {"cls": t.labels(self.cfg.output), "hit": t.hit.astype(np.int64)}
+        ints = {name: [int(v) for v in arr] for name, arr in cols.items()}
         if self.cfg.debug:
             for k, act in enumerate(t.acts):
                 ints[f"act{k}"] = pack_rows(act)
-            sw = self.chip.layers[-1].sw
-            twos = (t.sums[-1].astype(np.int64) & ((1 << sw) - 1))
-            ints["sums"] = [sum(int(v) << (sw * j) for j, v in enumerate(row)) for row in twos]
+            twos = t.sums[-1].astype(np.int64) & ((1 << self.sw) - 1)
+            ints["sums"] = [sum(int(v) << (self.sw * j) for j, v in enumerate(row)) for row in twos]
         out = [0] * len(x)
         for name, f in self.layout:
-            col = ints[name]
-            for n in range(len(x)):
-                out[n] |= col[n] << f.offset
+            for n, v in enumerate(ints[name]):
+                out[n] |= v << f.offset
         return out
 
-    def decode(self, payload: int) -> dict:
-        return {name: (payload >> f.offset) & ((1 << f.width) - 1) for name, f in self.layout}
 
-
-class StreamDriver:
-    """Source side of the image stream, with random idle cycles."""
+class ImageDriver:
+    """Source of the image stream, with random idle cycles; records each image's generation."""
 
     def __init__(self, dut, rng: random.Random, p_idle: float):
         self.valid, self.ready, self.payload = dut.i__valid, dut.i__ready, dut.i__payload
         self.rng, self.p_idle = rng, p_idle
-        self.queue: deque[int] = deque()
+        self.queue: deque[tuple[int, int]] = deque()  # (image index, payload)
         self.current = None
         self.valid_now = None
-        self.accepted = 0
+        self.accepted: list[tuple[int, int]] = []  # (image index, generation)
         self.accept_cycles: list[int] = []
 
-    def sample(self, cycle: int):
-        """At a rising edge: did the chip take the current image?"""
+    def sample(self, cycle: int, generation: int):
         if self.current is not None and self.ready.value:
-            self.current = None
-            self.accepted += 1
+            self.accepted.append((self.current[0], generation))
             self.accept_cycles.append(cycle)
+            self.current = None
 
     def drive(self):
         if self.current is None and self.queue and not (self.p_idle and self.rng.random() < self.p_idle):
             self.current = self.queue.popleft()
-            self.payload.value = self.current
+            self.payload.value = self.current[1]
         valid = self.current is not None
         if valid != self.valid_now:  # GPI writes cost time: only write changes
             self.valid.value = self.valid_now = valid
 
 
-class StreamMonitor:
-    """Sink side of the result stream, with random backpressure."""
+class CommandDriver:
+    """Source of programming commands, each sent at a random moment of the traffic."""
 
-    def __init__(self, dut, rng: random.Random, p_stall: float):
-        self.valid, self.ready, self.payload = dut.o__valid, dut.o__ready, dut.o__payload
+    def __init__(self, dut, layout, rng: random.Random, p_send: float):
+        self.valid, self.ready, self.payload = dut.prog__valid, dut.prog__ready, dut.prog__payload
+        self.layout, self.rng, self.p_send = layout, rng, p_send
+        self.queue: deque[tuple] = deque()
+        self.current = None
+        self.accepted: list[tuple] = []
+        self.accept_cycles: list[int] = []
+
+    def sample(self, cycle: int) -> tuple | None:
+        if self.current is not None and self.ready.value:
+            cmd, self.current = self.current, None
+            self.accepted.append(cmd)
+            self.accept_cycles.append(cycle)
+            self.valid.value = 0
+            return cmd
+        return None
+
+    def drive(self):
+        if self.current is None and self.queue and self.rng.random() < self.p_send:
+            self.current = self.queue.popleft()
+            layer, row, word, bits, mask = self.current
+            self.payload.value = pack_fields(self.layout, {"layer": layer, "row": row, "word": word,
+                                                           "bits": bits, "mask": mask})
+            self.valid.value = 1
+
+
+class Monitor:
+    """Sink of a stream with random backpressure."""
+
+    def __init__(self, valid, ready, payload, rng: random.Random, p_stall: float):
+        self.valid, self.ready, self.payload = valid, ready, payload
         self.rng, self.p_stall = rng, p_stall
         self.received: list[int] = []
         self.receive_cycles: list[int] = []
         self.ready_now = None
 
-    def sample(self, cycle: int):
+    def sample(self, cycle: int) -> bool:
         if self.ready_now and self.valid.value:
             self.received.append(self.payload.value.to_unsigned())
             self.receive_cycles.append(cycle)
+            return True
+        return False
 
     def drive(self):
         ready = not (self.p_stall and self.rng.random() < self.p_stall)
@@ -115,159 +172,261 @@ class StreamMonitor:
 
 
 class Scoreboard:
-    """In-order checker."""
+    """In-order checker of results; expectations come from the golden chip at each image's
+    generation (computed in batches: all at once when no command is in play)."""
 
-    def __init__(self, expect: Expectation, limit: int = 20):
-        self.expect, self.limit = expect, limit
-        self.expected: deque[int] = deque()
-        self.index = 0
+    def __init__(self, golden: Golden, images: np.ndarray, limit: int = 20):
+        self.golden, self.images, self.limit = golden, images, limit
+        self.cache: dict[tuple[int, int], int] = {}
         self.checked = 0
         self.mismatches = 0
         self.examples: list[dict] = []
+        self.labels: list[int] = []
 
-    def check(self, got: int):
-        want = self.expected.popleft()
+    def expect_batch(self, indices: list[int], generation: int):
+        assert generation == self.golden.generation, "golden model is not at the image's generation"
+        for i, p in zip(indices, self.golden.payloads(self.images[indices])):
+            self.cache[i, generation] = p
+
+    def check(self, got: int, accepted: list[tuple[int, int]]):
+        idx, gen = accepted[self.checked]
+        if (idx, gen) not in self.cache:
+            self.expect_batch([i for i, g in accepted[self.checked:] if g == gen and (i, g) not in self.cache], gen)
+        want = self.cache.pop((idx, gen))
+        self.labels.append(unpack_fields(self.golden.layout, got)["cls"])
         if got != want:
             self.mismatches += 1
             if len(self.examples) < self.limit:
-                g, w = self.expect.decode(got), self.expect.decode(want)
-                self.examples.append({"image": self.index,
+                g, w = unpack_fields(self.golden.layout, got), unpack_fields(self.golden.layout, want)
+                self.examples.append({"image": idx, "generation": gen,
                                       "fields": {k: {"got": g[k], "want": w[k]} for k in g if g[k] != w[k]}})
-        self.index += 1
         self.checked += 1
 
 
-async def run_traffic(dut, driver, monitor, board, images: list[int], expected: list[int],
-                      cycle0: int, max_cycles: int) -> int:
-    driver.queue.extend(images)
-    board.expected.extend(expected)
-    target = len(monitor.received) + len(images)
-    cycle = cycle0
-    driver.drive()
-    monitor.drive()
-    while len(monitor.received) < target:
-        await RisingEdge(dut.clk)
-        cycle += 1
-        driver.sample(cycle)
-        n_before = len(monitor.received)
-        monitor.sample(cycle)
-        if len(monitor.received) > n_before:
-            board.check(monitor.received[-1])
-        driver.drive()
-        monitor.drive()
-        if cycle - cycle0 > max_cycles:
-            raise AssertionError(f"timeout: {len(monitor.received)} of {target} results after {max_cycles} cycles")
-    return cycle
+class Bench:
+    def __init__(self, dut, cfg: dict):
+        self.dut, self.cfg = dut, cfg
+        self.net = BinaryNetwork.load(cfg["weights"])
+        c = cfg["chip"]
+        self.chip_cfg = ChipConfig.checked(
+            tuple(c["tile"]), c["pipeline"], c["output"], c["debug"], word=c["word"], retries=c["retries"],
+            pulse_cycles=c["pulse_cycles"], device=dev.DeviceParams(**c["device"]))
+        arrays = np.load(cfg["arrays"]) if cfg.get("arrays") else {}
+        n = len(self.net.weights)
+        initial = [arrays[f"initial{k}"] for k in range(n)] if "initial0" in arrays else None
+        faults = [arrays[f"fault{k}"] for k in range(n)] if "fault0" in arrays else None
+        if faults is None and self.chip_cfg.device.yield_ < 1.0:
+            faults = dev.fault_maps(self.net.arch, self.chip_cfg.device.yield_, self.chip_cfg.device.seed)
+        self.chip = build_chip(self.net, self.chip_cfg, initial, faults)
+        initial = initial or self.net.cells
+        self.golden = Golden(self.net, self.chip, self.chip_cfg, initial, faults)
+        self.x = np.load(cfg["images"])
+        self.images = pack_rows(self.x)
+        self.seed = int(cfg["seed"])
+        self.rng = random.Random(self.seed)
+        p_idle, p_stall = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2)
+        self.driver = ImageDriver(dut, self.rng, p_idle)
+        self.commands = CommandDriver(dut, self.chip.programmer.cmd_layout, self.rng, cfg.get("p_send", 0.05))
+        self.results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, self.rng, p_stall)
+        self.failed = Monitor(dut.failed__valid, dut.failed__ready, dut.failed__payload, self.rng, p_stall)
+        self.board = Scoreboard(self.golden, self.x)
+        self.cycle = 0
+        self.watch_pulses = bool(cfg.get("commands"))
+        self.last_counts = (0, 0)
+        self.violations: list[str] = []
+        self.busy_since = None
+        self.longest_busy = 0
+
+    async def reset(self):
+        dut = self.dut
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready,
+                  dut.read_layer, dut.read_row, dut.read_col):
+            h.value = 0
+        dut.rst.value = 1
+        for _ in range(2):
+            await RisingEdge(dut.clk)
+        dut.rst.value = 0
+
+    def _watch(self):
+        """Invariants of the programming controller, every cycle."""
+        n_set, n_reset = self.dut.n_set.value.to_unsigned(), self.dut.n_reset.value.to_unsigned()
+        d_set, d_reset = n_set - self.last_counts[0], n_reset - self.last_counts[1]
+        if d_set + d_reset > 1:
+            self.violations.append(f"cycle {self.cycle}: {d_set} SET and {d_reset} RESET pulses in one cycle")
+        self.last_counts = (n_set, n_reset)
+        busy = bool(self.dut.prog_busy.value)
+        if busy and self.busy_since is None:
+            self.busy_since = self.cycle
+        elif not busy and self.busy_since is not None:
+            self.longest_busy = max(self.longest_busy, self.cycle - self.busy_since)
+            self.busy_since = None
+
+    async def traffic(self, indices, commands=(), max_cycles=None):
+        """Stream images ``indices`` (and programming ``commands``) until every result is back."""
+        d, b = self.driver, self.board
+        d.queue.extend((i, self.images[i]) for i in indices)
+        self.commands.queue.extend(commands)
+        target = len(self.results.received) + len(indices)
+        n_cmd_target = len(self.commands.accepted) + len(self.commands.queue) + (self.commands.current is not None)
+        limit = max_cycles or (20 * len(indices) + 400 * (len(commands) + 1) * self.chip_cfg.word
+                               * (self.chip_cfg.retries + 1) * (self.chip_cfg.pulse_cycles + 1))
+        if not commands and self.commands.current is None and not self.dut.prog_busy.value:
+            b.expect_batch(list(indices), self.golden.generation)
+        start = self.cycle
+        d.drive()
+        self.results.drive()
+        self.failed.drive()
+        self.commands.drive()
+        # (values read at an edge are those before it: a command accepted at this edge shows
+        # prog_busy only at the next one, hence the extra cycle after the last acceptance)
+        while (len(self.results.received) < target or len(self.commands.accepted) < n_cmd_target
+               or self.dut.prog_busy.value
+               or (self.commands.accept_cycles and self.cycle - self.commands.accept_cycles[-1] < 2)):
+            await RisingEdge(self.dut.clk)
+            self.cycle += 1
+            if self.watch_pulses:
+                self._watch()
+            cmd = self.commands.sample(self.cycle)
+            d.sample(self.cycle, self.golden.generation)
+            if cmd is not None:
+                self.golden.apply(cmd)
+            if self.results.sample(self.cycle):
+                b.check(self.results.received[-1], d.accepted)
+            self.failed.sample(self.cycle)
+            d.drive()
+            self.results.drive()
+            self.failed.drive()
+            self.commands.drive()
+            if self.cycle - start > limit:
+                raise AssertionError(f"timeout after {limit} cycles: {len(self.results.received)} of {target} "
+                                     f"results, {len(self.commands.accepted)} of {n_cmd_target} commands")
+        # let the failed-cell FIFO empty
+        while self.failed.valid.value or not self.failed.ready_now:
+            await RisingEdge(self.dut.clk)
+            self.cycle += 1
+            self.failed.sample(self.cycle)
+            self.failed.ready.value = self.failed.ready_now = True
+
+    async def write_threshold(self, layer: int, index: int, value: int):
+        layout = self.chip.signature.members["thr"].signature.members["payload"].shape
+        self.dut.thr__payload.value = pack_fields(layout, {"layer": layer, "index": index, "value": value})
+        self.dut.thr__valid.value = 1
+        await RisingEdge(self.dut.clk)
+        self.dut.thr__valid.value = 0
+        self.cycle += 1
+        self.golden.net.thresholds[layer][index] = value
+        self.golden.net.__post_init__()
+
+    async def read_back(self) -> dict:
+        """Every cell state and switch counter through the read port, against the golden device."""
+        dut = self.dut
+        want_cells, want_counts = self.golden.device.cells(), self.golden.device.counts()
+        bad_cells = bad_counts = 0
+        examples = []
+        for k, cells in enumerate(want_cells):
+            n_in, n_out = cells.shape
+            for r in range(n_in):
+                for c in range(n_out):
+                    dut.read_layer.value, dut.read_row.value, dut.read_col.value = k, r, c
+                    await RisingEdge(dut.clk)
+                    bit, cnt = int(dut.read_bit.value), dut.read_count.value.to_unsigned()
+                    if bit != cells[r, c]:
+                        bad_cells += 1
+                    if cnt != want_counts[k][r, c]:
+                        bad_counts += 1
+                    if (bit != cells[r, c] or cnt != want_counts[k][r, c]) and len(examples) < 10:
+                        examples.append({"layer": k, "row": r, "col": c, "bit": [bit, int(cells[r, c])],
+                                         "count": [cnt, int(want_counts[k][r, c])]})
+        return {"cells": int(sum(c.size for c in want_cells)), "cell_mismatches": bad_cells,
+                "count_mismatches": bad_counts, "examples": examples,
+                "switches_total": int(sum(c.sum() for c in want_counts))}
+
+    def programming_report(self) -> dict:
+        dut, g = self.dut, self.golden.report
+        layout = self.chip.programmer.addr_layout
+        hw_failed = [tuple(unpack_fields(layout, v)[k] for k in ("layer", "row", "col")) for v in self.failed.received]
+        hw = {"pulses_set": dut.n_set.value.to_unsigned(), "pulses_reset": dut.n_reset.value.to_unsigned(),
+              "cells_failed": dut.n_failed.value.to_unsigned()}
+        return {"hardware": hw, "golden": {k: v for k, v in g.as_dict().items() if k != "failed"},
+                "failed_hw": [list(f) for f in hw_failed], "failed_golden": [list(f) for f in g.failed],
+                "failed_match": hw_failed == g.failed, "overflow": int(dut.prog_overflow.value),
+                "commands": len(self.commands.accepted), "longest_busy_cycles": self.longest_busy,
+                "violations": self.violations[:10]}
 
 
 @cocotb.test()
 async def chip_matches_golden(dut):
     cfg = json.loads(open(os.environ["RRAMBNN_TB_CONFIG"]).read())
-    net = BinaryNetwork.load(cfg["weights"])
-    chip_cfg = ChipConfig.checked(tuple(cfg["chip"]["tile"]), cfg["chip"]["pipeline"],
-                                  cfg["chip"]["output"], cfg["chip"]["debug"])
-    chip = build_chip(net, chip_cfg)
-    x = np.load(cfg["images"])
-    seed = int(cfg["seed"])
-    dut._log.info(f"seed {seed} (replay: set seed in the config or --seed)")
-    rng = random.Random(seed)
-    expect = Expectation(net, chip, chip_cfg)
-    result = {"seed": seed, "images": int(len(x)), "arch": list(chip.arch), "latency": chip.latency}
+    bench = Bench(dut, cfg)
+    dut._log.info(f"seed {bench.seed} (replay with the same seed)")
+    await bench.reset()
+    n = len(bench.x)
+    result = {"seed": bench.seed, "images": n, "arch": list(bench.chip.arch), "latency": bench.chip.latency}
+    failures = []
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    dut.thr__valid.value = 0
-    dut.cell__valid.value = 0
-    dut.read_layer.value = 0
-    dut.read_row.value = 0
-    dut.read_col.value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    # Programming (optionally while images stream).
+    commands = [tuple(c) for c in cfg.get("commands", [])]
+    if commands:
+        t = time.perf_counter()
+        during = list(range(min(n, int(cfg.get("images_during_programming", 0)))))
+        await bench.traffic(during, commands)
+        result["programming"] = bench.programming_report()
+        result["programming"]["wall_s"] = round(time.perf_counter() - t, 3)
+        result["programming"]["images_during"] = len(during)
+        p = result["programming"]
+        if p["hardware"] != p["golden"] or not p["failed_match"] or p["violations"] or p["overflow"]:
+            failures.append(f"programming differs from the golden model: {p['hardware']} vs {p['golden']}, "
+                            f"failed lists match: {p['failed_match']}, violations {p['violations'][:3]}")
 
-    driver = StreamDriver(dut, rng, cfg.get("p_idle", 0.2))
-    monitor = StreamMonitor(dut, rng, cfg.get("p_stall", 0.2))
-    board = Scoreboard(expect)
-
-    # Phase 1: random idles and backpressure.
+    # Random traffic over every image.
+    first_label = bench.board.checked
     t0 = time.perf_counter()
-    images = pack_rows(x)
-    cycle = await run_traffic(dut, driver, monitor, board, images, expect.payloads(x), 0,
-                              max_cycles=20 * len(x) + 100)
-    result["random_phase"] = {"cycles": cycle, "wall_s": round(time.perf_counter() - t0, 3),
-                              "images_per_s": round(len(x) / (time.perf_counter() - t0), 1)}
+    await bench.traffic(range(n))
+    result["random_phase"] = {"cycles": bench.cycle, "wall_s": round(time.perf_counter() - t0, 3),
+                              "images_per_s": round(n / (time.perf_counter() - t0), 1)}
 
-    # Phase 2: throughput with a free-flowing stream.
-    n_tp = min(len(x), int(cfg.get("throughput_images", 1000)))
+    # Throughput: free-flowing stream.
+    n_tp = min(n, int(cfg.get("throughput_images", 1000)))
     if n_tp:
-        driver.p_idle, monitor.p_stall = 0.0, 0.0
-        driver.accept_cycles.clear()
-        start = cycle
+        bench.driver.p_idle, bench.results.p_stall = 0.0, 0.0
+        first_recv = len(bench.results.received)
+        first_acc = len(bench.driver.accept_cycles)
         t1 = time.perf_counter()
-        cycle = await run_traffic(dut, driver, monitor, board, images[:n_tp],
-                                  expect.payloads(x[:n_tp]), cycle, max_cycles=4 * n_tp + 100)
-        acc = driver.accept_cycles
+        await bench.traffic(range(n_tp))
+        acc = bench.driver.accept_cycles[first_acc:]
         span = acc[-1] - acc[0] + 1
-        first_out = monitor.receive_cycles[-n_tp]
         result["throughput"] = {"images": n_tp, "accept_span_cycles": span,
                                 "images_per_cycle": round(n_tp / span, 4),
-                                "latency_cycles": first_out - acc[0], "total_cycles": cycle - start,
+                                "latency_cycles": bench.results.receive_cycles[first_recv] - acc[0],
                                 "wall_s": round(time.perf_counter() - t1, 3),
                                 "images_per_s": round(n_tp / (time.perf_counter() - t1), 1)}
-        driver.p_idle, monitor.p_stall = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2)
+        bench.driver.p_idle, bench.results.p_stall = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2)
 
-    # Phase 3: rewrite thresholds and cells through the ports; the golden model follows.
-    if cfg.get("reprogram"):
-        prng = np.random.default_rng(seed)
-        await drain(dut, monitor)
-        n_thr = n_cells = 0
-        for k, layer in enumerate(net.weights):
-            n_in, n_out = layer.shape
+    # Thresholds rewritten at run time.
+    if cfg.get("rewrite_thresholds"):
+        prng = np.random.default_rng(bench.seed)
+        for k, w in enumerate(bench.net.weights):
+            n_in, n_out = w.shape
             for j in prng.choice(n_out, size=min(n_out, 4), replace=False):
-                new = int(prng.integers(-n_in, n_in + 2))
-                await write_port(dut.thr__valid, dut.thr__payload, chip.signature.members["thr"],
-                                 {"layer": k, "index": int(j), "value": new}, dut.clk)
-                net.thresholds[k][j] = new
-                n_thr += 1
-            for _ in range(min(n_in * n_out, 16)):
-                r, c, s = int(prng.integers(n_in)), int(prng.integers(n_out)), int(prng.integers(2))
-                await write_port(dut.cell__valid, dut.cell__payload, chip.signature.members["cell"],
-                                 {"layer": k, "row": r, "col": c, "set": s}, dut.clk)
-                net.weights[k][r, c] = 1 if s else -1
-                n_cells += 1
-                dut.read_layer.value, dut.read_row.value, dut.read_col.value = k, r, c
-                await RisingEdge(dut.clk)
-                await RisingEdge(dut.clk)
-                assert dut.read_bit.value == s, f"read-back of layer {k} cell ({r},{c}) is not {s}"
-        net.__post_init__()  # refresh the golden model's cached matrices
-        n2 = min(len(x), int(cfg.get("reprogram_images", 500)))
-        cycle = await run_traffic(dut, driver, monitor, board, images[:n2], expect.payloads(x[:n2]),
-                                  cycle, max_cycles=20 * n2 + 100)
-        result["reprogram"] = {"thresholds_written": n_thr, "cells_pulsed": n_cells, "images": n2}
+                await bench.write_threshold(k, int(j), int(prng.integers(-n_in, n_in + 2)))
+        n2 = min(n, 500)
+        await bench.traffic(range(n2))
+        result["thresholds_rewritten"] = {"images": n2}
 
-    labels_hw = [expect.decode(p)["cls"] for p in monitor.received[:len(x)]]
-    result.update({"checked": board.checked, "mismatches": board.mismatches, "examples": board.examples,
-                   "hw_labels": labels_hw, "cycles": cycle})
+    if cfg.get("read_back"):
+        rb = await bench.read_back()
+        result["read_back"] = rb
+        if rb["cell_mismatches"] or rb["count_mismatches"]:
+            failures.append(f"read-back differs: {rb['cell_mismatches']} cells, {rb['count_mismatches']} "
+                            f"counters, e.g. {rb['examples'][:3]}")
+
+    b = bench.board
+    result.update({"checked": b.checked, "mismatches": b.mismatches, "examples": b.examples,
+                   "hw_labels": b.labels[first_label:first_label + n], "cycles": bench.cycle,
+                   "final_cells": [c.tolist() for c in bench.golden.device.cells()] if cfg.get("return_cells") else None})
     with open(cfg["result"], "w") as f:
         json.dump(result, f)
-    assert board.mismatches == 0, f"{board.mismatches} mismatches, first: {board.examples[:3]}"
-
-
-async def drain(dut, monitor):
-    """Let in-flight results leave before touching configuration."""
-    for _ in range(8):
-        await RisingEdge(dut.clk)
-
-
-async def write_port(valid, payload, member, fields: dict, clk):
-    layout = member.signature.members["payload"].shape
-    value = 0
-    for name, f in layout:
-        v = fields[name]
-        value |= (v & ((1 << f.width) - 1)) << f.offset
-    payload.value = value
-    valid.value = 1
-    await RisingEdge(clk)
-    valid.value = 0
+    if b.mismatches:
+        failures.append(f"{b.mismatches} result mismatches, first: {b.examples[:3]}")
+    assert not failures, "; ".join(failures)

@@ -1,0 +1,109 @@
+"""Accuracy against device non-idealities (golden model), with tables and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen import device as dev
+from rrambnn.gen.network import BinaryNetwork
+
+
+def parse_floats(text: str, name: str, lo: float, hi: float) -> list[float]:
+    try:
+        vals = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise RrambnnError(f"{name} must be a comma-separated list of numbers, not {text!r}") from None
+    if not vals or any(not lo <= v <= hi for v in vals):
+        raise RrambnnError(f"{name} must lie between {lo} and {hi}, not {text!r}")
+    return vals
+
+
+def programmed_network(net: BinaryNetwork, params: dev.DeviceParams, *, tile=(128, 128), word=16,
+                       retries=3) -> tuple[BinaryNetwork, dict]:
+    """The network the chip holds after write-verify programming on a device (from all-HRS)."""
+    faults = dev.fault_maps(net.arch, params.yield_, params.seed) if params.yield_ < 1.0 else \
+        [np.zeros(w.shape, np.int8) for w in net.weights]
+    if params.p_fail == 0.0 and params.endurance == 0:
+        cells = dev.programmed_cells_ideal_pulses(net.cells, faults, params)
+        stuck_wrong = int(sum(((c != t) & (f != 0)).sum() for c, t, f in zip(cells, net.cells, faults)))
+        info = {"cells_failed": stuck_wrong}
+    else:
+        chip, rep, _, _ = dev.program_network(net, params, tile=tile, word=word, retries=retries, faults=faults)
+        cells = chip.cells()
+        info = rep.as_dict()
+        info.pop("failed")
+    weights = [np.where(c == 1, 1, -1).astype(np.int8) for c in cells]
+    return BinaryNetwork(weights, [t.copy() for t in net.thresholds], net.preprocess, net.output_mode, {}), info
+
+
+def sweep_yield(net: BinaryNetwork, x, labels, yields, seeds, *, p_fail=0.0, retries=3, progress=True) -> dict:
+    rows = []
+    bar = tqdm(total=len(yields) * len(seeds), desc="yield sweep", unit="chip", disable=not progress)
+    for y in yields:
+        for s in seeds:
+            faulty, info = programmed_network(net, dev.DeviceParams(y, p_fail, 0, s), retries=retries)
+            acc = faulty.accuracy(x, labels)
+            rows.append({"yield": y, "seed": s, **acc, "cells_failed": info["cells_failed"]})
+            bar.update()
+    bar.close()
+    summary = []
+    for y in yields:
+        sel = [r for r in rows if r["yield"] == y]
+        entry = {"yield": y}
+        for mode in ("priority", "argmax"):
+            v = np.array([r[mode] for r in sel])
+            entry[mode] = {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+        entry["cells_failed_mean"] = float(np.mean([r["cells_failed"] for r in sel]))
+        summary.append(entry)
+    return {"points": rows, "summary": summary, "seeds": list(seeds), "p_fail": p_fail, "retries": retries}
+
+
+def markdown_table(res: dict) -> str:
+    lines = ["| bit yield | priority (mean ± std) | argmax (mean ± std) | worst priority | cells wrong (mean) |",
+             "|---|---|---|---|---|"]
+    for e in res["summary"]:
+        p, a = e["priority"], e["argmax"]
+        lines.append(f"| {e['yield']:.3f} | {p['mean'] * 100:.2f} ± {p['std'] * 100:.2f}% | "
+                     f"{a['mean'] * 100:.2f} ± {a['std'] * 100:.2f}% | {p['min'] * 100:.2f}% | "
+                     f"{e['cells_failed_mean']:.0f} |")
+    return "\n".join(lines)
+
+
+def plot_yield(res: dict, path: Path, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ys = [e["yield"] for e in res["summary"]]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for mode, color in (("priority", "tab:blue"), ("argmax", "tab:orange")):
+        m = np.array([e[mode]["mean"] for e in res["summary"]]) * 100
+        s = np.array([e[mode]["std"] for e in res["summary"]]) * 100
+        lo = np.array([e[mode]["min"] for e in res["summary"]]) * 100
+        hi = np.array([e[mode]["max"] for e in res["summary"]]) * 100
+        ax.plot(ys, m, "o-", color=color, label=f"{mode} (mean of {len(res['seeds'])} chips)")
+        ax.fill_between(ys, lo, hi, color=color, alpha=0.15, label=f"{mode} min..max")
+        ax.errorbar(ys, m, yerr=s, fmt="none", ecolor=color, capsize=3)
+    ax.set_xlabel("bit yield (fraction of programmable cells)")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title(title)
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_outputs(res: dict, out_dir: Path, stem: str, title: str) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
+    paths["json"].write_text(json.dumps(res, indent=2) + "\n")
+    paths["md"].write_text(markdown_table(res) + "\n")
+    plot_yield(res, paths["png"], title)
+    return {k: str(v) for k, v in paths.items()}
