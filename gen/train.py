@@ -38,17 +38,17 @@ class TrainConfig:
     arch: tuple[int, ...] = (400, 128, 128, 10)
     crop: int = 20
     threshold: int = 128
-    epochs: int = 40
+    epochs: int = 150
     batch: int = 100
-    lr: float = 0.01
+    lr: float = 0.003
     lr_final: float = 1e-5
-    shift: int = 2
+    shift: int = 1
     bce_weight: float = 0.0
     priority_weight: float = 1.0
     seed: int = 0
     output_mode: str = "priority"
     bn_momentum: float = 0.1
-    ema: float = 0.0  # >0: merge an exponential moving average of the parameters (decay per step)
+    ema: float = 0.999  # >0: merge an exponential moving average of the parameters (decay per step)
     ste: str = "box"  # gradient of the {0,1} step: "box" 0.5*[|z|<=1], "triangle" max(0, 1-|z|)
 
     def validate(self):

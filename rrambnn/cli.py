@@ -41,7 +41,7 @@ def cmd_train(args):
     from rrambnn.gen.train import TrainConfig, train
 
     cfg = TrainConfig(arch=args.arch, crop=args.crop, epochs=args.epochs, batch=args.batch,
-                      lr=args.lr, shift=args.shift, seed=args.seed, output_mode=args.output)
+                      lr=args.lr, shift=args.shift, seed=args.seed, output_mode=args.output, ema=args.ema)
     cfg.validate()
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -110,15 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rrambnn", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
+    from rrambnn.gen.train import TrainConfig
+    d = TrainConfig()
     t = sub.add_parser("train", help="train a binary network and write a weights file")
     t.add_argument("--arch", default="400-128-128-10")
     t.add_argument("--out", required=True, help="output .npz")
-    t.add_argument("--crop", type=int, default=20)
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch", type=int, default=100)
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--shift", type=int, default=2, help="augmentation: random translation, pixels")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--crop", type=int, default=d.crop)
+    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--batch", type=int, default=d.batch)
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--shift", type=int, default=d.shift, help="augmentation: random translation, pixels")
+    t.add_argument("--ema", type=float, default=d.ema, help="parameter moving-average decay (0: off)")
+    t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--output", default="priority", help="default output stage: priority|argmax")
     t.add_argument("--quiet", action="store_true")
     t.add_argument("--json", action="store_true")

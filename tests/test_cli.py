@@ -57,15 +57,53 @@ def test_train_errors_keep_existing_output(tmp_path):
     assert out.read_bytes() == b"precious"
 
 
-def test_train_small_end_to_end(tmp_path):
-    out = tmp_path / "n.npz"
-    r = rr("train", "--arch", "144-16-10", "--crop", "12", "--epochs", "1", "--out", str(out),
+@pytest.fixture(scope="module")
+def small_weights(tmp_path_factory):
+    """A small network trained through the CLI (also the end-to-end test of `train`)."""
+    out = tmp_path_factory.mktemp("w") / "n.npz"
+    r = rr("train", "--arch", "144-16-10", "--crop", "12", "--epochs", "2", "--out", str(out),
            "--quiet", "--json")
     assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
+    return out, json.loads(r.stdout)
+
+
+def test_train_small_end_to_end(small_weights):
+    out, res = small_weights
     assert res["accuracy"]["argmax"] > 0.5
     r = rr("eval", "--weights", str(out), "--json")
     assert json.loads(r.stdout)["accuracy"] == pytest.approx(res["accuracy"])
+
+
+def test_program_command(small_weights):
+    out, _ = small_weights
+    r = rr("program", "--weights", str(out), "--yield", "0.95", "--pulse-fail", "0.2", "--endurance", "3",
+           "--retries", "2", "--seed", "4", "--images", "300", "--tile", "64x16", "--initial", "random", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["passed"] and rep["hardware"] == rep["golden"] and rep["failed_cells_match"]
+    assert rep["golden"]["cells_failed"] > 0 and rep["read_back"]["cell_mismatches"] == 0
+    assert rep["classification"]["mismatches"] == 0 and rep["classification"]["images"] == 300
+
+
+def test_program_errors(small_weights, tmp_path):
+    out, _ = small_weights
+    one_error_line(rr("program", "--weights", str(out), "--yield", "1.2"), "Bit yield must be a number from 0 to 1")
+    one_error_line(rr("program", "--weights", str(out), "--retries", "-1"), "Retries must be an integer from 0 to 255")
+    one_error_line(rr("program", "--weights", str(out), "--faults", str(tmp_path / "nope.npz")), "not a fault-map file")
+    one_error_line(rr("program", "--weights", str(out), "--initial", "zeros"), "Initial array state must be hrs, random or weights")
+
+
+def test_sweep_yield_command(small_weights, tmp_path):
+    out, _ = small_weights
+    r = rr("sweep", "yield", "--weights", str(out), "--yields", "1.0,0.9,0.7", "--seeds", "2",
+           "--spot-checks", "1", "--spot-images", "200", "--out", str(tmp_path / "sw"), "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    acc = {e["yield"]: e["argmax"]["mean"] for e in res["summary"]}
+    assert acc[1.0] > acc[0.7] and res["spot_checks"][0]["passed"] and res["spot_checks"][0]["mismatches"] == 0
+    assert (tmp_path / "sw" / "yield.png").stat().st_size > 10000 and (tmp_path / "sw" / "yield.md").exists()
+    one_error_line(rr("sweep", "yield", "--yields", "1.0,abc"), "--yields must be a comma-separated list")
+    one_error_line(rr("sweep", "bits"), "rrambnn sweep knows 'yield' so far, not 'bits'")
 
 
 def test_verilog_command(tmp_path, bad_weights):

@@ -44,7 +44,7 @@ def test_port_table_lists_every_port(rng):
     names = [row[0] for row in port_table(chip)]
     assert names[:2] == ["clk", "rst"]
     assert {"i__payload", "i__valid", "i__ready", "o__payload", "o__valid", "o__ready",
-            "thr__payload", "cell__payload", "read_bit"} <= set(names)
+            "thr__payload", "prog__payload", "failed__payload", "n_set", "read_bit", "read_count"} <= set(names)
     widths = dict((r[0], r[2]) for r in port_table(chip))
     assert widths["i__payload"] == 16 and widths["o__payload"] == chip.out_layout.size
 
