@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import atomic_write
 from rrambnn.gen.mnist import Preprocess
 
 FORMAT = "rrambnn-bnn"
@@ -215,15 +215,7 @@ class BinaryNetwork:
         for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
             arrays[f"w{i}"] = w
             arrays[f"theta{i}"] = t
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BinaryNetwork":

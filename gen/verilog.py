@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import data, wiring
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import atomic_write
 from rrambnn.gen.device import DeviceParams
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.chip import OUTPUT_STAGES, Chip
@@ -144,12 +144,7 @@ def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=Non
 def write_verilog(net: BinaryNetwork, cfg: ChipConfig, out, initial_cells=None, faults=None) -> Chip:
     """Generate and write atomically (an existing file is replaced only when generation succeeded)."""
     text, chip = generate(net, cfg, initial_cells, faults)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, out)
+    atomic_write(out, lambda f: f.write(text.encode()))
     return chip
 
 
@@ -161,6 +156,7 @@ def synth_stats(verilog_text: str, top: str = TOP_NAME) -> dict:
     import subprocess
     import sys
 
+    # YoWASP tools see only the working directory tree: work in a temporary folder below it
     with tempfile.TemporaryDirectory(dir=".") as d:
         src = Path(d) / "chip.v"
         src.write_text(verilog_text)

@@ -39,6 +39,10 @@ CROSSBAR_MODULE = r"""
 //   FAULTS[2*(c*ROWS + r) +: 2]: 0 healthy, 1 stuck at HRS, 2 stuck at LRS;
 //   every pulse advances a xorshift32 generator (seed SEED); it fails if the new value
 //   < FAIL_THR; a cell with ENDURANCE (> 0) switches stays where it is.
+// Synthesis tools (which define SYNTHESIS) see a black box: the array is an analog macro.
+`ifdef SYNTHESIS
+(* blackbox *)
+`endif
 module rrambnn_crossbar #(
     parameter integer ROWS = 128,
     parameter integer COLS = 128,
@@ -63,6 +67,7 @@ module rrambnn_crossbar #(
     output wire               read_bit,
     output wire [31:0]        read_count
 );
+`ifndef SYNTHESIS
     reg [ROWS-1:0] cells [0:COLS-1];
     reg [1:0] faults [0:ROWS*COLS-1];
     reg [31:0] counts [0:ROWS*COLS-1];
@@ -118,6 +123,7 @@ module rrambnn_crossbar #(
     wire        r_in_range = 32'(read_row) < ROWS && 32'(read_col) < COLS;
     assign read_bit = r_in_range ? cells[read_col][read_row] : 1'b0;
     assign read_count = r_in_range ? counts[IW'(32'(read_col) * ROWS + 32'(read_row))] : 32'd0;
+`endif
 endmodule
 """
 
