@@ -345,10 +345,11 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
             opt.step(grads, lr)
             for w in model.W:
                 np.clip(w, -1.0, 1.0, out=w)
-            if ema is not None:
+            if ema is not None:  # warm-up keeps short runs from averaging in the initial weights
+                decay = min(cfg.ema, (1 + step) / (10 + step))
                 for e, p in zip(ema, model.params()):
-                    e *= cfg.ema
-                    e += (1 - cfg.ema) * p
+                    e *= decay
+                    e += (1 - decay) * p
             loss_sum += loss * len(idx)
             correct += int((z.argmax(axis=1) == y).sum())
             step += 1
