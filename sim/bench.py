@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.verilog import ChipConfig
+from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
 
 
 def run(net: BinaryNetwork, test_split, images: int = 10000) -> dict:
@@ -32,6 +33,12 @@ def run(net: BinaryNetwork, test_split, images: int = 10000) -> dict:
                     "images_per_cycle": res["throughput"]["images_per_cycle"],
                     "latency_cycles": res["throughput"]["latency_cycles"],
                 }
+                text, _ = generate(net, ChipConfig((128, 128), pipeline, output))
+                t = time.time()
+                stats = synth_stats(text)
+                out[cfg.tag()]["yosys_cells_periphery"] = stats["cells"]
+                out[cfg.tag()]["yosys_flipflops"] = sum(v for k, v in stats["cells_by_type"].items() if "DFF" in k)
+                out[cfg.tag()]["yosys_s"] = round(time.time() - t, 1)
         finally:
             if old is None:
                 os.environ.pop("RRAMBNN_CACHE", None)
@@ -47,5 +54,6 @@ def describe(res: dict) -> list[str]:
             f"{tag}: Verilator build {r['verilator_build_s']} s (+{r['generate_s']} s generation); "
             f"{r['images']} images, {r['mismatches']} mismatches; cocotb {r['random_traffic_images_per_s']:,} "
             f"images/s with random idles/backpressure, {r['free_flow_images_per_s']:,} free-flowing; "
-            f"{r['images_per_cycle']} image/clock, latency {r['latency_cycles']}")
+            f"{r['images_per_cycle']} image/clock, latency {r['latency_cycles']}; Yosys: "
+            f"{r['yosys_cells_periphery']} cells ({r['yosys_flipflops']} flip-flops) for the periphery")
     return lines
