@@ -9,7 +9,7 @@ from rrambnn.gen.train import TrainConfig, calibrate_output, signed_merge, train
 
 @pytest.fixture(scope="module")
 def small_run(mnist_train):
-    cfg = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, batch=100, seed=5, shift=1, ema=0.0)
+    cfg = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, batch=100, seed=5, shift=1, ema=0.0, lr=0.01)
     n = 6000
     return cfg, train(cfg, mnist_train.images[:n], mnist_train.labels[:n], progress=False)
 
@@ -38,7 +38,7 @@ def test_training_learns_and_is_deterministic(small_run, mnist_train, mnist_test
     assert len(history) == 2 and history[1]["loss"] < history[0]["loss"]
     net2, _, _ = train(cfg, mnist_train.images[:6000], mnist_train.labels[:6000], progress=False)
     assert all((a == b).all() for a, b in zip(net.weights + net.thresholds, net2.weights + net2.thresholds))
-    cfg3 = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, batch=100, seed=6, shift=1, ema=0.0)
+    cfg3 = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, batch=100, seed=6, shift=1, ema=0.0, lr=0.01)
     net3, _, _ = train(cfg3, mnist_train.images[:6000], mnist_train.labels[:6000], progress=False)
     assert any((a != b).any() for a, b in zip(net.weights, net3.weights))
 
