@@ -50,8 +50,13 @@ def pack_fields(layout, fields: dict) -> int:
     return value
 
 
-def unpack_fields(layout, value: int) -> dict:
-    return {name: (value >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
+def field_table(layout) -> list[tuple[str, int, int]]:
+    """(name, offset, mask) per field, computed once: Amaranth layout lookups are slow per cycle."""
+    return [(name, f.offset, (1 << f.width) - 1) for name, f in layout]
+
+
+def unpack_fields(fields: list[tuple[str, int, int]], value: int) -> dict:
+    return {name: (value >> offset) & mask for name, offset, mask in fields}
 
 
 class Golden:
@@ -184,6 +189,8 @@ class Scoreboard:
 
     def __init__(self, golden: Golden, images: np.ndarray, limit: int = 20):
         self.golden, self.images, self.limit = golden, images, limit
+        self.fields = field_table(golden.layout)
+        _, self.cls_offset, self.cls_mask = next(f for f in self.fields if f[0] == "cls")
         self.cache: dict[tuple[int, int], int] = {}
         self.checked = 0
         self.mismatches = 0
@@ -200,11 +207,11 @@ class Scoreboard:
         if (idx, gen) not in self.cache:
             self.expect_batch([i for i, g in accepted[self.checked:] if g == gen and (i, g) not in self.cache], gen)
         want = self.cache.pop((idx, gen))
-        self.labels.append(unpack_fields(self.golden.layout, got)["cls"])
+        self.labels.append((got >> self.cls_offset) & self.cls_mask)
         if got != want:
             self.mismatches += 1
             if len(self.examples) < self.limit:
-                g, w = unpack_fields(self.golden.layout, got), unpack_fields(self.golden.layout, want)
+                g, w = unpack_fields(self.fields, got), unpack_fields(self.fields, want)
                 self.examples.append({"image": idx, "generation": gen,
                                       "fields": {k: {"got": g[k], "want": w[k]} for k in g if g[k] != w[k]}})
         self.checked += 1
@@ -357,7 +364,8 @@ class Bench:
     def programming_report(self) -> dict:
         dut, g = self.dut, self.golden.report
         layout = self.chip.programmer.addr_layout
-        hw_failed = [tuple(unpack_fields(layout, v)[k] for k in ("layer", "row", "col")) for v in self.failed.received]
+        hw_failed = [tuple(unpack_fields(field_table(layout), v)[k] for k in ("layer", "row", "col"))
+                     for v in self.failed.received]
         hw = {"pulses_set": dut.n_set.value.to_unsigned(), "pulses_reset": dut.n_reset.value.to_unsigned(),
               "cells_failed": dut.n_failed.value.to_unsigned()}
         return {"hardware": hw, "golden": {k: v for k, v in g.as_dict().items() if k != "failed"},
