@@ -30,7 +30,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.hw.crossbar import _bits
-from rrambnn.hw.layer import Layer, check_tile
+from rrambnn.hw.layer import Layer, check_tile, or_all
 from rrambnn.hw.output import Argmax, PriorityEncoder
 from rrambnn.hw.programmer import Programmer
 
@@ -195,13 +195,6 @@ class Chip(wiring.Component):
             self.i.ready.eq(readies[0] & ~prog.hold),
             self.o.valid.eq(upstream_valid),
             self.o.payload.eq(result),
-            prog.drained.eq(~_any_of([valid for valid, _ in stages])),
+            prog.drained.eq(~or_all([valid for valid, _ in stages])),
         ]
         return m
-
-
-def _any_of(signals):
-    acc = signals[0]
-    for s in signals[1:]:
-        acc = acc | s
-    return acc

@@ -130,7 +130,7 @@ class Layer(wiring.Component):
                                      & (self.read_col >= c0) & (self.read_col < c0 + t.cols))
                 read_bits.append(r_sel & t.read_bit)
                 read_counts.append(r_sel.replicate(32) & t.read_count)
-        m.d.comb += [self.read_bit.eq(_or_all(read_bits)), self.read_count.eq(_or_all(read_counts))]
+        m.d.comb += [self.read_bit.eq(or_all(read_bits)), self.read_count.eq(or_all(read_counts))]
 
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
@@ -153,7 +153,8 @@ class Layer(wiring.Component):
         return m
 
 
-def _or_all(values):
+def or_all(values):
+    """OR of a list of values (at least one)."""
     acc = values[0]
     for v in values[1:]:
         acc = acc | v
