@@ -275,16 +275,12 @@ def signed_merge(model: FloatBNN) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return weights, thresholds
 
 
-def output_scores(net: BinaryNetwork, x: np.ndarray) -> np.ndarray:
-    return net.forward(x, trace=True).sums[-1]
-
-
 def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, span: int = 12,
                      rounds: int = 3, priority_weight: float = 1.0) -> dict:
     """Coordinate descent on the output thresholds, on training data, maximising
     ``priority_weight`` * priority-encoder accuracy + argmax accuracy (the chip has one
     threshold per neuron for both)."""
-    s = output_scores(net, x).astype(np.int32)
+    s = net.forward(x, trace=True).sums[-1]
     theta = net.thresholds[-1].astype(np.int32).copy()
     n_in = net.arch[-2]
 
@@ -371,7 +367,7 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
     return net, model, history
 
 
-def recompute_bn_stats(model: FloatBNN, x: np.ndarray, chunk: int = 10000):
+def recompute_bn_stats(model: FloatBNN, x: np.ndarray):
     """Exact population statistics of each BN layer's input on ``x`` (replaces running averages)."""
     a = x.astype(np.float32)
     for k in range(len(model.gamma)):
