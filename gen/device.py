@@ -94,6 +94,12 @@ def fault_maps(arch, yield_: float, seed: int) -> list[np.ndarray]:
     return maps
 
 
+def device_faults(arch, params: "DeviceParams", faults=None) -> list[np.ndarray]:
+    """The fault maps a chip has: ``faults`` when given (a measured map), else the ones drawn
+    from the device's yield and seed (all healthy at yield 1)."""
+    return faults if faults is not None else fault_maps(arch, params.yield_, params.seed)
+
+
 def load_fault_maps(path, arch) -> list[np.ndarray]:
     """A measured fault map: .npz with fault0, fault1, ... (codes 0 ok, 1 stuck HRS, 2 stuck LRS)."""
     try:
@@ -143,10 +149,7 @@ class Chip:
     def __init__(self, arch, tile, initial_cells, params: DeviceParams, faults=None):
         self.arch, self.tile, self.params = tuple(arch), tuple(tile), params
         R, C = self.tile
-        if faults is None:
-            faults = (fault_maps(arch, params.yield_, params.seed) if params.yield_ < 1.0
-                      else [np.zeros((a, b), np.int8) for a, b in zip(arch[:-1], arch[1:])])
-        self.faults = faults
+        self.faults = faults = device_faults(arch, params, faults)
         thr = fail_threshold(params.p_fail)
         self.tiles: list[dict] = []
         for k, (cells, f) in enumerate(zip(initial_cells, faults)):

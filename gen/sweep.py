@@ -26,8 +26,7 @@ def parse_floats(text: str, name: str, lo: float, hi: float) -> list[float]:
 def programmed_network(net: BinaryNetwork, params: dev.DeviceParams, *, tile=(128, 128), word=16,
                        retries=3) -> tuple[BinaryNetwork, dict]:
     """The network the chip holds after write-verify programming on a device (from all-HRS)."""
-    faults = dev.fault_maps(net.arch, params.yield_, params.seed) if params.yield_ < 1.0 else \
-        [np.zeros(w.shape, np.int8) for w in net.weights]
+    faults = dev.device_faults(net.arch, params)
     if params.p_fail == 0.0 and params.endurance == 0:
         cells = dev.programmed_cells_ideal_pulses(net.cells, faults, params)
         stuck_wrong = int(sum(((c != t) & (f != 0)).sum() for c, t, f in zip(cells, net.cells, faults)))

@@ -62,9 +62,8 @@ class ChipConfig:
 def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """The chip for ``net``: cells start as ``initial_cells`` (default: the network's weights),
     ``faults`` per layer (default: from ``cfg.device``'s yield and seed)."""
-    from rrambnn.gen.device import fault_maps
-    if faults is None and cfg.device.yield_ < 1.0:
-        faults = fault_maps(net.arch, cfg.device.yield_, cfg.device.seed)
+    from rrambnn.gen.device import device_faults
+    faults = device_faults(net.arch, cfg.device, faults)
     try:
         return Chip(net.weights, net.thresholds, tile=cfg.tile, pipeline=cfg.pipeline,
                     output=cfg.output, debug=cfg.debug, initial_cells=initial_cells, faults=faults,

@@ -29,12 +29,13 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.layer import Layer, check_tile, or_all
 from rrambnn.hw.output import Argmax, PriorityEncoder
 from rrambnn.hw.programmer import Programmer
 
-OUTPUT_STAGES = ("priority", "argmax")
+OUTPUT_STAGES = OUTPUT_MODES  # one definition: the golden model's output modes
 
 
 class Chip(wiring.Component):

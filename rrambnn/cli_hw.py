@@ -135,8 +135,7 @@ def cmd_program(args):
     cfg = ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode, True,
                              word=args.word, retries=args.retries, pulse_cycles=args.pulse_cycles, device=params)
     x, labels = _test_images(net, args)
-    faults = dev.load_fault_maps(args.faults, net.arch) if args.faults else \
-        (dev.fault_maps(net.arch, params.yield_, params.seed) if params.yield_ < 1.0 else None)
+    faults = dev.device_faults(net.arch, params, dev.load_fault_maps(args.faults, net.arch) if args.faults else None)
     chip, rep, cmds, init = dev.program_network(net, params, tile=cfg.tile, word=cfg.word, retries=cfg.retries,
                                                 initial=args.initial, faults=faults)
     programmed = type(net)(chip.weights(), [t.copy() for t in net.thresholds], net.preprocess, net.output_mode)

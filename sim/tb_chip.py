@@ -229,8 +229,7 @@ class Bench:
         n = len(self.net.weights)
         initial = [arrays[f"initial{k}"] for k in range(n)] if "initial0" in arrays else None
         faults = [arrays[f"fault{k}"] for k in range(n)] if "fault0" in arrays else None
-        if faults is None and self.chip_cfg.device.yield_ < 1.0:
-            faults = dev.fault_maps(self.net.arch, self.chip_cfg.device.yield_, self.chip_cfg.device.seed)
+        faults = dev.device_faults(self.net.arch, self.chip_cfg.device, faults)
         self.chip = build_chip(self.net, self.chip_cfg, initial, faults)
         initial = initial or self.net.cells
         self.golden = Golden(self.net, self.chip, self.chip_cfg, initial, faults)
