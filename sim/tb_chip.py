@@ -21,6 +21,7 @@ $RRAMBNN_TB_CONFIG (written by ``rrambnn.sim.chip_sim``); seeds are logged.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -378,6 +379,7 @@ class Bench:
 async def chip_matches_golden(dut):
     cfg = json.loads(open(os.environ["RRAMBNN_TB_CONFIG"]).read())
     bench = Bench(dut, cfg)
+    gc.freeze()  # the network, the elaborated chip and the images are permanent: keep them out of GC scans
     dut._log.info(f"seed {bench.seed} (replay with the same seed)")
     await bench.reset()
     n = len(bench.x)
