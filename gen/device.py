@@ -47,9 +47,11 @@ def xorshift32(s: int) -> int:
     return s
 
 
-def tile_seed(seed: int, layer: int, br: int, bc: int) -> int:
-    """The per-tile generator seed (never 0, which would stall xorshift)."""
-    h = (seed * 0x9E3779B1 + layer * 0x85EBCA77 + br * 0xC2B2AE3D + bc * 0x27D4EB2F + 0x165667B1) & MASK32
+def tile_seed(seed: int, layer: int, br: int, bc: int, plane: int = 0) -> int:
+    """The per-tile generator seed (never 0, which would stall xorshift). ``plane`` > 0: the
+    arrays holding magnitude bits of multi-bit weights (:mod:`rrambnn.gen.planes`)."""
+    h = (seed * 0x9E3779B1 + layer * 0x85EBCA77 + br * 0xC2B2AE3D + bc * 0x27D4EB2F + plane * 0x61C88647
+         + 0x165667B1) & MASK32
     for _ in range(4):
         h = xorshift32(h or 0x1234567)
     return h or 0x1234567
@@ -83,9 +85,10 @@ class DeviceParams:
         return self.yield_ == 1.0 and self.p_fail == 0.0 and self.endurance == 0
 
 
-def fault_maps(arch, yield_: float, seed: int) -> list[np.ndarray]:
-    """Random fault codes per layer, (n_in, n_out) int8, from a yield and a seed."""
-    rng = np.random.default_rng([seed, 0xFA017])
+def fault_maps(arch, yield_: float, seed: int, plane: int = 0) -> list[np.ndarray]:
+    """Random fault codes per layer, (n_in, n_out) int8, from a yield and a seed (``plane`` > 0:
+    the magnitude arrays of multi-bit weights; plane 0 is the inference crossbar)."""
+    rng = np.random.default_rng([seed, 0xFA017] + ([plane] if plane else []))
     maps = []
     for n_in, n_out in zip(arch[:-1], arch[1:]):
         faulty = rng.random((n_in, n_out)) >= yield_

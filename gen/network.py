@@ -148,6 +148,13 @@ class BinaryNetwork:
             )
         check_output_mode(self.output_mode)
 
+    def set_layer_weights(self, k: int, w: np.ndarray):
+        """Replace layer k's weights (int8 +-1, same shape) without re-validating everything."""
+        if w.shape != self.weights[k].shape or w.dtype != np.int8:
+            raise RrambnnError(f"layer {k} weights must keep shape {self.weights[k].shape} and dtype int8")
+        self.weights[k] = w
+        self._wf[k] = w.astype(np.float32)
+
     # -- inference ---------------------------------------------------------------
     def forward(self, x: np.ndarray, *, trace: bool = True, chunk: int = 8192):
         """Run a batch of input bits (N, n_in) in {0,1}.

@@ -6,6 +6,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import data, wiring
 
@@ -33,6 +35,8 @@ class ChipConfig:
     retries: int = 3  # write-verify retries after the first pulse
     pulse_cycles: int = 5  # 50 ns at the chip's 100 MHz
     device: DeviceParams = DeviceParams()
+    weight_bits: int = 1  # > 1: multi-bit weights in planes + the weight-update controller
+    err_bits: int = 2  # rank-1 error width of the weight-update controller
 
     @classmethod
     def checked(cls, tile="128x128", pipeline=False, output="priority", debug=False, *,
@@ -55,19 +59,33 @@ class ChipConfig:
     def tag(self) -> str:
         d = self.device
         dev = "" if d.ideal else f"-y{d.yield_}-p{d.p_fail}-e{d.endurance}-s{d.seed}"
+        bits = f"-b{self.weight_bits}e{self.err_bits}" if self.weight_bits > 1 else ""
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
-                f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{dev}")
+                f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}")
 
 
 def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """The chip for ``net``: cells start as ``initial_cells`` (default: the network's weights),
-    ``faults`` per layer (default: from ``cfg.device``'s yield and seed)."""
+    ``faults`` per layer (default: from ``cfg.device``'s yield and seed). With
+    ``cfg.weight_bits`` n > 1 both are per layer (n, n_in, n_out): every plane's cells and faults
+    (default: the network's weights as signs, magnitudes 0, faults of :func:`planes.plane_faults`)."""
     from rrambnn.gen.device import device_faults
+    n = cfg.weight_bits
+    planes_kw = {}
+    if n > 1:
+        from rrambnn.gen.planes import plane_faults
+        if initial_cells is None:
+            initial_cells = [np.concatenate([c[None], np.zeros((n - 1,) + c.shape, np.uint8)]) for c in net.cells]
+        faults = plane_faults(net.arch, cfg.device, n) if faults is None else faults
+        planes_kw = {"plane_cells": [c[1:] for c in initial_cells], "plane_faults": [f[1:] for f in faults],
+                     "weight_bits": n, "err_bits": cfg.err_bits}
+        initial_cells, faults = [c[0] for c in initial_cells], [f[0] for f in faults]
     faults = device_faults(net.arch, cfg.device, faults)
     try:
         return Chip(net.weights, net.thresholds, tile=cfg.tile, pipeline=cfg.pipeline,
                     output=cfg.output, debug=cfg.debug, initial_cells=initial_cells, faults=faults,
-                    device=cfg.device, word=cfg.word, retries=cfg.retries, pulse_cycles=cfg.pulse_cycles)
+                    device=cfg.device, word=cfg.word, retries=cfg.retries, pulse_cycles=cfg.pulse_cycles,
+                    **planes_kw)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
@@ -114,6 +132,9 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         f"{'pipelined' if cfg.pipeline else 'not pipelined'}, latency {chip.latency} cycle(s), "
         f"tile {cfg.tile[0]}x{cfg.tile[1]}, {chip.n_tiles} crossbar tile(s)",
         f"// top module {TOP_NAME}; crossbar model {MODULE_NAME} (behavioural, simulation only)",
+        *([f"// online training: {cfg.weight_bits}-bit sign-magnitude weights in {cfg.weight_bits} planes of arrays "
+           f"(plane 0 = sign), weight-update controller with {cfg.err_bits}-bit rank-1 errors"]
+          if cfg.weight_bits > 1 else []),
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
         "// ports:",

@@ -14,6 +14,13 @@ Ports (flattened Verilog names in parentheses; see ``rrambnn.gen.verilog.port_ta
 * ``read_layer``/``read_row``/``read_col`` -> ``read_bit``, ``read_count``: sense one cell and
   its switch counter (the counter is the device model's, for testbenches).
 
+With ``weight_bits`` n > 1 (online training, :mod:`rrambnn.gen.planes`) every layer has n planes
+of arrays (plane 0 = sign, the computing arrays; planes 1.. = magnitude bits), programming
+commands and failed-cell addresses carry a ``plane``, reads take ``read_plane``, and:
+
+* ``upd``: update commands for the weight-update controller
+  (:class:`rrambnn.hw.updater.WeightUpdater`); ``upd_busy``; ``n_updates`` (weights updated).
+
 While the controller works (or a command waits) ``i.ready`` is low; a command starts only
 once the images in flight have left, so programming never changes a result in flight.
 
@@ -41,7 +48,8 @@ OUTPUT_STAGES = OUTPUT_MODES  # one definition: the golden model's output modes
 class Chip(wiring.Component):
     def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline=False,
                  output="priority", debug=False, initial_cells=None, faults=None, device=None,
-                 word=16, retries=3, pulse_cycles=5, fifo_depth=64):
+                 word=16, retries=3, pulse_cycles=5, fifo_depth=64, weight_bits=1, err_bits=2,
+                 plane_cells=None, plane_faults=None):
         if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
             raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
         for k in range(1, len(weights)):
@@ -61,14 +69,26 @@ class Chip(wiring.Component):
         n = len(weights)
         initial_cells = initial_cells or [None] * n
         faults = faults or [None] * n
-        if len(initial_cells) != n or len(faults) != n:
+        plane_cells = plane_cells or [None] * n
+        plane_faults = plane_faults or [None] * n
+        if len(initial_cells) != n or len(faults) != n or len(plane_cells) != n or len(plane_faults) != n:
             raise ValueError("Chip needs one initial cell image and one fault map per layer")
+        if not isinstance(weight_bits, int) or isinstance(weight_bits, bool) or not 1 <= weight_bits <= 12:
+            raise ValueError(f"Weight bits must be an integer from 1 to 12, not {weight_bits!r}")
+        self.weight_bits = weight_bits
         self.layers = [Layer(w, t, self.tile, initial_cells=ic, faults=f, index=k, seed=self.device.seed,
-                             fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance)
-                       for k, (w, t, ic, f) in enumerate(zip(weights, thresholds, initial_cells, faults))]
+                             fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
+                             planes=weight_bits, plane_cells=pc, plane_faults=pf)
+                       for k, (w, t, ic, f, pc, pf) in enumerate(zip(weights, thresholds, initial_cells, faults,
+                                                                     plane_cells, plane_faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
         self.programmer = Programmer(self.arch, word=word, retries=retries, pulse_cycles=pulse_cycles,
-                                     fifo_depth=fifo_depth)
+                                     fifo_depth=fifo_depth, planes=weight_bits)
+        self.updater = None
+        if weight_bits > 1:
+            from rrambnn.hw.updater import WeightUpdater
+            self.updater = WeightUpdater(self.arch, bits=weight_bits, err_bits=err_bits, word=word,
+                                         cmd_layout=self.programmer.cmd_layout)
         n_out = self.arch[-1]
         fields = {"cls": _bits(n_out), "hit": 1}
         if debug:
@@ -80,6 +100,10 @@ class Chip(wiring.Component):
         max_in = max(layer.n_in for layer in self.layers)
         max_out = max(layer.n_out for layer in self.layers)
         lw = _bits(len(self.layers))
+        online = {}
+        if self.updater is not None:
+            online = {"upd": In(stream.Signature(self.updater.cmd_layout)), "upd_busy": Out(1),
+                      "n_updates": Out(32), "read_plane": In(_bits(weight_bits))}
         super().__init__({
             "i": In(stream.Signature(self.arch[0])),
             "o": Out(stream.Signature(self.out_layout)),
@@ -95,18 +119,35 @@ class Chip(wiring.Component):
             "read_col": In(_bits(max_out)),
             "read_bit": Out(1),
             "read_count": Out(32),
+            **online,
         })
 
     @property
     def n_tiles(self) -> int:
-        return sum(layer.n_tiles for layer in self.layers)
+        """Crossbar arrays, all planes."""
+        return sum(layer.n_tiles for layer in self.layers) * self.weight_bits
 
     def elaborate(self, platform):
         m = Module()
         L = len(self.layers)
         m.submodules.programmer = prog = self.programmer
-        wiring.connect(m, wiring.flipped(self.prog), prog.cmd)
+        upd = self.updater
         wiring.connect(m, prog.failed, wiring.flipped(self.failed))
+        hold = Signal(name="hold_images")  # a controller works or a command waits: no new images
+        if upd is None:
+            wiring.connect(m, wiring.flipped(self.prog), prog.cmd)
+            m.d.comb += hold.eq(prog.hold)
+        else:
+            m.submodules.updater = upd
+            wiring.connect(m, wiring.flipped(self.upd), upd.upd)
+            m.d.comb += [upd.prog_busy.eq(prog.busy), self.upd_busy.eq(upd.busy), self.n_updates.eq(upd.n_updates),
+                         hold.eq(prog.hold | upd.busy | self.upd.valid)]
+            with m.If(upd.busy):  # the update controller owns the programming controller
+                m.d.comb += [prog.cmd.valid.eq(upd.prog.valid), prog.cmd.payload.eq(upd.prog.payload),
+                             upd.prog.ready.eq(prog.cmd.ready)]
+            with m.Else():
+                m.d.comb += [prog.cmd.valid.eq(self.prog.valid), prog.cmd.payload.eq(self.prog.payload),
+                             self.prog.ready.eq(prog.cmd.ready)]
         m.d.comb += [
             self.prog_busy.eq(prog.busy), self.prog_done.eq(prog.done), self.prog_overflow.eq(prog.overflow),
             self.n_set.eq(prog.n_set), self.n_reset.eq(prog.n_reset), self.n_failed.eq(prog.n_failed),
@@ -115,10 +156,18 @@ class Chip(wiring.Component):
         rd_layer = Signal.like(self.read_layer)
         rd_row = Signal.like(self.read_row)
         rd_col = Signal.like(self.read_col)
+        rd_plane = Signal(range(max(2, self.weight_bits)))
         with m.If(prog.busy):
             m.d.comb += [rd_layer.eq(prog.addr.layer), rd_row.eq(prog.addr.row), rd_col.eq(prog.addr.col)]
+            if upd is not None:
+                m.d.comb += rd_plane.eq(prog.addr.plane)
+        if upd is not None:
+            with m.Elif(upd.busy):
+                m.d.comb += [rd_layer.eq(upd.addr.layer), rd_row.eq(upd.addr.row), rd_col.eq(upd.addr.col)]
         with m.Else():
             m.d.comb += [rd_layer.eq(self.read_layer), rd_row.eq(self.read_row), rd_col.eq(self.read_col)]
+            if upd is not None:
+                m.d.comb += rd_plane.eq(self.read_plane)
         for k, layer in enumerate(self.layers):
             m.submodules[f"layer{k}"] = layer
             m.d.comb += [
@@ -131,14 +180,18 @@ class Chip(wiring.Component):
                 layer.pulse_set.eq(prog.pulse_set),
                 layer.read_row.eq(rd_row),
                 layer.read_col.eq(rd_col),
+                layer.read_plane.eq(rd_plane),
+                layer.pulse_plane.eq(prog.addr.plane if upd is not None else 0),
             ]
             with m.If(rd_layer == k):
                 m.d.comb += [self.read_bit.eq(layer.read_bit), self.read_count.eq(layer.read_count),
                              prog.read_bit.eq(layer.read_bit)]
+                if upd is not None:
+                    m.d.comb += upd.code.eq(layer.read_bits)
 
         # Stage 0: the input flip-flops (closed while the programming controller holds).
         upstream_valid = Signal(name="i_take")  # an image offered while the controller does not hold
-        m.d.comb += upstream_valid.eq(self.i.valid & ~prog.hold)
+        m.d.comb += upstream_valid.eq(self.i.valid & ~hold)
         x = Signal(self.arch[0], name="x_ff")
         v0 = Signal(name="x_ff_valid")
         stages = [(v0, [(x, self.i.payload)])]
@@ -193,7 +246,7 @@ class Chip(wiring.Component):
             upstream_valid = valid
         m.d.comb += [
             self.thr.ready.eq(1),
-            self.i.ready.eq(readies[0] & ~prog.hold),
+            self.i.ready.eq(readies[0] & ~hold),
             self.o.valid.eq(upstream_valid),
             self.o.payload.eq(result),
             prog.drained.eq(~or_all([valid for valid, _ in stages])),

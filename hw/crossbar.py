@@ -53,7 +53,8 @@ module rrambnn_crossbar #(
     parameter [2*ROWS*COLS-1:0] FAULTS = 0,
     parameter [31:0] SEED = 32'h1234567,
     parameter [31:0] FAIL_THR = 0,
-    parameter [31:0] ENDURANCE = 0       // 0 = unlimited
+    parameter [31:0] ENDURANCE = 0,      // 0 = unlimited
+    parameter integer COMPUTE = 1        // 0: a storage-only array (magnitude bits), s = 0
 ) (
     input  wire               clk,
     input  wire [ROWS-1:0]    x,
@@ -85,11 +86,18 @@ module rrambnn_crossbar #(
         end
     end
 
-    wire [31:0] active = $countones(x);
     genvar g;
     generate
-        for (g = 0; g < COLS; g = g + 1) begin : column
-            assign s[g*SW +: SW] = SW'(2 * $countones(x & cells[g]) - active);
+        if (COMPUTE != 0) begin : compute
+            wire [31:0] active = $countones(x);
+            for (g = 0; g < COLS; g = g + 1) begin : column
+                assign s[g*SW +: SW] = SW'(2 * $countones(x & cells[g]) - active);
+            end
+        end else begin : storage_only
+            assign s = {(COLS*SW){1'b0}};
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire unused_x = &{1'b0, x};  // no word lines: the inputs are not used
+            /* verilator lint_on UNUSEDSIGNAL */
         end
     endgenerate
 
@@ -145,10 +153,12 @@ class CrossbarTile(wiring.Component):
     ``seed`` of the tile's pulse generator, ``fail_threshold`` (32-bit), ``endurance``
     (0 = unlimited). Ports: ``x`` (word-line inputs), ``sums`` (flat, ``sum_width`` bits
     per column), a pulse port, and a read port giving a cell's state and switch count.
+    ``compute=False``: a storage-only array (the magnitude bits of multi-bit weights), whose
+    column sums are 0.
     """
 
     def __init__(self, cells, *, faults=None, seed: int = 0x1234567, fail_threshold: int = 0,
-                 endurance: int = 0):
+                 endurance: int = 0, compute: bool = True):
         cells = np.asarray(cells)
         if cells.ndim != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
             raise ValueError(f"Crossbar cells must be a non-empty 2-D array, not shape {cells.shape}")
@@ -166,6 +176,7 @@ class CrossbarTile(wiring.Component):
         self.cells = cells.astype(np.uint8)
         self.faults = faults.astype(np.uint8)
         self.seed, self.fail_threshold, self.endurance = int(seed), int(fail_threshold), int(endurance)
+        self.compute = bool(compute)
         self.sw = sum_width(self.rows)
         self.rw, self.cw = _bits(self.rows), _bits(self.cols)
         super().__init__({
@@ -202,7 +213,7 @@ class CrossbarTile(wiring.Component):
             p_INIT=Const(self._column_major(self.cells, 1), n),
             p_FAULTS=Const(self._column_major(self.faults, 2), 2 * n),
             p_SEED=Const(self.seed, 32), p_FAIL_THR=Const(self.fail_threshold, 32),
-            p_ENDURANCE=Const(self.endurance, 32),
+            p_ENDURANCE=Const(self.endurance, 32), p_COMPUTE=int(self.compute),
             i_clk=ClockSignal(),  # no reset: cells are non-volatile
             i_x=self.x, o_s=self.sums,
             i_pulse_valid=self.pulse_valid, i_pulse_row=self.pulse_row,

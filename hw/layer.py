@@ -42,11 +42,18 @@ class Layer(wiring.Component):
     (current summation) before the sense stage ``fires_j = S_j >= theta_j``.
     The thresholds live in registers, rewritable through ``thr_we/thr_addr/thr_data``.
     Cells are programmed and read through global (row, col) addresses decoded to a tile.
+
+    ``planes`` > 1: multi-bit weights (:mod:`rrambnn.gen.planes`). Plane 0 is the sign
+    (the computing arrays); planes 1.. are storage-only arrays of the same tiling holding the
+    magnitude bits, started from ``plane_cells`` with ``plane_faults`` (each (planes-1, n_in,
+    n_out)). Pulses and reads carry a plane; ``read_bits`` gives every plane's cell at the
+    read address at once (one weight's code).
     """
 
     def __init__(self, weights: np.ndarray, thresholds: np.ndarray, tile=(128, 128), *,
                  initial_cells=None, faults=None, index: int = 0, seed: int = 0,
-                 fail_threshold: int = 0, endurance: int = 0):
+                 fail_threshold: int = 0, endurance: int = 0, planes: int = 1, plane_cells=None,
+                 plane_faults=None):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
             raise ValueError("Layer weights must be a 2-D array of -1/+1")
@@ -63,6 +70,14 @@ class Layer(wiring.Component):
         self.faults = np.zeros(weights.shape, np.int8) if faults is None else np.asarray(faults)
         if self.faults.shape != weights.shape:
             raise ValueError(f"Layer fault map must have shape {weights.shape}, not {self.faults.shape}")
+        if not isinstance(planes, int) or isinstance(planes, bool) or not 1 <= planes <= 12:
+            raise ValueError(f"Layer planes must be an integer from 1 to 12, not {planes!r}")
+        self.planes = planes
+        shape = (planes - 1,) + weights.shape
+        self.plane_cells = np.zeros(shape, np.uint8) if plane_cells is None else np.asarray(plane_cells)
+        self.plane_faults = np.zeros(shape, np.int8) if plane_faults is None else np.asarray(plane_faults)
+        if self.plane_cells.shape != shape or self.plane_faults.shape != shape:
+            raise ValueError(f"Layer magnitude planes must have shape {shape}")
         self.index, self.seed = index, seed
         self.fail_threshold, self.endurance = fail_threshold, endurance
         self.thresholds = thresholds.astype(int)
@@ -87,10 +102,14 @@ class Layer(wiring.Component):
             "read_col": In(_bits(self.n_out)),
             "read_bit": Out(1),
             "read_count": Out(32),
+            "pulse_plane": In(_bits(planes)),
+            "read_plane": In(_bits(planes)),
+            "read_bits": Out(planes),
         })
 
     @property
     def n_tiles(self) -> int:
+        """Tiles of one plane (the computing arrays)."""
         return self.row_blocks * self.col_blocks
 
     def column_sum(self, j: int):
@@ -104,37 +123,46 @@ class Layer(wiring.Component):
         m = Module()
         R, C = self.tile
         tiles = {}
-        read_bits, read_counts = [], []
-        for br in range(self.row_blocks):
-            for bc in range(self.col_blocks):
-                r0, c0 = br * R, bc * C
-                t = CrossbarTile(self.cells[r0:r0 + R, c0:c0 + C], faults=self.faults[r0:r0 + R, c0:c0 + C],
-                                 seed=tile_seed(self.seed, self.index, br, bc),
-                                 fail_threshold=self.fail_threshold, endurance=self.endurance)
-                m.submodules[f"tile_r{br}_c{bc}"] = tiles[br, bc] = t
-                m.d.comb += t.x.eq(self.x[r0:r0 + t.rows])
-                # programming / read address decode (global -> tile-local)
-                p_sel = Signal(name=f"pulse_sel_r{br}_c{bc}")
-                m.d.comb += [
-                    p_sel.eq((self.pulse_row >= r0) & (self.pulse_row < r0 + t.rows)
-                             & (self.pulse_col >= c0) & (self.pulse_col < c0 + t.cols)),
-                    t.pulse_valid.eq(self.pulse_valid & p_sel),
-                    t.pulse_row.eq(self.pulse_row - r0),
-                    t.pulse_col.eq(self.pulse_col - c0),
-                    t.pulse_set.eq(self.pulse_set),
-                    t.read_row.eq(self.read_row - r0),
-                    t.read_col.eq(self.read_col - c0),
-                ]
-                r_sel = Signal(name=f"read_sel_r{br}_c{bc}")
-                m.d.comb += r_sel.eq((self.read_row >= r0) & (self.read_row < r0 + t.rows)
-                                     & (self.read_col >= c0) & (self.read_col < c0 + t.cols))
-                read_bits.append(r_sel & t.read_bit)
-                read_counts.append(r_sel.replicate(32) & t.read_count)
-        m.d.comb += [self.read_bit.eq(or_all(read_bits)), self.read_count.eq(or_all(read_counts))]
+        read_counts = []
+        for p in range(self.planes):
+            cells = self.cells if p == 0 else self.plane_cells[p - 1]
+            faults = self.faults if p == 0 else self.plane_faults[p - 1]
+            bits = []
+            for br in range(self.row_blocks):
+                for bc in range(self.col_blocks):
+                    r0, c0 = br * R, bc * C
+                    t = CrossbarTile(cells[r0:r0 + R, c0:c0 + C], faults=faults[r0:r0 + R, c0:c0 + C],
+                                     seed=tile_seed(self.seed, self.index, br, bc, plane=p),
+                                     fail_threshold=self.fail_threshold, endurance=self.endurance,
+                                     compute=p == 0)
+                    name = f"tile_r{br}_c{bc}" if p == 0 else f"plane{p}_tile_r{br}_c{bc}"
+                    m.submodules[name] = tiles[p, br, bc] = t
+                    m.d.comb += t.x.eq(self.x[r0:r0 + t.rows] if p == 0 else 0)
+                    # programming / read address decode (global -> tile-local)
+                    p_sel = Signal(name=f"pulse_sel_p{p}_r{br}_c{bc}")
+                    m.d.comb += [
+                        p_sel.eq((self.pulse_row >= r0) & (self.pulse_row < r0 + t.rows)
+                                 & (self.pulse_col >= c0) & (self.pulse_col < c0 + t.cols)
+                                 & (self.pulse_plane == p)),
+                        t.pulse_valid.eq(self.pulse_valid & p_sel),
+                        t.pulse_row.eq(self.pulse_row - r0),
+                        t.pulse_col.eq(self.pulse_col - c0),
+                        t.pulse_set.eq(self.pulse_set),
+                        t.read_row.eq(self.read_row - r0),
+                        t.read_col.eq(self.read_col - c0),
+                    ]
+                    r_sel = Signal(name=f"read_sel_p{p}_r{br}_c{bc}")
+                    m.d.comb += r_sel.eq((self.read_row >= r0) & (self.read_row < r0 + t.rows)
+                                         & (self.read_col >= c0) & (self.read_col < c0 + t.cols))
+                    bits.append(r_sel & t.read_bit)
+                    read_counts.append((r_sel & (self.read_plane == p)).replicate(32) & t.read_count)
+            m.d.comb += self.read_bits[p].eq(or_all(bits))
+        m.d.comb += [self.read_bit.eq(self.read_bits.bit_select(self.read_plane, 1)),
+                     self.read_count.eq(or_all(read_counts))]
 
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
-            partial = [tiles[br, bc].column_sum(jl) for br in range(self.row_blocks)]
+            partial = [tiles[0, br, bc].column_sum(jl) for br in range(self.row_blocks)]
             s = Signal(signed(self.sw), name=f"sum{j}")  # named: shared by sense and output stage
             total = partial[0]
             for p in partial[1:]:

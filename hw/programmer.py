@@ -1,6 +1,7 @@
 """Cell-programming controller with write-verify.
 
-Takes commands ``(layer, row, word, bits, mask)``: the target states of columns
+Takes commands ``(layer, row, word, bits, mask)`` (with ``plane`` after ``layer`` when the
+arrays hold multi-bit weights): the target states of columns
 ``word*W .. word*W+W-1`` of one row (bit i of ``bits`` for column word*W+i; cells
 whose ``mask`` bit is 0, or whose column is past the layer's width, are skipped).
 For every cell, in increasing column order: read it; if it differs, pulse it
@@ -39,23 +40,25 @@ def _positive_int(name, v, lo=1, hi=None):
 
 class Programmer(wiring.Component):
     def __init__(self, arch, *, word: int = 16, retries: int = 3, pulse_cycles: int = 5,
-                 fifo_depth: int = 64):
+                 fifo_depth: int = 64, planes: int = 1):
         if not isinstance(arch, (tuple, list)) or len(arch) < 2:
             raise ValueError(f"Programmer needs the layer sizes, not {arch!r}")
         _positive_int("Word width", word, 1, 64)
         _positive_int("Retries", retries, 0, 255)
         _positive_int("Pulse width in cycles", pulse_cycles, 1, 1 << 16)
         _positive_int("Failed-cell FIFO depth", fifo_depth, 1, 1 << 16)
-        self.arch = tuple(arch)
+        _positive_int("Weight planes", planes, 1, 12)
+        self.arch, self.planes = tuple(arch), planes
         self.word, self.retries, self.pulse_cycles, self.fifo_depth = word, retries, pulse_cycles, fifo_depth
         n_layers = len(arch) - 1
         self.lw = _bits(n_layers)
         self.rw = _bits(max(arch[:-1]))
         self.cw = _bits(max(arch[1:]))
         n_words = max(-(-n // word) for n in arch[1:])
-        self.cmd_layout = data.StructLayout({"layer": self.lw, "row": self.rw, "word": _bits(n_words),
+        plane = {"plane": _bits(planes)} if planes > 1 else {}
+        self.cmd_layout = data.StructLayout({"layer": self.lw, **plane, "row": self.rw, "word": _bits(n_words),
                                              "bits": word, "mask": word})
-        self.addr_layout = data.StructLayout({"layer": self.lw, "row": self.rw, "col": self.cw})
+        self.addr_layout = data.StructLayout({"layer": self.lw, **plane, "row": self.rw, "col": self.cw})
         super().__init__({
             "cmd": In(stream.Signature(self.cmd_layout)),
             "failed": Out(stream.Signature(self.addr_layout)),
@@ -92,6 +95,7 @@ class Programmer(wiring.Component):
             in_range.eq(cmd.mask.bit_select(i, 1) & (col < widths[cmd.layer])),
             self.addr.layer.eq(cmd.layer),
             self.addr.row.eq(cmd.row),
+            *([self.addr.plane.eq(cmd.plane)] if self.planes > 1 else []),
             self.addr.col.eq(col),
             self.pulse_set.eq(want),
         ]

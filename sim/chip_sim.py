@@ -24,31 +24,8 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
     (default: the network's weights; faults from ``cfg.device``). ``commands``: programming
     commands ``(layer, row, word, bits, mask)`` sent first, while the first
     ``images_during_programming`` images stream."""
-    t = time.time()
-    text, chip = generate(net, cfg, initial_cells, faults)
-    gen_s = time.time() - t
-    if log:
-        log(f"generated Verilog for {'-'.join(map(str, chip.arch))} ({cfg.tag()}) in {gen_s:.1f} s; building")
-    b = runner.build(text, waves=waves, tag=cfg.tag()[:60])
-    if log:
-        log(f"Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}; "
-            f"simulating {len(x)} images (seed {seed})")
-    run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
-    run_dir.mkdir(parents=True)
-    weights = run_dir / "weights.npz"
-    net.save(weights)
-    images = run_dir / "images.npy"
-    np.save(images, x.astype(np.uint8))
-    arrays = {}
-    for k in range(len(net.weights)):
-        if initial_cells is not None:
-            arrays[f"initial{k}"] = np.asarray(initial_cells[k], np.uint8)
-        if faults is not None:
-            arrays[f"fault{k}"] = np.asarray(faults[k], np.int8)
-    arrays_path = None
-    if arrays:
-        arrays_path = run_dir / "arrays.npz"
-        np.savez(arrays_path, **arrays)
+    b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x, initial_cells, faults, waves, log)
+    weights, images = run_dir / "weights.npz", run_dir / "images.npy"
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_chip", {
         "weights": str(weights), "images": str(images), "arrays": str(arrays_path) if arrays_path else None,
@@ -61,8 +38,66 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
         "p_send": p_send, "rewrite_thresholds": rewrite_thresholds, "read_back": read_back,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
+    return _finish(res, b, gen_s, cfg)
+
+
+def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=("initial", "fault")):
+    """Generate and build (cached); write the network, images and per-layer arrays to a fresh
+    run directory. Returns (build, run directory, generation seconds, arrays path or None)."""
+    t = time.time()
+    text, chip = generate(net, cfg, initial_cells, faults)
+    gen_s = time.time() - t
+    if log:
+        log(f"generated Verilog for {'-'.join(map(str, chip.arch))} ({cfg.tag()}, {chip.n_tiles} arrays) "
+            f"in {gen_s:.1f} s; building")
+    b = runner.build(text, waves=waves, tag=cfg.tag()[:60])
+    if log:
+        log(f"Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
+    run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
+    run_dir.mkdir(parents=True)
+    net.save(run_dir / "weights.npz")
+    np.save(run_dir / "images.npy", x.astype(np.uint8))
+    arrays = {}
+    for k in range(len(net.weights)):
+        if initial_cells is not None:
+            arrays[f"{names[0]}{k}"] = np.asarray(initial_cells[k], np.uint8)
+        if faults is not None:
+            arrays[f"{names[1]}{k}"] = np.asarray(faults[k], np.int8)
+    arrays_path = None
+    if arrays:
+        arrays_path = run_dir / "arrays.npz"
+        np.savez(arrays_path, **arrays)
+    return b, run_dir, gen_s, arrays_path
+
+
+def _finish(res: dict, b, gen_s: float, cfg: ChipConfig) -> dict:
     res["build_s"] = round(b.seconds, 2)
     res["build_cached"] = b.cached
     res["generate_s"] = round(gen_s, 2)
     res["config"] = cfg.tag()
     return res
+
+
+def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.ndarray, *, seed: int = 1,
+           p_idle: float = 0.2, p_stall: float = 0.2, waves: bool | None = None, log=None) -> dict:
+    """Replay update ``commands`` through the weight-update controller of the chip whose planes start
+    as ``cells`` with ``faults`` (per layer, (n, n_in, n_out)); then read back every cell and counter
+    and classify ``x``; all against the golden online chip. Returns the testbench's result."""
+    from rrambnn.gen.online import save_trace
+
+    b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x, cells, faults, waves, log, names=("cells", "faults"))
+    trace = run_dir / "trace.npz"
+    save_trace(trace, commands, net.arch)
+    if log:
+        log(f"replaying {len(commands)} update commands (seed {seed})")
+    t = time.time()
+    res = runner.run_test(b, "rrambnn.sim.tb_online", {
+        "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"),
+        "arrays": str(arrays_path), "trace": str(trace), "seed": seed,
+        "chip": {"tile": list(cfg.tile), "output": cfg.output, "word": cfg.word, "retries": cfg.retries,
+                 "pulse_cycles": cfg.pulse_cycles, "device": dataclasses.asdict(cfg.device),
+                 "weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits},
+        "p_idle": p_idle, "p_stall": p_stall,
+    }, test_dir=run_dir)
+    res["sim_wall_s"] = round(time.time() - t, 2)
+    return _finish(res, b, gen_s, cfg)

@@ -141,14 +141,21 @@ def run_test(b: Build, test_module: str, config: dict, *, test_dir: Path | None 
     cfg_path.write_text(json.dumps({**config, "result": str(result_path)}))
     runner = get_runner("verilator")
     runner.build_dir = b.build_dir  # reuse the cached build
-    results_xml = runner.test(
-        hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
-        build_dir=b.build_dir, test_dir=test_dir,
-        extra_env={"RRAMBNN_TB_CONFIG": str(cfg_path)}, waves=b.waves,
-        log_file=test_dir / "sim.log", results_xml=str(test_dir / "results.xml"),
-    )
+    results_xml = test_dir / "results.xml"
+    try:
+        runner.test(
+            hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
+            build_dir=b.build_dir, test_dir=test_dir,
+            extra_env={"RRAMBNN_TB_CONFIG": str(cfg_path)}, waves=b.waves,
+            log_file=test_dir / "sim.log", results_xml=str(results_xml),
+        )
+    except SystemExit:  # the runner exits when a test fails: the result file says why
+        pass
     from cocotb_tools.runner import get_results
-    n_tests, n_fail = get_results(results_xml)
+    try:
+        n_tests, n_fail = get_results(results_xml)
+    except RuntimeError:  # the simulator died before writing results
+        n_tests, n_fail = 0, 1
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     result.update({"passed": n_fail == 0 and n_tests > 0 and bool(result), "test_dir": str(test_dir),
                    "log": str(test_dir / "sim.log")})

@@ -1,0 +1,308 @@
+"""Online training on the chip: n-bit sign-magnitude weights in binary cells.
+
+The forward pass is the binary network on the sign cells (plane 0, see
+:mod:`rrambnn.gen.planes`) with fixed thresholds. Learning changes the n-bit codes; only
+cells whose bit flips get a pulse, through write-verify, under the device model (fault
+maps per plane, pulse failures, endurance). Everything is integer and deterministic for a
+seed: the same commands replayed on the hardware's weight-update controller leave the same
+cells, bit for bit.
+
+Learning rule (hardware-friendly, quantised):
+
+* output error, per output neuron j and label y (a hinge on the sense stage, so it serves
+  both output stages): ``e_j = +1`` if j == y and ``S_j - theta_j < margin``; ``e_j = -1``
+  if j != y and ``S_j - theta_j > -margin``; else 0;
+* hidden error, per hidden neuron i of layer k (straight-through estimator with a window):
+  ``e_i = clip(sum_j w_ij e_j, -E, E)`` if ``|S_i - theta_i| <= window``, else 0, with
+  ``E = 2**(err_bits-1) - 1`` (err_bits = 2: ternary errors);
+* update: every weight (r, j) with an active input ``x_r = 1`` moves by ``e_j`` code steps.
+
+``batch == 1``: one rank-1 command per layer and sample ``(layer, x, e)``; the controller
+walks the active rows and the columns with a non-zero error. ``batch > 1``: the integer
+updates of the batch are summed per weight, clipped to the delta range ``[-M, M]``, and sent
+as element commands ``(layer, row, col, delta)`` in row-major order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen import device as dev
+from rrambnn.gen import planes
+from rrambnn.gen.network import BinaryNetwork
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    bits: int = 8
+    err_bits: int = 2
+    batch: int = 1
+    margin: int = 2
+    window: int = 2
+    init_magnitude: int | None = None  # None: half the range (pretrained start), M // 8 (blank)
+    retries: int = 3
+    tile: tuple = (128, 128)
+    device: dev.DeviceParams = field(default_factory=dev.DeviceParams)
+    seed: int = 0
+
+    def __post_init__(self):
+        planes.check_bits(self.bits)
+        if not isinstance(self.err_bits, int) or not 2 <= self.err_bits <= 8:
+            raise RrambnnError(f"Error bits must be an integer from 2 to 8, not {self.err_bits!r}")
+        for name, v, lo in (("Batch size", self.batch, 1), ("Margin", self.margin, 0), ("STE window", self.window, 0),
+                            ("Retries", self.retries, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise RrambnnError(f"{name} must be an integer >= {lo}, not {v!r}")
+        M = planes.max_magnitude(self.bits)
+        if self.init_magnitude is not None and not 0 <= self.init_magnitude <= M:
+            raise RrambnnError(f"Initial magnitude must be from 0 to {M} for {self.bits}-bit weights, "
+                               f"not {self.init_magnitude!r}")
+
+    @property
+    def max_error(self) -> int:
+        return (1 << (self.err_bits - 1)) - 1
+
+
+@dataclass
+class Command:
+    """One update command, as the hardware takes it."""
+
+    layer: int
+    rank1: bool
+    x: np.ndarray | None = None  # rank-1: active inputs (n_in,) uint8
+    e: np.ndarray | None = None  # rank-1: error per column (n_out,) int
+    row: int = 0  # element update
+    col: int = 0
+    delta: int = 0
+
+
+@dataclass
+class Stats:
+    pulses_set: int = 0
+    pulses_reset: int = 0
+    failed: list = field(default_factory=list)  # (layer, plane, row, col) in hardware order
+    weight_updates: int = 0
+    commands: int = 0
+
+    def as_dict(self):
+        return {"pulses_set": self.pulses_set, "pulses_reset": self.pulses_reset, "cells_failed": len(self.failed),
+                "weight_updates": self.weight_updates, "commands": self.commands}
+
+
+class OnlineChip:
+    """The golden chip for online training: thresholds, n planes of cells per layer, device."""
+
+    def __init__(self, net: BinaryNetwork, cfg: OnlineConfig, *, blank: bool = False, faults=None, cells=None):
+        """Start from ``net``'s weights as signs (or random signs, ``blank``) with every magnitude at
+        ``cfg.init_magnitude``; or from explicit ``cells`` per layer, (n, n_in, n_out)."""
+        self.cfg = cfg
+        self.net = net
+        self.arch = net.arch
+        n = cfg.bits
+        if cells is None:
+            rng = np.random.default_rng([cfg.seed, 0x0111E])
+            M = planes.max_magnitude(n)
+            mag = cfg.init_magnitude if cfg.init_magnitude is not None else (M // 8 if blank else (M + 1) // 2)
+            cells = []
+            for w in net.weights:
+                c = planes.encode(np.full(w.shape, mag), n)
+                c[0] = rng.integers(0, 2, w.shape).astype(np.uint8) if blank else (w > 0).astype(np.uint8)
+                cells.append(c)
+        for k, c in enumerate(cells):
+            if c.shape != (n,) + net.weights[k].shape:
+                raise RrambnnError(f"layer {k} cells must have shape {(n,) + net.weights[k].shape}, not {c.shape}")
+        self.initial = [np.asarray(c, np.uint8).copy() for c in cells]
+        self.arrays = planes.plane_arrays(self.arch, self.initial, cfg.device, tile=cfg.tile, retries=cfg.retries,
+                                          faults=faults)
+        self.stats = Stats()
+        self.n_commands = 0
+
+    # -- state ---------------------------------------------------------------------
+    def sign_network(self) -> BinaryNetwork:
+        """The network inference sees: the sign cells and the thresholds."""
+        w = [np.where(a.cells[0] == 1, 1, -1).astype(np.int8) for a in self.arrays]
+        return BinaryNetwork(w, [t.copy() for t in self.net.thresholds], self.net.preprocess, self.net.output_mode)
+
+    def codes(self) -> list[np.ndarray]:
+        return [planes.decode(a.cells) for a in self.arrays]
+
+    # -- commands ------------------------------------------------------------------
+    def apply(self, cmd: Command):
+        """Apply one update command exactly as the weight-update controller does."""
+        a = self.arrays[cmd.layer]
+        if cmd.rank1:
+            rows = np.flatnonzero(cmd.x)
+            cols = np.flatnonzero(cmd.e)
+            rr, cc = np.repeat(rows, len(cols)), np.tile(cols, len(rows))  # row by row
+            delta = np.asarray(cmd.e, np.int64)[cc]
+        elif cmd.delta:
+            rr, cc, delta = np.array([cmd.row]), np.array([cmd.col]), np.array([cmd.delta], np.int64)
+        else:  # a zero delta changes nothing and is not counted as an update
+            rr = cc = delta = np.zeros(0, np.int64)
+        self._update(cmd.layer, a, rr, cc, delta)
+        self.stats.commands += 1
+
+    def _update(self, layer, a: planes.PlaneArrays, rr, cc, delta):
+        if len(rr) == 0:
+            return
+        n = a.n
+        old = a.cells[:, rr, cc]
+        new = planes.updated(old, delta)
+        self.stats.weight_updates += len(rr)
+        base = self.n_commands << 40  # order keys: command, weight, plane rank
+        self.n_commands += 1
+        failed = []
+        for rank, p in enumerate(planes.plane_order(n)):
+            ch = np.flatnonzero(new[p] != old[p])
+            if len(ch) == 0:
+                continue
+            order = base + ch.astype(np.int64) * n + rank
+            s, r, f = a.write(p, rr[ch], cc[ch], new[p][ch], order)
+            self.stats.pulses_set += s
+            self.stats.pulses_reset += r
+            for key in f:
+                i = (key - base) // n
+                failed.append((key, (layer, p, int(rr[i]), int(cc[i]))))
+        self.stats.failed += [addr for _, addr in sorted(failed)]
+
+
+# -- the trainer ---------------------------------------------------------------------
+
+def errors(net: BinaryNetwork, acts_in: list[np.ndarray], sums: list[np.ndarray], labels: np.ndarray,
+           cfg: OnlineConfig) -> list[np.ndarray]:
+    """Quantised errors per layer for a batch: (B, n_out) int per layer (see the module doc)."""
+    L = len(net.weights)
+    out = []
+    s, t = sums[-1], net.thresholds[-1]
+    margin = s - t
+    target = np.zeros_like(margin, dtype=bool)
+    target[np.arange(len(labels)), labels] = True
+    e = np.where(target & (margin < cfg.margin), 1, 0) - np.where(~target & (margin > -cfg.margin), 1, 0)
+    out.append(e)
+    for k in range(L - 2, -1, -1):
+        back = e @ net.weights[k + 1].astype(np.int64).T
+        gate = np.abs(sums[k] - net.thresholds[k]) <= cfg.window
+        e = np.where(gate, np.clip(back, -cfg.max_error, cfg.max_error), 0)
+        out.append(e)
+    return out[::-1]
+
+
+def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cfg: OnlineConfig) -> list[Command]:
+    """The update commands one batch produces (errors from the current weights)."""
+    tr = net.forward(x)
+    ins = [x] + tr.acts[:-1]
+    errs = errors(net, ins, tr.sums, labels, cfg)
+    cmds = []
+    if cfg.batch == 1:
+        for k, (xi, e) in enumerate(zip(ins, errs)):
+            if e[0].any() and xi[0].any():
+                cmds.append(Command(k, True, x=xi[0].astype(np.uint8), e=e[0].astype(np.int64)))
+        return cmds
+    M = planes.max_magnitude(cfg.bits)
+    for k, (xi, e) in enumerate(zip(ins, errs)):
+        d = np.clip(xi.astype(np.int64).T @ e, -M, M)
+        for r, c in zip(*np.nonzero(d)):
+            cmds.append(Command(k, False, row=int(r), col=int(c), delta=int(d[r, c])))
+    return cmds
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    accuracy: dict
+    stats: dict
+    seconds: float
+
+
+def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, samples: int | None = None,
+          record: int = 0, progress=None) -> tuple[list[EpochResult], list[Command]]:
+    """Online training for ``epochs`` over ``samples`` training images per epoch (all by
+    default; shuffled by the chip's seed). Returns the accuracy per epoch (epoch 0 = before
+    training) and the first ``record`` commands (a trace for hardware replay)."""
+    cfg = chip.cfg
+    rng = np.random.default_rng([cfg.seed, 0x7EA1])
+    n = len(x_train) if samples is None else min(samples, len(x_train))
+    results = [EpochResult(0, chip.sign_network().accuracy(x_test, y_test), chip.stats.as_dict(), 0.0)]
+    trace: list[Command] = []
+    for ep in range(1, epochs + 1):
+        t = time.time()
+        order = rng.permutation(len(x_train))[:n]
+        net = chip.sign_network()
+        for b0 in range(0, n, cfg.batch):
+            idx = order[b0:b0 + cfg.batch]
+            cmds = commands_for_batch(net, x_train[idx], y_train[idx], cfg)
+            for cmd in cmds:
+                chip.apply(cmd)
+                if len(trace) < record:
+                    trace.append(cmd)
+            for k in {c.layer for c in cmds}:  # refresh the forward weights of the changed layers
+                net.set_layer_weights(k, np.where(chip.arrays[k].cells[0] == 1, 1, -1).astype(np.int8))
+            if progress:
+                progress(len(idx))
+        results.append(EpochResult(ep, chip.sign_network().accuracy(x_test, y_test), chip.stats.as_dict(),
+                                   time.time() - t))
+    return results, trace
+
+
+def switch_stats(chip: OnlineChip) -> dict:
+    """Switches per bit position (plane 0 = sign, plane b = magnitude bit b-1) and wear."""
+    n = chip.cfg.bits
+    per_plane = np.zeros(n, np.int64)
+    max_per_plane = np.zeros(n, np.int64)
+    worn = np.zeros(n, np.int64)
+    E = chip.cfg.device.endurance
+    for a in chip.arrays:
+        per_plane += a.counts.sum(axis=(1, 2))
+        max_per_plane = np.maximum(max_per_plane, a.counts.max(axis=(1, 2)))
+        if E:
+            worn += (a.counts >= E).sum(axis=(1, 2))
+    cells = sum(a.counts[0].size for a in chip.arrays)
+    return {"planes": ["sign"] + [f"mag{b - 1}" for b in range(1, n)],
+            "switches": per_plane.tolist(), "max_per_cell": max_per_plane.tolist(),
+            "mean_per_cell": (per_plane / cells).round(3).tolist(),
+            "worn_out_cells": worn.tolist() if E else None}
+
+
+# -- traces ------------------------------------------------------------------------------
+
+def save_trace(path, commands: list[Command], arch):
+    """Commands as .npz: kind (1 = rank-1), layer, row, col, delta, x (K, max_in), e (K, max_out)."""
+    from rrambnn.fileio import atomic_write
+    K, max_in, max_out = len(commands), max(arch[:-1]), max(arch[1:])
+    x = np.zeros((K, max_in), np.uint8)
+    e = np.zeros((K, max_out), np.int8)
+    for i, c in enumerate(commands):
+        if c.rank1:
+            x[i, :len(c.x)] = c.x
+            e[i, :len(c.e)] = c.e
+    arrays = {"format": np.array("rrambnn-update-trace"), "arch": np.array(arch, np.int32),
+              "rank1": np.array([c.rank1 for c in commands], np.uint8),
+              "layer": np.array([c.layer for c in commands], np.int32),
+              "row": np.array([c.row for c in commands], np.int32), "col": np.array([c.col for c in commands], np.int32),
+              "delta": np.array([c.delta for c in commands], np.int32), "x": x, "e": e}
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_trace(path) -> tuple[tuple, list[Command]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["format"]) != "rrambnn-update-trace":
+                raise ValueError("not an update trace")
+            arch = tuple(int(a) for a in z["arch"])
+            cols = {k: z[k] for k in ("rank1", "layer", "row", "col", "delta", "x", "e")}
+    except (OSError, ValueError, KeyError) as e:
+        raise RrambnnError(f"{path}: not a readable update trace ({e})") from None
+    cmds = []
+    for i in range(len(cols["rank1"])):
+        k = int(cols["layer"][i])
+        if not 0 <= k < len(arch) - 1:
+            raise RrambnnError(f"{path}: command {i} names layer {k}, the network has {len(arch) - 1}")
+        if cols["rank1"][i]:
+            cmds.append(Command(k, True, x=cols["x"][i, :arch[k]].copy(), e=cols["e"][i, :arch[k + 1]].astype(np.int64)))
+        else:
+            cmds.append(Command(k, False, row=int(cols["row"][i]), col=int(cols["col"][i]), delta=int(cols["delta"][i])))
+    return arch, cmds

@@ -1,0 +1,172 @@
+"""Weight-update controller: quantised updates of n-bit weights stored in n binary cells.
+
+Takes a stream of update commands (payload :attr:`WeightUpdater.cmd_layout`):
+
+* element (``rank1`` = 0): add ``delta`` to the weight (``layer``, ``row``, ``col``);
+* rank-1 (``rank1`` = 1): for every active input ``x[r]`` and every column with a non-zero
+  error ``e[j]``, add ``e[j]`` to weight (r, j): one training step of a layer in one command.
+
+For each weight, in the order of :mod:`rrambnn.gen.planes` (rows ascending, columns ascending
+inside a row): read the n cells of the weight at once (all planes), compute the saturated new
+code exactly as the golden model does, and hand the programming controller one write-verify
+command per cell that changes: magnitude bits from the least significant up, the sign cell
+last. Cells that do not change get no pulse.
+
+The chip holds images off from the moment a command is accepted until the last cell is
+written (and the programming controller waits for the pipeline to drain before any pulse),
+so inference never sees a half-updated weight or a half-applied rank-1 step. The sign is
+written last as a second line of defence for designs that would release images between
+weights: the sign (all inference reads) then changes only once the magnitude is final.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rrambnn.gen.planes import MAX_BITS, max_magnitude, plane_order
+from rrambnn.hw.crossbar import _bits
+from rrambnn.hw.output import PriorityEncoder
+
+
+class WeightUpdater(wiring.Component):
+    def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None):
+        if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_BITS:
+            raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {bits!r}")
+        if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
+            raise ValueError(f"Error bits must be an integer from 2 to 8, not {err_bits!r}")
+        if cmd_layout is None:
+            raise ValueError("WeightUpdater needs the programming controller's command layout")
+        self.arch, self.bits, self.err_bits, self.word = tuple(arch), bits, err_bits, word
+        self.max_in, self.max_out = max(arch[:-1]), max(arch[1:])
+        self.lw = _bits(len(arch) - 1)
+        self.rw, self.cw = _bits(self.max_in), _bits(self.max_out)
+        self.cmd_layout = data.StructLayout({
+            "layer": self.lw, "rank1": 1, "row": self.rw, "col": self.cw, "delta": signed(bits),
+            "x": self.max_in, "e": data.ArrayLayout(signed(err_bits), self.max_out),
+        })
+        self.addr_layout = data.StructLayout({"layer": self.lw, "row": self.rw, "col": self.cw})
+        super().__init__({
+            "upd": In(stream.Signature(self.cmd_layout)),
+            "busy": Out(1),
+            # to the arrays: the weight being read, and its n cells (plane 0 = sign)
+            "addr": Out(self.addr_layout),
+            "code": In(bits),
+            # to the programming controller
+            "prog": Out(stream.Signature(cmd_layout)),
+            "prog_busy": In(1),
+            "n_updates": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n, W = self.bits, self.word
+        dw = max(n, self.err_bits) + 1
+        M = max_magnitude(n)
+
+        layer = Signal(self.lw, name="upd_layer")
+        rows_left = Signal(self.max_in)
+        cols_left = Signal(self.max_out)
+        errs = Signal(data.ArrayLayout(signed(dw), self.max_out), name="errs")
+        row = Signal(self.rw, name="upd_row")
+        col = Signal(self.cw, name="upd_col")
+        target = Signal(n)
+        diff = Signal(n)
+        row_valid = Array([Const((1 << a) - 1, self.max_in) for a in self.arch[:-1]])
+        col_valid = Array([Const((1 << a) - 1, self.max_out) for a in self.arch[1:]])
+
+        m.submodules.next_row = next_row = PriorityEncoder(self.max_in)
+        m.submodules.next_col = next_col = PriorityEncoder(self.max_out)
+        nonzero = Signal(self.max_out)
+        m.d.comb += [next_row.fires.eq(rows_left), next_col.fires.eq(cols_left)]
+        for j in range(self.max_out):
+            m.d.comb += nonzero[j].eq(errs[j] != 0)
+        m.d.comb += [self.addr.layer.eq(layer), self.addr.row.eq(row), self.addr.col.eq(col)]
+
+        # the new code of the weight at (row, col): saturated sign-magnitude add
+        sign = self.code[0]
+        mag = self.code[1:]
+        value = Signal(signed(n + 1))
+        m.d.comb += value.eq(Mux(sign, mag, -mag))
+        total = Signal(signed(dw + 2))
+        m.d.comb += total.eq(value + errs[col])
+        clipped = Signal(signed(dw + 2))
+        with m.If(total > M):
+            m.d.comb += clipped.eq(M)
+        with m.Elif(total < -M):
+            m.d.comb += clipped.eq(-M)
+        with m.Else():
+            m.d.comb += clipped.eq(total)
+        new_sign = Signal()
+        new_mag = Signal(n - 1)
+        m.d.comb += [
+            new_sign.eq(Mux(clipped > 0, 1, Mux(clipped < 0, 0, sign))),
+            new_mag.eq(Mux(clipped < 0, -clipped, clipped)),
+        ]
+
+        # the next cell to write: first changed plane in the write order (sign last)
+        plane = Signal(range(n))
+        for p in reversed(plane_order(n)):
+            with m.If(diff[p]):
+                m.d.comb += plane.eq(p)
+        offset = Signal(range(W))
+        m.d.comb += offset.eq(col % W)
+        pl = self.prog.payload
+        m.d.comb += [
+            pl.layer.eq(layer), pl.plane.eq(plane), pl.row.eq(row), pl.word.eq(col // W),
+            pl.bits.eq(target.bit_select(plane, 1) << offset), pl.mask.eq(Const(1, W) << offset),
+        ]
+
+        with m.FSM(name="upd"):
+            with m.State("IDLE"):
+                m.d.comb += self.upd.ready.eq(1)
+                with m.If(self.upd.valid):
+                    c = self.upd.payload
+                    m.d.sync += layer.eq(c.layer)
+                    with m.If(c.rank1):
+                        m.d.sync += rows_left.eq(c.x & row_valid[c.layer])
+                        for j in range(self.max_out):
+                            m.d.sync += errs[j].eq(c.e[j])
+                    with m.Else():
+                        m.d.sync += rows_left.eq((Const(1, self.max_in) << c.row) & row_valid[c.layer])
+                        for j in range(self.max_out):
+                            m.d.sync += errs[j].eq(Mux(c.col == j, c.delta, 0))
+                    m.next = "ROW"
+            with m.State("ROW"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(rows_left == 0):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [row.eq(next_row.index), cols_left.eq(nonzero & col_valid[layer])]
+                    m.next = "COL"
+            with m.State("COL"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(cols_left == 0):
+                    m.d.sync += rows_left.eq(rows_left & ~(Const(1, self.max_in) << row))
+                    m.next = "ROW"
+                with m.Else():
+                    m.d.sync += col.eq(next_col.index)
+                    m.next = "READ"
+            with m.State("READ"):  # once the programming controller is idle, the read port is ours
+                m.d.comb += self.busy.eq(1)
+                new = Signal(n)
+                m.d.comb += new.eq(Cat(new_sign, new_mag))
+                with m.If(~self.prog_busy):
+                    m.d.sync += [target.eq(new), diff.eq(new ^ self.code), self.n_updates.eq(self.n_updates + 1)]
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(diff == 0):
+                    m.d.sync += cols_left.eq(cols_left & ~(Const(1, self.max_out) << col))
+                    m.next = "COL"
+                with m.Else():
+                    m.d.comb += self.prog.valid.eq(1)
+                    with m.If(self.prog.ready):
+                        m.d.sync += diff.eq(diff & ~(Const(1, n) << plane))
+                        m.next = "WAIT"
+            with m.State("WAIT"):  # the controller took the command: wait for its write-verify
+                m.d.comb += self.busy.eq(1)
+                with m.If(~self.prog_busy):
+                    m.next = "ISSUE"
+        return m

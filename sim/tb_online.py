@@ -1,0 +1,199 @@
+"""cocotb testbench: an update trace replayed through the weight-update controller.
+
+A command driver (random idle cycles) feeds the recorded update commands to ``upd``; a
+monitor (random backpressure) collects the failed-cell stream; the golden online chip
+(:class:`rrambnn.gen.online.OnlineChip`) applies the same commands. Checked, against the
+golden model:
+
+* the failed-cell addresses, in order (in-order checker);
+* the pulse counters (SET, RESET), the failed-cell count and the number of weights updated;
+* every cell of every plane and every switch counter, read back through the read port, and
+  so every weight's code;
+* classification of a few images afterwards (inference sees the updated sign cells).
+
+Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
+:func:`rrambnn.sim.chip_sim.replay`); the seed is logged.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from rrambnn.gen import device as dev
+from rrambnn.gen import online, planes
+from rrambnn.gen.network import BinaryNetwork
+from rrambnn.gen.verilog import ChipConfig, build_chip
+from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, unpack_fields
+
+
+def pack_command(layout, cmd: online.Command) -> int:
+    """An update command as the ``upd`` payload (rank-1 vectors padded to the widest layer)."""
+    fields = {"layer": cmd.layer, "rank1": int(cmd.rank1), "row": cmd.row, "col": cmd.col, "delta": cmd.delta,
+              "x": 0, "e": 0}
+    value = pack_fields(layout, fields)
+    if cmd.rank1:
+        x = int.from_bytes(np.packbits(cmd.x.astype(np.uint8), bitorder="little").tobytes(), "little")
+        value |= x << layout["x"].offset
+        ew = layout["e"].shape.elem_shape.width
+        e = 0
+        for j, v in enumerate(cmd.e):
+            e |= (int(v) & ((1 << ew) - 1)) << (j * ew)
+        value |= e << layout["e"].offset
+    return value
+
+
+@cocotb.test()
+async def replay_matches_golden(dut):
+    cfg = json.loads(open(os.environ["RRAMBNN_TB_CONFIG"]).read())
+    net = BinaryNetwork.load(cfg["weights"])
+    c = cfg["chip"]
+    chip_cfg = ChipConfig(tuple(c["tile"]), False, c["output"], False, c["word"], c["retries"], c["pulse_cycles"],
+                          dev.DeviceParams(**c["device"]), c["weight_bits"], c["err_bits"])
+    arrays = np.load(cfg["arrays"])
+    L = len(net.weights)
+    cells = [arrays[f"cells{k}"] for k in range(L)]
+    faults = [arrays[f"faults{k}"] for k in range(L)]
+    hw = build_chip(net, chip_cfg, cells, faults)
+    golden = online.OnlineChip(net, online.OnlineConfig(bits=chip_cfg.weight_bits, err_bits=chip_cfg.err_bits,
+                                                        retries=chip_cfg.retries, tile=chip_cfg.tile,
+                                                        device=chip_cfg.device),
+                               faults=faults, cells=cells)
+    _, commands = online.load_trace(cfg["trace"])
+    x_img = np.load(cfg["images"])
+    seed = int(cfg["seed"])
+    rng = random.Random(seed)
+    dut._log.info(f"seed {seed} (replay with the same seed)")
+    gc.freeze()
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready, dut.upd__valid,
+              dut.read_layer, dut.read_row, dut.read_col, dut.read_plane):
+        h.value = 0
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+    layout = hw.updater.cmd_layout
+    payloads = [pack_command(layout, cmd) for cmd in commands]
+    failed_mon = Monitor(dut.failed__valid, dut.failed__ready, dut.failed__payload, rng, cfg.get("p_stall", 0.2))
+    p_idle = cfg.get("p_idle", 0.2)
+    t0 = time.perf_counter()
+    cycles = 0
+    sent = last_accept = 0
+    valid = False
+    limit = 2000 + 4000 * sum(max(1, int(cmd.x.sum()) * int(np.count_nonzero(cmd.e))) if cmd.rank1 else 1
+                              for cmd in commands) * chip_cfg.weight_bits
+    failed_mon.drive()
+    while True:
+        if not valid and sent < len(payloads) and not (p_idle and rng.random() < p_idle):
+            dut.upd__payload.value = payloads[sent]
+            dut.upd__valid.value = valid = True
+        await RisingEdge(dut.clk)
+        cycles += 1
+        if valid and dut.upd__ready.value:
+            golden.apply(commands[sent])
+            sent += 1
+            last_accept = cycles
+            dut.upd__valid.value = valid = False
+        failed_mon.sample(cycles)
+        failed_mon.drive()
+        # (values read at an edge are those before it: a command accepted at this edge shows
+        # upd_busy only at the next one, hence the wait after the last acceptance)
+        if sent == len(payloads) and not valid and cycles - last_accept >= 2 and not dut.upd_busy.value \
+                and not dut.prog_busy.value and not dut.failed__valid.value:
+            break
+        if cycles > limit:
+            raise AssertionError(f"timeout after {cycles} cycles: {sent} of {len(payloads)} commands sent")
+    replay_s = time.perf_counter() - t0
+
+    # counters and the failed-cell stream, in order
+    addr_fields = field_table(hw.programmer.addr_layout)
+    hw_failed = [tuple(unpack_fields(addr_fields, v)[k] for k in ("layer", "plane", "row", "col"))
+                 for v in failed_mon.received]
+    g = golden.stats
+    hw_counts = {"pulses_set": dut.n_set.value.to_unsigned(), "pulses_reset": dut.n_reset.value.to_unsigned(),
+                 "cells_failed": dut.n_failed.value.to_unsigned(), "weight_updates": dut.n_updates.value.to_unsigned()}
+    golden_counts = {k: v for k, v in g.as_dict().items() if k in hw_counts}
+    failures = []
+    if hw_counts != golden_counts:
+        failures.append(f"counters differ: hardware {hw_counts}, golden {golden_counts}")
+    if hw_failed != [tuple(f) for f in g.failed]:
+        failures.append(f"failed-cell streams differ: {hw_failed[:5]} vs {g.failed[:5]}")
+    if int(dut.prog_overflow.value):
+        failures.append("the failed-cell FIFO overflowed")
+
+    # every cell and counter of every plane
+    t1 = time.perf_counter()
+    bad_cells = bad_counts = 0
+    examples = []
+    hw_cells = [np.zeros_like(a.cells) for a in golden.arrays]
+    for k, a in enumerate(golden.arrays):
+        for p in range(a.n):
+            dut.read_layer.value, dut.read_plane.value = k, p
+            for r in range(a.n_in):
+                dut.read_row.value = r
+                for col in range(a.n_out):
+                    dut.read_col.value = col
+                    await RisingEdge(dut.clk)
+                    bit, cnt = int(dut.read_bit.value), dut.read_count.value.to_unsigned()
+                    hw_cells[k][p, r, col] = bit
+                    if bit != a.cells[p, r, col] or cnt != a.counts[p, r, col]:
+                        bad_cells += bit != a.cells[p, r, col]
+                        bad_counts += cnt != a.counts[p, r, col]
+                        if len(examples) < 10:
+                            examples.append({"layer": k, "plane": p, "row": r, "col": col, "bit": [bit, int(a.cells[p, r, col])],
+                                             "count": [cnt, int(a.counts[p, r, col])]})
+    readback_s = time.perf_counter() - t1
+    if bad_cells or bad_counts:
+        failures.append(f"read-back differs: {bad_cells} cells, {bad_counts} counters, e.g. {examples[:3]}")
+
+    # inference on the updated chip
+    sign_net = golden.sign_network()
+    want = sign_net.forward(x_img).labels(chip_cfg.output)
+    images = pack_rows(x_img)
+    driver = ImageDriver(dut, rng, p_idle)
+    driver.queue.extend(enumerate(images))
+    results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, cfg.get("p_stall", 0.2))
+    out_fields = field_table(hw.out_layout)
+    got = []
+    driver.drive()
+    results.drive()
+    n_cyc = 0
+    while len(results.received) < len(images):
+        await RisingEdge(dut.clk)
+        n_cyc += 1
+        driver.sample(n_cyc, 0)
+        results.sample(n_cyc)
+        driver.drive()
+        results.drive()
+        if n_cyc > 20 * len(images) + 100:
+            raise AssertionError("timeout while classifying")
+    got = [unpack_fields(out_fields, v)["cls"] for v in results.received]
+    class_mismatches = int(sum(int(a) != int(b) for a, b in zip(got, want)))
+    if class_mismatches:
+        failures.append(f"{class_mismatches} of {len(images)} classifications differ after the updates")
+
+    codes_equal = all((planes.decode(h) == g).all() for h, g in zip(hw_cells, golden.codes()))
+    if not codes_equal:
+        failures.append("weight codes decoded from the read-back cells differ from the golden codes")
+    result = {"seed": seed, "commands": len(commands), "cycles": cycles, "replay_wall_s": round(replay_s, 2),
+              "readback_wall_s": round(readback_s, 2), "hardware": hw_counts, "golden": golden_counts,
+              "failed_cells": len(hw_failed), "failed_match": hw_failed == [tuple(f) for f in g.failed],
+              "cells_read": int(sum(a.cells.size for a in golden.arrays)), "cell_mismatches": int(bad_cells),
+              "count_mismatches": int(bad_counts), "codes_match": bool(codes_equal),
+              "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
+              "images": len(images), "class_mismatches": class_mismatches, "examples": examples,
+              "passed_checks": not failures, "failures": failures}
+    with open(cfg["result"], "w") as f:
+        json.dump(result, f)
+    assert not failures, "; ".join(failures)
