@@ -219,15 +219,17 @@ class EpochResult:
 
 
 def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, samples: int | None = None,
-          record: int = 0, progress=None) -> tuple[list[EpochResult], list[Command]]:
+          record: int = 0, progress=None, stop_recording: int = 0) -> tuple[list[EpochResult], list[Command]]:
     """Online training for ``epochs`` over ``samples`` training images per epoch (all by
     default; shuffled by the chip's seed). Returns the accuracy per epoch (epoch 0 = before
-    training) and the first ``record`` commands (a trace for hardware replay)."""
+    training) and the first ``record`` commands (a trace for hardware replay; with
+    ``stop_recording`` > 0 recording ends once the trace holds that many weight updates)."""
     cfg = chip.cfg
     rng = np.random.default_rng([cfg.seed, 0x7EA1])
     n = len(x_train) if samples is None else min(samples, len(x_train))
     results = [EpochResult(0, chip.sign_network().accuracy(x_test, y_test), chip.stats.as_dict(), 0.0)]
     trace: list[Command] = []
+    recorded = 0
     for ep in range(1, epochs + 1):
         t = time.time()
         order = rng.permutation(len(x_train))[:n]
@@ -236,9 +238,13 @@ def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, sa
             idx = order[b0:b0 + cfg.batch]
             cmds = commands_for_batch(net, x_train[idx], y_train[idx], cfg)
             for cmd in cmds:
+                before = chip.stats.weight_updates
                 chip.apply(cmd)
                 if len(trace) < record:
                     trace.append(cmd)
+                    recorded += chip.stats.weight_updates - before
+                    if stop_recording and recorded >= stop_recording:
+                        record = len(trace)
             for k in {c.layer for c in cmds}:  # refresh the forward weights of the changed layers
                 net.set_layer_weights(k, np.where(chip.arrays[k].cells[0] == 1, 1, -1).astype(np.int8))
             if progress:
@@ -306,3 +312,42 @@ def load_trace(path) -> tuple[tuple, list[Command]]:
         else:
             cmds.append(Command(k, False, row=int(cols["row"][i]), col=int(cols["col"][i]), delta=int(cols["delta"][i])))
     return arch, cmds
+
+
+# -- one run, as the CLI and the sweeps use it ------------------------------------------
+
+def start_network(net: BinaryNetwork, blank: bool) -> BinaryNetwork:
+    """The network whose thresholds and input preprocessing the chip uses: ``net`` itself for a
+    pretrained start; for a blank start the same shape with all thresholds 0 (signs are random)."""
+    if not blank:
+        return net
+    return BinaryNetwork([w.copy() for w in net.weights], [np.zeros_like(t) for t in net.thresholds],
+                         net.preprocess, net.output_mode, {"start": "blank"})
+
+
+def run(net: BinaryNetwork, cfg: OnlineConfig, data, *, blank: bool, epochs: int, samples: int | None,
+        record_updates: int = 0, progress: bool = False, desc: str = "online") -> dict:
+    """Online training on ``data`` = (x_train, y_train, x_test, y_test); returns accuracy per epoch,
+    pulse and switch statistics, and (``record_updates`` > 0) the first commands holding at least
+    that many weight updates, with the chip's initial state, for hardware replay."""
+    from tqdm import tqdm
+
+    x_tr, y_tr, x_te, y_te = data
+    start = start_network(net, blank)
+    chip = OnlineChip(start, cfg, blank=blank)
+    n = len(x_tr) if samples is None else min(samples, len(x_tr))
+    bar = tqdm(total=n * epochs, desc=desc, unit="img", disable=not progress, leave=False)
+    results, trace = train(chip, x_tr, y_tr, x_te, y_te, epochs=epochs, samples=n,
+                           record=10 ** 9 if record_updates else 0, progress=bar.update,
+                           stop_recording=record_updates)
+    bar.close()
+    out = {"arch": list(start.arch), "bits": cfg.bits, "err_bits": cfg.err_bits, "batch": cfg.batch,
+           "start": "blank" if blank else "pretrained", "samples_per_epoch": n, "epochs": epochs,
+           "device": {"yield": cfg.device.yield_, "p_fail": cfg.device.p_fail, "endurance": cfg.device.endurance,
+                      "seed": cfg.device.seed},
+           "margin": cfg.margin, "window": cfg.window, "seed": cfg.seed,
+           "per_epoch": [{"epoch": r.epoch, **r.accuracy, **r.stats, "seconds": round(r.seconds, 1)} for r in results],
+           "switches": switch_stats(chip)}
+    out["final"] = {k: out["per_epoch"][-1][k] for k in ("priority", "argmax")}
+    out["best"] = {k: max(e[k] for e in out["per_epoch"]) for k in ("priority", "argmax")}
+    return {"result": out, "trace": trace, "chip": chip, "start_net": start}

@@ -184,8 +184,11 @@ def cmd_sweep(args):
     from rrambnn.gen import sweep
     from rrambnn.gen.mnist import load_split
 
+    if args.what in ("bits", "endurance"):
+        from rrambnn.cli_online import cmd_sweep_online
+        return cmd_sweep_online(args)
     if args.what != "yield":
-        raise RrambnnError(f"rrambnn sweep knows 'yield' so far, not {args.what!r}")
+        raise RrambnnError(f"rrambnn sweep knows yield, bits and endurance, not {args.what!r}")
     net = load_net(args.weights)
     yields = sweep.parse_floats(args.yields, "--yields", 0.0, 1.0)
     if args.seeds < 1:
@@ -266,8 +269,9 @@ def add_hw_commands(sub):
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(fn=cmd_program)
 
-    sw = sub.add_parser("sweep", help="accuracy vs device non-idealities (golden model, hardware spot checks)")
-    sw.add_argument("what", help="yield")
+    sw = sub.add_parser("sweep", help="accuracy vs bit yield (golden model, hardware spot checks), or of online "
+                                      "training vs weight bits or endurance")
+    sw.add_argument("what", help="yield | bits | endurance")
     _weights_arg(sw)
     _data_arg(sw)
     sw.add_argument("--yields", default="1.0,0.99,0.98,0.97,0.96,0.95,0.94,0.92,0.9,0.85,0.8")
@@ -278,4 +282,7 @@ def add_hw_commands(sub):
     sw.add_argument("--spot-images", type=int, default=2000)
     sw.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNG")
     sw.add_argument("--json", action="store_true")
+    from rrambnn.cli_online import add_online_commands, add_sweep_args
+    add_sweep_args(sw)
     sw.set_defaults(fn=cmd_sweep)
+    add_online_commands(sub)

@@ -1,0 +1,170 @@
+"""Online training results: text, JSON, plots; the sweeps over weight bits and endurance."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def describe_run(res: dict) -> list[str]:
+    d = res["device"]
+    lines = [f"online training of {'-'.join(map(str, res['arch']))} from a {res['start']} start: {res['bits']}-bit "
+             f"weights, {res['err_bits']}-bit errors, batch {res['batch']}, {res['samples_per_epoch']} images/epoch; "
+             f"device yield {d['yield']}, pulse failure {d['p_fail']}, endurance {d['endurance'] or 'unlimited'}",
+             "| epoch | priority | argmax | weight updates | SET pulses | RESET pulses | failed cells | s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for e in res["per_epoch"]:
+        lines.append(f"| {e['epoch']} | {e['priority'] * 100:.2f}% | {e['argmax'] * 100:.2f}% | {e['weight_updates']:,} | "
+                     f"{e['pulses_set']:,} | {e['pulses_reset']:,} | {e['cells_failed']:,} | {e['seconds']} |")
+    sw = res["switches"]
+    lines.append("switches per bit position: " + ", ".join(f"{p} {n:,} (max {m}/cell)" for p, n, m in
+                                                          zip(sw["planes"], sw["switches"], sw["max_per_cell"])))
+    if sw.get("worn_out_cells"):
+        lines.append("cells worn out: " + ", ".join(f"{p} {n:,}" for p, n in zip(sw["planes"], sw["worn_out_cells"])))
+    if "replay" in res:
+        r = res["replay"]
+        lines.append(f"hardware replay on Verilator: {r['commands']} commands, {r['hardware']['weight_updates']:,} weight "
+                     f"updates, {r['cycles']:,} cycles; counters {'equal' if r['hardware'] == r['golden'] else 'DIFFER'}; "
+                     f"failed-cell stream {'equal' if r['failed_match'] else 'DIFFERS'} ({r['failed_cells']} cells); "
+                     f"{r['cells_read']:,} cells read back, {r['cell_mismatches']} cell and {r['count_mismatches']} "
+                     f"counter mismatches; {r['class_mismatches']} of {r['images']} classifications differ")
+    return lines
+
+
+def write_run(res: dict, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "online.json", "accuracy": out / "accuracy.png", "switches": out / "switches.png"}
+    paths["json"].write_text(json.dumps(res, indent=2) + "\n")
+    plt = _plt()
+    ep = [e["epoch"] for e in res["per_epoch"]]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for mode, color in (("priority", "tab:blue"), ("argmax", "tab:orange")):
+        ax.plot(ep, [e[mode] * 100 for e in res["per_epoch"]], "o-", color=color, label=mode)
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title(f"{'-'.join(map(str, res['arch']))}, {res['bits']}-bit weights, {res['start']} start")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths["accuracy"])
+    plt.close(fig)
+    plot_switches(res["switches"], paths["switches"], f"switches per bit position ({res['bits']}-bit weights)")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def plot_switches(sw: dict, path: Path, title: str):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    x = np.arange(len(sw["planes"]))
+    ax.bar(x, sw["mean_per_cell"], color="tab:green", label="mean switches per cell")
+    ax.plot(x, sw["max_per_cell"], "kx", label="most switched cell")
+    ax.set_xticks(x, sw["planes"])
+    ax.set_yscale("symlog")
+    ax.set_xlabel("bit position (mag0 = least significant magnitude bit)")
+    ax.set_ylabel("switches")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- sweeps ---------------------------------------------------------------------------
+
+def _point(arch_args: dict, point: dict) -> dict:
+    """One sweep point in a worker process."""
+    import argparse
+
+    from rrambnn.cli_online import _config, _data, _network
+    from rrambnn.gen import online
+    args = argparse.Namespace(**arch_args)
+    net = _network(args)
+    cfg = _config(args, bits=point.get("bits"), endurance=point.get("endurance"))
+    data = _data(net, args.data)
+    r = online.run(net, cfg, data, blank=args.start == "blank", epochs=args.epochs, samples=args.samples or None)
+    return {**point, **r["result"]}
+
+
+def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
+    """Run every point (in ``jobs`` processes); each is a full online-training run."""
+    from tqdm import tqdm
+    keys = ("arch", "weights", "start", "bits", "err_bits", "batch", "margin", "window", "init_magnitude", "epochs",
+            "samples", "yield_", "pulse_fail", "endurance", "retries", "seed", "data")
+    arch_args = {k: getattr(args, k) for k in keys}
+    rows = []
+    bar = tqdm(total=len(points), desc=f"sweep {args.what}", unit="point", disable=not progress)
+    if jobs == 1:
+        for pt in points:
+            rows.append(_point(arch_args, pt))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(points))) as ex:
+            futs = [ex.submit(_point, arch_args, pt) for pt in points]
+            for f in as_completed(futs):
+                rows.append(f.result())
+                bar.update()
+    bar.close()
+    axis = args.what
+    rows.sort(key=lambda r: points.index({axis: r[axis]}))
+    return {"axis": axis, "network": "-".join(map(str, rows[0]["arch"])), "start": args.start,
+            "epochs": args.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
+            "fixed": {"bits": args.bits, "endurance": args.endurance, "yield": args.yield_, "pulse_fail": args.pulse_fail,
+                      "err_bits": args.err_bits, "batch": args.batch, "seed": args.seed},
+            "points": rows}
+
+
+def _label(axis, v):
+    return ("unlimited" if v == 0 else f"{v:,}") if axis == "endurance" else str(v)
+
+
+def sweep_table(res: dict) -> str:
+    axis = res["axis"]
+    head = "weight bits" if axis == "bits" else "endurance (switches)"
+    lines = [f"| {head} | priority (final) | argmax (final) | best argmax | weight updates | pulses | cells failed | "
+             f"switches LSB / sign |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["points"]:
+        last = r["per_epoch"][-1]
+        sw = r["switches"]["switches"]
+        lines.append(f"| {_label(axis, r[axis])} | {r['final']['priority'] * 100:.2f}% | {r['final']['argmax'] * 100:.2f}% | "
+                     f"{r['best']['argmax'] * 100:.2f}% | {last['weight_updates']:,} | "
+                     f"{last['pulses_set'] + last['pulses_reset']:,} | {last['cells_failed']:,} | "
+                     f"{sw[1] if len(sw) > 1 else 0:,} / {sw[0]:,} |")
+    return "\n".join(lines)
+
+
+def write_sweep(res: dict, out: Path, stem: str) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
+    paths["json"].write_text(json.dumps(res, indent=2) + "\n")
+    paths["md"].write_text(sweep_table(res) + "\n")
+    plt = _plt()
+    axis = res["axis"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    labels = [_label(axis, r[axis]) for r in res["points"]]
+    x = np.arange(len(labels))
+    for mode, color in (("priority", "tab:blue"), ("argmax", "tab:orange")):
+        ax.plot(x, [r["final"][mode] * 100 for r in res["points"]], "o-", color=color, label=f"{mode}, final epoch")
+    ax.plot(x, [r["per_epoch"][0]["argmax"] * 100 for r in res["points"]], ":", color="gray", label="before training")
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("weight bits (sign + magnitude)" if axis == "bits" else "endurance limit (switches per cell)")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title(f"online training {res['network']}, {res['start']} start, {res['epochs']} epochs x "
+                 f"{res['samples_per_epoch']:,} images", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths["png"])
+    plt.close(fig)
+    return {k: str(v) for k, v in paths.items()}
