@@ -146,7 +146,34 @@ class OnlineChip:
         self._update(cmd.layer, a, rr, cc, delta)
         self.stats.commands += 1
 
-    def _update(self, layer, a: planes.PlaneArrays, rr, cc, delta):
+    def apply_all(self, cmds: list[Command]):
+        """Apply commands in order; runs of element commands on one layer (a mini-batch step, at
+        most one per weight) are applied in one vectorised write, with the same result."""
+        i = 0
+        while i < len(cmds):
+            c = cmds[i]
+            if c.rank1:
+                self.apply(c)
+                i += 1
+                continue
+            j = i
+            while j < len(cmds) and not cmds[j].rank1 and cmds[j].layer == c.layer:
+                j += 1
+            run = [d for d in cmds[i:j] if d.delta]
+            if len({(d.row, d.col) for d in run}) != len(run):
+                for d in cmds[i:j]:  # a weight appears twice: strictly one after the other
+                    self.apply(d)
+            else:
+                rr = np.array([d.row for d in run], np.int64)
+                cc = np.array([d.col for d in run], np.int64)
+                self._update(c.layer, self.arrays[c.layer], rr, cc, np.array([d.delta for d in run], np.int64),
+                             commands=True)
+                self.stats.commands += j - i
+            i = j
+
+    def _update(self, layer, a: planes.PlaneArrays, rr, cc, delta, commands: bool = False):
+        """Update weights (rr[k], cc[k]) by delta[k] in this order; ``commands``: each weight is its
+        own command (element commands), else all belong to one command."""
         if len(rr) == 0:
             return
         n = a.n
@@ -154,7 +181,7 @@ class OnlineChip:
         new = planes.updated(old, delta)
         self.stats.weight_updates += len(rr)
         base = self.n_commands << 40  # order keys: command, weight, plane rank
-        self.n_commands += 1
+        self.n_commands += len(rr) if commands else 1
         failed = []
         for rank, p in enumerate(planes.plane_order(n)):
             ch = np.flatnonzero(new[p] != old[p])
@@ -237,14 +264,17 @@ def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, sa
         for b0 in range(0, n, cfg.batch):
             idx = order[b0:b0 + cfg.batch]
             cmds = commands_for_batch(net, x_train[idx], y_train[idx], cfg)
-            for cmd in cmds:
-                before = chip.stats.weight_updates
-                chip.apply(cmd)
-                if len(trace) < record:
-                    trace.append(cmd)
-                    recorded += chip.stats.weight_updates - before
-                    if stop_recording and recorded >= stop_recording:
-                        record = len(trace)
+            if len(trace) < record:  # recording: command by command, to stop at the right one
+                for cmd in cmds:
+                    before = chip.stats.weight_updates
+                    chip.apply(cmd)
+                    if len(trace) < record:
+                        trace.append(cmd)
+                        recorded += chip.stats.weight_updates - before
+                        if stop_recording and recorded >= stop_recording:
+                            record = len(trace)
+            else:
+                chip.apply_all(cmds)
             for k in {c.layer for c in cmds}:  # refresh the forward weights of the changed layers
                 net.set_layer_weights(k, np.where(chip.arrays[k].cells[0] == 1, 1, -1).astype(np.int8))
             if progress:

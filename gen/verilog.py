@@ -40,7 +40,7 @@ class ChipConfig:
 
     @classmethod
     def checked(cls, tile="128x128", pipeline=False, output="priority", debug=False, *,
-                word=16, retries=3, pulse_cycles=5, device=None) -> "ChipConfig":
+                word=16, retries=3, pulse_cycles=5, device=None, weight_bits=1, err_bits=2) -> "ChipConfig":
         """Validate user parameters, turning generator errors into one-line user errors."""
         try:
             tile = check_tile(tile)
@@ -49,9 +49,14 @@ class ChipConfig:
         if output not in OUTPUT_STAGES:
             raise RrambnnError(f"Output stage must be one of {', '.join(OUTPUT_STAGES)}, not {output!r}")
         cfg = cls(tile, bool(pipeline), output, bool(debug), word, retries, pulse_cycles,
-                  device or DeviceParams())
+                  device or DeviceParams(), weight_bits, err_bits)
         try:
-            Programmer((2, 2), word=word, retries=retries, pulse_cycles=pulse_cycles)._MustUse__silence = True
+            prog = Programmer((2, 2), word=word, retries=retries, pulse_cycles=pulse_cycles, planes=weight_bits)
+            prog._MustUse__silence = True
+            if weight_bits > 1:
+                from rrambnn.hw.updater import WeightUpdater
+                WeightUpdater((2, 2), bits=weight_bits, err_bits=err_bits,
+                              cmd_layout=prog.cmd_layout)._MustUse__silence = True
         except (TypeError, ValueError) as e:
             raise RrambnnError(str(e)) from None
         return cfg
@@ -121,6 +126,10 @@ def _describe(path, value) -> str:
         ("read_layer",): "cell read: layer", ("read_row",): "cell read: row",
         ("read_col",): "cell read: column", ("read_bit",): "cell read: state (1 = LRS = +1)",
         ("read_count",): "cell read: switch counter (device model)",
+        ("read_plane",): "cell read: plane (0 = sign, b = magnitude bit b-1)",
+        ("upd", "valid"): "weight-update command valid", ("upd", "ready"): "update controller takes it",
+        ("upd_busy",): "weight update in progress (images held off)",
+        ("n_updates",): "weights updated (read, recomputed, rewritten)",
     }.get(tuple(path), "")
 
 

@@ -22,7 +22,8 @@ def _chip_args(p: argparse.ArgumentParser, debug=True):
 def _config(args, net, debug=None):
     from rrambnn.gen.verilog import ChipConfig
     return ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode,
-                              args.debug if debug is None else debug)
+                              args.debug if debug is None else debug,
+                              weight_bits=getattr(args, "weight_bits", 1), err_bits=getattr(args, "err_bits", 2))
 
 
 def cmd_verilog(args):
@@ -33,8 +34,10 @@ def cmd_verilog(args):
     cfg = _config(args, net)
     out = Path(args.out)
     chip = write_verilog(net, cfg, out)
+    online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
+              if cfg.weight_bits > 1 else "")
     print(f"wrote {out}: {'-'.join(map(str, chip.arch))}, {chip.n_tiles} crossbar tile(s) of "
-          f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s)")
+          f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}")
 
 
 def _test_images(net, args):
@@ -236,6 +239,9 @@ def add_hw_commands(sub):
     _weights_arg(v)
     v.add_argument("--out", required=True, help="output .v file")
     _chip_args(v)
+    v.add_argument("--weight-bits", type=int, default=1,
+                   help="1: binary inference chip; 2..12: n-bit weights in n planes + the weight-update controller")
+    v.add_argument("--err-bits", type=int, default=2, help="rank-1 error width of the weight-update controller")
     v.set_defaults(fn=cmd_verilog)
 
     for name, fn, helptext in (

@@ -93,13 +93,12 @@ def cmd_online(args):
     run = online.run(net, cfg, data, blank=args.start == "blank", epochs=args.epochs, samples=args.samples or None,
                      record_updates=record, progress=not args.json)
     res = run["result"]
-    out = Path(args.out)
-    res["files"] = online_report.write_run(res, out)
+    if args.replay:
+        res["replay"] = _replay(args, run, cfg)
+    res["files"] = online_report.write_run(res, Path(args.out))
     if args.trace:
         online.save_trace(args.trace, run["trace"], res["arch"])
         res["files"]["trace"] = args.trace
-    if args.replay:
-        res["replay"] = _replay(args, run, cfg)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -125,6 +124,7 @@ def _replay(args, run, cfg) -> dict:
     r = replay(start, hw_cfg, chip.initial, faults, run["trace"], x_te, seed=args.seed + 1, log=log)
     keep = ("passed", "commands", "cycles", "replay_wall_s", "readback_wall_s", "hardware", "golden", "failed_cells",
             "failed_match", "cells_read", "cell_mismatches", "count_mismatches", "codes_match", "switches_total",
+            "worn_out_cells",
             "images", "class_mismatches", "build_s", "build_cached", "failures", "log")
     return {k: r.get(k) for k in keep}
 

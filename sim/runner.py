@@ -22,15 +22,20 @@ from pathlib import Path
 from rrambnn.errors import RrambnnError
 
 TOP = "rrambnn_chip"
-# C++ at -O2: the Verilated model dominates the testbench's cost per clock; -O2 nearly
-# doubles cocotb throughput over -O1 for ~20 s more build time on the full chip.
 # cocotb's runner passes --public-flat-rw, which makes every signal writable from VPI; Verilator
 # then treats all of them as inputs and re-evaluates the whole combinational network (every
 # crossbar column) on every eval() call. We switch it off and make only the top-level ports
 # public (a generated control file): the testbench drives and observes ports only, and the
 # model runs several times faster. Waveforms (FST) still show every signal.
-BUILD_ARGS = ["-O3", "--no-public-flat-rw", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
-              "-CFLAGS", "-O2"]
+BUILD_ARGS = ["-O3", "--no-public-flat-rw", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal"]
+# make variables of the Verilated model's build (command-line overrides through MAKEFLAGS):
+# * the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough to be
+#   split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not
+#   found");
+# * the per-cycle code at -O2 (the model dominates the testbench's cost per clock: ~2x over
+#   -Os), the run-once code (initial blocks: cell images of many arrays, megabytes of C++) at
+#   -O0, which keeps builds of chips with many arrays in minutes rather than tens of minutes.
+MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2", "OPT_SLOW=-O0")
 
 
 def verilator_env() -> Path:
@@ -101,7 +106,8 @@ def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: 
     # a build links cocotb's libraries by absolute path: the toolchain is part of the key
     toolchain = f"{root}|{cocotb.__version__}|{cocotb_tools.config.libs_dir}"
     vlt_text = public_ports_vlt(verilog_text, top)
-    key = hashlib.sha256("\0".join([verilog_text, vlt_text, " ".join(args), top, toolchain]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([verilog_text, vlt_text, " ".join(args + list(MAKE_VARS)), top, toolchain])
+                         .encode()).hexdigest()[:16]
     build_dir = cache_root() / "verilator" / f"{tag}-{key}"
     binary = build_dir / top
     if binary.exists():

@@ -192,6 +192,8 @@ async def replay_matches_golden(dut):
               "cells_read": int(sum(a.cells.size for a in golden.arrays)), "cell_mismatches": int(bad_cells),
               "count_mismatches": int(bad_counts), "codes_match": bool(codes_equal),
               "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
+              "worn_out_cells": int(sum((a.counts >= chip_cfg.device.endurance).sum() for a in golden.arrays))
+              if chip_cfg.device.endurance else 0,
               "images": len(images), "class_mismatches": class_mismatches, "examples": examples,
               "passed_checks": not failures, "failures": failures}
     with open(cfg["result"], "w") as f:

@@ -143,3 +143,26 @@ def test_cli_online_errors():
     one_error_line(rr("online", "--yield", "1.5"), "Bit yield must be a number from 0 to 1")
     one_error_line(rr("sweep", "bits", "--values", "1,4"), "--values must lie between 2 and 12")
     one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits and endurance, not 'noise'")
+    one_error_line(rr("verilog", "--weight-bits", "13", "--out", "/tmp/never.v"),
+                   "Weight planes must be an integer from 1 to 12, not 13")
+    one_error_line(rr("verilog", "--weight-bits", "4", "--err-bits", "9", "--out", "/tmp/never.v"),
+                   "Error bits must be an integer from 2 to 8, not 9")
+
+
+def test_batched_element_commands_equal_one_by_one():
+    rng = np.random.default_rng(9)
+    net = random_network("30-20-6", rng)
+    cfg = online.OnlineConfig(bits=5, tile=(8, 8), device=dev.DeviceParams(yield_=0.9, p_fail=0.2, endurance=3, seed=2))
+    a, b = online.OnlineChip(net, cfg, blank=True), online.OnlineChip(net, cfg, blank=True)
+    cmds = []
+    for step in range(5):
+        for k, (n_in, n_out) in enumerate(zip(net.arch[:-1], net.arch[1:])):
+            d = rng.integers(-15, 16, (n_in, n_out)) * (rng.random((n_in, n_out)) < 0.3)
+            cmds += [online.Command(k, False, row=int(r), col=int(c), delta=int(d[r, c])) for r, c in zip(*np.nonzero(d))]
+        cmds.append(online.Command(0, True, x=(rng.random(30) < 0.5).astype(np.uint8), e=rng.integers(-1, 2, 20)))
+    for c in cmds:
+        a.apply(c)
+    b.apply_all(cmds)
+    for x, y in zip(a.arrays, b.arrays):
+        assert (x.cells == y.cells).all() and (x.counts == y.counts).all() and x.rng == y.rng
+    assert a.stats.as_dict() == b.stats.as_dict() and a.stats.failed == b.stats.failed and a.stats.failed

@@ -50,3 +50,22 @@ def test_random_updates_match_golden(arch, tile, bits, err_bits, yield_, p_fail,
     assert res["hardware"]["weight_updates"] > 60 and res["switches_total"] > 0
     if yield_ < 1.0 or endurance:
         assert res["failed_cells"] > 0  # the device effects were exercised
+
+
+@pytest.mark.slow
+def test_full_chip_replays_a_training_trace(tmp_path):
+    """The issue's acceptance test: thousands of updates recorded from the golden trainer on
+    400-200-10 with 8-bit weights, pulse failures, faults and an endurance limit, replayed through
+    the weight-update controller of the full chip (80 arrays) on Verilator."""
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "rrambnn", "online", "--bits", "8", "--samples", "400", "--epochs", "1",
+                        "--yield", "0.99", "--pulse-fail", "0.02", "--endurance", "2", "--seed", "3", "--replay",
+                        "--trace-updates", "5000", "--out", str(tmp_path), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rp = json.loads(r.stdout)["replay"]
+    assert rp["passed"] and rp["hardware"] == rp["golden"] and rp["failed_match"] and rp["codes_match"]
+    assert rp["hardware"]["weight_updates"] >= 5000 and rp["cells_read"] == 8 * (400 * 200 + 200 * 10)
+    assert rp["cell_mismatches"] == rp["count_mismatches"] == rp["class_mismatches"] == 0
+    assert rp["failed_cells"] > 0 and rp["worn_out_cells"] > 0  # faults, failures and wear were all in play

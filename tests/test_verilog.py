@@ -67,3 +67,21 @@ def test_reference_periphery_synthesizes():
     text, _ = generate(BinaryNetwork.load(shipped()), ChipConfig((128, 128), True, "priority"))
     stats = synth_stats(text)
     assert stats["cells"] > 10000
+
+
+def test_online_chip_lints_and_synthesizes(tmp_path, rng):
+    """Multi-bit weights: storage-only arrays per magnitude plane, the update port, lint-clean."""
+    net = random_network("20-12-5", rng)
+    text, chip = generate(net, ChipConfig((8, 8), False, "priority", weight_bits=3, err_bits=3))
+    p = tmp_path / "rrambnn_chip.v"
+    p.write_text(text)
+    r = lint(p, "rrambnn_chip")
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:3000]
+    assert chip.n_tiles == 3 * (3 * 2 + 2 * 1)
+    assert len(re.findall(r"^\s+rrambnn_crossbar #\(", text, re.M)) == chip.n_tiles
+    assert text.count(".COMPUTE(32'd0)") == 2 * (3 * 2 + 2 * 1)  # magnitude planes do not compute
+    names = {row[0]: row[2] for row in port_table(chip)}
+    assert {"upd__payload", "upd__valid", "upd__ready", "upd_busy", "n_updates", "read_plane"} <= set(names)
+    assert "plane" in dict((r[0], r[3]) for r in port_table(chip))["prog__payload"]
+    stats = synth_stats(text)
+    assert stats["cells"] > 100
