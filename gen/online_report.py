@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -110,7 +111,12 @@ def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
             rows.append(_point(arch_args, pt))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(points))) as ex:
+        # fresh interpreters with single-threaded BLAS: per-sample training does tiny products, and
+        # several workers each spinning a BLAS thread pool on the same cores slow each other down
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(points)),
+                                 mp_context=multiprocessing.get_context("spawn")) as ex:
             futs = [ex.submit(_point, arch_args, pt) for pt in points]
             for f in as_completed(futs):
                 rows.append(f.result())
@@ -158,13 +164,35 @@ def write_sweep(res: dict, out: Path, stem: str) -> dict:
         ax.plot(x, [r["final"][mode] * 100 for r in res["points"]], "o-", color=color, label=f"{mode}, final epoch")
     ax.plot(x, [r["per_epoch"][0]["argmax"] * 100 for r in res["points"]], ":", color="gray", label="before training")
     ax.set_xticks(x, labels)
-    ax.set_xlabel("weight bits (sign + magnitude)" if axis == "bits" else "endurance limit (switches per cell)")
-    ax.set_ylabel("MNIST test accuracy (%)")
-    ax.set_title(f"online training {res['network']}, {res['start']} start, {res['epochs']} epochs x "
-                 f"{res['samples_per_epoch']:,} images", fontsize=9)
+    if axis == "endurance":  # how much of the array wore out
+        worn = [sum(r["switches"]["worn_out_cells"] or [0]) for r in res["points"]]
+        ax2 = ax.twinx()
+        ax2.bar(x, worn, color="tab:red", alpha=0.2, label="worn-out cells")
+        ax2.set_ylabel("worn-out cells (all planes)", color="tab:red")
+        ax.set_zorder(ax2.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    _finish(plt, fig, ax, paths["png"],
+            "weight bits (sign + magnitude)" if axis == "bits" else "endurance limit (switches per cell)",
+            "MNIST test accuracy (%)", f"online training {res['network']}, {res['start']} start, {res['epochs']} "
+            f"epochs x {res['samples_per_epoch']:,} images")
+    # accuracy during training, one curve per point: how long each configuration keeps learning
+    paths["epochs_png"] = out / f"{stem}_epochs.png"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    cmap = plt.get_cmap("viridis")
+    for i, r in enumerate(res["points"]):
+        ax.plot([e["epoch"] for e in r["per_epoch"]], [e["argmax"] * 100 for e in r["per_epoch"]], "o-", ms=3,
+                color=cmap(i / max(1, len(res["points"]) - 1)), label=f"{axis} {_label(axis, r[axis])}")
+    _finish(plt, fig, ax, paths["epochs_png"], "epoch", "MNIST test accuracy, argmax (%)",
+            f"online training {res['network']}, {res['start']} start, {res['samples_per_epoch']:,} images per epoch")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _finish(plt, fig, ax, path, xlabel, ylabel, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(paths["png"])
+    fig.savefig(path)
     plt.close(fig)
-    return {k: str(v) for k, v in paths.items()}

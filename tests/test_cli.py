@@ -103,7 +103,7 @@ def test_sweep_yield_command(small_weights, tmp_path):
     assert acc[1.0] > acc[0.7] and res["spot_checks"][0]["passed"] and res["spot_checks"][0]["mismatches"] == 0
     assert (tmp_path / "sw" / "yield.png").stat().st_size > 10000 and (tmp_path / "sw" / "yield.md").exists()
     one_error_line(rr("sweep", "yield", "--yields", "1.0,abc"), "--yields must be a comma-separated list")
-    one_error_line(rr("sweep", "bits"), "rrambnn sweep knows 'yield' so far, not 'bits'")
+    one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits and endurance, not 'noise'")
 
 
 def test_verilog_command(tmp_path, bad_weights):

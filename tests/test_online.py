@@ -128,6 +128,7 @@ def test_cli_sweeps(tmp_path):
     res = json.loads(r.stdout)
     assert [p["bits"] for p in res["points"]] == [2, 6]
     assert (tmp_path / "bits.png").stat().st_size > 0 and "| 6 |" in (tmp_path / "bits.md").read_text()
+    assert (tmp_path / "bits_epochs.png").stat().st_size > 0
     r = rr("sweep", "endurance", "--values", "0,5", "--bits", "4", "--samples", "150", "--epochs", "1",
            "--jobs", "1", "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
