@@ -39,7 +39,7 @@ from amaranth.lib.wiring import In, Out
 from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.layer import Layer, check_tile, or_all
-from rrambnn.hw.output import Argmax, PriorityEncoder
+from rrambnn.hw.output import attach_output_stage
 from rrambnn.hw.programmer import Programmer
 
 OUTPUT_STAGES = OUTPUT_MODES  # one definition: the golden model's output modes
@@ -216,12 +216,7 @@ class Chip(wiring.Component):
 
         last = self.layers[-1]
         result = Signal(self.out_layout, name="result")
-        if self.output == "priority":
-            m.submodules.output_stage = enc = PriorityEncoder(last.n_out)
-            m.d.comb += [enc.fires.eq(last.fires), result.cls.eq(enc.index)]
-        else:
-            m.submodules.output_stage = amax = Argmax(last.n_out, last.mw)
-            m.d.comb += [amax.scores.eq(last.margins), result.cls.eq(amax.index)]
+        m.d.comb += result.cls.eq(attach_output_stage(m, self.output, last))
         m.d.comb += result.hit.eq(last.fires.any())
         if self.debug:
             for name, value in carried.items():

@@ -69,3 +69,15 @@ class Argmax(wiring.Component):
             depth += 1
         m.d.comb += self.index.eq(nodes[0][1])
         return m
+
+
+def attach_output_stage(m, mode: str, last):
+    """Add the output stage for ``mode`` to module ``m`` fed by layer ``last`` (its ``fires`` and
+    ``margins``, ``n_out`` and ``mw``); return the class index."""
+    if mode == "priority":
+        m.submodules.output_stage = enc = PriorityEncoder(last.n_out)
+        m.d.comb += enc.fires.eq(last.fires)
+        return enc.index
+    m.submodules.output_stage = amax = Argmax(last.n_out, last.mw)
+    m.d.comb += amax.scores.eq(last.margins)
+    return amax.index

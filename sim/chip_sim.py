@@ -11,6 +11,8 @@ from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.verilog import ChipConfig, generate
 from rrambnn.sim import runner
 
+FOLDED_TOP = "rrambnn_emulation"
+
 
 def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1,
              p_idle: float = 0.2, p_stall: float = 0.2, throughput_images: int = 1000,
@@ -50,13 +52,7 @@ def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=(
     if log:
         log(f"generated Verilog for {'-'.join(map(str, chip.arch))} ({cfg.tag()}, {chip.n_tiles} arrays) "
             f"in {gen_s:.1f} s; building")
-    b = runner.build(text, waves=waves, tag=cfg.tag()[:60])
-    if log:
-        log(f"Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
-    run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
-    run_dir.mkdir(parents=True)
-    net.save(run_dir / "weights.npz")
-    np.save(run_dir / "images.npy", x.astype(np.uint8))
+    b, run_dir = _build_run(text, net, x, waves, log, tag=cfg.tag()[:60])
     arrays = {}
     for k in range(len(net.weights)):
         if initial_cells is not None:
@@ -70,11 +66,24 @@ def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=(
     return b, run_dir, gen_s, arrays_path
 
 
-def _finish(res: dict, b, gen_s: float, cfg: ChipConfig) -> dict:
+def _build_run(text, net, x, waves, log, *, tag: str, top: str = runner.TOP):
+    """Build (cached) and make a fresh run directory holding the network and the images."""
+    b = runner.build(text, waves=waves, top=top, tag=tag)
+    if log:
+        log(f"{tag}: Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
+    run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
+    run_dir.mkdir(parents=True)
+    net.save(run_dir / "weights.npz")
+    np.save(run_dir / "images.npy", x.astype(np.uint8))
+    return b, run_dir
+
+
+def _finish(res: dict, b, gen_s: float, cfg: ChipConfig | None) -> dict:
     res["build_s"] = round(b.seconds, 2)
     res["build_cached"] = b.cached
     res["generate_s"] = round(gen_s, 2)
-    res["config"] = cfg.tag()
+    if cfg is not None:
+        res["config"] = cfg.tag()
     return res
 
 
@@ -101,3 +110,28 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
+
+
+def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, seed: int = 1, p_idle: float = 0.2,
+                    p_stall: float = 0.2, throughput_images: int = 500, waves: bool | None = None, log=None) -> dict:
+    """The emulation twin's Verilog on Verilator against the golden model (class and hit of
+    every image, random idles and backpressure; then images per clock)."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    from rrambnn.hw.folded import FoldedNetwork
+
+    t = time.time()
+    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, output=output)
+    text = amaranth_verilog.convert(dut, name=FOLDED_TOP, emit_src=False)
+    gen_s = time.time() - t
+    tag = f"folded-{'-'.join(map(str, net.arch))}-l{'_'.join(str(layer.lanes) for layer in dut.layers)}-{output}"
+    b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=FOLDED_TOP)
+    t = time.time()
+    res = runner.run_test(b, "rrambnn.sim.tb_folded", {
+        "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
+        "output": output, "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
+    }, test_dir=run_dir, top=FOLDED_TOP)
+    res["sim_wall_s"] = round(time.time() - t, 2)
+    res["interval_cycles"] = dut.interval
+    res["lanes"] = [layer.lanes for layer in dut.layers]
+    return _finish(res, b, gen_s, None)

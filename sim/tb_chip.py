@@ -184,6 +184,25 @@ class Monitor:
             self.ready.value = self.ready_now = ready
 
 
+async def stream(dut, driver, results, images, indices, cycle0):
+    """Send ``indices`` and collect as many results; returns the cycle count after."""
+    driver.queue.extend((i, images[i]) for i in indices)
+    target = len(results.received) + len(indices)
+    cycle = cycle0
+    driver.drive()
+    results.drive()
+    while len(results.received) < target:
+        await RisingEdge(dut.clk)
+        cycle += 1
+        driver.sample(cycle, 0)
+        results.sample(cycle)
+        driver.drive()
+        results.drive()
+        if cycle - cycle0 > 100 * len(indices) + 1000:
+            raise AssertionError(f"timeout: {len(results.received)} of {target} results")
+    return cycle
+
+
 class Scoreboard:
     """In-order checker of results; expectations come from the golden chip at each image's
     generation (computed in batches: all at once when no command is in play)."""

@@ -32,7 +32,7 @@ from rrambnn.gen import device as dev
 from rrambnn.gen import online, planes
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.verilog import ChipConfig, build_chip
-from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, unpack_fields
+from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, stream, unpack_fields
 
 
 def pack_command(layout, cmd: online.Command) -> int:
@@ -162,22 +162,9 @@ async def replay_matches_golden(dut):
     want = sign_net.forward(x_img).labels(chip_cfg.output)
     images = pack_rows(x_img)
     driver = ImageDriver(dut, rng, p_idle)
-    driver.queue.extend(enumerate(images))
     results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, cfg.get("p_stall", 0.2))
     out_fields = field_table(hw.out_layout)
-    got = []
-    driver.drive()
-    results.drive()
-    n_cyc = 0
-    while len(results.received) < len(images):
-        await RisingEdge(dut.clk)
-        n_cyc += 1
-        driver.sample(n_cyc, 0)
-        results.sample(n_cyc)
-        driver.drive()
-        results.drive()
-        if n_cyc > 20 * len(images) + 100:
-            raise AssertionError("timeout while classifying")
+    await stream(dut, driver, results, images, range(len(images)), 0)
     got = [unpack_fields(out_fields, v)["cls"] for v in results.received]
     class_mismatches = int(sum(int(a) != int(b) for a, b in zip(got, want)))
     if class_mismatches:

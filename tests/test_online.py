@@ -9,7 +9,7 @@ import pytest
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
-from rrambnn.gen import online, planes
+from rrambnn.gen import online
 from rrambnn.gen.network import random_network
 
 

@@ -1,7 +1,6 @@
 import re
 import subprocess
 
-import numpy as np
 import pytest
 
 from rrambnn.errors import RrambnnError
