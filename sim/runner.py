@@ -36,6 +36,7 @@ BUILD_ARGS = ["-O3", "--no-public-flat-rw", "--x-assign", "fast", "--x-initial",
 #   -Os), the run-once code (initial blocks: cell images of many arrays, megabytes of C++) at
 #   -O0, which keeps builds of chips with many arrays in minutes rather than tens of minutes.
 MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2", "OPT_SLOW=-O0")
+CACHE_VERSION = "2"  # bumped when a build's inputs change in a way the key does not see
 
 
 def verilator_env() -> Path:
@@ -51,11 +52,10 @@ def verilator_env() -> Path:
     bindir = str(root / "bin")
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough
-    # to be split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input
-    # file not found"). A variable in MAKEFLAGS acts as a make command-line override.
-    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    # make variables in MAKEFLAGS act as command-line overrides (see MAKE_VARS)
+    names = {v.split("=")[0] for v in MAKE_VARS}
+    kept = [f for f in os.environ.get("MAKEFLAGS", "").split() if f.split("=")[0] not in names]
+    os.environ["MAKEFLAGS"] = " ".join(kept + list(MAKE_VARS))
     for tool in ("make", "g++"):
         if shutil.which(tool) is None:
             raise RrambnnError(f"'{tool}' is needed to build Verilator models but was not found on PATH")
@@ -106,7 +106,8 @@ def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: 
     # a build links cocotb's libraries by absolute path: the toolchain is part of the key
     toolchain = f"{root}|{cocotb.__version__}|{cocotb_tools.config.libs_dir}"
     vlt_text = public_ports_vlt(verilog_text, top)
-    key = hashlib.sha256("\0".join([verilog_text, vlt_text, " ".join(args + list(MAKE_VARS)), top, toolchain])
+    key = hashlib.sha256("\0".join([CACHE_VERSION, verilog_text, vlt_text, " ".join(args + list(MAKE_VARS)), top,
+                                     toolchain])
                          .encode()).hexdigest()[:16]
     build_dir = cache_root() / "verilator" / f"{tag}-{key}"
     binary = build_dir / top
