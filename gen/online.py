@@ -199,8 +199,7 @@ class OnlineChip:
 
 # -- the trainer ---------------------------------------------------------------------
 
-def errors(net: BinaryNetwork, acts_in: list[np.ndarray], sums: list[np.ndarray], labels: np.ndarray,
-           cfg: OnlineConfig) -> list[np.ndarray]:
+def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: OnlineConfig) -> list[np.ndarray]:
     """Quantised errors per layer for a batch: (B, n_out) int per layer (see the module doc)."""
     L = len(net.weights)
     out = []
@@ -222,7 +221,7 @@ def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cf
     """The update commands one batch produces (errors from the current weights)."""
     tr = net.forward(x)
     ins = [x] + tr.acts[:-1]
-    errs = errors(net, ins, tr.sums, labels, cfg)
+    errs = errors(net, tr.sums, labels, cfg)
     cmds = []
     if cfg.batch == 1:
         for k, (xi, e) in enumerate(zip(ins, errs)):
@@ -246,17 +245,16 @@ class EpochResult:
 
 
 def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, samples: int | None = None,
-          record: int = 0, progress=None, stop_recording: int = 0) -> tuple[list[EpochResult], list[Command]]:
+          record_updates: int = 0, progress=None) -> tuple[list[EpochResult], list[Command]]:
     """Online training for ``epochs`` over ``samples`` training images per epoch (all by
     default; shuffled by the chip's seed). Returns the accuracy per epoch (epoch 0 = before
-    training) and the first ``record`` commands (a trace for hardware replay; with
-    ``stop_recording`` > 0 recording ends once the trace holds that many weight updates)."""
+    training) and a trace for hardware replay: the commands from the chip's first update until
+    the trace holds at least ``record_updates`` weight updates."""
     cfg = chip.cfg
     rng = np.random.default_rng([cfg.seed, 0x7EA1])
     n = len(x_train) if samples is None else min(samples, len(x_train))
     results = [EpochResult(0, chip.sign_network().accuracy(x_test, y_test), chip.stats.as_dict(), 0.0)]
     trace: list[Command] = []
-    recorded = 0
     for ep in range(1, epochs + 1):
         t = time.time()
         order = rng.permutation(len(x_train))[:n]
@@ -264,15 +262,11 @@ def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, sa
         for b0 in range(0, n, cfg.batch):
             idx = order[b0:b0 + cfg.batch]
             cmds = commands_for_batch(net, x_train[idx], y_train[idx], cfg)
-            if len(trace) < record:  # recording: command by command, to stop at the right one
+            if chip.stats.weight_updates < record_updates:  # recording: command by command
                 for cmd in cmds:
-                    before = chip.stats.weight_updates
-                    chip.apply(cmd)
-                    if len(trace) < record:
+                    if chip.stats.weight_updates < record_updates:
                         trace.append(cmd)
-                        recorded += chip.stats.weight_updates - before
-                        if stop_recording and recorded >= stop_recording:
-                            record = len(trace)
+                    chip.apply(cmd)
             else:
                 chip.apply_all(cmds)
             for k in {c.layer for c in cmds}:  # refresh the forward weights of the changed layers
@@ -368,8 +362,7 @@ def run(net: BinaryNetwork, cfg: OnlineConfig, data, *, blank: bool, epochs: int
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     bar = tqdm(total=n * epochs, desc=desc, unit="img", disable=not progress, leave=False)
     results, trace = train(chip, x_tr, y_tr, x_te, y_te, epochs=epochs, samples=n,
-                           record=10 ** 9 if record_updates else 0, progress=bar.update,
-                           stop_recording=record_updates)
+                           record_updates=record_updates, progress=bar.update)
     bar.close()
     out = {"arch": list(start.arch), "bits": cfg.bits, "err_bits": cfg.err_bits, "batch": cfg.batch,
            "start": "blank" if blank else "pretrained", "samples_per_epoch": n, "epochs": epochs,

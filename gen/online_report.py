@@ -84,6 +84,9 @@ def plot_switches(sw: dict, path: Path, title: str):
 
 # -- sweeps ---------------------------------------------------------------------------
 
+_DATA: dict = {}  # per worker process: the preprocessed dataset, loaded once for all its points
+
+
 def _point(arch_args: dict, point: dict) -> dict:
     """One sweep point in a worker process."""
     import argparse
@@ -93,7 +96,10 @@ def _point(arch_args: dict, point: dict) -> dict:
     args = argparse.Namespace(**arch_args)
     net = _network(args)
     cfg = _config(args, bits=point.get("bits"), endurance=point.get("endurance"))
-    data = _data(net, args.data)
+    key = (args.data, net.preprocess)
+    if key not in _DATA:
+        _DATA[key] = _data(net, args.data)
+    data = _DATA[key]
     r = online.run(net, cfg, data, blank=args.start == "blank", epochs=args.epochs, samples=args.samples or None)
     return {**point, **r["result"]}
 

@@ -158,9 +158,8 @@ class PlaneArrays:
             r, c, w = rows[sel], cols[sel], want[sel]
             key = (p, int(tid) // 65536, int(tid) % 65536)
             attempts, ok = self._tile_write(key, p, r, c)
-            pulses_per_value = attempts
-            n_set += int(pulses_per_value[w == 1].sum())
-            n_reset += int(pulses_per_value[w == 0].sum())
+            n_set += int(attempts[w == 1].sum())
+            n_reset += int(attempts[w == 0].sum())
             self.cells[p, r[ok], c[ok]] = w[ok]
             self.counts[p, r[ok], c[ok]] = np.minimum(self.counts[p, r[ok], c[ok]] + 1, dev.MASK32)
             failed.extend(order[sel][~ok].tolist())

@@ -136,6 +136,15 @@ endmodule
 """
 
 
+def column_major(values: np.ndarray, bits: int) -> int:
+    """Pack (rows, cols) values as a parameter: element (r, c) at bits*(c*rows + r)."""
+    flat = values.T.reshape(-1).astype(object)
+    out = 0
+    for i in np.flatnonzero(flat):
+        out |= int(flat[i]) << (bits * int(i))
+    return out
+
+
 def _bits(n: int) -> int:
     """Width of an unsigned address for values 0..n-1 (at least 1)."""
     return max(1, (n - 1).bit_length())
@@ -195,23 +204,14 @@ class CrossbarTile(wiring.Component):
     def column_sum(self, j: int):
         return self.sums[j * self.sw:(j + 1) * self.sw].as_signed()
 
-    @staticmethod
-    def _column_major(values: np.ndarray, bits: int) -> int:
-        """Pack (rows, cols) values as a parameter: element (r, c) at bits*(c*rows + r)."""
-        flat = values.T.reshape(-1).astype(object)
-        out = 0
-        for i in np.flatnonzero(flat):
-            out |= int(flat[i]) << (bits * int(i))
-        return out
-
     def elaborate(self, platform):
         m = Module()
         n = self.rows * self.cols
         m.submodules.array = Instance(
             MODULE_NAME,
             p_ROWS=self.rows, p_COLS=self.cols, p_SW=self.sw, p_RW=self.rw, p_CW=self.cw,
-            p_INIT=Const(self._column_major(self.cells, 1), n),
-            p_FAULTS=Const(self._column_major(self.faults, 2), 2 * n),
+            p_INIT=Const(column_major(self.cells, 1), n),
+            p_FAULTS=Const(column_major(self.faults, 2), 2 * n),
             p_SEED=Const(self.seed, 32), p_FAIL_THR=Const(self.fail_threshold, 32),
             p_ENDURANCE=Const(self.endurance, 32), p_COMPUTE=int(self.compute),
             i_clk=ClockSignal(),  # no reset: cells are non-volatile

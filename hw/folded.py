@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.network import OUTPUT_MODES
-from rrambnn.hw.crossbar import _bits, sum_width
+from rrambnn.hw.crossbar import _bits, column_major, sum_width
 from rrambnn.hw.layer import threshold_width
 from rrambnn.hw.output import attach_output_stage
 
@@ -59,18 +59,12 @@ class FoldedLayer(wiring.Component):
         self.depth = -(-self.n_out // self.lanes)
         self.sw, self.tw = sum_width(self.n_in), threshold_width(self.n_in)
         self.mw = max(self.sw, self.tw) + 1
-        words, thr_words = [], []
-        for d in range(self.depth):
-            w = t = 0
-            for lane in range(self.lanes):
-                j = d * self.lanes + lane
-                if j < self.n_out:
-                    col = int("".join(str(int(b)) for b in cells[::-1, j]), 2)
-                    w |= col << (lane * self.n_in)
-                    t |= (int(thresholds[j]) & ((1 << self.tw) - 1)) << (lane * self.tw)
-            words.append(w)
-            thr_words.append(t)
-        self.words, self.thr_words = words, thr_words
+        # word d packs columns d*lanes.. column-major (the crossbar's parameter order); padding is 0
+        L, pad = self.lanes, self.depth * self.lanes - self.n_out
+        cells = np.pad(cells, ((0, 0), (0, pad)))
+        thr = np.pad(np.asarray(thresholds, np.int64) & ((1 << self.tw) - 1), (0, pad))[None]
+        self.words = [column_major(cells[:, d * L:(d + 1) * L], 1) for d in range(self.depth)]
+        self.thr_words = [column_major(thr[:, d * L:(d + 1) * L], self.tw) for d in range(self.depth)]
         super().__init__({
             "x": In(self.n_in), "start": In(1), "idle": Out(1),
             "valid": Out(1), "take": In(1),

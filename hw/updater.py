@@ -118,7 +118,10 @@ class WeightUpdater(wiring.Component):
             pl.bits.eq(target.bit_select(plane, 1) << offset), pl.mask.eq(Const(1, W) << offset),
         ]
 
-        with m.FSM(name="upd"):
+        def without(v, i, width):  # v with bit i cleared
+            return v & ~(Const(1, width) << i)
+
+        with m.FSM(name="upd") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.upd.ready.eq(1)
                 with m.If(self.upd.valid):
@@ -134,39 +137,35 @@ class WeightUpdater(wiring.Component):
                             m.d.sync += errs[j].eq(Mux(c.col == j, c.delta, 0))
                     m.next = "ROW"
             with m.State("ROW"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(rows_left == 0):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [row.eq(next_row.index), cols_left.eq(nonzero & col_valid[layer])]
                     m.next = "COL"
             with m.State("COL"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(cols_left == 0):
-                    m.d.sync += rows_left.eq(rows_left & ~(Const(1, self.max_in) << row))
+                    m.d.sync += rows_left.eq(without(rows_left, row, self.max_in))
                     m.next = "ROW"
                 with m.Else():
                     m.d.sync += col.eq(next_col.index)
                     m.next = "READ"
             with m.State("READ"):  # once the programming controller is idle, the read port is ours
-                m.d.comb += self.busy.eq(1)
                 new = Signal(n)
                 m.d.comb += new.eq(Cat(new_sign, new_mag))
                 with m.If(~self.prog_busy):
                     m.d.sync += [target.eq(new), diff.eq(new ^ self.code), self.n_updates.eq(self.n_updates + 1)]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(diff == 0):
-                    m.d.sync += cols_left.eq(cols_left & ~(Const(1, self.max_out) << col))
+                    m.d.sync += cols_left.eq(without(cols_left, col, self.max_out))
                     m.next = "COL"
                 with m.Else():
                     m.d.comb += self.prog.valid.eq(1)
                     with m.If(self.prog.ready):
-                        m.d.sync += diff.eq(diff & ~(Const(1, n) << plane))
+                        m.d.sync += diff.eq(without(diff, plane, n))
                         m.next = "WAIT"
             with m.State("WAIT"):  # the controller took the command: wait for its write-verify
-                m.d.comb += self.busy.eq(1)
                 with m.If(~self.prog_busy):
                     m.next = "ISSUE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m

@@ -94,7 +94,7 @@ def cmd_online(args):
                      record_updates=record, progress=not args.json)
     res = run["result"]
     if args.replay:
-        res["replay"] = _replay(args, run, cfg)
+        res["replay"] = _replay(args, run, cfg, data[2][:args.replay_images])
     res["files"] = online_report.write_run(res, Path(args.out))
     if args.trace:
         online.save_trace(args.trace, run["trace"], res["arch"])
@@ -109,14 +109,13 @@ def cmd_online(args):
                            f"log {res['replay'].get('log')}")
 
 
-def _replay(args, run, cfg) -> dict:
+def _replay(args, run, cfg, x_te) -> dict:
     """The recorded commands through the weight-update controller on Verilator, from the chip's
-    initial state, against the golden online chip."""
+    initial state, against the golden online chip; then ``x_te`` classified."""
     from rrambnn.gen.verilog import ChipConfig
     from rrambnn.sim.chip_sim import replay
 
     chip, start = run["chip"], run["start_net"]
-    x_te = _data_images(start, args.data, args.replay_images)
     hw_cfg = ChipConfig.checked("128x128", False, start.output_mode, False, retries=cfg.retries,
                                 device=cfg.device, weight_bits=cfg.bits, err_bits=cfg.err_bits)
     faults = [a.faults for a in chip.arrays]
@@ -127,12 +126,6 @@ def _replay(args, run, cfg) -> dict:
             "worn_out_cells",
             "images", "class_mismatches", "build_s", "build_cached", "failures", "log")
     return {k: r.get(k) for k in keep}
-
-
-def _data_images(net, data_dir, n):
-    from rrambnn.gen.mnist import load_split
-    te = load_split("test", data_dir)
-    return net.preprocess(te.images[:n])
 
 
 def cmd_sweep_online(args):

@@ -122,7 +122,10 @@ def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, se
 
     t = time.time()
     dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, output=output)
-    text = amaranth_verilog.convert(dut, name=FOLDED_TOP, emit_src=False)
+    # converting wide folded layers takes minutes: keep the text, keyed by what it depends on
+    text = runner.cached_text("verilog", [*(c.tobytes() for c in net.cells), *(t.tobytes() for t in net.thresholds),
+                                          repr(dut.arch), repr([layer.lanes for layer in dut.layers]), output],
+                              lambda: amaranth_verilog.convert(dut, name=FOLDED_TOP, emit_src=False))
     gen_s = time.time() - t
     tag = f"folded-{'-'.join(map(str, net.arch))}-l{'_'.join(str(layer.lanes) for layer in dut.layers)}-{output}"
     b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=FOLDED_TOP)

@@ -81,6 +81,30 @@ def cache_root() -> Path:
     return Path(os.environ.get("RRAMBNN_CACHE", Path.home() / ".cache" / "rrambnn"))
 
 
+def cached_text(kind: str, key_parts: list, produce) -> str:
+    """Text produced by ``produce()`` (e.g. generated Verilog), cached under the cache root by a hash
+    of ``key_parts``, the generator's sources (every module of rrambnn.hw) and the Amaranth
+    version: reruns on an unchanged design skip the conversion."""
+    import amaranth
+
+    import rrambnn.hw
+    h = hashlib.sha256(f"{CACHE_VERSION}|{amaranth.__version__}".encode())
+    for src in sorted(Path(rrambnn.hw.__file__).parent.glob("*.py")):
+        h.update(src.read_bytes())
+    for part in key_parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+        h.update(b"\0")
+    path = cache_root() / kind / f"{h.hexdigest()[:20]}.txt"
+    if path.exists():
+        return path.read_text()
+    text = produce()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
 def waves_requested(waves: bool | None) -> bool:
     return bool(waves) if waves is not None else os.environ.get("RRAMBNN_WAVES", "") not in ("", "0")
 

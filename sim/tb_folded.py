@@ -20,6 +20,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen.network import BinaryNetwork
+from rrambnn.hw.crossbar import _bits
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, stream
 
 
@@ -34,7 +35,7 @@ async def folded_matches_golden(dut):
     t = net.forward(x)
     want = [(int(c), int(h)) for c, h in zip(t.labels(cfg["output"]), t.hit)]
     images = pack_rows(x)
-    cls_w = max(1, (net.arch[-1] - 1).bit_length())
+    cls_w = _bits(net.arch[-1])  # the payload: cls, then hit
     gc.freeze()
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())

@@ -37,18 +37,13 @@ from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, 
 
 def pack_command(layout, cmd: online.Command) -> int:
     """An update command as the ``upd`` payload (rank-1 vectors padded to the widest layer)."""
-    fields = {"layer": cmd.layer, "rank1": int(cmd.rank1), "row": cmd.row, "col": cmd.col, "delta": cmd.delta,
-              "x": 0, "e": 0}
-    value = pack_fields(layout, fields)
+    x = e = 0
     if cmd.rank1:
-        x = int.from_bytes(np.packbits(cmd.x.astype(np.uint8), bitorder="little").tobytes(), "little")
-        value |= x << layout["x"].offset
+        x = pack_rows(cmd.x[None])[0]
         ew = layout["e"].shape.elem_shape.width
-        e = 0
-        for j, v in enumerate(cmd.e):
-            e |= (int(v) & ((1 << ew) - 1)) << (j * ew)
-        value |= e << layout["e"].offset
-    return value
+        e = sum((int(v) & ((1 << ew) - 1)) << (j * ew) for j, v in enumerate(cmd.e))
+    return pack_fields(layout, {"layer": cmd.layer, "rank1": int(cmd.rank1), "row": cmd.row, "col": cmd.col,
+                                "delta": cmd.delta, "x": x, "e": e})
 
 
 @cocotb.test()

@@ -10,10 +10,7 @@ from amaranth.sim import Simulator
 
 from rrambnn.gen.network import BinaryNetwork, random_network
 from rrambnn.hw.folded import FoldedLayer, FoldedNetwork
-
-
-def pack(bits) -> int:
-    return int("".join(str(int(b)) for b in bits[::-1]), 2)
+from rrambnn.sim.tb_chip import pack_rows
 
 
 def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=()):
@@ -34,10 +31,10 @@ def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=()):
                     ctx.set(dut.wr.valid, 1)
                     await ctx.tick().until(dut.wr.ready)
                     ctx.set(dut.wr.valid, 0)
-            for img in x:
+            for image in pack_rows(x):
                 while rng.random() < 0.3:
                     await ctx.tick()
-                ctx.set(dut.i.payload, pack(img))
+                ctx.set(dut.i.payload, image)
                 ctx.set(dut.i.valid, 1)
                 await ctx.tick().until(dut.i.ready)
                 ctx.set(dut.i.valid, 0)

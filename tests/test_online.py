@@ -51,7 +51,7 @@ def test_errors_follow_the_hinge_and_the_window():
     x = np.random.default_rng(3).integers(0, 2, (4, 8)).astype(np.uint8)
     tr = net.forward(x)
     y = np.array([0, 1, 2, 0])
-    errs = online.errors(net, [x, tr.acts[0]], tr.sums, y, cfg)
+    errs = online.errors(net, tr.sums, y, cfg)
     m = tr.sums[-1] - net.thresholds[-1]
     for b in range(4):
         for j in range(3):
@@ -59,7 +59,7 @@ def test_errors_follow_the_hinge_and_the_window():
             assert errs[1][b, j] == want
     back = errs[1] @ net.weights[1].astype(np.int64).T
     assert (errs[0] == np.clip(back, -1, 1)).all()  # window wide open, ternary errors
-    narrow = online.errors(net, [x, tr.acts[0]], tr.sums, y, online.OnlineConfig(bits=4, window=0))
+    narrow = online.errors(net, tr.sums, y, online.OnlineConfig(bits=4, window=0))
     assert (narrow[0][np.abs(tr.sums[0] - net.thresholds[0]) > 0] == 0).all()
 
 
