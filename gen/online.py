@@ -119,7 +119,6 @@ class OnlineChip:
         self.arrays = planes.plane_arrays(self.arch, self.initial, cfg.device, tile=cfg.tile, retries=cfg.retries,
                                           faults=faults)
         self.stats = Stats()
-        self.n_commands = 0
 
     # -- state ---------------------------------------------------------------------
     def sign_network(self) -> BinaryNetwork:
@@ -166,33 +165,29 @@ class OnlineChip:
             else:
                 rr = np.array([d.row for d in run], np.int64)
                 cc = np.array([d.col for d in run], np.int64)
-                self._update(c.layer, self.arrays[c.layer], rr, cc, np.array([d.delta for d in run], np.int64),
-                             commands=True)
+                self._update(c.layer, self.arrays[c.layer], rr, cc, np.array([d.delta for d in run], np.int64))
                 self.stats.commands += j - i
             i = j
 
-    def _update(self, layer, a: planes.PlaneArrays, rr, cc, delta, commands: bool = False):
-        """Update weights (rr[k], cc[k]) by delta[k] in this order; ``commands``: each weight is its
-        own command (element commands), else all belong to one command."""
+    def _update(self, layer, a: planes.PlaneArrays, rr, cc, delta):
+        """Update weights (rr[k], cc[k]) by delta[k], in this order (the hardware's)."""
         if len(rr) == 0:
             return
         n = a.n
         old = a.cells[:, rr, cc]
         new = planes.updated(old, delta)
         self.stats.weight_updates += len(rr)
-        base = self.n_commands << 40  # order keys: command, weight, plane rank
-        self.n_commands += len(rr) if commands else 1
-        failed = []
+        failed = []  # order keys: weight, then plane rank (the write order inside a weight)
         for rank, p in enumerate(planes.plane_order(n)):
             ch = np.flatnonzero(new[p] != old[p])
             if len(ch) == 0:
                 continue
-            order = base + ch.astype(np.int64) * n + rank
+            order = ch.astype(np.int64) * n + rank
             s, r, f = a.write(p, rr[ch], cc[ch], new[p][ch], order)
             self.stats.pulses_set += s
             self.stats.pulses_reset += r
             for key in f:
-                i = (key - base) // n
+                i = key // n
                 failed.append((key, (layer, p, int(rr[i]), int(cc[i]))))
         self.stats.failed += [addr for _, addr in sorted(failed)]
 
