@@ -1,17 +1,24 @@
 """The emulation twin: the whole classifier in synthesizable logic, weights in block RAM.
 
 For FPGA prototypes the analog crossbar is replaced by a digital twin that computes the same
-column sums ``S_j = 2*popcount(x AND c_j) - popcount(x)``, folded over several cycles: a layer
-holds its cells in a memory whose word ``d`` packs the columns ``d*lanes .. d*lanes+lanes-1``
-(column ``l`` of the word at bits ``l*n_in .. l*n_in+n_in-1``), and computes ``lanes`` neurons
-per cycle. Thresholds live in a second memory of the same depth. A layer's pass takes
-``ceil(n_out / lanes)`` cycles plus one of read latency.
+column sums ``S_j = 2*popcount(x AND c_j) - popcount(x)``, folded twice:
 
-Layers overlap: each holds its input (flip-flops) and its result, so layer k works on image
-m+1 while layer k+1 works on image m; the design accepts one image every
-``max_k ceil(n_out_k / lanes_k) + 3`` cycles (the testbench measures it). Cells and thresholds stay writable while no image is in
-flight: a threshold in one cycle, a cell in two (its word is read and written back with the
-one bit changed), which is what the programming path uses on the board.
+* over outputs: ``lanes`` neurons are computed side by side (a *group*);
+* over inputs: a group's columns are read ``chunk`` rows at a time, and the partial popcounts
+  are added up.
+
+A layer keeps its cells in one memory of ``depth = groups * chunks`` words; word
+``g*chunks + c`` holds rows ``c*chunk ..`` of columns ``g*lanes ..`` (lane ``l`` at bits
+``l*chunk ..``; see :meth:`FoldedLayer.cell_address`), so one word is read per cycle and a
+layer needs ``depth`` cycles per image. The thresholds sit in a second memory, one word per
+group. Narrow words (a small ``chunk``) fit block RAMs of small devices; many lanes give speed.
+
+Every layer is a pipeline (read, popcount, accumulate, threshold) that starts the next image
+while the last words of the previous one are still in flight, and layers overlap, so the
+network accepts one image every ``max_k depth_k`` cycles (:attr:`FoldedNetwork.interval`; the
+testbenches measure it; layers of fewer than 6 words are slower, see there). Cells and thresholds stay writable while no image is in flight: a
+threshold in one cycle, a cell in two (its word is read and written back with the one bit
+changed), which is what the host link uses on the board.
 """
 
 from __future__ import annotations
@@ -30,13 +37,18 @@ from rrambnn.hw.output import attach_output_stage
 
 def popcount(value, width: int):
     """Number of ones of ``value`` as a balanced adder tree (short carry chains)."""
-    terms = [value[i] for i in range(width)]
-    while len(terms) > 1:
-        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        if len(terms) % 2:
-            nxt.append(terms[-1])
-        terms = nxt
-    return terms[0] if terms else Const(0, 1)
+    return add_tree([value[i] for i in range(width)]) if width else Const(0, 1)
+
+
+def add_tree(values):
+    """Sum of ``values`` as a balanced tree of adders."""
+    values = list(values)
+    while len(values) > 1:
+        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
 
 
 def check_lanes(lanes, n_out) -> int:
@@ -46,116 +58,198 @@ def check_lanes(lanes, n_out) -> int:
 
 
 class FoldedLayer(wiring.Component):
-    """One layer of the emulation twin; ``start`` takes ``x`` and runs a pass, ``valid`` holds
-    the result (``fires``, ``margins``) until ``take``. Writes (``cell_we``, ``thr_we``) only
-    while ``idle``."""
+    """One layer of the emulation twin.
 
-    def __init__(self, cells: np.ndarray, thresholds: np.ndarray, lanes: int):
+    Images in: ``x`` with ``start``; the layer reads ``x`` over ``depth`` cycles, and the
+    producer holds it until ``consumed`` (the cycle of the last read; a stream handshake).
+    Result out: ``fires`` and ``margins`` (``S_j - theta_j``) held while ``valid``, released
+    by ``take``. Writes
+    (``cell_we`` with ``cell_word``/``cell_pos``/``cell_bit``; ``thr_we`` with
+    ``thr_group``/``thr_lane``/``thr_value``; addresses from :meth:`cell_address` and
+    :meth:`threshold_address`) only while ``idle``."""
+
+    def __init__(self, cells: np.ndarray, thresholds: np.ndarray, lanes: int, chunk: int | None = None,
+                 segment: int = 32):
         cells = np.asarray(cells)
         if cells.ndim != 2 or not np.isin(cells, (0, 1)).all():
             raise ValueError("Folded layer cells must be a 2-D array of 0/1")
         self.n_in, self.n_out = cells.shape
         self.lanes = check_lanes(lanes, self.n_out)
-        self.depth = -(-self.n_out // self.lanes)
+        self.chunk = self.n_in if chunk is None else check_chunk(chunk, self.n_in)
+        if not isinstance(segment, int) or isinstance(segment, bool) or segment < 1:
+            raise ValueError(f"Popcount segment must be a positive integer, not {segment!r}")
+        self.segment = segment  # bits counted before the pipeline register, the rest after
+        self.groups = -(-self.n_out // self.lanes)
+        self.chunks = -(-self.n_in // self.chunk)
+        self.depth = self.groups * self.chunks
+        self.width = self.lanes * self.chunk
         self.sw, self.tw = sum_width(self.n_in), threshold_width(self.n_in)
         self.mw = max(self.sw, self.tw) + 1
-        # word d packs columns d*lanes.. column-major (the crossbar's parameter order); padding is 0
-        L, pad = self.lanes, self.depth * self.lanes - self.n_out
-        cells = np.pad(cells, ((0, 0), (0, pad)))
-        thr = np.pad(np.asarray(thresholds, np.int64) & ((1 << self.tw) - 1), (0, pad))[None]
-        self.words = [column_major(cells[:, d * L:(d + 1) * L], 1) for d in range(self.depth)]
-        self.thr_words = [column_major(thr[:, d * L:(d + 1) * L], self.tw) for d in range(self.depth)]
+        L, K = self.lanes, self.chunk
+        cells = np.pad(cells, ((0, self.chunks * K - self.n_in), (0, self.groups * L - self.n_out)))
+        thr = np.pad(np.asarray(thresholds, np.int64) & ((1 << self.tw) - 1), (0, self.groups * L - self.n_out))[None]
+        # padding cells are 0 and meet padding inputs 0: they add nothing
+        self.words = [column_major(cells[c * K:(c + 1) * K, g * L:(g + 1) * L], 1)
+                      for g in range(self.groups) for c in range(self.chunks)]
+        self.thr_words = [column_major(thr[:, g * L:(g + 1) * L], self.tw) for g in range(self.groups)]
         super().__init__({
-            "x": In(self.n_in), "start": In(1), "idle": Out(1),
+            "x": In(self.n_in), "start": In(1), "consumed": Out(1), "idle": Out(1),
             "valid": Out(1), "take": In(1),
             "fires": Out(self.n_out), "margins": Out(self.n_out * self.mw),
-            # cell writes (row, col, bit) and threshold writes (index, value), one per cycle when idle
-            "cell_we": In(1), "cell_row": In(_bits(self.n_in)), "cell_col": In(_bits(self.n_out)), "cell_bit": In(1),
-            "thr_we": In(1), "thr_index": In(_bits(self.n_out)), "thr_value": In(signed(self.tw)),
+            "cell_we": In(1), "cell_word": In(_bits(self.depth)), "cell_pos": In(_bits(self.width)),
+            "cell_bit": In(1),
+            "thr_we": In(1), "thr_group": In(_bits(self.groups)), "thr_lane": In(_bits(L)),
+            "thr_value": In(signed(self.tw)),
         })
+
+    def cell_address(self, row: int, col: int) -> tuple[int, int]:
+        """(word, bit position in the word) of cell (``row``, ``col``)."""
+        return ((col // self.lanes) * self.chunks + row // self.chunk,
+                (col % self.lanes) * self.chunk + row % self.chunk)
+
+    def threshold_address(self, col: int) -> tuple[int, int]:
+        """(group, lane) of neuron ``col``'s threshold."""
+        return col // self.lanes, col % self.lanes
 
     def margin(self, j: int):
         return self.margins[j * self.mw:(j + 1) * self.mw].as_signed()
 
     def elaborate(self, platform):
         m = Module()
-        L, n_in, D = self.lanes, self.n_in, self.depth
-        m.submodules.cells = cells = Memory(shape=L * n_in, depth=D, init=self.words)
-        m.submodules.thresholds = thr = Memory(shape=L * self.tw, depth=D, init=self.thr_words)
+        L, K, C, G, D = self.lanes, self.chunk, self.chunks, self.groups, self.depth
+        m.submodules.cells = cells = Memory(shape=self.width, depth=D, init=self.words)
+        m.submodules.thresholds = thr = Memory(shape=L * self.tw, depth=G, init=self.thr_words)
         rd = cells.read_port()
         trd = thr.read_port()
         wr = cells.write_port()
         twr = thr.write_port(granularity=self.tw)
 
-        # threshold writes: one lane of a word (index // lanes, lane index % lanes)
-        t_lane = Signal(range(L))
+        # threshold writes: one lane of a group's word
         m.d.comb += [
-            t_lane.eq(self.thr_index % L),
-            twr.addr.eq(self.thr_index // L),
+            twr.addr.eq(self.thr_group),
             twr.data.eq(self.thr_value.as_unsigned().replicate(L)),
-            twr.en.eq(one_hot(self.thr_we, t_lane, L)),
+            twr.en.eq(one_hot(self.thr_we, self.thr_lane, L)),
         ]
         # cell writes: read the word now, write it back with the one bit changed next cycle
         pending = Signal(name="cell_write_pending")
-        p_word = Signal(range(D))
-        p_lane = Signal(range(L))
-        p_row = Signal(range(n_in))
+        p_word = Signal.like(self.cell_word)
+        p_pos = Signal.like(self.cell_pos)
         p_bit = Signal()
+        m.d.sync += pending.eq(self.cell_we)
         with m.If(self.cell_we):
-            m.d.sync += [pending.eq(1), p_word.eq(self.cell_col // L), p_lane.eq(self.cell_col % L),
-                         p_row.eq(self.cell_row), p_bit.eq(self.cell_bit)]
-        with m.If(pending):
-            m.d.sync += pending.eq(0)
-        row_mask = Signal(n_in)
-        m.d.comb += row_mask.eq(Const(1, n_in) << p_row)
-        bit = Cat(*(Mux(p_lane == lane, row_mask, 0) for lane in range(L)))
+            m.d.sync += [p_word.eq(self.cell_word), p_pos.eq(self.cell_pos), p_bit.eq(self.cell_bit)]
+        mask = Signal(self.width)
         m.d.comb += [
+            mask.eq(Const(1, self.width) << p_pos),
             wr.addr.eq(p_word), wr.en.eq(pending),
-            wr.data.eq(Mux(p_bit, rd.data | bit, rd.data & ~bit)),
+            wr.data.eq(Mux(p_bit, rd.data | mask, rd.data & ~mask)),
         ]
 
-        x = Signal(n_in, name="x_reg")
-        active = Signal(range(n_in + 1))
-        step = Signal(range(D + 1))
-        running = Signal()
-        data_valid = Signal()  # the memories' outputs belong to the previous step
-        fires_sr = Signal(D * L)
-        margins_sr = Signal(D * L * self.mw)
+        # images in flight (started, result not yet released by the consumer): at most two, so
+        # a finished result always has a place (the shift register, then the output register)
+        in_flight = Signal(range(3))
+        started = Signal()
+        m.d.sync += in_flight.eq(in_flight + started - (self.valid & self.take))
+
+        # stage A: read one word per cycle, straight from the input, which the producer holds
+        # until ``consumed`` (the cycle of the last word); the next image can start right after
+        busy = Signal(name="a_busy")  # in the middle of an image (step > 0)
+        issuing = Signal(name="a_issuing")
+        step = Signal(range(D), name="a_word")
+        g = Signal(range(G), name="a_group")
+        c = Signal(range(C), name="a_chunk")
         m.d.comb += [
-            self.idle.eq(~running & ~data_valid & ~self.valid & ~pending),
-            rd.addr.eq(Mux(self.cell_we, self.cell_col // L, step)), trd.addr.eq(step),
-            self.fires.eq(fires_sr[:self.n_out]),
-            self.margins.eq(margins_sr[:self.n_out * self.mw]),
+            started.eq(self.start & ~busy & (in_flight < 2) & ~pending & ~self.cell_we),
+            issuing.eq(busy | started),
+            self.consumed.eq(issuing & (step == D - 1)),
+            self.idle.eq((in_flight == 0) & ~busy & ~pending),
+            rd.addr.eq(Mux(self.cell_we, self.cell_word, step)),
+            trd.addr.eq(g),
+            # never read a word while it is written: block RAMs need no read-during-write logic
+            rd.en.eq(~pending), trd.en.eq(~self.thr_we),
         ]
-        with m.If(self.start & self.idle):
-            m.d.sync += [x.eq(self.x), active.eq(popcount(self.x, n_in)), step.eq(0), running.eq(1)]
-        with m.If(running):
-            m.d.sync += step.eq(step + 1)
-            with m.If(step == D - 1):
-                m.d.sync += running.eq(0)
-        m.d.sync += data_valid.eq(running)
+        with m.If(self.consumed):
+            m.d.sync += [busy.eq(0), step.eq(0), g.eq(0), c.eq(0)]
+        with m.Elif(issuing):
+            m.d.sync += [busy.eq(1), step.eq(step + 1)]
+            with m.If(c == C - 1):
+                m.d.sync += [c.eq(0), g.eq(g + 1)]
+            with m.Else():
+                m.d.sync += c.eq(c + 1)
 
-        new_fires = []
-        new_margins = []
+        # stage B: the word arrives with its input chunk
+        x_chunk = Signal(K, name="b_x_chunk", reset_less=True)
+        x_pad = Cat(self.x, Const(0, C * K - self.n_in))
+        m.d.sync += x_chunk.eq(x_pad.word_select(c, K) if C > 1 else x_pad)
+        tags = ("v", "first", "lastc", "lastg")
+        b = {t: Signal(name=f"b_{t}") for t in tags}
+        m.d.sync += [b["v"].eq(issuing), b["first"].eq(c == 0), b["lastc"].eq(c == C - 1), b["lastg"].eq(g == G - 1)]
+
+        # stage C: registered partial popcounts per lane, and of the input chunk itself (the
+        # active rows), and the thresholds; accumulate over chunks
+        cst = {t: Signal(name=f"c_{t}") for t in tags}
+        theta_c = Signal(L * self.tw, name="theta_c", reset_less=True)
+        m.d.sync += [cst[t].eq(b[t]) for t in tags]
+        m.d.sync += theta_c.eq(trd.data)
+        # the popcounts are split at the register: segments counted before it, added after
+        pcs = []
+        for lane in range(L + 1):  # lane L: the active rows
+            word = rd.data[lane * K:(lane + 1) * K] if lane < L else Const(-1, K)
+            hits = x_chunk & word
+            segs = []
+            for lo in range(0, K, self.segment):
+                width = min(self.segment, K - lo)
+                seg = Signal(range(width + 1), name=f"c_popcount{lane}_{lo}" if lane < L else f"c_active_{lo}",
+                             reset_less=True)
+                m.d.sync += seg.eq(popcount(hits[lo:lo + width], width))
+                segs.append(seg)
+            pcs.append(add_tree(segs))
+
+        # stage D: a group's totals; margin S - theta; shift into the result
+        d_v, d_lastg = Signal(name="d_v"), Signal(name="d_lastg")
+        theta_d = Signal(L * self.tw, name="theta_d", reset_less=True)
+        m.d.sync += [d_v.eq(cst["v"] & cst["lastc"]), d_lastg.eq(cst["lastg"])]
+        with m.If(cst["v"] & cst["lastc"]):
+            m.d.sync += theta_d.eq(theta_c)
+        totals = []
+        for lane in range(L + 1):
+            acc = Signal(range(self.n_in + 1), name=f"acc{lane}", reset_less=True)
+            total = Signal(range(self.n_in + 1), name=f"d_total{lane}" if lane < L else "d_active",
+                           reset_less=True)
+            running_sum = Mux(cst["first"], 0, acc) + pcs[lane]
+            with m.If(cst["v"]):
+                m.d.sync += acc.eq(running_sum)
+                with m.If(cst["lastc"]):
+                    m.d.sync += total.eq(running_sum)
+            totals.append(total)
+        active = totals[L]
+        new_fires, new_margins = [], []
         for lane in range(L):
-            s = Signal(signed(self.sw + 1), name=f"sum{lane}")
             mg = Signal(signed(self.mw), name=f"margin{lane}")
-            theta = trd.data[lane * self.tw:(lane + 1) * self.tw].as_signed()
-            m.d.comb += [
-                s.eq(2 * popcount(x & rd.data[lane * n_in:(lane + 1) * n_in], n_in) - active),
-                mg.eq(s - theta),
-            ]
+            theta = theta_d[lane * self.tw:(lane + 1) * self.tw].as_signed()
+            m.d.comb += mg.eq(2 * totals[lane] - active - theta)
             new_fires.append(mg >= 0)
             new_margins.append(mg.as_unsigned())
-        with m.If(data_valid):  # shift the lanes' results in at the top
-            m.d.sync += [
-                fires_sr.eq(Cat(fires_sr[L:], *new_fires)),
-                margins_sr.eq(Cat(margins_sr[L * self.mw:], *new_margins)),
-            ]
-            with m.If(~running):
-                m.d.sync += self.valid.eq(1)
-        with m.If(self.valid & self.take):
+
+        # results: a shift register filled group by group, then the output register
+        fires_sr = Signal(G * L, reset_less=True)
+        margins_sr = Signal(G * L * self.mw, reset_less=True)
+        sr_full = Signal()
+        out_fires = Signal(self.n_out, name="fires_out", reset_less=True)
+        out_margins = Signal(self.n_out * self.mw, name="margins_out", reset_less=True)
+        m.d.comb += [self.fires.eq(out_fires), self.margins.eq(out_margins)]
+        move = Signal()  # before the shift: a group finishing in the same cycle keeps sr_full
+        m.d.comb += move.eq(sr_full & (~self.valid | self.take))
+        with m.If(move):
+            m.d.sync += [out_fires.eq(fires_sr[:self.n_out]), out_margins.eq(margins_sr[:self.n_out * self.mw]),
+                         self.valid.eq(1), sr_full.eq(0)]
+        with m.Elif(self.valid & self.take):
             m.d.sync += self.valid.eq(0)
+        with m.If(d_v):
+            m.d.sync += [fires_sr.eq(Cat(fires_sr[L:], *new_fires)),
+                         margins_sr.eq(Cat(margins_sr[L * self.mw:], *new_margins))]
+            with m.If(d_lastg):
+                m.d.sync += sr_full.eq(1)
         return m
 
 
@@ -164,32 +258,93 @@ def one_hot(we, index, width):
     return Mux(we, Const(1, width) << index, 0)
 
 
+def check_chunk(chunk, n_in) -> int:
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or not 1 <= chunk <= n_in:
+        raise ValueError(f"Chunk must be an integer from 1 to the layer's {n_in} inputs, not {chunk!r}")
+    return chunk
+
+
+def per_layer(name: str, value, n: int) -> list:
+    """One value for every layer: a list of ``n``, or one value (None too) for all."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+    if len(values) != n:
+        raise ValueError(f"Folded network needs one {name} per layer ({n}), not {len(values)}")
+    return values
+
+
+def handshake_model(depths, images: int = 48, window: int = 24) -> tuple[float, int]:
+    """(interval, latency) of layers of these depths, free-flowing: a cycle model of
+    :class:`FoldedLayer`'s control (start, reads, the three pipeline stages, the shift register
+    and the output register, at most two images per layer), nothing else. ``interval``: mean
+    cycles between images taken; ``latency``: cycles from the first image offered to its result
+    offered.
+
+    A layer starts its next image right after its last read, so the slowest layer sets the
+    pace, but its result register stays busy until the next layer has read it: layers of equal
+    depth D alternate D and D + 4 (mean D + 2), and layers shorter than ~5 words wait for
+    their pipeline."""
+    n = len(depths)
+    busy, step, in_flight, sr_full, valid = [0] * n, [0] * n, [0] * n, [0] * n, [0] * n
+    pending = [set() for _ in range(n)]  # cycles at which an image's last word is in stage D
+    taken, t, latency = [], 0, None
+    while len(taken) < images and t < images * 4 * max(depths) + 1000:
+        if latency is None and valid[-1]:
+            latency = t
+        start = [1] + valid[:-1]
+        started = [start[k] and not busy[k] and in_flight[k] < 2 for k in range(n)]
+        issuing = [busy[k] or started[k] for k in range(n)]
+        consumed = [issuing[k] and step[k] == depths[k] - 1 for k in range(n)]
+        take = consumed[1:] + [1]
+        if consumed[0]:
+            taken.append(t)
+        for k in range(n):
+            released = valid[k] and take[k]
+            move = sr_full[k] and (not valid[k] or take[k])
+            in_flight[k] += started[k] - released
+            if move:
+                valid[k], sr_full[k] = 1, 0
+            elif released:
+                valid[k] = 0
+            if t in pending[k]:
+                pending[k].discard(t)
+                sr_full[k] = 1
+            if consumed[k]:
+                pending[k].add(t + 3)
+                busy[k], step[k] = 0, 0
+            elif issuing[k]:
+                busy[k], step[k] = 1, step[k] + 1
+        t += 1
+    steady = taken[-window - 1:]
+    return (steady[-1] - steady[0]) / (len(steady) - 1), latency
+
+
 class FoldedNetwork(wiring.Component):
     """The classifier for the FPGA: folded layers in a chain, an output stage, streams.
 
     * ``i``: image bits in; ``o``: ``cls`` and ``hit`` out (valid/ready).
-    * ``wr``: writes one cell (``thr`` = 0: ``layer``, ``row``, ``col``, ``value`` bit 0) or one
-      threshold (``thr`` = 1: ``layer``, ``col`` = neuron, ``value``); taken only when no image
-      is in flight (``ready`` low otherwise); a threshold takes one cycle, a cell two.
+    * ``wr``: writes one cell (``thr`` = 0: ``layer``, ``addr`` = word, ``pos`` = bit in the
+      word, ``value`` bit 0) or one threshold (``thr`` = 1: ``layer``, ``addr`` = group,
+      ``pos`` = lane, ``value``); addresses from :meth:`cell_write` / :meth:`threshold_write`.
+      Taken only when no image is in flight (images wait while a write is offered); a
+      threshold takes one cycle, a cell two.
     """
 
-    def __init__(self, cells, thresholds, *, lanes, output: str = "priority"):
+    def __init__(self, cells, thresholds, *, lanes, chunks=None, output: str = "priority", segment: int = 32):
         if not isinstance(cells, (list, tuple)) or not cells or len(cells) != len(thresholds):
             raise ValueError("Folded network needs one cell array and one threshold vector per layer")
         if output not in OUTPUT_MODES:
             raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
-        lanes = list(lanes) if isinstance(lanes, (list, tuple)) else [lanes] * len(cells)
-        if len(lanes) != len(cells):
-            raise ValueError(f"Folded network needs one lane count per layer ({len(cells)}), not {len(lanes)}")
-        self.layers = [FoldedLayer(c, t, n) for c, t, n in zip(cells, thresholds, lanes)]
+        lanes = per_layer("lane count", lanes, len(cells))
+        chunks = per_layer("chunk size", chunks, len(cells))
+        self.layers = [FoldedLayer(c, t, n, k, segment) for c, t, n, k in zip(cells, thresholds, lanes, chunks)]
         self.output = output
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
-        # cycles per image, steady state: the slowest layer's pass (depth reads + 1 cycle of read
-        # latency), its result handed on, and the start of its next pass
-        self.interval = max(layer.depth for layer in self.layers) + 3
-        lw = _bits(len(self.layers))
+        # cycles per image, free-flowing, from a cycle model of the layers' handshakes
+        self.interval, self.latency = handshake_model([layer.depth for layer in self.layers])
         self.wr_layout = data.StructLayout({
-            "layer": lw, "thr": 1, "row": _bits(max(self.arch[:-1])), "col": _bits(max(self.arch[1:])),
+            "layer": _bits(len(self.layers)), "thr": 1,
+            "addr": _bits(max(layer.depth for layer in self.layers)),
+            "pos": _bits(max(layer.width for layer in self.layers)),
             "value": signed(max(layer.tw for layer in self.layers))})
         self.out_layout = data.StructLayout({"cls": _bits(self.arch[-1]), "hit": 1})
         super().__init__({
@@ -197,6 +352,16 @@ class FoldedNetwork(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
             "wr": In(stream.Signature(self.wr_layout)),
         })
+
+    def cell_write(self, layer: int, row: int, col: int, value: int) -> dict:
+        """The ``wr`` payload that sets cell (``row``, ``col``) of ``layer`` to ``value``."""
+        word, pos = self.layers[layer].cell_address(row, col)
+        return {"layer": layer, "thr": 0, "addr": word, "pos": pos, "value": int(value) & 1}
+
+    def threshold_write(self, layer: int, col: int, value: int) -> dict:
+        """The ``wr`` payload that sets neuron ``col``'s threshold of ``layer`` to ``value``."""
+        group, lane = self.layers[layer].threshold_address(col)
+        return {"layer": layer, "thr": 1, "addr": group, "pos": lane, "value": int(value)}
 
     def elaborate(self, platform):
         m = Module()
@@ -206,25 +371,27 @@ class FoldedNetwork(wiring.Component):
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all())
 
-        # image in -> layer 0; layer k's result -> layer k+1 when that one is idle
+        # image in -> layer 0, which reads it where it is (the stream holds it until ready:
+        # the last read); layer k's result register is layer k+1's input in the same way
         m.d.comb += [first.x.eq(self.i.payload), first.start.eq(self.i.valid & ~self.wr.valid),
-                     self.i.ready.eq(first.idle & ~self.wr.valid)]
+                     self.i.ready.eq(first.consumed)]
         for prev, nxt in zip(self.layers, self.layers[1:]):
-            m.d.comb += [nxt.x.eq(prev.fires), nxt.start.eq(prev.valid), prev.take.eq(prev.valid & nxt.idle)]
+            m.d.comb += [nxt.x.eq(prev.fires), nxt.start.eq(prev.valid), prev.take.eq(nxt.consumed)]
 
         result = Signal(self.out_layout)
         m.d.comb += result.cls.eq(attach_output_stage(m, self.output, last))
         m.d.comb += [result.hit.eq(last.fires.any()), self.o.payload.eq(result), self.o.valid.eq(last.valid),
                      last.take.eq(self.o.ready)]
 
-        # writes, when nothing is in flight (images wait while a write is offered)
+        # writes, when nothing is in flight
         w = self.wr.payload
         m.d.comb += self.wr.ready.eq(all_idle)
         for k, layer in enumerate(self.layers):
             here = self.wr.valid & all_idle & (w.layer == k)
             m.d.comb += [
-                layer.cell_we.eq(here & ~w.thr), layer.cell_row.eq(w.row), layer.cell_col.eq(w.col),
+                layer.cell_we.eq(here & ~w.thr), layer.cell_word.eq(w.addr), layer.cell_pos.eq(w.pos),
                 layer.cell_bit.eq(w.value[0]),
-                layer.thr_we.eq(here & w.thr), layer.thr_index.eq(w.col), layer.thr_value.eq(w.value),
+                layer.thr_we.eq(here & w.thr), layer.thr_group.eq(w.addr), layer.thr_lane.eq(w.pos),
+                layer.thr_value.eq(w.value),
             ]
         return m

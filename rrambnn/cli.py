@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rrambnn.cli_hw import add_hw_commands
     add_hw_commands(sub)
+    from rrambnn.cli_fpga import add_fpga_commands
+    add_fpga_commands(sub)
     return p
 
 

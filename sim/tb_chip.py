@@ -184,8 +184,9 @@ class Monitor:
             self.ready.value = self.ready_now = ready
 
 
-async def stream(dut, driver, results, images, indices, cycle0):
-    """Send ``indices`` and collect as many results; returns the cycle count after."""
+async def stream(dut, driver, results, images, indices, cycle0, cycles_per_image: int = 100):
+    """Send ``indices`` and collect as many results; returns the cycle count after (fails after
+    ``cycles_per_image`` per image, plus 1,000)."""
     driver.queue.extend((i, images[i]) for i in indices)
     target = len(results.received) + len(indices)
     cycle = cycle0
@@ -198,7 +199,7 @@ async def stream(dut, driver, results, images, indices, cycle0):
         results.sample(cycle)
         driver.drive()
         results.drive()
-        if cycle - cycle0 > 100 * len(indices) + 1000:
+        if cycle - cycle0 > cycles_per_image * len(indices) + 1000:
             raise AssertionError(f"timeout: {len(results.received)} of {target} results")
     return cycle
 
@@ -396,7 +397,8 @@ class Bench:
 
 @cocotb.test()
 async def chip_matches_golden(dut):
-    cfg = json.loads(open(os.environ["RRAMBNN_TB_CONFIG"]).read())
+    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
+        cfg = json.load(f)
     bench = Bench(dut, cfg)
     gc.freeze()  # the network, the elaborated chip and the images are permanent: keep them out of GC scans
     dut._log.info(f"seed {bench.seed} (replay with the same seed)")

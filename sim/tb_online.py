@@ -48,7 +48,8 @@ def pack_command(layout, cmd: online.Command) -> int:
 
 @cocotb.test()
 async def replay_matches_golden(dut):
-    cfg = json.loads(open(os.environ["RRAMBNN_TB_CONFIG"]).read())
+    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
+        cfg = json.load(f)
     net = BinaryNetwork.load(cfg["weights"])
     c = cfg["chip"]
     chip_cfg = ChipConfig(tuple(c["tile"]), False, c["output"], False, c["word"], c["retries"], c["pulse_cycles"],

