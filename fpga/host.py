@@ -29,26 +29,27 @@ class BoardInfo:
     image_bytes: int
     write_bytes: int
     clock_hz: int
+    kind: int = 0  # 0: emulation twin; 1: periphery of an external macro
 
 
 def parse_query(reply: bytes) -> BoardInfo:
-    if len(reply) < 5 or reply[:2] != b"RB":
+    if len(reply) < 6 or reply[:2] != b"RB":
         raise RrambnnError(f"the board's reply to a query is not an rrambnn board's ({reply[:8]!r})")
-    version, n_layers, output = reply[2], reply[3], reply[4]
+    version, n_layers, output, kind = reply[2], reply[3], reply[4], reply[5]
     if version != PROTOCOL_VERSION:
         raise RrambnnError(f"the board speaks protocol version {version}, this tool {PROTOCOL_VERSION}")
     want = query_length(n_layers)
     if len(reply) != want:
         raise RrambnnError(f"the board's reply to a query has {len(reply)} bytes, not {want}")
-    u16 = [int.from_bytes(reply[i:i + 2], "little") for i in range(5, len(reply) - 4, 2)]
+    u16 = [int.from_bytes(reply[i:i + 2], "little") for i in range(6, len(reply) - 4, 2)]
     n = n_layers + 1
     return BoardInfo(version, tuple(u16[:n]), tuple(u16[n:n + 2 * n_layers:2]),
                      tuple(u16[n + 1:n + 2 * n_layers:2]), "argmax" if output else "priority",
-                     u16[n + 2 * n_layers], u16[n + 2 * n_layers + 1], int.from_bytes(reply[-4:], "little"))
+                     u16[n + 2 * n_layers], u16[n + 2 * n_layers + 1], int.from_bytes(reply[-4:], "little"), kind)
 
 
 def query_length(n_layers: int) -> int:
-    return 5 + 2 * (n_layers + 1) + 4 * n_layers + 4 + 4
+    return 6 + 2 * (n_layers + 1) + 4 * n_layers + 4 + 4
 
 
 def encode_image(x: np.ndarray) -> bytes:
@@ -75,17 +76,22 @@ def encode_write(twin, payload: dict) -> bytes:
 
 
 def twin_for(net, info: BoardInfo):
-    """The FoldedNetwork a board described by ``info`` runs, holding ``net``'s weights
-    (it packs writes exactly as the board unpacks them)."""
+    """The design a board described by ``info`` runs (a FoldedNetwork or a Periphery), holding
+    ``net``'s weights: it packs writes exactly as the board unpacks them. Returns it and the
+    query reply it would give (which must equal the board's)."""
     from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import query_reply
+    from rrambnn.hw.periphery import Periphery
 
     if tuple(net.arch) != info.arch:
         raise RrambnnError(f"the board runs a {'-'.join(map(str, info.arch))} network, "
                            f"the weights are {'-'.join(map(str, net.arch))}")
-    twin = FoldedNetwork(net.cells, net.thresholds, lanes=list(info.lanes), chunks=list(info.chunks),
-                         output=info.output)
-    return twin, query_reply(twin, info.clock_hz)
+    if info.kind == Periphery.kind:
+        design = Periphery(net.arch, net.thresholds, output=info.output)
+    else:
+        design = FoldedNetwork(net.cells, net.thresholds, lanes=list(info.lanes), chunks=list(info.chunks),
+                               output=info.output)
+    return design, query_reply(design, info.clock_hz)
 
 
 class Board:
@@ -110,10 +116,10 @@ class Board:
 
     def query(self) -> BoardInfo:
         self.t.write(bytes([OP_QUERY]))
-        head = self._read(5)
+        head = self._read(6)
         if head[:2] != b"RB":
             raise RrambnnError(f"{self.name} does not answer like an rrambnn board ({head!r})")
-        self.info = parse_query(head + self._read(query_length(head[3]) - 5))
+        self.info = parse_query(head + self._read(query_length(head[3]) - 6))
         return self.info
 
     def classify(self, x: np.ndarray, *, window: int = 16, progress=None) -> np.ndarray:

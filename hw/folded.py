@@ -351,7 +351,14 @@ class FoldedNetwork(wiring.Component):
             "i": In(stream.Signature(self.arch[0])),
             "o": Out(stream.Signature(self.out_layout)),
             "wr": In(stream.Signature(self.wr_layout)),
+            "idle": Out(1),
         })
+
+    kind = 0  # for the host link's query reply
+
+    def fold(self):
+        """(lanes, chunk) per layer."""
+        return [(layer.lanes, layer.chunk) for layer in self.layers]
 
     def cell_write(self, layer: int, row: int, col: int, value: int) -> dict:
         """The ``wr`` payload that sets cell (``row``, ``col``) of ``layer`` to ``value``."""
@@ -369,7 +376,7 @@ class FoldedNetwork(wiring.Component):
             m.submodules[f"layer{k}"] = layer
         first, last = self.layers[0], self.layers[-1]
         all_idle = Signal()
-        m.d.comb += all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all())
+        m.d.comb += [all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all()), self.idle.eq(all_idle)]
 
         # image in -> layer 0, which reads it where it is (the stream holds it until ready:
         # the last read); layer k's result register is layer k+1's input in the same way

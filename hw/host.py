@@ -3,7 +3,8 @@
 Host to board (every command starts with an opcode byte):
 
 * ``Q`` (0x51): query. Reply: ``R`` ``B``, protocol version, number of layers ``L``, output
-  stage (0 priority, 1 argmax), the ``L + 1`` layer sizes, then per layer ``lanes`` and
+  stage (0 priority, 1 argmax), the design (0 emulation twin, 1 periphery of an external
+  crossbar macro), the ``L + 1`` layer sizes, then per layer ``lanes`` and
   ``chunk`` (all sizes 16-bit little endian), then the byte lengths of an image and of a
   write, then the clock in Hz (32-bit). The host checks it against the network it means to run.
 * ``I`` (0x49) + image bytes: classify. Pixel ``i`` is bit ``i % 8`` of byte ``i // 8``.
@@ -42,16 +43,18 @@ def nbytes(bits: int) -> int:
     return -(-bits // 8)
 
 
-def query_reply(net: FoldedNetwork, clock_hz: int = 0) -> bytes:
-    """The bytes a board running ``net`` at ``clock_hz`` (0: unknown) answers to ``Q``."""
+def query_reply(net, clock_hz: int = 0) -> bytes:
+    """The bytes a board running ``net`` (a FoldedNetwork or a Periphery) at ``clock_hz``
+    (0: unknown) answers to ``Q``."""
     def u16(v):
         return int(v).to_bytes(2, "little")
     out = bytearray(b"RB")
-    out += bytes([PROTOCOL_VERSION, len(net.layers), 0 if net.output == "priority" else 1])
+    fold = net.fold()
+    out += bytes([PROTOCOL_VERSION, len(fold), 0 if net.output == "priority" else 1, net.kind])
     for n in net.arch:
         out += u16(n)
-    for layer in net.layers:
-        out += u16(layer.lanes) + u16(layer.chunk)
+    for lanes, chunk in fold:
+        out += u16(lanes) + u16(chunk)
     out += u16(nbytes(net.arch[0])) + u16(nbytes(net.wr_layout.size))
     out += int(clock_hz).to_bytes(4, "little")
     return bytes(out)
@@ -65,9 +68,10 @@ class HostLink(wiring.Component):
     tx: Out(1, init=1)
     error: Out(1)
 
-    def __init__(self, net: FoldedNetwork, divisor: int, clock_hz: int = 0):
-        if not isinstance(net, FoldedNetwork):
-            raise TypeError(f"Host link needs a FoldedNetwork, not {net!r}")
+    def __init__(self, net, divisor: int, clock_hz: int = 0):
+        from rrambnn.hw.periphery import Periphery
+        if not isinstance(net, (FoldedNetwork, Periphery)):
+            raise TypeError(f"Host link needs a FoldedNetwork or a Periphery, not {net!r}")
         if net.arch[-1] > 128:
             raise ValueError(f"Host link replies carry a 7-bit class: at most 128 outputs, not {net.arch[-1]}")
         self.net = net
@@ -93,7 +97,7 @@ class HostLink(wiring.Component):
         shift = Signal(8 * max(n_img, n_wr), reset_less=True)
         count = Signal(range(max(n_img, n_wr, len(self.info)) + 1))
         drained = Signal()  # nothing in flight and no result waiting
-        m.d.comb += drained.eq(net.wr.ready)
+        m.d.comb += drained.eq(net.idle)
 
         # replies from the command parser (images' replies come straight from the network)
         result = Signal(8)
@@ -175,7 +179,7 @@ class HostLink(wiring.Component):
                         m.next = "OPCODE"
             with m.State("SEND_WRITE"):
                 m.d.comb += [net.wr.payload.eq(top_wr[:net.wr_layout.size]), net.wr.valid.eq(1)]
-                with m.If(net.wr.ready):
+                with m.If(net.wr.ready):  # the write is done (a cell write-verified, for the periphery)
                     m.d.sync += reply.eq(REPLY_OK)
                     m.next = "REPLY"
             with m.State("REPLY"):

@@ -179,3 +179,40 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     res["sim_wall_s"] = round(time.time() - t, 2)
     res["interval_cycles"] = twin.interval
     return _finish(res, b, gen_s, None)
+
+
+PERIPHERY_TOP = "rrambnn_periphery_bench"
+
+
+def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), device=None, faults=None,
+                       retries: int = 3, pulse_cycles: int = 5, writes: int = 40, seed: int = 1,
+                       p_idle: float = 0.2, p_stall: float = 0.2, waves: bool | None = None, log=None) -> dict:
+    """The periphery variant (periphery + behavioural crossbar macro on the byte port) as Verilog
+    on Verilator against the golden network and device model: images, write-verified cell
+    writes and threshold writes, images again."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    from rrambnn.gen.device import DeviceParams, device_faults
+    from rrambnn.hw.crossbar import CROSSBAR_MODULE
+    from rrambnn.hw.periphery import CrossbarMacro, Periphery, PeripheryBench
+
+    device = device or DeviceParams()
+    faults = device_faults(net.arch, device, faults)
+    t = time.time()
+    periphery = Periphery(net.arch, net.thresholds, output=net.output_mode, retries=retries,
+                          pulse_cycles=pulse_cycles)
+    bench = PeripheryBench(periphery, CrossbarMacro(net.weights, tile=tile, faults=faults, device=device))
+    text = amaranth_verilog.convert(bench, name=PERIPHERY_TOP, emit_src=False) + CROSSBAR_MODULE
+    gen_s = time.time() - t
+    tag = f"periphery-{'-'.join(map(str, net.arch))}"
+    b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=PERIPHERY_TOP)
+    np.savez(run_dir / "faults.npz", **{f"fault{k}": np.asarray(f, np.int8) for k, f in enumerate(faults)})
+    t = time.time()
+    res = runner.run_test(b, "rrambnn.sim.tb_periphery", {
+        "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"),
+        "faults": str(run_dir / "faults.npz"), "seed": seed, "output": net.output_mode, "tile": list(tile),
+        "device": dataclasses.asdict(device), "retries": retries, "writes": writes,
+        "p_idle": p_idle, "p_stall": p_stall,
+    }, test_dir=run_dir, top=PERIPHERY_TOP)
+    res["sim_wall_s"] = round(time.time() - t, 2)
+    return _finish(res, b, gen_s, None)

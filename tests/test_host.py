@@ -208,7 +208,7 @@ def test_silent_port_is_one_clear_error():
 
         def read(self, n):
             return b""
-    with pytest.raises(RrambnnError, match="no reply from the board within 0.1 s after 0 of 5 bytes"):
+    with pytest.raises(RrambnnError, match="no reply from the board within 0.1 s after 0 of 6 bytes"):
         Board(Silent(), timeout=0.1).query()
 
 

@@ -1,0 +1,140 @@
+"""cocotb testbench of the periphery variant: :class:`rrambnn.hw.periphery.Periphery` and the
+behavioural crossbar macro (the chip's arrays and device model behind the byte port), against
+the golden network and the golden device model.
+
+Images (random idles and backpressure) -> results checked in order; then cell writes
+(write-verify over the port: faults, pulse failures, retries) and threshold writes, the pulse
+and failure counters checked after each; then the images again, on the arrays as written.
+Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
+:func:`rrambnn.sim.chip_sim.simulate_periphery`); the seed is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from rrambnn.gen.device import Chip as DeviceChip
+from rrambnn.gen.device import DeviceParams, program
+from rrambnn.gen.network import BinaryNetwork
+from rrambnn.hw.crossbar import _bits
+from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, stream
+
+
+class PeripheryGolden:
+    """The network as the arrays hold it (device model cells), thresholds in the periphery;
+    writes are write-verified exactly as the periphery does (``retries`` more pulses)."""
+
+    def __init__(self, net: BinaryNetwork, tile, device: DeviceParams, faults, retries: int = 3):
+        self.max_out, self.retries = max(net.arch[1:]), retries
+        self.chip = DeviceChip(net.arch, tile, net.cells, device, faults)
+        self.thresholds = [np.asarray(t, np.int32).copy() for t in net.thresholds]
+        self.counters = [0, 0, 0]  # SET pulses, RESET pulses, failed cells
+
+    def classify(self, x, output):
+        eff = BinaryNetwork(self.chip.weights(), [t.copy() for t in self.thresholds], None, output)
+        t = eff.forward(x)
+        return [(int(c), int(h)) for c, h in zip(t.labels(output), t.hit)]
+
+    def write(self, layer, thr, row, col, value):
+        if thr:
+            self.thresholds[layer][col] = value
+            return
+        rep = program(self.chip, [(layer, row, 0, value << col, 1 << col)], self.max_out, self.retries)
+        self.counters[0] += rep.pulses_set
+        self.counters[1] += rep.pulses_reset
+        self.counters[2] += len(rep.failed)
+
+
+def random_writes(arch, rng, n):
+    """(layer, thr, row, col, value): three cell writes for every threshold write."""
+    writes = []
+    for _ in range(n):
+        k = int(rng.integers(len(arch) - 1))
+        n_in, n_out = arch[k], arch[k + 1]
+        if rng.random() < 0.75:
+            writes.append((k, 0, int(rng.integers(n_in)), int(rng.integers(n_out)), int(rng.integers(2))))
+        else:
+            writes.append((k, 1, 0, int(rng.integers(n_out)), int(rng.integers(-n_in // 3, n_in // 3 + 1))))
+    return writes
+
+
+def pack_write(arch, write) -> int:
+    """The ``wr`` payload of :class:`Periphery` for ``write`` (its StructLayout, packed)."""
+    from rrambnn.hw.layer import threshold_width
+    k, thr, row, col, value = write
+    widths = [_bits(len(arch) - 1), 1, _bits(max(arch[:-1])), _bits(max(arch[1:])),
+              max(threshold_width(n) for n in arch[:-1])]
+    out, shift = 0, 0
+    for v, w in zip((k, thr, row, col, value), widths):
+        out |= (int(v) & ((1 << w) - 1)) << shift
+        shift += w
+    return out
+
+
+@cocotb.test()
+async def periphery_matches_golden(dut):
+    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
+        cfg = json.load(f)
+    net = BinaryNetwork.load(cfg["weights"])
+    x = np.load(cfg["images"])
+    seed = int(cfg["seed"])
+    rng = random.Random(seed)
+    dut._log.info(f"seed {seed} (replay with the same seed)")
+    device = DeviceParams(**cfg["device"])
+    with np.load(cfg["faults"]) as z:
+        faults = [z[f"fault{k}"] for k in range(len(net.weights))]
+    golden = PeripheryGolden(net, tuple(cfg["tile"]), device, faults, cfg["retries"])
+    output = cfg["output"]
+    cls_w = _bits(net.arch[-1])
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    for h in (dut.i__valid, dut.o__ready, dut.wr__valid):
+        h.value = 0
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+    images = pack_rows(x)
+    per_image = 20 * sum(-(-n // 8) * 5 + 10 * m for n, m in zip(net.arch[:-1], net.arch[1:]))
+    driver = ImageDriver(dut, rng, cfg.get("p_idle", 0.2))
+    results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, cfg.get("p_stall", 0.2))
+    want = golden.classify(x, output)
+    cycle = await stream(dut, driver, results, images, range(len(x)), 0, per_image)
+
+    writes = random_writes(net.arch, np.random.default_rng(seed), int(cfg["writes"]))
+    counters, want_counters = [], []
+    for w in writes:
+        golden.write(*w)
+        want_counters.append(list(golden.counters))
+        dut.wr__payload.value = pack_write(net.arch, w)
+        dut.wr__valid.value = 1
+        await RisingEdge(dut.clk)
+        while not dut.wr__ready.value:
+            await RisingEdge(dut.clk)
+        dut.wr__valid.value = 0
+        await RisingEdge(dut.clk)
+        counters.append([dut.n_set.value.to_unsigned(), dut.n_reset.value.to_unsigned(),
+                         dut.n_failed.value.to_unsigned()])
+    want += golden.classify(x, output)
+    await stream(dut, driver, results, images, range(len(x)), cycle, per_image)
+
+    got = [(v & ((1 << cls_w) - 1), (v >> cls_w) & 1) for v in results.received]
+    mismatches = [i for i, (g, w_) in enumerate(zip(got, want)) if g != w_]
+    counter_diffs = [i for i, (g, w_) in enumerate(zip(counters, want_counters)) if g != w_]
+    result = {"seed": seed, "images": len(x), "checked": len(got), "mismatches": len(mismatches),
+              "examples": [{"image": i, "got": got[i], "want": want[i]} for i in mismatches[:10]],
+              "writes": len(writes), "counters": counters[-1] if counters else None,
+              "counter_mismatches": len(counter_diffs)}
+    with open(cfg["result"], "w") as f:
+        json.dump(result, f)
+    assert not mismatches, f"{len(mismatches)} mismatches, first {result['examples'][:3]}"
+    assert not counter_diffs, f"counters differ after write {counter_diffs[0]}: " \
+        f"{counters[counter_diffs[0]]} != {want_counters[counter_diffs[0]]}"
