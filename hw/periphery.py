@@ -102,6 +102,14 @@ class Periphery(wiring.Component):
             "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),
         })
 
+    @property
+    def interval(self) -> int:
+        """Cycles per image, free-flowing, with a macro that replies one cycle after a frame:
+        per layer 6 per word-line byte (a frame and a step) and 9 per column (a frame, the
+        macro's cycle, two reply bytes and a step), one between layers, two per image."""
+        return sum(-(-n_in // 8) * (FRAME_BYTES + 1) + n_out * (FRAME_BYTES + 4)
+                   for n_in, n_out in zip(self.arch[:-1], self.arch[1:])) + self.n_layers + 1
+
     def fold(self):
         """(lanes, chunk) per layer as the host link reports it: one column at a time, word
         lines a byte at a time."""

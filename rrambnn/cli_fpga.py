@@ -78,9 +78,9 @@ def cmd_fpga(args):
     print(f"  logic cells {report['logic_cells']}/{report['logic_cells_available']}, LUT4 {report['luts']}, "
           f"flip-flops {report['ffs']}, block RAM {report['bram']}/{report['bram_available']}")
     if interval:
-        print(f"  {interval:g} cycles per image, latency {report.get('latency_cycles', '?')} cycles: "
-              f"{report['images_per_s']:,} images/s at {report['clock_mhz']:g} MHz "
-              f"({report['images_per_s_at_fmax']:,} at Fmax)")
+        latency = f", latency {report['latency_cycles']} cycles" if "latency_cycles" in report else ""
+        print(f"  {interval:g} cycles per image{latency}: {report['images_per_s']:,} images/s at "
+              f"{report['clock_mhz']:g} MHz ({report['images_per_s_at_fmax']:,} at Fmax)")
     if args.variant == "emulation":
         print(f"  host link: UART {args.baud} baud, up to {report['link_images_per_s']:g} images/s over the wire; "
               f"`rrambnn board bench` measures the core on the board")

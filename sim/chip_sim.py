@@ -215,4 +215,5 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
         "p_idle": p_idle, "p_stall": p_stall,
     }, test_dir=run_dir, top=PERIPHERY_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)
+    res["interval_cycles"] = periphery.interval
     return _finish(res, b, gen_s, None)

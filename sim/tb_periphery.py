@@ -124,15 +124,23 @@ async def periphery_matches_golden(dut):
         counters.append([dut.n_set.value.to_unsigned(), dut.n_reset.value.to_unsigned(),
                          dut.n_failed.value.to_unsigned()])
     want += golden.classify(x, output)
-    await stream(dut, driver, results, images, range(len(x)), cycle, per_image)
+    cycle = await stream(dut, driver, results, images, range(len(x)), cycle, per_image)
 
     got = [(v & ((1 << cls_w) - 1), (v >> cls_w) & 1) for v in results.received]
+
+    # free-flowing: cycles per image
+    n_tp = min(len(x), 12)
+    driver.p_idle, results.p_stall = 0.0, 0.0
+    first = len(driver.accept_cycles)
+    await stream(dut, driver, results, images, range(n_tp), cycle, per_image)
+    acc = driver.accept_cycles[first:]
     mismatches = [i for i, (g, w_) in enumerate(zip(got, want)) if g != w_]
     counter_diffs = [i for i, (g, w_) in enumerate(zip(counters, want_counters)) if g != w_]
     result = {"seed": seed, "images": len(x), "checked": len(got), "mismatches": len(mismatches),
               "examples": [{"image": i, "got": got[i], "want": want[i]} for i in mismatches[:10]],
               "writes": len(writes), "counters": counters[-1] if counters else None,
-              "counter_mismatches": len(counter_diffs)}
+              "counter_mismatches": len(counter_diffs),
+              "cycles_per_image": (acc[-1] - acc[1]) / (len(acc) - 2)}
     with open(cfg["result"], "w") as f:
         json.dump(result, f)
     assert not mismatches, f"{len(mismatches)} mismatches, first {result['examples'][:3]}"

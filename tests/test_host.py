@@ -151,7 +151,8 @@ def test_host_link_matches_golden(arch, lanes, chunks, output, seed):
 
 
 class BoardDouble:
-    """A board in Python: the golden network behind the byte protocol (for the host tool)."""
+    """A board in Python: the golden network behind the byte protocol (for the host tool; a
+    bench run reports the cycles of the handshake model)."""
 
     def __init__(self, net, lanes, chunks):
         self.net = net
@@ -175,6 +176,13 @@ class BoardDouble:
             elif op == ord("W") and len(self.inbox) > self.n_wr:
                 self.outbox += b"K"
                 del self.inbox[:1 + self.n_wr]
+            elif op == ord("B") and len(self.inbox) > 4 + self.n_img:
+                n = int.from_bytes(self.inbox[1:5], "little")
+                bits = np.unpackbits(np.frombuffer(bytes(self.inbox[5:5 + self.n_img]), np.uint8), bitorder="little")
+                t = self.net.forward(bits[None, :self.net.arch[0]])
+                self.outbox.append(int(t.labels(self.net.output_mode)[0]) | (int(t.hit[0]) << 7))
+                self.outbox += int((n - 1) * self.twin.interval + self.twin.latency).to_bytes(4, "little")
+                del self.inbox[:5 + self.n_img]
             else:
                 break
 

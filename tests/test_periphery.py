@@ -156,3 +156,4 @@ def test_periphery_verilog_matches_golden(arch, tile, yield_, p_fail, n, seed, m
     res = simulate_periphery(net, x, tile=tile, device=device, writes=40, seed=seed)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 2 * n, (res.get("examples"), res["log"])
     assert res["counter_mismatches"] == 0 and res["counters"][0] + res["counters"][1] > 0
+    assert res["cycles_per_image"] == res["interval_cycles"]
