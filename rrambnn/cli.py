@@ -100,6 +100,11 @@ def cmd_bench(args):
         from rrambnn.sim import bench as sim_bench
         res["hardware"] = sim_bench.run(net, te, images=args.sim_images)
         lines += sim_bench.describe(res["hardware"])
+    if args.fpga:
+        from rrambnn.fpga import bench as fpga_bench
+        res["fpga"] = fpga_bench.run(net, te, boards=args.boards.split(","), images=args.sim_images,
+                                     log=None if args.json else print)
+        lines += fpga_bench.describe(res["fpga"])
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
         lines.append(f"wrote {args.out}")
@@ -139,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(b)
     b.add_argument("--images", type=int, default=100000, help="golden benchmark batch size")
     b.add_argument("--hardware", action="store_true", help="also Verilator build time and cocotb throughput")
+    b.add_argument("--fpga", action="store_true", help="also board builds (minutes to an hour) and the boards' "
+                                                       "folds on Verilator")
+    b.add_argument("--boards", default="icebreaker,ulx3s-85f", help="--fpga: boards, comma-separated")
     b.add_argument("--sim-images", type=int, default=10000)
     b.add_argument("--out", help="also write the results as JSON here")
     b.add_argument("--json", action="store_true")

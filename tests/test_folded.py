@@ -182,3 +182,18 @@ def test_folded_verilog_matches_golden(arch, lanes, chunks, output, n, seed, mni
     res = simulate_folded(net, lanes, output, x, chunks=chunks, seed=seed, throughput_images=min(n, 200))
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_board_folds_match_golden_on_all_test_images(board, mnist_test):
+    """The done-when regression: each board's fold of the twin, every MNIST test image."""
+    from rrambnn.fpga.build import board_spec
+    from rrambnn.sim.chip_sim import simulate_folded
+    from rrambnn.weights import shipped
+    spec = board_spec(board)
+    net = BinaryNetwork.load(shipped())
+    x = net.preprocess(mnist_test.images)
+    res = simulate_folded(net, list(spec.lanes), net.output_mode, x, chunks=list(spec.chunks), seed=11)
+    assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 10000, (res.get("examples"), res["log"])
+    assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]

@@ -239,3 +239,14 @@ def test_host_link_verilog_matches_golden(arch, lanes, chunks, n, seed, mnist_te
     res = simulate_host(net, lanes, chunks, x, segment=16, seed=seed, bench=100)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["bench"]["images"] == 100
+
+
+@pytest.mark.slow
+def test_host_link_verilog_on_2000_images(mnist_test):
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.sim.chip_sim import simulate_host
+    from rrambnn.weights import shipped
+    net = BinaryNetwork.load(shipped())
+    x = net.preprocess(mnist_test.images[:2000])
+    res = simulate_host(net, 1, [200, 64, 16], x, segment=16, seed=12, writes=50, bench=500)
+    assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 2000, (res.get("examples"), res["log"])
