@@ -130,20 +130,21 @@ class FoldedLayer(wiring.Component):
             twr.data.eq(self.thr_value.as_unsigned().replicate(L)),
             twr.en.eq(one_hot(self.thr_we, self.thr_lane, L)),
         ]
-        # cell writes: read the word now, write it back with the one bit changed next cycle
+        # cell writes: read the word now, write it back with the one bit changed next cycle;
+        # the bit is selected by two registered one-hot codes (position // 16 and % 16), so
+        # each bit of the new word is one 4-input function (select high, select low, bit, old)
         pending = Signal(name="cell_write_pending")
         p_word = Signal.like(self.cell_word)
-        p_pos = Signal.like(self.cell_pos)
+        n_hi = -(-self.width // 16)
+        p_hi = Signal(n_hi, name="cell_write_sel_hi")
+        p_lo = Signal(16, name="cell_write_sel_lo")
         p_bit = Signal()
         m.d.sync += pending.eq(self.cell_we)
         with m.If(self.cell_we):
-            m.d.sync += [p_word.eq(self.cell_word), p_pos.eq(self.cell_pos), p_bit.eq(self.cell_bit)]
-        mask = Signal(self.width)
-        m.d.comb += [
-            mask.eq(Const(1, self.width) << p_pos),
-            wr.addr.eq(p_word), wr.en.eq(pending),
-            wr.data.eq(Mux(p_bit, rd.data | mask, rd.data & ~mask)),
-        ]
+            m.d.sync += [p_word.eq(self.cell_word), p_bit.eq(self.cell_bit),
+                         p_hi.eq(Const(1, n_hi) << (self.cell_pos >> 4)), p_lo.eq(Const(1, 16) << self.cell_pos[:4])]
+        new_word = [Mux(p_hi[i // 16] & p_lo[i % 16], p_bit, rd.data[i]) for i in range(self.width)]
+        m.d.comb += [wr.addr.eq(p_word), wr.en.eq(pending), wr.data.eq(Cat(*new_word))]
 
         # images in flight (started, result not yet released by the consumer): at most two, so
         # a finished result always has a place (the shift register, then the output register)
