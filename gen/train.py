@@ -31,6 +31,7 @@ from rrambnn.gen.mnist import Preprocess
 from rrambnn.gen.network import BinaryNetwork, check_output_mode, parse_arch
 
 BN_EPS = 1e-4
+HIDDEN_NORMS = ("bn", "shared")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     bn_momentum: float = 0.1
     ema: float = 0.999  # >0: merge an exponential moving average of the parameters (decay per step)
     ste: str = "box"  # gradient of the {0,1} step: "box" 0.5*[|z|<=1], "triangle" max(0, 1-|z|)
+    hidden_norm: str = "bn"  # hidden layers: "bn" (batch norm) or "shared" (z = s*y + b_j, one scale a layer)
 
     def validate(self):
         self.arch = parse_arch(self.arch)
@@ -74,6 +76,8 @@ class TrainConfig:
             raise RrambnnError(f"EMA decay must be from 0 to 1 (exclusive), not {self.ema!r}")
         if self.ste not in ("box", "triangle"):
             raise RrambnnError(f"STE must be 'box' or 'triangle', not {self.ste!r}")
+        if self.hidden_norm not in HIDDEN_NORMS:
+            raise RrambnnError(f"Hidden normalisation must be 'bn' or 'shared', not {self.hidden_norm!r}")
         return pre
 
 
@@ -106,6 +110,7 @@ class FloatBNN:
 
     arch: tuple[int, ...]
     rng: np.random.Generator
+    hidden_norm: str = "bn"  # "shared": gamma[k] holds log(s_k) (one scale a layer), beta[k] the biases
     W: list = field(default_factory=list)
     gamma: list = field(default_factory=list)
     beta: list = field(default_factory=list)
@@ -116,8 +121,11 @@ class FloatBNN:
         for n_in, n_out in zip(self.arch[:-1], self.arch[1:]):
             a = math.sqrt(6.0 / (n_in + n_out))
             self.W.append(self.rng.uniform(-a, a, size=(n_in, n_out)).astype(np.float32))
-        for n in self.arch[1:-1]:
-            self.gamma.append(np.ones(n, np.float32))
+        for n_in, n in zip(self.arch[:-2], self.arch[1:-1]):
+            if self.hidden_norm == "shared":  # s*y with s ~ 1/std(y): y sums about n_in/2 terms of +-1
+                self.gamma.append(np.array([math.log(1.0 / math.sqrt(n_in / 2))], np.float32))
+            else:
+                self.gamma.append(np.ones(n, np.float32))
             self.beta.append(np.zeros(n, np.float32))
             self.run_mean.append(np.zeros(n, np.float32))
             self.run_var.append(np.ones(n, np.float32))
@@ -136,6 +144,12 @@ class FloatBNN:
         for k in range(n_hidden):
             wb = binarise_weights(self.W[k])
             y = a @ wb
+            if self.hidden_norm == "shared":
+                s = float(np.exp(self.gamma[k][0]))
+                z = s * y + self.beta[k]
+                cache.append((a, wb, y, s, z))
+                a = (z >= 0).astype(np.float32)
+                continue
             mu = y.mean(axis=0)
             var = y.var(axis=0)
             inv = 1.0 / np.sqrt(var + BN_EPS)
@@ -164,16 +178,22 @@ class FloatBNN:
         grads_W[-1] = a.T @ dy
         da = dy @ wb.T
         for k in range(len(self.gamma) - 1, -1, -1):
-            a, wb, xhat, inv, z = cache[k]
+            z = cache[k][-1]
             if ste == "box":  # straight-through estimator of the {0,1} step
                 dzk = da * (np.abs(z) <= 1.0) * 0.5
             else:  # Bi-Real Net's ApproxSign, halved for {0,1}
                 dzk = da * np.maximum(0.0, 1.0 - np.abs(z))
-            grads_g[k] = (dzk * xhat).sum(axis=0)
             grads_b[k] = dzk.sum(axis=0)
-            dxhat = dzk * self.gamma[k]
-            n = dxhat.shape[0]
-            dy = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+            if self.hidden_norm == "shared":
+                a, wb, y, s_k, _ = cache[k]
+                grads_g[k] = np.array([np.sum(dzk * y) * s_k], np.float32)
+                dy = dzk * s_k
+            else:
+                a, wb, xhat, inv, _ = cache[k]
+                grads_g[k] = (dzk * xhat).sum(axis=0)
+                dxhat = dzk * self.gamma[k]
+                n = dxhat.shape[0]
+                dy = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
             grads_W[k] = a.T @ dy
             if k > 0:
                 da = dy @ wb.T
@@ -186,8 +206,11 @@ class FloatBNN:
         a = x.astype(np.float64)
         for k in range(len(self.gamma)):
             y = a @ binarise_weights(self.W[k]).astype(np.float64)
-            z = self.gamma[k].astype(np.float64) * (y - self.run_mean[k]) / np.sqrt(
-                self.run_var[k].astype(np.float64) + BN_EPS) + self.beta[k]
+            if self.hidden_norm == "shared":
+                z = np.exp(np.float64(self.gamma[k][0])) * y + self.beta[k]
+            else:
+                z = self.gamma[k].astype(np.float64) * (y - self.run_mean[k]) / np.sqrt(
+                    self.run_var[k].astype(np.float64) + BN_EPS) + self.beta[k]
             a = (z >= 0).astype(np.float64)
         y = a @ binarise_weights(self.W[-1]).astype(np.float64)
         return np.exp(np.float64(self.log_s[0])) * y + self.b_out.astype(np.float64)
@@ -251,6 +274,12 @@ def signed_merge(model: FloatBNN) -> tuple[list[np.ndarray], list[np.ndarray]]:
     for k in range(len(model.gamma)):
         wb = binarise_weights(model.W[k]).astype(np.int8)
         n_in = wb.shape[0]
+        if model.hidden_norm == "shared":  # s*y + b >= 0 with s > 0  <=>  y >= ceil(-b/s)
+            s_k = np.exp(np.float64(model.gamma[k][0]))
+            theta = np.clip(np.ceil(-model.beta[k].astype(np.float64) / s_k), -n_in, n_in + 1)
+            weights.append(wb)
+            thresholds.append(theta.astype(np.int32))
+            continue
         g = model.gamma[k].astype(np.float64)
         sigma = np.sqrt(model.run_var[k].astype(np.float64) + BN_EPS)
         mu = model.run_mean[k].astype(np.float64)
@@ -316,7 +345,7 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
     """Train, merge and calibrate. Deterministic for a given config (seed included)."""
     pre = cfg.validate()
     rng = np.random.default_rng(cfg.seed)
-    model = FloatBNN(cfg.arch, rng)
+    model = FloatBNN(cfg.arch, rng, cfg.hidden_norm)
     opt = Adam(model.params())
     bits28 = pre.binarise(train_images)
     n = len(train_labels)
@@ -372,6 +401,9 @@ def recompute_bn_stats(model: FloatBNN, x: np.ndarray):
     a = x.astype(np.float32)
     for k in range(len(model.gamma)):
         y = (a @ binarise_weights(model.W[k])).astype(np.float64)
+        if model.hidden_norm == "shared":  # no statistics: the layer's own scale and biases
+            a = (np.exp(np.float64(model.gamma[k][0])) * y + model.beta[k] >= 0).astype(np.float32)
+            continue
         model.run_mean[k] = y.mean(axis=0).astype(np.float32)
         model.run_var[k] = y.var(axis=0).astype(np.float32)
         z = model.gamma[k] * (y - model.run_mean[k]) / np.sqrt(model.run_var[k] + BN_EPS) + model.beta[k]

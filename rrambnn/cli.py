@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_hw_commands(sub)
     from rrambnn.cli_fpga import add_fpga_commands
     add_fpga_commands(sub)
+    from rrambnn.cli_explore import add_explore_command
+    add_explore_command(sub)
     return p
 
 

@@ -1,0 +1,421 @@
+"""Design-space exploration: test accuracy against hardware cost, from the golden model and the
+generator.
+
+A design point is (input crop, hidden size, hidden layers, weight bits, activation bits, batch-
+norm handling). Named axes can be swept alone or crossed; the others stay at the reference
+chip's values. For every point: the network is trained (``epochs``, every seed), merged the
+point's way and evaluated hardware-exactly on the test set (mean and spread over seeds); its
+cost is the synaptic bits, the crossbar tiles at the chosen tile size, and the periphery's
+Yosys cell count (the generated chip with the arrays black-boxed). Results are cached per
+training, evaluation and synthesis in the output directory, so an interrupted sweep resumes.
+
+Batch-norm handling (hidden layers; the output stage is always merged exactly and calibrated):
+
+* ``software``: BN kept in floating point at inference (binary weights and activations): the
+  trained model's own accuracy, not a chip: no hardware cost.
+* ``signed``: the exact signed merge (the reference chip): a weight column's sign absorbs the
+  sign of gamma, one integer threshold per neuron.
+* ``arithmetic``: w' = gamma/sigma * w, b' = beta - gamma*mu/sigma, then binarised: the scale
+  gamma/sigma is lost, so thresholds are off (the tool measures how much that costs).
+* ``shared``: trained with one scale per layer instead of BN (z = s*y + b_j); merged exactly.
+
+Weight and activation precision beyond 1 bit are named axes too, but the golden network, the
+trainer and the generator are binary today: such points are reported as unsupported, with the
+reason, and never given a made-up accuracy or cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+
+AXES = {
+    "crop": (28, 24, 20, 16, 12),
+    "hidden": (64, 96, 128, 160, 192),
+    "wbits": (1, 2, 3, 4, 6, 8),
+    "abits": (1, 2, 3, 6, 8),
+    "bn": ("software", "arithmetic", "signed", "shared"),
+}
+REFERENCE = {"crop": 20, "hidden": 128, "wbits": 1, "abits": 1, "bn": "signed"}
+BN_MODES = AXES["bn"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    crop: int = 20
+    hidden: int = 128
+    wbits: int = 1
+    abits: int = 1
+    bn: str = "signed"
+    layers: int = 2  # hidden layers
+
+    @property
+    def arch(self) -> tuple[int, ...]:
+        return (self.crop * self.crop, *([self.hidden] * self.layers), 10)
+
+    @property
+    def key(self) -> str:
+        return f"c{self.crop}-h{self.hidden}x{self.layers}-w{self.wbits}-a{self.abits}-{self.bn}"
+
+    @property
+    def hardware(self) -> bool:
+        return self.bn != "software"
+
+    def unsupported(self) -> str | None:
+        """Why this point cannot be evaluated yet (None: it can)."""
+        if self.wbits != 1 or self.abits != 1:
+            return (f"{self.wbits}-bit weights / {self.abits}-bit activations: the trainer, golden network and "
+                    f"generator are binary (bit-sliced inference is not implemented)")
+        return None
+
+
+def parse_axes(specs, layers: int = 2) -> list[Point]:
+    """``["crop=28,20,12", "bn"]`` -> the crossed points; an axis named alone takes all its
+    values; unnamed axes stay at the reference chip's."""
+    values = {name: [REFERENCE[name]] for name in AXES}
+    for spec in specs:
+        name, _, text = spec.partition("=")
+        name = name.strip()
+        if name not in AXES:
+            raise RrambnnError(f"unknown axis {name!r}; axes are {', '.join(AXES)}")
+        if not text:
+            values[name] = list(AXES[name])
+            continue
+        out = []
+        for v in text.split(","):
+            v = v.strip()
+            if name == "bn":
+                if v not in BN_MODES:
+                    raise RrambnnError(f"bn must be one of {', '.join(BN_MODES)}, not {v!r}")
+                out.append(v)
+                continue
+            try:
+                n = int(v)
+            except ValueError:
+                raise RrambnnError(f"{name} values must be integers, not {v!r}") from None
+            if name == "crop" and not 1 <= n <= 28:
+                raise RrambnnError(f"crop must be from 1 to 28, not {n}")
+            if name == "hidden" and not 2 <= n <= 1024:
+                raise RrambnnError(f"hidden must be from 2 to 1024, not {n}")
+            if name in ("wbits", "abits") and not 1 <= n <= 8:
+                raise RrambnnError(f"{name} must be from 1 to 8, not {n}")
+            out.append(n)
+        values[name] = list(dict.fromkeys(out))
+    if not isinstance(layers, int) or not 1 <= layers <= 4:
+        raise RrambnnError(f"hidden layers must be from 1 to 4, not {layers!r}")
+    return [Point(c, h, w, a, b, layers) for c, h, w, a, b in
+            itertools.product(values["crop"], values["hidden"], values["wbits"], values["abits"], values["bn"])]
+
+
+def synaptic_bits(p: Point) -> int:
+    return sum(a * b for a, b in zip(p.arch[:-1], p.arch[1:])) * p.wbits
+
+
+def tiles(p: Point, tile=(128, 128)) -> int:
+    return sum(math.ceil(a / tile[0]) * math.ceil(b / tile[1]) for a, b in zip(p.arch[:-1], p.arch[1:])) * p.wbits
+
+
+# -- accuracy ----------------------------------------------------------------------
+
+def arithmetic_merge(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The arithmetic merge of the hidden layers, binarised (inexact: the scale is lost),
+    with the output stage merged exactly."""
+    from rrambnn.gen.train import BN_EPS, binarise_weights, signed_merge
+    weights, thresholds = signed_merge(model)  # the output stage, and shapes
+    for k in range(len(model.gamma)):
+        wb = binarise_weights(model.W[k]).astype(np.int8)
+        n_in = wb.shape[0]
+        if model.hidden_norm == "shared":
+            scale = np.full(wb.shape[1], np.exp(np.float64(model.gamma[k][0])))
+            bias = model.beta[k].astype(np.float64)
+        else:
+            sigma = np.sqrt(model.run_var[k].astype(np.float64) + BN_EPS)
+            scale = model.gamma[k].astype(np.float64) / sigma
+            bias = model.beta[k].astype(np.float64) - scale * model.run_mean[k].astype(np.float64)
+        w = np.where(scale < 0, -wb, wb).astype(np.int8)  # sign(scale * w)
+        weights[k] = w
+        thresholds[k] = np.clip(np.ceil(-bias), -n_in, n_in + 1).astype(np.int32)
+    return weights, thresholds
+
+
+def evaluate(p: Point, seed: int, epochs: int, data, out_dir: Path, train_limit: int | None = None) -> dict:
+    """Train (or load the cached training of) ``p`` with ``seed``; accuracy the point's way.
+    Hardware points also leave their weights file in ``out_dir/weights``."""
+    from rrambnn.gen.mnist import Preprocess
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.train import TrainConfig, calibrate_output, train
+
+    tr, te = data
+    n = len(tr.labels) if train_limit is None else min(train_limit, len(tr.labels))
+    tr = dataclasses.replace(tr, images=tr.images[:n], labels=tr.labels[:n])
+    cfg = TrainConfig(arch=p.arch, crop=p.crop, epochs=epochs, seed=seed,
+                      hidden_norm="shared" if p.bn == "shared" else "bn")
+    net, model, _ = train(cfg, tr.images, tr.labels, progress=False)
+    pre = Preprocess(p.crop)
+    x_te = pre(te.images)
+    if p.bn == "software":
+        z = model.float_eval(x_te)
+        fires = z >= 0
+        prio = np.where(fires.any(axis=1), fires.argmax(axis=1), 0)
+        return {"priority": float((prio == te.labels).mean()), "argmax": float((z.argmax(axis=1) == te.labels).mean())}
+    if p.bn == "arithmetic":
+        w, t = arithmetic_merge(model)
+        net = BinaryNetwork(w, t, pre, cfg.output_mode, {"merge": "arithmetic"})
+        calibrate_output(net, pre(tr.images), tr.labels)
+    acc = net.accuracy(x_te, te.labels)
+    path = out_dir / "weights" / f"{p.key}-s{seed}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net.meta["explore_point"] = dataclasses.asdict(p)
+    net.save(path)
+    return {"priority": acc["priority"], "argmax": acc["argmax"], "weights": str(path)}
+
+
+# -- cost --------------------------------------------------------------------------
+
+def periphery_cells(p: Point, weights_path: str, tile=(128, 128), output="priority") -> int:
+    """Yosys cells of the generated chip's periphery (arrays black-boxed)."""
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
+    net = BinaryNetwork.load(weights_path)
+    text, _ = generate(net, ChipConfig(tuple(tile), False, output))
+    return int(synth_stats(text)["cells"])
+
+
+# -- the sweep ---------------------------------------------------------------------
+
+class Cache:
+    """A JSON file of finished work, keyed by strings; written after every result."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = {}
+        if path.exists():
+            try:
+                self.data = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise RrambnnError(f"{path}: the exploration cache is not valid JSON ({e}); delete it to "
+                                   f"start over") from None
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def put(self, key, value):
+        from rrambnn.fileio import atomic_write
+        self.data[key] = value
+        atomic_write(self.path, lambda f: f.write(json.dumps(self.data, indent=1).encode()))
+
+
+def _eval_task(args):
+    p, seed, epochs, data_dir, out_dir, train_limit = args
+    from rrambnn.gen.mnist import load_split
+    data = (_load_cached(data_dir, "train", load_split), _load_cached(data_dir, "test", load_split))
+    return evaluate(p, seed, epochs, data, Path(out_dir), train_limit)
+
+
+_DATA = {}
+
+
+def _load_cached(data_dir, split, load_split):
+    if (data_dir, split) not in _DATA:  # once per worker process
+        _DATA[data_dir, split] = load_split(split, data_dir)
+    return _DATA[data_dir, split]
+
+
+def _cost_task(args):
+    p, weights, tile = args
+    return periphery_cells(p, weights, tile)
+
+
+def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
+    """``fn`` over ``tasks`` in order: local processes (``jobs``), or Ray / Dask when asked
+    for and installed (the same command, wider)."""
+    from tqdm import tqdm
+    if not tasks:
+        return []
+    bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
+    try:
+        if backend == "ray":
+            try:
+                import ray
+            except ImportError:
+                raise RrambnnError("--backend ray needs Ray installed (pip install ray)") from None
+            ray.init(ignore_reinit_error=True)
+            remote = ray.remote(fn)
+            refs = [remote.remote(t) for t in tasks]
+            out = []
+            for r in refs:
+                out.append(ray.get(r))
+                bar.update()
+            return out
+        if backend == "dask":
+            try:
+                from dask.distributed import Client
+            except ImportError:
+                raise RrambnnError("--backend dask needs dask.distributed installed (pip install distributed)") \
+                    from None
+            client = Client()
+            futures = client.map(fn, tasks, pure=False)
+            out = []
+            for f in futures:
+                out.append(f.result())
+                bar.update()
+            return out
+        if jobs <= 1:
+            out = []
+            for t in tasks:
+                out.append(fn(t))
+                bar.update()
+            return out
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            out = []
+            for r in pool.imap(fn, tasks):
+                out.append(r)
+                bar.update()
+            return out
+    finally:
+        bar.close()
+
+
+def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, tile=(128, 128), jobs: int = 2,
+            backend: str = "local", synth: bool = True, progress: bool = True, train_limit: int | None = None) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = Cache(out_dir / "cache.json")
+    rows = {}
+    todo = []
+    for p in points:
+        reason = p.unsupported()
+        rows[p.key] = {"point": dataclasses.asdict(p), "arch": "-".join(map(str, p.arch)), "unsupported": reason,
+                       "synaptic_bits": synaptic_bits(p), "tiles": tiles(p, tile) if p.hardware else None}
+        if reason:
+            continue
+        for s in range(seeds):
+            k = eval_key(p, s, epochs, train_limit)
+            if cache.get(k) is None:
+                todo.append((k, (p, s, epochs, data_dir, str(out_dir), train_limit)))
+    results = run_tasks(_eval_task, [t for _, t in todo], jobs=jobs, backend=backend, desc="train and evaluate",
+                        progress=progress)
+    for (k, _), r in zip(todo, results):
+        cache.put(k, r)
+    cost_todo = []
+    for p in points:
+        row = rows[p.key]
+        if row["unsupported"]:
+            continue
+        evals = [cache.get(eval_key(p, s, epochs, train_limit)) for s in range(seeds)]
+        for mode in ("priority", "argmax"):
+            accs = np.array([e[mode] for e in evals])
+            row[f"acc_{mode}"] = float(accs.mean())
+            row[f"acc_{mode}_std"] = float(accs.std())
+        row["weights"] = evals[0].get("weights")
+        if p.hardware and synth:
+            ck = f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+            if cache.get(ck) is None and ck not in {c for c, _ in cost_todo}:
+                cost_todo.append((ck, (p, row["weights"], tile)))
+    costs = run_tasks(_cost_task, [t for _, t in cost_todo], jobs=jobs, backend=backend,
+                      desc="synthesize peripheries", progress=progress)
+    for (ck, _), c in zip(cost_todo, costs):
+        cache.put(ck, c)
+    for p in points:
+        row = rows[p.key]
+        if p.hardware and synth and not row["unsupported"]:
+            row["periphery_cells"] = cache.get(f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}")
+    mark_pareto(rows)
+    res = {"epochs": epochs, "seeds": seeds, "tile": list(tile), "rows": rows,
+           "config_hash": hashlib.sha256(json.dumps(sorted(rows)).encode()).hexdigest()[:12]}
+    return res
+
+
+def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
+    return f"eval:{p.key}:s{seed}:e{epochs}" + (f":n{train_limit}" if train_limit else "")
+
+
+def mark_pareto(rows: dict, cost: str = "synaptic_bits", acc: str = "acc_priority") -> None:
+    """Flag the hardware points no other point beats in both accuracy and ``cost``."""
+    pts = [(k, r) for k, r in rows.items() if not r["unsupported"] and r.get("tiles") is not None and acc in r]
+    for k, r in pts:
+        r["pareto"] = not any(o[acc] >= r[acc] and o[cost] <= r[cost] and (o[acc] > r[acc] or o[cost] < r[cost])
+                              for _, o in pts)
+
+
+# -- outputs -----------------------------------------------------------------------
+
+def verilog_command(row: dict) -> str | None:
+    if not row.get("weights"):
+        return None
+    return f"rrambnn verilog --weights {row['weights']} --out {Path(row['weights']).stem}.v"
+
+
+def markdown_table(res: dict) -> str:
+    lines = [f"Design points ({res['seeds']} seed(s), {res['epochs']} epochs each; accuracy on the 10,000 MNIST test "
+             f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
+             f"priority-encoder accuracy vs synaptic bits)", "",
+             "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells | Verilog |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, r in sorted(res["rows"].items(), key=lambda kv: (kv[1]["synaptic_bits"], kv[0])):
+        if r["unsupported"]:
+            lines.append(f"| {key} | {r['arch']} | not supported: {r['unsupported']} | | {r['synaptic_bits']:,} | | | |")
+            continue
+        star = "*" if r.get("pareto") else ""
+        tiles_ = r["tiles"] if r["tiles"] is not None else "software BN (no chip)"
+        cells = r.get("periphery_cells")
+        cmd = verilog_command(r)
+        lines.append(f"| {star}{key} | {r['arch']} | {r['acc_priority'] * 100:.2f} +- {r['acc_priority_std'] * 100:.2f}"
+                     f" | {r['acc_argmax'] * 100:.2f} +- {r['acc_argmax_std'] * 100:.2f} | {r['synaptic_bits']:,} | "
+                     f"{tiles_} | {f'{cells:,}' if cells else '-'} | {f'`{cmd}`' if cmd else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [(k, r) for k, r in res["rows"].items() if not r["unsupported"] and cost in r and r.get(cost)]
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    markers = {"signed": "o", "shared": "s", "arithmetic": "x", "software": "^"}
+    for mode, mk in markers.items():
+        sel = [r for _, r in rows if r["point"]["bn"] == mode]
+        if sel:
+            ax.errorbar([r[cost] for r in sel], [r["acc_priority"] * 100 for r in sel],
+                        yerr=[r["acc_priority_std"] * 100 for r in sel], fmt=mk, label=f"BN {mode}", alpha=0.8)
+    front = sorted((r for _, r in rows if r.get("pareto")), key=lambda r: r[cost])
+    if front:
+        ax.plot([r[cost] for r in front], [r["acc_priority"] * 100 for r in front], "k--", lw=1, label="Pareto front")
+        for r in front:
+            p = r["point"]
+            ax.annotate(f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}", (r[cost], r["acc_priority"] * 100),
+                        textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel({"synaptic_bits": "synaptic bits (RRAM cells)", "periphery_cells": "periphery Yosys cells",
+                   "tiles": "crossbar tiles"}.get(cost, cost))
+    ax.set_ylabel("test accuracy, priority encoder (%)")
+    ax.set_title(title or "accuracy vs hardware cost")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(res: dict, out_dir: Path) -> dict:
+    from rrambnn.fileio import atomic_write
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "explore.json", "md": out_dir / "explore.md", "png": out_dir / "explore.png",
+             "png_cells": out_dir / "explore_periphery.png"}
+    atomic_write(paths["json"], lambda f: f.write(json.dumps(res, indent=1).encode()))
+    atomic_write(paths["md"], lambda f: f.write(markdown_table(res).encode()))
+    plot(res, paths["png"])
+    if any(r.get("periphery_cells") for r in res["rows"].values()):
+        plot(res, paths["png_cells"], cost="periphery_cells", title="accuracy vs periphery logic")
+    else:
+        del paths["png_cells"]
+    return {k: str(v) for k, v in paths.items()}

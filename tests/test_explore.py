@@ -1,0 +1,131 @@
+"""Design-space exploration: axes, merges, small sweeps per axis, caching and resume, cost from
+the generator, the Verilog command from the table."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen import explore as ex
+from rrambnn.gen.mnist import Preprocess
+from rrambnn.gen.network import BinaryNetwork
+from rrambnn.gen.train import TrainConfig, signed_merge, train
+
+SMALL = dict(seeds=1, epochs=1, jobs=1, progress=False, train_limit=3000)
+
+
+def test_axes_parse_cross_and_reject():
+    pts = ex.parse_axes(["crop=12,8", "hidden=16,24", "bn=signed,software"], layers=1)
+    assert len(pts) == 8 and {p.arch for p in pts} == {(144, 16, 10), (144, 24, 10), (64, 16, 10), (64, 24, 10)}
+    assert [p.bn for p in ex.parse_axes(["bn"])] == list(ex.BN_MODES)
+    assert ex.parse_axes([])[0].arch == (400, 128, 128, 10)  # the reference chip
+    for spec, message in (("size=3", "unknown axis 'size'"), ("bn=exact", "bn must be one of"),
+                          ("crop=30", "crop must be from 1 to 28, not 30"), ("hidden=x", "hidden values must be integers")):
+        with pytest.raises(RrambnnError, match=message):
+            ex.parse_axes([spec])
+
+
+def test_costs():
+    p = ex.Point()
+    assert ex.synaptic_bits(p) == 400 * 128 + 128 * 128 + 128 * 10
+    assert ex.tiles(p) == 6  # the reference chip's arrays
+    assert ex.tiles(ex.Point(crop=28, hidden=192)) == 7 * 2 + 2 * 2 + 2 * 1
+
+
+@pytest.fixture(scope="module")
+def bn_model(mnist_train):
+    cfg = TrainConfig(arch="144-24-16-10", crop=12, epochs=1, seed=3, ema=0.0)
+    _, model, _ = train(cfg, mnist_train.images[:3000], mnist_train.labels[:3000], progress=False)
+    return model
+
+
+def test_arithmetic_merge_loses_the_scale(bn_model, mnist_test):
+    w_s, t_s = signed_merge(bn_model)
+    w_a, t_a = ex.arithmetic_merge(bn_model)
+    assert all((a == b).all() for a, b in zip(w_s, w_a))  # the same signs...
+    assert any((a != b).any() for a, b in zip(t_s[:-1], t_a[:-1]))  # ...but the thresholds are off
+    assert (t_s[-1] == t_a[-1]).all()  # the output stage is merged exactly in both
+    x = Preprocess(12)(mnist_test.images[:2000])
+    exact = BinaryNetwork(w_s, t_s, Preprocess(12)).forward(x)
+    assert ((bn_model.float_eval(x) >= 0) == (exact.acts[-1] == 1)).all()
+    arith = BinaryNetwork(w_a, t_a, Preprocess(12)).forward(x)
+    assert (arith.acts[0] != exact.acts[0]).any()
+
+
+def test_shared_scale_training_merges_exactly(mnist_train, mnist_test):
+    cfg = TrainConfig(arch="144-24-16-10", crop=12, epochs=2, seed=4, ema=0.0, hidden_norm="shared")
+    net, model, hist = train(cfg, mnist_train.images[:6000], mnist_train.labels[:6000], progress=False)
+    assert all(g.shape == (1,) for g in model.gamma)  # one scale a layer
+    assert hist[1]["loss"] < hist[0]["loss"]
+    w, t = signed_merge(model)
+    x = Preprocess(12)(mnist_test.images[:2000])
+    merged = BinaryNetwork(w, t, Preprocess(12)).forward(x)
+    assert ((model.float_eval(x) >= 0) == (merged.acts[-1] == 1)).all()
+    assert net.accuracy(x, mnist_test.labels[:2000])["argmax"] > 0.15  # chance is 0.1
+    with pytest.raises(RrambnnError, match="Hidden normalisation must be 'bn' or 'shared', not 'group'"):
+        TrainConfig(arch="144-24-10", crop=12, hidden_norm="group").validate()
+
+
+@pytest.mark.parametrize("axis", ["crop=12,8", "hidden=12,24", "bn"])
+def test_each_axis_on_a_small_sweep(axis, tmp_path):
+    base = ["crop=12", "hidden=16"]
+    specs = [s for s in base if s.split("=")[0] != axis.split("=")[0]] + [axis]
+    points = ex.parse_axes(specs, layers=1)
+    res = ex.explore(points, out_dir=tmp_path, synth=False, **SMALL)
+    rows = res["rows"]
+    assert len(rows) == len(points)
+    for p in points:
+        r = rows[p.key]
+        assert 0.1 < r["acc_priority"] <= 1 and 0.1 < r["acc_argmax"] <= 1  # chance is 0.1
+        assert (r["tiles"] is None) == (p.bn == "software")
+    assert any(r.get("pareto") for r in rows.values())
+    paths = ex.write_outputs(res, tmp_path)
+    assert "| point |" in open(paths["md"]).read() and open(paths["png"], "rb").read(4) == b"\x89PNG"
+    if axis == "bn":
+        by = {p.bn: rows[p.key] for p in points}
+        assert by["software"]["synaptic_bits"] == by["signed"]["synaptic_bits"]
+        assert by["arithmetic"]["acc_priority"] != by["signed"]["acc_priority"]
+
+
+@pytest.mark.parametrize("axis", ["wbits=2,4", "abits=2,8"])
+def test_precision_axes_are_reported_unsupported(axis, tmp_path):
+    points = ex.parse_axes(["crop=12", "hidden=16", axis], layers=1)
+    res = ex.explore(points, out_dir=tmp_path, synth=False, **SMALL)
+    for r in res["rows"].values():
+        assert "binary" in r["unsupported"] and "acc_priority" not in r and r.get("periphery_cells") is None
+    assert "not supported" in ex.markdown_table(res)
+
+
+def test_sweep_resumes_from_its_cache_and_costs_come_from_the_generator(tmp_path, monkeypatch):
+    points = ex.parse_axes(["crop=8", "hidden=8", "bn=signed,shared"], layers=1)
+    res = ex.explore(points, out_dir=tmp_path, synth=True, **SMALL)
+    cells = {r["periphery_cells"] for r in res["rows"].values()}
+    assert len(cells) == 1 and cells.pop() > 100  # same architecture: one synthesis, a real cell count
+
+    def boom(*a, **k):
+        raise AssertionError("a cached point was recomputed")
+    monkeypatch.setattr(ex, "evaluate", boom)
+    monkeypatch.setattr(ex, "periphery_cells", boom)
+    again = ex.explore(points, out_dir=tmp_path, synth=True, **SMALL)
+    assert again["rows"] == res["rows"]
+    # one command from the table turns a point into Verilog
+    row = res["rows"][points[0].key]
+    cmd = ex.verilog_command(row).split()
+    out = tmp_path / "point.v"
+    r = subprocess.run([sys.executable, "-m", "rrambnn", *cmd[1:-2], "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "module rrambnn_chip" in out.read_text()
+
+
+def test_explore_command_bad_input_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "rrambnn", "explore", "--axis", "depth=3", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown axis 'depth'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "cache.json").write_text("{not json")
+    r = subprocess.run([sys.executable, "-m", "rrambnn", "explore", "--axis", "crop=8", "--out", str(tmp_path),
+                        "--epochs", "1", "--seeds", "1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "the exploration cache is not valid JSON" in r.stderr
+    assert json.loads("{}") == {}
