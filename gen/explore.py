@@ -146,36 +146,49 @@ def arithmetic_merge(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return weights, thresholds
 
 
-def evaluate(p: Point, seed: int, epochs: int, data, out_dir: Path, train_limit: int | None = None) -> dict:
-    """Train (or load the cached training of) ``p`` with ``seed``; accuracy the point's way.
-    Hardware points also leave their weights file in ``out_dir/weights``."""
+def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: int | None = None) -> list[dict]:
+    """Train once for ``points`` that share a training (crop, hidden size, layers, and BN or
+    shared scale) with ``seed``; each point's accuracy its way. Hardware points also leave
+    their weights file in ``out_dir/weights``."""
     from rrambnn.gen.mnist import Preprocess
     from rrambnn.gen.network import BinaryNetwork
     from rrambnn.gen.train import TrainConfig, calibrate_output, train
 
+    p0 = points[0]
     tr, te = data
     n = len(tr.labels) if train_limit is None else min(train_limit, len(tr.labels))
     tr = dataclasses.replace(tr, images=tr.images[:n], labels=tr.labels[:n])
-    cfg = TrainConfig(arch=p.arch, crop=p.crop, epochs=epochs, seed=seed,
-                      hidden_norm="shared" if p.bn == "shared" else "bn")
-    net, model, _ = train(cfg, tr.images, tr.labels, progress=False)
-    pre = Preprocess(p.crop)
+    cfg = TrainConfig(arch=p0.arch, crop=p0.crop, epochs=epochs, seed=seed,
+                      hidden_norm="shared" if p0.bn == "shared" else "bn")
+    signed_net, model, _ = train(cfg, tr.images, tr.labels, progress=False)
+    pre = Preprocess(p0.crop)
     x_te = pre(te.images)
-    if p.bn == "software":
-        z = model.float_eval(x_te)
-        fires = z >= 0
-        prio = np.where(fires.any(axis=1), fires.argmax(axis=1), 0)
-        return {"priority": float((prio == te.labels).mean()), "argmax": float((z.argmax(axis=1) == te.labels).mean())}
-    if p.bn == "arithmetic":
-        w, t = arithmetic_merge(model)
-        net = BinaryNetwork(w, t, pre, cfg.output_mode, {"merge": "arithmetic"})
-        calibrate_output(net, pre(tr.images), tr.labels)
-    acc = net.accuracy(x_te, te.labels)
-    path = out_dir / "weights" / f"{p.key}-s{seed}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    net.meta["explore_point"] = dataclasses.asdict(p)
-    net.save(path)
-    return {"priority": acc["priority"], "argmax": acc["argmax"], "weights": str(path)}
+    out = []
+    for p in points:
+        if p.bn == "software":
+            z = model.float_eval(x_te)
+            fires = z >= 0
+            prio = np.where(fires.any(axis=1), fires.argmax(axis=1), 0)
+            out.append({"priority": float((prio == te.labels).mean()),
+                        "argmax": float((z.argmax(axis=1) == te.labels).mean())})
+            continue
+        net = signed_net
+        if p.bn == "arithmetic":
+            w, t = arithmetic_merge(model)
+            net = BinaryNetwork(w, t, pre, cfg.output_mode, {"merge": "arithmetic"})
+            calibrate_output(net, pre(tr.images), tr.labels)
+        acc = net.accuracy(x_te, te.labels)
+        path = out_dir / "weights" / f"{p.key}-s{seed}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        net.meta["explore_point"] = dataclasses.asdict(p)
+        net.save(path)
+        out.append({"priority": acc["priority"], "argmax": acc["argmax"], "weights": str(path)})
+    return out
+
+
+def shares_training(p: Point) -> tuple:
+    """Points with equal keys are evaluated from one trained model."""
+    return (p.crop, p.hidden, p.layers, p.bn == "shared")
 
 
 # -- cost --------------------------------------------------------------------------
@@ -214,10 +227,10 @@ class Cache:
 
 
 def _eval_task(args):
-    p, seed, epochs, data_dir, out_dir, train_limit = args
+    points, seed, epochs, data_dir, out_dir, train_limit = args
     from rrambnn.gen.mnist import load_split
     data = (_load_cached(data_dir, "train", load_split), _load_cached(data_dir, "test", load_split))
-    return evaluate(p, seed, epochs, data, Path(out_dir), train_limit)
+    return evaluate(points, seed, epochs, data, Path(out_dir), train_limit)
 
 
 _DATA = {}
@@ -291,21 +304,24 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = Cache(out_dir / "cache.json")
     rows = {}
-    todo = []
+    groups = {}  # one training per group and seed
     for p in points:
         reason = p.unsupported()
         rows[p.key] = {"point": dataclasses.asdict(p), "arch": "-".join(map(str, p.arch)), "unsupported": reason,
                        "synaptic_bits": synaptic_bits(p), "tiles": tiles(p, tile) if p.hardware else None}
-        if reason:
-            continue
+        if not reason:
+            groups.setdefault(shares_training(p), []).append(p)
+    todo = []
+    for group in groups.values():
         for s in range(seeds):
-            k = eval_key(p, s, epochs, train_limit)
-            if cache.get(k) is None:
-                todo.append((k, (p, s, epochs, data_dir, str(out_dir), train_limit)))
-    results = run_tasks(_eval_task, [t for _, t in todo], jobs=jobs, backend=backend, desc="train and evaluate",
-                        progress=progress)
-    for (k, _), r in zip(todo, results):
-        cache.put(k, r)
+            missing = [p for p in group if cache.get(eval_key(p, s, epochs, train_limit)) is None]
+            if missing:
+                todo.append((missing, s))
+    results = run_tasks(_eval_task, [(g, s, epochs, data_dir, str(out_dir), train_limit) for g, s in todo],
+                        jobs=jobs, backend=backend, desc="train and evaluate", progress=progress)
+    for (group, s), res_group in zip(todo, results):
+        for p, r in zip(group, res_group):
+            cache.put(eval_key(p, s, epochs, train_limit), r)
     cost_todo = []
     for p in points:
         row = rows[p.key]
