@@ -27,7 +27,6 @@ reason, and never given a made-up accuracy or cost.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -249,7 +248,8 @@ def _cost_task(args):
 
 def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
     """``fn`` over ``tasks`` in order: local processes (``jobs``), or Ray / Dask when asked
-    for and installed (the same command, wider)."""
+    for and installed (the same command, wider: ``ray.init()`` joins the cluster named by
+    ``RAY_ADDRESS``, dask's ``Client()`` the scheduler named by ``DASK_SCHEDULER_ADDRESS``)."""
     from tqdm import tqdm
     if not tasks:
         return []
@@ -346,9 +346,7 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
         if p.hardware and synth and not row["unsupported"]:
             row["periphery_cells"] = cache.get(f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}")
     mark_pareto(rows)
-    res = {"epochs": epochs, "seeds": seeds, "tile": list(tile), "rows": rows,
-           "config_hash": hashlib.sha256(json.dumps(sorted(rows)).encode()).hexdigest()[:12]}
-    return res
+    return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "rows": rows}
 
 
 def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
