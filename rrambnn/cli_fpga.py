@@ -52,7 +52,7 @@ def cmd_fpga(args):
     n = len(net.weights)
     if args.freq is not None and not 1 <= args.freq <= 400:
         raise RrambnnError(f"--freq must be from 1 to 400 MHz, not {args.freq!r}")
-    f_want = args.freq * 1e6 if args.freq else spec.f_clk
+    f_want = args.freq * 1e6 if args.freq else (spec.f_clk if args.variant == "emulation" else spec.f_periphery)
     f_clk = (ice40_pll if spec.family == "ice40" else ecp5_pll)(spec.f_in, f_want).f_out
     out = Path(args.out or f"out/fpga/{spec.name}-{args.variant}")
     log = None if args.json else print
@@ -163,7 +163,8 @@ def add_fpga_commands(sub):
                    help="emulation: the whole classifier, weights in block RAM, UART host link; "
                         "periphery: the digital periphery with a narrow port to an external crossbar macro")
     _weights_arg(f)
-    f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's; a PLL makes it)")
+    f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's for the variant: "
+                                              "iCEBreaker 27, ULX3S 50; a PLL makes it)")
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--baud", type=int, default=115200)
