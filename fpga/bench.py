@@ -37,7 +37,8 @@ def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10
                 res[variant] = rep
         lanes = [layer.lanes for layer in twin.layers]
         chunks = [layer.chunk for layer in twin.layers]
-        sim = simulate_folded(net, lanes, net.output_mode, x, chunks=chunks, seed=1, throughput_images=500, log=log)
+        sim = simulate_folded(net, lanes, net.output_mode, x, chunks=chunks, segment=spec.segment, seed=1,
+                              throughput_images=500, log=log)
         res["verilator_regression"] = {"images": sim["images"], "mismatches": sim["mismatches"],
                                        "passed": sim["passed"], "cycles_per_image": sim["throughput"]["cycles_per_image"],
                                        "interval_cycles": twin.interval, "latency_cycles": twin.latency}

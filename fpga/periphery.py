@@ -16,7 +16,7 @@ signal          iCEBreaker                                 ULX3S
 """
 
 
-from amaranth import Module
+from amaranth import ClockSignal, Module
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -72,12 +72,7 @@ class PeripheryBoard(wiring.Component):
         port = platform.request("xbar", 0, xdr={"clk": 2})
         m.d.comb += [port.dout.o.eq(self.xb_dout), port.dvalid.o.eq(self.xb_dvalid),
                      self.xb_din.eq(port.din.i), self.xb_rvalid.eq(port.rvalid.i),
-                     port.clk.o_clk.eq(self.link_clock()), port.clk.o0.eq(1), port.clk.o1.eq(0)]
-
-    @staticmethod
-    def link_clock():
-        from amaranth import ClockSignal
-        return ClockSignal("sync")
+                     port.clk.o_clk.eq(ClockSignal("sync")), port.clk.o0.eq(1), port.clk.o1.eq(0)]
 
 
 def periphery_design(net, *, f_clk: float, baud: int = 115200):

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits, column_major, sum_width
 from rrambnn.hw.layer import threshold_width
-from rrambnn.hw.output import attach_output_stage
+from rrambnn.hw.output import attach_output_stage, core_ports
 
 
 def popcount(value, width: int):
@@ -353,13 +353,8 @@ class FoldedNetwork(wiring.Component):
             "addr": _bits(max(layer.depth for layer in self.layers)),
             "pos": _bits(max(layer.width for layer in self.layers)),
             "value": signed(max(layer.tw for layer in self.layers))})
-        self.out_layout = data.StructLayout({"cls": _bits(self.arch[-1]), "hit": 1})
-        super().__init__({
-            "i": In(stream.Signature(self.arch[0])),
-            "o": Out(stream.Signature(self.out_layout)),
-            "wr": In(stream.Signature(self.wr_layout)),
-            "idle": Out(1),
-        })
+        self.out_layout, ports = core_ports(self.arch, self.wr_layout)
+        super().__init__(ports)
 
     kind = 0  # for the host link's query reply
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.hw.crossbar import _bits
@@ -81,3 +81,12 @@ def attach_output_stage(m, mode: str, last):
     m.submodules.output_stage = amax = Argmax(last.n_out, last.mw)
     m.d.comb += amax.scores.eq(last.margins)
     return amax.index
+
+
+def core_ports(arch, wr_layout):
+    """The result layout (``cls``, ``hit``) and the ports of a classifier core behind the host
+    link (:class:`rrambnn.hw.folded.FoldedNetwork`, :class:`rrambnn.hw.periphery.Periphery`):
+    images in ``i``, results out ``o``, writes in ``wr`` (``wr_layout``), and ``idle``."""
+    out_layout = data.StructLayout({"cls": _bits(arch[-1]), "hit": 1})
+    return out_layout, {"i": In(stream.Signature(arch[0])), "o": Out(stream.Signature(out_layout)),
+                        "wr": In(stream.Signature(wr_layout)), "idle": Out(1)}

@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits, sum_width
 from rrambnn.hw.layer import Layer, threshold_width
-from rrambnn.hw.output import attach_output_stage
+from rrambnn.hw.output import attach_output_stage, core_ports
 
 OP_WL, OP_SENSE, OP_PULSE, OP_READ = 1, 2, 3, 4
 FRAME_BYTES = 5
@@ -85,18 +85,14 @@ class Periphery(wiring.Component):
         self.output, self.retries, self.pulse_cycles = output, retries, pulse_cycles
         self.n_layers = len(self.arch) - 1
         self.tw = max(threshold_width(n) for n in self.arch[:-1])
-        self.sw = 16
         self.mw = max(sum_width(max(self.arch[:-1])), self.tw) + 1
         self.thresholds = [np.asarray(t, np.int64) for t in thresholds]
         self.wr_layout = data.StructLayout({
             "layer": _bits(self.n_layers), "thr": 1, "row": _bits(max(self.arch[:-1])),
             "col": _bits(max(self.arch[1:])), "value": signed(self.tw)})
-        self.out_layout = data.StructLayout({"cls": _bits(self.arch[-1]), "hit": 1})
+        self.out_layout, ports = core_ports(self.arch, self.wr_layout)
         super().__init__({
-            "i": In(stream.Signature(self.arch[0])),
-            "o": Out(stream.Signature(self.out_layout)),
-            "wr": In(stream.Signature(self.wr_layout)),
-            "idle": Out(1),
+            **ports,
             "bus_out": Out(stream.Signature(8)),
             "bus_in": In(stream.Signature(8)),
             "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),

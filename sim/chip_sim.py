@@ -112,26 +112,20 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
     return _finish(res, b, gen_s, cfg)
 
 
-def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, chunks=None, seed: int = 1,
+def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, chunks=None, segment: int = 32,
+                    seed: int = 1,
                     p_idle: float = 0.2, p_stall: float = 0.2, throughput_images: int = 500,
                     waves: bool | None = None, log=None) -> dict:
     """The emulation twin's Verilog on Verilator against the golden model (class and hit of
     every image, random idles and backpressure; then images per clock)."""
-    from amaranth.back import verilog as amaranth_verilog
 
     from rrambnn.hw.folded import FoldedNetwork
 
     t = time.time()
-    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output)
-    # converting wide folded layers takes minutes: keep the text, keyed by what it depends on
-    text = runner.cached_text("verilog", [*(c.tobytes() for c in net.cells), *(t.tobytes() for t in net.thresholds),
-                                          repr(dut.arch), repr([(layer.lanes, layer.chunk) for layer in dut.layers]),
-                                          output],
-                              lambda: amaranth_verilog.convert(dut, name=FOLDED_TOP, emit_src=False))
+    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+    text, tag = _twin_verilog(dut, dut, FOLDED_TOP, "folded")
     gen_s = time.time() - t
-    tag = (f"folded-{'-'.join(map(str, net.arch))}-l{'_'.join(str(layer.lanes) for layer in dut.layers)}"
-           f"-c{'_'.join(str(layer.chunk) for layer in dut.layers)}-{output}")
-    b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=FOLDED_TOP)
+    b, run_dir = _build_run(text, net, x, waves, log, tag=tag, top=FOLDED_TOP)
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_folded", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
@@ -148,12 +142,24 @@ def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, ch
 HOST_TOP = "rrambnn_board"
 
 
+def _twin_verilog(dut, twin, top: str, kind: str, *extra):
+    """``dut`` (built around the twin ``twin``) as Verilog, cached by what it depends on
+    (converting wide folded layers takes minutes), and a build tag."""
+    from amaranth.back import verilog as amaranth_verilog
+    key = [top, repr([(layer.words, layer.thr_words, layer.segment) for layer in twin.layers]), repr(twin.arch),
+           repr(twin.fold()), twin.output, *map(repr, extra)]
+    text = runner.cached_text("verilog", key, lambda: amaranth_verilog.convert(dut, name=top, emit_src=False))
+    fold = twin.fold()
+    tag = (f"{kind}-{'-'.join(map(str, twin.arch))}-l{'_'.join(str(n) for n, _ in fold)}"
+           f"-c{'_'.join(str(k) for _, k in fold)}-{twin.output}")
+    return text, tag[:60]
+
+
 def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: int = 32, divisor: int = 4,
                   clock_hz: int = 27_000_000, seed: int = 1, writes: int = 20, bench: int = 200,
                   waves: bool | None = None, log=None) -> dict:
     """The board's UART host link around the emulation twin, as Verilog on Verilator: query,
     writes, every image of ``x`` and a bench run over the UART lines, against the golden model."""
-    from amaranth.back import verilog as amaranth_verilog
 
     from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import HostLink
@@ -162,13 +168,9 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=net.output_mode,
                          segment=segment)
     dut = HostLink(twin, divisor, clock_hz=clock_hz)
-    key = [*(c.tobytes() for c in net.cells), *(t_.tobytes() for t_ in net.thresholds), repr(twin.arch),
-           repr([(layer.lanes, layer.chunk) for layer in twin.layers]), net.output_mode, segment, divisor, clock_hz]
-    text = runner.cached_text("verilog", key, lambda: amaranth_verilog.convert(dut, name=HOST_TOP, emit_src=False))
+    text, tag = _twin_verilog(dut, twin, HOST_TOP, "host", divisor, clock_hz)
     gen_s = time.time() - t
-    tag = (f"host-{'-'.join(map(str, net.arch))}-l{'_'.join(str(layer.lanes) for layer in twin.layers)}"
-           f"-c{'_'.join(str(layer.chunk) for layer in twin.layers)}")
-    b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=HOST_TOP)
+    b, run_dir = _build_run(text, net, x, waves, log, tag=tag, top=HOST_TOP)
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_host", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,

@@ -60,6 +60,29 @@ def unpack_fields(fields: list[tuple[str, int, int]], value: int) -> dict:
     return {name: (value >> offset) & mask for name, offset, mask in fields}
 
 
+def read_config(dut):
+    """This run's configuration ($RRAMBNN_TB_CONFIG), network, images, seed and a random
+    generator from it (the seed is logged, so a failure can be replayed)."""
+    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
+        cfg = json.load(f)
+    net = BinaryNetwork.load(cfg["weights"])
+    x = np.load(cfg["images"]) if cfg.get("images") else None
+    seed = int(cfg["seed"])
+    dut._log.info(f"seed {seed} (replay with the same seed)")
+    return cfg, net, x, seed, random.Random(seed)
+
+
+async def start(dut, idle=(), *, cycles: int = 2, period_ns: int = 10):
+    """Start the clock, drive each (handle, value) of ``idle``, hold reset for ``cycles``."""
+    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+    for h, v in idle:
+        h.value = v
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
 class Golden:
     """The golden chip: network thresholds + device state, stepped command by command."""
 
@@ -273,14 +296,8 @@ class Bench:
 
     async def reset(self):
         dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready,
-                  dut.read_layer, dut.read_row, dut.read_col):
-            h.value = 0
-        dut.rst.value = 1
-        for _ in range(2):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
+        await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid,
+                                           dut.failed__ready, dut.read_layer, dut.read_row, dut.read_col)])
 
     def _watch(self):
         """Invariants of the programming controller, every cycle."""

@@ -10,42 +10,24 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import random
 import time
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
-from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.crossbar import _bits
-from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, stream
+from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, read_config, start, stream
 
 
 @cocotb.test()
 async def folded_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
-    net = BinaryNetwork.load(cfg["weights"])
-    x = np.load(cfg["images"])
-    seed = int(cfg["seed"])
-    rng = random.Random(seed)
-    dut._log.info(f"seed {seed} (replay with the same seed)")
+    cfg, net, x, seed, rng = read_config(dut)
     t = net.forward(x)
     want = [(int(c), int(h)) for c, h in zip(t.labels(cfg["output"]), t.hit)]
     images = pack_rows(x)
     cls_w = _bits(net.arch[-1])  # the payload: cls, then hit
     gc.freeze()
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for h in (dut.i__valid, dut.o__ready, dut.wr__valid):
-        h.value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start(dut, [(dut.i__valid, 0), (dut.o__ready, 0), (dut.wr__valid, 0)])
 
     driver = ImageDriver(dut, rng, cfg.get("p_idle", 0.2))
     results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, cfg.get("p_stall", 0.2))

@@ -12,19 +12,16 @@ arrives as JSON through $RRAMBNN_TB_CONFIG (written by
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, Timer
 
 from rrambnn.fpga.host import decode_result, encode_bench, encode_image, encode_write
-from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.folded import FoldedNetwork
 from rrambnn.hw.host import REPLY_OK, query_reply
+from rrambnn.sim.tb_chip import read_config, start
 
 PERIOD_NS = 10
 
@@ -69,23 +66,12 @@ class Line:
 
 @cocotb.test()
 async def host_link_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
-    net = BinaryNetwork.load(cfg["weights"])
-    x = np.load(cfg["images"])
-    seed = int(cfg["seed"])
-    rng = random.Random(seed)
-    dut._log.info(f"seed {seed} (replay with the same seed)")
+    cfg, net, x, seed, rng = read_config(dut)
     twin = FoldedNetwork(net.cells, net.thresholds, lanes=cfg["lanes"], chunks=cfg["chunks"], output=cfg["output"],
                          segment=cfg["segment"])
     divisor = int(cfg["divisor"])
 
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-    dut.rx.value = 1
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start(dut, [(dut.rx, 1)], cycles=3, period_ns=PERIOD_NS)
     line = Line(dut, divisor, rng, int(cfg.get("max_gap", 2)))
     cocotb.start_soon(line.listen())
     t0 = time.perf_counter()

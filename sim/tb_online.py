@@ -25,14 +25,14 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import device as dev
 from rrambnn.gen import online, planes
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.verilog import ChipConfig, build_chip
-from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, stream, unpack_fields
+from rrambnn.sim.tb_chip import (ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream,
+                                 unpack_fields)
 
 
 def pack_command(layout, cmd: online.Command) -> int:
@@ -70,14 +70,8 @@ async def replay_matches_golden(dut):
     dut._log.info(f"seed {seed} (replay with the same seed)")
     gc.freeze()
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready, dut.upd__valid,
-              dut.read_layer, dut.read_row, dut.read_col, dut.read_plane):
-        h.value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready,
+                                       dut.upd__valid, dut.read_layer, dut.read_row, dut.read_col, dut.read_plane)])
 
     layout = hw.updater.cmd_layout
     payloads = [pack_command(layout, cmd) for cmd in commands]

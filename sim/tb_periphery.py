@@ -12,19 +12,17 @@ Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
 from __future__ import annotations
 
 import json
-import os
-import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen.device import Chip as DeviceChip
 from rrambnn.gen.device import DeviceParams, program
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.crossbar import _bits
-from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, stream
+from rrambnn.hw.periphery import Periphery
+from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_fields, pack_rows, read_config, start, stream
 
 
 class PeripheryGolden:
@@ -65,42 +63,18 @@ def random_writes(arch, rng, n):
     return writes
 
 
-def pack_write(arch, write) -> int:
-    """The ``wr`` payload of :class:`Periphery` for ``write`` (its StructLayout, packed)."""
-    from rrambnn.hw.layer import threshold_width
-    k, thr, row, col, value = write
-    widths = [_bits(len(arch) - 1), 1, _bits(max(arch[:-1])), _bits(max(arch[1:])),
-              max(threshold_width(n) for n in arch[:-1])]
-    out, shift = 0, 0
-    for v, w in zip((k, thr, row, col, value), widths):
-        out |= (int(v) & ((1 << w) - 1)) << shift
-        shift += w
-    return out
-
-
 @cocotb.test()
 async def periphery_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
-    net = BinaryNetwork.load(cfg["weights"])
-    x = np.load(cfg["images"])
-    seed = int(cfg["seed"])
-    rng = random.Random(seed)
-    dut._log.info(f"seed {seed} (replay with the same seed)")
+    cfg, net, x, seed, rng = read_config(dut)
     device = DeviceParams(**cfg["device"])
     with np.load(cfg["faults"]) as z:
         faults = [z[f"fault{k}"] for k in range(len(net.weights))]
+    periphery = Periphery(net.arch, net.thresholds, output=cfg["output"])  # its write layout
     golden = PeripheryGolden(net, tuple(cfg["tile"]), device, faults, cfg["retries"])
     output = cfg["output"]
     cls_w = _bits(net.arch[-1])
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for h in (dut.i__valid, dut.o__ready, dut.wr__valid):
-        h.value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start(dut, [(dut.i__valid, 0), (dut.o__ready, 0), (dut.wr__valid, 0)])
 
     images = pack_rows(x)
     per_image = 20 * sum(-(-n // 8) * 5 + 10 * m for n, m in zip(net.arch[:-1], net.arch[1:]))
@@ -114,7 +88,9 @@ async def periphery_matches_golden(dut):
     for w in writes:
         golden.write(*w)
         want_counters.append(list(golden.counters))
-        dut.wr__payload.value = pack_write(net.arch, w)
+        k, thr, row, col, value = w
+        dut.wr__payload.value = pack_fields(periphery.wr_layout, periphery.threshold_write(k, col, value) if thr
+                                            else periphery.cell_write(k, row, col, value))
         dut.wr__valid.value = 1
         await RisingEdge(dut.clk)
         while not dut.wr__ready.value:

@@ -196,6 +196,7 @@ def test_board_folds_match_golden_on_all_test_images(board, mnist_test):
     spec = board_spec(board)
     net = BinaryNetwork.load(shipped())
     x = net.preprocess(mnist_test.images)
-    res = simulate_folded(net, list(spec.lanes), net.output_mode, x, chunks=list(spec.chunks), seed=11)
+    res = simulate_folded(net, list(spec.lanes), net.output_mode, x, chunks=list(spec.chunks), segment=spec.segment,
+                          seed=11)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 10000, (res.get("examples"), res["log"])
     assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]

@@ -14,7 +14,7 @@ from rrambnn.gen.device import DeviceParams, fault_maps
 from rrambnn.gen.network import BinaryNetwork, random_network
 from rrambnn.hw.periphery import Periphery
 from rrambnn.sim.tb_chip import pack_rows
-from rrambnn.sim.tb_periphery import PeripheryGolden, pack_write, random_writes
+from rrambnn.sim.tb_periphery import PeripheryGolden, random_writes
 
 
 def run_periphery(net, device, faults, tile, x, writes, seed):
@@ -127,15 +127,6 @@ def test_parameters_are_checked():
         Periphery((10, 300), [np.zeros(300)])
     with pytest.raises(ValueError, match="Retries must be an integer from 0 to 255, not -1"):
         Periphery((10, 3), [np.zeros(3)], retries=-1)
-
-
-def test_packed_writes_match_the_layout(rng):
-    """The cocotb testbench packs writes by hand: the same bits as the periphery's layout."""
-    net = random_network("20-9-4", rng)
-    p = Periphery(net.arch, net.thresholds)
-    for w in random_writes(net.arch, rng, 20):
-        payload = p.threshold_write(w[0], w[3], w[4]) if w[1] else p.cell_write(w[0], w[2], w[3], w[4])
-        assert pack_write(net.arch, w) == p.wr_layout.const(payload).as_value().value
 
 
 @pytest.mark.parametrize("arch, tile, yield_, p_fail, n, seed", [
