@@ -29,6 +29,7 @@ from tqdm import tqdm
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.mnist import Preprocess
 from rrambnn.gen.network import BinaryNetwork, check_output_mode, parse_arch
+from rrambnn.gen.sliced import SlicedNetwork, crop_inputs, quantise_pixels, sum_bound
 
 BN_EPS = 1e-4
 HIDDEN_NORMS = ("bn", "shared")
@@ -52,6 +53,8 @@ class TrainConfig:
     ema: float = 0.999  # >0: merge an exponential moving average of the parameters (decay per step)
     ste: str = "box"  # gradient of the {0,1} step: "box" 0.5*[|z|<=1], "triangle" max(0, 1-|z|)
     hidden_norm: str = "bn"  # hidden layers: "bn" (batch norm) or "shared" (z = s*y + b_j, one scale a layer)
+    wbits: int = 1  # > 1: odd n-bit weight codes in bit slices (rrambnn.gen.sliced)
+    abits: int = 1  # > 1: m-bit activations and input pixels
 
     def validate(self):
         self.arch = parse_arch(self.arch)
@@ -78,7 +81,14 @@ class TrainConfig:
             raise RrambnnError(f"STE must be 'box' or 'triangle', not {self.ste!r}")
         if self.hidden_norm not in HIDDEN_NORMS:
             raise RrambnnError(f"Hidden normalisation must be 'bn' or 'shared', not {self.hidden_norm!r}")
+        from rrambnn.gen.sliced import check_bits
+        check_bits("Weight bits", self.wbits)
+        check_bits("Activation bits", self.abits)
         return pre
+
+    @property
+    def binary(self) -> bool:
+        return self.wbits == 1 and self.abits == 1
 
 
 class Adam:
@@ -104,6 +114,39 @@ def binarise_weights(w: np.ndarray) -> np.ndarray:
     return np.where(w >= 0, 1.0, -1.0).astype(np.float32)
 
 
+def weight_codes(w: np.ndarray, bits: int) -> np.ndarray:
+    """Latent weights in [-1, 1] -> odd n-bit codes in [-(2^n-1), 2^n-1] (n = 1: the sign, 0 -> +1)."""
+    top = (1 << bits) - 1
+    if bits == 1:
+        return np.where(w >= 0, 1, -1).astype(np.int16)
+    u = np.clip(np.floor((w.astype(np.float64) + 1.0) * 0.5 * (top + 1)), 0, top)
+    return (2 * u - top).astype(np.int16)
+
+
+def quantise_weights(w: np.ndarray, bits: int) -> np.ndarray:
+    """The forward pass's weights: codes / (2^n - 1), in [-1, 1]."""
+    if bits == 1:
+        return binarise_weights(w)
+    return (weight_codes(w, bits) / ((1 << bits) - 1)).astype(np.float32)
+
+
+def level_offsets(bits: int) -> np.ndarray:
+    """Pre-activation z where each activation level begins: level l >= 1 iff z >= t_l.
+    The quantiser is a = round(clip((z + 1) / 2, 0, 1) * (2^m - 1)); m = 1 gives t = [0]."""
+    top = (1 << bits) - 1
+    return 2.0 * (np.arange(1, top + 1) - 0.5) / top - 1.0
+
+
+def activate(z: np.ndarray, bits: int) -> np.ndarray:
+    """Activation in [0, 1] (codes / (2^m - 1)); m = 1: the step z >= 0. Its straight-through
+    gradient is the box 0.5*[|z| <= 1] for every m."""
+    if bits == 1:
+        return (z >= 0).astype(np.float32)
+    top = (1 << bits) - 1
+    codes = np.searchsorted(level_offsets(bits).astype(z.dtype), z, side="right")  # #{l : z >= t_l}
+    return (codes / top).astype(z.dtype)
+
+
 @dataclass
 class FloatBNN:
     """Latent-weight training model; see the module docstring."""
@@ -111,6 +154,8 @@ class FloatBNN:
     arch: tuple[int, ...]
     rng: np.random.Generator
     hidden_norm: str = "bn"  # "shared": gamma[k] holds log(s_k) (one scale a layer), beta[k] the biases
+    wbits: int = 1
+    abits: int = 1
     W: list = field(default_factory=list)
     gamma: list = field(default_factory=list)
     beta: list = field(default_factory=list)
@@ -123,7 +168,8 @@ class FloatBNN:
             self.W.append(self.rng.uniform(-a, a, size=(n_in, n_out)).astype(np.float32))
         for n_in, n in zip(self.arch[:-2], self.arch[1:-1]):
             if self.hidden_norm == "shared":  # s*y with s ~ 1/std(y): y sums about n_in/2 terms of +-1
-                self.gamma.append(np.array([math.log(1.0 / math.sqrt(n_in / 2))], np.float32))
+                self.gamma.append(np.array([math.log(1.0 / math.sqrt(n_in / 2 * self._w2(len(self.gamma))))],
+                                           np.float32))
             else:
                 self.gamma.append(np.ones(n, np.float32))
             self.beta.append(np.zeros(n, np.float32))
@@ -131,8 +177,21 @@ class FloatBNN:
             self.run_var.append(np.ones(n, np.float32))
         n_last = self.arch[-2]
         # output stage z = exp(log_s) * y + b, one shared positive scale
-        self.log_s = np.array([math.log(1.0 / math.sqrt(n_last / 2))], np.float32)
+        self.log_s = np.array([math.log(1.0 / math.sqrt(n_last / 2 * self._w2(len(self.W) - 1)))], np.float32)
         self.b_out = np.zeros(self.arch[-1], np.float32)
+
+    def _w2(self, k: int) -> float:
+        """Mean square of layer k's initial forward weights (1 for binary)."""
+        return float(np.mean(np.square(self.qw(k), dtype=np.float64))) or 1.0
+
+    def qw(self, k: int) -> np.ndarray:
+        """Layer k's forward weights (quantised, in [-1, 1])."""
+        return quantise_weights(self.W[k], self.wbits)
+
+    @property
+    def scale(self) -> int:
+        """Integer sum per unit of the float sum: (2^m - 1) * (2^n - 1) (1 for binary)."""
+        return ((1 << self.abits) - 1) * ((1 << self.wbits) - 1)
 
     def params(self):
         return [*self.W, *self.gamma, *self.beta, self.log_s, self.b_out]
@@ -142,13 +201,13 @@ class FloatBNN:
         a = x
         n_hidden = len(self.arch) - 2
         for k in range(n_hidden):
-            wb = binarise_weights(self.W[k])
+            wb = self.qw(k)
             y = a @ wb
             if self.hidden_norm == "shared":
                 s = float(np.exp(self.gamma[k][0]))
                 z = s * y + self.beta[k]
                 cache.append((a, wb, y, s, z))
-                a = (z >= 0).astype(np.float32)
+                a = activate(z, self.abits)
                 continue
             mu = y.mean(axis=0)
             var = y.var(axis=0)
@@ -157,10 +216,10 @@ class FloatBNN:
             z = self.gamma[k] * xhat + self.beta[k]
             self.run_mean[k] = (1 - momentum) * self.run_mean[k] + momentum * mu
             self.run_var[k] = (1 - momentum) * self.run_var[k] + momentum * var
-            a_next = (z >= 0).astype(np.float32)
+            a_next = activate(z, self.abits)
             cache.append((a, wb, xhat, inv, z))
             a = a_next
-        wb = binarise_weights(self.W[-1])
+        wb = self.qw(len(self.W) - 1)
         y = a @ wb
         s = float(np.exp(self.log_s[0]))
         z = s * y + self.b_out
@@ -205,14 +264,14 @@ class FloatBNN:
         """The BN network with binarised weights, in float64 (the merge's reference)."""
         a = x.astype(np.float64)
         for k in range(len(self.gamma)):
-            y = a @ binarise_weights(self.W[k]).astype(np.float64)
+            y = a @ self.qw(k).astype(np.float64)
             if self.hidden_norm == "shared":
                 z = np.exp(np.float64(self.gamma[k][0])) * y + self.beta[k]
             else:
                 z = self.gamma[k].astype(np.float64) * (y - self.run_mean[k]) / np.sqrt(
                     self.run_var[k].astype(np.float64) + BN_EPS) + self.beta[k]
-            a = (z >= 0).astype(np.float64)
-        y = a @ binarise_weights(self.W[-1]).astype(np.float64)
+            a = activate(z, self.abits).astype(np.float64)
+        y = a @ self.qw(len(self.W) - 1).astype(np.float64)
         return np.exp(np.float64(self.log_s[0])) * y + self.b_out.astype(np.float64)
 
 
@@ -269,36 +328,44 @@ def signed_merge(model: FloatBNN) -> tuple[list[np.ndarray], list[np.ndarray]]:
     with gamma < 0 the inequality flips: negate the weight column (swap LRS/HRS)
     and use -y >= ceil(-t). gamma == 0 makes the neuron constant. The output
     stage z = s*y + b (s > 0) gives y >= ceil(-b/s).
+
+    Multi-bit points (:mod:`rrambnn.gen.sliced`): the integer sum is Y = c*y with
+    c = (2^m - 1)(2^n - 1), and activation level l begins at BN(y) >= t_l, so each hidden
+    neuron gets 2^m - 1 thresholds ceil(c * (mu + sigma*(t_l - beta)/gamma)), non-decreasing
+    in l (for gamma < 0 after the column's codes are negated). Binary networks return int8
+    weights and one threshold per neuron; multi-bit ones int16 codes and (n_out, 2^m - 1).
     """
+    c = float(model.scale)
+    t_lv = level_offsets(model.abits)  # [0] for binary activations
+    binary = model.wbits == 1 and model.abits == 1
+    wtype = np.int8 if binary else np.int16
     weights, thresholds = [], []
     for k in range(len(model.gamma)):
-        wb = binarise_weights(model.W[k]).astype(np.int8)
-        n_in = wb.shape[0]
-        if model.hidden_norm == "shared":  # s*y + b >= 0 with s > 0  <=>  y >= ceil(-b/s)
+        wb = weight_codes(model.W[k], model.wbits).astype(wtype)
+        bound = sum_bound(wb.shape[0], model.wbits, model.abits)
+        if model.hidden_norm == "shared":  # s*y + b >= t  with s > 0  <=>  Y >= ceil(c*(t - b)/s)
             s_k = np.exp(np.float64(model.gamma[k][0]))
-            theta = np.clip(np.ceil(-model.beta[k].astype(np.float64) / s_k), -n_in, n_in + 1)
-            weights.append(wb)
-            thresholds.append(theta.astype(np.int32))
-            continue
-        g = model.gamma[k].astype(np.float64)
-        sigma = np.sqrt(model.run_var[k].astype(np.float64) + BN_EPS)
-        mu = model.run_mean[k].astype(np.float64)
-        beta = model.beta[k].astype(np.float64)
-        theta = np.empty(len(g), np.int64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = mu - beta * sigma / g
-        pos, neg, zero = g > 0, g < 0, g == 0
-        theta[pos] = np.ceil(t[pos])
-        theta[neg] = np.ceil(-t[neg])
-        wb[:, neg] = -wb[:, neg]
-        theta[zero] = np.where(beta[zero] >= 0, -n_in, n_in + 1)
-        theta = np.clip(theta, -n_in, n_in + 1)
+            theta = np.ceil(c * (t_lv[None, :] - model.beta[k].astype(np.float64)[:, None]) / s_k)
+        else:
+            g = model.gamma[k].astype(np.float64)[:, None]
+            sigma = np.sqrt(model.run_var[k].astype(np.float64) + BN_EPS)[:, None]
+            mu = model.run_mean[k].astype(np.float64)[:, None]
+            beta = model.beta[k].astype(np.float64)[:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = c * (mu + (t_lv[None, :] - beta) * sigma / g)
+            pos, neg, zero = g[:, 0] > 0, g[:, 0] < 0, g[:, 0] == 0
+            theta = np.empty(t.shape)
+            theta[pos] = np.ceil(t[pos])
+            theta[neg] = np.ceil(-t[neg])
+            wb[:, neg] = -wb[:, neg]
+            theta[zero] = np.where(beta[zero] >= t_lv[None, :], -bound, bound + 1)
+        theta = np.clip(theta, -bound, bound + 1).astype(np.int32)
         weights.append(wb)
-        thresholds.append(theta.astype(np.int32))
-    wb = binarise_weights(model.W[-1]).astype(np.int8)
-    n_in = wb.shape[0]
+        thresholds.append(theta[:, 0] if binary else theta)
+    wb = weight_codes(model.W[-1], model.wbits).astype(wtype)
+    bound = sum_bound(wb.shape[0], model.wbits, model.abits)
     s = np.exp(np.float64(model.log_s[0]))
-    theta = np.clip(np.ceil(-model.b_out.astype(np.float64) / s), -n_in, n_in + 1)
+    theta = np.clip(np.ceil(-c * model.b_out.astype(np.float64) / s), -bound, bound + 1)
     weights.append(wb)
     thresholds.append(theta.astype(np.int32))
     return weights, thresholds
@@ -311,7 +378,9 @@ def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, s
     threshold per neuron for both)."""
     s = net.forward(x, trace=True).sums[-1]
     theta = net.thresholds[-1].astype(np.int32).copy()
-    n_in = net.arch[-2]
+    wbits, abits = getattr(net, "wbits", 1), getattr(net, "abits", 1)
+    bound = sum_bound(net.arch[-2], wbits, abits)
+    step = max(1, ((1 << wbits) - 1) * ((1 << abits) - 1) // 2)  # binary: 1; else half a float unit
 
     def score(th):
         fires = s >= th
@@ -325,8 +394,8 @@ def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, s
     for _ in range(rounds):
         improved = False
         for j in range(len(theta)):
-            for cand in range(theta[j] - span, theta[j] + span + 1):
-                if cand == theta[j] or not -n_in <= cand <= n_in + 1:
+            for cand in range(theta[j] - span * step, theta[j] + span * step + 1, step):
+                if cand == theta[j] or not -bound <= cand <= bound + 1:
                     continue
                 trial = theta.copy()
                 trial[j] = cand
@@ -345,9 +414,10 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
     """Train, merge and calibrate. Deterministic for a given config (seed included)."""
     pre = cfg.validate()
     rng = np.random.default_rng(cfg.seed)
-    model = FloatBNN(cfg.arch, rng, cfg.hidden_norm)
+    model = FloatBNN(cfg.arch, rng, cfg.hidden_norm, cfg.wbits, cfg.abits)
+    levels = (1 << cfg.abits) - 1
     opt = Adam(model.params())
-    bits28 = pre.binarise(train_images)
+    bits28 = pre.binarise(train_images) if cfg.abits == 1 else quantise_pixels(train_images, cfg.abits)
     n = len(train_labels)
     steps_per_epoch = math.ceil(n / cfg.batch)
     total = steps_per_epoch * cfg.epochs
@@ -362,6 +432,8 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
         for b in range(steps_per_epoch):
             idx = perm[b * cfg.batch:(b + 1) * cfg.batch]
             x = shifted_crops(bits28, idx, pre, cfg.shift, rng).astype(np.float32)
+            if levels > 1:
+                x /= levels
             y = train_labels[idx]
             z, cache = model.forward_train(x, cfg.bn_momentum)
             loss, dz = loss_and_grad(z, y, cfg.bce_weight, cfg.priority_weight)
@@ -386,11 +458,15 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
         for p, e in zip(model.params(), ema):
             p[...] = e
     # BN statistics over the clean (unshifted) training set for inference
-    recompute_bn_stats(model, pre(train_images))
+    x_train = pre(train_images) if cfg.abits == 1 else crop_inputs(train_images, cfg.crop, cfg.abits)
+    recompute_bn_stats(model, x_train.astype(np.float32) / levels)
     weights, thresholds = signed_merge(model)
-    net = BinaryNetwork(weights, thresholds, pre, cfg.output_mode,
-                        {"seed": cfg.seed, "train_config": _jsonable(asdict(cfg))})
-    cal = calibrate_output(net, pre(train_images), train_labels)
+    meta = {"seed": cfg.seed, "train_config": _jsonable(asdict(cfg))}
+    if cfg.binary:
+        net = BinaryNetwork(weights, thresholds, pre, cfg.output_mode, meta)
+    else:
+        net = SlicedNetwork(weights, thresholds, cfg.wbits, cfg.abits, cfg.crop, cfg.output_mode, meta)
+    cal = calibrate_output(net, x_train, train_labels)
     net.meta["calibration"] = cal
     net.meta["train_seconds"] = round(time.time() - t0, 1)
     return net, model, history
@@ -400,14 +476,14 @@ def recompute_bn_stats(model: FloatBNN, x: np.ndarray):
     """Exact population statistics of each BN layer's input on ``x`` (replaces running averages)."""
     a = x.astype(np.float32)
     for k in range(len(model.gamma)):
-        y = (a @ binarise_weights(model.W[k])).astype(np.float64)
+        y = (a @ model.qw(k)).astype(np.float64)
         if model.hidden_norm == "shared":  # no statistics: the layer's own scale and biases
-            a = (np.exp(np.float64(model.gamma[k][0])) * y + model.beta[k] >= 0).astype(np.float32)
+            a = activate(np.exp(np.float64(model.gamma[k][0])) * y + model.beta[k], model.abits).astype(np.float32)
             continue
         model.run_mean[k] = y.mean(axis=0).astype(np.float32)
         model.run_var[k] = y.var(axis=0).astype(np.float32)
         z = model.gamma[k] * (y - model.run_mean[k]) / np.sqrt(model.run_var[k] + BN_EPS) + model.beta[k]
-        a = (z >= 0).astype(np.float32)
+        a = activate(z, model.abits)
 
 
 def _jsonable(d):

@@ -1,0 +1,284 @@
+"""The golden multi-bit network: weights as bit slices in binary cells, multi-bit activations.
+
+A design point of ``wbits`` = n and ``abits`` = m generalises the binary network exactly
+(n = m = 1 *is* :class:`rrambnn.gen.network.BinaryNetwork`):
+
+* **Weights** are odd integer codes w in {-(2^n - 1), ..., -1, 1, ..., 2^n - 1} stored in n
+  binary cells, one per *slice* b (the same crossbar, LRS = +1, HRS = -1):
+
+      w = sum_b 2^b * s_b,   s_b in {-1, +1},   u = (w + 2^n - 1) / 2,   s_b = 2 * bit_b(u) - 1
+
+  so every slice array is a binary crossbar whose column sum is the digital twin
+  2*popcount(x AND c) - popcount(x), and the layer's sum is the slices' sums shifted and added
+  (binary-weighted current mirrors before the sense stage, or a digital shift-add).
+* **Activations** and input pixels are unsigned m-bit codes a in {0, ..., 2^m - 1}. Pixels are
+  quantised as ``q = (p * (2^m - 1) + 127) // 255`` (m = 1: p >= 128, the chip's binarisation).
+  A layer takes its input one bit-plane at a time (bit-serial word lines): its sum is
+  sum_k 2^k * S(plane_k), equal to the integer x @ w.
+* **Hidden neurons** quantise with 2^m - 1 non-decreasing integer thresholds:
+  a_j = #{l : S_j >= theta_jl} (m = 1: the single sense-stage comparator). The output layer has
+  one threshold per neuron and the same output stage as the binary chip (priority / argmax).
+
+The batch-norm merge that produces these thresholds is exact for any n, m
+(:func:`rrambnn.gen.train.signed_merge`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+from rrambnn.fileio import atomic_write
+from rrambnn.gen.network import Trace, check_output_mode, column_sums_twin, priority_encode
+
+FORMAT = "rrambnn-sliced"
+VERSION = 1
+MAX_BITS = 8
+
+
+def check_bits(name: str, n) -> int:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 1 <= n <= MAX_BITS:
+        raise RrambnnError(f"{name} must be an integer from 1 to {MAX_BITS}, not {n!r}")
+    return int(n)
+
+
+def quantise_pixels(images: np.ndarray, abits: int) -> np.ndarray:
+    """uint8 pixels -> m-bit codes (uint8); m = 1 is the chip's binarisation at 128."""
+    levels = (1 << abits) - 1
+    return ((images.astype(np.int32) * levels + 127) // 255).astype(np.uint8)
+
+
+def crop_inputs(images: np.ndarray, crop: int, abits: int) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> quantised input codes (N, crop*crop), bit i = row*crop + col."""
+    o = (28 - crop) // 2
+    return quantise_pixels(images[:, o:o + crop, o:o + crop], abits).reshape(len(images), crop * crop)
+
+
+def weight_slices(w: np.ndarray, wbits: int) -> np.ndarray:
+    """Odd codes (n_in, n_out) -> slices (n, n_in, n_out) of -1/+1 with w = sum_b 2^b s_b."""
+    u = (w.astype(np.int32) + (1 << wbits) - 1) // 2
+    return np.stack([(((u >> b) & 1) * 2 - 1).astype(np.int8) for b in range(wbits)])
+
+
+def bit_planes(x: np.ndarray, bits: int) -> np.ndarray:
+    """Codes (N, n) -> planes (bits, N, n) of {0,1}, LSB first."""
+    return np.stack([((x >> k) & 1).astype(np.uint8) for k in range(bits)])
+
+
+def sum_bound(n_in: int, wbits: int, abits: int) -> int:
+    """max |S| of a layer with ``n_in`` inputs."""
+    return n_in * ((1 << wbits) - 1) * ((1 << abits) - 1)
+
+
+@dataclass
+class SlicedNetwork:
+    """An integer, hardware-exact network with n-bit weights and m-bit activations."""
+
+    weights: list[np.ndarray]  # int16 (n_in, n_out), odd codes in [-(2^n-1), 2^n-1]
+    thresholds: list[np.ndarray]  # int32: hidden (n_out, 2^m - 1) non-decreasing rows; last (n_out,)
+    wbits: int = 1
+    abits: int = 1
+    crop: int = 20
+    output_mode: str = "priority"
+    meta: dict = field(default_factory=dict)
+    where: str = field(default="network", repr=False, compare=False)
+
+    def __post_init__(self):
+        self.validate(self.where)
+        self._wf = [w.astype(np.float64) for w in self.weights]
+
+    @property
+    def arch(self) -> tuple[int, ...]:
+        return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
+
+    @property
+    def levels(self) -> int:
+        return (1 << self.abits) - 1
+
+    def slices(self, k: int) -> np.ndarray:
+        return weight_slices(self.weights[k], self.wbits)
+
+    def cells(self, k: int) -> np.ndarray:
+        """Cell states of layer k, (n, n_in, n_out), 1 = LRS; slice b holds weight bit b."""
+        return (self.slices(k) > 0).astype(np.uint8)
+
+    def inputs(self, images: np.ndarray) -> np.ndarray:
+        return crop_inputs(images, self.crop, self.abits)
+
+    def validate(self, where: str = "network"):
+        self.wbits = check_bits("Weight bits", self.wbits)
+        self.abits = check_bits("Activation bits", self.abits)
+        if not isinstance(self.crop, int) or not 1 <= self.crop <= 28:
+            raise RrambnnError(f"{where}: crop must be an integer from 1 to 28, not {self.crop!r}")
+        if len(self.weights) == 0 or len(self.weights) != len(self.thresholds):
+            raise RrambnnError(f"{where}: needs one threshold array per weight matrix")
+        top = (1 << self.wbits) - 1
+        prev = None
+        for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
+            if not isinstance(w, np.ndarray) or w.ndim != 2:
+                raise RrambnnError(f"{where}: layer {i} weights must be a 2-D array")
+            if prev is not None and w.shape[0] != prev:
+                raise RrambnnError(f"{where}: layer {i} weights have {w.shape[0]} rows, previous layer has "
+                                   f"{prev} outputs")
+            if w.dtype != np.int16 or w.size == 0 or (w % 2 == 0).any() or np.abs(w).max() > top:
+                raise RrambnnError(f"{where}: layer {i} weights must be int16 odd codes from -{top} to {top} "
+                                   f"({self.wbits}-bit slices)")
+            last = i == len(self.weights) - 1
+            shape = (w.shape[1],) if last else (w.shape[1], self.levels)
+            if not isinstance(t, np.ndarray) or t.shape != shape or t.dtype != np.int32:
+                raise RrambnnError(f"{where}: layer {i} thresholds must be int32 of shape {shape}, not "
+                                   f"{getattr(t, 'dtype', type(t))} {getattr(t, 'shape', '')}")
+            bound = sum_bound(w.shape[0], self.wbits, self.abits)
+            if t.size and (t.min() < -bound or t.max() > bound + 1):
+                raise RrambnnError(f"{where}: layer {i} thresholds must lie in [-{bound}, {bound + 1}]")
+            if not last and (np.diff(t, axis=1) < 0).any():
+                raise RrambnnError(f"{where}: layer {i} thresholds must not decrease from level to level")
+            prev = w.shape[1]
+        if self.crop * self.crop != self.weights[0].shape[0]:
+            raise RrambnnError(f"{where}: crop {self.crop}x{self.crop} gives {self.crop ** 2} inputs but the "
+                               f"first layer has {self.weights[0].shape[0]}")
+        check_output_mode(self.output_mode)
+
+    # -- inference ---------------------------------------------------------------
+    def forward(self, x: np.ndarray, *, trace: bool = True, chunk: int = 4096):
+        """Input codes (N, n_in) in [0, 2^m - 1] -> :class:`Trace` (acts are codes), or the
+        (priority, argmax, hit) triple. float64 products of integers are exact here (< 2^53)."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.arch[0]:
+            raise RrambnnError(f"inputs must have shape (N, {self.arch[0]}), not {x.shape}")
+        if x.size and x.max() > self.levels:
+            raise RrambnnError(f"inputs must be {self.abits}-bit codes (at most {self.levels})")
+        sums, acts, prio, amax, hit = [], [], [], [], []
+        for i in range(0, max(len(x), 1), chunk):
+            a = x[i:i + chunk].astype(np.float64)
+            s_l, a_l = [], []
+            for k, (w, t) in enumerate(zip(self._wf, self.thresholds)):
+                s = a @ w
+                if k < len(self._wf) - 1:
+                    code = (s[:, :, None] >= t[None]).sum(axis=2)
+                else:
+                    code = s >= t
+                s_l.append(s.astype(np.int64))
+                a_l.append(code.astype(np.uint8))
+                a = code.astype(np.float64)
+            p, h = priority_encode(a_l[-1].astype(bool))
+            sums.append(s_l)
+            acts.append(a_l)
+            prio.append(p)
+            hit.append(h)
+            amax.append((s_l[-1] - self.thresholds[-1]).argmax(axis=1))
+        if not trace:
+            return np.concatenate(prio), np.concatenate(amax), np.concatenate(hit)
+        n = len(self.weights)
+        return Trace(sums=[np.concatenate([s[k] for s in sums]) for k in range(n)],
+                     acts=[np.concatenate([a[k] for a in acts]) for k in range(n)],
+                     priority=np.concatenate(prio), argmax=np.concatenate(amax), hit=np.concatenate(hit))
+
+    def twin_sums(self, k: int, x: np.ndarray) -> np.ndarray:
+        """Layer k's column sums the hardware way: per activation bit-plane and weight slice, the
+        crossbar twin 2*popcount(x AND c) - popcount(x), shifted by 2^(plane + slice) and added."""
+        cells = self.cells(k)
+        total = np.zeros((len(x), self.arch[k + 1]), np.int64)
+        for p, plane in enumerate(bit_planes(x, self.abits)):
+            for b in range(self.wbits):
+                total += column_sums_twin(plane, cells[b]).astype(np.int64) << (p + b)
+        return total
+
+    def classify(self, x, mode=None):
+        prio, amax, _ = self.forward(x, trace=False)
+        return prio if check_output_mode(mode or self.output_mode) == "priority" else amax
+
+    def accuracy(self, x, labels) -> dict[str, float]:
+        prio, amax, _ = self.forward(x, trace=False)
+        return {"priority": float((prio == labels).mean()), "argmax": float((amax == labels).mean())}
+
+    # -- files -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike):
+        arrays = {"format": np.array(FORMAT), "version": np.array(VERSION, np.int32),
+                  "arch": np.array(self.arch, np.int32), "crop": np.array(self.crop, np.int32),
+                  "wbits": np.array(self.wbits, np.int32), "abits": np.array(self.abits, np.int32),
+                  "output_mode": np.array(self.output_mode), "meta": np.array(json.dumps(self.meta, sort_keys=True))}
+        for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
+            arrays[f"w{i}"] = w
+            arrays[f"theta{i}"] = t
+        atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SlicedNetwork":
+        path = Path(path)
+        if not path.is_file():
+            raise RrambnnError(f"weights file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise RrambnnError(f"{path}: not a readable .npz weights file ({e})") from None
+
+        def need(key, kind):
+            if key not in data:
+                raise RrambnnError(f"{path}: missing entry '{key}'")
+            v = data[key]
+            if kind == "int" and (v.shape != () or not np.issubdtype(v.dtype, np.integer)):
+                raise RrambnnError(f"{path}: '{key}' must be an integer scalar")
+            if kind == "str" and (v.shape != () or v.dtype.kind != "U"):
+                raise RrambnnError(f"{path}: '{key}' must be a string scalar")
+            return int(v) if kind == "int" else str(v) if kind == "str" else v
+
+        if need("format", "str") != FORMAT:
+            raise RrambnnError(f"{path}: format is {str(data['format'])!r}, expected {FORMAT!r}")
+        if need("version", "int") != VERSION:
+            raise RrambnnError(f"{path}: format version {int(data['version'])} is not supported (expected {VERSION})")
+        arch = need("arch", "array")
+        if arch.ndim != 1 or len(arch) < 2 or not np.issubdtype(arch.dtype, np.integer) or (arch < 1).any():
+            raise RrambnnError(f"{path}: 'arch' must list at least two positive layer sizes")
+        n = len(arch) - 1
+        weights = [need(f"w{i}", "array") for i in range(n)]
+        for i, w in enumerate(weights):
+            if w.shape != (arch[i], arch[i + 1]):
+                raise RrambnnError(f"{path}: w{i} has shape {w.shape}, arch {'-'.join(map(str, arch))} needs "
+                                   f"({arch[i]}, {arch[i + 1]})")
+        try:
+            meta = json.loads(need("meta", "str"))
+        except json.JSONDecodeError as e:
+            raise RrambnnError(f"{path}: 'meta' is not valid JSON ({e})") from None
+        try:
+            return cls(weights, [need(f"theta{i}", "array") for i in range(n)], need("wbits", "int"),
+                       need("abits", "int"), need("crop", "int"), need("output_mode", "str"), meta, where=str(path))
+        except RrambnnError as e:
+            msg = str(e)
+            raise RrambnnError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+
+
+def is_sliced_file(path) -> bool:
+    """Whether ``path`` holds a :class:`SlicedNetwork` (False for anything else, unreadable included)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "format" in z.files and str(z["format"]) == FORMAT
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return False
+
+
+def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: int | None = None,
+                  output_mode: str = "priority") -> SlicedNetwork:
+    """Random codes and thresholds near the middle of each layer's sum distribution (tests)."""
+    top = (1 << wbits) - 1
+    weights, thresholds = [], []
+    levels = (1 << abits) - 1
+    for k, (n_in, n_out) in enumerate(zip(arch[:-1], arch[1:])):
+        weights.append((rng.integers(0, top + 1, size=(n_in, n_out)) * 2 - top).astype(np.int16))
+        spread = max(1, int(np.sqrt(n_in) * top * levels / 2))
+        if k == len(arch) - 2:
+            thresholds.append(rng.integers(-spread, spread + 1, size=n_out).astype(np.int32))
+        else:
+            thresholds.append(np.sort(rng.integers(-spread, spread + 1, size=(n_out, levels)), axis=1)
+                              .astype(np.int32))
+    crop = crop if crop is not None else int(round(np.sqrt(arch[0])))
+    if crop * crop != arch[0]:
+        raise RrambnnError(f"random_sliced needs a square input size, not {arch[0]}")
+    return SlicedNetwork(weights, thresholds, wbits, abits, crop, output_mode)
