@@ -197,7 +197,7 @@ def periphery_cells(p: Point, weights_path: str, tile=(128, 128), output="priori
     from rrambnn.gen.network import BinaryNetwork
     from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
     net = BinaryNetwork.load(weights_path)
-    text, _ = generate(net, ChipConfig(tuple(tile), False, output))
+    text, _ = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
     return int(synth_stats(text)["cells"])
 
 

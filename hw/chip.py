@@ -32,7 +32,7 @@ the consumer is ready; the pipeline shortens the combinational path.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,7 +49,7 @@ class Chip(wiring.Component):
     def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline=False,
                  output="priority", debug=False, initial_cells=None, faults=None, device=None,
                  word=16, retries=3, pulse_cycles=5, fifo_depth=64, weight_bits=1, err_bits=2,
-                 plane_cells=None, plane_faults=None):
+                 plane_cells=None, plane_faults=None, slices=1, act_bits=1):
         if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
             raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
         for k in range(1, len(weights)):
@@ -75,15 +75,25 @@ class Chip(wiring.Component):
             raise ValueError("Chip needs one initial cell image and one fault map per layer")
         if not isinstance(weight_bits, int) or isinstance(weight_bits, bool) or not 1 <= weight_bits <= 12:
             raise ValueError(f"Weight bits must be an integer from 1 to 12, not {weight_bits!r}")
-        self.weight_bits = weight_bits
+        for name, v in (("Weight slices", slices), ("Activation bits", act_bits)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 8:
+                raise ValueError(f"{name} must be an integer from 1 to 8, not {v!r}")
+        if slices > 1 and weight_bits > 1:
+            raise ValueError("Weight slices (multi-bit inference) and weight bits (online training) exclude each other")
+        if act_bits > 1 and pipeline:
+            raise ValueError("Multi-bit activations run bit-serially: the pipeline option needs 1-bit activations")
+        self.weight_bits, self.slices, self.act_bits = weight_bits, slices, act_bits
+        self.planes = max(weight_bits, slices)
+        levels = (1 << act_bits) - 1
         self.layers = [Layer(w, t, self.tile, initial_cells=ic, faults=f, index=k, seed=self.device.seed,
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
-                             planes=weight_bits, plane_cells=pc, plane_faults=pf)
+                             planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=slices > 1,
+                             in_bits=act_bits, levels=levels if k < n - 1 else 1)
                        for k, (w, t, ic, f, pc, pf) in enumerate(zip(weights, thresholds, initial_cells, faults,
                                                                      plane_cells, plane_faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
         self.programmer = Programmer(self.arch, word=word, retries=retries, pulse_cycles=pulse_cycles,
-                                     fifo_depth=fifo_depth, planes=weight_bits)
+                                     fifo_depth=fifo_depth, planes=self.planes)
         self.updater = None
         if weight_bits > 1:
             from rrambnn.hw.updater import WeightUpdater
@@ -93,10 +103,14 @@ class Chip(wiring.Component):
         fields = {"cls": _bits(n_out), "hit": 1}
         if debug:
             for k, layer in enumerate(self.layers):
-                fields[f"act{k}"] = layer.n_out
+                fields[f"act{k}"] = layer.n_out * (layer.code_bits if layer.levels > 1 else 1)
             fields["sums"] = n_out * self.layers[-1].sw
         self.out_layout = data.StructLayout(fields)
         self.latency = (len(self.layers) + 1) if pipeline else 1
+        self.interval = 1  # cycles per image at full rate
+        if act_bits > 1:  # accept; per layer its input planes (+ the ramp); result; hand-over
+            self.interval = len(self.layers) * act_bits + (len(self.layers) - 1) * levels + 3
+            self.latency = self.interval - 1
         max_in = max(layer.n_in for layer in self.layers)
         max_out = max(layer.n_out for layer in self.layers)
         lw = _bits(len(self.layers))
@@ -104,12 +118,16 @@ class Chip(wiring.Component):
         if self.updater is not None:
             online = {"upd": In(stream.Signature(self.updater.cmd_layout)), "upd_busy": Out(1),
                       "n_updates": Out(32), "read_plane": In(_bits(weight_bits))}
+        elif slices > 1:
+            online = {"read_plane": In(_bits(slices))}
+        thr_fields = {"layer": lw, "index": _bits(max_out)}
+        if act_bits > 1:
+            thr_fields["level"] = _bits(levels)
         super().__init__({
-            "i": In(stream.Signature(self.arch[0])),
+            "i": In(stream.Signature(self.arch[0] * act_bits)),
             "o": Out(stream.Signature(self.out_layout)),
             "thr": In(stream.Signature(data.StructLayout({
-                "layer": lw, "index": _bits(max_out),
-                "value": signed(max(layer.tw for layer in self.layers))}))),
+                **thr_fields, "value": signed(max(layer.tw for layer in self.layers))}))),
             "prog": In(stream.Signature(self.programmer.cmd_layout)),
             "failed": Out(stream.Signature(self.programmer.addr_layout)),
             "prog_busy": Out(1), "prog_done": Out(1), "prog_overflow": Out(1),
@@ -125,7 +143,12 @@ class Chip(wiring.Component):
     @property
     def n_tiles(self) -> int:
         """Crossbar arrays, all planes."""
-        return sum(layer.n_tiles for layer in self.layers) * self.weight_bits
+        return sum(layer.n_tiles for layer in self.layers) * self.planes
+
+    @property
+    def threshold_ram_bits(self) -> int:
+        """Bits of the multi-level threshold RAMs (0 with 1-bit activations)."""
+        return sum(layer.levels * layer.n_out * layer.tw for layer in self.layers if layer.levels > 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -156,17 +179,17 @@ class Chip(wiring.Component):
         rd_layer = Signal.like(self.read_layer)
         rd_row = Signal.like(self.read_row)
         rd_col = Signal.like(self.read_col)
-        rd_plane = Signal(range(max(2, self.weight_bits)))
+        rd_plane = Signal(range(max(2, self.planes)))
         with m.If(prog.busy):
             m.d.comb += [rd_layer.eq(prog.addr.layer), rd_row.eq(prog.addr.row), rd_col.eq(prog.addr.col)]
-            if upd is not None:
+            if self.planes > 1:
                 m.d.comb += rd_plane.eq(prog.addr.plane)
         if upd is not None:
             with m.Elif(upd.busy):
                 m.d.comb += [rd_layer.eq(upd.addr.layer), rd_row.eq(upd.addr.row), rd_col.eq(upd.addr.col)]
         with m.Else():
             m.d.comb += [rd_layer.eq(self.read_layer), rd_row.eq(self.read_row), rd_col.eq(self.read_col)]
-            if upd is not None:
+            if self.planes > 1:
                 m.d.comb += rd_plane.eq(self.read_plane)
         for k, layer in enumerate(self.layers):
             m.submodules[f"layer{k}"] = layer
@@ -181,14 +204,19 @@ class Chip(wiring.Component):
                 layer.read_row.eq(rd_row),
                 layer.read_col.eq(rd_col),
                 layer.read_plane.eq(rd_plane),
-                layer.pulse_plane.eq(prog.addr.plane if upd is not None else 0),
+                layer.pulse_plane.eq(prog.addr.plane if self.planes > 1 else 0),
             ]
+            if layer.levels > 1:
+                m.d.comb += layer.thr_level.eq(self.thr.payload.level)
             with m.If(rd_layer == k):
                 m.d.comb += [self.read_bit.eq(layer.read_bit), self.read_count.eq(layer.read_count),
                              prog.read_bit.eq(layer.read_bit)]
                 if upd is not None:
                     m.d.comb += upd.code.eq(layer.read_bits)
 
+        if self.act_bits > 1:
+            self._serial_datapath(m, hold)
+            return m
         # Stage 0: the input flip-flops (closed while the programming controller holds).
         upstream_valid = Signal(name="i_take")  # an image offered while the controller does not hold
         m.d.comb += upstream_valid.eq(self.i.valid & ~hold)
@@ -247,3 +275,60 @@ class Chip(wiring.Component):
             prog.drained.eq(~or_all([valid for valid, _ in stages])),
         ]
         return m
+
+    def _serial_datapath(self, m, hold):
+        """Multi-bit activations: one image at a time, each layer fed bit-serially (MSB plane
+        first), hidden layers quantised by their threshold ramp; ``interval`` cycles an image."""
+        L, bits = len(self.layers), self.act_bits
+        levels = (1 << bits) - 1
+        x = Signal(self.arch[0] * bits, name="x_ff")  # pixel i's code in bits [i*m, (i+1)*m)
+        k = Signal(range(max(2, L)), name="seq_layer")
+        t = Signal(range(max(2, bits)), name="seq_plane")
+        lv = Signal(range(max(2, levels)), name="seq_level")
+        result = Signal(self.out_layout, name="result")
+        last = self.layers[-1]
+        ins = [x] + [layer.codes for layer in self.layers[:-1]]
+        for i, layer in enumerate(self.layers):
+            src = ins[i]
+            plane = Signal(layer.n_in, name=f"plane{i}")  # bit t of every input code
+            m.d.comb += [plane.eq(Cat(*(src[r * bits:(r + 1) * bits].bit_select(t, 1) for r in range(layer.n_in)))),
+                         layer.x.eq(plane), layer.acc_first.eq(t == bits - 1)]
+            if layer.levels > 1:
+                m.d.comb += [layer.ramp_level.eq(lv), layer.ramp_first.eq(lv == 0)]
+        cls = attach_output_stage(m, self.output, last)
+        with m.FSM(name="seq") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(~hold)
+                with m.If(self.i.valid & ~hold):
+                    m.d.sync += [x.eq(self.i.payload), k.eq(0), t.eq(bits - 1)]
+                    m.next = "ACC"
+            with m.State("ACC"):
+                for i, layer in enumerate(self.layers):
+                    m.d.comb += layer.acc_step.eq(k == i)
+                with m.If(t != 0):
+                    m.d.sync += t.eq(t - 1)
+                with m.Elif(k == L - 1):
+                    m.next = "DONE"
+                with m.Else():
+                    m.d.sync += lv.eq(0)
+                    m.next = "RAMP"
+            with m.State("RAMP"):
+                for i, layer in enumerate(self.layers[:-1]):
+                    m.d.comb += layer.ramp_step.eq(k == i)
+                m.d.sync += lv.eq(lv + 1)
+                with m.If(lv == levels - 1):
+                    m.d.sync += [k.eq(k + 1), t.eq(bits - 1)]
+                    m.next = "ACC"
+            with m.State("DONE"):
+                m.d.sync += [result.cls.eq(cls), result.hit.eq(last.fires.any())]
+                if self.debug:
+                    for i, layer in enumerate(self.layers):
+                        m.d.sync += getattr(result, f"act{i}").eq(layer.codes if layer.levels > 1 else layer.fires)
+                    m.d.sync += result.sums.eq(last.sums)
+                m.next = "OUT"
+            with m.State("OUT"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
+        m.d.comb += [self.thr.ready.eq(1), self.o.payload.eq(result),
+                     self.programmer.drained.eq(fsm.ongoing("IDLE"))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,21 +48,49 @@ class Layer(wiring.Component):
     magnitude bits, started from ``plane_cells`` with ``plane_faults`` (each (planes-1, n_in,
     n_out)). Pulses and reads carry a plane; ``read_bits`` gives every plane's cell at the
     read address at once (one weight's code).
+
+    ``sliced``: every plane computes (multi-bit inference weights, :mod:`rrambnn.gen.sliced`):
+    plane b holds weight bit b of the offset code and the column sum is
+    S_j = sum_b 2^b * S_jb, the slices' sums shifted and added before the sense stage.
+
+    ``in_bits`` m > 1: the input arrives bit-serially, most significant plane first, one plane
+    per ``acc_step`` (``acc_first`` on the first): an accumulator per column keeps
+    acc = 2*acc + S(plane), and the sense stage works on the accumulated sum.
+
+    ``levels`` L > 1: each neuron quantises its sum to a code in [0, L] with L non-decreasing
+    thresholds (``thresholds`` (n_out, L)), held in a threshold RAM of L words (one word: the
+    thresholds of every neuron at one level). A ramp of L ``ramp_step`` cycles (``ramp_level`` =
+    0, 1, ..., L-1; ``ramp_first`` on the first) reads one level per cycle and every neuron's
+    counter adds ``S_j >= theta_jl``: the sense-stage comparator reused as a single-slope
+    converter. ``codes`` holds the result. Threshold writes take ``thr_level``.
     """
 
     def __init__(self, weights: np.ndarray, thresholds: np.ndarray, tile=(128, 128), *,
                  initial_cells=None, faults=None, index: int = 0, seed: int = 0,
                  fail_threshold: int = 0, endurance: int = 0, planes: int = 1, plane_cells=None,
-                 plane_faults=None):
+                 plane_faults=None, sliced: bool = False, in_bits: int = 1, levels: int = 1):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
             raise ValueError("Layer weights must be a 2-D array of -1/+1")
         self.n_in, self.n_out = weights.shape
+        if not isinstance(sliced, bool):
+            raise TypeError(f"Layer sliced must be a bool, not {sliced!r}")
+        if not isinstance(in_bits, int) or isinstance(in_bits, bool) or not 1 <= in_bits <= 8:
+            raise ValueError(f"Layer input bits must be an integer from 1 to 8, not {in_bits!r}")
+        if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= 255:
+            raise ValueError(f"Layer levels must be an integer from 1 to 255, not {levels!r}")
+        self.sliced, self.in_bits, self.levels = sliced, in_bits, levels
+        self.ram_init = True  # False: threshold RAM without its initial contents (cost synthesis)
+        slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
+        self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
         thresholds = np.asarray(thresholds)
-        if thresholds.shape != (self.n_out,):
-            raise ValueError(f"Layer thresholds must have shape ({self.n_out},), not {thresholds.shape}")
-        if thresholds.min() < -self.n_in or thresholds.max() > self.n_in + 1:
-            raise ValueError(f"Layer thresholds must lie in [-{self.n_in}, {self.n_in + 1}]")
+        t_shape = (self.n_out,) if levels == 1 else (self.n_out, levels)
+        if thresholds.shape != t_shape:
+            raise ValueError(f"Layer thresholds must have shape {t_shape}, not {thresholds.shape}")
+        if thresholds.min() < -self.bound or thresholds.max() > self.bound + 1:
+            raise ValueError(f"Layer thresholds must lie in [-{self.bound}, {self.bound + 1}]")
+        if levels > 1 and (np.diff(thresholds, axis=1) < 0).any():
+            raise ValueError("Layer thresholds must not decrease from level to level")
         self.tile = check_tile(tile)
         self.cells = (weights > 0).astype(np.uint8) if initial_cells is None else np.asarray(initial_cells)
         if self.cells.shape != weights.shape:
@@ -81,12 +109,20 @@ class Layer(wiring.Component):
         self.index, self.seed = index, seed
         self.fail_threshold, self.endurance = fail_threshold, endurance
         self.thresholds = thresholds.astype(int)
-        self.sw = sum_width(self.n_in)
-        self.tw = threshold_width(self.n_in)
+        self.sw = sum_width(self.bound)
+        self.tw = threshold_width(self.bound)
         self.mw = max(self.sw, self.tw) + 1  # signed width of S_j - theta_j
+        self.code_bits = levels.bit_length()
         self.row_blocks = -(-self.n_in // self.tile[0])
         self.col_blocks = -(-self.n_out // self.tile[1])
+        serial = {}
+        if in_bits > 1:
+            serial.update({"acc_step": In(1), "acc_first": In(1)})
+        if levels > 1:
+            serial.update({"ramp_step": In(1), "ramp_first": In(1), "ramp_level": In(_bits(levels)),
+                           "thr_level": In(_bits(levels)), "codes": Out(self.n_out * self.code_bits)})
         super().__init__({
+            **serial,
             "x": In(self.n_in),
             "fires": Out(self.n_out),
             "sums": Out(self.n_out * self.sw),
@@ -134,10 +170,10 @@ class Layer(wiring.Component):
                     t = CrossbarTile(cells[r0:r0 + R, c0:c0 + C], faults=faults[r0:r0 + R, c0:c0 + C],
                                      seed=tile_seed(self.seed, self.index, br, bc, plane=p),
                                      fail_threshold=self.fail_threshold, endurance=self.endurance,
-                                     compute=p == 0)
+                                     compute=p == 0 or self.sliced)
                     name = f"tile_r{br}_c{bc}" if p == 0 else f"plane{p}_tile_r{br}_c{bc}"
                     m.submodules[name] = tiles[p, br, bc] = t
-                    m.d.comb += t.x.eq(self.x[r0:r0 + t.rows] if p == 0 else 0)
+                    m.d.comb += t.x.eq(self.x[r0:r0 + t.rows] if p == 0 or self.sliced else 0)
                     # programming / read address decode (global -> tile-local)
                     p_sel = Signal(name=f"pulse_sel_p{p}_r{br}_c{bc}")
                     m.d.comb += [
@@ -160,25 +196,53 @@ class Layer(wiring.Component):
         m.d.comb += [self.read_bit.eq(self.read_bits.bit_select(self.read_plane, 1)),
                      self.read_count.eq(or_all(read_counts))]
 
+        if self.levels > 1:
+            ramp = self._threshold_ram(m)
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
-            partial = [tiles[0, br, bc].column_sum(jl) for br in range(self.row_blocks)]
+            total = 0
+            for p in range(self.planes if self.sliced else 1):  # slices: shift and add
+                part = tiles[p, 0, bc].column_sum(jl)
+                for br in range(1, self.row_blocks):
+                    part = part + tiles[p, br, bc].column_sum(jl)
+                total = total + (part << p) if p else part
             s = Signal(signed(self.sw), name=f"sum{j}")  # named: shared by sense and output stage
-            total = partial[0]
-            for p in partial[1:]:
-                total = total + p
+            if self.in_bits > 1:  # bit-serial input: acc = 2*acc + S(plane), MSB first
+                now = Signal(signed(self.sw), name=f"plane_sum{j}")
+                m.d.comb += now.eq(total)
+                with m.If(self.acc_step):
+                    m.d.sync += s.eq(Mux(self.acc_first, 0, s << 1) + now)
+            else:
+                m.d.comb += s.eq(total)
+            m.d.comb += self.sums[j * self.sw:(j + 1) * self.sw].eq(s)
+            if self.levels > 1:
+                code = Signal(self.code_bits, name=f"code{j}")
+                theta = ramp[j * self.tw:(j + 1) * self.tw].as_signed()
+                with m.If(self.ramp_step):
+                    m.d.sync += code.eq(Mux(self.ramp_first, 0, code) + (s >= theta))
+                m.d.comb += [self.codes[j * self.code_bits:(j + 1) * self.code_bits].eq(code),
+                             self.fires[j].eq(code != 0)]
+                continue
             theta = Signal(signed(self.tw), init=int(self.thresholds[j]), name=f"theta{j}")
             with m.If(self.thr_we & (self.thr_addr == j)):
                 m.d.sync += theta.eq(self.thr_data)
             d = Signal(signed(self.mw), name=f"margin{j}")
             m.d.comb += [
-                s.eq(total),
                 d.eq(s - theta),
-                self.sums[j * self.sw:(j + 1) * self.sw].eq(s),
                 self.margins[j * self.mw:(j + 1) * self.mw].eq(d),
                 self.fires[j].eq(d >= 0),
             ]
         return m
+
+    def _threshold_ram(self, m):
+        """The thresholds of every neuron, one RAM word per level (an SRAM macro); returns the
+        ramp's read data."""
+        from rrambnn.hw.sram import ThresholdRAM
+        m.submodules.thresholds = ram = ThresholdRAM(self.thresholds.T.tolist(), self.tw, self.ram_init)
+        m.d.comb += [ram.waddr.eq(self.thr_level), ram.wdata.eq(self.thr_data), ram.raddr.eq(self.ramp_level)]
+        for j in range(self.n_out):
+            m.d.comb += ram.we[j].eq(self.thr_we & (self.thr_addr == j))
+        return ram.rdata
 
 
 def or_all(values):

@@ -1,0 +1,148 @@
+"""cocotb testbench of a multi-bit chip (weight slices, bit-serial activations) against the
+golden :class:`rrambnn.gen.sliced.SlicedNetwork`.
+
+An image driver with random idle cycles and a result monitor with random backpressure; the
+golden network (with the fault map's stuck cells folded into its codes) predicts every result
+payload; an in-order checker compares. Phases: random traffic -> throughput (no idles, no
+backpressure: cycles per image must equal the chip's ``interval``) -> threshold rewrites (hidden
+levels and output neurons) + traffic. Configuration arrives as JSON ($RRAMBNN_TB_CONFIG,
+written by :func:`rrambnn.sim.chip_sim.simulate_sliced`); the seed is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+
+from rrambnn.gen import device as dev
+from rrambnn.gen.sliced import SlicedNetwork, bit_planes
+from rrambnn.gen.verilog import ChipConfig, build_chip
+from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream, \
+    unpack_fields
+
+
+def effective_network(net: SlicedNetwork, faults) -> SlicedNetwork:
+    """The network the arrays compute: stuck cells (1 = HRS, 2 = LRS) override their slice bit."""
+    weights = []
+    for k in range(len(net.weights)):
+        cells = net.cells(k)
+        f = np.asarray(faults[k])
+        cells = np.where(f == 1, 0, np.where(f == 2, 1, cells))
+        weights.append(sum(((2 * cells[b].astype(np.int32) - 1) << b) for b in range(net.wbits)).astype(np.int16))
+    return SlicedNetwork(weights, [t.copy() for t in net.thresholds], net.wbits, net.abits, net.crop,
+                         net.output_mode, net.meta)
+
+
+def image_payloads(x: np.ndarray, abits: int) -> list[int]:
+    """Input codes (N, n_in) -> payloads with pixel i's code in bits [i*m, (i+1)*m)."""
+    planes = bit_planes(x, abits)  # (m, N, n_in)
+    bits = np.transpose(planes, (1, 2, 0)).reshape(len(x), -1)
+    return pack_rows(bits)
+
+
+def expected_payloads(net: SlicedNetwork, layout, output: str, x: np.ndarray) -> list[int]:
+    t = net.forward(x)
+    values = {"cls": t.labels(output)[:, None], "hit": t.hit[:, None].astype(np.int64), "sums": t.sums[-1]}
+    for k, a in enumerate(t.acts):
+        values[f"act{k}"] = a.astype(np.int64)
+    out = []
+    for i in range(len(x)):
+        fields = {}
+        for name, f in layout:
+            v = values[name][i]
+            w = f.width // len(v)
+            fields[name] = sum((int(e) & ((1 << w) - 1)) << (w * j) for j, e in enumerate(v))
+        out.append(pack_fields(layout, fields))
+    return out
+
+
+@cocotb.test()
+async def sliced_chip_matches_golden(dut):
+    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
+        cfg = json.load(f)
+    net = SlicedNetwork.load(cfg["weights"])
+    c = cfg["chip"]
+    chip_cfg = ChipConfig.checked(tuple(c["tile"]), False, c["output"], c["debug"],
+                                  device=dev.DeviceParams(**c["device"])).for_network(net)
+    from rrambnn.gen.planes import plane_faults
+    faults = plane_faults(net.arch, chip_cfg.device, net.wbits)
+    chip = build_chip(net, chip_cfg, None, faults)
+    golden = effective_network(net, faults)
+    x = np.load(cfg["images"])
+    seed = int(cfg["seed"])
+    rng = random.Random(seed)
+    dut._log.info(f"seed {seed} (replay with the same seed); {net.wbits}-bit weights, {net.abits}-bit activations")
+    layout = chip.out_layout
+    thr_layout = chip.signature.members["thr"].signature.members["payload"].shape
+    images = image_payloads(x, net.abits)
+    await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid,
+                                       dut.failed__ready, dut.read_layer, dut.read_row, dut.read_col)])
+    driver = ImageDriver(dut, rng, cfg["p_idle"])
+    results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, cfg["p_stall"])
+    n = len(x)
+    cycle = await stream(dut, driver, results, images, range(n), 0, cycles_per_image=4 * chip.interval + 20)
+    checked = [(i, golden) for i, _ in driver.accepted]
+    # throughput: no idles, no backpressure
+    driver.p_idle, results.p_stall = 0.0, 0.0
+    m = min(n, cfg["throughput_images"])
+    c0 = cycle
+    cycle = await stream(dut, driver, results, images, range(m), cycle, cycles_per_image=4 * chip.interval + 20)
+    first, last = results.receive_cycles[-m], results.receive_cycles[-1]
+    interval = (last - first) / max(1, m - 1)
+    checked += [(i, golden) for i, _ in driver.accepted[len(checked):]]
+    # threshold rewrites: a hidden neuron's level (rows stay non-decreasing) and an output neuron
+    rewrites = []
+    if cfg["rewrite_thresholds"]:
+        golden = effective_network(net, faults)
+        for layer in range(len(net.weights)):
+            t = golden.thresholds[layer]
+            j = rng.randrange(t.shape[0])
+            if t.ndim == 2:
+                lv = rng.randrange(t.shape[1])
+                lo = t[j, lv - 1] if lv else -chip.layers[layer].bound
+                hi = t[j, lv + 1] if lv + 1 < t.shape[1] else chip.layers[layer].bound + 1
+                value = rng.randint(int(lo), int(hi))
+                t[j, lv] = value
+            else:
+                lv, value = 0, int(t[j]) + rng.choice((-3, -1, 2, 5))
+                t[j] = value
+            fields = {"layer": layer, "index": j, "value": value}
+            if "level" in {name for name, _ in thr_layout}:
+                fields["level"] = lv
+            dut.thr__payload.value = pack_fields(thr_layout, fields)
+            dut.thr__valid.value = 1
+            await RisingEdge(dut.clk)
+            dut.thr__valid.value = 0
+            cycle += 1
+            rewrites.append(fields)
+        golden.__post_init__()
+        driver.p_idle, results.p_stall = cfg["p_idle"], cfg["p_stall"]
+        cycle = await stream(dut, driver, results, images, range(n), cycle, cycles_per_image=4 * chip.interval + 20)
+        checked += [(i, golden) for i, _ in driver.accepted[len(checked):]]
+    # in-order check of every result against the golden network of its phase
+    mismatches, examples = 0, []
+    fields = field_table(layout)
+    expected = {}
+    for (i, g), got in zip(checked, results.received):
+        key = (i, id(g))
+        if key not in expected:
+            for j, p in zip(range(n), expected_payloads(g, layout, chip_cfg.output, x)):
+                expected[j, id(g)] = p
+        if got != expected[key]:
+            mismatches += 1
+            if len(examples) < 10:
+                a, b = unpack_fields(fields, got), unpack_fields(fields, expected[key])
+                examples.append({"image": i, "fields": {k: {"got": a[k], "want": b[k]} for k in a if a[k] != b[k]}})
+    res = {"seed": seed, "images": len(checked), "mismatches": mismatches, "examples": examples,
+           "interval_measured": interval, "interval_model": chip.interval, "cycles": cycle - c0,
+           "rewrites": rewrites, "wbits": net.wbits, "abits": net.abits}
+    with open(cfg["result"], "w") as f:
+        json.dump(res, f)
+    assert len(checked) == len(results.received), "results and accepted images differ in number"
+    assert mismatches == 0, f"{mismatches} mismatches, e.g. {examples[:3]}"
+    assert interval == chip.interval, f"{interval} cycles per image, model {chip.interval}"
