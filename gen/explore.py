@@ -19,9 +19,17 @@ Batch-norm handling (hidden layers; the output stage is always merged exactly an
   gamma/sigma is lost, so thresholds are off (the tool measures how much that costs).
 * ``shared``: trained with one scale per layer instead of BN (z = s*y + b_j); merged exactly.
 
-Weight and activation precision beyond 1 bit are named axes too, but the golden network, the
-trainer and the generator are binary today: such points are reported as unsupported, with the
-reason, and never given a made-up accuracy or cost.
+Weight and activation precision (``wbits``, ``abits``) follow :mod:`rrambnn.gen.sliced`: n-bit
+weights are n binary cells (bit slices, n planes of arrays whose column sums are shifted and
+added), m-bit activations and pixels run bit-serially through each layer and hidden neurons
+quantise with a threshold ramp over an SRAM macro. The trainer quantises the same way, the
+merges give the golden :class:`SlicedNetwork`, and the generator builds its chip, so every
+cost is the generated design's: Yosys cells (arrays and threshold RAMs black-boxed), threshold
+RAM bits, crossbar tiles (n per binary tile) and cycles per image.
+
+The arithmetic merge of an n-bit point (n > 1) requantises w' = (gamma/sigma) w / M to n bits
+(M the layer's largest |gamma/sigma|) and keeps M in the thresholds; with binary weights only
+the signs survive and the scale is lost (the reference chip's warning).
 """
 
 from __future__ import annotations
@@ -68,12 +76,9 @@ class Point:
     def hardware(self) -> bool:
         return self.bn != "software"
 
-    def unsupported(self) -> str | None:
-        """Why this point cannot be evaluated yet (None: it can)."""
-        if self.wbits != 1 or self.abits != 1:
-            return (f"{self.wbits}-bit weights / {self.abits}-bit activations: the trainer, golden network and "
-                    f"generator are binary (bit-sliced inference is not implemented)")
-        return None
+    @property
+    def binary(self) -> bool:
+        return self.wbits == 1 and self.abits == 1
 
 
 def parse_axes(specs, layers: int = 2) -> list[Point]:
@@ -125,23 +130,35 @@ def tiles(p: Point, tile=(128, 128)) -> int:
 # -- accuracy ----------------------------------------------------------------------
 
 def arithmetic_merge(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The arithmetic merge of the hidden layers, binarised (inexact: the scale is lost),
-    with the output stage merged exactly."""
-    from rrambnn.gen.train import BN_EPS, binarise_weights, signed_merge
-    weights, thresholds = signed_merge(model)  # the output stage, and shapes
+    """The arithmetic merge of the hidden layers, quantised (inexact), with the output stage
+    merged exactly. Hidden pre-activations are z = scale_j * y + bias_j (BN or shared scale).
+    Binary weights keep only sign(scale_j * w): the scale is lost, level l fires at
+    Y >= ceil(c*(t_l - bias_j)). n-bit weights requantise scale_j * w / M, so the per-neuron
+    scale survives in the magnitudes and M in the thresholds ceil(c*(t_l - bias_j)/M)."""
+    from rrambnn.gen.sliced import sum_bound
+    from rrambnn.gen.train import BN_EPS, level_offsets, signed_merge, weight_codes
+    weights, thresholds = signed_merge(model)  # the output stage, shapes and dtypes
+    c = float(model.scale)
+    t_lv = level_offsets(model.abits)
     for k in range(len(model.gamma)):
-        wb = binarise_weights(model.W[k]).astype(np.int8)
-        n_in = wb.shape[0]
+        qw = model.qw(k).astype(np.float64)
         if model.hidden_norm == "shared":
-            scale = np.full(wb.shape[1], np.exp(np.float64(model.gamma[k][0])))
+            scale = np.full(qw.shape[1], np.exp(np.float64(model.gamma[k][0])))
             bias = model.beta[k].astype(np.float64)
         else:
             sigma = np.sqrt(model.run_var[k].astype(np.float64) + BN_EPS)
             scale = model.gamma[k].astype(np.float64) / sigma
             bias = model.beta[k].astype(np.float64) - scale * model.run_mean[k].astype(np.float64)
-        w = np.where(scale < 0, -wb, wb).astype(np.int8)  # sign(scale * w)
-        weights[k] = w
-        thresholds[k] = np.clip(np.ceil(-bias), -n_in, n_in + 1).astype(np.int32)
+        if model.wbits == 1:
+            w = np.where(scale < 0, -qw, qw)  # sign(scale * w)
+            big = 1.0
+        else:
+            big = float(np.abs(scale).max()) or 1.0
+            w = weight_codes(np.clip(qw * scale / big, -1.0, 1.0), model.wbits)
+        bound = sum_bound(qw.shape[0], model.wbits, model.abits)
+        theta = np.clip(np.ceil(c * (t_lv[None, :] - bias[:, None]) / big), -bound, bound + 1).astype(np.int32)
+        weights[k] = w.astype(weights[k].dtype)
+        thresholds[k] = theta.reshape(thresholds[k].shape)
     return weights, thresholds
 
 
@@ -151,21 +168,23 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
     their weights file in ``out_dir/weights``."""
     from rrambnn.gen.mnist import Preprocess
     from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.sliced import SlicedNetwork, crop_inputs
     from rrambnn.gen.train import TrainConfig, calibrate_output, train
 
     p0 = points[0]
     tr, te = data
     n = len(tr.labels) if train_limit is None else min(train_limit, len(tr.labels))
     tr = dataclasses.replace(tr, images=tr.images[:n], labels=tr.labels[:n])
-    cfg = TrainConfig(arch=p0.arch, crop=p0.crop, epochs=epochs, seed=seed,
+    cfg = TrainConfig(arch=p0.arch, crop=p0.crop, epochs=epochs, seed=seed, wbits=p0.wbits, abits=p0.abits,
                       hidden_norm="shared" if p0.bn == "shared" else "bn")
     signed_net, model, _ = train(cfg, tr.images, tr.labels, progress=False)
     pre = Preprocess(p0.crop)
-    x_te = pre(te.images)
+    x_te = crop_inputs(te.images, p0.crop, p0.abits)  # 1 bit: the chip's binarisation (pre)
+    levels = (1 << p0.abits) - 1
     out = []
     for p in points:
         if p.bn == "software":
-            z = model.float_eval(x_te)
+            z = model.float_eval(x_te / levels)
             fires = z >= 0
             prio = np.where(fires.any(axis=1), fires.argmax(axis=1), 0)
             out.append({"priority": float((prio == te.labels).mean()),
@@ -174,8 +193,11 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
         net = signed_net
         if p.bn == "arithmetic":
             w, t = arithmetic_merge(model)
-            net = BinaryNetwork(w, t, pre, cfg.output_mode, {"merge": "arithmetic"})
-            calibrate_output(net, pre(tr.images), tr.labels)
+            if p.binary:
+                net = BinaryNetwork(w, t, pre, cfg.output_mode, {"merge": "arithmetic"})
+            else:
+                net = SlicedNetwork(w, t, p.wbits, p.abits, p.crop, cfg.output_mode, {"merge": "arithmetic"})
+            calibrate_output(net, crop_inputs(tr.images, p.crop, p.abits), tr.labels)
         acc = net.accuracy(x_te, te.labels)
         path = out_dir / "weights" / f"{p.key}-s{seed}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,18 +209,31 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
 
 def shares_training(p: Point) -> tuple:
     """Points with equal keys are evaluated from one trained model."""
-    return (p.crop, p.hidden, p.layers, p.bn == "shared")
+    return (p.crop, p.hidden, p.layers, p.wbits, p.abits, p.bn == "shared")
 
 
 # -- cost --------------------------------------------------------------------------
 
-def periphery_cells(p: Point, weights_path: str, tile=(128, 128), output="priority") -> int:
-    """Yosys cells of the generated chip's periphery (arrays black-boxed)."""
-    from rrambnn.gen.network import BinaryNetwork
+def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priority") -> dict:
+    """The generated chip's cost: Yosys cells of the periphery (crossbar arrays and threshold RAMs
+    black-boxed), threshold RAM bits, and cycles per image at full rate."""
+    from rrambnn.gen.sliced import load_network
     from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
-    net = BinaryNetwork.load(weights_path)
-    text, _ = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
-    return int(synth_stats(text)["cells"])
+    net = load_network(weights_path)
+    text, chip = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
+    return {"cells": int(synth_stats(text)["cells"]), "ram_bits": chip.threshold_ram_bits,
+            "interval": chip.interval}
+
+
+def cost_key(p: Point, tile) -> str:
+    """The cost depends on the shape, the precision and the tile, not on the weights' values."""
+    key = f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+    return key if p.binary else f"{key}:w{p.wbits}a{p.abits}"
+
+
+def _cost_value(v) -> dict:
+    """Cached cost (older caches hold the cell count of a binary chip alone)."""
+    return {"cells": v, "ram_bits": 0, "interval": 1} if isinstance(v, int) else v
 
 
 # -- the sweep ---------------------------------------------------------------------
@@ -243,7 +278,7 @@ def _load_cached(data_dir, split, load_split):
 
 def _cost_task(args):
     p, weights, tile = args
-    return periphery_cells(p, weights, tile)
+    return periphery_cost(p, weights, tile)
 
 
 def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
@@ -306,11 +341,9 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
     rows = {}
     groups = {}  # one training per group and seed
     for p in points:
-        reason = p.unsupported()
-        rows[p.key] = {"point": dataclasses.asdict(p), "arch": "-".join(map(str, p.arch)), "unsupported": reason,
+        rows[p.key] = {"point": dataclasses.asdict(p), "arch": "-".join(map(str, p.arch)),
                        "synaptic_bits": synaptic_bits(p), "tiles": tiles(p, tile) if p.hardware else None}
-        if not reason:
-            groups.setdefault(shares_training(p), []).append(p)
+        groups.setdefault(shares_training(p), []).append(p)
     todo = []
     for group in groups.values():
         for s in range(seeds):
@@ -325,8 +358,6 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
     cost_todo = []
     for p in points:
         row = rows[p.key]
-        if row["unsupported"]:
-            continue
         evals = [cache.get(eval_key(p, s, epochs, train_limit)) for s in range(seeds)]
         for mode in ("priority", "argmax"):
             accs = np.array([e[mode] for e in evals])
@@ -334,7 +365,7 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
             row[f"acc_{mode}_std"] = float(accs.std())
         row["weights"] = evals[0].get("weights")
         if p.hardware and synth:
-            ck = f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+            ck = cost_key(p, tile)
             if cache.get(ck) is None and ck not in {c for c, _ in cost_todo}:
                 cost_todo.append((ck, (p, row["weights"], tile)))
     costs = run_tasks(_cost_task, [t for _, t in cost_todo], jobs=jobs, backend=backend,
@@ -343,8 +374,11 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
         cache.put(ck, c)
     for p in points:
         row = rows[p.key]
-        if p.hardware and synth and not row["unsupported"]:
-            row["periphery_cells"] = cache.get(f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}")
+        if p.hardware and synth:
+            cost = _cost_value(cache.get(cost_key(p, tile)))
+            row["periphery_cells"] = cost["cells"]
+            row["threshold_ram_bits"] = cost["ram_bits"]
+            row["cycles_per_image"] = cost["interval"]
     mark_pareto(rows)
     return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "rows": rows}
 
@@ -355,7 +389,7 @@ def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
 
 def mark_pareto(rows: dict, cost: str = "synaptic_bits", acc: str = "acc_priority") -> None:
     """Flag the hardware points no other point beats in both accuracy and ``cost``."""
-    pts = [(k, r) for k, r in rows.items() if not r["unsupported"] and r.get("tiles") is not None and acc in r]
+    pts = [(k, r) for k, r in rows.items() if r.get("tiles") is not None and acc in r]
     for k, r in pts:
         r["pareto"] = not any(o[acc] >= r[acc] and o[cost] <= r[cost] and (o[acc] > r[acc] or o[cost] < r[cost])
                               for _, o in pts)
@@ -372,28 +406,32 @@ def verilog_command(row: dict) -> str | None:
 def markdown_table(res: dict) -> str:
     lines = [f"Design points ({res['seeds']} seed(s), {res['epochs']} epochs each; accuracy on the 10,000 MNIST test "
              f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
-             f"priority-encoder accuracy vs synaptic bits)", "",
-             "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells | Verilog |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"priority-encoder accuracy vs synaptic bits; periphery cells: Yosys cells of the generated chip with "
+             f"arrays and threshold RAMs as macros; cycles: per image at full rate)", "",
+             "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells "
+             "| threshold RAM bits | cycles/image | Verilog |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in sorted(res["rows"].items(), key=lambda kv: (kv[1]["synaptic_bits"], kv[0])):
-        if r["unsupported"]:
-            lines.append(f"| {key} | {r['arch']} | not supported: {r['unsupported']} | | {r['synaptic_bits']:,} | | | |")
-            continue
         star = "*" if r.get("pareto") else ""
         tiles_ = r["tiles"] if r["tiles"] is not None else "software BN (no chip)"
         cells = r.get("periphery_cells")
         cmd = verilog_command(r)
         lines.append(f"| {star}{key} | {r['arch']} | {r['acc_priority'] * 100:.2f} +- {r['acc_priority_std'] * 100:.2f}"
                      f" | {r['acc_argmax'] * 100:.2f} +- {r['acc_argmax_std'] * 100:.2f} | {r['synaptic_bits']:,} | "
-                     f"{tiles_} | {f'{cells:,}' if cells else '-'} | {f'`{cmd}`' if cmd else '-'} |")
+                     f"{tiles_} | {f'{cells:,}' if cells else '-'} | {_num(r.get('threshold_ram_bits'))} | "
+                     f"{_num(r.get('cycles_per_image'))} | {f'`{cmd}`' if cmd else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:,}"
 
 
 def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [(k, r) for k, r in res["rows"].items() if not r["unsupported"] and cost in r and r.get(cost)]
+    rows = [(k, r) for k, r in res["rows"].items() if cost in r and r.get(cost)]
     fig, ax = plt.subplots(figsize=(9, 5.5))
     markers = {"signed": "o", "shared": "s", "arithmetic": "x", "software": "^"}
     for mode, mk in markers.items():

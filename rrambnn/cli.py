@@ -21,10 +21,31 @@ def _data_arg(p):
                    help="MNIST directory (default: $RRAMBNN_MNIST, else ../shared/mnist of the checkout)")
 
 
-def load_net(path):
+def load_net(path, *, multi_bit: bool = False):
+    """The weights file (default: the shipped network). Multi-bit networks (rrambnn.gen.sliced)
+    only where the command handles them (``multi_bit``); elsewhere one clear error."""
     from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.sliced import SlicedNetwork, is_sliced_file
     from rrambnn.weights import shipped
-    return BinaryNetwork.load(path if path else shipped())
+    path = path if path else shipped()
+    if is_sliced_file(path):
+        net = SlicedNetwork.load(path)
+        if not multi_bit:
+            raise RrambnnError(f"{path}: a network with {net.wbits}-bit weights and {net.abits}-bit activations; "
+                               f"this command takes binary networks (verilog, eval and sim take multi-bit ones)")
+        return net
+    return BinaryNetwork.load(path)
+
+
+def check_mnist_inputs(net):
+    if getattr(net, "preprocess", True) is None:
+        raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be run on MNIST")
+
+
+def net_inputs(net, images):
+    """Test images as the network's inputs (binarised crop, or m-bit codes of a multi-bit network)."""
+    check_mnist_inputs(net)
+    return net.inputs(images) if hasattr(net, "abits") else net.preprocess(images)
 
 
 def _emit(args, result: dict, lines: list[str]):
@@ -37,11 +58,12 @@ def _emit(args, result: dict, lines: list[str]):
 # -- train -----------------------------------------------------------------------
 
 def cmd_train(args):
-    from rrambnn.gen.mnist import Preprocess, load_split
+    from rrambnn.gen.mnist import load_split
     from rrambnn.gen.train import TrainConfig, train
 
     cfg = TrainConfig(arch=args.arch, crop=args.crop, epochs=args.epochs, batch=args.batch,
-                      lr=args.lr, shift=args.shift, seed=args.seed, output_mode=args.output, ema=args.ema)
+                      lr=args.lr, shift=args.shift, seed=args.seed, output_mode=args.output, ema=args.ema,
+                      wbits=args.wbits, abits=args.abits, hidden_norm=args.norm)
     cfg.validate()
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -49,7 +71,7 @@ def cmd_train(args):
     tr = load_split("train", args.data)
     te = load_split("test", args.data)
     net, _, history = train(cfg, tr.images, tr.labels, progress=not args.quiet)
-    acc = net.accuracy(Preprocess(cfg.crop, cfg.threshold)(te.images), te.labels)
+    acc = net.accuracy(net_inputs(net, te.images), te.labels)
     net.meta["accuracy"] = acc
     net.meta["history"] = history
     net.save(out)
@@ -65,15 +87,17 @@ def cmd_train(args):
 def cmd_eval(args):
     from rrambnn.gen.mnist import load_split
 
-    net = load_net(args.weights)
-    if net.preprocess is None:
-        raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be evaluated on MNIST")
+    net = load_net(args.weights, multi_bit=True)
+    check_mnist_inputs(net)
     te = load_split("test", args.data)
-    acc = net.accuracy(net.preprocess(te.images), te.labels)
+    x = net_inputs(net, te.images)
+    acc = net.accuracy(x, te.labels)
+    crop = int(round(x.shape[1] ** 0.5))
+    bits = f"  {net.wbits}-bit weights, {net.abits}-bit activations" if hasattr(net, "abits") else ""
     res = {"weights": str(args.weights or "shipped"), "arch": "-".join(map(str, net.arch)),
            "images": len(te.labels), "accuracy": acc, "default_output": net.output_mode}
     _emit(args, res, [
-        f"network {res['arch']}  crop {net.preprocess.crop}x{net.preprocess.crop}  on {len(te.labels)} test images",
+        f"network {res['arch']}  crop {crop}x{crop}{bits}  on {len(te.labels)} test images",
         f"  priority encoder: {acc['priority'] * 100:.2f}%",
         f"  argmax:           {acc['argmax'] * 100:.2f}%",
     ])
@@ -117,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rrambnn.gen.train import TrainConfig
     d = TrainConfig()
-    t = sub.add_parser("train", help="train a binary network and write a weights file")
+    t = sub.add_parser("train", help="train a network (binary, or multi-bit with --wbits/--abits) and write a "
+                                     "weights file")
     t.add_argument("--arch", default="400-128-128-10")
     t.add_argument("--out", required=True, help="output .npz")
     t.add_argument("--crop", type=int, default=d.crop)
@@ -128,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, default=d.ema, help="parameter moving-average decay (0: off)")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--output", default="priority", help="default output stage: priority|argmax")
+    t.add_argument("--wbits", type=int, default=1, help="weight bits, stored as bit slices in binary cells (1-8)")
+    t.add_argument("--abits", type=int, default=1, help="activation and pixel bits (1-8; > 1: bit-serial layers)")
+    t.add_argument("--norm", choices=("bn", "shared"), default="bn",
+                   help="hidden normalisation: batch norm, or one shared scale per layer")
     t.add_argument("--quiet", action="store_true")
     t.add_argument("--json", action="store_true")
     _data_arg(t)

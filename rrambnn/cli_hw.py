@@ -23,32 +23,44 @@ def _config(args, net, debug=None):
     from rrambnn.gen.verilog import ChipConfig
     return ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode,
                               args.debug if debug is None else debug,
-                              weight_bits=getattr(args, "weight_bits", 1), err_bits=getattr(args, "err_bits", 2))
+                              weight_bits=getattr(args, "weight_bits", 1),
+                              err_bits=getattr(args, "err_bits", 2)).for_network(net)
+
+
+def _precision(chip) -> str:
+    """How a multi-bit chip computes, for the command's summary line ('' for binary chips)."""
+    parts = []
+    if chip.slices > 1:
+        parts.append(f"{chip.slices}-bit weights in {chip.slices} computing planes")
+    if chip.act_bits > 1:
+        parts.append(f"{chip.act_bits}-bit activations bit-serial, {chip.interval} cycles/image, "
+                     f"{chip.threshold_ram_bits:,} threshold RAM bits")
+    return "".join(f", {p}" for p in parts)
 
 
 def cmd_verilog(args):
     from rrambnn.cli import load_net
     from rrambnn.gen.verilog import write_verilog
 
-    net = load_net(args.weights)
+    net = load_net(args.weights, multi_bit=True)
     cfg = _config(args, net)
     out = Path(args.out)
     chip = write_verilog(net, cfg, out)
     online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
               if cfg.weight_bits > 1 else "")
     print(f"wrote {out}: {'-'.join(map(str, chip.arch))}, {chip.n_tiles} crossbar tile(s) of "
-          f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}")
+          f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}{_precision(chip)}")
 
 
 def _test_images(net, args):
+    from rrambnn.cli import check_mnist_inputs, net_inputs
     from rrambnn.gen.mnist import load_split
-    if net.preprocess is None:
-        raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be simulated on MNIST")
+    check_mnist_inputs(net)
     te = load_split("test", args.data)
     n = args.images
     if not isinstance(n, int) or not 1 <= n <= len(te.labels):
         raise RrambnnError(f"--images must be from 1 to {len(te.labels)}, not {n!r}")
-    return net.preprocess(te.images[:n]), te.labels[:n]
+    return net_inputs(net, te.images[:n]), te.labels[:n]
 
 
 def _simulate_modes(args, modes, debug=True, out_dir=None):
@@ -57,20 +69,28 @@ def _simulate_modes(args, modes, debug=True, out_dir=None):
     import numpy as np
     from rrambnn.cli import load_net
     from rrambnn.gen.verilog import ChipConfig, write_verilog
-    from rrambnn.sim.chip_sim import simulate
+    from rrambnn.sim.chip_sim import simulate, simulate_sliced
 
-    net = load_net(args.weights)
+    net = load_net(args.weights, multi_bit=True)
+    multi = hasattr(net, "abits")
     x, labels = _test_images(net, args)
     log = None if args.json else print
     report = {"images": len(labels), "modes": {}}
     for mode in modes:
-        cfg = ChipConfig.checked(args.tile, args.pipeline, mode, debug)
+        cfg = ChipConfig.checked(args.tile, args.pipeline, mode, debug).for_network(net)
         if out_dir is not None:
             path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
             chip = write_verilog(net, cfg, path)
             if log:
                 log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
-        res = simulate(net, cfg, x, seed=args.seed, waves=args.waves or None, log=log)
+        if multi:  # payloads of every image, cycles per image against the model
+            res = simulate_sliced(net, cfg, x, seed=args.seed, waves=args.waves or None, log=log,
+                                  rewrite_thresholds=False)
+            res["checked"] = res.get("images")
+            res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model") else None,
+                                 "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
+        else:
+            res = simulate(net, cfg, x, seed=args.seed, waves=args.waves or None, log=log)
         hw = np.array(res.pop("hw_labels"))
         golden = net.classify(x, mode)
         report["modes"][mode] = {

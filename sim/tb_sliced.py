@@ -138,7 +138,9 @@ async def sliced_chip_matches_golden(dut):
             if len(examples) < 10:
                 a, b = unpack_fields(fields, got), unpack_fields(fields, expected[key])
                 examples.append({"image": i, "fields": {k: {"got": a[k], "want": b[k]} for k in a if a[k] != b[k]}})
+    _, cls_off, cls_mask = next(f for f in fields if f[0] == "cls")
     res = {"seed": seed, "images": len(checked), "mismatches": mismatches, "examples": examples,
+           "hw_labels": [(v >> cls_off) & cls_mask for v in results.received[:n]],
            "interval_measured": interval, "interval_model": chip.interval, "cycles": cycle - c0,
            "rewrites": rewrites, "wbits": net.wbits, "abits": net.abits}
     with open(cfg["result"], "w") as f:
