@@ -444,7 +444,8 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
         ax.plot([r[cost] for r in front], [r["acc_priority"] * 100 for r in front], "k--", lw=1, label="Pareto front")
         for r in front:
             p = r["point"]
-            ax.annotate(f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}", (r[cost], r["acc_priority"] * 100),
+            bits = f", w{p['wbits']}a{p['abits']}" if (p["wbits"], p["abits"]) != (1, 1) else ""
+            ax.annotate(f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}{bits}", (r[cost], r["acc_priority"] * 100),
                         textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel({"synaptic_bits": "synaptic bits (RRAM cells)", "periphery_cells": "periphery Yosys cells",

@@ -138,6 +138,10 @@ def port_table(chip: Chip) -> list[tuple[str, str, int, str]]:
         width = len(value.as_value()) if isinstance(value, data.View) else len(value)
         direction = "input" if member.flow == wiring.In else "output"
         desc = _describe(path, value)
+        if path == ("i", "payload") and chip.act_bits > 1:
+            desc = f"pixel i = row*crop + col as a {chip.act_bits}-bit code in bits [i*{chip.act_bits} +: {chip.act_bits}]"
+        if path == ("read_plane",) and chip.slices > 1:
+            desc = "cell read: plane (plane b holds bit b of the offset weight code)"
         rows.append((name, direction, width, desc))
     return rows
 
@@ -179,6 +183,12 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         *([f"// online training: {cfg.weight_bits}-bit sign-magnitude weights in {cfg.weight_bits} planes of arrays "
            f"(plane 0 = sign), weight-update controller with {cfg.err_bits}-bit rank-1 errors"]
           if cfg.weight_bits > 1 else []),
+        *([f"// multi-bit inference: {chip.slices}-bit weights as bit slices in {chip.slices} computing planes "
+           f"(column sums shifted and added), {chip.act_bits}-bit activations "
+           + (f"bit-serial (MSB plane first), hidden layers quantised by a {(1 << chip.act_bits) - 1}-level "
+              f"threshold ramp over rrambnn_threshold_ram; {chip.interval} cycles per image"
+              if chip.act_bits > 1 else "") + "; see rrambnn.gen.sliced"]
+          if chip.slices > 1 or chip.act_bits > 1 else []),
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
         "// ports:",

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from rrambnn.errors import RrambnnError
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.verilog import ChipConfig, generate
 from rrambnn.sim import runner
@@ -114,10 +115,14 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
 
 def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idle: float = 0.2,
                     p_stall: float = 0.2, throughput_images: int = 200, rewrite_thresholds: bool = True,
-                    waves: bool | None = None, log=None) -> dict:
+                    program_commands: int = 0, waves: bool | None = None, log=None) -> dict:
     """A multi-bit network's chip (:class:`rrambnn.gen.sliced.SlicedNetwork`; ``x`` its input
     codes) on Verilator against the golden network: every payload in order under random idles
-    and backpressure, cycles per image against ``Chip.interval``, threshold rewrites."""
+    and backpressure, cycles per image against ``Chip.interval``, threshold rewrites, then
+    ``program_commands`` random plane writes through the write-verify controller (the device
+    must not fail pulses: the golden side applies the targets, stuck cells excepted)."""
+    if program_commands and cfg.device.p_fail:
+        raise RrambnnError("programming a multi-bit chip in simulation needs a device without pulse failures")
     cfg = cfg.for_network(net)
     t = time.time()
     text, chip = generate(net, cfg)
@@ -132,7 +137,8 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
         "chip": {"tile": list(cfg.tile), "output": cfg.output, "debug": cfg.debug,
                  "device": dataclasses.asdict(cfg.device)},
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
-        "rewrite_thresholds": rewrite_thresholds,
+        "rewrite_thresholds": rewrite_thresholds, "program_commands": program_commands,
+        "word": cfg.word,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)

@@ -26,14 +26,15 @@ from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, 
     unpack_fields
 
 
-def effective_network(net: SlicedNetwork, faults) -> SlicedNetwork:
-    """The network the arrays compute: stuck cells (1 = HRS, 2 = LRS) override their slice bit."""
+def effective_network(net: SlicedNetwork, faults, cells=None) -> SlicedNetwork:
+    """The network the arrays compute (``cells`` per layer (n, n_in, n_out), default the
+    network's own): stuck cells (1 = HRS, 2 = LRS) override their slice bit."""
     weights = []
     for k in range(len(net.weights)):
-        cells = net.cells(k)
+        cells_k = net.cells(k) if cells is None else cells[k]
         f = np.asarray(faults[k])
-        cells = np.where(f == 1, 0, np.where(f == 2, 1, cells))
-        weights.append(sum(((2 * cells[b].astype(np.int32) - 1) << b) for b in range(net.wbits)).astype(np.int16))
+        c = np.where(f == 1, 0, np.where(f == 2, 1, cells_k))
+        weights.append(sum(((2 * c[b].astype(np.int32) - 1) << b) for b in range(net.wbits)).astype(np.int16))
     return SlicedNetwork(weights, [t.copy() for t in net.thresholds], net.wbits, net.abits, net.crop,
                          net.output_mode, net.meta)
 
@@ -67,7 +68,7 @@ async def sliced_chip_matches_golden(dut):
         cfg = json.load(f)
     net = SlicedNetwork.load(cfg["weights"])
     c = cfg["chip"]
-    chip_cfg = ChipConfig.checked(tuple(c["tile"]), False, c["output"], c["debug"],
+    chip_cfg = ChipConfig.checked(tuple(c["tile"]), False, c["output"], c["debug"], word=cfg["word"],
                                   device=dev.DeviceParams(**c["device"])).for_network(net)
     from rrambnn.gen.planes import plane_faults
     faults = plane_faults(net.arch, chip_cfg.device, net.wbits)
@@ -124,6 +125,42 @@ async def sliced_chip_matches_golden(dut):
         driver.p_idle, results.p_stall = cfg["p_idle"], cfg["p_stall"]
         cycle = await stream(dut, driver, results, images, range(n), cycle, cycles_per_image=4 * chip.interval + 20)
         checked += [(i, golden) for i, _ in driver.accepted[len(checked):]]
+    # reprogramming: random words of random planes through the write-verify controller (a device
+    # without pulse failures: the cells take their targets unless stuck), then traffic again
+    programmed = 0
+    if cfg.get("program_commands"):
+        cells = [net.cells(k) for k in range(len(net.weights))]
+        cmd_layout = chip.programmer.cmd_layout
+        word = chip_cfg.word
+        for _ in range(cfg["program_commands"]):
+            layer = rng.randrange(len(net.weights))
+            n_in, n_out = net.weights[layer].shape
+            fields = {"layer": layer, "plane": rng.randrange(net.wbits), "row": rng.randrange(n_in),
+                      "word": rng.randrange(-(-n_out // word)), "bits": rng.getrandbits(word),
+                      "mask": rng.getrandbits(word)}
+            dut.prog__payload.value = pack_fields(cmd_layout, fields)
+            dut.prog__valid.value = 1
+            while True:
+                await RisingEdge(dut.clk)
+                cycle += 1
+                if dut.prog__ready.value:
+                    break
+            dut.prog__valid.value = 0
+            for i in range(word):
+                col = fields["word"] * word + i
+                if (fields["mask"] >> i) & 1 and col < n_out:
+                    cells[layer][fields["plane"], fields["row"], col] = (fields["bits"] >> i) & 1
+            programmed += 1
+        await RisingEdge(dut.clk)
+        while dut.prog_busy.value or not dut.prog_done.value:
+            await RisingEdge(dut.clk)
+            cycle += 1
+        before = golden
+        golden = effective_network(net, faults, cells)
+        golden.thresholds = [t.copy() for t in before.thresholds]  # keep the rewritten thresholds
+        golden.__post_init__()
+        cycle = await stream(dut, driver, results, images, range(n), cycle, cycles_per_image=4 * chip.interval + 20)
+        checked += [(i, golden) for i, _ in driver.accepted[len(checked):]]
     # in-order check of every result against the golden network of its phase
     mismatches, examples = 0, []
     fields = field_table(layout)
@@ -142,7 +179,7 @@ async def sliced_chip_matches_golden(dut):
     res = {"seed": seed, "images": len(checked), "mismatches": mismatches, "examples": examples,
            "hw_labels": [(v >> cls_off) & cls_mask for v in results.received[:n]],
            "interval_measured": interval, "interval_model": chip.interval, "cycles": cycle - c0,
-           "rewrites": rewrites, "wbits": net.wbits, "abits": net.abits}
+           "rewrites": rewrites, "programmed": programmed, "wbits": net.wbits, "abits": net.abits}
     with open(cfg["result"], "w") as f:
         json.dump(res, f)
     assert len(checked) == len(results.received), "results and accepted images differ in number"

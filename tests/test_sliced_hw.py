@@ -38,9 +38,10 @@ def test_random_multi_bit_chips(arch, tile, wbits, abits, output, yield_, seed):
     net = random_sliced(shape, wbits, abits, rng, output_mode=output)
     x = rng.integers(0, 1 << abits, (200, shape[0])).astype(np.uint8)
     print(f"arch {arch} tile {tile} w{wbits} a{abits} {output} yield {yield_} seed {seed}")
-    cfg = ChipConfig(tile, False, output, debug=True, device=dev.DeviceParams(yield_, 0.0, 0, seed))
-    res = simulate_sliced(net, cfg, x, seed=seed, throughput_images=100)
-    check(res, 400)
+    cfg = ChipConfig(tile, False, output, debug=True, word=4, device=dev.DeviceParams(yield_, 0.0, 0, seed))
+    res = simulate_sliced(net, cfg, x, seed=seed, throughput_images=100, program_commands=12)
+    check(res, 600)
+    assert res["programmed"] == 12
     levels = (1 << abits) - 1
     layers = len(shape) - 1
     assert res["interval_model"] == (1 if abits == 1 else layers * abits + (layers - 1) * levels + 3)
