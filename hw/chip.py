@@ -21,6 +21,13 @@ commands and failed-cell addresses carry a ``plane``, reads take ``read_plane``,
 * ``upd``: update commands for the weight-update controller
   (:class:`rrambnn.hw.updater.WeightUpdater`); ``upd_busy``; ``n_updates`` (weights updated).
 
+With ``slices`` n > 1 (multi-bit inference, :mod:`rrambnn.gen.sliced`) every layer has n
+computing planes whose column sums are shifted and added (plane b = weight bit b); commands,
+failed-cell addresses and ``read_plane`` carry the plane. With ``act_bits`` m > 1 the input
+payload holds an m-bit code per pixel, each layer is fed bit-serially (MSB plane first) and
+hidden layers quantise with a threshold ramp (``thr`` gains a ``level``): one image at a time,
+:attr:`interval` cycles each.
+
 While the controller works (or a command waits) ``i.ready`` is low; a command starts only
 once the images in flight have left, so programming never changes a result in flight.
 
