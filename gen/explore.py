@@ -380,6 +380,8 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
             row["threshold_ram_bits"] = cost["ram_bits"]
             row["cycles_per_image"] = cost["interval"]
     mark_pareto(rows)
+    if synth:
+        mark_pareto(rows, "periphery_cells")
     return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "rows": rows}
 
 
@@ -387,12 +389,17 @@ def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
     return f"eval:{p.key}:s{seed}:e{epochs}" + (f":n{train_limit}" if train_limit else "")
 
 
+def pareto_flag(cost: str) -> str:
+    return "pareto" if cost == "synaptic_bits" else f"pareto_{cost}"
+
+
 def mark_pareto(rows: dict, cost: str = "synaptic_bits", acc: str = "acc_priority") -> None:
-    """Flag the hardware points no other point beats in both accuracy and ``cost``."""
-    pts = [(k, r) for k, r in rows.items() if r.get("tiles") is not None and acc in r]
+    """Flag (:func:`pareto_flag`) the hardware points no other point beats in both accuracy and
+    ``cost``."""
+    pts = [(k, r) for k, r in rows.items() if r.get("tiles") is not None and acc in r and r.get(cost) is not None]
     for k, r in pts:
-        r["pareto"] = not any(o[acc] >= r[acc] and o[cost] <= r[cost] and (o[acc] > r[acc] or o[cost] < r[cost])
-                              for _, o in pts)
+        r[pareto_flag(cost)] = not any(o[acc] >= r[acc] and o[cost] <= r[cost]
+                                       and (o[acc] > r[acc] or o[cost] < r[cost]) for _, o in pts)
 
 
 # -- outputs -----------------------------------------------------------------------
@@ -406,13 +413,13 @@ def verilog_command(row: dict) -> str | None:
 def markdown_table(res: dict) -> str:
     lines = [f"Design points ({res['seeds']} seed(s), {res['epochs']} epochs each; accuracy on the 10,000 MNIST test "
              f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
-             f"priority-encoder accuracy vs synaptic bits; periphery cells: Yosys cells of the generated chip with "
+             f"priority-encoder accuracy vs synaptic bits, + = vs periphery cells; periphery cells: Yosys cells of the generated chip with "
              f"arrays and threshold RAMs as macros; cycles: per image at full rate)", "",
              "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells "
              "| threshold RAM bits | cycles/image | Verilog |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in sorted(res["rows"].items(), key=lambda kv: (kv[1]["synaptic_bits"], kv[0])):
-        star = "*" if r.get("pareto") else ""
+        star = ("*" if r.get("pareto") else "") + ("+" if r.get("pareto_periphery_cells") else "")
         tiles_ = r["tiles"] if r["tiles"] is not None else "software BN (no chip)"
         cells = r.get("periphery_cells")
         cmd = verilog_command(r)
@@ -439,7 +446,7 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
         if sel:
             ax.errorbar([r[cost] for r in sel], [r["acc_priority"] * 100 for r in sel],
                         yerr=[r["acc_priority_std"] * 100 for r in sel], fmt=mk, label=f"BN {mode}", alpha=0.8)
-    front = sorted((r for _, r in rows if r.get("pareto")), key=lambda r: r[cost])
+    front = sorted((r for _, r in rows if r.get(pareto_flag(cost))), key=lambda r: r[cost])
     if front:
         ax.plot([r[cost] for r in front], [r["acc_priority"] * 100 for r in front], "k--", lw=1, label="Pareto front")
         for r in front:

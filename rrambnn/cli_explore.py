@@ -24,8 +24,10 @@ def cmd_explore(args):
         print(json.dumps({"outputs": paths, "rows": res["rows"]}, indent=2))
         return
     print(ex.markdown_table(res))
-    front = [k for k, r in res["rows"].items() if r.get("pareto")]
-    print(f"Pareto front ({len(front)} points): {', '.join(front)}")
+    for cost in ("synaptic_bits", "periphery_cells"):
+        front = [k for k, r in res["rows"].items() if r.get(ex.pareto_flag(cost))]
+        if front:
+            print(f"Pareto front vs {cost.replace('_', ' ')} ({len(front)} points): {', '.join(front)}")
     print("wrote " + ", ".join(paths.values()))
 
 
