@@ -16,8 +16,14 @@ def cmd_explore(args):
     for name, v, lo in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1), ("--jobs", args.jobs, 1)):
         if not isinstance(v, int) or v < lo:
             raise RrambnnError(f"{name} must be a positive integer, not {v!r}")
+    from rrambnn.hw.layer import check_tile
+    try:
+        tile = check_tile(args.tile)
+    except (TypeError, ValueError) as e:
+        raise RrambnnError(str(e)) from None
     load_split("test", args.data)  # fail early, with the paths it tried, if MNIST is missing
     res = ex.explore(points, seeds=args.seeds, epochs=args.epochs, out_dir=Path(args.out), data_dir=args.data,
+                     tile=tile,
                      jobs=args.jobs, backend=args.backend, synth=not args.no_synth, progress=not args.json)
     paths = ex.write_outputs(res, Path(args.out))
     if args.json:
@@ -44,6 +50,7 @@ def add_explore_command(sub):
     e.add_argument("--jobs", type=int, default=2, help="local worker processes")
     e.add_argument("--backend", choices=["local", "ray", "dask"], default="local",
                    help="hand the points to Ray or Dask (when installed) instead of local processes")
+    e.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS for tiles and the generated chip")
     e.add_argument("--no-synth", action="store_true", help="skip the Yosys periphery cost")
     e.add_argument("--out", default="out/explore", help="directory: table, JSON, plots, weights, cache")
     _data_arg(e)

@@ -1,7 +1,6 @@
 """Design-space exploration: axes, merges, small sweeps per axis, caching and resume, cost from
 the generator, the Verilog command from the table."""
 
-import json
 import subprocess
 import sys
 
@@ -165,4 +164,7 @@ def test_explore_command_bad_input_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "rrambnn", "explore", "--axis", "crop=8", "--out", str(tmp_path),
                         "--epochs", "1", "--seeds", "1"], capture_output=True, text=True)
     assert r.returncode == 2 and "the exploration cache is not valid JSON" in r.stderr
-    assert json.loads("{}") == {}
+    r = subprocess.run([sys.executable, "-m", "rrambnn", "explore", "--axis", "crop=8", "--tile", "0x64",
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True)
+    assert r.returncode == 2 and "Tile rows must be an integer from 1 to 1024, not 0" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
