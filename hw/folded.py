@@ -33,6 +33,7 @@ from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits, column_major, sum_width
 from rrambnn.hw.layer import threshold_width
 from rrambnn.hw.output import attach_output_stage, core_ports
+from rrambnn.hw.sparse import SparseLayer, event_model, image_cycles
 
 
 def popcount(value, width: int):
@@ -334,20 +335,42 @@ class FoldedNetwork(wiring.Component):
       threshold takes one cycle, a cell two.
     """
 
-    def __init__(self, cells, thresholds, *, lanes, chunks=None, output: str = "priority", segment: int = 32,
-                 ram_style: str | None = None):
+    def __init__(self, cells, thresholds, *, lanes=None, chunks=None, output: str = "priority", segment: int = 32,
+                 ram_style: str | None = None, rows=None, queue: int = 4):
         if not isinstance(cells, (list, tuple)) or not cells or len(cells) != len(thresholds):
             raise ValueError("Folded network needs one cell array and one threshold vector per layer")
         if output not in OUTPUT_MODES:
             raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
-        lanes = per_layer("lane count", lanes, len(cells))
-        chunks = per_layer("chunk size", chunks, len(cells))
-        self.layers = [FoldedLayer(c, t, n, k, segment, ram_style)
-                       for c, t, n, k in zip(cells, thresholds, lanes, chunks)]
+        n = len(cells)
+        self.event = rows is not None
+        if self.event:
+            # event-driven layers (rrambnn.hw.sparse): ``rows`` row lanes per layer
+            if lanes is not None or chunks is not None:
+                raise ValueError("An event-driven twin takes row lanes (rows), not lanes or chunks")
+            rows = per_layer("row lane count", rows, n)
+            self.layers = [SparseLayer(c, t, r, queue=queue, margins=k == n - 1, ram_style=ram_style)
+                           for k, (c, t, r) in enumerate(zip(cells, thresholds, rows))]
+            self.queue = self.layers[0].queue
+        else:
+            if lanes is None:
+                raise ValueError("A folded twin needs lanes (or rows, for event-driven layers)")
+            lanes = per_layer("lane count", lanes, n)
+            chunks = per_layer("chunk size", chunks, n)
+            self.layers = [FoldedLayer(c, t, ln, k, segment, ram_style)
+                           for c, t, ln, k in zip(cells, thresholds, lanes, chunks)]
+        self.cells = [np.asarray(c) for c in cells]
+        self.thresholds = [np.asarray(t, np.int64) for t in thresholds]
         self.output = output
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
-        # cycles per image, free-flowing, from a cycle model of the layers' handshakes
-        self.interval, self.latency = handshake_model([layer.depth for layer in self.layers])
+        if self.event:
+            # data dependent; these are the worst case (every input active), see timing()
+            worst = [np.array([layer.slots]) for layer in self.layers]
+            model = event_model(worst, self.queue, images=1)
+            self.latency = model["latency"]
+            self.interval = float(event_model([np.repeat(w, 48) for w in worst], self.queue)["interval"])
+        else:
+            # cycles per image, free-flowing, from a cycle model of the layers' handshakes
+            self.interval, self.latency = handshake_model([layer.depth for layer in self.layers])
         self.wr_layout = data.StructLayout({
             "layer": _bits(len(self.layers)), "thr": 1,
             "addr": _bits(max(layer.depth for layer in self.layers)),
@@ -356,10 +379,30 @@ class FoldedNetwork(wiring.Component):
         self.out_layout, ports = core_ports(self.arch, self.wr_layout)
         super().__init__(ports)
 
+    def layer_inputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's input bits for the images ``x`` (N, n_in), from the twin's initial cells
+        and thresholds."""
+        a = [np.asarray(x, np.int64)]
+        for c, t in zip(self.cells[:-1], self.thresholds[:-1]):
+            a.append((a[-1] @ (2 * c.astype(np.int64) - 1) >= t).astype(np.int64))
+        return a
+
+    def timing(self, x: np.ndarray, **kw) -> dict:
+        """The cycle model for the images ``x`` fed back to back: ``accept`` and ``offered``
+        cycles, mean ``interval``, ``latency`` (event-driven twins: :func:`event_model`; folded
+        twins take every image in ``interval`` cycles)."""
+        if not self.event:
+            return {"interval": self.interval, "latency": self.latency}
+        cycles = [image_cycles(a, layer.rows) for a, layer in zip(self.layer_inputs(x), self.layers)]
+        res = event_model(cycles, self.queue, **kw)
+        res["layer_cycles"] = [float(c.mean()) for c in cycles]
+        res["worst_cycles"] = [int(c.max()) for c in cycles]
+        return res
+
     kind = 0  # for the host link's query reply
 
     def fold(self):
-        """(lanes, chunk) per layer."""
+        """(lanes, chunk) per layer; an event-driven layer reports (row lanes, 0)."""
         return [(layer.lanes, layer.chunk) for layer in self.layers]
 
     def cell_write(self, layer: int, row: int, col: int, value: int) -> dict:
@@ -378,12 +421,29 @@ class FoldedNetwork(wiring.Component):
             m.submodules[f"layer{k}"] = layer
         first, last = self.layers[0], self.layers[-1]
         all_idle = Signal()
-        m.d.comb += [all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all()), self.idle.eq(all_idle)]
 
-        # image in -> layer 0, which reads it where it is (the stream holds it until ready:
-        # the last read); layer k's result register is layer k+1's input in the same way
-        m.d.comb += [first.x.eq(self.i.payload), first.start.eq(self.i.valid & ~self.wr.valid),
-                     self.i.ready.eq(first.consumed)]
+        if self.event:
+            # image in -> an input register -> layer 0, so that the producer's handshake and the
+            # layer's start (which loads the lanes' masks) do not chain; writes go first
+            held = Signal(self.arch[0], name="input_image", reset_less=True)
+            full = Signal(name="input_full")
+            load = Signal()
+            m.d.comb += [self.i.ready.eq((~full | first.consumed) & ~self.wr.valid), load.eq(self.i.valid & self.i.ready),
+                         first.x.eq(held), first.start.eq(full)]
+            with m.If(load):
+                m.d.sync += [held.eq(self.i.payload), full.eq(1)]
+            with m.Elif(first.consumed):
+                m.d.sync += full.eq(0)
+            m.d.comb += all_idle.eq(Cat(*(layer.idle for layer in self.layers), ~full).all())
+        else:
+            # image in -> layer 0, which reads it where it is (the stream holds it until ready:
+            # the last read)
+            m.d.comb += [all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all()),
+                         first.x.eq(self.i.payload), first.start.eq(self.i.valid & ~self.wr.valid),
+                         self.i.ready.eq(first.consumed)]
+        m.d.comb += self.idle.eq(all_idle)
+        # layer k's result is layer k+1's input: held until taken (a folded layer reads it in
+        # place; an event-driven one copies it)
         for prev, nxt in zip(self.layers, self.layers[1:]):
             m.d.comb += [nxt.x.eq(prev.fires), nxt.start.eq(prev.valid), prev.take.eq(nxt.consumed)]
 

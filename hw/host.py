@@ -5,7 +5,8 @@ Host to board (every command starts with an opcode byte):
 * ``Q`` (0x51): query. Reply: ``R`` ``B``, protocol version, number of layers ``L``, output
   stage (0 priority, 1 argmax), the design (0 emulation twin, 1 periphery of an external
   crossbar macro), the ``L + 1`` layer sizes, then per layer ``lanes`` and
-  ``chunk`` (all sizes 16-bit little endian), then the byte lengths of an image and of a
+  ``chunk`` (an event-driven layer, :mod:`rrambnn.hw.sparse`: its row lanes and 0; all sizes
+  16-bit little endian), then the byte lengths of an image and of a
   write, then the clock in Hz (32-bit). The host checks it against the network it means to run.
 * ``I`` (0x49) + image bytes: classify. Pixel ``i`` is bit ``i % 8`` of byte ``i // 8``.
   Reply: one byte, the class in bits 0-6 and ``hit`` (some output neuron fired) in bit 7.

@@ -22,24 +22,64 @@ def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
     return values
 
 
-def emulation_design(net, spec, *, lanes=None, chunks=None, f_clk=None, baud: int = 115200):
-    """The host link around the emulation twin of ``net``, folded for board ``spec``."""
+def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=None, baud: int = 115200):
+    """The host link around the emulation twin of ``net`` for board ``spec``: folded (``lanes``,
+    ``chunks``) or event-driven (``rows``); without either, the board's default fold."""
     from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import HostLink
 
     n = len(net.weights)
-    lanes = lanes or (list(spec.lanes) if n == len(spec.lanes) else [1] * n)
-    chunks = chunks or (list(spec.chunks) if n == len(spec.chunks) else [None] * n)
+    if rows is not None and (lanes is not None or chunks is not None):
+        raise RrambnnError("--rows (event-driven layers) excludes --lanes and --chunks (folded layers)")
+    if rows is None and event_fold(spec, n, lanes, chunks, rows):
+        rows = list(spec.rows)
     try:
-        twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=net.output_mode,
-                             segment=spec.segment, ram_style=spec.ram_style)
+        if rows is not None:
+            twin = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=net.output_mode,
+                                 ram_style=spec.event_ram_style)
+        else:
+            lanes = lanes or (list(spec.lanes) if n == len(spec.lanes) else [1] * n)
+            chunks = chunks or (list(spec.chunks) if n == len(spec.chunks) else [None] * n)
+            twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=net.output_mode,
+                                 segment=spec.segment, ram_style=spec.ram_style)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
-    f = f_clk or spec.f_clk
+    f = f_clk or default_clock(spec, twin.event)
     divisor = round(f / baud)
     if divisor < 4:
         raise RrambnnError(f"a {f / 1e6:g} MHz clock cannot run the UART at {baud} baud")
     return twin, HostLink(twin, divisor, clock_hz=int(f))
+
+
+def event_fold(spec, n_layers: int, lanes, chunks, rows) -> bool:
+    """Whether these fold options make an event-driven twin (the default where the board has one)."""
+    return rows is not None or (lanes is None and chunks is None and bool(spec.rows) and n_layers == len(spec.rows))
+
+
+def default_clock(spec, event: bool) -> float:
+    """The board's default emulation clock: event-driven and folded twins differ."""
+    return spec.f_clk if event or not spec.rows else spec.f_folded
+
+
+def twin_timing(net, twin, data_dir=None) -> dict:
+    """Cycles per image of ``twin`` for the report: a folded twin's are fixed; an event-driven
+    twin's depend on the images, so they are modelled on the MNIST test set (and the worst case,
+    every input active, is given too)."""
+    if not twin.event:
+        return {"interval_cycles": twin.interval, "latency_cycles": twin.latency}
+    from rrambnn.gen.mnist import load_split
+    out = {"fold": "event-driven", "worst_interval_cycles": twin.interval, "worst_latency_cycles": twin.latency}
+    try:
+        test = load_split("test", data_dir)
+    except RrambnnError as e:
+        out["interval_note"] = f"images/s not modelled: {e}"
+        return out
+    x = net.preprocess(test.images)
+    model = twin.timing(x)
+    out.update({"interval_cycles": round(model["cycles"] / len(x), 4), "latency_cycles": model["latency"],
+                "interval_images": len(x), "layer_cycles_mean": [round(v, 3) for v in model["layer_cycles"]],
+                "layer_cycles_worst": model["worst_cycles"]})
+    return out
 
 
 def cmd_fpga(args):
@@ -52,19 +92,23 @@ def cmd_fpga(args):
     n = len(net.weights)
     if args.freq is not None and not 1 <= args.freq <= 400:
         raise RrambnnError(f"--freq must be from 1 to 400 MHz, not {args.freq!r}")
-    f_want = args.freq * 1e6 if args.freq else (spec.f_clk if args.variant == "emulation" else spec.f_periphery)
-    f_clk = (ice40_pll if spec.family == "ice40" else ecp5_pll)(spec.f_in, f_want).f_out
+    pll = ice40_pll if spec.family == "ice40" else ecp5_pll
     out = Path(args.out or f"out/fpga/{spec.name}-{args.variant}")
     log = None if args.json else print
     if args.variant == "emulation":
-        twin, design = emulation_design(net, spec, lanes=_int_list(args.lanes, "lanes", n),
-                                        chunks=_int_list(args.chunks, "chunks", n), f_clk=f_clk, baud=args.baud)
+        fold = {"lanes": _int_list(args.lanes, "lanes", n), "chunks": _int_list(args.chunks, "chunks", n),
+                "rows": _int_list(args.rows, "rows", n)}
+        f_clk = pll(spec.f_in, args.freq * 1e6 if args.freq else default_clock(spec, event_fold(spec, n, **fold))).f_out
+        twin, design = emulation_design(net, spec, **fold, f_clk=f_clk, baud=args.baud)
         extra = {"variant": "emulation", "arch": list(net.arch), "lanes": [layer.lanes for layer in twin.layers],
                  "chunks": [layer.chunk for layer in twin.layers], "depths": [layer.depth for layer in twin.layers],
-                 "latency_cycles": twin.latency, "baud": args.baud,
-                 "link_images_per_s": round(args.baud / 10 / (1 + -(-net.arch[0] // 8)), 1)}
-        interval = twin.interval
+                 "baud": args.baud, "link_images_per_s": round(args.baud / 10 / (1 + -(-net.arch[0] // 8)), 1)}
+        if twin.event:
+            extra["rows"] = [layer.rows for layer in twin.layers]
+        extra.update(twin_timing(net, twin, args.data))
+        interval = extra.get("interval_cycles")
     else:
+        f_clk = pll(spec.f_in, args.freq * 1e6 if args.freq else spec.f_periphery).f_out
         from rrambnn.fpga.periphery import periphery_design
         design, extra = periphery_design(net, f_clk=f_clk, baud=args.baud)
         interval = extra.get("interval_cycles")
@@ -79,8 +123,15 @@ def cmd_fpga(args):
           f"flip-flops {report['ffs']}, block RAM {report['bram']}/{report['bram_available']}")
     if interval:
         latency = f", latency {report['latency_cycles']} cycles" if "latency_cycles" in report else ""
-        print(f"  {interval:g} cycles per image{latency}: {report['images_per_s']:,} images/s at "
+        mean = f" (mean over the {report['interval_images']:,} MNIST test images)" if "interval_images" in report else ""
+        print(f"  {interval:g} cycles per image{mean}{latency}: {report['images_per_s']:,} images/s at "
               f"{report['clock_mhz']:g} MHz ({report['images_per_s_at_fmax']:,} at Fmax)")
+    if "worst_interval_cycles" in report:
+        worst = report["worst_interval_cycles"]
+        print(f"  event-driven layers, row lanes {report['rows']}: worst case (every input active) {worst:g} cycles "
+              f"per image = {round(report['clock_mhz'] * 1e6 / worst):,} images/s")
+    elif "interval_note" in report:
+        print(f"  {report['interval_note']}")
     if args.variant == "emulation":
         print(f"  host link: UART {args.baud} baud, up to {report['link_images_per_s']:g} images/s over the wire; "
               f"`rrambnn board bench` measures the core on the board")
@@ -163,10 +214,14 @@ def add_fpga_commands(sub):
                    help="emulation: the whole classifier, weights in block RAM, UART host link; "
                         "periphery: the digital periphery with a narrow port to an external crossbar macro")
     _weights_arg(f)
+    _data_arg(f)
     f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's for the variant: "
-                                              "iCEBreaker 27, ULX3S 50; a PLL makes it)")
+                                              "iCEBreaker 27; ULX3S 100 event-driven, 50 folded or "
+                                              "periphery; a PLL makes it)")
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
+    f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
+                                  "lanes per layer (comma-separated; the ULX3S default 32,16,16)")
     f.add_argument("--baud", type=int, default=115200)
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
     f.add_argument("--json", action="store_true")

@@ -144,17 +144,25 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
     return _finish(res, b, gen_s, cfg)
 
 
+def twin_of(net: BinaryNetwork, lanes=None, chunks=None, *, output=None, segment: int = 32, rows=None):
+    """The emulation twin of ``net``: folded (``lanes``, ``chunks``) or event-driven (``rows``)."""
+    from rrambnn.hw.folded import FoldedNetwork
+    output = output or net.output_mode
+    if rows is not None:
+        return FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output)
+    return FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+
+
 def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, chunks=None, segment: int = 32,
-                    seed: int = 1,
+                    rows=None, seed: int = 1,
                     p_idle: float = 0.2, p_stall: float = 0.2, throughput_images: int = 500,
                     waves: bool | None = None, log=None) -> dict:
     """The emulation twin's Verilog on Verilator against the golden model (class and hit of
-    every image, random idles and backpressure; then images per clock)."""
-
-    from rrambnn.hw.folded import FoldedNetwork
+    every image, random idles and backpressure; then images per clock, which for an
+    event-driven twin (``rows``) must equal its cycle model image by image)."""
 
     t = time.time()
-    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+    dut = twin_of(net, lanes, chunks, output=output, segment=segment, rows=rows)
     text, tag = _twin_verilog(dut, dut, FOLDED_TOP, "folded")
     gen_s = time.time() - t
     b, run_dir = _build_run(text, net, x, waves, log, tag=tag, top=FOLDED_TOP)
@@ -162,10 +170,10 @@ def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, ch
     res = runner.run_test(b, "rrambnn.sim.tb_folded", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
         "output": output, "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
-        "interval": dut.interval,
+        "interval": dut.interval, "rows": rows,
     }, test_dir=run_dir, top=FOLDED_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)
-    res["interval_cycles"] = dut.interval
+    res["interval_cycles"] = dut.interval if not dut.event else res["throughput"]["model_cycles_per_image"]
     res["lanes"] = [layer.lanes for layer in dut.layers]
     res["chunks"] = [layer.chunk for layer in dut.layers]
     return _finish(res, b, gen_s, None)
@@ -179,7 +187,7 @@ def _twin_verilog(dut, twin, top: str, kind: str, *extra):
     (converting wide folded layers takes minutes), and a build tag."""
     from amaranth.back import verilog as amaranth_verilog
     key = [top, repr([(layer.words, layer.thr_words, layer.segment) for layer in twin.layers]), repr(twin.arch),
-           repr(twin.fold()), twin.output, *map(repr, extra)]
+           repr(twin.fold()), repr(getattr(twin, "queue", None)), twin.output, *map(repr, extra)]
     text = runner.cached_text("verilog", key, lambda: amaranth_verilog.convert(dut, name=top, emit_src=False))
     fold = twin.fold()
     tag = (f"{kind}-{'-'.join(map(str, twin.arch))}-l{'_'.join(str(n) for n, _ in fold)}"
@@ -187,18 +195,16 @@ def _twin_verilog(dut, twin, top: str, kind: str, *extra):
     return text, tag[:60]
 
 
-def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: int = 32, divisor: int = 4,
-                  clock_hz: int = 27_000_000, seed: int = 1, writes: int = 20, bench: int = 200,
+def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: int = 32, rows=None,
+                  divisor: int = 4, clock_hz: int = 27_000_000, seed: int = 1, writes: int = 20, bench: int = 200,
                   waves: bool | None = None, log=None) -> dict:
     """The board's UART host link around the emulation twin, as Verilog on Verilator: query,
     writes, every image of ``x`` and a bench run over the UART lines, against the golden model."""
 
-    from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import HostLink
 
     t = time.time()
-    twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=net.output_mode,
-                         segment=segment)
+    twin = twin_of(net, lanes, chunks, segment=segment, rows=rows)
     dut = HostLink(twin, divisor, clock_hz=clock_hz)
     text, tag = _twin_verilog(dut, twin, HOST_TOP, "host", divisor, clock_hz)
     gen_s = time.time() - t
@@ -206,8 +212,8 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_host", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
-        "output": net.output_mode, "lanes": [layer.lanes for layer in twin.layers],
-        "chunks": [layer.chunk for layer in twin.layers], "segment": segment, "divisor": divisor,
+        "output": net.output_mode, "lanes": lanes, "chunks": chunks, "rows": rows, "segment": segment,
+        "divisor": divisor,
         "clock_hz": clock_hz, "writes": writes, "bench": bench,
     }, test_dir=run_dir, top=HOST_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)

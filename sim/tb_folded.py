@@ -44,14 +44,27 @@ async def folded_matches_golden(dut):
     first = len(driver.accept_cycles)
     cycle = await stream(dut, driver, results, images, range(n_tp), cycle, per_image)
     acc = driver.accept_cycles[first:]
+    throughput = {"images": n_tp, "cycles_per_image": steady_rate(acc)}
+    timing_errors = []
+    if cfg.get("rows"):  # event-driven: every acceptance at the cycle the model says
+        from rrambnn.sim.chip_sim import twin_of
+        model = twin_of(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:n_tp])
+        rel = [a - acc[0] for a in acc]
+        want_rel = [a - model["accept"][0] for a in model["accept"]]
+        timing_errors = [i for i, (g, w) in enumerate(zip(rel, want_rel)) if g != w]
+        throughput.update({"model_cycles_per_image": round(model["cycles"] / n_tp, 4),
+                           "measured_cycles_per_image": round((acc[-1] - acc[0]) / max(1, n_tp - 1), 4),
+                           "model_span": want_rel[-1], "measured_span": rel[-1],
+                           "timing_mismatches": len(timing_errors)})
     result = {"seed": seed, "images": len(x), "checked": len(got), "mismatches": len(mismatches),
               "examples": [{"image": i, "got": got[i], "want": want[i]} for i in mismatches[:10]],
               "hw_labels": [g[0] for g in got], "random_phase": {"cycles": cycle, "wall_s": round(wall, 2),
                                                                  "images_per_s": round(len(x) / wall, 1)},
-              "throughput": {"images": n_tp, "cycles_per_image": steady_rate(acc)}}
+              "throughput": throughput}
     with open(cfg["result"], "w") as f:
         json.dump(result, f)
     assert not mismatches, f"{len(mismatches)} mismatches, first {result['examples'][:3]}"
+    assert not timing_errors, f"{len(timing_errors)} images accepted off the cycle model, first {timing_errors[:3]}"
 
 
 def steady_rate(accept_cycles: list[int]) -> float:

@@ -14,10 +14,14 @@ from rrambnn.sim.tb_chip import pack_rows
 
 
 def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=(), chunks=None, p_idle=0.3, p_ready=0.7,
-               segment=32):
+               segment=32, rows=None, queue=4):
     """Stream ``x`` through the twin (then apply ``writes`` and stream ``x`` again); return the
-    (class, hit) pairs, the design and the cycles at which images were taken."""
-    dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+    (class, hit) pairs, the design and the cycles at which images were taken. ``rows``: an
+    event-driven twin with these row lanes instead of ``lanes`` and ``chunks``."""
+    if rows is None:
+        dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+    else:
+        dut = FoldedNetwork(net.cells, net.thresholds, rows=rows, queue=queue, output=output)
     taken = []
     rng = random.Random(seed)
     got = []
@@ -196,7 +200,105 @@ def test_board_folds_match_golden_on_all_test_images(board, mnist_test):
     spec = board_spec(board)
     net = BinaryNetwork.load(shipped())
     x = net.preprocess(mnist_test.images)
+    if spec.rows:  # the board's default is event-driven; its folded alternative is checked too
+        res = simulate_folded(net, None, net.output_mode, x, rows=list(spec.rows), seed=11, throughput_images=10000)
+        assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 10000, (res.get("examples"), res["log"])
+        assert res["throughput"]["timing_mismatches"] == 0
     res = simulate_folded(net, list(spec.lanes), net.output_mode, x, chunks=list(spec.chunks), segment=spec.segment,
                           seed=11)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 10000, (res.get("examples"), res["log"])
     assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]
+
+
+# event-driven layers (rrambnn.hw.sparse): only the active inputs' rows are read
+@pytest.mark.parametrize("arch, rows, queue, output, density, seed", [
+    ("23-17-9-5", [4, 3, 2], 4, "argmax", 0.3, 11),
+    ("23-17-9-5", [23, 1, 9], 2, "priority", 0.5, 12),  # one slot per lane; one lane for all inputs
+    ("30-8-6", [7, 8], 3, "argmax", 0.15, 13),  # row lanes that do not divide the inputs
+    ("12-40-3", [5, 16], 4, "priority", 0.9, 14),  # wide layer, dense inputs
+])
+def test_event_driven_twin_matches_golden(arch, rows, queue, output, density, seed):
+    rng = np.random.default_rng(seed)
+    net = random_network(arch, rng, output_mode=output)
+    x = (rng.random((40, net.arch[0])) < density).astype(np.uint8)
+    x[5], x[6] = 0, 1  # no active input at all, every input active
+    writes = []
+    for _ in range(12):
+        k = int(rng.integers(len(net.weights)))
+        n_in, n_out = net.weights[k].shape
+        if rng.random() < 0.6:
+            r, c = int(rng.integers(n_in)), int(rng.integers(n_out))
+            writes.append((k, 0, r, c, int(net.weights[k][r, c] < 0)))
+        else:
+            writes.append((k, 1, 0, int(rng.integers(n_out)), int(rng.integers(-n_in, n_in + 2))))
+    before = net.forward(x)
+    got, dut, _ = run_folded(net, None, output, x, seed, writes, rows=rows, queue=queue)
+    for k, thr, r, c, v in writes:
+        if thr:
+            net.thresholds[k][c] = v
+        else:
+            net.weights[k][r, c] = 1 if v else -1
+    net.__post_init__()
+    after = net.forward(x)
+    want = [(int(c), int(h)) for t in (before, after) for c, h in zip(t.labels(output), t.hit)]
+    assert got == want
+    assert dut.event and dut.fold() == [(r, 0) for r in rows]
+
+
+@pytest.mark.parametrize("rows, queue, density", [([4, 3, 2], 4, 0.3), ([2, 2, 2], 2, 0.6), ([23, 17, 9], 3, 0.4)])
+def test_event_driven_twin_takes_images_when_the_cycle_model_says(rows, queue, density):
+    """Free-flowing, every image is accepted at the cycle :func:`event_model` gives."""
+    rng = np.random.default_rng(21)
+    net = random_network("23-17-9-5", rng, output_mode="argmax")
+    x = (rng.random((60, 23)) < density).astype(np.uint8)
+    x[10] = 0
+    got, dut, taken = run_folded(net, None, "argmax", x, 3, rows=rows, queue=queue, p_idle=0, p_ready=1)
+    t = net.forward(x)
+    assert got == [(int(c), int(h)) for c, h in zip(t.labels("argmax"), t.hit)]
+    model = dut.timing(x)
+    assert [a - model["accept"][0] for a in model["accept"]] == [a - taken[0] for a in taken]
+    assert all(w <= layer.slots for w, layer in zip(model["worst_cycles"], dut.layers))
+
+
+def test_image_cycles_are_the_busiest_lane():
+    from rrambnn.hw.sparse import image_cycles
+    x = np.zeros((3, 10), np.uint8)
+    x[1, [0, 3, 6, 9]] = 1  # all in lane 0 of 3 (inputs 0, 3, 6, 9)
+    x[2, [0, 1, 2]] = 1  # one per lane
+    assert image_cycles(x, 3).tolist() == [1, 4, 1]
+    assert image_cycles(x, 10).tolist() == [1, 1, 1] and image_cycles(x, 1).tolist() == [1, 4, 3]
+
+
+def test_event_driven_parameters_and_addresses():
+    from rrambnn.hw.sparse import SparseLayer
+    cells, thr = np.zeros((10, 7), np.uint8), np.zeros(7, np.int32)
+    with pytest.raises(ValueError, match="Row lanes must be an integer from 1 to the layer's 10 inputs, not 0"):
+        SparseLayer(cells, thr, 0)
+    with pytest.raises(ValueError, match="Row lanes must be an integer from 1 to the layer's 10 inputs, not 11"):
+        SparseLayer(cells, thr, 11)
+    with pytest.raises(ValueError, match="Result queue depth must be an integer from 2 to 16, not 1"):
+        SparseLayer(cells, thr, 2, queue=1)
+    with pytest.raises(ValueError, match="An event-driven twin takes row lanes"):
+        FoldedNetwork([cells], [thr], rows=2, lanes=1)
+    with pytest.raises(ValueError, match=r"one row lane count per layer \(1\), not 2"):
+        FoldedNetwork([cells], [thr], rows=[2, 2])
+    cells[9, 5] = 1
+    layer = SparseLayer(cells, thr, 3)
+    assert (layer.slots, layer.sbits, layer.width) == (4, 2, 7)
+    word, pos = layer.cell_address(9, 5)
+    assert (word, pos) == (0 << 2 | 3, 5)
+    assert layer.lane_words[0][3] == 1 << 5 and sum(map(sum, layer.lane_words)) == 1 << 5
+    assert layer.threshold_address(6) == (0, 6)
+
+
+def test_event_driven_verilog_matches_golden(mnist_test):
+    """The ULX3S default (row lanes 32/16/16) on Verilator: results and every acceptance cycle
+    (all 10,000 test images in the slow board regression)."""
+    n = 1000
+    from rrambnn.sim.chip_sim import simulate_folded
+    from rrambnn.weights import shipped
+    net = BinaryNetwork.load(shipped())
+    x = net.preprocess(mnist_test.images[:n])
+    res = simulate_folded(net, None, net.output_mode, x, rows=[32, 16, 16], seed=8, throughput_images=min(n, 500))
+    assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
+    assert res["throughput"]["timing_mismatches"] == 0

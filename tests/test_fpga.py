@@ -60,6 +60,8 @@ def test_yosys_stat_parsing():
     (["--board", "icebreaker", "--lanes", "200"], "Lanes must be an integer from 1 to the layer's 128 outputs"),
     (["--board", "icebreaker", "--freq", "900"], "--freq must be from 1 to 400 MHz, not 900.0"),
     (["--board", "icebreaker", "--weights", "nope.npz"], "nope.npz"),
+    (["--board", "ulx3s-85f", "--rows", "32", "--lanes", "4"], "--rows (event-driven layers) excludes --lanes"),
+    (["--board", "ulx3s-85f", "--rows", "0,16,16"], "Row lanes must be an integer from 1 to the layer's 400 inputs"),
 ])
 def test_fpga_command_bad_input_is_one_clear_line(args, message, tmp_path):
     r = run_cli("fpga", *args, "--out", str(tmp_path / "b"))

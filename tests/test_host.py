@@ -108,16 +108,20 @@ def test_divisor_is_checked():
         UARTRx(2)
 
 
-@pytest.mark.parametrize("arch, lanes, chunks, output, seed", [
-    ("20-9-4", [3, 2], [8, 9], "priority", 1),
-    ("17-6-3", 1, None, "argmax", 2),
+@pytest.mark.parametrize("arch, lanes, chunks, rows, output, seed", [
+    ("20-9-4", [3, 2], [8, 9], None, "priority", 1),
+    ("17-6-3", 1, None, None, "argmax", 2),
+    ("20-9-4", None, None, [4, 3], "argmax", 3),  # event-driven layers
 ])
-def test_host_link_matches_golden(arch, lanes, chunks, output, seed):
+def test_host_link_matches_golden(arch, lanes, chunks, rows, output, seed):
     """Query, images, writes (cells and thresholds), an unknown opcode, more images: every
     reply byte as the golden model says."""
     rng = np.random.default_rng(seed)
     net = random_network(arch, rng, output_mode=output)
-    twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output)
+    if rows:
+        twin = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output)
+    else:
+        twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output)
     dut = HostLink(twin, DIV, clock_hz=12_345_678)
     x = rng.integers(0, 2, (12, net.arch[0])).astype(np.uint8)
     before = net.forward(x)
@@ -143,8 +147,16 @@ def test_host_link_matches_golden(arch, lanes, chunks, output, seed):
     assert got[:len(want)] == want and got[-1] == res[2] and len(got) == len(want) + 5
     cycles = int.from_bytes(got[len(want):len(want) + 4], "little")
     # N images back to back: (N - 1) intervals plus one image's way through the layers
-    assert (n_bench - 1) * twin.interval <= cycles <= n_bench * twin.interval + twin.latency
+    interval, latency = twin.interval, twin.latency
+    if rows:  # the pace of this image on the written cells
+        model = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output).timing(x[1:2].repeat(n_bench, 0))
+        interval, latency = model["interval"], model["latency"]
+    assert (n_bench - 1) * interval <= cycles <= n_bench * interval + latency
     parsed = parse_query(info)
+    if rows:  # the host tool rebuilds the same event-driven twin from the query reply
+        assert parsed.lanes == tuple(rows) and parsed.chunks == (0, 0)
+        rebuilt, reply = twin_for(net, parsed)
+        assert rebuilt.event and reply == info
     assert parsed.arch == net.arch and parsed.output == output and parsed.clock_hz == 12_345_678
     assert [decode_result(b) for b in got[len(info):len(info) + 3]] == \
         [(int(c), int(h)) for c, h in zip(before.labels(output)[:3], before.hit[:3])]
@@ -221,11 +233,12 @@ def test_silent_port_is_one_clear_error():
 
 
 # the same link as Verilog on Verilator (cocotb): bytes on the UART lines against the golden model
-@pytest.mark.parametrize("arch, lanes, chunks, n, seed", [
-    ("23-17-9-5", [4, 3, 2], [8, 17, 3], 200, 3),
-    ("400-128-128-10", 1, [200, 64, 16], 300, 4),  # the iCEBreaker build's design
+@pytest.mark.parametrize("arch, lanes, chunks, rows, n, seed", [
+    ("23-17-9-5", [4, 3, 2], [8, 17, 3], None, 200, 3),
+    ("23-17-9-5", None, None, [5, 4, 3], 200, 5),  # event-driven layers
+    ("400-128-128-10", 1, [200, 64, 16], None, 300, 4),  # the iCEBreaker build's design
 ])
-def test_host_link_verilog_matches_golden(arch, lanes, chunks, n, seed, mnist_test):
+def test_host_link_verilog_matches_golden(arch, lanes, chunks, rows, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_host
     from rrambnn.gen.network import BinaryNetwork
     from rrambnn.weights import shipped
@@ -236,7 +249,7 @@ def test_host_link_verilog_matches_golden(arch, lanes, chunks, n, seed, mnist_te
         rng = np.random.default_rng(seed)
         net = random_network(arch, rng, output_mode="argmax")
         x = rng.integers(0, 2, (n, net.arch[0])).astype(np.uint8)
-    res = simulate_host(net, lanes, chunks, x, segment=16, seed=seed, bench=100)
+    res = simulate_host(net, lanes, chunks, x, segment=16, rows=rows, seed=seed, bench=100)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["bench"]["images"] == 100
 

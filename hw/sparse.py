@@ -1,0 +1,380 @@
+"""Event-driven layers of the emulation twin: only the active inputs are read.
+
+A dense fold reads every weight bit of a layer for every image. A binary layer's input is
+sparse, though: a binarised MNIST crop has about 100 of its 400 pixels set, and a hidden layer
+about half its neurons. Since ``S_j = 2*popcount(x AND c_j) - popcount(x)``, a column only
+needs the cells of the rows whose input is 1. An :class:`SparseLayer` therefore reads *rows*:
+
+* the inputs are dealt to ``rows`` row lanes (input ``i`` to lane ``i % rows``, slot
+  ``i // rows``); each lane keeps its rows' cells, all ``n_out`` columns of a row in one word,
+  in its own small memory (LUT RAM on an ECP5);
+* each cycle every lane finds its lowest active input that is still pending (a priority
+  encoder over its slots), reads that row and clears the bit; the ``rows`` words read in one
+  cycle are counted per column and accumulated;
+* so an image takes ``max(1, max over lanes of the lane's active inputs)`` cycles
+  (:func:`image_cycles`): data dependent, about 5 cycles on the MNIST test set with 32 lanes
+  on the 400 inputs, against 400 for one input row per cycle.
+
+The layer copies its input into the lanes' pending masks when it starts an image, so the
+producer is free at once, and starts the next image in the cycle of the last read. Results
+go through a queue of ``queue`` entries; a layer starts an image only while the queue has a
+place for its result, so nothing is lost when the next layer is slower. The cycle model
+:func:`event_model` reproduces the handshakes exactly (the testbenches compare every
+accepted image's cycle with it).
+
+Cells and thresholds stay writable while nothing is in flight, with the interface of
+:class:`rrambnn.hw.folded.FoldedLayer`: a threshold in one cycle, a cell in three (the lane's
+word is read and written back with the one bit changed). ``idle`` is a register, so that no
+combinational path runs from the host's handshakes into the layers (at 100 MHz on an ECP5 the
+cross-chip routing of such a path alone took 19 ns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rrambnn.hw.crossbar import _bits, sum_width
+from rrambnn.hw.layer import threshold_width
+
+SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
+# cycles from a layer's last read to the write of its result into the queue (the cycle model's
+# constant; the testbenches check the model against the RTL)
+RESULT_DELAY = 4
+
+
+def check_rows(rows, n_in) -> int:
+    if not isinstance(rows, int) or isinstance(rows, bool) or not 1 <= rows <= n_in:
+        raise ValueError(f"Row lanes must be an integer from 1 to the layer's {n_in} inputs, not {rows!r}")
+    return rows
+
+
+def check_queue(queue) -> int:
+    if not isinstance(queue, int) or isinstance(queue, bool) or not 2 <= queue <= 16:
+        raise ValueError(f"Result queue depth must be an integer from 2 to 16, not {queue!r}")
+    return queue
+
+
+def image_cycles(x: np.ndarray, rows: int) -> np.ndarray:
+    """Cycles an event-driven layer with ``rows`` row lanes spends on each input of ``x``
+    (N, n_in) in {0,1}: the most active inputs of one lane, at least 1."""
+    x = np.asarray(x, dtype=np.int64)
+    n, n_in = x.shape
+    slots = -(-n_in // rows)
+    padded = np.zeros((n, slots * rows), np.int64)
+    padded[:, :n_in] = x
+    return np.maximum(1, padded.reshape(n, slots, rows).sum(axis=1).max(axis=1))
+
+
+def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = None, consumer_ready=None,
+                feed_ready=None) -> dict:
+    """Cycle model of a chain of event-driven layers: ``cycles[k][n]`` are layer k's cycles
+    for image n (:func:`image_cycles` of its input). Returns the cycle each image is accepted
+    (``accept``), the cycle each result is first offered (``offered``), the mean ``interval``
+    between acceptances after the first tenth, the ``latency`` of the first image, and the
+    cycles until the last result was taken.
+
+    It mirrors :class:`SparseLayer` and its result queue (``SyncFIFOBuffered``): a layer
+    starts an image (and takes its input) when it is idle or in its last read and fewer than
+    ``queue`` of its images are in flight (started, result not taken); the result is written
+    into the queue ``RESULT_DELAY`` cycles after the last read, and the queue's output register
+    takes the oldest entry from the cycle after its write on, when it is empty or being read.
+    Images reach layer 0 through an input register (as in
+    :class:`rrambnn.hw.folded.FoldedNetwork`): an image is accepted when the register is empty
+    or its image starts in layer 0 in the same cycle. ``feed_ready(t)`` says whether an image is
+    offered at cycle t, ``consumer_ready(t)`` whether the last layer's result is taken (default:
+    always)."""
+    n_layers = len(cycles)
+    n = len(cycles[0]) if images is None else images
+    remaining = [0] * n_layers  # reads left of the image in progress, this cycle's included
+    current = [0] * n_layers
+    in_flight = [0] * n_layers
+    writes = [[] for _ in range(n_layers)]  # (cycle of the queue write, image)
+    inner = [[] for _ in range(n_layers)]  # queued behind the output register: (readable from, image)
+    head = [None] * n_layers  # the output register: the image whose result is offered
+    fed, done, t = 0, 0, 0
+    held = None  # the image in the input register
+    accept, offered = [], [None] * n
+    limit = 100 + sum(int(np.max(c[:n])) + RESULT_DELAY + 4 for c in cycles) * max(n, 1) * 4
+    while done < n:
+        if t > limit:
+            raise RuntimeError("event model did not finish")
+        if head[-1] is not None and offered[head[-1]] is None:
+            offered[head[-1]] = t
+        starts = []
+        for k in range(n_layers):
+            can = remaining[k] <= 1 and in_flight[k] < queue
+            avail = held is not None if k == 0 else head[k - 1] is not None
+            starts.append(can and avail)
+        taken = starts[1:] + [head[-1] is not None and (consumer_ready is None or consumer_ready(t))]
+        for k in range(n_layers):
+            if remaining[k] == 1:
+                writes[k].append((t + RESULT_DELAY, current[k]))
+            if remaining[k]:
+                remaining[k] -= 1
+            if starts[k]:
+                img = held if k == 0 else head[k - 1]
+                current[k], remaining[k] = img, int(cycles[k][img])
+        if starts[0]:
+            held = None
+        if held is None and fed < n and (feed_ready is None or feed_ready(t)):
+            accept.append(t)
+            held = fed
+            fed += 1
+        for k in range(n_layers):
+            move = bool(inner[k]) and inner[k][0][0] <= t and (head[k] is None or taken[k])
+            if taken[k] and k == n_layers - 1:
+                done += 1
+            if move:
+                head[k] = inner[k].pop(0)[1]
+            elif taken[k]:
+                head[k] = None
+            while writes[k] and writes[k][0][0] == t:
+                inner[k].append((t + 1, writes[k].pop(0)[1]))
+            in_flight[k] += starts[k] - taken[k]
+        t += 1
+    steady = accept[len(accept) // 10:] if n > 20 else accept
+    interval = (steady[-1] - steady[0]) / (len(steady) - 1) if len(steady) > 1 else float(t)
+    return {"accept": accept, "offered": offered, "interval": interval, "latency": offered[0] - accept[0],
+            "cycles": t}
+
+
+class SparseLayer(wiring.Component):
+    """One event-driven layer (see the module docstring). Ports as
+    :class:`rrambnn.hw.folded.FoldedLayer`: ``x`` with ``start`` (copied when ``consumed``),
+    ``valid``/``take`` with ``fires`` and ``margins`` (``S_j - theta_j``; zero unless
+    ``margins``), cell writes (``cell_word`` = lane << slot bits | slot, ``cell_pos`` = column)
+    and threshold writes (``thr_lane`` = neuron) while ``idle``."""
+
+    def __init__(self, cells: np.ndarray, thresholds: np.ndarray, rows: int, *, queue: int = 4,
+                 margins: bool = True, ram_style: str | None = None):
+        cells = np.asarray(cells)
+        if cells.ndim != 2 or not np.isin(cells, (0, 1)).all():
+            raise ValueError("Event-driven layer cells must be a 2-D array of 0/1")
+        self.n_in, self.n_out = cells.shape
+        self.rows = check_rows(rows, self.n_in)
+        self.queue = check_queue(queue)
+        if ram_style not in (None, "block", "distributed"):
+            raise ValueError(f"RAM style must be None, 'block' or 'distributed', not {ram_style!r}")
+        self.ram_style = ram_style
+        self.keep_margins = bool(margins)
+        self.slots = -(-self.n_in // self.rows)
+        self.sbits = _bits(self.slots)
+        self.depth = self.rows << self.sbits  # the cell address space: lane << sbits | slot
+        self.width = self.n_out
+        self.lanes, self.chunk = self.rows, 0  # the fold as the host link reports it (chunk 0: event-driven)
+        self.sw, self.tw = sum_width(self.n_in), threshold_width(self.n_in)
+        self.mw = max(self.sw, self.tw) + 1
+        G, R = self.rows, self.slots
+        padded = np.zeros((R * G, self.n_out), np.int64)
+        padded[:self.n_in] = cells
+        # lane g, slot s holds row s*G + g; a word's bit j is column j
+        weights = 1 << np.arange(self.n_out, dtype=object)
+        self.lane_words = [[int((padded[s * G + g].astype(object) * weights).sum()) for s in range(R)]
+                           for g in range(G)]
+        self.words = self.lane_words  # for the Verilog cache key
+        self.thr_init = [int(v) for v in np.asarray(thresholds, np.int64)]
+        self.thr_words = self.thr_init
+        self.segment = SEGMENT
+        super().__init__({
+            "x": In(self.n_in), "start": In(1), "consumed": Out(1), "idle": Out(1),
+            "valid": Out(1), "take": In(1),
+            "fires": Out(self.n_out), "margins": Out(self.n_out * self.mw),
+            "cell_we": In(1), "cell_word": In(_bits(self.depth)), "cell_pos": In(_bits(self.width)),
+            "cell_bit": In(1),
+            "thr_we": In(1), "thr_group": In(1), "thr_lane": In(_bits(self.n_out)),
+            "thr_value": In(signed(self.tw)),
+        })
+
+    def cell_address(self, row: int, col: int) -> tuple[int, int]:
+        """(word, bit position in the word) of cell (``row``, ``col``)."""
+        return ((row % self.rows) << self.sbits | row // self.rows, col)
+
+    def threshold_address(self, col: int) -> tuple[int, int]:
+        """(group, lane) of neuron ``col``'s threshold: one group, the neuron's own register."""
+        return 0, col
+
+    def margin(self, j: int):
+        return self.margins[j * self.mw:(j + 1) * self.mw].as_signed()
+
+    def elaborate(self, platform):
+        m = Module()
+        G, R, N = self.rows, self.slots, self.n_out
+        attrs = {"ram_style": self.ram_style} if self.ram_style else None
+        rds, wrs = [], []
+        for g in range(G):
+            mem = Memory(shape=N, depth=R, init=self.lane_words[g], attrs=attrs)
+            m.submodules[f"cells{g}"] = mem
+            rds.append(mem.read_port())
+            wrs.append(mem.write_port())
+
+        # thresholds: one register per neuron
+        theta = [Signal(signed(self.tw), init=v, name=f"theta{j}") for j, v in enumerate(self.thr_init)]
+        for j in range(N):
+            with m.If(self.thr_we & (self.thr_lane == j)):
+                m.d.sync += theta[j].eq(self.thr_value)
+
+        # cell writes: the lane's word is read in the next cycle (the read address is switched by a
+        # register, so no path runs from the host's handshake to the memories) and written back
+        # with the one bit changed in the cycle after
+        reading = Signal(name="cell_write_read")
+        pending = Signal(name="cell_write_pending")
+        p_lane = Signal(_bits(G), name="cell_write_lane")
+        p_slot = Signal(self.sbits, name="cell_write_slot")
+        p_hi = Signal(-(-N // 16), name="cell_write_sel_hi")
+        p_lo = Signal(16, name="cell_write_sel_lo")
+        p_bit = Signal()
+        w_lane = self.cell_word[self.sbits:] if G > 1 else Const(0, 1)
+        w_slot = self.cell_word[:self.sbits]
+        m.d.sync += [reading.eq(self.cell_we), pending.eq(reading)]
+        with m.If(self.cell_we):
+            m.d.sync += [p_lane.eq(w_lane), p_slot.eq(w_slot), p_bit.eq(self.cell_bit),
+                         p_hi.eq(Const(1, len(p_hi)) << (self.cell_pos >> 4)),
+                         p_lo.eq(Const(1, 16) << self.cell_pos[:4])]
+
+        # images in flight (started, result not yet taken): at most ``queue``, so every
+        # result has a place in the queue
+        in_flight = Signal(range(self.queue + 1))
+        started = Signal()
+        busy = Signal(name="a_busy")  # an image's rows are being read
+        final = Signal(name="a_final")  # every lane has at most one pending row: the last read
+        last = Signal(name="a_last")
+        masks = [Signal(R, name=f"a_pending{g}") for g in range(G)]
+        # ``idle`` is registered (from this cycle's state and what starts now: never idle too early),
+        # so the host's handshakes do not chain into the layers' control. A write never comes in
+        # the cycle of a start: the network offers writes only while every layer is idle.
+        idle = Signal(init=1, name="idle_reg")
+        m.d.comb += [
+            last.eq(busy & final),
+            started.eq(self.start & (~busy | last) & (in_flight < self.queue) & ~reading & ~pending),
+            self.consumed.eq(started),
+            self.idle.eq(idle),
+        ]
+        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~reading & ~pending & ~started & ~self.cell_we)
+
+        x_pad = Cat(self.x, Const(0, R * G - self.n_in))
+        new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
+        found, rest = [], []
+        for g in range(G):
+            p = masks[g]
+            # log-depth logic, no carry chains: the lowest pending row, the others, and whether
+            # at most two are pending (then the next read is the last)
+            below = [Const(0, 1)] + [p[:s].any() for s in range(1, R)]
+            lowest = [p[s] & ~below[s] for s in range(R)]
+            r = Signal(R, name=f"a_rest{g}")
+            m.d.comb += r.eq(Cat(*(p[s] & below[s] for s in range(R))))
+            index = Signal(self.sbits, name=f"a_row{g}")
+            for bit in range(self.sbits):
+                hot = [lowest[s] for s in range(R) if s >> bit & 1]
+                m.d.comb += index[bit].eq(Cat(*hot).any() if hot else 0)
+            found.append(p.any())
+            rest.append(r)
+            m.d.comb += [rds[g].addr.eq(Mux(reading, p_slot, index)), rds[g].en.eq(~pending)]
+        with m.If(started):
+            m.d.sync += [busy.eq(1), final.eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
+            m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
+        with m.Elif(busy):
+            m.d.sync += [busy.eq(~final), final.eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
+            m.d.sync += [mk.eq(v) for mk, v in zip(masks, rest)]
+
+        # cell write-back (the word was read in the cycle before)
+        for g in range(G):
+            new_word = [Mux(p_hi[i // 16] & p_lo[i % 16], p_bit, rds[g].data[i]) for i in range(N)]
+            m.d.comb += [wrs[g].addr.eq(p_slot), wrs[g].data.eq(Cat(*new_word)),
+                         wrs[g].en.eq(pending & (p_lane == g))]
+
+        # stage B: the rows arrive; count them per column, a segment of lanes at a time
+        tags = ("on", "first", "last")
+        b = {tag: Signal(name=f"b_{tag}") for tag in tags}
+        first = Signal(name="a_first")  # the next read is an image's first
+        with m.If(started):
+            m.d.sync += first.eq(1)
+        with m.Elif(busy):
+            m.d.sync += first.eq(0)
+        m.d.sync += [b["on"].eq(busy), b["first"].eq(first), b["last"].eq(last)]
+        b_found = Signal(G, name="b_found")
+        m.d.sync += b_found.eq(Cat(*found) & busy.replicate(G))
+        c = {tag: Signal(name=f"c_{tag}") for tag in tags}
+        m.d.sync += [c[tag].eq(b[tag]) for tag in tags]
+        segs = list(range(0, G, SEGMENT))
+        col_parts = [[] for _ in range(N + 1)]  # column N: the active inputs themselves
+        for lo in segs:
+            hi = min(lo + SEGMENT, G)
+            for j in range(N + 1):
+                bits = [b_found[g] & (rds[g].data[j] if j < N else 1) for g in range(lo, hi)]
+                part = Signal(range(hi - lo + 1), name=f"c_count{j}_{lo}" if j < N else f"c_active_{lo}")
+                m.d.sync += part.eq(_add_tree(bits))
+                col_parts[j].append(part)
+
+        # stage C: add the segments; stage D: accumulate over the image's reads
+        d = {tag: Signal(name=f"d_{tag}") for tag in tags}
+        m.d.sync += [d[tag].eq(c[tag]) for tag in tags]
+        tot_valid = Signal(name="e_valid")
+        m.d.sync += tot_valid.eq(d["on"] & d["last"])
+        totals = []
+        for j in range(N + 1):
+            rows_here = Signal(range(G + 1), name=f"d_count{j}" if j < N else "d_active_rows")
+            m.d.sync += rows_here.eq(_add_tree(col_parts[j]))
+            acc = Signal(range(self.n_in + 1), name=f"acc{j}" if j < N else "acc_active")
+            total = Signal(range(self.n_in + 1), name=f"e_total{j}" if j < N else "e_active")
+            running = Signal(range(self.n_in + 1), name=f"d_running{j}" if j < N else "d_running_active")
+            m.d.comb += running.eq(Mux(d["first"], 0, acc) + rows_here)
+            with m.If(d["on"]):
+                m.d.sync += acc.eq(running)
+                with m.If(d["last"]):
+                    m.d.sync += total.eq(running)
+            totals.append(total)
+
+        # stage E: margins S - theta, the sense stage, into the result queue
+        active = totals[N]
+        fires, margins = [], []
+        for j in range(N):
+            mg = Signal(signed(self.mw), name=f"margin{j}")
+            m.d.comb += mg.eq(2 * totals[j] - active - theta[j])
+            fires.append(mg >= 0)
+            margins.append(mg.as_unsigned())
+        width = N + (N * self.mw if self.keep_margins else 0)
+        # at most queue - 1 older results wait when one is written, but SyncFIFOBuffered's w_rdy
+        # counts its queue behind the output register only, so it gets one entry more
+        m.submodules.results = q = SyncFIFOBuffered(width=width, depth=self.queue + 1)
+        m.d.comb += [q.w_data.eq(Cat(*fires, *(margins if self.keep_margins else []))), q.w_en.eq(tot_valid),
+                     self.valid.eq(q.r_rdy), q.r_en.eq(self.take), self.fires.eq(q.r_data[:N])]
+        if self.keep_margins:
+            m.d.comb += self.margins.eq(q.r_data[N:])
+        m.d.sync += in_flight.eq(in_flight + started - (self.valid & self.take))
+        return m
+
+
+def at_least(bits, k: int):
+    """``bits`` has at least ``k`` ones (k = 2 or 3), as a balanced tree of small functions
+    (flags "at least 1 .. k" per subtree), not a carry chain."""
+    def leaf(b):
+        return [b] + [Const(0, 1)] * (k - 1)
+
+    def combine(a, b):
+        one = [Const(1, 1)] + a, [Const(1, 1)] + b
+        return [Cat(*(one[0][i] & one[1][n - i] for i in range(n + 1))).any() for n in range(1, k + 1)]
+
+    nodes = [leaf(bits[i]) for i in range(len(bits))]
+    while len(nodes) > 1:
+        nxt = [combine(nodes[i], nodes[i + 1]) for i in range(0, len(nodes) - 1, 2)]
+        if len(nodes) % 2:
+            nxt.append(nodes[-1])
+        nodes = nxt
+    return nodes[0][k - 1]
+
+
+def _add_tree(values):
+    values = list(values)
+    if not values:
+        return Const(0, 1)
+    while len(values) > 1:
+        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
