@@ -12,7 +12,7 @@ from rrambnn.errors import RrambnnError
 
 def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10000, link_images: int = 1000,
         log=print) -> dict:
-    from rrambnn.cli_fpga import emulation_design
+    from rrambnn.cli_fpga import emulation_design, twin_timing
     from rrambnn.fpga.build import board_spec, build
     from rrambnn.fpga.periphery import periphery_design
     from rrambnn.sim.chip_sim import simulate_folded, simulate_host
@@ -24,8 +24,9 @@ def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10
         res = {}
         with tempfile.TemporaryDirectory(dir=".") as d:
             twin, design = emulation_design(net, spec)
+            timing = twin_timing(net, twin)
             for variant, (dsg, interval, extra, f_clk) in {
-                "emulation": (design, twin.interval, {"latency_cycles": twin.latency}, spec.f_clk),
+                "emulation": (design, timing.get("interval_cycles"), timing, spec.f_clk),
                 "periphery": (*_periphery(net, spec, periphery_design), {}, spec.f_periphery),
             }.items():
                 try:
@@ -35,14 +36,19 @@ def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10
                 rep.pop("report", None)
                 rep.pop("bitstream", None)
                 res[variant] = rep
-        lanes = [layer.lanes for layer in twin.layers]
-        chunks = [layer.chunk for layer in twin.layers]
-        sim = simulate_folded(net, lanes, net.output_mode, x, chunks=chunks, segment=spec.segment, seed=1,
-                              throughput_images=500, log=log)
+        rows = [layer.rows for layer in twin.layers] if twin.event else None
+        lanes = None if rows else [layer.lanes for layer in twin.layers]
+        chunks = None if rows else [layer.chunk for layer in twin.layers]
+        sim = simulate_folded(net, lanes, net.output_mode, x, chunks=chunks, rows=rows, segment=spec.segment, seed=1,
+                              throughput_images=len(x) if rows else 500, log=log)
         res["verilator_regression"] = {"images": sim["images"], "mismatches": sim["mismatches"],
                                        "passed": sim["passed"], "cycles_per_image": sim["throughput"]["cycles_per_image"],
-                                       "interval_cycles": twin.interval, "latency_cycles": twin.latency}
-        link = simulate_host(net, lanes, chunks, x[:link_images], segment=spec.segment, seed=1, log=log)
+                                       "interval_cycles": timing.get("interval_cycles"),
+                                       "latency_cycles": timing.get("latency_cycles")}
+        if rows:
+            res["verilator_regression"]["timing_mismatches"] = sim["throughput"]["timing_mismatches"]
+            res["verilator_regression"]["measured_cycles_per_image"] = sim["throughput"]["measured_cycles_per_image"]
+        link = simulate_host(net, lanes, chunks, x[:link_images], segment=spec.segment, rows=rows, seed=1, log=log)
         res["uart_link_regression"] = {"images": link["images"], "mismatches": link["mismatches"],
                                        "passed": link["passed"], "bench": link["bench"]}
         out[name] = res

@@ -150,6 +150,17 @@ def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def add_tree(values):
+    """Sum of ``values`` as a balanced tree of adders."""
+    values = list(values)
+    while len(values) > 1:
+        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
 def sum_width(rows: int) -> int:
     """Signed width of a column sum in [-rows, rows]."""
     return rows.bit_length() + 1

@@ -30,7 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.network import OUTPUT_MODES
-from rrambnn.hw.crossbar import _bits, column_major, sum_width
+from rrambnn.hw.crossbar import _bits, add_tree, column_major, sum_width
 from rrambnn.hw.layer import threshold_width
 from rrambnn.hw.output import attach_output_stage, core_ports
 from rrambnn.hw.sparse import SparseLayer, event_model, image_cycles
@@ -39,17 +39,6 @@ from rrambnn.hw.sparse import SparseLayer, event_model, image_cycles
 def popcount(value, width: int):
     """Number of ones of ``value`` as a balanced adder tree (short carry chains)."""
     return add_tree([value[i] for i in range(width)]) if width else Const(0, 1)
-
-
-def add_tree(values):
-    """Sum of ``values`` as a balanced tree of adders."""
-    values = list(values)
-    while len(values) > 1:
-        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values = nxt
-    return values[0]
 
 
 def check_lanes(lanes, n_out) -> int:

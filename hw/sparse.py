@@ -38,7 +38,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rrambnn.hw.crossbar import _bits, sum_width
+from rrambnn.hw.crossbar import _bits, add_tree, sum_width
 from rrambnn.hw.layer import threshold_width
 
 SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
@@ -75,8 +75,8 @@ def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = No
     """Cycle model of a chain of event-driven layers: ``cycles[k][n]`` are layer k's cycles
     for image n (:func:`image_cycles` of its input). Returns the cycle each image is accepted
     (``accept``), the cycle each result is first offered (``offered``), the mean ``interval``
-    between acceptances after the first tenth, the ``latency`` of the first image, and the
-    cycles until the last result was taken.
+    between acceptances, the ``latency`` of the first image, and the cycles until the last
+    result was taken.
 
     It mirrors :class:`SparseLayer` and its result queue (``SyncFIFOBuffered``): a layer
     starts an image (and takes its input) when it is idle or in its last read and fewer than
@@ -137,8 +137,7 @@ def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = No
                 inner[k].append((t + 1, writes[k].pop(0)[1]))
             in_flight[k] += starts[k] - taken[k]
         t += 1
-    steady = accept[len(accept) // 10:] if n > 20 else accept
-    interval = (steady[-1] - steady[0]) / (len(steady) - 1) if len(steady) > 1 else float(t)
+    interval = (accept[-1] - accept[0]) / (n - 1) if n > 1 else float(t)
     return {"accept": accept, "offered": offered, "interval": interval, "latency": offered[0] - accept[0],
             "cycles": t}
 
@@ -307,7 +306,7 @@ class SparseLayer(wiring.Component):
             for j in range(N + 1):
                 bits = [b_found[g] & (rds[g].data[j] if j < N else 1) for g in range(lo, hi)]
                 part = Signal(range(hi - lo + 1), name=f"c_count{j}_{lo}" if j < N else f"c_active_{lo}")
-                m.d.sync += part.eq(_add_tree(bits))
+                m.d.sync += part.eq(add_tree(bits))
                 col_parts[j].append(part)
 
         # stage C: add the segments; stage D: accumulate over the image's reads
@@ -318,7 +317,7 @@ class SparseLayer(wiring.Component):
         totals = []
         for j in range(N + 1):
             rows_here = Signal(range(G + 1), name=f"d_count{j}" if j < N else "d_active_rows")
-            m.d.sync += rows_here.eq(_add_tree(col_parts[j]))
+            m.d.sync += rows_here.eq(add_tree(col_parts[j]))
             acc = Signal(range(self.n_in + 1), name=f"acc{j}" if j < N else "acc_active")
             total = Signal(range(self.n_in + 1), name=f"e_total{j}" if j < N else "e_active")
             running = Signal(range(self.n_in + 1), name=f"d_running{j}" if j < N else "d_running_active")
@@ -366,15 +365,3 @@ def at_least(bits, k: int):
             nxt.append(nodes[-1])
         nodes = nxt
     return nodes[0][k - 1]
-
-
-def _add_tree(values):
-    values = list(values)
-    if not values:
-        return Const(0, 1)
-    while len(values) > 1:
-        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values = nxt
-    return values[0]

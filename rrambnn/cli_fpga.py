@@ -76,7 +76,7 @@ def twin_timing(net, twin, data_dir=None) -> dict:
         return out
     x = net.preprocess(test.images)
     model = twin.timing(x)
-    out.update({"interval_cycles": round(model["cycles"] / len(x), 4), "latency_cycles": model["latency"],
+    out.update({"interval_cycles": round(model["interval"], 4), "latency_cycles": model["latency"],
                 "interval_images": len(x), "layer_cycles_mean": [round(v, 3) for v in model["layer_cycles"]],
                 "layer_cycles_worst": model["worst_cycles"]})
     return out

@@ -173,7 +173,7 @@ def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, ch
         "interval": dut.interval, "rows": rows,
     }, test_dir=run_dir, top=FOLDED_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)
-    res["interval_cycles"] = dut.interval if not dut.event else res["throughput"]["model_cycles_per_image"]
+    res["interval_cycles"] = dut.interval if not dut.event else res.get("throughput", {}).get("model_cycles_per_image")
     res["lanes"] = [layer.lanes for layer in dut.layers]
     res["chunks"] = [layer.chunk for layer in dut.layers]
     return _finish(res, b, gen_s, None)
