@@ -316,12 +316,18 @@ def handshake_model(depths, images: int = 48, window: int = 24) -> tuple[float, 
 class FoldedNetwork(wiring.Component):
     """The classifier for the FPGA: folded layers in a chain, an output stage, streams.
 
+    Folded layers (:class:`FoldedLayer`, ``lanes`` and ``chunks``) or, with ``rows``,
+    event-driven layers (:class:`rrambnn.hw.sparse.SparseLayer`: row lanes that read only the
+    active inputs' rows, result queues of ``queue`` entries, an input register before layer 0;
+    their pace depends on the images, see :meth:`timing`; ``interval`` and ``latency`` are then
+    the worst case, every input active).
+
     * ``i``: image bits in; ``o``: ``cls`` and ``hit`` out (valid/ready).
     * ``wr``: writes one cell (``thr`` = 0: ``layer``, ``addr`` = word, ``pos`` = bit in the
       word, ``value`` bit 0) or one threshold (``thr`` = 1: ``layer``, ``addr`` = group,
       ``pos`` = lane, ``value``); addresses from :meth:`cell_write` / :meth:`threshold_write`.
       Taken only when no image is in flight (images wait while a write is offered); a
-      threshold takes one cycle, a cell two.
+      threshold takes one cycle, a cell two (three in an event-driven layer).
     """
 
     def __init__(self, cells, thresholds, *, lanes=None, chunks=None, output: str = "priority", segment: int = 32,
@@ -356,7 +362,8 @@ class FoldedNetwork(wiring.Component):
             worst = [np.array([layer.slots]) for layer in self.layers]
             model = event_model(worst, self.queue, images=1)
             self.latency = model["latency"]
-            self.interval = float(event_model([np.repeat(w, 48) for w in worst], self.queue)["interval"])
+            accept = event_model([np.repeat(w, 96) for w in worst], self.queue)["accept"]
+            self.interval = (accept[-1] - accept[48]) / 47  # steady state
         else:
             # cycles per image, free-flowing, from a cycle model of the layers' handshakes
             self.interval, self.latency = handshake_model([layer.depth for layer in self.layers])

@@ -42,6 +42,7 @@ from rrambnn.hw.crossbar import _bits, add_tree, sum_width
 from rrambnn.hw.layer import threshold_width
 
 SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
+COLUMN_GROUP = 16  # columns that share memories and a copy of the lanes' pending masks
 # cycles from a layer's last read to the write of its result into the queue (the cycle model's
 # constant; the testbenches check the model against the RTL)
 RESULT_DELAY = 4
@@ -197,6 +198,10 @@ class SparseLayer(wiring.Component):
         """(group, lane) of neuron ``col``'s threshold: one group, the neuron's own register."""
         return 0, col
 
+    def column_groups(self) -> list[tuple[int, int]]:
+        """The column ranges that have their own memories and copies of the pending masks."""
+        return [(lo, min(lo + COLUMN_GROUP, self.n_out)) for lo in range(0, self.n_out, COLUMN_GROUP)]
+
     def margin(self, j: int):
         return self.margins[j * self.mw:(j + 1) * self.mw].as_signed()
 
@@ -204,18 +209,30 @@ class SparseLayer(wiring.Component):
         m = Module()
         G, R, N = self.rows, self.slots, self.n_out
         attrs = {"ram_style": self.ram_style} if self.ram_style else None
+        # a memory per lane and column group (rds[c][g]: group c's columns of lane g's rows)
+        spans = self.column_groups()
         rds, wrs = [], []
-        for g in range(G):
-            mem = Memory(shape=N, depth=R, init=self.lane_words[g], attrs=attrs)
-            m.submodules[f"cells{g}"] = mem
-            rds.append(mem.read_port())
-            wrs.append(mem.write_port())
+        for c, (lo, hi) in enumerate(spans):
+            rds.append([])
+            wrs.append([])
+            for g in range(G):
+                init = [(w >> lo) & ((1 << (hi - lo)) - 1) for w in self.lane_words[g]]
+                mem = Memory(shape=hi - lo, depth=R, init=init, attrs=attrs)
+                m.submodules[f"cells{g}_{c}"] = mem
+                rds[c].append(mem.read_port())
+                wrs[c].append(mem.write_port())
 
         # thresholds: one register per neuron
+        # thresholds: one register per neuron, written a cycle after the request (registered, so
+        # the host's handshake does not reach every threshold register; a result's margins are
+        # formed cycles after any image that can start meanwhile)
         theta = [Signal(signed(self.tw), init=v, name=f"theta{j}") for j, v in enumerate(self.thr_init)]
+        t_we, t_lane = Signal(name="thr_write"), Signal.like(self.thr_lane, name="thr_write_lane")
+        t_value = Signal.like(self.thr_value, name="thr_write_value")
+        m.d.sync += [t_we.eq(self.thr_we), t_lane.eq(self.thr_lane), t_value.eq(self.thr_value)]
         for j in range(N):
-            with m.If(self.thr_we & (self.thr_lane == j)):
-                m.d.sync += theta[j].eq(self.thr_value)
+            with m.If(t_we & (t_lane == j)):
+                m.d.sync += theta[j].eq(t_value)
 
         # cell writes: the lane's word is read in the next cycle (the read address is switched by a
         # register, so no path runs from the host's handshake to the memories) and written back
@@ -257,34 +274,44 @@ class SparseLayer(wiring.Component):
 
         x_pad = Cat(self.x, Const(0, R * G - self.n_in))
         new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
-        found, rest = [], []
-        for g in range(G):
-            p = masks[g]
-            # log-depth logic, no carry chains: the lowest pending row, the others, and whether
-            # at most two are pending (then the next read is the last)
-            below = [Const(0, 1)] + [p[:s].any() for s in range(1, R)]
-            lowest = [p[s] & ~below[s] for s in range(R)]
-            r = Signal(R, name=f"a_rest{g}")
-            m.d.comb += r.eq(Cat(*(p[s] & below[s] for s in range(R))))
-            index = Signal(self.sbits, name=f"a_row{g}")
-            for bit in range(self.sbits):
-                hot = [lowest[s] for s in range(R) if s >> bit & 1]
-                m.d.comb += index[bit].eq(Cat(*hot).any() if hot else 0)
-            found.append(p.any())
-            rest.append(r)
-            m.d.comb += [rds[g].addr.eq(Mux(reading, p_slot, index)), rds[g].en.eq(~pending)]
+        # every column group keeps its own copy of the lanes' pending masks, next to its memories,
+        # so that no read address crosses the chip (the copies follow the same updates; copy 0
+        # also decides the last read)
+        found = []  # found[c][g]: lane g has a pending row, in group c's copy
+        for c in range(len(spans)):
+            masks_c = masks if c == 0 else [Signal(R, name=f"a_pending{g}_copy{c}") for g in range(G)]
+            found.append([])
+            rest = []
+            for g in range(G):
+                p = masks_c[g]
+                # log-depth logic, no carry chains: the lowest pending row, and the others
+                below = [Const(0, 1)] + [p[:s].any() for s in range(1, R)]
+                lowest = [p[s] & ~below[s] for s in range(R)]
+                r = Signal(R, name=f"a_rest{g}_{c}")
+                m.d.comb += r.eq(Cat(*(p[s] & below[s] for s in range(R))))
+                index = Signal(self.sbits, name=f"a_row{g}_{c}")
+                for bit in range(self.sbits):
+                    hot = [lowest[s] for s in range(R) if s >> bit & 1]
+                    m.d.comb += index[bit].eq(Cat(*hot).any() if hot else 0)
+                found[c].append(p.any())
+                rest.append(r)
+                m.d.comb += [rds[c][g].addr.eq(Mux(reading, p_slot, index)), rds[c][g].en.eq(~pending)]
+            with m.If(started):
+                m.d.sync += [mk.eq(v) for mk, v in zip(masks_c, new_masks)]
+            with m.Elif(busy):
+                m.d.sync += [mk.eq(v) for mk, v in zip(masks_c, rest)]
+        # the last read: every lane has at most one pending row (at most two before this read)
         with m.If(started):
             m.d.sync += [busy.eq(1), final.eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
-            m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
         with m.Elif(busy):
             m.d.sync += [busy.eq(~final), final.eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
-            m.d.sync += [mk.eq(v) for mk, v in zip(masks, rest)]
 
         # cell write-back (the word was read in the cycle before)
-        for g in range(G):
-            new_word = [Mux(p_hi[i // 16] & p_lo[i % 16], p_bit, rds[g].data[i]) for i in range(N)]
-            m.d.comb += [wrs[g].addr.eq(p_slot), wrs[g].data.eq(Cat(*new_word)),
-                         wrs[g].en.eq(pending & (p_lane == g))]
+        for c, (lo, hi) in enumerate(spans):
+            for g in range(G):
+                new_word = [Mux(p_hi[i // 16] & p_lo[i % 16], p_bit, rds[c][g].data[i - lo]) for i in range(lo, hi)]
+                m.d.comb += [wrs[c][g].addr.eq(p_slot), wrs[c][g].data.eq(Cat(*new_word)),
+                             wrs[c][g].en.eq(pending & (p_lane == g))]
 
         # stage B: the rows arrive; count them per column, a segment of lanes at a time
         tags = ("on", "first", "last")
@@ -295,32 +322,37 @@ class SparseLayer(wiring.Component):
         with m.Elif(busy):
             m.d.sync += first.eq(0)
         m.d.sync += [b["on"].eq(busy), b["first"].eq(first), b["last"].eq(last)]
-        b_found = Signal(G, name="b_found")
-        m.d.sync += b_found.eq(Cat(*found) & busy.replicate(G))
-        c = {tag: Signal(name=f"c_{tag}") for tag in tags}
-        m.d.sync += [c[tag].eq(b[tag]) for tag in tags]
-        segs = list(range(0, G, SEGMENT))
-        col_parts = [[] for _ in range(N + 1)]  # column N: the active inputs themselves
-        for lo in segs:
-            hi = min(lo + SEGMENT, G)
-            for j in range(N + 1):
-                bits = [b_found[g] & (rds[g].data[j] if j < N else 1) for g in range(lo, hi)]
-                part = Signal(range(hi - lo + 1), name=f"c_count{j}_{lo}" if j < N else f"c_active_{lo}")
-                m.d.sync += part.eq(add_tree(bits))
-                col_parts[j].append(part)
-
+        c_tags = {tag: Signal(name=f"c_{tag}") for tag in tags}
+        m.d.sync += [c_tags[tag].eq(b[tag]) for tag in tags]
+        # per column (and per group: the active inputs, counted where they are used), the rows
+        # read, a segment of lanes at a time
+        col_parts = [[] for _ in range(N)]
+        active_parts = [[] for _ in spans]
+        for c, (lo, hi) in enumerate(spans):
+            b_found = Signal(G, name=f"b_found_{c}")
+            m.d.sync += b_found.eq(Cat(*found[c]) & busy.replicate(G))
+            for s_lo in range(0, G, SEGMENT):
+                s_hi = min(s_lo + SEGMENT, G)
+                for j in range(lo, hi + 1):
+                    column = j < hi
+                    bits = [b_found[g] & (rds[c][g].data[j - lo] if column else 1) for g in range(s_lo, s_hi)]
+                    part = Signal(range(s_hi - s_lo + 1), name=f"c_count{j}_{s_lo}" if column else f"c_active{c}_{s_lo}")
+                    m.d.sync += part.eq(add_tree(bits))
+                    (col_parts[j] if column else active_parts[c]).append(part)
         # stage C: add the segments; stage D: accumulate over the image's reads
         d = {tag: Signal(name=f"d_{tag}") for tag in tags}
-        m.d.sync += [d[tag].eq(c[tag]) for tag in tags]
+        m.d.sync += [d[tag].eq(c_tags[tag]) for tag in tags]
         tot_valid = Signal(name="e_valid")
         m.d.sync += tot_valid.eq(d["on"] & d["last"])
         totals = []
-        for j in range(N + 1):
-            rows_here = Signal(range(G + 1), name=f"d_count{j}" if j < N else "d_active_rows")
-            m.d.sync += rows_here.eq(add_tree(col_parts[j]))
-            acc = Signal(range(self.n_in + 1), name=f"acc{j}" if j < N else "acc_active")
-            total = Signal(range(self.n_in + 1), name=f"e_total{j}" if j < N else "e_active")
-            running = Signal(range(self.n_in + 1), name=f"d_running{j}" if j < N else "d_running_active")
+        parts = col_parts + active_parts
+        names = [f"{j}" for j in range(N)] + [f"_active{c}" for c in range(len(spans))]
+        for j, name in enumerate(names):
+            rows_here = Signal(range(G + 1), name=f"d_count{name}")
+            m.d.sync += rows_here.eq(add_tree(parts[j]))
+            acc = Signal(range(self.n_in + 1), name=f"acc{name}")
+            total = Signal(range(self.n_in + 1), name=f"e_total{name}")
+            running = Signal(range(self.n_in + 1), name=f"d_running{name}")
             m.d.comb += running.eq(Mux(d["first"], 0, acc) + rows_here)
             with m.If(d["on"]):
                 m.d.sync += acc.eq(running)
@@ -329,9 +361,9 @@ class SparseLayer(wiring.Component):
             totals.append(total)
 
         # stage E: margins S - theta, the sense stage, into the result queue
-        active = totals[N]
         fires, margins = [], []
         for j in range(N):
+            active = totals[N + j // COLUMN_GROUP]  # the group's own count of the active inputs
             mg = Signal(signed(self.mw), name=f"margin{j}")
             m.d.comb += mg.eq(2 * totals[j] - active - theta[j])
             fires.append(mg >= 0)
