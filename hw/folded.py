@@ -424,8 +424,11 @@ class FoldedNetwork(wiring.Component):
             held = Signal(self.arch[0], name="input_image", reset_less=True)
             full = Signal(name="input_full")
             load = Signal()
-            m.d.comb += [self.i.ready.eq((~full | first.consumed) & ~self.wr.valid), load.eq(self.i.valid & self.i.ready),
-                         first.x.eq(held), first.start.eq(full)]
+            # no image starts while a cell write is under way (it takes three cycles)
+            recent = Signal(2, name="writes_under_way")
+            m.d.sync += recent.eq(Cat(self.wr.valid & self.wr.ready, recent[0]))
+            m.d.comb += [self.i.ready.eq((~full | first.consumed) & ~self.wr.valid & ~recent.any()),
+                         load.eq(self.i.valid & self.i.ready), first.x.eq(held), first.start.eq(full)]
             with m.If(load):
                 m.d.sync += [held.eq(self.i.payload), full.eq(1)]
             with m.Elif(first.consumed):

@@ -6,8 +6,9 @@ about half its neurons. Since ``S_j = 2*popcount(x AND c_j) - popcount(x)``, a c
 needs the cells of the rows whose input is 1. An :class:`SparseLayer` therefore reads *rows*:
 
 * the inputs are dealt to ``rows`` row lanes (input ``i`` to lane ``i % rows``, slot
-  ``i // rows``); each lane keeps its rows' cells, all ``n_out`` columns of a row in one word,
-  in its own small memory (LUT RAM on an ECP5);
+  ``i // rows``); each lane keeps its rows' cells, a row's columns in one word, in small
+  memories of its own (LUT RAM on an ECP5): one per group of 16 columns, each beside a copy of
+  the lanes' pending masks and its columns' counters, so that the wiring stays local;
 * each cycle every lane finds its lowest active input that is still pending (a priority
   encoder over its slots), reads that row and clears the bit; the ``rows`` words read in one
   cycle are counted per column and accumulated;
@@ -223,12 +224,15 @@ class SparseLayer(wiring.Component):
                 wrs[c].append(mem.write_port())
 
         # thresholds: one register per neuron
+        # Only the control registers are reset: a reset that reaches every register is one net
+        # across the whole chip (on the ULX3S at 100 MHz it alone took 12 ns). Cells and
+        # thresholds keep their values through a reset, as the arrays' cells do.
         # thresholds: one register per neuron, written a cycle after the request (registered, so
         # the host's handshake does not reach every threshold register; a result's margins are
         # formed cycles after any image that can start meanwhile)
-        theta = [Signal(signed(self.tw), init=v, name=f"theta{j}") for j, v in enumerate(self.thr_init)]
-        t_we, t_lane = Signal(name="thr_write"), Signal.like(self.thr_lane, name="thr_write_lane")
-        t_value = Signal.like(self.thr_value, name="thr_write_value")
+        theta = [Signal(signed(self.tw), init=v, name=f"theta{j}", reset_less=True) for j, v in enumerate(self.thr_init)]
+        t_we, t_lane = Signal(name="thr_write"), Signal.like(self.thr_lane, name="thr_write_lane", reset_less=True)
+        t_value = Signal.like(self.thr_value, name="thr_write_value", reset_less=True)
         m.d.sync += [t_we.eq(self.thr_we), t_lane.eq(self.thr_lane), t_value.eq(self.thr_value)]
         for j in range(N):
             with m.If(t_we & (t_lane == j)):
@@ -239,11 +243,11 @@ class SparseLayer(wiring.Component):
         # with the one bit changed in the cycle after
         reading = Signal(name="cell_write_read")
         pending = Signal(name="cell_write_pending")
-        p_lane = Signal(_bits(G), name="cell_write_lane")
-        p_slot = Signal(self.sbits, name="cell_write_slot")
-        p_hi = Signal(-(-N // 16), name="cell_write_sel_hi")
-        p_lo = Signal(16, name="cell_write_sel_lo")
-        p_bit = Signal()
+        p_lane = Signal(_bits(G), name="cell_write_lane", reset_less=True)
+        p_slot = Signal(self.sbits, name="cell_write_slot", reset_less=True)
+        p_hi = Signal(-(-N // 16), name="cell_write_sel_hi", reset_less=True)
+        p_lo = Signal(16, name="cell_write_sel_lo", reset_less=True)
+        p_bit = Signal(reset_less=True)
         w_lane = self.cell_word[self.sbits:] if G > 1 else Const(0, 1)
         w_slot = self.cell_word[:self.sbits]
         m.d.sync += [reading.eq(self.cell_we), pending.eq(reading)]
@@ -252,38 +256,30 @@ class SparseLayer(wiring.Component):
                          p_hi.eq(Const(1, len(p_hi)) << (self.cell_pos >> 4)),
                          p_lo.eq(Const(1, 16) << self.cell_pos[:4])]
 
-        # images in flight (started, result not yet taken): at most ``queue``, so every
-        # result has a place in the queue
-        in_flight = Signal(range(self.queue + 1))
-        started = Signal()
-        busy = Signal(name="a_busy")  # an image's rows are being read
-        final = Signal(name="a_final")  # every lane has at most one pending row: the last read
-        last = Signal(name="a_last")
-        masks = [Signal(R, name=f"a_pending{g}") for g in range(G)]
-        # ``idle`` is registered (from this cycle's state and what starts now: never idle too early),
-        # so the host's handshakes do not chain into the layers' control. A write never comes in
-        # the cycle of a start: the network offers writes only while every layer is idle.
-        idle = Signal(init=1, name="idle_reg")
-        m.d.comb += [
-            last.eq(busy & final),
-            started.eq(self.start & (~busy | last) & (in_flight < self.queue) & ~reading & ~pending),
-            self.consumed.eq(started),
-            self.idle.eq(idle),
-        ]
-        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~reading & ~pending & ~started & ~self.cell_we)
-
+        # images in flight (started, result not yet taken): at most ``queue``, so every result has
+        # a place in the queue. Every column group keeps its own copy of this control and of the
+        # lanes' pending masks, next to its memories and counters, so that neither a read address
+        # nor the start decision has to cross the chip (the copies make the same decisions; copy 0
+        # answers the producer and feeds the queue). An image never starts during a write: the
+        # network offers writes only while every layer is idle, and holds images back meanwhile.
         x_pad = Cat(self.x, Const(0, R * G - self.n_in))
         new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
-        # every column group keeps its own copy of the lanes' pending masks, next to its memories,
-        # so that no read address crosses the chip (the copies follow the same updates; copy 0
-        # also decides the last read)
-        found = []  # found[c][g]: lane g has a pending row, in group c's copy
+        released = Signal()
+        m.d.comb += released.eq(self.valid & self.take)
+        found, ctl = [], []  # found[c][g]: lane g has a pending row, in group c's copy
         for c in range(len(spans)):
-            masks_c = masks if c == 0 else [Signal(R, name=f"a_pending{g}_copy{c}") for g in range(G)]
+            k = {name: Signal(name=f"a_{name}_{c}", reset_less=name in ("final", "first"))
+                 for name in ("busy", "final", "last", "started", "first")}
+            k["in_flight"] = Signal(range(self.queue + 1), name=f"a_in_flight_{c}")
+            ctl.append(k)
+            masks = [Signal(R, name=f"a_pending{g}_{c}", reset_less=True) for g in range(G)]
+            m.d.comb += [k["last"].eq(k["busy"] & k["final"]),
+                         k["started"].eq(self.start & (~k["busy"] | k["last"]) & (k["in_flight"] < self.queue))]
+            m.d.sync += k["in_flight"].eq(k["in_flight"] + k["started"] - released)
             found.append([])
             rest = []
             for g in range(G):
-                p = masks_c[g]
+                p = masks[g]
                 # log-depth logic, no carry chains: the lowest pending row, and the others
                 below = [Const(0, 1)] + [p[:s].any() for s in range(1, R)]
                 lowest = [p[s] & ~below[s] for s in range(R)]
@@ -296,15 +292,21 @@ class SparseLayer(wiring.Component):
                 found[c].append(p.any())
                 rest.append(r)
                 m.d.comb += [rds[c][g].addr.eq(Mux(reading, p_slot, index)), rds[c][g].en.eq(~pending)]
-            with m.If(started):
-                m.d.sync += [mk.eq(v) for mk, v in zip(masks_c, new_masks)]
-            with m.Elif(busy):
-                m.d.sync += [mk.eq(v) for mk, v in zip(masks_c, rest)]
-        # the last read: every lane has at most one pending row (at most two before this read)
-        with m.If(started):
-            m.d.sync += [busy.eq(1), final.eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
-        with m.Elif(busy):
-            m.d.sync += [busy.eq(~final), final.eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
+            # the last read: every lane has at most one pending row (at most two before this read)
+            with m.If(k["started"]):
+                m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
+                m.d.sync += [k["busy"].eq(1), k["first"].eq(1),
+                             k["final"].eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
+            with m.Elif(k["busy"]):
+                m.d.sync += [mk.eq(v) for mk, v in zip(masks, rest)]
+                m.d.sync += [k["busy"].eq(~k["final"]), k["first"].eq(0),
+                             k["final"].eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
+        started, busy, in_flight = ctl[0]["started"], ctl[0]["busy"], ctl[0]["in_flight"]
+        # ``idle`` is registered (from this cycle's state and what starts now: never idle too
+        # early), so the host's handshakes do not chain into the layers' control
+        idle = Signal(init=1, name="idle_reg")
+        m.d.comb += [self.consumed.eq(started), self.idle.eq(idle)]
+        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~reading & ~pending & ~started & ~self.cell_we)
 
         # cell write-back (the word was read in the cycle before)
         for c, (lo, hi) in enumerate(spans):
@@ -313,45 +315,43 @@ class SparseLayer(wiring.Component):
                 m.d.comb += [wrs[c][g].addr.eq(p_slot), wrs[c][g].data.eq(Cat(*new_word)),
                              wrs[c][g].en.eq(pending & (p_lane == g))]
 
-        # stage B: the rows arrive; count them per column, a segment of lanes at a time
+        # stage B: the rows arrive; count them per column, a segment of lanes at a time; stage C:
+        # add the segments; stage D: accumulate over the image's reads (each group with its own
+        # copy of the tags that travel with the reads)
         tags = ("on", "first", "last")
-        b = {tag: Signal(name=f"b_{tag}") for tag in tags}
-        first = Signal(name="a_first")  # the next read is an image's first
-        with m.If(started):
-            m.d.sync += first.eq(1)
-        with m.Elif(busy):
-            m.d.sync += first.eq(0)
-        m.d.sync += [b["on"].eq(busy), b["first"].eq(first), b["last"].eq(last)]
-        c_tags = {tag: Signal(name=f"c_{tag}") for tag in tags}
-        m.d.sync += [c_tags[tag].eq(b[tag]) for tag in tags]
-        # per column (and per group: the active inputs, counted where they are used), the rows
-        # read, a segment of lanes at a time
         col_parts = [[] for _ in range(N)]
-        active_parts = [[] for _ in spans]
+        active_parts = [[] for _ in spans]  # per group: the active inputs, counted where used
+        stage = []
         for c, (lo, hi) in enumerate(spans):
-            b_found = Signal(G, name=f"b_found_{c}")
-            m.d.sync += b_found.eq(Cat(*found[c]) & busy.replicate(G))
+            k = ctl[c]
+            b = {tag: Signal(name=f"b_{tag}_{c}") for tag in tags}
+            cc = {tag: Signal(name=f"c_{tag}_{c}") for tag in tags}
+            d = {tag: Signal(name=f"d_{tag}_{c}") for tag in tags}
+            m.d.sync += [b["on"].eq(k["busy"]), b["first"].eq(k["first"]), b["last"].eq(k["last"])]
+            m.d.sync += [cc[tag].eq(b[tag]) for tag in tags] + [d[tag].eq(cc[tag]) for tag in tags]
+            stage.append(d)
+            b_found = Signal(G, name=f"b_found_{c}", reset_less=True)
+            m.d.sync += b_found.eq(Cat(*found[c]) & k["busy"].replicate(G))
             for s_lo in range(0, G, SEGMENT):
                 s_hi = min(s_lo + SEGMENT, G)
                 for j in range(lo, hi + 1):
                     column = j < hi
                     bits = [b_found[g] & (rds[c][g].data[j - lo] if column else 1) for g in range(s_lo, s_hi)]
-                    part = Signal(range(s_hi - s_lo + 1), name=f"c_count{j}_{s_lo}" if column else f"c_active{c}_{s_lo}")
+                    part = Signal(range(s_hi - s_lo + 1), name=f"c_count{j}_{s_lo}" if column else f"c_active{c}_{s_lo}",
+                                  reset_less=True)
                     m.d.sync += part.eq(add_tree(bits))
                     (col_parts[j] if column else active_parts[c]).append(part)
-        # stage C: add the segments; stage D: accumulate over the image's reads
-        d = {tag: Signal(name=f"d_{tag}") for tag in tags}
-        m.d.sync += [d[tag].eq(c_tags[tag]) for tag in tags]
         tot_valid = Signal(name="e_valid")
-        m.d.sync += tot_valid.eq(d["on"] & d["last"])
+        m.d.sync += tot_valid.eq(stage[0]["on"] & stage[0]["last"])
         totals = []
         parts = col_parts + active_parts
         names = [f"{j}" for j in range(N)] + [f"_active{c}" for c in range(len(spans))]
         for j, name in enumerate(names):
-            rows_here = Signal(range(G + 1), name=f"d_count{name}")
+            d = stage[j // COLUMN_GROUP if j < N else j - N]
+            rows_here = Signal(range(G + 1), name=f"d_count{name}", reset_less=True)
             m.d.sync += rows_here.eq(add_tree(parts[j]))
-            acc = Signal(range(self.n_in + 1), name=f"acc{name}")
-            total = Signal(range(self.n_in + 1), name=f"e_total{name}")
+            acc = Signal(range(self.n_in + 1), name=f"acc{name}", reset_less=True)
+            total = Signal(range(self.n_in + 1), name=f"e_total{name}", reset_less=True)
             running = Signal(range(self.n_in + 1), name=f"d_running{name}")
             m.d.comb += running.eq(Mux(d["first"], 0, acc) + rows_here)
             with m.If(d["on"]):
@@ -376,7 +376,6 @@ class SparseLayer(wiring.Component):
                      self.valid.eq(q.r_rdy), q.r_en.eq(self.take), self.fires.eq(q.r_data[:N])]
         if self.keep_margins:
             m.d.comb += self.margins.eq(q.r_data[N:])
-        m.d.sync += in_flight.eq(in_flight + started - (self.valid & self.take))
         return m
 
 
