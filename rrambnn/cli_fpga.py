@@ -216,8 +216,7 @@ def add_fpga_commands(sub):
     _weights_arg(f)
     _data_arg(f)
     f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's for the variant: "
-                                              "iCEBreaker 27; ULX3S 100 event-driven, 50 folded or "
-                                              "periphery; a PLL makes it)")
+                                              "iCEBreaker 27, ULX3S 50; a PLL makes it)")
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
