@@ -98,10 +98,14 @@ class BoardTop(Elaboratable):
             m.d.por += timer.eq(0)
         with m.Elif(timer != delay):
             m.d.por += timer.eq(timer + 1)
-        # registered: the reset is a net across the chip, it should not start behind logic
-        held = Signal(init=1, name="reset_hold")
-        m.d.por += held.eq(timer != delay)
-        m.d.comb += ResetSignal("sync").eq(held)
+        if self.spec.family == "ecp5":
+            # registered: on the large device the reset is a net across the chip, it should not
+            # start behind logic (the UP5K builds keep the measured netlist)
+            held = Signal(init=1, name="reset_hold")
+            m.d.por += held.eq(timer != delay)
+            m.d.comb += ResetSignal("sync").eq(held)
+        else:
+            m.d.comb += ResetSignal("sync").eq(timer != delay)
 
         m.submodules.design = self.design
         if hasattr(self.design, "connect_pins"):  # the periphery's crossbar port
