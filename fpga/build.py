@@ -32,16 +32,13 @@ class BoardSpec:
     title: str
     family: str  # "ice40" or "ecp5"
     f_in: float  # the board oscillator, Hz
-    f_clk: float  # default design clock of the emulation (its default fold), Hz
+    f_clk: float  # default design clock of the emulation, Hz
     f_periphery: float  # default design clock of the periphery variant, Hz
     lanes: tuple  # default fold of the 400-128-128-10 reference network
     chunks: tuple
     segment: int  # popcount bits before the pipeline register
     ram_style: str | None  # where the twin's cells go (None: Yosys decides)
     tools: dict  # Amaranth tool variable -> YoWASP command
-    rows: tuple | None = None  # default event-driven fold (row lanes per layer), instead of lanes/chunks
-    f_folded: float | None = None  # the emulation's clock with lanes/chunks when the default is event-driven
-    # (no board has an event-driven default yet: on the ULX3S it does not meet 50 MHz, see the README)
     nextpnr_opts: str = ""  # extra nextpnr options
     event_ram_style: str | None = None  # where an event-driven twin's cells go
 

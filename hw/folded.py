@@ -27,12 +27,11 @@ import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits, add_tree, column_major, sum_width
 from rrambnn.hw.layer import threshold_width
-from rrambnn.hw.output import attach_output_stage, core_ports
+from rrambnn.hw.output import attach_output_stage, core_ports, layer_ports
 from rrambnn.hw.sparse import SparseLayer, event_model, image_cycles
 
 
@@ -85,15 +84,8 @@ class FoldedLayer(wiring.Component):
         self.words = [column_major(cells[c * K:(c + 1) * K, g * L:(g + 1) * L], 1)
                       for g in range(self.groups) for c in range(self.chunks)]
         self.thr_words = [column_major(thr[:, g * L:(g + 1) * L], self.tw) for g in range(self.groups)]
-        super().__init__({
-            "x": In(self.n_in), "start": In(1), "consumed": Out(1), "idle": Out(1),
-            "valid": Out(1), "take": In(1),
-            "fires": Out(self.n_out), "margins": Out(self.n_out * self.mw),
-            "cell_we": In(1), "cell_word": In(_bits(self.depth)), "cell_pos": In(_bits(self.width)),
-            "cell_bit": In(1),
-            "thr_we": In(1), "thr_group": In(_bits(self.groups)), "thr_lane": In(_bits(L)),
-            "thr_value": In(signed(self.tw)),
-        })
+        super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
+                                     self.groups, L))
 
     def cell_address(self, row: int, col: int) -> tuple[int, int]:
         """(word, bit position in the word) of cell (``row``, ``col``)."""

@@ -90,3 +90,18 @@ def core_ports(arch, wr_layout):
     out_layout = data.StructLayout({"cls": _bits(arch[-1]), "hit": 1})
     return out_layout, {"i": In(stream.Signature(arch[0])), "o": Out(stream.Signature(out_layout)),
                         "wr": In(stream.Signature(wr_layout)), "idle": Out(1)}
+
+
+def layer_ports(n_in: int, n_out: int, mw: int, depth: int, width: int, tw: int, groups: int, lanes: int) -> dict:
+    """The ports of an emulation-twin layer (:class:`rrambnn.hw.folded.FoldedLayer`,
+    :class:`rrambnn.hw.sparse.SparseLayer`): input and start/consumed, result with valid/take,
+    cell writes into ``depth`` words of ``width`` bits, threshold writes to ``groups`` x ``lanes``."""
+    return {
+        "x": In(n_in), "start": In(1), "consumed": Out(1), "idle": Out(1),
+        "valid": Out(1), "take": In(1),
+        "fires": Out(n_out), "margins": Out(n_out * mw),
+        "cell_we": In(1), "cell_word": In(_bits(depth)), "cell_pos": In(_bits(width)),
+        "cell_bit": In(1),
+        "thr_we": In(1), "thr_group": In(_bits(groups)), "thr_lane": In(_bits(lanes)),
+        "thr_value": In(signed(tw)),
+    }

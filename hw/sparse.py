@@ -37,10 +37,10 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from rrambnn.hw.crossbar import _bits, add_tree, sum_width
 from rrambnn.hw.layer import threshold_width
+from rrambnn.hw.output import layer_ports
 
 SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
 COLUMN_GROUP = 16  # columns that share memories and a copy of the lanes' pending masks
@@ -181,15 +181,8 @@ class SparseLayer(wiring.Component):
         self.thr_init = [int(v) for v in np.asarray(thresholds, np.int64)]
         self.thr_words = self.thr_init
         self.segment = SEGMENT
-        super().__init__({
-            "x": In(self.n_in), "start": In(1), "consumed": Out(1), "idle": Out(1),
-            "valid": Out(1), "take": In(1),
-            "fires": Out(self.n_out), "margins": Out(self.n_out * self.mw),
-            "cell_we": In(1), "cell_word": In(_bits(self.depth)), "cell_pos": In(_bits(self.width)),
-            "cell_bit": In(1),
-            "thr_we": In(1), "thr_group": In(1), "thr_lane": In(_bits(self.n_out)),
-            "thr_value": In(signed(self.tw)),
-        })
+        super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
+                                     1, self.n_out))
 
     def cell_address(self, row: int, col: int) -> tuple[int, int]:
         """(word, bit position in the word) of cell (``row``, ``col``)."""

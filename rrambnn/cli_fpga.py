@@ -24,15 +24,13 @@ def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
 
 def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=None, baud: int = 115200):
     """The host link around the emulation twin of ``net`` for board ``spec``: folded (``lanes``,
-    ``chunks``) or event-driven (``rows``); without either, the board's default fold."""
+    ``chunks``; the board's default fold without them) or event-driven (``rows``)."""
     from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import HostLink
 
     n = len(net.weights)
     if rows is not None and (lanes is not None or chunks is not None):
         raise RrambnnError("--rows (event-driven layers) excludes --lanes and --chunks (folded layers)")
-    if rows is None and event_fold(spec, n, lanes, chunks, rows):
-        rows = list(spec.rows)
     try:
         if rows is not None:
             twin = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=net.output_mode,
@@ -44,21 +42,11 @@ def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=Non
                                  segment=spec.segment, ram_style=spec.ram_style)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
-    f = f_clk or default_clock(spec, twin.event)
+    f = f_clk or spec.f_clk
     divisor = round(f / baud)
     if divisor < 4:
         raise RrambnnError(f"a {f / 1e6:g} MHz clock cannot run the UART at {baud} baud")
     return twin, HostLink(twin, divisor, clock_hz=int(f))
-
-
-def event_fold(spec, n_layers: int, lanes, chunks, rows) -> bool:
-    """Whether these fold options make an event-driven twin (the default where the board has one)."""
-    return rows is not None or (lanes is None and chunks is None and bool(spec.rows) and n_layers == len(spec.rows))
-
-
-def default_clock(spec, event: bool) -> float:
-    """The board's default emulation clock: event-driven and folded twins differ."""
-    return spec.f_clk if event or not spec.rows else spec.f_folded
 
 
 def twin_timing(net, twin, data_dir=None) -> dict:
@@ -98,7 +86,7 @@ def cmd_fpga(args):
     if args.variant == "emulation":
         fold = {"lanes": _int_list(args.lanes, "lanes", n), "chunks": _int_list(args.chunks, "chunks", n),
                 "rows": _int_list(args.rows, "rows", n)}
-        f_clk = pll(spec.f_in, args.freq * 1e6 if args.freq else default_clock(spec, event_fold(spec, n, **fold))).f_out
+        f_clk = pll(spec.f_in, args.freq * 1e6 if args.freq else spec.f_clk).f_out
         twin, design = emulation_design(net, spec, **fold, f_clk=f_clk, baud=args.baud)
         extra = {"variant": "emulation", "arch": list(net.arch), "lanes": [layer.lanes for layer in twin.layers],
                  "chunks": [layer.chunk for layer in twin.layers], "depths": [layer.depth for layer in twin.layers],

@@ -70,6 +70,37 @@ def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=(), chunks=Non
     return got, dut, taken
 
 
+def random_writes(net: BinaryNetwork, rng, n: int = 12) -> list[tuple]:
+    """``n`` writes ``(layer, thr, row, col, value)``: flipped random cells (60%) and random
+    thresholds."""
+    writes = []
+    for _ in range(n):
+        k = int(rng.integers(len(net.weights)))
+        n_in, n_out = net.weights[k].shape
+        if rng.random() < 0.6:
+            r, c = int(rng.integers(n_in)), int(rng.integers(n_out))
+            writes.append((k, 0, r, c, int(net.weights[k][r, c] < 0)))  # the flipped cell
+        else:
+            writes.append((k, 1, 0, int(rng.integers(n_out)), int(rng.integers(-n_in, n_in + 2))))
+    return writes
+
+
+def apply_writes(net: BinaryNetwork, writes) -> BinaryNetwork:
+    """The golden network after ``writes`` (changed in place)."""
+    for k, thr, r, c, v in writes:
+        if thr:
+            net.thresholds[k][c] = v
+        else:
+            net.weights[k][r, c] = 1 if v else -1
+    net.__post_init__()
+    return net
+
+
+def results(trace, output) -> list[tuple[int, int]]:
+    """(class, hit) of every image of a golden trace."""
+    return [(int(c), int(h)) for c, h in zip(trace.labels(output), trace.hit)]
+
+
 @pytest.mark.parametrize("arch, lanes, chunks, output, seed, segment", [
     ("23-17-9-5", [4, 3, 2], None, "priority", 1, 32),
     ("23-17-9-5", [17, 1, 5], [5, 17, 2], "argmax", 2, 32),
@@ -82,29 +113,10 @@ def test_folded_network_matches_golden(arch, lanes, chunks, output, seed, segmen
     rng = np.random.default_rng(seed)
     net = random_network(arch, rng, output_mode=output)
     x = rng.integers(0, 2, (40, net.arch[0])).astype(np.uint8)
-    writes = []
-    for _ in range(12):  # flip random cells and rewrite random thresholds
-        k = int(rng.integers(len(net.weights)))
-        n_in, n_out = net.weights[k].shape
-        if rng.random() < 0.6:
-            r, c = int(rng.integers(n_in)), int(rng.integers(n_out))
-            net_bit = int(net.weights[k][r, c] < 0)  # the flipped cell
-            writes.append((k, 0, r, c, net_bit))
-        else:
-            j = int(rng.integers(n_out))
-            writes.append((k, 1, 0, j, int(rng.integers(-n_in, n_in + 2))))
+    writes = random_writes(net, rng)
     golden_before = net.forward(x)
     got, dut, _ = run_folded(net, lanes, output, x, seed, writes, chunks, segment=segment)
-    for k, thr, r, c, v in writes:
-        if thr:
-            net.thresholds[k][c] = v
-        else:
-            net.weights[k][r, c] = 1 if v else -1
-    net.__post_init__()
-    golden_after = net.forward(x)
-    want = [(int(c), int(h)) for c, h in zip(golden_before.labels(output), golden_before.hit)]
-    want += [(int(c), int(h)) for c, h in zip(golden_after.labels(output), golden_after.hit)]
-    assert got == want
+    assert got == results(golden_before, output) + results(apply_writes(net, writes).forward(x), output)
     chunks = chunks if isinstance(chunks, list) else [chunks] * len(dut.layers)
     depths = [-(-n_out // layer.lanes) * -(-n_in // (k or n_in))
               for n_in, n_out, layer, k in zip(net.arch, net.arch[1:], dut.layers, chunks)]
@@ -218,26 +230,10 @@ def test_event_driven_twin_matches_golden(arch, rows, queue, output, density, se
     net = random_network(arch, rng, output_mode=output)
     x = (rng.random((40, net.arch[0])) < density).astype(np.uint8)
     x[5], x[6] = 0, 1  # no active input at all, every input active
-    writes = []
-    for _ in range(12):
-        k = int(rng.integers(len(net.weights)))
-        n_in, n_out = net.weights[k].shape
-        if rng.random() < 0.6:
-            r, c = int(rng.integers(n_in)), int(rng.integers(n_out))
-            writes.append((k, 0, r, c, int(net.weights[k][r, c] < 0)))
-        else:
-            writes.append((k, 1, 0, int(rng.integers(n_out)), int(rng.integers(-n_in, n_in + 2))))
+    writes = random_writes(net, rng)
     before = net.forward(x)
     got, dut, _ = run_folded(net, None, output, x, seed, writes, rows=rows, queue=queue)
-    for k, thr, r, c, v in writes:
-        if thr:
-            net.thresholds[k][c] = v
-        else:
-            net.weights[k][r, c] = 1 if v else -1
-    net.__post_init__()
-    after = net.forward(x)
-    want = [(int(c), int(h)) for t in (before, after) for c, h in zip(t.labels(output), t.hit)]
-    assert got == want
+    assert got == results(before, output) + results(apply_writes(net, writes).forward(x), output)
     assert dut.event and dut.fold() == [(r, 0) for r in rows]
 
 
