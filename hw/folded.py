@@ -416,9 +416,10 @@ class FoldedNetwork(wiring.Component):
             held = Signal(self.arch[0], name="input_image", reset_less=True)
             full = Signal(name="input_full")
             load = Signal()
-            # no image starts while a cell write is under way (it takes three cycles)
-            recent = Signal(2, name="writes_under_way")
-            m.d.sync += recent.eq(Cat(self.wr.valid & self.wr.ready, recent[0]))
+            # no image is taken while a cell write is under way (the longest layer's write_cycles)
+            hold = max(layer.write_cycles for layer in self.layers) - 1
+            recent = Signal(hold, name="writes_under_way")
+            m.d.sync += recent.eq(Cat(self.wr.valid & self.wr.ready, recent[:-1]))
             m.d.comb += [self.i.ready.eq((~full | first.consumed) & ~self.wr.valid & ~recent.any()),
                          load.eq(self.i.valid & self.i.ready), first.x.eq(held), first.start.eq(full)]
             with m.If(load):

@@ -24,8 +24,9 @@ place for its result, so nothing is lost when the next layer is slower. The cycl
 accepted image's cycle with it).
 
 Cells and thresholds stay writable while nothing is in flight, with the interface of
-:class:`rrambnn.hw.folded.FoldedLayer`: a threshold in one cycle, a cell in three (the lane's
-word is read and written back with the one bit changed). ``idle`` is a register, so that no
+:class:`rrambnn.hw.folded.FoldedLayer`: a threshold in one cycle, a cell in ``write_cycles``
+(the request travels through the column groups, a cycle each; each group reads the lane's word
+and writes it back with the one bit changed). ``idle`` is a register, so that no
 combinational path runs from the host's handshakes into the layers (at 100 MHz on an ECP5 the
 cross-chip routing of such a path alone took 19 ns).
 """
@@ -181,6 +182,8 @@ class SparseLayer(wiring.Component):
         self.thr_init = [int(v) for v in np.asarray(thresholds, np.int64)]
         self.thr_words = self.thr_init
         self.segment = SEGMENT
+        # cycles from a cell write's request until the last column group has written it back
+        self.write_cycles = len(self.column_groups()) + 2
         super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
                                      1, self.n_out))
 
@@ -231,23 +234,31 @@ class SparseLayer(wiring.Component):
             with m.If(t_we & (t_lane == j)):
                 m.d.sync += theta[j].eq(t_value)
 
-        # cell writes: the lane's word is read in the next cycle (the read address is switched by a
-        # register, so no path runs from the host's handshake to the memories) and written back
-        # with the one bit changed in the cycle after
-        reading = Signal(name="cell_write_read")
-        pending = Signal(name="cell_write_pending")
-        p_lane = Signal(_bits(G), name="cell_write_lane", reset_less=True)
-        p_slot = Signal(self.sbits, name="cell_write_slot", reset_less=True)
-        p_hi = Signal(-(-N // 16), name="cell_write_sel_hi", reset_less=True)
-        p_lo = Signal(16, name="cell_write_sel_lo", reset_less=True)
-        p_bit = Signal(reset_less=True)
+        # cell writes travel down a chain through the column groups, a cycle per group: group c
+        # reads the lane's word c + 1 cycles after the request and writes it back with the one
+        # bit changed in the cycle after (``write_cycles`` in all). Every group has its own copy
+        # of the request, registered from the copy before it: a single register (or identical
+        # copies, which synthesis merges) fanned out to the read-address muxes of every lane and
+        # group across the chip, and its routing alone limited the ULX3S build to 40 MHz.
         w_lane = self.cell_word[self.sbits:] if G > 1 else Const(0, 1)
         w_slot = self.cell_word[:self.sbits]
-        m.d.sync += [reading.eq(self.cell_we), pending.eq(reading)]
-        with m.If(self.cell_we):
-            m.d.sync += [p_lane.eq(w_lane), p_slot.eq(w_slot), p_bit.eq(self.cell_bit),
-                         p_hi.eq(Const(1, len(p_hi)) << (self.cell_pos >> 4)),
-                         p_lo.eq(Const(1, 16) << self.cell_pos[:4])]
+        prev = {"we": self.cell_we, "lane": w_lane, "slot": w_slot, "pos": self.cell_pos, "bit": self.cell_bit}
+        chain = []
+        for c, (lo, hi) in enumerate(spans):
+            k = {"read": Signal(name=f"cell_write_read_{c}"), "pending": Signal(name=f"cell_write_pending_{c}"),
+                 "lane": Signal(_bits(G), name=f"cell_write_lane_{c}", reset_less=True),
+                 "slot": Signal(self.sbits, name=f"cell_write_slot_{c}", reset_less=True),
+                 "pos": Signal.like(self.cell_pos, name=f"cell_write_pos_{c}", reset_less=True),
+                 "bit": Signal(name=f"cell_write_bit_{c}", reset_less=True),
+                 # the group's columns that take the bit (one-hot, or none)
+                 "sel": Signal(hi - lo, name=f"cell_write_sel_{c}", reset_less=True)}
+            m.d.sync += [k["read"].eq(prev["we"]), k["pending"].eq(k["read"])]
+            with m.If(prev["we"]):
+                m.d.sync += [k[f].eq(prev[f]) for f in ("lane", "slot", "pos", "bit")]
+                m.d.sync += k["sel"].eq(Cat(*(prev["pos"] == j for j in range(lo, hi))))
+            chain.append(k)
+            prev = {"we": k["read"], **{f: k[f] for f in ("lane", "slot", "pos", "bit")}}
+        writing = Cat(*(k[f] for k in chain for f in ("read", "pending"))).any()
 
         # images in flight (started, result not yet taken): at most ``queue``, so every result has
         # a place in the queue. Every column group keeps its own copy of this control and of the
@@ -284,7 +295,8 @@ class SparseLayer(wiring.Component):
                     m.d.comb += index[bit].eq(Cat(*hot).any() if hot else 0)
                 found[c].append(p.any())
                 rest.append(r)
-                m.d.comb += [rds[c][g].addr.eq(Mux(reading, p_slot, index)), rds[c][g].en.eq(~pending)]
+                m.d.comb += [rds[c][g].addr.eq(Mux(chain[c]["read"], chain[c]["slot"], index)),
+                             rds[c][g].en.eq(~chain[c]["pending"])]
             # the last read: every lane has at most one pending row (at most two before this read)
             with m.If(k["started"]):
                 m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
@@ -299,14 +311,15 @@ class SparseLayer(wiring.Component):
         # early), so the host's handshakes do not chain into the layers' control
         idle = Signal(init=1, name="idle_reg")
         m.d.comb += [self.consumed.eq(started), self.idle.eq(idle)]
-        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~reading & ~pending & ~started & ~self.cell_we)
+        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~writing & ~started & ~self.cell_we)
 
         # cell write-back (the word was read in the cycle before)
         for c, (lo, hi) in enumerate(spans):
+            k = chain[c]
             for g in range(G):
-                new_word = [Mux(p_hi[i // 16] & p_lo[i % 16], p_bit, rds[c][g].data[i - lo]) for i in range(lo, hi)]
-                m.d.comb += [wrs[c][g].addr.eq(p_slot), wrs[c][g].data.eq(Cat(*new_word)),
-                             wrs[c][g].en.eq(pending & (p_lane == g))]
+                new_word = [Mux(k["sel"][i], k["bit"], rds[c][g].data[i]) for i in range(hi - lo)]
+                m.d.comb += [wrs[c][g].addr.eq(k["slot"]), wrs[c][g].data.eq(Cat(*new_word)),
+                             wrs[c][g].en.eq(k["pending"] & (k["lane"] == g))]
 
         # stage B: the rows arrive; count them per column, a segment of lanes at a time; stage C:
         # add the segments; stage D: accumulate over the image's reads (each group with its own
