@@ -24,9 +24,9 @@ place for its result, so nothing is lost when the next layer is slower. The cycl
 accepted image's cycle with it).
 
 Cells and thresholds stay writable while nothing is in flight, with the interface of
-:class:`rrambnn.hw.folded.FoldedLayer`: a threshold in one cycle, a cell in ``write_cycles``
-(the request travels through the column groups, a cycle each; each group reads the lane's word
-and writes it back with the one bit changed). ``idle`` is a register, so that no
+:class:`rrambnn.hw.folded.FoldedLayer`. A write travels through the column groups, a cycle
+each: a threshold is set when the request reaches its group, a cell in ``write_cycles`` (each
+group reads the lane's word and writes it back with the one bit changed). ``idle`` is a register, so that no
 combinational path runs from the host's handshakes into the layers (at 100 MHz on an ECP5 the
 cross-chip routing of such a path alone took 19 ns).
 """
@@ -219,30 +219,23 @@ class SparseLayer(wiring.Component):
                 rds[c].append(mem.read_port())
                 wrs[c].append(mem.write_port())
 
-        # thresholds: one register per neuron
         # Only the control registers are reset: a reset that reaches every register is one net
         # across the whole chip (on the ULX3S at 100 MHz it alone took 12 ns). Cells and
         # thresholds keep their values through a reset, as the arrays' cells do.
-        # thresholds: one register per neuron, written a cycle after the request (registered, so
-        # the host's handshake does not reach every threshold register; a result's margins are
-        # formed cycles after any image that can start meanwhile)
-        theta = [Signal(signed(self.tw), init=v, name=f"theta{j}", reset_less=True) for j, v in enumerate(self.thr_init)]
-        t_we, t_lane = Signal(name="thr_write"), Signal.like(self.thr_lane, name="thr_write_lane", reset_less=True)
-        t_value = Signal.like(self.thr_value, name="thr_write_value", reset_less=True)
-        m.d.sync += [t_we.eq(self.thr_we), t_lane.eq(self.thr_lane), t_value.eq(self.thr_value)]
-        for j in range(N):
-            with m.If(t_we & (t_lane == j)):
-                m.d.sync += theta[j].eq(t_value)
-
-        # cell writes travel down a chain through the column groups, a cycle per group: group c
-        # reads the lane's word c + 1 cycles after the request and writes it back with the one
-        # bit changed in the cycle after (``write_cycles`` in all). Every group has its own copy
-        # of the request, registered from the copy before it: a single register (or identical
-        # copies, which synthesis merges) fanned out to the read-address muxes of every lane and
-        # group across the chip, and its routing alone limited the ULX3S build to 40 MHz.
+        #
+        # Writes travel down a chain through the column groups, a cycle per group. Every group
+        # has its own copy of the request, registered from the copy before it: a single register
+        # (or identical copies, which synthesis merges) fanned out to every group across the chip,
+        # and on the ULX3S its routing alone took 19-21 ns (the cell write's address into every
+        # lane's read-address mux, then the threshold value into every threshold register).
+        # A threshold is written when its group's copy arrives, c + 1 cycles after the request
+        # (a result's margins are formed cycles after any image that can start meanwhile). A cell
+        # write's group reads the lane's word in that cycle and writes it back with the one bit
+        # changed in the cycle after: ``write_cycles`` in all.
         w_lane = self.cell_word[self.sbits:] if G > 1 else Const(0, 1)
         w_slot = self.cell_word[:self.sbits]
-        prev = {"we": self.cell_we, "lane": w_lane, "slot": w_slot, "pos": self.cell_pos, "bit": self.cell_bit}
+        prev = {"we": self.cell_we, "lane": w_lane, "slot": w_slot, "pos": self.cell_pos, "bit": self.cell_bit,
+                "twe": self.thr_we, "tlane": self.thr_lane, "tvalue": self.thr_value}
         chain = []
         for c, (lo, hi) in enumerate(spans):
             k = {"read": Signal(name=f"cell_write_read_{c}"), "pending": Signal(name=f"cell_write_pending_{c}"),
@@ -251,14 +244,25 @@ class SparseLayer(wiring.Component):
                  "pos": Signal.like(self.cell_pos, name=f"cell_write_pos_{c}", reset_less=True),
                  "bit": Signal(name=f"cell_write_bit_{c}", reset_less=True),
                  # the group's columns that take the bit (one-hot, or none)
-                 "sel": Signal(hi - lo, name=f"cell_write_sel_{c}", reset_less=True)}
+                 "sel": Signal(hi - lo, name=f"cell_write_sel_{c}", reset_less=True),
+                 "twe": Signal(name=f"thr_write_{c}"),
+                 "tlane": Signal.like(self.thr_lane, name=f"thr_write_lane_{c}", reset_less=True),
+                 "tvalue": Signal.like(self.thr_value, name=f"thr_write_value_{c}", reset_less=True)}
             m.d.sync += [k["read"].eq(prev["we"]), k["pending"].eq(k["read"])]
+            m.d.sync += [k[f].eq(prev[f]) for f in ("twe", "tlane", "tvalue")]
             with m.If(prev["we"]):
                 m.d.sync += [k[f].eq(prev[f]) for f in ("lane", "slot", "pos", "bit")]
                 m.d.sync += k["sel"].eq(Cat(*(prev["pos"] == j for j in range(lo, hi))))
             chain.append(k)
-            prev = {"we": k["read"], **{f: k[f] for f in ("lane", "slot", "pos", "bit")}}
-        writing = Cat(*(k[f] for k in chain for f in ("read", "pending"))).any()
+            prev = {"we": k["read"], **{f: k[f] for f in ("lane", "slot", "pos", "bit", "twe", "tlane", "tvalue")}}
+        writing = Cat(*(k[f] for k in chain for f in ("read", "pending", "twe"))).any()
+
+        # thresholds: one register per neuron, in its column group
+        theta = [Signal(signed(self.tw), init=v, name=f"theta{j}", reset_less=True) for j, v in enumerate(self.thr_init)]
+        for c, (lo, hi) in enumerate(spans):
+            for j in range(lo, hi):
+                with m.If(chain[c]["twe"] & (chain[c]["tlane"] == j)):
+                    m.d.sync += theta[j].eq(chain[c]["tvalue"])
 
         # images in flight (started, result not yet taken): at most ``queue``, so every result has
         # a place in the queue. Every column group keeps its own copy of this control and of the
@@ -311,7 +315,7 @@ class SparseLayer(wiring.Component):
         # early), so the host's handshakes do not chain into the layers' control
         idle = Signal(init=1, name="idle_reg")
         m.d.comb += [self.consumed.eq(started), self.idle.eq(idle)]
-        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~writing & ~started & ~self.cell_we)
+        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~writing & ~started & ~self.cell_we & ~self.thr_we)
 
         # cell write-back (the word was read in the cycle before)
         for c, (lo, hi) in enumerate(spans):
