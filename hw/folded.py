@@ -323,7 +323,7 @@ class FoldedNetwork(wiring.Component):
     """
 
     def __init__(self, cells, thresholds, *, lanes=None, chunks=None, output: str = "priority", segment: int = 32,
-                 ram_style: str | None = None, rows=None, queue: int = 4):
+                 ram_style: str | None = None, rows=None, queue: int = 6):
         if not isinstance(cells, (list, tuple)) or not cells or len(cells) != len(thresholds):
             raise ValueError("Folded network needs one cell array and one threshold vector per layer")
         if output not in OUTPUT_MODES:
@@ -352,9 +352,10 @@ class FoldedNetwork(wiring.Component):
         if self.event:
             # data dependent; these are the worst case (every input active), see timing()
             worst = [np.array([layer.slots]) for layer in self.layers]
-            model = event_model(worst, self.queue, images=1)
+            delays = [layer.result_delay for layer in self.layers]
+            model = event_model(worst, self.queue, delays=delays, images=1)
             self.latency = model["latency"]
-            accept = event_model([np.repeat(w, 96) for w in worst], self.queue)["accept"]
+            accept = event_model([np.repeat(w, 96) for w in worst], self.queue, delays=delays)["accept"]
             self.interval = (accept[-1] - accept[48]) / 47  # steady state
         else:
             # cycles per image, free-flowing, from a cycle model of the layers' handshakes
@@ -382,7 +383,7 @@ class FoldedNetwork(wiring.Component):
         if not self.event:
             return {"interval": self.interval, "latency": self.latency}
         cycles = [image_cycles(a, layer.rows) for a, layer in zip(self.layer_inputs(x), self.layers)]
-        res = event_model(cycles, self.queue, **kw)
+        res = event_model(cycles, self.queue, delays=[layer.result_delay for layer in self.layers], **kw)
         res["layer_cycles"] = [float(c.mean()) for c in cycles]
         res["worst_cycles"] = [int(c.max()) for c in cycles]
         return res

@@ -45,8 +45,9 @@ from rrambnn.hw.output import layer_ports
 
 SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
 COLUMN_GROUP = 16  # columns that share memories and a copy of the lanes' pending masks
-# cycles from a layer's last read to the write of its result into the queue (the cycle model's
-# constant; the testbenches check the model against the RTL)
+# cycles from a layer's last read to its result in the last column group, before the registers
+# that line the groups' results up for the queue (see SparseLayer.result_delay; the testbenches
+# check the cycle model against the RTL)
 RESULT_DELAY = 4
 
 
@@ -73,8 +74,8 @@ def image_cycles(x: np.ndarray, rows: int) -> np.ndarray:
     return np.maximum(1, padded.reshape(n, slots, rows).sum(axis=1).max(axis=1))
 
 
-def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = None, consumer_ready=None,
-                feed_ready=None) -> dict:
+def event_model(cycles: list[np.ndarray], queue: int, *, delays: list[int] | None = None, images: int | None = None,
+                consumer_ready=None, feed_ready=None) -> dict:
     """Cycle model of a chain of event-driven layers: ``cycles[k][n]`` are layer k's cycles
     for image n (:func:`image_cycles` of its input). Returns the cycle each image is accepted
     (``accept``), the cycle each result is first offered (``offered``), the mean ``interval``
@@ -84,7 +85,8 @@ def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = No
     It mirrors :class:`SparseLayer` and its result queue (``SyncFIFOBuffered``): a layer
     starts an image (and takes its input) when it is idle or in its last read and fewer than
     ``queue`` of its images are in flight (started, result not taken); the result is written
-    into the queue ``RESULT_DELAY`` cycles after the last read, and the queue's output register
+    into the queue ``delays[k]`` cycles after the last read (:attr:`SparseLayer.result_delay`;
+    default ``RESULT_DELAY``, a layer of one column group), and the queue's output register
     takes the oldest entry from the cycle after its write on, when it is empty or being read.
     Images reach layer 0 through an input register (as in
     :class:`rrambnn.hw.folded.FoldedNetwork`): an image is accepted when the register is empty
@@ -92,6 +94,7 @@ def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = No
     offered at cycle t, ``consumer_ready(t)`` whether the last layer's result is taken (default:
     always)."""
     n_layers = len(cycles)
+    delays = [RESULT_DELAY + 1] * n_layers if delays is None else list(delays)
     n = len(cycles[0]) if images is None else images
     remaining = [0] * n_layers  # reads left of the image in progress, this cycle's included
     current = [0] * n_layers
@@ -102,7 +105,7 @@ def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = No
     fed, done, t = 0, 0, 0
     held = None  # the image in the input register
     accept, offered = [], [None] * n
-    limit = 100 + sum(int(np.max(c[:n])) + RESULT_DELAY + 4 for c in cycles) * max(n, 1) * 4
+    limit = 100 + sum(int(np.max(c[:n])) + d + 4 for c, d in zip(cycles, delays)) * max(n, 1) * 4
     while done < n:
         if t > limit:
             raise RuntimeError("event model did not finish")
@@ -116,7 +119,7 @@ def event_model(cycles: list[np.ndarray], queue: int, *, images: int | None = No
         taken = starts[1:] + [head[-1] is not None and (consumer_ready is None or consumer_ready(t))]
         for k in range(n_layers):
             if remaining[k] == 1:
-                writes[k].append((t + RESULT_DELAY, current[k]))
+                writes[k].append((t + delays[k], current[k]))
             if remaining[k]:
                 remaining[k] -= 1
             if starts[k]:
@@ -152,7 +155,7 @@ class SparseLayer(wiring.Component):
     ``margins``), cell writes (``cell_word`` = lane << slot bits | slot, ``cell_pos`` = column)
     and threshold writes (``thr_lane`` = neuron) while ``idle``."""
 
-    def __init__(self, cells: np.ndarray, thresholds: np.ndarray, rows: int, *, queue: int = 4,
+    def __init__(self, cells: np.ndarray, thresholds: np.ndarray, rows: int, *, queue: int = 6,
                  margins: bool = True, ram_style: str | None = None):
         cells = np.asarray(cells)
         if cells.ndim != 2 or not np.isin(cells, (0, 1)).all():
@@ -184,6 +187,8 @@ class SparseLayer(wiring.Component):
         self.segment = SEGMENT
         # cycles from a cell write's request until the last column group has written it back
         self.write_cycles = len(self.column_groups()) + 2
+        # cycles from an image's last read in group 0 until its result is written into the queue
+        self.result_delay = RESULT_DELAY + len(self.column_groups())
         super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
                                      1, self.n_out))
 
@@ -267,13 +272,21 @@ class SparseLayer(wiring.Component):
         # images in flight (started, result not yet taken): at most ``queue``, so every result has
         # a place in the queue. Every column group keeps its own copy of this control and of the
         # lanes' pending masks, next to its memories and counters, so that neither a read address
-        # nor the start decision has to cross the chip (the copies make the same decisions; copy 0
-        # answers the producer and feeds the queue). An image never starts during a write: the
-        # network offers writes only while every layer is idle, and holds images back meanwhile.
-        x_pad = Cat(self.x, Const(0, R * G - self.n_in))
-        new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
+        # nor the start decision has to cross the chip. The groups run as a systolic chain: group
+        # c sees the producer's offer, its image and the result releases one cycle after group
+        # c - 1, through registers, so it makes group 0's decisions c cycles later (writes reach it
+        # c cycles later too); no net has to reach every group in one cycle. Group 0 answers the
+        # producer; the groups' results are lined up in registers before the queue. An image
+        # never starts during a write: the network offers writes only while every layer is idle,
+        # and holds images back meanwhile.
         released = Signal()
         m.d.comb += released.eq(self.valid & self.take)
+        feed = [{"start": self.start, "x": self.x, "released": released}]
+        for c in range(1, len(spans)):
+            f = {"start": Signal(name=f"a_offer_{c}"), "released": Signal(name=f"a_released_{c}"),
+                 "x": Signal(self.n_in, name=f"a_image_{c}", reset_less=True)}
+            m.d.sync += [f[name].eq(feed[-1][name]) for name in f]
+            feed.append(f)
         found, ctl = [], []  # found[c][g]: lane g has a pending row, in group c's copy
         for c in range(len(spans)):
             k = {name: Signal(name=f"a_{name}_{c}", reset_less=name in ("final", "first"))
@@ -281,9 +294,11 @@ class SparseLayer(wiring.Component):
             k["in_flight"] = Signal(range(self.queue + 1), name=f"a_in_flight_{c}")
             ctl.append(k)
             masks = [Signal(R, name=f"a_pending{g}_{c}", reset_less=True) for g in range(G)]
+            x_pad = Cat(feed[c]["x"], Const(0, R * G - self.n_in))
+            new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
             m.d.comb += [k["last"].eq(k["busy"] & k["final"]),
-                         k["started"].eq(self.start & (~k["busy"] | k["last"]) & (k["in_flight"] < self.queue))]
-            m.d.sync += k["in_flight"].eq(k["in_flight"] + k["started"] - released)
+                         k["started"].eq(feed[c]["start"] & (~k["busy"] | k["last"]) & (k["in_flight"] < self.queue))]
+            m.d.sync += k["in_flight"].eq(k["in_flight"] + k["started"] - feed[c]["released"])
             found.append([])
             rest = []
             for g in range(G):
@@ -351,8 +366,6 @@ class SparseLayer(wiring.Component):
                                   reset_less=True)
                     m.d.sync += part.eq(add_tree(bits))
                     (col_parts[j] if column else active_parts[c]).append(part)
-        tot_valid = Signal(name="e_valid")
-        m.d.sync += tot_valid.eq(stage[0]["on"] & stage[0]["last"])
         totals = []
         parts = col_parts + active_parts
         names = [f"{j}" for j in range(N)] + [f"_active{c}" for c in range(len(spans))]
@@ -370,19 +383,34 @@ class SparseLayer(wiring.Component):
                     m.d.sync += total.eq(running)
             totals.append(total)
 
-        # stage E: margins S - theta, the sense stage, into the result queue
+        # stage E: margins S - theta, the sense stage, per group; then registers that line the
+        # groups' results up (group c's come c cycles after group 0's) before the result queue
+        C = len(spans)
         fires, margins = [], []
-        for j in range(N):
-            active = totals[N + j // COLUMN_GROUP]  # the group's own count of the active inputs
-            mg = Signal(signed(self.mw), name=f"margin{j}")
-            m.d.comb += mg.eq(2 * totals[j] - active - theta[j])
-            fires.append(mg >= 0)
-            margins.append(mg.as_unsigned())
+        for c, (lo, hi) in enumerate(spans):
+            word = []
+            for j in range(lo, hi):
+                active = totals[N + c]  # the group's own count of the active inputs
+                mg = Signal(signed(self.mw), name=f"margin{j}")
+                m.d.comb += mg.eq(2 * totals[j] - active - theta[j])
+                word.append(mg)
+            result = Cat(*(mg >= 0 for mg in word), *(mg.as_unsigned() for mg in word if self.keep_margins))
+            for step in range(C - c):
+                reg = Signal(len(result), name=f"e_result{c}_{step}", reset_less=True)
+                m.d.sync += reg.eq(result)
+                result = reg
+            fires.append(result[:hi - lo])
+            margins.append(result[hi - lo:])
+        # the last group's results are complete the cycle after its last accumulation, and in the
+        # queue one cycle later
+        tot_valid = Signal(name="e_valid")
+        q_valid = Signal(name="f_valid")
+        m.d.sync += [tot_valid.eq(stage[-1]["on"] & stage[-1]["last"]), q_valid.eq(tot_valid)]
         width = N + (N * self.mw if self.keep_margins else 0)
         # at most queue - 1 older results wait when one is written, but SyncFIFOBuffered's w_rdy
         # counts its queue behind the output register only, so it gets one entry more
         m.submodules.results = q = SyncFIFOBuffered(width=width, depth=self.queue + 1)
-        m.d.comb += [q.w_data.eq(Cat(*fires, *(margins if self.keep_margins else []))), q.w_en.eq(tot_valid),
+        m.d.comb += [q.w_data.eq(Cat(*fires, *(margins if self.keep_margins else []))), q.w_en.eq(q_valid),
                      self.valid.eq(q.r_rdy), q.r_en.eq(self.take), self.fires.eq(q.r_data[:N])]
         if self.keep_margins:
             m.d.comb += self.margins.eq(q.r_data[N:])
