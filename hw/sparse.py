@@ -7,8 +7,8 @@ needs the cells of the rows whose input is 1. An :class:`SparseLayer` therefore 
 
 * the inputs are dealt to ``rows`` row lanes (input ``i`` to lane ``i % rows``, slot
   ``i // rows``); each lane keeps its rows' cells, a row's columns in one word, in small
-  memories of its own (LUT RAM on an ECP5): one per group of 16 columns, each beside a copy of
-  the lanes' pending masks and its columns' counters, so that the wiring stays local;
+  memories of its own (LUT RAM on an ECP5): one per group of 16 columns, each beside its
+  columns' counters, so that the wiring stays local;
 * each cycle every lane finds its lowest active input that is still pending (a priority
   encoder over its slots), reads that row and clears the bit; the ``rows`` words read in one
   cycle are counted per column and accumulated;
@@ -16,11 +16,12 @@ needs the cells of the rows whose input is 1. An :class:`SparseLayer` therefore 
   (:func:`image_cycles`): data dependent, about 5 cycles on the MNIST test set with 32 lanes
   on the 400 inputs, against 400 for one input row per cycle.
 
-The column groups run as a systolic chain: group c sees the producer's offer, the image and
-the result releases one cycle after group c - 1, so it makes group 0's decisions c cycles
-later, and registers line the groups' results up before the queue (``result_delay``). No
-signal has to reach every group in one cycle: on a chip the size of an ECP5-85F, one such net
-took up to 20 ns of routing.
+One set of pending masks and priority encoders makes the decisions. The column groups run as
+a systolic chain: the lanes' row addresses (and the tags that travel with the reads) reach
+group c one cycle after group c - 1, so group c reads group 0's rows c cycles later, and
+registers line the groups' results up before the queue (``result_delay``). No signal has to
+reach every group in one cycle: on a chip the size of an ECP5-85F, one such net took up to
+20 ns of routing.
 
 The layer copies its input into the lanes' pending masks when it starts an image, so the
 producer is free at once, and starts the next image in the cycle of the last read. Results
@@ -50,7 +51,7 @@ from rrambnn.hw.layer import threshold_width
 from rrambnn.hw.output import layer_ports
 
 SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
-COLUMN_GROUP = 16  # columns that share memories and a copy of the lanes' pending masks
+COLUMN_GROUP = 16  # columns that share memories, a hop of the systolic chain
 # cycles from a layer's last read to its result in the last column group, before the registers
 # that line the groups' results up for the queue (see SparseLayer.result_delay; the testbenches
 # check the cycle model against the RTL)
@@ -207,7 +208,7 @@ class SparseLayer(wiring.Component):
         return 0, col
 
     def column_groups(self) -> list[tuple[int, int]]:
-        """The column ranges that have their own memories and copies of the pending masks."""
+        """The column ranges that have their own memories (a hop of the systolic chain each)."""
         return [(lo, min(lo + COLUMN_GROUP, self.n_out)) for lo in range(0, self.n_out, COLUMN_GROUP)]
 
     def margin(self, j: int):
@@ -276,62 +277,64 @@ class SparseLayer(wiring.Component):
                     m.d.sync += theta[j].eq(chain[c]["tvalue"])
 
         # images in flight (started, result not yet taken): at most ``queue``, so every result has
-        # a place in the queue. Every column group keeps its own copy of this control and of the
-        # lanes' pending masks, next to its memories and counters, so that neither a read address
-        # nor the start decision has to cross the chip. The groups run as a systolic chain: group
-        # c sees the producer's offer, its image and the result releases one cycle after group
-        # c - 1, through registers, so it makes group 0's decisions c cycles later (writes reach it
-        # c cycles later too); no net has to reach every group in one cycle. Group 0 answers the
-        # producer; the groups' results are lined up in registers before the queue. An image
-        # never starts during a write: the network offers writes only while every layer is idle,
-        # and holds images back meanwhile.
+        # a place in the queue. One copy of the lanes' pending masks and priority encoders makes
+        # the decisions. The column groups run as a systolic chain: what group c - 1 read a cycle
+        # ago (each lane's row address and whether it has one, and the tags that travel with the
+        # reads) reaches group c through registers, so group c reads group 0's rows c cycles
+        # later (writes reach it c cycles later too), and no net has to reach every group in one
+        # cycle; registers line the groups' results up before the queue. An image never starts
+        # during a write: the network offers writes only while every layer is idle, and holds
+        # images back meanwhile.
         released = Signal()
         m.d.comb += released.eq(self.valid & self.take)
-        feed = [{"start": self.start, "x": self.x, "released": released}]
+        k = {name: Signal(name=f"a_{name}", reset_less=name in ("final", "first"))
+             for name in ("busy", "final", "last", "started", "first")}
+        k["in_flight"] = Signal(range(self.queue + 1), name="a_in_flight")
+        masks = [Signal(R, name=f"a_pending{g}", reset_less=True) for g in range(G)]
+        x_pad = Cat(self.x, Const(0, R * G - self.n_in))
+        new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
+        m.d.comb += [k["last"].eq(k["busy"] & k["final"]),
+                     k["started"].eq(self.start & (~k["busy"] | k["last"]) & (k["in_flight"] < self.queue))]
+        m.d.sync += k["in_flight"].eq(k["in_flight"] + k["started"] - released)
+        rows_read = {"busy": k["busy"], "first": k["first"], "last": k["last"]}  # group 0's reads
+        found, index, rest = [], [], []
+        for g in range(G):
+            p = masks[g]
+            # log-depth logic, no carry chains: the lowest pending row, and the others
+            below = [Const(0, 1)] + [p[:s].any() for s in range(1, R)]
+            lowest = [p[s] & ~below[s] for s in range(R)]
+            r = Signal(R, name=f"a_rest{g}")
+            m.d.comb += r.eq(Cat(*(p[s] & below[s] for s in range(R))))
+            idx = Signal(self.sbits, name=f"a_row{g}")
+            for bit in range(self.sbits):
+                hot = [lowest[s] for s in range(R) if s >> bit & 1]
+                m.d.comb += idx[bit].eq(Cat(*hot).any() if hot else 0)
+            found.append(p.any())
+            index.append(idx)
+            rest.append(r)
+        rows_read["found"] = Cat(*found)
+        rows_read["index"] = Cat(*index)
+        # the last read: every lane has at most one pending row (at most two before this read)
+        with m.If(k["started"]):
+            m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
+            m.d.sync += [k["busy"].eq(1), k["first"].eq(1),
+                         k["final"].eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
+        with m.Elif(k["busy"]):
+            m.d.sync += [mk.eq(v) for mk, v in zip(masks, rest)]
+            m.d.sync += [k["busy"].eq(~k["final"]), k["first"].eq(0),
+                         k["final"].eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
+        reads = [rows_read]  # reads[c]: what group c reads this cycle
         for c in range(1, len(spans)):
-            f = {"start": Signal(name=f"a_offer_{c}"), "released": Signal(name=f"a_released_{c}"),
-                 "x": Signal(self.n_in, name=f"a_image_{c}", reset_less=True)}
-            m.d.sync += [f[name].eq(feed[-1][name]) for name in f]
-            feed.append(f)
-        found, ctl = [], []  # found[c][g]: lane g has a pending row, in group c's copy
+            hop = {name: Signal(len(v), name=f"a_{name}_{c}", reset_less=name in ("first", "index"))
+                   for name, v in rows_read.items()}
+            m.d.sync += [hop[name].eq(reads[-1][name]) for name in hop]
+            reads.append(hop)
         for c in range(len(spans)):
-            k = {name: Signal(name=f"a_{name}_{c}", reset_less=name in ("final", "first"))
-                 for name in ("busy", "final", "last", "started", "first")}
-            k["in_flight"] = Signal(range(self.queue + 1), name=f"a_in_flight_{c}")
-            ctl.append(k)
-            masks = [Signal(R, name=f"a_pending{g}_{c}", reset_less=True) for g in range(G)]
-            x_pad = Cat(feed[c]["x"], Const(0, R * G - self.n_in))
-            new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
-            m.d.comb += [k["last"].eq(k["busy"] & k["final"]),
-                         k["started"].eq(feed[c]["start"] & (~k["busy"] | k["last"]) & (k["in_flight"] < self.queue))]
-            m.d.sync += k["in_flight"].eq(k["in_flight"] + k["started"] - feed[c]["released"])
-            found.append([])
-            rest = []
             for g in range(G):
-                p = masks[g]
-                # log-depth logic, no carry chains: the lowest pending row, and the others
-                below = [Const(0, 1)] + [p[:s].any() for s in range(1, R)]
-                lowest = [p[s] & ~below[s] for s in range(R)]
-                r = Signal(R, name=f"a_rest{g}_{c}")
-                m.d.comb += r.eq(Cat(*(p[s] & below[s] for s in range(R))))
-                index = Signal(self.sbits, name=f"a_row{g}_{c}")
-                for bit in range(self.sbits):
-                    hot = [lowest[s] for s in range(R) if s >> bit & 1]
-                    m.d.comb += index[bit].eq(Cat(*hot).any() if hot else 0)
-                found[c].append(p.any())
-                rest.append(r)
-                m.d.comb += [rds[c][g].addr.eq(Mux(chain[c]["read"], chain[c]["slot"], index)),
+                idx = reads[c]["index"][g * self.sbits:(g + 1) * self.sbits]
+                m.d.comb += [rds[c][g].addr.eq(Mux(chain[c]["read"], chain[c]["slot"], idx)),
                              rds[c][g].en.eq(~chain[c]["pending"])]
-            # the last read: every lane has at most one pending row (at most two before this read)
-            with m.If(k["started"]):
-                m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
-                m.d.sync += [k["busy"].eq(1), k["first"].eq(1),
-                             k["final"].eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
-            with m.Elif(k["busy"]):
-                m.d.sync += [mk.eq(v) for mk, v in zip(masks, rest)]
-                m.d.sync += [k["busy"].eq(~k["final"]), k["first"].eq(0),
-                             k["final"].eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
-        started, busy, in_flight = ctl[0]["started"], ctl[0]["busy"], ctl[0]["in_flight"]
+        started, busy, in_flight = k["started"], k["busy"], k["in_flight"]
         # ``idle`` is registered (from this cycle's state and what starts now: never idle too
         # early), so the host's handshakes do not chain into the layers' control
         idle = Signal(init=1, name="idle_reg")
@@ -354,15 +357,15 @@ class SparseLayer(wiring.Component):
         active_parts = [[] for _ in spans]  # per group: the active inputs, counted where used
         stage = []
         for c, (lo, hi) in enumerate(spans):
-            k = ctl[c]
+            rd = reads[c]
             b = {tag: Signal(name=f"b_{tag}_{c}") for tag in tags}
             cc = {tag: Signal(name=f"c_{tag}_{c}") for tag in tags}
             d = {tag: Signal(name=f"d_{tag}_{c}") for tag in tags}
-            m.d.sync += [b["on"].eq(k["busy"]), b["first"].eq(k["first"]), b["last"].eq(k["last"])]
+            m.d.sync += [b["on"].eq(rd["busy"]), b["first"].eq(rd["first"]), b["last"].eq(rd["last"])]
             m.d.sync += [cc[tag].eq(b[tag]) for tag in tags] + [d[tag].eq(cc[tag]) for tag in tags]
             stage.append(d)
             b_found = Signal(G, name=f"b_found_{c}", reset_less=True)
-            m.d.sync += b_found.eq(Cat(*found[c]) & k["busy"].replicate(G))
+            m.d.sync += b_found.eq(rd["found"] & rd["busy"].replicate(G))
             for s_lo in range(0, G, SEGMENT):
                 s_hi = min(s_lo + SEGMENT, G)
                 for j in range(lo, hi + 1):
