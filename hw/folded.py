@@ -353,9 +353,9 @@ class FoldedNetwork(wiring.Component):
             # data dependent; these are the worst case (every input active), see timing()
             worst = [np.array([layer.slots]) for layer in self.layers]
             delays = [layer.result_delay for layer in self.layers]
-            model = event_model(worst, self.queue, delays=delays, images=1)
+            model = event_model(worst, self.queue, delays, images=1)
             self.latency = model["latency"]
-            accept = event_model([np.repeat(w, 96) for w in worst], self.queue, delays=delays)["accept"]
+            accept = event_model([np.repeat(w, 96) for w in worst], self.queue, delays)["accept"]
             self.interval = (accept[-1] - accept[48]) / 47  # steady state
         else:
             # cycles per image, free-flowing, from a cycle model of the layers' handshakes
@@ -383,7 +383,7 @@ class FoldedNetwork(wiring.Component):
         if not self.event:
             return {"interval": self.interval, "latency": self.latency}
         cycles = [image_cycles(a, layer.rows) for a, layer in zip(self.layer_inputs(x), self.layers)]
-        res = event_model(cycles, self.queue, delays=[layer.result_delay for layer in self.layers], **kw)
+        res = event_model(cycles, self.queue, [layer.result_delay for layer in self.layers], **kw)
         res["layer_cycles"] = [float(c.mean()) for c in cycles]
         res["worst_cycles"] = [int(c.max()) for c in cycles]
         return res

@@ -33,9 +33,9 @@ accepted image's cycle with it).
 Cells and thresholds stay writable while nothing is in flight, with the interface of
 :class:`rrambnn.hw.folded.FoldedLayer`. A write travels through the column groups, a cycle
 each: a threshold is set when the request reaches its group, a cell in ``write_cycles`` (each
-group reads the lane's word and writes it back with the one bit changed). ``idle`` is a register, so that no
-combinational path runs from the host's handshakes into the layers (at 100 MHz on an ECP5 the
-cross-chip routing of such a path alone took 19 ns).
+group reads the lane's word and writes it back with the one bit changed). ``idle`` is a
+register, so that no combinational path runs from the host's handshakes into the layers (at
+100 MHz on an ECP5 the cross-chip routing of such a path alone took 19 ns).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def image_cycles(x: np.ndarray, rows: int) -> np.ndarray:
     return np.maximum(1, padded.reshape(n, slots, rows).sum(axis=1).max(axis=1))
 
 
-def event_model(cycles: list[np.ndarray], queue: int, *, delays: list[int] | None = None, images: int | None = None,
+def event_model(cycles: list[np.ndarray], queue: int, delays: list[int], *, images: int | None = None,
                 consumer_ready=None, feed_ready=None) -> dict:
     """Cycle model of a chain of event-driven layers: ``cycles[k][n]`` are layer k's cycles
     for image n (:func:`image_cycles` of its input). Returns the cycle each image is accepted
@@ -92,8 +92,8 @@ def event_model(cycles: list[np.ndarray], queue: int, *, delays: list[int] | Non
     It mirrors :class:`SparseLayer` and its result queue (``SyncFIFOBuffered``): a layer
     starts an image (and takes its input) when it is idle or in its last read and fewer than
     ``queue`` of its images are in flight (started, result not taken); the result is written
-    into the queue ``delays[k]`` cycles after the last read (:attr:`SparseLayer.result_delay`;
-    default ``RESULT_DELAY``, a layer of one column group), and the queue's output register
+    into the queue ``delays[k]`` cycles after the last read (:attr:`SparseLayer.result_delay`),
+    and the queue's output register
     takes the oldest entry from the cycle after its write on, when it is empty or being read.
     Images reach layer 0 through an input register (as in
     :class:`rrambnn.hw.folded.FoldedNetwork`): an image is accepted when the register is empty
@@ -101,7 +101,6 @@ def event_model(cycles: list[np.ndarray], queue: int, *, delays: list[int] | Non
     offered at cycle t, ``consumer_ready(t)`` whether the last layer's result is taken (default:
     always)."""
     n_layers = len(cycles)
-    delays = [RESULT_DELAY + 1] * n_layers if delays is None else list(delays)
     n = len(cycles[0]) if images is None else images
     remaining = [0] * n_layers  # reads left of the image in progress, this cycle's included
     current = [0] * n_layers
@@ -193,9 +192,10 @@ class SparseLayer(wiring.Component):
         self.thr_words = self.thr_init
         self.segment = SEGMENT
         # cycles from a cell write's request until the last column group has written it back
-        self.write_cycles = len(self.column_groups()) + 2
+        n_groups = len(self.column_groups())
+        self.write_cycles = n_groups + 2
         # cycles from an image's last read in group 0 until its result is written into the queue
-        self.result_delay = RESULT_DELAY + len(self.column_groups())
+        self.result_delay = RESULT_DELAY + n_groups
         super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
                                      1, self.n_out))
 
@@ -287,16 +287,16 @@ class SparseLayer(wiring.Component):
         # images back meanwhile.
         released = Signal()
         m.d.comb += released.eq(self.valid & self.take)
-        k = {name: Signal(name=f"a_{name}", reset_less=name in ("final", "first"))
+        ctl = {name: Signal(name=f"a_{name}", reset_less=name in ("final", "first"))
              for name in ("busy", "final", "last", "started", "first")}
-        k["in_flight"] = Signal(range(self.queue + 1), name="a_in_flight")
+        ctl["in_flight"] = Signal(range(self.queue + 1), name="a_in_flight")
         masks = [Signal(R, name=f"a_pending{g}", reset_less=True) for g in range(G)]
         x_pad = Cat(self.x, Const(0, R * G - self.n_in))
         new_masks = [Cat(*(x_pad[s * G + g] for s in range(R))) for g in range(G)]
-        m.d.comb += [k["last"].eq(k["busy"] & k["final"]),
-                     k["started"].eq(self.start & (~k["busy"] | k["last"]) & (k["in_flight"] < self.queue))]
-        m.d.sync += k["in_flight"].eq(k["in_flight"] + k["started"] - released)
-        rows_read = {"busy": k["busy"], "first": k["first"], "last": k["last"]}  # group 0's reads
+        m.d.comb += [ctl["last"].eq(ctl["busy"] & ctl["final"]),
+                     ctl["started"].eq(self.start & (~ctl["busy"] | ctl["last"]) & (ctl["in_flight"] < self.queue))]
+        m.d.sync += ctl["in_flight"].eq(ctl["in_flight"] + ctl["started"] - released)
+        rows_read = {"busy": ctl["busy"], "first": ctl["first"], "last": ctl["last"]}  # group 0's reads
         found, index, rest = [], [], []
         for g in range(G):
             p = masks[g]
@@ -315,14 +315,14 @@ class SparseLayer(wiring.Component):
         rows_read["found"] = Cat(*found)
         rows_read["index"] = Cat(*index)
         # the last read: every lane has at most one pending row (at most two before this read)
-        with m.If(k["started"]):
+        with m.If(ctl["started"]):
             m.d.sync += [mk.eq(v) for mk, v in zip(masks, new_masks)]
-            m.d.sync += [k["busy"].eq(1), k["first"].eq(1),
-                         k["final"].eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
-        with m.Elif(k["busy"]):
+            m.d.sync += [ctl["busy"].eq(1), ctl["first"].eq(1),
+                         ctl["final"].eq(Cat(*(~at_least(v, 2) for v in new_masks)).all())]
+        with m.Elif(ctl["busy"]):
             m.d.sync += [mk.eq(v) for mk, v in zip(masks, rest)]
-            m.d.sync += [k["busy"].eq(~k["final"]), k["first"].eq(0),
-                         k["final"].eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
+            m.d.sync += [ctl["busy"].eq(~ctl["final"]), ctl["first"].eq(0),
+                         ctl["final"].eq(Cat(*(~at_least(v, 3) for v in masks)).all())]
         reads = [rows_read]  # reads[c]: what group c reads this cycle
         for c in range(1, len(spans)):
             hop = {name: Signal(len(v), name=f"a_{name}_{c}", reset_less=name in ("first", "index"))
@@ -334,12 +334,12 @@ class SparseLayer(wiring.Component):
                 idx = reads[c]["index"][g * self.sbits:(g + 1) * self.sbits]
                 m.d.comb += [rds[c][g].addr.eq(Mux(chain[c]["read"], chain[c]["slot"], idx)),
                              rds[c][g].en.eq(~chain[c]["pending"])]
-        started, busy, in_flight = k["started"], k["busy"], k["in_flight"]
         # ``idle`` is registered (from this cycle's state and what starts now: never idle too
         # early), so the host's handshakes do not chain into the layers' control
         idle = Signal(init=1, name="idle_reg")
-        m.d.comb += [self.consumed.eq(started), self.idle.eq(idle)]
-        m.d.sync += idle.eq((in_flight == 0) & ~busy & ~writing & ~started & ~self.cell_we & ~self.thr_we)
+        m.d.comb += [self.consumed.eq(ctl["started"]), self.idle.eq(idle)]
+        m.d.sync += idle.eq((ctl["in_flight"] == 0) & ~ctl["busy"] & ~writing & ~ctl["started"] & ~self.cell_we
+                           & ~self.thr_we)
 
         # cell write-back (the word was read in the cycle before)
         for c, (lo, hi) in enumerate(spans):

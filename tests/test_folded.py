@@ -13,6 +13,15 @@ from rrambnn.hw.folded import FoldedLayer, FoldedNetwork
 from rrambnn.sim.tb_chip import pack_rows
 
 
+async def send_writes(ctx, dut: FoldedNetwork, writes) -> None:
+    """Offer ``writes`` ``(layer, thr, row, col, value)`` to the twin's ``wr`` stream, back to back."""
+    for layer, thr, row, col, value in writes:
+        ctx.set(dut.wr.payload, dut.threshold_write(layer, col, value) if thr else dut.cell_write(layer, row, col, value))
+        ctx.set(dut.wr.valid, 1)
+        await ctx.tick().until(dut.wr.ready)
+        ctx.set(dut.wr.valid, 0)
+
+
 def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=(), chunks=None, p_idle=0.3, p_ready=0.7,
                segment=32, rows=None, queue=4):
     """Stream ``x`` through the twin (then apply ``writes`` and stream ``x`` again); return the
@@ -34,12 +43,7 @@ def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=(), chunks=Non
             if rnd == 1:
                 while len(got) < len(x):  # let the first round drain, then write
                     await ctx.tick()
-                for layer, thr, row, col, value in writes:
-                    ctx.set(dut.wr.payload, dut.threshold_write(layer, col, value) if thr
-                            else dut.cell_write(layer, row, col, value))
-                    ctx.set(dut.wr.valid, 1)
-                    await ctx.tick().until(dut.wr.ready)
-                    ctx.set(dut.wr.valid, 0)
+                await send_writes(ctx, dut, writes)
             for image in pack_rows(x):
                 while rng.random() < p_idle:
                     await ctx.tick()
@@ -261,12 +265,7 @@ def test_event_driven_cell_writes_reach_every_column_group():
 
     async def driver(ctx):
         for image, writes in zip(pack_rows(x), rounds):
-            for layer, thr, row, col, value in writes:
-                ctx.set(dut.wr.payload, dut.threshold_write(layer, col, value) if thr
-                        else dut.cell_write(layer, row, col, value))
-                ctx.set(dut.wr.valid, 1)
-                await ctx.tick().until(dut.wr.ready)
-                ctx.set(dut.wr.valid, 0)
+            await send_writes(ctx, dut, writes)
             ctx.set(dut.i.payload, image)
             ctx.set(dut.i.valid, 1)
             await ctx.tick().until(dut.i.ready)
