@@ -75,7 +75,7 @@ class HostLink(wiring.Component):
             raise TypeError(f"Host link needs a FoldedNetwork or a Periphery, not {net!r}")
         if net.arch[-1] > 128:
             raise ValueError(f"Host link replies carry a 7-bit class: at most 128 outputs, not {net.arch[-1]}")
-        self.net = net
+        self.net, self.clock_hz = net, int(clock_hz)
         self.uart_rx, self.uart_tx = UARTRx(divisor), UARTTx(divisor)
         self.info = query_reply(net, clock_hz)
         super().__init__()

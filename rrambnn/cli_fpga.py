@@ -22,15 +22,25 @@ def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
     return values
 
 
+def default_rows(spec, n: int, lanes=None, chunks=None, rows=None):
+    """``rows``, or the board's event-driven default when no fold is given and ``spec`` has one
+    for an ``n``-layer network; ``None`` for a folded twin."""
+    if rows is lanes is chunks is None and spec.rows is not None and n == len(spec.rows):
+        return list(spec.rows)
+    return rows
+
+
 def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=None, baud: int = 115200):
     """The host link around the emulation twin of ``net`` for board ``spec``: folded (``lanes``,
-    ``chunks``; the board's default fold without them) or event-driven (``rows``)."""
+    ``chunks``) or event-driven (``rows``); without any of them the board's default fold (its
+    ``rows`` for the reference network where it has them, else its folded ``lanes`` and ``chunks``)."""
     from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import HostLink
 
     n = len(net.weights)
     if rows is not None and (lanes is not None or chunks is not None):
         raise RrambnnError("--rows (event-driven layers) excludes --lanes and --chunks (folded layers)")
+    rows = default_rows(spec, n, lanes, chunks, rows)
     try:
         if rows is not None:
             twin = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=net.output_mode,
@@ -42,7 +52,7 @@ def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=Non
                                  segment=spec.segment, ram_style=spec.ram_style)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
-    f = f_clk or spec.f_clk
+    f = f_clk or spec.pll(spec.emulation_clock(twin.event)).f_out
     divisor = round(f / baud)
     if divisor < 4:
         raise RrambnnError(f"a {f / 1e6:g} MHz clock cannot run the UART at {baud} baud")
@@ -73,20 +83,18 @@ def twin_timing(net, twin, data_dir=None) -> dict:
 def cmd_fpga(args):
     from rrambnn.cli import load_net
     from rrambnn.fpga.build import board_spec, build
-    from rrambnn.fpga.pll import ecp5_pll, ice40_pll
-
     spec = board_spec(args.board)
     net = load_net(args.weights)
     n = len(net.weights)
     if args.freq is not None and not 1 <= args.freq <= 400:
         raise RrambnnError(f"--freq must be from 1 to 400 MHz, not {args.freq!r}")
-    pll = ice40_pll if spec.family == "ice40" else ecp5_pll
     out = Path(args.out or f"out/fpga/{spec.name}-{args.variant}")
     log = None if args.json else print
     if args.variant == "emulation":
         fold = {"lanes": _int_list(args.lanes, "lanes", n), "chunks": _int_list(args.chunks, "chunks", n),
                 "rows": _int_list(args.rows, "rows", n)}
-        f_clk = pll(spec.f_in, args.freq * 1e6 if args.freq else spec.f_clk).f_out
+        fold["rows"] = default_rows(spec, n, **fold)
+        f_clk = spec.pll(args.freq * 1e6 if args.freq else spec.emulation_clock(fold["rows"] is not None)).f_out
         twin, design = emulation_design(net, spec, **fold, f_clk=f_clk, baud=args.baud)
         extra = {"variant": "emulation", "arch": list(net.arch), "lanes": [layer.lanes for layer in twin.layers],
                  "chunks": [layer.chunk for layer in twin.layers], "depths": [layer.depth for layer in twin.layers],
@@ -96,7 +104,7 @@ def cmd_fpga(args):
         extra.update(twin_timing(net, twin, args.data))
         interval = extra.get("interval_cycles")
     else:
-        f_clk = pll(spec.f_in, args.freq * 1e6 if args.freq else spec.f_periphery).f_out
+        f_clk = spec.pll(args.freq * 1e6 if args.freq else spec.f_periphery).f_out
         from rrambnn.fpga.periphery import periphery_design
         design, extra = periphery_design(net, f_clk=f_clk, baud=args.baud)
         interval = extra.get("interval_cycles")
@@ -204,11 +212,12 @@ def add_fpga_commands(sub):
     _weights_arg(f)
     _data_arg(f)
     f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's for the variant: "
-                                              "iCEBreaker 27, ULX3S 50; a PLL makes it)")
+                                              "iCEBreaker 27; ULX3S 72 event-driven (its default fold), 50 "
+                                              "folded or periphery; a PLL makes it)")
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
-                                  "lanes per layer (comma-separated, e.g. 32,16,16 on the ULX3S)")
+                                  "lanes per layer (comma-separated; the ULX3S default 32,24,16)")
     f.add_argument("--baud", type=int, default=115200)
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
     f.add_argument("--json", action="store_true")

@@ -209,17 +209,28 @@ def test_folded_verilog_matches_golden(arch, lanes, chunks, output, n, seed, mni
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
 def test_board_folds_match_golden_on_all_test_images(board, mnist_test):
-    """The done-when regression: each board's fold of the twin, every MNIST test image."""
+    """The done-when regression: each board's default fold of the twin (the iCEBreaker's folded,
+    the ULX3S's event-driven), every MNIST test image; an event-driven twin's every acceptance
+    at the cycle its model gives."""
+    from rrambnn.cli_fpga import default_rows
     from rrambnn.fpga.build import board_spec
     from rrambnn.sim.chip_sim import simulate_folded
     from rrambnn.weights import shipped
     spec = board_spec(board)
     net = BinaryNetwork.load(shipped())
     x = net.preprocess(mnist_test.images)
-    res = simulate_folded(net, list(spec.lanes), net.output_mode, x, chunks=list(spec.chunks), segment=spec.segment,
-                          seed=11)
+    rows = default_rows(spec, len(net.weights))
+    assert (rows is not None) == (board == "ulx3s-85f")
+    if rows:
+        res = simulate_folded(net, None, net.output_mode, x, rows=rows, seed=11, throughput_images=len(x))
+    else:
+        res = simulate_folded(net, list(spec.lanes), net.output_mode, x, chunks=list(spec.chunks),
+                              segment=spec.segment, seed=11)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 10000, (res.get("examples"), res["log"])
-    assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]
+    if rows:
+        assert res["throughput"]["timing_mismatches"] == 0
+    else:
+        assert res["throughput"]["cycles_per_image"] == res["interval_cycles"]
 
 
 # event-driven layers (rrambnn.hw.sparse): only the active inputs' rows are read
@@ -333,14 +344,17 @@ def test_event_driven_parameters_and_addresses():
     assert layer.threshold_address(6) == (0, 6)
 
 
-@pytest.mark.parametrize("n", [1000, pytest.param(10000, marks=pytest.mark.slow)])
-def test_event_driven_verilog_matches_golden(n, mnist_test):
-    """Row lanes 32/16/16 (the ULX3S event-driven build) on Verilator: results and every
-    acceptance cycle against the model; all 10,000 test images in the slow set."""
+def test_event_driven_verilog_matches_golden(mnist_test):
+    """The ULX3S's default fold (row lanes 32/24/16) on Verilator: results and every acceptance
+    cycle against the model, 1,000 test images (all 10,000 in the slow board regression)."""
+    from rrambnn.fpga.build import board_spec
     from rrambnn.sim.chip_sim import simulate_folded
     from rrambnn.weights import shipped
     net = BinaryNetwork.load(shipped())
+    n = 1000
     x = net.preprocess(mnist_test.images[:n])
-    res = simulate_folded(net, None, net.output_mode, x, rows=[32, 16, 16], seed=8, throughput_images=n)
+    rows = list(board_spec("ulx3s-85f").rows)
+    assert rows == [32, 24, 16]
+    res = simulate_folded(net, None, net.output_mode, x, rows=rows, seed=8, throughput_images=n)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["throughput"]["timing_mismatches"] == 0

@@ -54,6 +54,28 @@ def test_yosys_stat_parsing():
     assert yosys_cells(rpt) == {"SB_IO": 4, "SB_RAM40_4K": 23, "SB_CARRY": 267, "SB_DFF": 761, "SB_LUT4": 3146}
 
 
+def test_board_default_folds_and_clocks():
+    """The ULX3S builds the event-driven twin by default (32/24/16 row lanes at the PLL's 71.875
+    MHz) and the folded one when lanes or chunks are given (50 MHz); the iCEBreaker is folded."""
+    from rrambnn.cli_fpga import emulation_design
+    from rrambnn.fpga.build import board_spec
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.weights import shipped
+    net = BinaryNetwork.load(shipped())
+    ulx3s, ice = board_spec("ulx3s-85f"), board_spec("icebreaker")
+    twin, link = emulation_design(net, ulx3s)
+    assert twin.event and twin.fold() == [(32, 0), (24, 0), (16, 0)] and link.clock_hz == 71_875_000
+    twin, link = emulation_design(net, ulx3s, lanes=[4, 8, 10])
+    assert not twin.event and twin.fold() == [(4, 400), (8, 128), (10, 128)] and link.clock_hz == 50_000_000
+    twin, link = emulation_design(net, ulx3s, rows=[16, 16, 16], f_clk=60e6)
+    assert twin.fold() == [(16, 0)] * 3 and link.clock_hz == 60_000_000
+    twin, link = emulation_design(net, ice)
+    assert not twin.event and twin.fold() == [(1, 200), (1, 64), (1, 16)] and link.clock_hz == 27_000_000
+    small = BinaryNetwork.load(shipped("bnn-400-200-10.npz"))  # two layers: the ULX3S's rows do not apply
+    twin, _ = emulation_design(small, ulx3s)
+    assert not twin.event
+
+
 @pytest.mark.parametrize("args, message", [
     (["--board", "icebreaker", "--lanes", "1,2"], "--lanes needs one value per layer (3), not 2"),
     (["--board", "icebreaker", "--chunks", "a"], "--chunks must be integers separated by commas, not 'a'"),
@@ -173,4 +195,9 @@ def test_icebreaker_periphery_builds_and_timing_failure_is_loud(tmp_path):
 def test_ulx3s_builds(variant, tmp_path):
     r = run_cli("fpga", "--board", "ulx3s-85f", "--variant", variant, "--out", str(tmp_path), "--json", timeout=5400)
     assert r.returncode == 0, r.stderr[-2000:]
-    check_report(json.loads(r.stdout), "ulx3s-85f", variant)
+    report = json.loads(r.stdout)
+    check_report(report, "ulx3s-85f", variant)
+    if variant == "emulation":  # the event-driven default and the ECP5 target, paced on the MNIST test set
+        assert report["rows"] == [32, 24, 16] and report["interval_images"] == 10000
+        assert report["clock_mhz"] == 71.875 and report["images_per_s"] >= 12_300_000
+        assert report["worst_interval_cycles"] == 13
