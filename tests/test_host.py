@@ -237,6 +237,8 @@ def test_silent_port_is_one_clear_error():
     ("23-17-9-5", [4, 3, 2], [8, 17, 3], None, 200, 3),
     ("23-17-9-5", None, None, [5, 4, 3], 200, 5),  # event-driven layers
     ("400-128-128-10", 1, [200, 64, 16], None, 300, 4),  # the iCEBreaker build's design
+    # the ULX3S build's design: a bench run's images queue up behind its slowest layer
+    ("400-128-128-10", None, None, [32, 24, 16], 100, 1),
 ])
 def test_host_link_verilog_matches_golden(arch, lanes, chunks, rows, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_host
@@ -252,6 +254,8 @@ def test_host_link_verilog_matches_golden(arch, lanes, chunks, rows, n, seed, mn
     res = simulate_host(net, lanes, chunks, x, segment=16, rows=rows, seed=seed, bench=100)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["bench"]["images"] == 100
+    if rows:  # the board's cycle count is the cycle model's, exactly
+        assert res["bench"]["cycles"] == res["bench"]["model_cycles"]
 
 
 @pytest.mark.slow
