@@ -26,7 +26,7 @@ def run(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10
             twin, design = emulation_design(net, spec)
             timing = twin_timing(net, twin)
             for variant, (dsg, interval, extra, f_clk) in {
-                "emulation": (design, timing.get("interval_cycles"), timing, spec.emulation_clock(twin.event)),
+                "emulation": (design, timing.get("interval_cycles"), timing, design.clock_hz),
                 "periphery": (*_periphery(net, spec, periphery_design), {}, spec.f_periphery),
             }.items():
                 try:

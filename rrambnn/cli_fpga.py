@@ -30,10 +30,12 @@ def default_rows(spec, n: int, lanes=None, chunks=None, rows=None):
     return rows
 
 
-def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=None, baud: int = 115200):
+def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_want=None, baud: int = 115200):
     """The host link around the emulation twin of ``net`` for board ``spec``: folded (``lanes``,
     ``chunks``) or event-driven (``rows``); without any of them the board's default fold (its
-    ``rows`` for the reference network where it has them, else its folded ``lanes`` and ``chunks``)."""
+    ``rows`` for the reference network where it has them, else its folded ``lanes`` and ``chunks``).
+    The clock is the PLL's nearest to ``f_want`` (Hz; default: the board's for that fold), and
+    the link's ``clock_hz``."""
     from rrambnn.hw.folded import FoldedNetwork
     from rrambnn.hw.host import HostLink
 
@@ -52,7 +54,7 @@ def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_clk=Non
                                  segment=spec.segment, ram_style=spec.ram_style)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
-    f = f_clk or spec.pll(spec.emulation_clock(twin.event)).f_out
+    f = spec.pll(f_want or spec.emulation_clock(twin.event)).f_out
     divisor = round(f / baud)
     if divisor < 4:
         raise RrambnnError(f"a {f / 1e6:g} MHz clock cannot run the UART at {baud} baud")
@@ -93,9 +95,8 @@ def cmd_fpga(args):
     if args.variant == "emulation":
         fold = {"lanes": _int_list(args.lanes, "lanes", n), "chunks": _int_list(args.chunks, "chunks", n),
                 "rows": _int_list(args.rows, "rows", n)}
-        fold["rows"] = default_rows(spec, n, **fold)
-        f_clk = spec.pll(args.freq * 1e6 if args.freq else spec.emulation_clock(fold["rows"] is not None)).f_out
-        twin, design = emulation_design(net, spec, **fold, f_clk=f_clk, baud=args.baud)
+        twin, design = emulation_design(net, spec, **fold, f_want=args.freq and args.freq * 1e6, baud=args.baud)
+        f_clk = design.clock_hz
         extra = {"variant": "emulation", "arch": list(net.arch), "lanes": [layer.lanes for layer in twin.layers],
                  "chunks": [layer.chunk for layer in twin.layers], "depths": [layer.depth for layer in twin.layers],
                  "baud": args.baud, "link_images_per_s": round(args.baud / 10 / (1 + -(-net.arch[0] // 8)), 1)}

@@ -67,7 +67,7 @@ def test_board_default_folds_and_clocks():
     assert twin.event and twin.fold() == [(32, 0), (24, 0), (16, 0)] and link.clock_hz == 71_875_000
     twin, link = emulation_design(net, ulx3s, lanes=[4, 8, 10])
     assert not twin.event and twin.fold() == [(4, 400), (8, 128), (10, 128)] and link.clock_hz == 50_000_000
-    twin, link = emulation_design(net, ulx3s, rows=[16, 16, 16], f_clk=60e6)
+    twin, link = emulation_design(net, ulx3s, rows=[16, 16, 16], f_want=60e6)
     assert twin.fold() == [(16, 0)] * 3 and link.clock_hz == 60_000_000
     twin, link = emulation_design(net, ice)
     assert not twin.event and twin.fold() == [(1, 200), (1, 64), (1, 16)] and link.clock_hz == 27_000_000
