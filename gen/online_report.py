@@ -20,14 +20,21 @@ def _plt():
 
 def describe_run(res: dict) -> list[str]:
     d = res["device"]
-    lines = [f"online training of {'-'.join(map(str, res['arch']))} from a {res['start']} start: {res['bits']}-bit "
-             f"weights, {res['err_bits']}-bit errors, batch {res['batch']}, {res['samples_per_epoch']} images/epoch; "
-             f"device yield {d['yield']}, pulse failure {d['p_fail']}, endurance {d['endurance'] or 'unlimited'}",
-             "| epoch | priority | argmax | weight updates | SET pulses | RESET pulses | failed cells | s |",
-             "|---|---|---|---|---|---|---|---|"]
+    if res.get("forward") == "nbit":
+        r = res["rule"]
+        how = (f"n-bit forward: {r['weight_bits']}-bit weights, {r['neuron_bits']}-bit neurons, {r['error_bits']}-bit "
+               f"errors, eta 2^-{r['lr_shift']} halving every {r['decay_epochs'] or 'never'} epochs")
+    else:
+        how = f"sign forward: {res['bits']}-bit weights, {res['err_bits']}-bit errors, batch {res['batch']}"
+    lines = [f"online training of {'-'.join(map(str, res['arch']))} from a {res['start']} start ({how}), "
+             f"{res['samples_per_epoch']} images/epoch; device yield {d['yield']}, pulse failure {d['p_fail']}, "
+             f"endurance {d['endurance'] or 'unlimited'}",
+             "| epoch | priority | argmax | rejects | weight updates | SET pulses | RESET pulses | failed cells | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for e in res["per_epoch"]:
-        lines.append(f"| {e['epoch']} | {e['priority'] * 100:.2f}% | {e['argmax'] * 100:.2f}% | {e['weight_updates']:,} | "
-                     f"{e['pulses_set']:,} | {e['pulses_reset']:,} | {e['cells_failed']:,} | {e['seconds']} |")
+        lines.append(f"| {e['epoch']} | {e['priority'] * 100:.2f}% | {e['argmax'] * 100:.2f}% | {e.get('rejects', '-')} | "
+                     f"{e['weight_updates']:,} | {e['pulses_set']:,} | {e['pulses_reset']:,} | {e['cells_failed']:,} | "
+                     f"{e['seconds']} |")
     sw = res["switches"]
     lines.append("switches per bit position: " + ", ".join(f"{p} {n:,} (max {m}/cell)" for p, n, m in
                                                           zip(sw["planes"], sw["switches"], sw["max_per_cell"])))
@@ -72,7 +79,7 @@ def plot_switches(sw: dict, path: Path, title: str):
     ax.plot(x, sw["max_per_cell"], "kx", label="most switched cell")
     ax.set_xticks(x, sw["planes"])
     ax.set_yscale("symlog")
-    ax.set_xlabel("bit position (mag0 = least significant magnitude bit)")
+    ax.set_xlabel("bit position (b0 / mag0 = least significant bit)")
     ax.set_ylabel("switches")
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
@@ -91,24 +98,23 @@ def _point(arch_args: dict, point: dict) -> dict:
     """One sweep point in a worker process."""
     import argparse
 
-    from rrambnn.cli_online import _config, _data, _network
-    from rrambnn.gen import online
+    from rrambnn.cli_online import _config, _data, _network, run_online
     args = argparse.Namespace(**arch_args)
     net = _network(args)
     cfg = _config(args, bits=point.get("bits"), endurance=point.get("endurance"))
-    key = (args.data, net.preprocess)
+    key = (args.data, args.forward, args.arch)
     if key not in _DATA:
         _DATA[key] = _data(net, args.data)
-    data = _DATA[key]
-    r = online.run(net, cfg, data, blank=args.start == "blank", epochs=args.epochs, samples=args.samples or None)
+    r = run_online(net, cfg, _DATA[key], args)
     return {**point, **r["result"]}
 
 
 def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
     """Run every point (in ``jobs`` processes); each is a full online-training run."""
     from tqdm import tqdm
-    keys = ("arch", "weights", "start", "bits", "err_bits", "batch", "margin", "window", "init_magnitude", "epochs",
-            "samples", "yield_", "pulse_fail", "endurance", "retries", "seed", "data")
+    keys = ("forward", "arch", "weights", "start", "bits", "act_bits", "err_bits", "lr_shift", "decay", "range_shift",
+            "batch", "margin", "window", "init_magnitude", "epochs", "samples", "yield_", "pulse_fail", "endurance",
+            "retries", "seed", "data")
     arch_args = {k: getattr(args, k) for k in keys}
     rows = []
     bar = tqdm(total=len(points), desc=f"sweep {args.what}", unit="point", disable=not progress)
@@ -130,10 +136,11 @@ def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
     bar.close()
     axis = args.what
     rows.sort(key=lambda r: points.index({axis: r[axis]}))
-    return {"axis": axis, "network": "-".join(map(str, rows[0]["arch"])), "start": args.start,
-            "epochs": args.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
+    return {"axis": axis, "forward": args.forward, "network": "-".join(map(str, rows[0]["arch"])),
+            "start": args.start, "epochs": args.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
             "fixed": {"bits": args.bits, "endurance": args.endurance, "yield": args.yield_, "pulse_fail": args.pulse_fail,
-                      "err_bits": args.err_bits, "batch": args.batch, "seed": args.seed},
+                      "act_bits": args.act_bits, "err_bits": args.err_bits, "lr_shift": args.lr_shift,
+                      "decay": args.decay, "batch": args.batch, "seed": args.seed},
             "points": rows}
 
 
@@ -144,15 +151,19 @@ def _label(axis, v):
 def sweep_table(res: dict) -> str:
     axis = res["axis"]
     head = "weight bits" if axis == "bits" else "endurance (switches)"
-    lines = [f"| {head} | priority (final) | argmax (final) | best argmax | weight updates | pulses | cells failed | "
-             f"switches LSB / sign |", "|---|---|---|---|---|---|---|---|"]
+    nbit = res.get("forward") == "nbit"
+    top = "MSB" if nbit else "sign"
+    lines = [f"| {head} | priority (final) | argmax (final) | peak argmax (epoch) | weight updates | pulses | "
+             f"cells failed | switches | switches LSB / {top} |", "|---|---|---|---|---|---|---|---|---|"]
     for r in res["points"]:
         last = r["per_epoch"][-1]
         sw = r["switches"]["switches"]
+        lsb, msb = (sw[0], sw[-1]) if nbit else (sw[1] if len(sw) > 1 else 0, sw[0])
+        peak = max(r["per_epoch"], key=lambda e: e["argmax"])
         lines.append(f"| {_label(axis, r[axis])} | {r['final']['priority'] * 100:.2f}% | {r['final']['argmax'] * 100:.2f}% | "
-                     f"{r['best']['argmax'] * 100:.2f}% | {last['weight_updates']:,} | "
-                     f"{last['pulses_set'] + last['pulses_reset']:,} | {last['cells_failed']:,} | "
-                     f"{sw[1] if len(sw) > 1 else 0:,} / {sw[0]:,} |")
+                     f"{peak['argmax'] * 100:.2f}% ({peak['epoch']}) | {last['weight_updates']:,} | "
+                     f"{last['pulses_set'] + last['pulses_reset']:,} | {last['cells_failed']:,} | {sum(sw):.3g} | "
+                     f"{lsb:,} / {msb:,} |")
     return "\n".join(lines)
 
 
@@ -163,6 +174,7 @@ def write_sweep(res: dict, out: Path, stem: str) -> dict:
     paths["md"].write_text(sweep_table(res) + "\n")
     plt = _plt()
     axis = res["axis"]
+    nbit = res.get("forward") == "nbit"
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     labels = [_label(axis, r[axis]) for r in res["points"]]
     x = np.arange(len(labels))
@@ -178,9 +190,10 @@ def write_sweep(res: dict, out: Path, stem: str) -> dict:
         ax.set_zorder(ax2.get_zorder() + 1)
         ax.patch.set_visible(False)
     _finish(plt, fig, ax, paths["png"],
-            "weight bits (sign + magnitude)" if axis == "bits" else "endurance limit (switches per cell)",
-            "MNIST test accuracy (%)", f"online training {res['network']}, {res['start']} start, {res['epochs']} "
-            f"epochs x {res['samples_per_epoch']:,} images")
+            ("weight bits" if nbit else "weight bits (sign + magnitude)") if axis == "bits"
+            else "endurance limit (switches per cell)",
+            "MNIST test accuracy (%)", f"online training {res['network']} ({res.get('forward', 'sign')} forward), {res['start']} start, "
+            f"{res['epochs']} epochs x {res['samples_per_epoch']:,} images")
     # accuracy during training, one curve per point: how long each configuration keeps learning
     paths["epochs_png"] = out / f"{stem}_epochs.png"
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)

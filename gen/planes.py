@@ -132,10 +132,12 @@ class PlaneArrays:
             for br in range(-(-self.n_in // R)):
                 for bc in range(-(-self.n_out // C)):
                     self._gens[p, br, bc] = TileGenerator(dev.tile_seed(params.seed, layer, br, bc, plane=p))
+        self._skips = np.zeros(len(self._gens), np.int64)  # draws of vectorised writes, not yet applied
 
     @property
     def rng(self) -> dict:
         """Each tile's generator state (what the hardware's tile register holds now)."""
+        self._flush_skips()
         return {k: g.state() for k, g in self._gens.items()}
 
     def stuck_or_worn(self, p: int, rows, cols) -> np.ndarray:
@@ -148,6 +150,7 @@ class PlaneArrays:
         """Write-verify cells (p, rows[k], cols[k]) to ``want[k]`` (only cells that differ are
         given). ``order[k]`` is each cell's position in the hardware's write sequence; every
         tile sees its cells in that order. Returns (pulses_set, pulses_reset, failed order keys)."""
+        self._flush_skips()
         R, C = self.tile
         n_set = n_reset = 0
         failed = []
@@ -164,6 +167,45 @@ class PlaneArrays:
             self.counts[p, r[ok], c[ok]] = np.minimum(self.counts[p, r[ok], c[ok]] + 1, dev.MASK32)
             failed.extend(order[sel][~ok].tolist())
         return n_set, n_reset, failed
+
+    def write_batch(self, p: np.ndarray, rows: np.ndarray, cols: np.ndarray, want: np.ndarray, order: np.ndarray):
+        """:meth:`write` for cells of several planes at once (no cell twice): (plane ``p[k]``,
+        rows[k], cols[k]). Without pulse failures the outcome of a write does not depend on the
+        generator streams, only how far each tile's generator advances, so the whole batch is
+        one vectorised step; with pulse failures each plane goes through :meth:`write`."""
+        if self.threshold != 0:
+            n_set = n_reset = 0
+            failed = []
+            for q in np.unique(p):
+                sel = np.flatnonzero(p == q)
+                s, r, f = self.write(int(q), rows[sel], cols[sel], want[sel], order[sel])
+                n_set, n_reset = n_set + s, n_reset + r
+                failed += f
+            return n_set, n_reset, failed
+        R, C = self.tile
+        bad = self.faults[p, rows, cols] != dev.HEALTHY
+        if self.params.endurance:
+            bad |= self.counts[p, rows, cols] >= self.params.endurance
+        ok = ~bad
+        attempts = np.where(bad, 1 + self.retries, 1)
+        n_set = int(attempts[want == 1].sum())
+        n_reset = int(attempts.sum()) - n_set
+        po, ro, co = p[ok], rows[ok], cols[ok]
+        self.cells[po, ro, co] = want[ok]
+        self.counts[po, ro, co] += 1
+        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
+        tid = (p * rb + rows // R) * cb + cols // C
+        self._skips += np.bincount(tid, weights=attempts, minlength=self.n * rb * cb).astype(np.int64)
+        return n_set, n_reset, order[bad].tolist()
+
+    def _flush_skips(self):
+        """Advance every tile's generator by the draws the vectorised writes used."""
+        R, C = self.tile
+        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
+        for t in np.flatnonzero(self._skips):
+            p, rest = divmod(int(t), rb * cb)
+            self._gens[p, rest // cb, rest % cb].skip(int(self._skips[t]))
+        self._skips[:] = 0
 
     def _tile_write(self, key, p, r, c):
         """Attempts per cell and success per cell for one tile, advancing its generator."""

@@ -125,7 +125,8 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
                     pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug, initial_cells=[c[0] for c in cells],
                     faults=[f[0] for f in faults], device=cfg.device, word=cfg.word, retries=cfg.retries,
                     pulse_cycles=cfg.pulse_cycles, plane_cells=[c[1:] for c in cells],
-                    plane_faults=[f[1:] for f in faults], slices=n, act_bits=net.abits)
+                    plane_faults=[f[1:] for f in faults], slices=n, act_bits=net.abits,
+                    **({"weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits} if cfg.weight_bits > 1 else {}))
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
@@ -182,7 +183,12 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         f"// top module {TOP_NAME}; crossbar model {MODULE_NAME} (behavioural, simulation only)",
         *([f"// online training: {cfg.weight_bits}-bit sign-magnitude weights in {cfg.weight_bits} planes of arrays "
            f"(plane 0 = sign), weight-update controller with {cfg.err_bits}-bit rank-1 errors"]
-          if cfg.weight_bits > 1 else []),
+          if cfg.weight_bits > 1 and chip.slices == 1 else []),
+        *([f"// training chip: {cfg.weight_bits}-bit offset-code weights (w = 2u - {(1 << cfg.weight_bits) - 1}) in "
+           f"{cfg.weight_bits} computing planes; weight-update controller in the offset code (u' = clip(u + d), "
+           f"plane 0 written first), {cfg.err_bits}-bit rank-1 steps, {cfg.weight_bits + 1}-bit element deltas; "
+           f"see rrambnn.gen.learning"]
+          if cfg.weight_bits > 1 and chip.slices > 1 else []),
         *([f"// multi-bit inference: {chip.slices}-bit weights as bit slices in {chip.slices} computing planes "
            f"(column sums shifted and added), {chip.act_bits}-bit activations "
            + (f"bit-serial (MSB plane first), hidden layers quantised by a {(1 << chip.act_bits) - 1}-level "

@@ -21,6 +21,10 @@ commands and failed-cell addresses carry a ``plane``, reads take ``read_plane``,
 * ``upd``: update commands for the weight-update controller
   (:class:`rrambnn.hw.updater.WeightUpdater`); ``upd_busy``; ``n_updates`` (weights updated).
 
+With ``slices`` = ``weight_bits`` = n > 1 (the *training chip*, :mod:`rrambnn.gen.learning`) the
+n computing planes below hold offset codes and the weight-update controller updates them in that
+code (least significant plane first): the arrays that store the n-bit weights compute with them.
+
 With ``slices`` n > 1 (multi-bit inference, :mod:`rrambnn.gen.sliced`) every layer has n
 computing planes whose column sums are shifted and added (plane b = weight bit b); commands,
 failed-cell addresses and ``read_plane`` carry the plane. With ``act_bits`` m > 1 the input
@@ -85,8 +89,9 @@ class Chip(wiring.Component):
         for name, v in (("Weight slices", slices), ("Activation bits", act_bits)):
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 8:
                 raise ValueError(f"{name} must be an integer from 1 to 8, not {v!r}")
-        if slices > 1 and weight_bits > 1:
-            raise ValueError("Weight slices (multi-bit inference) and weight bits (online training) exclude each other")
+        if slices > 1 and weight_bits > 1 and slices != weight_bits:
+            raise ValueError(f"A training chip computes with the weights it stores: weight slices ({slices}) and "
+                             f"weight bits ({weight_bits}) must be equal")
         if act_bits > 1 and pipeline:
             raise ValueError("Multi-bit activations run bit-serially: the pipeline option needs 1-bit activations")
         self.weight_bits, self.slices, self.act_bits = weight_bits, slices, act_bits
@@ -105,7 +110,7 @@ class Chip(wiring.Component):
         if weight_bits > 1:
             from rrambnn.hw.updater import WeightUpdater
             self.updater = WeightUpdater(self.arch, bits=weight_bits, err_bits=err_bits, word=word,
-                                         cmd_layout=self.programmer.cmd_layout)
+                                         cmd_layout=self.programmer.cmd_layout, offset=slices > 1)
         n_out = self.arch[-1]
         fields = {"cls": _bits(n_out), "hit": 1}
         if debug:

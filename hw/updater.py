@@ -31,19 +31,27 @@ from rrambnn.hw.output import PriorityEncoder
 
 
 class WeightUpdater(wiring.Component):
-    def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None):
+    """``offset``: the weights are offset codes u in [0, 2^n - 1] (plane b = bit b, the code of
+    :mod:`rrambnn.gen.learning` and the multi-bit chip); an update gives clip(u + d, 0, 2^n - 1)
+    and the cells are written from plane 0 (least significant) up. Element deltas are then
+    n + 1 bits wide (a step can span the whole code)."""
+
+    def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None,
+                 offset: bool = False):
         if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_BITS:
             raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {bits!r}")
         if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
             raise ValueError(f"Error bits must be an integer from 2 to 8, not {err_bits!r}")
         if cmd_layout is None:
             raise ValueError("WeightUpdater needs the programming controller's command layout")
-        self.arch, self.bits, self.err_bits, self.word = tuple(arch), bits, err_bits, word
+        if not isinstance(offset, bool):
+            raise TypeError(f"Offset code must be a bool, not {offset!r}")
+        self.arch, self.bits, self.err_bits, self.word, self.offset = tuple(arch), bits, err_bits, word, offset
         self.max_in, self.max_out = max(arch[:-1]), max(arch[1:])
         self.lw = _bits(len(arch) - 1)
         self.rw, self.cw = _bits(self.max_in), _bits(self.max_out)
         self.cmd_layout = data.StructLayout({
-            "layer": self.lw, "rank1": 1, "row": self.rw, "col": self.cw, "delta": signed(bits),
+            "layer": self.lw, "rank1": 1, "row": self.rw, "col": self.cw, "delta": signed(bits + offset),
             "x": self.max_in, "e": data.ArrayLayout(signed(err_bits), self.max_out),
         })
         self.addr_layout = data.StructLayout({"layer": self.lw, "row": self.rw, "col": self.cw})
@@ -62,7 +70,7 @@ class WeightUpdater(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, W = self.bits, self.word
-        dw = max(n, self.err_bits) + 1
+        dw = max(n + self.offset, self.err_bits) + 1
         M = max_magnitude(n)
 
         layer = Signal(self.lw, name="upd_layer")
@@ -84,30 +92,40 @@ class WeightUpdater(wiring.Component):
             m.d.comb += nonzero[j].eq(errs[j] != 0)
         m.d.comb += [self.addr.layer.eq(layer), self.addr.row.eq(row), self.addr.col.eq(col)]
 
-        # the new code of the weight at (row, col): saturated sign-magnitude add
-        sign = self.code[0]
-        mag = self.code[1:]
-        value = Signal(signed(n + 1))
-        m.d.comb += value.eq(Mux(sign, mag, -mag))
+        # the new code of the weight at (row, col): a saturated add in the weight's code
+        new = Signal(n)
         total = Signal(signed(dw + 2))
-        m.d.comb += total.eq(value + errs[col])
         clipped = Signal(signed(dw + 2))
-        with m.If(total > M):
-            m.d.comb += clipped.eq(M)
-        with m.Elif(total < -M):
-            m.d.comb += clipped.eq(-M)
+        if self.offset:
+            lo, hi = 0, (1 << n) - 1
+            m.d.comb += total.eq(self.code + errs[col])
+        else:
+            lo, hi = -M, M
+            sign = self.code[0]
+            mag = self.code[1:]
+            value = Signal(signed(n + 1))
+            m.d.comb += [value.eq(Mux(sign, mag, -mag)), total.eq(value + errs[col])]
+        with m.If(total > hi):
+            m.d.comb += clipped.eq(hi)
+        with m.Elif(total < lo):
+            m.d.comb += clipped.eq(lo)
         with m.Else():
             m.d.comb += clipped.eq(total)
-        new_sign = Signal()
-        new_mag = Signal(n - 1)
-        m.d.comb += [
-            new_sign.eq(Mux(clipped > 0, 1, Mux(clipped < 0, 0, sign))),
-            new_mag.eq(Mux(clipped < 0, -clipped, clipped)),
-        ]
+        if self.offset:
+            m.d.comb += new.eq(clipped[:n])
+        else:  # the sign follows the value and keeps its state at 0
+            new_sign = Signal()
+            new_mag = Signal(n - 1)
+            m.d.comb += [
+                new_sign.eq(Mux(clipped > 0, 1, Mux(clipped < 0, 0, sign))),
+                new_mag.eq(Mux(clipped < 0, -clipped, clipped)),
+                new.eq(Cat(new_sign, new_mag)),
+            ]
 
-        # the next cell to write: first changed plane in the write order (sign last)
+        # the next cell to write: first changed plane in the write order (sign / MSB last)
         plane = Signal(range(n))
-        for p in reversed(plane_order(n)):
+        order = list(range(n)) if self.offset else plane_order(n)
+        for p in reversed(order):
             with m.If(diff[p]):
                 m.d.comb += plane.eq(p)
         offset = Signal(range(W))
@@ -150,8 +168,6 @@ class WeightUpdater(wiring.Component):
                     m.d.sync += col.eq(next_col.index)
                     m.next = "READ"
             with m.State("READ"):  # once the programming controller is idle, the read port is ours
-                new = Signal(n)
-                m.d.comb += new.eq(Cat(new_sign, new_mag))
                 with m.If(~self.prog_busy):
                     m.d.sync += [target.eq(new), diff.eq(new ^ self.code), self.n_updates.eq(self.n_updates + 1)]
                     m.next = "ISSUE"

@@ -11,32 +11,54 @@ from rrambnn.errors import RrambnnError
 ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-128-128-10.npz"}
 
 
+FORWARDS = ("nbit", "sign")
+
+
 def _online_args(p: argparse.ArgumentParser, bits=True, shared=True):
     """Online-training options; ``shared=False`` leaves out those the `sweep` command already has
     (--weights, --data, --pulse-fail, --retries, --json)."""
+    from rrambnn.gen.learning import NbitConfig
     from rrambnn.gen.online import OnlineConfig
-    d = OnlineConfig()
+    d, nb = OnlineConfig(), NbitConfig()
+    p.add_argument("--forward", default="nbit",
+                   help="nbit: the n-bit forward and backward pass of the measured macro (sigmoid MLP, n-bit "
+                        "errors, stochastic rounding; default); sign: the binary chip's forward on the sign "
+                        "cells with the ternary hinge rule")
     p.add_argument("--arch", default="400-200-10",
-                   help=f"network to train: {' or '.join(ONLINE_ARCHS)} (shipped weights; --weights overrides)")
+                   help=f"network to train: {' or '.join(ONLINE_ARCHS)} (nbit: 400-200-10 only; --weights overrides)")
     if shared:
         p.add_argument("--weights", metavar="W",
-                       help="weights .npz to start from (pretrained) or take the shape of (blank)")
-    p.add_argument("--start", default="pretrained", help="pretrained (signs from the weights) or blank (random signs)")
+                       help="network to start from (pretrained; nbit: an n-bit online network .npz) or take the "
+                            "shape of (blank)")
+    p.add_argument("--start", default="pretrained",
+                   help="pretrained (nbit: the shipped online-400-200-10.npz; sign: the signs of the shipped "
+                        "binary network) or blank (random weights)")
     if bits:
-        p.add_argument("--bits", type=int, default=d.bits, help="weight bits n (sign + n-1 magnitude bits), 2..12")
-    p.add_argument("--err-bits", type=int, default=d.err_bits, help="error precision in bits (2 = ternary)")
-    p.add_argument("--batch", type=int, default=d.batch,
-                   help="1: a rank-1 command per layer and sample; >1: summed element updates per batch")
-    p.add_argument("--margin", type=int, default=d.margin, help="hinge margin of the output error")
-    p.add_argument("--window", type=int, default=d.window, help="straight-through window of the hidden error")
+        p.add_argument("--bits", type=int, default=d.bits, help="weight bits n (cells per weight), 2..12")
+    p.add_argument("--act-bits", type=int, default=None, help="nbit: neuron bits m (default min(n, 8))")
+    p.add_argument("--err-bits", type=int, default=None,
+                   help="error precision in bits (default: nbit n; sign 2 = ternary)")
+    p.add_argument("--lr-shift", type=int, default=nb.lr_shift, help="nbit: learning rate 2^-K")
+    p.add_argument("--decay", type=int, default=nb.decay, help="nbit: the learning rate halves every K epochs "
+                                                              "(0: constant)")
+    p.add_argument("--range-shift", type=int, default=None,
+                   help="nbit: real weight range 2^-K (default 1 below 8 bits, else 0)")
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"sign: 1 = a rank-1 command per layer and sample; >1 summed element updates "
+                        f"(default {d.batch})")
+    p.add_argument("--margin", type=int, default=None, help=f"sign: hinge margin of the output error "
+                                                            f"(default {d.margin})")
+    p.add_argument("--window", type=int, default=None, help=f"sign: straight-through window of the hidden error "
+                                                            f"(default {d.window})")
     p.add_argument("--init-magnitude", type=int, default=None,
-                   help="starting magnitude of every weight (default: half range pretrained, M//8 blank)")
+                   help="sign: starting magnitude of every weight (default: half range pretrained, M//8 blank)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--samples", type=int, default=10000, help="training images per epoch (0: all 60,000)")
     p.add_argument("--yield", dest="yield_", type=float, default=1.0, help="bit yield of every plane")
     if bits:
         p.add_argument("--endurance", type=int, default=0, help="switches a cell survives (0: unlimited)")
-    p.add_argument("--seed", type=int, default=0, help="training order, blank signs, fault maps, pulse failures")
+    p.add_argument("--seed", type=int, default=0,
+                   help="training order, blank weights, stochastic rounding, fault maps, pulse failures")
     if shared:
         p.add_argument("--pulse-fail", type=float, default=0.0, help="probability that one pulse fails")
         p.add_argument("--retries", type=int, default=d.retries)
@@ -45,9 +67,33 @@ def _online_args(p: argparse.ArgumentParser, bits=True, shared=True):
         p.add_argument("--json", action="store_true")
 
 
+def _forward(args) -> str:
+    if args.forward not in FORWARDS:
+        raise RrambnnError(f"--forward must be nbit or sign, not {args.forward!r}")
+    if args.forward == "nbit":
+        for opt in ("batch", "margin", "window", "init_magnitude"):
+            if getattr(args, opt) is not None:
+                raise RrambnnError(f"--{opt.replace('_', '-')} belongs to --forward sign")
+    elif args.act_bits is not None or args.range_shift is not None:
+        raise RrambnnError("--act-bits and --range-shift belong to --forward nbit")
+    return args.forward
+
+
 def _network(args):
+    """The starting network: a binary network (sign), or for nbit a dict with the arch and,
+    for a pretrained start, the codes of an n-bit online network file."""
     from rrambnn.cli import load_net
-    from rrambnn.weights import shipped
+    from rrambnn.weights import ONLINE_NBIT, shipped
+    if _forward(args) == "nbit":
+        from rrambnn.gen import learning
+        from rrambnn.gen.network import parse_arch
+        if args.weights:
+            return learning.load_codes(args.weights)
+        if args.start == "pretrained":
+            return learning.load_codes(shipped(ONLINE_NBIT))
+        if args.arch not in ONLINE_ARCHS:
+            raise RrambnnError(f"--arch must be one of {', '.join(ONLINE_ARCHS)} (or give --weights), not {args.arch!r}")
+        return {"arch": parse_arch(args.arch), "codes": None}
     if args.weights:
         return load_net(args.weights)
     if args.arch not in ONLINE_ARCHS:
@@ -57,6 +103,7 @@ def _network(args):
 
 def _config(args, bits=None, endurance=None):
     from rrambnn.gen.device import DeviceParams
+    from rrambnn.gen.learning import NbitConfig
     from rrambnn.gen.online import OnlineConfig
     if args.start not in ("pretrained", "blank"):
         raise RrambnnError(f"--start must be pretrained or blank, not {args.start!r}")
@@ -65,15 +112,25 @@ def _config(args, bits=None, endurance=None):
     if args.samples < 0:
         raise RrambnnError(f"--samples must be 0 (all) or positive, not {args.samples}")
     device = DeviceParams(args.yield_, args.pulse_fail, args.endurance if endurance is None else endurance, args.seed)
-    return OnlineConfig(bits=args.bits if bits is None else bits, err_bits=args.err_bits, batch=args.batch,
-                        margin=args.margin, window=args.window, init_magnitude=args.init_magnitude,
-                        retries=args.retries, device=device, seed=args.seed)
+    bits = args.bits if bits is None else bits
+    if _forward(args) == "nbit":
+        return NbitConfig(bits=bits, act_bits=args.act_bits, err_bits=args.err_bits, lr_shift=args.lr_shift,
+                          decay=args.decay, range_shift=args.range_shift, retries=args.retries, device=device,
+                          seed=args.seed)
+    d = OnlineConfig()
+    pick = lambda v, default: default if v is None else v  # noqa: E731
+    return OnlineConfig(bits=bits, err_bits=pick(args.err_bits, d.err_bits), batch=pick(args.batch, d.batch),
+                        margin=pick(args.margin, d.margin), window=pick(args.window, d.window),
+                        init_magnitude=args.init_magnitude, retries=args.retries, device=device, seed=args.seed)
 
 
 def _data(net, data_dir):
     import numpy as np
 
     from rrambnn.gen.mnist import load_split
+    if isinstance(net, dict):
+        from rrambnn.gen.learning import binary_data
+        return binary_data(data_dir, int(round(net["arch"][0] ** 0.5)))
     if net.preprocess is None:
         raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be trained on MNIST")
     tr, te = load_split("train", data_dir), load_split("test", data_dir)
@@ -81,23 +138,48 @@ def _data(net, data_dir):
             te.labels.astype(np.int64))
 
 
+def run_online(net, cfg, data, args, *, record: int = 0, progress: bool = False) -> dict:
+    """One run in either forward mode (what `online` and every sweep point do)."""
+    from rrambnn.gen import learning, online
+    samples = args.samples or None
+    if isinstance(net, dict):
+        if net["codes"] is not None and net["bits"] != cfg.bits:
+            raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --bits is {cfg.bits}")
+        codes = None if args.start == "blank" else net["codes"]
+        return learning.run(net["arch"], cfg, data, codes=codes, epochs=args.epochs, samples=samples,
+                            record=record, progress=progress)
+    r = online.run(net, cfg, data, blank=args.start == "blank", epochs=args.epochs, samples=samples,
+                   record_updates=record, progress=progress)
+    r["result"]["forward"] = "sign"
+    return r
+
+
 def cmd_online(args):
-    from rrambnn.gen import online, online_report
+    from rrambnn.gen import learning, online, online_report
 
     net = _network(args)
     cfg = _config(args)
-    if args.replay and args.trace_updates < 1:
+    nbit = args.forward == "nbit"
+    if args.trace_updates < 1:
         raise RrambnnError(f"--trace-updates must be a positive integer, not {args.trace_updates}")
+    if args.trace_samples < 1:
+        raise RrambnnError(f"--trace-samples must be a positive integer, not {args.trace_samples}")
+    for opt in ("trace", "out"):
+        path = getattr(args, opt)
+        if path is not None and Path(path).is_dir() == (opt == "trace"):
+            raise RrambnnError(f"--{opt} must name a {'file' if opt == 'trace' else 'directory'}, not {path}")
     data = _data(net, args.data)
-    record = args.trace_updates if (args.trace or args.replay) else 0
-    run = online.run(net, cfg, data, blank=args.start == "blank", epochs=args.epochs, samples=args.samples or None,
-                     record_updates=record, progress=not args.json)
+    record = (args.trace_samples if nbit else args.trace_updates) if (args.trace or args.replay) else 0
+    run = run_online(net, cfg, data, args, record=record, progress=not args.json)
     res = run["result"]
     if args.replay:
-        res["replay"] = _replay(args, run, cfg, data[2][:args.replay_images])
+        res["replay"] = (_replay_nbit if nbit else _replay)(args, run, cfg, data[2][:args.replay_images])
     res["files"] = online_report.write_run(res, Path(args.out))
     if args.trace:
-        online.save_trace(args.trace, run["trace"], res["arch"])
+        if nbit:
+            learning.save_trace(args.trace, run["chip"], run["trace"], run["initial_codes"])
+        else:
+            online.save_trace(args.trace, run["trace"], res["arch"])
         res["files"]["trace"] = args.trace
     if args.json:
         print(json.dumps(res, indent=2))
@@ -140,7 +222,10 @@ def cmd_sweep_online(args):
                                                      "--values", 0, 2 ** 32 - 1)]
         points = [{"endurance": e} for e in values]
     for pt in points:  # validate every point before the long run
-        _config(args, bits=pt.get("bits"), endurance=pt.get("endurance"))
+        cfg = _config(args, bits=pt.get("bits"), endurance=pt.get("endurance"))
+        if isinstance(net, dict) and net["codes"] is not None and args.start == "pretrained" and net["bits"] != cfg.bits:
+            raise RrambnnError(f"the pretrained network has {net['bits']}-bit weights: sweep {args.what} over "
+                               f"{cfg.bits} bits needs --start blank")
     if args.jobs < 1:
         raise RrambnnError(f"--jobs must be a positive integer, not {args.jobs}")
     res = online_report.sweep(net, args, points, jobs=args.jobs, progress=not args.json)
@@ -158,9 +243,11 @@ def add_online_commands(sub):
     _online_args(o)
     o.add_argument("--out", default="out/online", help="directory for online.json, accuracy.png, switches.png")
     o.add_argument("--trace", help="write the first commands (see --trace-updates) as an update trace .npz")
-    o.add_argument("--trace-updates", type=int, default=5000, help="weight updates in the recorded trace")
+    o.add_argument("--trace-updates", type=int, default=5000, help="sign: weight updates in the recorded trace")
+    o.add_argument("--trace-samples", type=int, default=1000, help="nbit: training samples in the recorded trace")
     o.add_argument("--replay", action="store_true",
-                   help="replay the trace on Verilator through the weight-update controller, bit for bit")
+                   help="replay the trace on Verilator, bit for bit (nbit: every sample's forward pass on the "
+                        "n-bit chip, then its updates through the weight-update controller)")
     o.add_argument("--replay-images", type=int, default=200, help="test images classified after the replay")
     o.set_defaults(fn=cmd_online)
 

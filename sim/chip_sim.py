@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -108,6 +109,37 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
                  "pulse_cycles": cfg.pulse_cycles, "device": dataclasses.asdict(cfg.device),
                  "weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits},
         "p_idle": p_idle, "p_stall": p_stall,
+    }, test_dir=run_dir)
+    res["sim_wall_s"] = round(time.time() - t, 2)
+    return _finish(res, b, gen_s, cfg)
+
+
+def replay_training(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16, pulse_cycles: int = 5,
+                    p_idle: float = 0.2, p_stall: float = 0.2, waves: bool | None = None, log=None) -> dict:
+    """A recorded n-bit training run (:func:`rrambnn.gen.learning.save_trace`) on the training
+    chip on Verilator: every sample's forward pass and updates against the golden chip, then
+    counters, failed cells, every cell and counter read back, and the test inputs ``x`` (bits)
+    classified. Returns the testbench's result."""
+    from rrambnn.gen import learning
+    tr = learning.load_trace(trace_path)
+    arch, ncfg = tr["arch"], tr["config"]
+    cfg = ChipConfig.checked(ncfg.tile, False, "argmax", True, word=word, retries=ncfg.retries,
+                             pulse_cycles=pulse_cycles, device=ncfg.device, weight_bits=ncfg.bits,
+                             err_bits=ncfg.step_bits)
+    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
+    t = time.time()
+    text, chip = generate(net, cfg, tr["cells"], tr["faults"])
+    gen_s = time.time() - t
+    if log:
+        log(f"generated the training chip {'-'.join(map(str, arch))} ({cfg.tag()}, {chip.n_tiles} arrays) in "
+            f"{gen_s:.1f} s; building")
+    b, run_dir = _build_run(text, net, x, waves, log, tag="train-" + cfg.tag()[:60])
+    if log:
+        log(f"replaying {len(tr['samples'])} training samples (seed {seed})")
+    t = time.time()
+    res = runner.run_test(b, "rrambnn.sim.tb_training", {
+        "trace": str(Path(trace_path).resolve()), "images": str(run_dir / "images.npy"), "seed": seed,
+        "word": word, "pulse_cycles": pulse_cycles, "p_idle": p_idle, "p_stall": p_stall,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)

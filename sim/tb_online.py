@@ -46,6 +46,33 @@ def pack_command(layout, cmd: online.Command) -> int:
                                 "delta": cmd.delta, "x": x, "e": e})
 
 
+async def read_back(dut, arrays):
+    """Read every cell and switch counter of every plane through the read port; compare with the
+    golden :class:`rrambnn.gen.planes.PlaneArrays`. Returns (cells, cell mismatches, counter
+    mismatches, up to 10 examples)."""
+    bad_cells = bad_counts = 0
+    examples = []
+    hw_cells = [np.zeros_like(a.cells) for a in arrays]
+    for k, a in enumerate(arrays):
+        for p in range(a.n):
+            dut.read_layer.value, dut.read_plane.value = k, p
+            for r in range(a.n_in):
+                dut.read_row.value = r
+                for col in range(a.n_out):
+                    dut.read_col.value = col
+                    await RisingEdge(dut.clk)
+                    bit, cnt = int(dut.read_bit.value), dut.read_count.value.to_unsigned()
+                    hw_cells[k][p, r, col] = bit
+                    if bit != a.cells[p, r, col] or cnt != a.counts[p, r, col]:
+                        bad_cells += bit != a.cells[p, r, col]
+                        bad_counts += cnt != a.counts[p, r, col]
+                        if len(examples) < 10:
+                            examples.append({"layer": k, "plane": p, "row": r, "col": col,
+                                             "bit": [bit, int(a.cells[p, r, col])],
+                                             "count": [cnt, int(a.counts[p, r, col])]})
+    return hw_cells, int(bad_cells), int(bad_counts), examples
+
+
 @cocotb.test()
 async def replay_matches_golden(dut):
     with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
@@ -124,25 +151,7 @@ async def replay_matches_golden(dut):
 
     # every cell and counter of every plane
     t1 = time.perf_counter()
-    bad_cells = bad_counts = 0
-    examples = []
-    hw_cells = [np.zeros_like(a.cells) for a in golden.arrays]
-    for k, a in enumerate(golden.arrays):
-        for p in range(a.n):
-            dut.read_layer.value, dut.read_plane.value = k, p
-            for r in range(a.n_in):
-                dut.read_row.value = r
-                for col in range(a.n_out):
-                    dut.read_col.value = col
-                    await RisingEdge(dut.clk)
-                    bit, cnt = int(dut.read_bit.value), dut.read_count.value.to_unsigned()
-                    hw_cells[k][p, r, col] = bit
-                    if bit != a.cells[p, r, col] or cnt != a.counts[p, r, col]:
-                        bad_cells += bit != a.cells[p, r, col]
-                        bad_counts += cnt != a.counts[p, r, col]
-                        if len(examples) < 10:
-                            examples.append({"layer": k, "plane": p, "row": r, "col": col, "bit": [bit, int(a.cells[p, r, col])],
-                                             "count": [cnt, int(a.counts[p, r, col])]})
+    hw_cells, bad_cells, bad_counts, examples = await read_back(dut, golden.arrays)
     readback_s = time.perf_counter() - t1
     if bad_cells or bad_counts:
         failures.append(f"read-back differs: {bad_cells} cells, {bad_counts} counters, e.g. {examples[:3]}")

@@ -1,0 +1,642 @@
+"""Online training with the n-bit forward pass: the measured macro's rule, integer and seeded.
+
+The literature's chip trains a sigmoid MLP by back-propagation in which the forward pass, the
+backward pass and the errors are all reduced to n bits. This module is that rule as the chip
+would run it: every quantity is an integer of stated width, every rounding is defined, and
+the only randomness (stochastic rounding of the updates) comes from a counter-based hash the
+hardware can compute, so a run is deterministic for a seed and replays bit for bit.
+
+**Weight code.** A weight is an n-bit *offset* code ``u`` in [0, U], U = 2^n - 1, held by n
+binary cells (plane b = bit b of u, plane n-1 the most significant); its value is the odd
+integer ``w = 2u - U``. This is the code of the multi-bit inference chip
+(:mod:`rrambnn.gen.sliced`): every plane is a binary crossbar whose column sum is the digital
+twin ``2*popcount(x AND c) - popcount(x)``, and ``x.w = sum_b 2^b * S_b`` (shift and add), so
+the arrays that store the weight also compute with it. An update adds an integer ``d`` and
+saturates: ``u' = clip(u + d, 0, U)``; only cells whose bit changes get a pulse, written from
+the least significant plane up (the most significant last).
+
+**Forward** (m-bit neurons, H = 2^m - 1; x = the binarised 20x20 pixels, one bit each):
+
+* hidden sum ``a_j = x . w1_j``; hidden code ``h_j = #{l : a_j >= T1_l}`` in [0, H], a
+  quantised sigmoid: ``T1_l = round(U / r1 * logit((l - 1/2) / H))`` (the weights span
+  [-r1, r1] in real units: r1 = 1, or 1/2 below 8 bits, where the coarser code needs the
+  finer step);
+* output sum ``o_k = h . w2_k``; output code ``y_k = #{l : o_k >= T2_l}``,
+  ``T2_l = round(H * U / r2 * logit((l - 1/2) / H))`` (r2 = 4 r1);
+* classification: argmax of ``o`` (lowest index on ties) or the priority encoder over
+  ``o_k >= 0`` (``y_k`` at least half scale); a reject (no output fires) is a wrong answer.
+
+**Backward** (e-bit errors, E = 2^(e-1) - 1; default e = n):
+
+* output error ``e_k = H * [k == label] - y_k`` (sigmoid + cross-entropy: target minus
+  output), reduced to e bits: ``eq = sat_E(round(e / 2^(m+1-e)))``;
+* hidden error ``g_j = sum_k w2_jk eq_k`` (the transposed read of the output array), times the
+  derivative of the quantised sigmoid ``d_j = h_j * (H - h_j)``, reduced to e bits:
+  ``delta_j = sat_E(round(g_j * d_j / 2^sd))``, sd = n + m + 3 (about 3% of the non-zero
+  errors saturate at 8 bits);
+* updates in code steps, with stochastic rounding ``SR(v, s) = floor((v + r) / 2^s)`` where r
+  is s random bits: output layer ``du2_jk = SR(h_j * eq_k, s2)`` for every weight (one draw
+  each); hidden layer ``du1_ij = x_i * SR(delta_j, s1)`` (one draw per column: a rank-1 step
+  with an integer per column, what the weight-update controller's rank-1 command takes).
+  s1 and s2 set the learning rate eta = 2^-lr_shift in real units (see :meth:`NbitConfig.shifts`);
+  every ``decay`` epochs both grow by one (eta halves).
+
+**Random bits.** ``draw(t, layer, i) = mix32(mix32(seed ^ mix32(t)) ^ (layer << 24) ^ i)``
+with ``mix32(x)``: x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b;
+x ^= x >> 16 (32-bit), t the sample counter since the start of training, i the column
+(hidden layer) or ``row * n_out + col`` (output layer); r = the top s bits of the draw.
+
+**Device.** The cells live in :class:`rrambnn.gen.planes.PlaneArrays`: fault maps per plane,
+pulse failures from each array's xorshift32 generator, the endurance limit, write-verify with
+retries. A cell that cannot be written keeps its state, so the code the chip holds (and
+computes with) is whatever the cells hold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen import device as dev
+from rrambnn.gen import planes
+from rrambnn.gen.network import priority_encode
+
+MAX_BITS = planes.MAX_BITS  # weight bits, 2..12
+MAX_ACT_BITS = 8  # the bit-serial threshold ramp of the multi-bit chip
+MASK = np.uint32(0xFFFFFFFF)
+INIT = (0.1, 0.4)  # blank start: real weights uniform in +-INIT, hidden and output layer
+
+
+def _int(name, v, lo, hi=None):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+        rng = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+        raise RrambnnError(f"{name} must be an integer {rng}, not {v!r}")
+    return int(v)
+
+
+@dataclass(frozen=True)
+class NbitConfig:
+    """The rule's precision and schedule, and the device the chip has."""
+
+    bits: int = 8  # n: weight code bits
+    act_bits: int | None = None  # m: neuron bits (default min(n, 8))
+    err_bits: int | None = None  # e: error bits (default n)
+    lr_shift: int = 3  # eta = 2^-lr_shift
+    decay: int = 5  # eta halves every `decay` epochs (0: constant)
+    range_shift: int | None = None  # real weight ranges r1 = 2^-k, r2 = 4 * 2^-k (default k = 1 below 8 bits)
+    retries: int = 3
+    tile: tuple = (128, 128)
+    device: dev.DeviceParams = field(default_factory=dev.DeviceParams)
+    seed: int = 0
+
+    def __post_init__(self):
+        _int("Weight bits", self.bits, 2, MAX_BITS)
+        if self.act_bits is not None:
+            _int("Neuron bits", self.act_bits, 1, MAX_ACT_BITS)
+        if self.err_bits is not None:
+            _int("Error bits", self.err_bits, 2, 16)
+        _int("Learning-rate shift", self.lr_shift, 0, 16)
+        _int("Decay period", self.decay, 0)
+        if self.range_shift is not None:
+            _int("Range shift", self.range_shift, 0, 4)
+        _int("Retries", self.retries, 0, 1000)
+        _int("Seed", self.seed, 0, 2 ** 32 - 1)
+
+    @property
+    def m(self) -> int:
+        return self.act_bits if self.act_bits is not None else min(self.bits, MAX_ACT_BITS)
+
+    @property
+    def e(self) -> int:
+        return self.err_bits if self.err_bits is not None else self.bits
+
+    @property
+    def k(self) -> int:
+        return self.range_shift if self.range_shift is not None else int(self.bits < 8)
+
+    @property
+    def r1(self) -> float:
+        """Real range of the hidden weights: w = 2u - U stands for w * r1 / U."""
+        return 2.0 ** -self.k
+
+    @property
+    def r2(self) -> float:
+        return 4.0 * 2.0 ** -self.k
+
+    @property
+    def U(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def H(self) -> int:
+        return (1 << self.m) - 1
+
+    @property
+    def E(self) -> int:
+        return (1 << (self.e - 1)) - 1
+
+    @property
+    def es(self) -> int:
+        """Output error: eq = e / 2^es, rounded."""
+        return self.m + 1 - self.e
+
+    @property
+    def sd(self) -> int:
+        """Hidden error: delta = g * d / 2^sd, rounded."""
+        return self.bits + self.m + 3
+
+    def shifts(self, epoch: int = 1) -> tuple[int, int]:
+        """(s1, s2) in epoch ``epoch`` (from 1): the real-valued rule's learning rate eta turned
+        into code steps. Output layer: du2 = eta * h/H * e/H / (2 r2/U) = h*eq / 2^s2; hidden
+        layer: du1 = eta * delta_real / (2 r1/U) = delta / 2^s1."""
+        k = (epoch - 1) // self.decay if self.decay else 0
+        H, U = self.H, self.U
+        k2 = math.log2(2 * self.r2 * H * H / (U * 2.0 ** self.es))
+        k1 = math.log2(2 * H ** 3 * self.r1 / (self.r2 * 2.0 ** self.es))
+        return round(k1 + self.lr_shift) - self.sd + k, round(k2 + self.lr_shift) + k
+
+    def ramps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T1, T2): the quantised sigmoids of the hidden and output neurons, H levels each."""
+        lv = (np.arange(1, self.H + 1) - 0.5) / self.H
+        logit = np.log(lv / (1 - lv))
+        return (np.round(logit * self.U / self.r1).astype(np.int64),
+                np.round(logit * self.H * self.U / self.r2).astype(np.int64))
+
+    @property
+    def step_bits(self) -> int:
+        """Width of a signed hidden-layer step (the rank-1 command's per-column field)."""
+        s1, _ = self.shifts(1)
+        top = -(-self.E // (1 << s1)) if s1 > 0 else self.E << -s1
+        return max(2, top.bit_length() + 1)
+
+    def describe(self) -> dict:
+        s1, s2 = self.shifts(1)
+        return {"weight_bits": self.bits, "neuron_bits": self.m, "error_bits": self.e, "lr_shift": self.lr_shift,
+                "decay_epochs": self.decay, "r1": self.r1, "r2": self.r2, "s1": s1, "s2": s2, "sd": self.sd, "es": self.es}
+
+
+# -- codes <-> cells ---------------------------------------------------------------------
+
+def encode(u: np.ndarray, n: int) -> np.ndarray:
+    """Offset codes -> cells (n, ...) uint8, plane b = bit b."""
+    u = np.asarray(u, np.int64)
+    return np.stack([((u >> b) & 1).astype(np.uint8) for b in range(n)])
+
+
+def decode(cells: np.ndarray) -> np.ndarray:
+    """Cells (n, ...) -> offset codes."""
+    u = np.zeros(cells.shape[1:], np.int64)
+    for b in range(cells.shape[0]):
+        u |= cells[b].astype(np.int64) << b
+    return u
+
+
+# -- random bits ---------------------------------------------------------------------
+
+def mix32(x):
+    """The 32-bit finaliser of the draws (uint32 arrays or ints)."""
+    x = np.asarray(x, np.uint32)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7FEB352D)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846CA68B)
+        return x ^ (x >> np.uint32(16))
+
+
+def draws(seed: int, t: int, layer: int, index: np.ndarray) -> np.ndarray:
+    """The random words of sample ``t`` for ``layer`` at ``index`` (uint32)."""
+    key = mix32(np.uint32(seed) ^ mix32(np.uint32(t & 0xFFFFFFFF)))
+    return mix32(key ^ np.uint32(layer << 24) ^ np.asarray(index, np.uint32))
+
+
+def stochastic_round(v: np.ndarray, s: int, r: np.ndarray) -> np.ndarray:
+    """floor((v + top s bits of r) / 2^s); s <= 0: v * 2^-s."""
+    v = np.asarray(v, np.int64)
+    if s <= 0:
+        return v << -s
+    return (v + (r >> np.uint32(32 - s)).astype(np.int64)) >> s
+
+
+def round_shift(v: np.ndarray, s: int) -> np.ndarray:
+    """round(v / 2^s), halves up; s <= 0: v * 2^-s."""
+    v = np.asarray(v, np.int64)
+    return (v + (1 << (s - 1))) >> s if s > 0 else v << -s
+
+
+# -- the network's integer arithmetic -------------------------------------------------------
+
+@dataclass
+class Step:
+    """What one training sample does: the forward results and the update commands."""
+
+    h: np.ndarray  # hidden codes (n_hidden,)
+    o: np.ndarray  # output sums (n_out,)
+    cols: np.ndarray  # hidden layer: columns with a non-zero step
+    step: np.ndarray  # ... and their steps
+    rows2: np.ndarray  # output layer: element updates (row, col, delta), row-major
+    cols2: np.ndarray
+    delta2: np.ndarray
+
+
+def forward_batch(w: list[np.ndarray], x: np.ndarray, ramps) -> tuple[np.ndarray, np.ndarray]:
+    """Hidden codes and output sums for input bits ``x`` (N, n_in); exact (float64 < 2^53)."""
+    T1, _ = ramps
+    a = x.astype(np.float64) @ w[0].astype(np.float64)
+    h = np.searchsorted(T1, a.ravel(), side="right").reshape(a.shape)
+    o = h.astype(np.float64) @ w[1].astype(np.float64)
+    return h.astype(np.int64), o.astype(np.int64)
+
+
+def classify(o: np.ndarray) -> dict[str, np.ndarray]:
+    """Both output stages on output sums: argmax, and the priority encoder over o >= 0 (the
+    output threshold is the sigmoid's midpoint); ``hit`` False = reject."""
+    prio, hit = priority_encode(o >= 0)
+    return {"argmax": o.argmax(axis=1), "priority": prio, "hit": hit}
+
+
+def accuracy(w, ramps, x, y) -> dict:
+    """Test accuracy; a reject of the priority encoder counts as wrong."""
+    _, o = forward_batch(w, x, ramps)
+    c = classify(o)
+    return {"priority": float(((c["priority"] == y) & c["hit"]).mean()) if len(y) else 0.0,
+            "argmax": float((c["argmax"] == y).mean()) if len(y) else 0.0,
+            "rejects": int((~c["hit"]).sum())}
+
+
+class NbitChip:
+    """The golden training chip: n planes of cells per layer with the device, the rule."""
+
+    def __init__(self, arch, cfg: NbitConfig, codes: list[np.ndarray], faults=None):
+        if len(arch) != 3:
+            raise RrambnnError(f"the n-bit rule trains networks with one hidden layer (e.g. 400-200-10), "
+                               f"not {'-'.join(map(str, arch))}")
+        self.arch, self.cfg = tuple(arch), cfg
+        n = cfg.bits
+        for k, u in enumerate(codes):
+            if u.shape != (arch[k], arch[k + 1]) or u.min() < 0 or u.max() > cfg.U:
+                raise RrambnnError(f"layer {k} codes must have shape ({arch[k]}, {arch[k + 1]}) and lie in "
+                                   f"[0, {cfg.U}]")
+        self.initial = [encode(u, n) for u in codes]
+        if faults is None:
+            faults = planes.plane_faults(arch, cfg.device, n)
+        self.arrays = planes.plane_arrays(arch, self.initial, cfg.device, tile=cfg.tile, retries=cfg.retries,
+                                          faults=faults)
+        self.initial = [a.cells.copy() for a in self.arrays]  # stuck cells as programmed
+        self.u = [decode(a.cells) for a in self.arrays]
+        self.w = [2 * u - cfg.U for u in self.u]
+        self.ramps = cfg.ramps()
+        self.t = 0  # samples seen
+        self.stats = {"pulses_set": 0, "pulses_reset": 0, "cells_failed": 0, "weight_updates": 0,
+                      "samples": 0, "updating_samples": 0}
+        self.failed: list | None = None  # (layer, plane, row, col) in hardware order, while recording
+
+    # -- one sample ---------------------------------------------------------------------
+    def compute(self, x: np.ndarray, label: int, epoch: int = 1) -> Step:
+        """Forward, backward and the update commands of one sample (no state changes)."""
+        cfg = self.cfg
+        T1, T2 = self.ramps
+        H = cfg.H
+        w1, w2 = self.w
+        act = np.flatnonzero(x)
+        a = w1[act].sum(axis=0)
+        h = np.searchsorted(T1, a, side="right").astype(np.int64)
+        o = h @ w2
+        y = np.searchsorted(T2, o, side="right")
+        e = -y.astype(np.int64)
+        e[label] += H
+        eq = np.clip(round_shift(e, cfg.es), -cfg.E, cfg.E)
+        empty = np.zeros(0, np.int64)
+        if not eq.any():
+            return Step(h, o, empty, empty, empty, empty, empty)
+        s1, s2 = cfg.shifts(epoch)
+        g = w2 @ eq
+        delta = np.clip(round_shift(g * (h * (H - h)), cfg.sd), -cfg.E, cfg.E)
+        n_hid, n_out = w2.shape
+        cols = np.flatnonzero(delta)
+        step = stochastic_round(delta[cols], s1, draws(cfg.seed, self.t, 0, cols)) if len(act) else empty
+        keep = step != 0
+        cols, step = cols[keep], step[keep]
+        hr = np.flatnonzero(h)
+        kc = np.flatnonzero(eq)
+        prod = np.outer(h[hr], eq[kc])
+        idx = hr[:, None] * n_out + kc[None, :]
+        d2 = stochastic_round(prod, s2, draws(cfg.seed, self.t, 1, idx))
+        d2 = np.clip(d2, -cfg.U, cfg.U)
+        nz = np.nonzero(d2)
+        return Step(h, o, cols, step, hr[nz[0]], kc[nz[1]], d2[nz])
+
+    def apply(self, x: np.ndarray, s: Step):
+        """The sample's updates through write-verify: the rank-1 step of the hidden layer, then
+        the output layer's element updates; advances the sample counter."""
+        if len(s.cols):
+            act = np.flatnonzero(x)
+            rr = np.repeat(act, len(s.cols))
+            cc = np.tile(s.cols, len(act))
+            self._update(0, rr, cc, np.tile(s.step, len(act)))
+        if len(s.rows2):
+            self._update(1, s.rows2, s.cols2, s.delta2)
+        self.stats["updating_samples"] += bool(len(s.cols) or len(s.rows2))
+        self.stats["samples"] += 1
+        self.t += 1
+
+    def _update(self, layer: int, rr, cc, du):
+        """Add ``du`` to the weights (rr, cc), in this order; only changed bits are written,
+        least significant plane first."""
+        n = self.cfg.bits
+        a = self.arrays[layer]
+        old = self.u[layer][rr, cc]
+        new = np.clip(old + du, 0, self.cfg.U)
+        self.stats["weight_updates"] += len(rr)
+        flips = old ^ new
+        ps, idx = [], []
+        for b in range(n):
+            i = np.flatnonzero((flips >> b) & 1)
+            if len(i):
+                ps.append(np.full(len(i), b))
+                idx.append(i)
+        if not ps:
+            return
+        p = np.concatenate(ps)
+        i = np.concatenate(idx)
+        want = ((new[i] >> p) & 1).astype(np.uint8)
+        order = i.astype(np.int64) * n + p
+        n_set, n_reset, failed = a.write_batch(p, rr[i], cc[i], want, order)
+        self.stats["pulses_set"] += n_set
+        self.stats["pulses_reset"] += n_reset
+        if len(failed):
+            self.stats["cells_failed"] += len(failed)
+            fk = np.sort(np.asarray(failed, np.int64))
+            wi, fp = fk // n, fk % n
+            np.bitwise_xor.at(new, wi, np.int64(1) << fp)  # a failed cell keeps its old bit
+            if self.failed is not None:
+                self.failed += [(layer, int(q), int(rr[j]), int(cc[j])) for j, q in zip(wi, fp)]
+        self.u[layer][rr, cc] = new
+        self.w[layer][rr, cc] = 2 * new - self.cfg.U
+
+    # -- state --------------------------------------------------------------------------
+    def accuracy(self, x, y) -> dict:
+        return accuracy(self.w, self.ramps, x, y)
+
+    def codes(self) -> list[np.ndarray]:
+        return [decode(a.cells) for a in self.arrays]
+
+
+# -- the trainer -------------------------------------------------------------------------
+
+@dataclass
+class Trace:
+    """The first samples of a run, for hardware replay: inputs, labels, forward results and
+    the commands each sample produced (hidden rank-1 step, output element updates)."""
+
+    x: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    epoch: list = field(default_factory=list)
+
+
+def blank_codes(arch, cfg: NbitConfig) -> list[np.ndarray]:
+    """Random small weights: real values uniform in +-INIT (hidden, output layer)."""
+    rng = np.random.default_rng([cfg.seed, 0xB1A4])
+    out = []
+    for n_in, n_out, init, r in zip(arch[:-1], arch[1:], INIT, (cfg.r1, cfg.r2)):
+        w = rng.uniform(-init, init, (n_in, n_out)) * cfg.U / r
+        out.append(np.clip(np.floor((w + cfg.U) / 2 + 0.5), 0, cfg.U).astype(np.int64))
+    return out
+
+
+def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, record: int = 0,
+          progress=None, first_epoch: int = 1) -> tuple[list[dict], Trace]:
+    """``epochs`` epochs over ``samples`` training images each (all by default, shuffled by the
+    seed); the accuracy after each (entry 0: before training). ``record`` > 0 keeps the first
+    ``record`` samples' steps (and the failed-cell list) for hardware replay."""
+    x_tr, y_tr, x_te, y_te = data
+    cfg = chip.cfg
+    rng = np.random.default_rng([cfg.seed, 0x7EA1])
+    n = len(x_tr) if samples is None else min(samples, len(x_tr))
+    trace = Trace()
+    if record:
+        chip.failed = []
+    per_epoch = [{"epoch": 0, **chip.accuracy(x_te, y_te), **chip.stats, "switches": 0, "seconds": 0.0}]
+    for ep in range(first_epoch, first_epoch + epochs):
+        t0 = time.time()
+        order = rng.permutation(len(x_tr))[:n]
+        for i, s in enumerate(order):
+            x, lab = x_tr[s], int(y_tr[s])
+            st = chip.compute(x, lab, ep)
+            if len(trace.x) < record:
+                trace.x.append(x.copy())
+                trace.labels.append(lab)
+                trace.steps.append(st)
+                trace.epoch.append(ep)
+            chip.apply(x, st)
+            if progress and (i & 255) == 255:
+                progress(256)
+        if progress:
+            progress(n - (n // 256) * 256)
+        per_epoch.append({"epoch": ep, **chip.accuracy(x_te, y_te), **chip.stats,
+                          "switches": int(sum(a.counts.sum() for a in chip.arrays)),
+                          "seconds": round(time.time() - t0, 1)})
+    return per_epoch, trace
+
+
+def switch_stats(chip: NbitChip) -> dict:
+    """Switches per bit position (plane b = code bit b, b = n-1 the most significant) and wear,
+    per layer and in total."""
+    n = chip.cfg.bits
+    E = chip.cfg.device.endurance
+    per_layer = []
+    for a in chip.arrays:
+        per_layer.append({"switches": a.counts.sum(axis=(1, 2)).tolist(),
+                          "max_per_cell": a.counts.max(axis=(1, 2)).tolist(),
+                          "worn_out_cells": (a.counts >= E).sum(axis=(1, 2)).tolist() if E else None})
+    tot = np.sum([pl["switches"] for pl in per_layer], axis=0)
+    cells = sum(a.counts[0].size for a in chip.arrays)
+    counts = np.concatenate([a.counts.ravel() for a in chip.arrays])
+    hist_edges = [0, 1, 10, 100, 1000, 10000, 100000, 2 ** 32]
+    hist = np.histogram(counts, bins=hist_edges)[0]
+    return {"planes": [f"b{b}" for b in range(n)], "switches": tot.tolist(),
+            "max_per_cell": np.max([pl["max_per_cell"] for pl in per_layer], axis=0).tolist(),
+            "mean_per_cell": (tot / cells).round(3).tolist(), "total": int(tot.sum()),
+            "worn_out_cells": np.sum([pl["worn_out_cells"] for pl in per_layer], axis=0).tolist() if E else None,
+            "per_layer": per_layer,
+            "histogram": {"edges": hist_edges[:-1], "cells": hist.tolist()}}
+
+
+def run(arch, cfg: NbitConfig, data, *, codes=None, epochs: int, samples: int | None, record: int = 0,
+        progress: bool = False, desc: str = "online") -> dict:
+    """One online-training run: from ``codes`` (pretrained) or a blank start. Returns the
+    result dict (accuracy per epoch, pulses, switches) with the chip and the trace."""
+    from tqdm import tqdm
+
+    start = "blank" if codes is None else "pretrained"
+    codes = blank_codes(arch, cfg) if codes is None else [np.asarray(c, np.int64).copy() for c in codes]
+    chip = NbitChip(arch, cfg, codes)
+    x_tr = data[0]
+    n = len(x_tr) if samples is None else min(samples, len(x_tr))
+    bar = tqdm(total=n * epochs, desc=desc, unit="img", disable=not progress, leave=False, mininterval=1.0)
+    t0 = time.time()
+    per_epoch, trace = train(chip, data, epochs=epochs, samples=n, record=record, progress=bar.update)
+    bar.close()
+    d = cfg.device
+    res = {"forward": "nbit", "arch": list(arch), "bits": cfg.bits, "rule": cfg.describe(), "start": start,
+           "samples_per_epoch": n, "epochs": epochs,
+           "device": {"yield": d.yield_, "p_fail": d.p_fail, "endurance": d.endurance, "seed": d.seed},
+           "seed": cfg.seed, "seconds": round(time.time() - t0, 1),
+           "per_epoch": per_epoch, "switches": switch_stats(chip)}
+    res["final"] = {k: per_epoch[-1][k] for k in ("priority", "argmax")}
+    res["best"] = {k: max(e[k] for e in per_epoch) for k in ("priority", "argmax")}
+    res["best_epoch"] = max(per_epoch, key=lambda e: e["argmax"])["epoch"]
+    return {"result": res, "chip": chip, "trace": trace, "initial_codes": codes}
+
+
+# -- trained networks (the pretrained start) ------------------------------------------
+
+FORMAT = "rrambnn-online"
+
+
+def save_codes(path, arch, cfg: NbitConfig, codes: list[np.ndarray], meta: dict):
+    """An n-bit online network: offset codes per layer and the rule's precision."""
+    from rrambnn.fileio import atomic_write
+    arrays = {"format": np.array(FORMAT), "version": np.array(1, np.int32), "arch": np.array(arch, np.int32),
+              "crop": np.array(int(round(math.sqrt(arch[0]))), np.int32), "bits": np.array(cfg.bits, np.int32),
+              "act_bits": np.array(cfg.m, np.int32), "meta": np.array(json.dumps(meta, sort_keys=True))}
+    for k, u in enumerate(codes):
+        arrays[f"u{k}"] = np.asarray(u, np.uint16)
+    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_codes(path) -> dict:
+    """Read and check a file written by :func:`save_codes`."""
+    path = Path(path)
+    if not path.is_file():
+        raise RrambnnError(f"online network file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise RrambnnError(f"{path}: not a readable .npz file ({type(e).__name__})") from None
+    if "format" not in d or d["format"].shape != () or str(d["format"]) != FORMAT:
+        raise RrambnnError(f"{path}: not an n-bit online network (format {FORMAT!r})")
+    try:
+        arch = [int(a) for a in d["arch"]]
+        bits, act_bits, crop = int(d["bits"]), int(d["act_bits"]), int(d["crop"])
+        codes = [d[f"u{k}"].astype(np.int64) for k in range(len(arch) - 1)]
+        meta = json.loads(str(d["meta"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise RrambnnError(f"{path}: missing or malformed entry ({e})") from None
+    if len(arch) != 3 or crop * crop != arch[0] or not 2 <= bits <= MAX_BITS:
+        raise RrambnnError(f"{path}: arch {arch}, crop {crop} or bits {bits} out of range")
+    for k, u in enumerate(codes):
+        if u.shape != (arch[k], arch[k + 1]) or u.min() < 0 or u.max() > (1 << bits) - 1:
+            raise RrambnnError(f"{path}: u{k} must have shape ({arch[k]}, {arch[k + 1]}) with codes in "
+                               f"[0, {(1 << bits) - 1}]")
+    return {"arch": tuple(arch), "bits": bits, "act_bits": act_bits, "crop": crop, "codes": codes, "meta": meta}
+
+
+def binary_data(data_dir=None, crop: int = 20):
+    """MNIST as the chip sees it: binarised centre crop, bits (N, crop*crop) uint8."""
+    from rrambnn.gen.mnist import Preprocess, load_split
+    pre = Preprocess(crop=crop)
+    tr, te = load_split("train", data_dir), load_split("test", data_dir)
+    return (pre(tr.images).astype(np.uint8), tr.labels.astype(np.int64), pre(te.images).astype(np.uint8),
+            te.labels.astype(np.int64))
+
+
+
+# -- the training chip and its traces ----------------------------------------------------
+
+def training_network(arch, cfg: NbitConfig, codes):
+    """The multi-bit network the training chip's arrays compute: odd codes w = 2u - U in n
+    slices, the hidden quantised sigmoid as every hidden neuron's threshold ramp, output
+    thresholds 0 (the priority encoder fires on o >= 0). Inputs are the binary pixels (codes 0/1)."""
+    from rrambnn.gen.sliced import SlicedNetwork
+    if cfg.bits > 8 or cfg.m > 8:
+        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}")
+    T1, _ = cfg.ramps()
+    w = [(2 * np.asarray(u, np.int64) - cfg.U).astype(np.int16) for u in codes]
+    th = [np.tile(T1.astype(np.int32), (arch[1], 1)), np.zeros(arch[2], np.int32)]
+    return SlicedNetwork(w, th, cfg.bits, cfg.m, int(round(math.sqrt(arch[0]))), "argmax", {"rule": cfg.describe()})
+
+
+TRACE_FORMAT = "rrambnn-training-trace"
+
+
+def config_dict(cfg: NbitConfig) -> dict:
+    d = cfg.device
+    return {"bits": cfg.bits, "act_bits": cfg.act_bits, "err_bits": cfg.err_bits, "lr_shift": cfg.lr_shift,
+            "decay": cfg.decay, "range_shift": cfg.range_shift, "retries": cfg.retries, "tile": list(cfg.tile),
+            "device": {"yield_": d.yield_, "p_fail": d.p_fail, "endurance": d.endurance, "seed": d.seed},
+            "seed": cfg.seed}
+
+
+def config_from(d: dict) -> NbitConfig:
+    return NbitConfig(**{**d, "tile": tuple(d["tile"]), "device": dev.DeviceParams(**d["device"])})
+
+
+def save_trace(path, chip: NbitChip, trace: Trace, codes):
+    """A recorded run start for hardware replay: the rule and device, the arrays' first state
+    (as programmed, stuck cells included) and fault maps, and per sample its input, label,
+    epoch, forward results and commands (hidden rank-1 steps dense, output element updates as
+    (sample, row, col, delta))."""
+    from rrambnn.fileio import atomic_write
+    K = len(trace.x)
+    n_hid = chip.arch[1]
+    steps = np.zeros((K, n_hid), np.int16)
+    el = [[], [], [], []]
+    for i, st in enumerate(trace.steps):
+        steps[i, st.cols] = st.step
+        el[0] += [i] * len(st.rows2)
+        el[1] += st.rows2.tolist()
+        el[2] += st.cols2.tolist()
+        el[3] += st.delta2.tolist()
+    arrays = {"format": np.array(TRACE_FORMAT), "arch": np.array(chip.arch, np.int32),
+              "config": np.array(json.dumps(config_dict(chip.cfg))),
+              "x": np.array(trace.x, np.uint8).reshape(K, chip.arch[0]), "labels": np.array(trace.labels, np.int32),
+              "epoch": np.array(trace.epoch, np.int32),
+              "h": np.array([st.h for st in trace.steps], np.int32).reshape(K, n_hid),
+              "o": np.array([st.o for st in trace.steps], np.int64).reshape(K, chip.arch[2]),
+              "steps": steps, "el_sample": np.array(el[0], np.int32), "el_row": np.array(el[1], np.int32),
+              "el_col": np.array(el[2], np.int32), "el_delta": np.array(el[3], np.int32)}
+    for k, a in enumerate(chip.arrays):
+        arrays[f"cells{k}"] = chip.initial[k]
+        arrays[f"faults{k}"] = a.faults
+    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_trace(path) -> dict:
+    """Read a trace of :func:`save_trace`: arch, config, initial cells, faults and the samples
+    (x, label, epoch, h, o, Step) in order."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z.files or str(z["format"]) != TRACE_FORMAT:
+                raise ValueError("not a training trace")
+            d = {k: z[k] for k in z.files}
+        arch = tuple(int(a) for a in d["arch"])
+        cfg = config_from(json.loads(str(d["config"])))
+        cells = [d[f"cells{k}"] for k in range(len(arch) - 1)]
+        faults = [d[f"faults{k}"] for k in range(len(arch) - 1)]
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise RrambnnError(f"{path}: not a readable training trace ({e})") from None
+    samples = []
+    for i in range(len(d["labels"])):
+        cols = np.flatnonzero(d["steps"][i])
+        sel = np.flatnonzero(d["el_sample"] == i)
+        st = Step(d["h"][i].astype(np.int64), d["o"][i], cols, d["steps"][i][cols].astype(np.int64),
+                  d["el_row"][sel].astype(np.int64), d["el_col"][sel].astype(np.int64),
+                  d["el_delta"][sel].astype(np.int64))
+        samples.append((d["x"][i], int(d["labels"][i]), int(d["epoch"][i]), st))
+    return {"arch": arch, "config": cfg, "cells": cells, "faults": faults, "samples": samples}
+
+
+def chip_from_cells(arch, cfg: NbitConfig, cells, faults) -> NbitChip:
+    """A golden chip whose arrays start as ``cells`` (per layer (n, n_in, n_out)) with ``faults``."""
+    chip = NbitChip(arch, cfg, [decode(np.asarray(c)) for c in cells], faults=faults)
+    return chip

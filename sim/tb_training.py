@@ -1,0 +1,219 @@
+"""cocotb testbench: a recorded n-bit online-training run replayed on the training chip.
+
+The chip is the multi-bit chip whose n computing planes hold the offset-code weights, with the
+weight-update controller working in that code (:mod:`rrambnn.gen.learning`). For every
+recorded sample:
+
+1. an image driver (random idle cycles) sends the sample's input bits; a result monitor
+   (random backpressure) takes the forward pass: the hidden codes (``act0``) and the output
+   sums (``sums``) must equal what the golden chip computes from its present cells;
+2. the sample's commands (the hidden layer's rank-1 step, the output layer's element updates)
+   go to ``upd`` (random idle cycles); the golden :class:`rrambnn.gen.learning.NbitChip`
+   applies the same step, and the step it computes from its own state must equal the recorded
+   one.
+
+A monitor with random backpressure collects the failed-cell stream throughout. At the end:
+pulse, failure and update counters, the failed cells in order, every cell and switch counter
+of every plane read back, and the classification of test images. Configuration arrives as
+JSON through $RRAMBNN_TB_CONFIG (written by :func:`rrambnn.sim.chip_sim.replay_training`);
+the seed is logged.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import time
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+
+from rrambnn.gen import learning, online
+from rrambnn.gen.verilog import build_chip
+from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
+from rrambnn.sim.tb_online import pack_command, read_back
+from rrambnn.sim.tb_sliced import image_payloads
+
+
+def _vector(value: int, n: int, width: int, signed: bool = False) -> np.ndarray:
+    v = np.array([(value >> (i * width)) & ((1 << width) - 1) for i in range(n)], np.int64)
+    if signed:
+        v = np.where(v >= 1 << (width - 1), v - (1 << width), v)
+    return v
+
+
+def commands(x: np.ndarray, st: learning.Step, n_hid: int) -> list[online.Command]:
+    """A sample's commands as the weight-update controller takes them."""
+    out = []
+    if len(st.cols):
+        e = np.zeros(n_hid, np.int64)
+        e[st.cols] = st.step
+        out.append(online.Command(0, True, x=x.astype(np.uint8), e=e))
+    out += [online.Command(1, False, row=int(r), col=int(c), delta=int(d))
+            for r, c, d in zip(st.rows2, st.cols2, st.delta2)]
+    return out
+
+
+class Replay:
+    """Drives one handshake at a time while the failed-cell monitor keeps sampling."""
+
+    def __init__(self, dut, rng: random.Random, p_idle: float, failed: Monitor):
+        self.dut, self.rng, self.p_idle, self.failed = dut, rng, p_idle, failed
+        self.cycles = 0
+
+    async def tick(self):
+        await RisingEdge(self.dut.clk)
+        self.cycles += 1
+        self.failed.sample(self.cycles)
+        self.failed.drive()
+
+    async def send(self, valid, ready, payload, value: int, limit: int):
+        while self.p_idle and self.rng.random() < self.p_idle:
+            await self.tick()
+        payload.value = value
+        valid.value = 1
+        start = self.cycles
+        while True:
+            await self.tick()
+            if ready.value:
+                break
+            if self.cycles - start > limit:
+                raise AssertionError(f"timeout: no ready for {limit} cycles")
+        valid.value = 0
+
+    async def receive(self, monitor: Monitor, limit: int) -> int:
+        n = len(monitor.received)
+        start = self.cycles
+        while len(monitor.received) == n:
+            monitor.drive()
+            await self.tick()
+            monitor.sample(self.cycles)
+            if self.cycles - start > limit:
+                raise AssertionError(f"timeout: no result for {limit} cycles")
+        monitor.ready.value = monitor.ready_now = 0
+        return monitor.received[-1]
+
+    async def idle(self):
+        """Until the weight-update and programming controllers rest and the failed FIFO is empty
+        (a command accepted at the last edge shows ``upd_busy`` only after the next one)."""
+        for _ in range(2):
+            await self.tick()
+        while self.dut.upd_busy.value or self.dut.prog_busy.value or self.dut.failed__valid.value:
+            await self.tick()
+
+
+@cocotb.test()
+async def training_replay_matches_golden(dut):
+    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
+        cfg = json.load(f)
+    tr = learning.load_trace(cfg["trace"])
+    arch, ncfg = tr["arch"], tr["config"]
+    from rrambnn.gen.verilog import ChipConfig
+    chip_cfg = ChipConfig(tuple(ncfg.tile), False, "argmax", True, cfg["word"], ncfg.retries, cfg["pulse_cycles"],
+                          ncfg.device, ncfg.bits, ncfg.step_bits)
+    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
+    hw = build_chip(net, chip_cfg, tr["cells"], tr["faults"])
+    golden = learning.chip_from_cells(arch, ncfg, tr["cells"], tr["faults"])
+    golden.failed = []
+    x_test = np.load(cfg["images"])
+    seed = int(cfg["seed"])
+    rng = random.Random(seed)
+    p_idle, p_stall = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2)
+    dut._log.info(f"seed {seed} (replay with the same seed); {len(tr['samples'])} samples, {ncfg.bits}-bit weights, "
+                  f"{ncfg.m}-bit neurons")
+    gc.freeze()
+    await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready,
+                                       dut.upd__valid, dut.read_layer, dut.read_row, dut.read_col, dut.read_plane)])
+    failed_mon = Monitor(dut.failed__valid, dut.failed__ready, dut.failed__payload, rng, p_stall)
+    results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, p_stall)
+    bench = Replay(dut, rng, p_idle, failed_mon)
+    failed_mon.drive()
+    out_fields = field_table(hw.out_layout)
+    n_hid, n_out = arch[1], arch[2]
+    code_w, sum_w = hw.layers[0].code_bits, hw.layers[-1].sw
+    layout = hw.updater.cmd_layout
+    per_cmd = (1 + ncfg.retries) * (chip_cfg.pulse_cycles + 2) * ncfg.bits + 16
+    failures = []
+    forward_mismatches = step_mismatches = n_cmds = 0
+    t0 = time.perf_counter()
+    for i, (x, label, epoch, recorded) in enumerate(tr["samples"]):
+        await bench.send(dut.i__valid, dut.i__ready, dut.i__payload, image_payloads(x[None], ncfg.m)[0],
+                         limit=10 * per_cmd * max(1, arch[0]))
+        got = unpack_fields(out_fields, await bench.receive(results, limit=4 * hw.interval + 100))
+        st = golden.compute(x, label, epoch)
+        h_hw = _vector(got["act0"], n_hid, code_w)
+        o_hw = _vector(got["sums"], n_out, sum_w, signed=True)
+        if not ((h_hw == st.h).all() and (o_hw == st.o).all()):
+            forward_mismatches += 1
+            if forward_mismatches <= 3:
+                failures.append(f"sample {i}: forward pass differs (hidden codes {int((h_hw != st.h).sum())}, "
+                                f"output sums {o_hw.tolist()} vs {st.o.tolist()})")
+        same = all(np.array_equal(getattr(st, f), getattr(recorded, f))
+                   for f in ("h", "o", "cols", "step", "rows2", "cols2", "delta2"))
+        step_mismatches += not same
+        cmds = commands(x, st, n_hid)
+        weights = sum(int(c.x.sum()) * int(np.count_nonzero(c.e)) if c.rank1 else 1 for c in cmds)
+        for cmd in cmds:  # (the controller takes a command once the one before is done)
+            await bench.send(dut.upd__valid, dut.upd__ready, dut.upd__payload, pack_command(layout, cmd),
+                             limit=per_cmd * weights + 1000)
+            n_cmds += 1
+        golden.apply(x, st)
+        await bench.idle()
+    replay_s = time.perf_counter() - t0
+    if step_mismatches:
+        failures.append(f"{step_mismatches} samples' golden steps differ from the recorded trace")
+    for _ in range(4):
+        await bench.tick()
+
+    hw_failed = [tuple(unpack_fields(field_table(hw.programmer.addr_layout), v)[k] for k in ("layer", "plane", "row", "col"))
+                 for v in failed_mon.received]
+    g = golden.stats
+    hw_counts = {"pulses_set": dut.n_set.value.to_unsigned(), "pulses_reset": dut.n_reset.value.to_unsigned(),
+                 "cells_failed": dut.n_failed.value.to_unsigned(), "weight_updates": dut.n_updates.value.to_unsigned()}
+    golden_counts = {k: g[k] for k in hw_counts}
+    if hw_counts != golden_counts:
+        failures.append(f"counters differ: hardware {hw_counts}, golden {golden_counts}")
+    if hw_failed != golden.failed:
+        failures.append(f"failed-cell streams differ: {hw_failed[:5]} vs {golden.failed[:5]}")
+    if int(dut.prog_overflow.value):
+        failures.append("the failed-cell FIFO overflowed")
+
+    t1 = time.perf_counter()
+    hw_cells, bad_cells, bad_counts, examples = await read_back(dut, golden.arrays)
+    readback_s = time.perf_counter() - t1
+    if bad_cells or bad_counts:
+        failures.append(f"read-back differs: {bad_cells} cells, {bad_counts} counters, e.g. {examples[:3]}")
+
+    # test images on the trained chip: hidden codes, output sums and class of each
+    class_mismatches = 0
+    h_gold, o_gold = learning.forward_batch(golden.w, x_test, golden.ramps)
+    for j, x in enumerate(x_test):
+        await bench.send(dut.i__valid, dut.i__ready, dut.i__payload, image_payloads(x[None], ncfg.m)[0],
+                         limit=4 * hw.interval + 100)
+        got = unpack_fields(out_fields, await bench.receive(results, limit=4 * hw.interval + 100))
+        ok = ((_vector(got["act0"], n_hid, code_w) == h_gold[j]).all()
+              and (_vector(got["sums"], n_out, sum_w, signed=True) == o_gold[j]).all()
+              and got["cls"] == int(o_gold[j].argmax()))
+        class_mismatches += not ok
+    if class_mismatches:
+        failures.append(f"{class_mismatches} of {len(x_test)} test images differ after training")
+    result = {"seed": seed, "samples": len(tr["samples"]), "commands": n_cmds, "cycles": bench.cycles,
+              "cycles_per_sample": round(bench.cycles / max(1, len(tr["samples"])), 1),
+              "replay_wall_s": round(replay_s, 2), "readback_wall_s": round(readback_s, 2),
+              "forward_mismatches": forward_mismatches, "step_mismatches": step_mismatches,
+              "hardware": hw_counts, "golden": golden_counts, "failed_cells": len(hw_failed),
+              "failed_match": hw_failed == golden.failed,
+              "cells_read": int(sum(a.cells.size for a in golden.arrays)), "cell_mismatches": bad_cells,
+              "count_mismatches": bad_counts,
+              "codes_match": all((learning.decode(h) == c).all() for h, c in zip(hw_cells, golden.codes())),
+              "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
+              "worn_out_cells": int(sum((a.counts >= ncfg.device.endurance).sum() for a in golden.arrays))
+              if ncfg.device.endurance else 0,
+              "images": len(x_test), "class_mismatches": class_mismatches, "examples": examples,
+              "passed_checks": not failures, "failures": failures}
+    with open(cfg["result"], "w") as f:
+        json.dump(result, f)
+    assert not failures, "; ".join(failures)
