@@ -94,10 +94,13 @@ class NbitConfig:
     retries: int = 3
     tile: tuple = (128, 128)
     device: dev.DeviceParams = field(default_factory=dev.DeviceParams)
+    restore: bool = True  # a weight whose write fails returns to its old code
     seed: int = 0
 
     def __post_init__(self):
         _int("Weight bits", self.bits, 2, MAX_BITS)
+        if not isinstance(self.restore, bool):
+            raise RrambnnError(f"Restore must be a bool, not {self.restore!r}")
         if self.act_bits is not None:
             _int("Neuron bits", self.act_bits, 1, MAX_ACT_BITS)
         if self.err_bits is not None:
@@ -179,7 +182,7 @@ class NbitConfig:
     def describe(self) -> dict:
         s1, s2 = self.shifts(1)
         return {"weight_bits": self.bits, "neuron_bits": self.m, "error_bits": self.e, "lr_shift": self.lr_shift,
-                "decay_epochs": self.decay, "r1": self.r1, "r2": self.r2, "s1": s1, "s2": s2, "sd": self.sd, "es": self.es}
+                "decay_epochs": self.decay, "restore": self.restore, "r1": self.r1, "r2": self.r2, "s1": s1, "s2": s2, "sd": self.sd, "es": self.es}
 
 
 # -- codes <-> cells ---------------------------------------------------------------------
@@ -348,38 +351,67 @@ class NbitChip:
         self.t += 1
 
     def _update(self, layer: int, rr, cc, du):
-        """Add ``du`` to the weights (rr, cc), in this order; only changed bits are written,
-        least significant plane first."""
-        n = self.cfg.bits
-        a = self.arrays[layer]
+        """Add ``du`` to the weights (rr, cc), in this order: only changed bits are written,
+        least significant plane first; with ``cfg.restore`` a weight whose write failed in some
+        cell gets its other changed cells written back (it keeps its old code, unless a cell
+        fails again). Pulse failures make each cell's outcome depend on the cells written before
+        it in its array, so then weights go one at a time; otherwise all at once."""
+        self.stats["weight_updates"] += len(rr)
         old = self.u[layer][rr, cc]
         new = np.clip(old + du, 0, self.cfg.U)
-        self.stats["weight_updates"] += len(rr)
-        flips = old ^ new
+        if self.arrays[layer].threshold == 0:
+            got = self._pass(layer, rr, cc, old, new)
+        else:
+            got = new.copy()
+            for i in np.flatnonzero(old != new):
+                got[i:i + 1] = self._pass(layer, rr[i:i + 1], cc[i:i + 1], old[i:i + 1], new[i:i + 1])
+        self.u[layer][rr, cc] = got
+        self.w[layer][rr, cc] = 2 * got - self.cfg.U
+
+    def _pass(self, layer, rr, cc, old, new) -> np.ndarray:
+        """Write ``new`` over ``old`` codes (and restore failed weights); return the codes held."""
+        got, failed = self._write(layer, rr, cc, old, new, 0)
+        if self.cfg.restore:
+            back = np.flatnonzero(got != new)
+            if len(back):
+                got[back], f2 = self._write(layer, rr[back], cc[back], got[back], old[back], 1, back)
+                failed += f2
+        if failed:
+            failed.sort()
+            self.stats["cells_failed"] += len(failed)
+            if self.failed is not None:
+                self.failed += [(layer, p, int(rr[i]), int(cc[i])) for _, i, p in failed]
+        return got
+
+    def _write(self, layer, rr, cc, cur, want_codes, second: int, index=None):
+        """Write-verify the bits where ``want_codes`` differ from ``cur``; returns the codes held
+        afterwards and the failed cells as (order key, weight index, plane)."""
+        n = self.cfg.bits
+        flips = cur ^ want_codes
         ps, idx = [], []
         for b in range(n):
             i = np.flatnonzero((flips >> b) & 1)
             if len(i):
                 ps.append(np.full(len(i), b))
                 idx.append(i)
+        got = want_codes.copy()
         if not ps:
-            return
+            return got, []
         p = np.concatenate(ps)
         i = np.concatenate(idx)
-        want = ((new[i] >> p) & 1).astype(np.uint8)
-        order = i.astype(np.int64) * n + p
-        n_set, n_reset, failed = a.write_batch(p, rr[i], cc[i], want, order)
+        w = i if index is None else np.asarray(index)[i]  # the weight's place in the command
+        order = w.astype(np.int64) * (2 * n) + second * n + p
+        n_set, n_reset, fk = self.arrays[layer].write_batch(p, rr[i], cc[i], ((want_codes[i] >> p) & 1).astype(np.uint8),
+                                                            order)
         self.stats["pulses_set"] += n_set
         self.stats["pulses_reset"] += n_reset
-        if len(failed):
-            self.stats["cells_failed"] += len(failed)
-            fk = np.sort(np.asarray(failed, np.int64))
-            wi, fp = fk // n, fk % n
-            np.bitwise_xor.at(new, wi, np.int64(1) << fp)  # a failed cell keeps its old bit
-            if self.failed is not None:
-                self.failed += [(layer, int(q), int(rr[j]), int(cc[j])) for j, q in zip(wi, fp)]
-        self.u[layer][rr, cc] = new
-        self.w[layer][rr, cc] = 2 * new - self.cfg.U
+        failed = []
+        pos = None if index is None else {int(v): j for j, v in enumerate(index)}
+        for key in map(int, fk):
+            wi, q = key // (2 * n), key % n
+            got[wi if pos is None else pos[wi]] ^= 1 << q  # a failed cell keeps its bit
+            failed.append((key, wi, q))
+        return got, failed
 
     # -- state --------------------------------------------------------------------------
     def accuracy(self, x, y) -> dict:
@@ -572,7 +604,7 @@ TRACE_FORMAT = "rrambnn-training-trace"
 def config_dict(cfg: NbitConfig) -> dict:
     d = cfg.device
     return {"bits": cfg.bits, "act_bits": cfg.act_bits, "err_bits": cfg.err_bits, "lr_shift": cfg.lr_shift,
-            "decay": cfg.decay, "range_shift": cfg.range_shift, "retries": cfg.retries, "tile": list(cfg.tile),
+            "decay": cfg.decay, "range_shift": cfg.range_shift, "restore": cfg.restore, "retries": cfg.retries, "tile": list(cfg.tile),
             "device": {"yield_": d.yield_, "p_fail": d.p_fail, "endurance": d.endurance, "seed": d.seed},
             "seed": cfg.seed}
 

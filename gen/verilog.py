@@ -42,6 +42,7 @@ class ChipConfig:
     err_bits: int = 2  # rank-1 error width of the weight-update controller
     slices: int = 1  # > 1: multi-bit inference weights, one computing plane of arrays per bit
     act_bits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
+    restore: bool = False  # the weight-update controller restores a weight whose write failed
 
     def for_network(self, net) -> "ChipConfig":
         """This configuration with the precision a network needs (a :class:`SlicedNetwork`'s
@@ -76,7 +77,7 @@ class ChipConfig:
     def tag(self) -> str:
         d = self.device
         dev = "" if d.ideal else f"-y{d.yield_}-p{d.p_fail}-e{d.endurance}-s{d.seed}"
-        bits = f"-b{self.weight_bits}e{self.err_bits}" if self.weight_bits > 1 else ""
+        bits = f"-b{self.weight_bits}e{self.err_bits}{'r' if self.restore else ''}" if self.weight_bits > 1 else ""
         if self.slices > 1 or self.act_bits > 1:
             bits += f"-w{self.slices}a{self.act_bits}"
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
@@ -126,7 +127,8 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
                     faults=[f[0] for f in faults], device=cfg.device, word=cfg.word, retries=cfg.retries,
                     pulse_cycles=cfg.pulse_cycles, plane_cells=[c[1:] for c in cells],
                     plane_faults=[f[1:] for f in faults], slices=n, act_bits=net.abits,
-                    **({"weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits} if cfg.weight_bits > 1 else {}))
+                    **({"weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits, "restore": cfg.restore}
+                       if cfg.weight_bits > 1 else {}))
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
@@ -186,7 +188,8 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
           if cfg.weight_bits > 1 and chip.slices == 1 else []),
         *([f"// training chip: {cfg.weight_bits}-bit offset-code weights (w = 2u - {(1 << cfg.weight_bits) - 1}) in "
            f"{cfg.weight_bits} computing planes; weight-update controller in the offset code (u' = clip(u + d), "
-           f"plane 0 written first), {cfg.err_bits}-bit rank-1 steps, {cfg.weight_bits + 1}-bit element deltas; "
+           f"plane 0 written first{', a weight whose write fails restored to its old code' if cfg.restore else ''}), "
+           f"{cfg.err_bits}-bit rank-1 steps, {cfg.weight_bits + 1}-bit element deltas; "
            f"see rrambnn.gen.learning"]
           if cfg.weight_bits > 1 and chip.slices > 1 else []),
         *([f"// multi-bit inference: {chip.slices}-bit weights as bit slices in {chip.slices} computing planes "

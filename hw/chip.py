@@ -59,7 +59,7 @@ OUTPUT_STAGES = OUTPUT_MODES  # one definition: the golden model's output modes
 class Chip(wiring.Component):
     def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline=False,
                  output="priority", debug=False, initial_cells=None, faults=None, device=None,
-                 word=16, retries=3, pulse_cycles=5, fifo_depth=64, weight_bits=1, err_bits=2,
+                 word=16, retries=3, pulse_cycles=5, fifo_depth=64, weight_bits=1, err_bits=2, restore=False,
                  plane_cells=None, plane_faults=None, slices=1, act_bits=1):
         if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
             raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
@@ -110,7 +110,8 @@ class Chip(wiring.Component):
         if weight_bits > 1:
             from rrambnn.hw.updater import WeightUpdater
             self.updater = WeightUpdater(self.arch, bits=weight_bits, err_bits=err_bits, word=word,
-                                         cmd_layout=self.programmer.cmd_layout, offset=slices > 1)
+                                         cmd_layout=self.programmer.cmd_layout, offset=slices > 1,
+                                         restore=restore)
         n_out = self.arch[-1]
         fields = {"cls": _bits(n_out), "hit": 1}
         if debug:

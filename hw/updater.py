@@ -34,10 +34,14 @@ class WeightUpdater(wiring.Component):
     """``offset``: the weights are offset codes u in [0, 2^n - 1] (plane b = bit b, the code of
     :mod:`rrambnn.gen.learning` and the multi-bit chip); an update gives clip(u + d, 0, 2^n - 1)
     and the cells are written from plane 0 (least significant) up. Element deltas are then
-    n + 1 bits wide (a step can span the whole code)."""
+    n + 1 bits wide (a step can span the whole code).
+
+    ``restore``: after a weight's writes the controller reads the weight again; if a cell failed
+    (the code is not the target), it writes the weight's other changed cells back, so the weight
+    keeps its old code (cells failing again are reported again and stay)."""
 
     def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None,
-                 offset: bool = False):
+                 offset: bool = False, restore: bool = False):
         if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_BITS:
             raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {bits!r}")
         if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
@@ -46,6 +50,9 @@ class WeightUpdater(wiring.Component):
             raise ValueError("WeightUpdater needs the programming controller's command layout")
         if not isinstance(offset, bool):
             raise TypeError(f"Offset code must be a bool, not {offset!r}")
+        if not isinstance(restore, bool):
+            raise TypeError(f"Restore must be a bool, not {restore!r}")
+        self.restore = restore
         self.arch, self.bits, self.err_bits, self.word, self.offset = tuple(arch), bits, err_bits, word, offset
         self.max_in, self.max_out = max(arch[:-1]), max(arch[1:])
         self.lw = _bits(len(arch) - 1)
@@ -81,6 +88,8 @@ class WeightUpdater(wiring.Component):
         col = Signal(self.cw, name="upd_col")
         target = Signal(n)
         diff = Signal(n)
+        orig = Signal(n)  # the code before the update (restore)
+        restoring = Signal()
         row_valid = Array([Const((1 << a) - 1, self.max_in) for a in self.arch[:-1]])
         col_valid = Array([Const((1 << a) - 1, self.max_out) for a in self.arch[1:]])
 
@@ -170,11 +179,20 @@ class WeightUpdater(wiring.Component):
             with m.State("READ"):  # once the programming controller is idle, the read port is ours
                 with m.If(~self.prog_busy):
                     m.d.sync += [target.eq(new), diff.eq(new ^ self.code), self.n_updates.eq(self.n_updates + 1)]
+                    if self.restore:
+                        m.d.sync += [orig.eq(self.code), restoring.eq(0)]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 with m.If(diff == 0):
-                    m.d.sync += cols_left.eq(without(cols_left, col, self.max_out))
-                    m.next = "COL"
+                    if self.restore:
+                        with m.If(restoring):
+                            m.d.sync += cols_left.eq(without(cols_left, col, self.max_out))
+                            m.next = "COL"
+                        with m.Else():
+                            m.next = "CHECK"
+                    else:
+                        m.d.sync += cols_left.eq(without(cols_left, col, self.max_out))
+                        m.next = "COL"
                 with m.Else():
                     m.d.comb += self.prog.valid.eq(1)
                     with m.If(self.prog.ready):
@@ -183,5 +201,14 @@ class WeightUpdater(wiring.Component):
             with m.State("WAIT"):  # the controller took the command: wait for its write-verify
                 with m.If(~self.prog_busy):
                     m.next = "ISSUE"
+            if self.restore:
+                with m.State("CHECK"):  # read the weight again: a failed cell means restoring the others
+                    with m.If(~self.prog_busy):
+                        with m.If(self.code != target):
+                            m.d.sync += [target.eq(orig), diff.eq(self.code ^ orig), restoring.eq(1)]
+                            m.next = "ISSUE"
+                        with m.Else():
+                            m.d.sync += cols_left.eq(without(cols_left, col, self.max_out))
+                            m.next = "COL"
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m

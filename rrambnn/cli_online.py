@@ -164,10 +164,14 @@ def cmd_online(args):
         raise RrambnnError(f"--trace-updates must be a positive integer, not {args.trace_updates}")
     if args.trace_samples < 1:
         raise RrambnnError(f"--trace-samples must be a positive integer, not {args.trace_samples}")
-    for opt in ("trace", "out"):
+    for opt in ("trace", "save"):
         path = getattr(args, opt)
-        if path is not None and Path(path).is_dir() == (opt == "trace"):
-            raise RrambnnError(f"--{opt} must name a {'file' if opt == 'trace' else 'directory'}, not {path}")
+        if path is not None and (not path or Path(path).is_dir()):
+            raise RrambnnError(f"--{opt} must name a file, not {path!r}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise RrambnnError(f"--out must name a directory, not the file {args.out}")
+    if args.save and not nbit:
+        raise RrambnnError("--save belongs to --forward nbit")
     data = _data(net, args.data)
     record = (args.trace_samples if nbit else args.trace_updates) if (args.trace or args.replay) else 0
     run = run_online(net, cfg, data, args, record=record, progress=not args.json)
@@ -175,6 +179,11 @@ def cmd_online(args):
     if args.replay:
         res["replay"] = (_replay_nbit if nbit else _replay)(args, run, cfg, data[2][:args.replay_images])
     res["files"] = online_report.write_run(res, Path(args.out))
+    if args.save:
+        learning.save_codes(args.save, res["arch"], cfg, run["chip"].codes(),
+                            {"trained_by": "rrambnn online", "result": {k: res[k] for k in ("rule", "start", "epochs",
+                             "samples_per_epoch", "device", "seed", "final", "best", "best_epoch")}})
+        res["files"]["network"] = args.save
     if args.trace:
         if nbit:
             learning.save_trace(args.trace, run["chip"], run["trace"], run["initial_codes"])
@@ -242,6 +251,8 @@ def add_online_commands(sub):
                                       "quantised updates, device effects; optional Verilator replay")
     _online_args(o)
     o.add_argument("--out", default="out/online", help="directory for online.json, accuracy.png, switches.png")
+    o.add_argument("--save", metavar="FILE", help="nbit: write the trained codes as an online network .npz "
+                                                  "(a later --weights start)")
     o.add_argument("--trace", help="write the first commands (see --trace-updates) as an update trace .npz")
     o.add_argument("--trace-updates", type=int, default=5000, help="sign: weight updates in the recorded trace")
     o.add_argument("--trace-samples", type=int, default=1000, help="nbit: training samples in the recorded trace")

@@ -126,6 +126,7 @@ def replay_training(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16,
     cfg = ChipConfig.checked(ncfg.tile, False, "argmax", True, word=word, retries=ncfg.retries,
                              pulse_cycles=pulse_cycles, device=ncfg.device, weight_bits=ncfg.bits,
                              err_bits=ncfg.step_bits)
+    cfg = dataclasses.replace(cfg, restore=ncfg.restore)
     net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
     t = time.time()
     text, chip = generate(net, cfg, tr["cells"], tr["faults"])

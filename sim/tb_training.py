@@ -113,7 +113,7 @@ async def training_replay_matches_golden(dut):
     arch, ncfg = tr["arch"], tr["config"]
     from rrambnn.gen.verilog import ChipConfig
     chip_cfg = ChipConfig(tuple(ncfg.tile), False, "argmax", True, cfg["word"], ncfg.retries, cfg["pulse_cycles"],
-                          ncfg.device, ncfg.bits, ncfg.step_bits)
+                          ncfg.device, ncfg.bits, ncfg.step_bits, restore=ncfg.restore)
     net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
     hw = build_chip(net, chip_cfg, tr["cells"], tr["faults"])
     golden = learning.chip_from_cells(arch, ncfg, tr["cells"], tr["faults"])
