@@ -62,3 +62,31 @@ def golden_inference(net: BinaryNetwork, x: np.ndarray, repeats: int = 5) -> dic
         "golden_over_float": round(labels / flt, 3),
         "machine": machine(),
     }
+
+
+def online_training(data, *, epochs: int = 50, samples: int | None = None, progress: bool = False) -> dict:
+    """The n-bit golden trainer on 400-200-10 (8-bit weights, blank start) for ``epochs`` epochs
+    with the device model on (yield 0.99 in every plane, endurance 10,000; no pulse failures, the
+    vectorised path), then 2,000 samples with pulse failures (p = 0.01: the cell-by-cell path)."""
+    from rrambnn.gen import learning
+    from rrambnn.gen.device import DeviceParams
+
+    cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, endurance=10_000))
+    t = time.perf_counter()
+    r = learning.run((400, 200, 10), cfg, data, epochs=epochs, samples=samples, progress=progress,
+                     desc="bench online")
+    wall = time.perf_counter() - t
+    res = r["result"]
+    n = res["samples_per_epoch"] * epochs
+    fail_cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=0.01, endurance=10_000))
+    k = 2000
+    t = time.perf_counter()
+    learning.run((400, 200, 10), fail_cfg, (data[0][:k], data[1][:k], data[2][:100], data[3][:100]), epochs=1,
+                 samples=k)
+    fail_wall = time.perf_counter() - t
+    return {"network": "400-200-10", "bits": 8, "epochs": epochs, "samples": n, "seconds": round(wall, 1),
+            "samples_per_s": round(n / wall), "device": {"yield": 0.99, "endurance": 10_000, "p_fail": 0.0},
+            "peak_argmax": res["best"]["argmax"], "switches": res["switches"]["total"],
+            "pulse_failure_path": {"samples": k, "p_fail": 0.01, "seconds": round(fail_wall, 1),
+                                   "samples_per_s": round(k / fail_wall)},
+            "machine": machine()}

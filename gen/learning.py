@@ -421,6 +421,54 @@ class NbitChip:
         return [decode(a.cells) for a in self.arrays]
 
 
+# -- programming a pretrained network onto a faulty chip -----------------------------------
+
+def nearest_codes(codes: np.ndarray, mask: np.ndarray, value: np.ndarray, n: int, chunk: int = 4096) -> np.ndarray:
+    """For each weight, the code nearest to ``codes`` whose bits under ``mask`` equal ``value``
+    (ties: the lower code)."""
+    out = codes.copy()
+    todo = np.flatnonzero(mask)
+    cand = np.arange(1 << n, dtype=np.int64)
+    for i in range(0, len(todo), chunk):
+        j = todo[i:i + chunk]
+        ok = (cand[None, :] & mask[j, None]) == value[j, None]
+        dist = np.where(ok, np.abs(cand[None, :] - codes[j, None]), 1 << 40)
+        out[j] = dist.argmin(axis=1)
+    return out
+
+
+def fault_aware_codes(codes: list[np.ndarray], faults: list[np.ndarray], n: int, passes: int = 8):
+    """What the host programs after reading the write-verify controller's failed-cell reports:
+    program the codes; every failed cell is stuck at the other state, so for each weight with
+    such a cell program the nearest code that keeps it; repeat until no new cell fails. Returns
+    the codes asked for per layer and the passes taken."""
+    out, used = [], 0
+    for u, f in zip(codes, faults):
+        u = np.asarray(u, np.int64)
+        flat_u = u.ravel()
+        stuck = (f != dev.HEALTHY).reshape(n, -1)
+        lrs = (f == dev.STUCK_LRS).reshape(n, -1)
+        mask = np.zeros(flat_u.shape, np.int64)
+        value = np.zeros(flat_u.shape, np.int64)
+        target = flat_u.copy()
+        for k in range(passes):
+            bits = encode(target, n)
+            failed = stuck & (bits != lrs)  # reported by write-verify
+            new = np.zeros_like(mask)
+            for b in range(n):
+                new |= failed[b].astype(np.int64) << b
+            new &= ~mask
+            if not new.any():
+                break
+            used = max(used, k + 1)
+            mask |= new
+            for b in range(n):
+                value |= (lrs[b] & ((new >> b) & 1).astype(bool)).astype(np.int64) << b
+            target = nearest_codes(flat_u, mask, value, n)
+        out.append(target.reshape(u.shape))
+    return out, used
+
+
 # -- the trainer -------------------------------------------------------------------------
 
 @dataclass
@@ -510,6 +558,12 @@ def run(arch, cfg: NbitConfig, data, *, codes=None, epochs: int, samples: int | 
 
     start = "blank" if codes is None else "pretrained"
     codes = blank_codes(arch, cfg) if codes is None else [np.asarray(c, np.int64).copy() for c in codes]
+    programming = None
+    if start == "pretrained" and cfg.device.yield_ < 1:
+        faults = planes.plane_faults(arch, cfg.device, cfg.bits)
+        naive = NbitChip(arch, cfg, codes, faults=faults).accuracy(data[2], data[3])
+        codes, passes = fault_aware_codes(codes, faults, cfg.bits)
+        programming = {"naive": naive, "fault_aware_passes": passes}
     chip = NbitChip(arch, cfg, codes)
     x_tr = data[0]
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
@@ -523,6 +577,8 @@ def run(arch, cfg: NbitConfig, data, *, codes=None, epochs: int, samples: int | 
            "device": {"yield": d.yield_, "p_fail": d.p_fail, "endurance": d.endurance, "seed": d.seed},
            "seed": cfg.seed, "seconds": round(time.time() - t0, 1),
            "per_epoch": per_epoch, "switches": switch_stats(chip)}
+    if programming:
+        res["programming"] = programming
     res["final"] = {k: per_epoch[-1][k] for k in ("priority", "argmax")}
     res["best"] = {k: max(e[k] for e in per_epoch) for k in ("priority", "argmax")}
     res["best_epoch"] = max(per_epoch, key=lambda e: e["argmax"])["epoch"]

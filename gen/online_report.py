@@ -113,8 +113,8 @@ def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
     """Run every point (in ``jobs`` processes); each is a full online-training run."""
     from tqdm import tqdm
     keys = ("forward", "arch", "weights", "start", "bits", "act_bits", "err_bits", "lr_shift", "decay", "range_shift",
-            "batch", "margin", "window", "init_magnitude", "epochs", "samples", "yield_", "pulse_fail", "endurance",
-            "retries", "seed", "data")
+            "restore", "batch", "margin", "window", "init_magnitude", "epochs", "samples", "yield_", "pulse_fail",
+            "endurance", "retries", "seed", "data")
     arch_args = {k: getattr(args, k) for k in keys}
     rows = []
     bar = tqdm(total=len(points), desc=f"sweep {args.what}", unit="point", disable=not progress)

@@ -125,6 +125,17 @@ def cmd_bench(args):
         from rrambnn.sim import bench as sim_bench
         res["hardware"] = sim_bench.run(net, te, images=args.sim_images)
         lines += sim_bench.describe(res["hardware"])
+    if args.online:
+        if args.online_epochs < 1:
+            raise RrambnnError(f"--online-epochs must be a positive integer, not {args.online_epochs}")
+        from rrambnn.gen.learning import binary_data
+        res["online"] = o = bench.online_training(binary_data(args.data), epochs=args.online_epochs,
+                                                  progress=not args.json)
+        lines.append(f"online training, golden n-bit trainer: {o['network']} {o['bits']}-bit, {o['epochs']} epochs x "
+                     f"{o['samples'] // o['epochs']:,} samples with faults and endurance in {o['seconds']} s "
+                     f"({o['samples_per_s']:,} samples/s; peak {o['peak_argmax'] * 100:.2f}% argmax, "
+                     f"{o['switches']:.3g} switches); with pulse failures "
+                     f"{o['pulse_failure_path']['samples_per_s']:,} samples/s")
     if args.fpga:
         from rrambnn.fpga import bench as fpga_bench
         res["fpga"] = fpga_bench.run(net, te, boards=args.boards.split(","), images=args.sim_images,
@@ -177,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--fpga", action="store_true", help="also board builds (minutes to an hour) and the boards' "
                                                        "folds on Verilator")
     b.add_argument("--boards", default="icebreaker,ulx3s-85f", help="--fpga: boards, comma-separated")
+    b.add_argument("--online", action="store_true", help="also the n-bit golden trainer: 400-200-10, 8 bits, 50 "
+                                                         "epochs of 60,000 samples with the device model (minutes)")
+    b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--sim-images", type=int, default=10000)
     b.add_argument("--out", help="also write the results as JSON here")
     b.add_argument("--json", action="store_true")

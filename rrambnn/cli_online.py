@@ -12,6 +12,7 @@ ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-1
 
 
 FORWARDS = ("nbit", "sign")
+PRETRAINED_LR_SHIFT = 5  # fine-tuning a trained network: a quarter of the blank start's learning rate
 
 
 def _online_args(p: argparse.ArgumentParser, bits=True, shared=True):
@@ -38,9 +39,13 @@ def _online_args(p: argparse.ArgumentParser, bits=True, shared=True):
     p.add_argument("--act-bits", type=int, default=None, help="nbit: neuron bits m (default min(n, 8))")
     p.add_argument("--err-bits", type=int, default=None,
                    help="error precision in bits (default: nbit n; sign 2 = ternary)")
-    p.add_argument("--lr-shift", type=int, default=nb.lr_shift, help="nbit: learning rate 2^-K")
-    p.add_argument("--decay", type=int, default=nb.decay, help="nbit: the learning rate halves every K epochs "
-                                                              "(0: constant)")
+    p.add_argument("--lr-shift", type=int, default=None,
+                   help=f"nbit: learning rate 2^-K (default {nb.lr_shift} from a blank start, {PRETRAINED_LR_SHIFT} "
+                        f"fine-tuning a pretrained network)")
+    p.add_argument("--decay", type=int, default=None, help=f"nbit: the learning rate halves every K epochs "
+                                                           f"(0: constant; default {nb.decay})")
+    p.add_argument("--no-restore", dest="restore", action="store_false",
+                   help="nbit: leave a weight whose write failed as the cells hold it (default: restore its old code)")
     p.add_argument("--range-shift", type=int, default=None,
                    help="nbit: real weight range 2^-K (default 1 below 8 bits, else 0)")
     p.add_argument("--batch", type=int, default=None,
@@ -74,8 +79,8 @@ def _forward(args) -> str:
         for opt in ("batch", "margin", "window", "init_magnitude"):
             if getattr(args, opt) is not None:
                 raise RrambnnError(f"--{opt.replace('_', '-')} belongs to --forward sign")
-    elif args.act_bits is not None or args.range_shift is not None:
-        raise RrambnnError("--act-bits and --range-shift belong to --forward nbit")
+    elif any(v is not None for v in (args.act_bits, args.range_shift, args.lr_shift, args.decay)):
+        raise RrambnnError("--act-bits, --range-shift, --lr-shift and --decay belong to --forward nbit")
     return args.forward
 
 
@@ -114,8 +119,11 @@ def _config(args, bits=None, endurance=None):
     device = DeviceParams(args.yield_, args.pulse_fail, args.endurance if endurance is None else endurance, args.seed)
     bits = args.bits if bits is None else bits
     if _forward(args) == "nbit":
-        return NbitConfig(bits=bits, act_bits=args.act_bits, err_bits=args.err_bits, lr_shift=args.lr_shift,
-                          decay=args.decay, range_shift=args.range_shift, retries=args.retries, device=device,
+        lr = args.lr_shift if args.lr_shift is not None else (
+            NbitConfig.lr_shift if args.start == "blank" else PRETRAINED_LR_SHIFT)
+        return NbitConfig(bits=bits, act_bits=args.act_bits, err_bits=args.err_bits, lr_shift=lr,
+                          decay=NbitConfig.decay if args.decay is None else args.decay, range_shift=args.range_shift,
+                          restore=args.restore, retries=args.retries, device=device,
                           seed=args.seed)
     d = OnlineConfig()
     pick = lambda v, default: default if v is None else v  # noqa: E731
