@@ -40,7 +40,17 @@ def describe_run(res: dict) -> list[str]:
                                                           zip(sw["planes"], sw["switches"], sw["max_per_cell"])))
     if sw.get("worn_out_cells"):
         lines.append("cells worn out: " + ", ".join(f"{p} {n:,}" for p, n in zip(sw["planes"], sw["worn_out_cells"])))
-    if "replay" in res:
+    if "replay" in res and res.get("forward") == "nbit":
+        r = res["replay"]
+        fwd = "all equal" if not r["forward_mismatches"] else f"{r['forward_mismatches']} DIFFER"
+        lines.append(f"training chip on Verilator: {r['samples']} samples ({r['commands']:,} update commands, "
+                     f"{r['cycles']:,} cycles, {r['cycles_per_sample']} per sample); forward passes "
+                     f"{fwd}; "
+                     f"counters {'equal' if r['hardware'] == r['golden'] else 'DIFFER'}; failed-cell stream "
+                     f"{'equal' if r['failed_match'] else 'DIFFERS'} ({r['failed_cells']} cells); {r['cells_read']:,} cells "
+                     f"read back, {r['cell_mismatches']} cell and {r['count_mismatches']} counter mismatches; "
+                     f"{r['class_mismatches']} of {r['images']} test images differ")
+    elif "replay" in res:
         r = res["replay"]
         lines.append(f"hardware replay on Verilator: {r['commands']} commands, {r['hardware']['weight_updates']:,} weight "
                      f"updates, {r['cycles']:,} cycles; counters {'equal' if r['hardware'] == r['golden'] else 'DIFFER'}; "

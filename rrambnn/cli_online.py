@@ -94,10 +94,13 @@ def _network(args):
         from rrambnn.gen.network import parse_arch
         if args.weights:
             return learning.load_codes(args.weights)
-        if args.start == "pretrained":
-            return learning.load_codes(shipped(ONLINE_NBIT))
         if args.arch not in ONLINE_ARCHS:
             raise RrambnnError(f"--arch must be one of {', '.join(ONLINE_ARCHS)} (or give --weights), not {args.arch!r}")
+        if args.arch != "400-200-10":
+            raise RrambnnError(f"the n-bit rule trains networks with one hidden layer (400-200-10), not {args.arch}; "
+                               f"--forward sign trains {args.arch}")
+        if args.start == "pretrained":
+            return learning.load_codes(shipped(ONLINE_NBIT))
         return {"arch": parse_arch(args.arch), "codes": None}
     if args.weights:
         return load_net(args.weights)
@@ -146,13 +149,18 @@ def _data(net, data_dir):
             te.labels.astype(np.int64))
 
 
+def _check_start(net, cfg, args):
+    if isinstance(net, dict) and net["codes"] is not None and args.start == "pretrained" and net["bits"] != cfg.bits:
+        raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --bits is {cfg.bits} "
+                           f"(a blank start takes any)")
+
+
 def run_online(net, cfg, data, args, *, record: int = 0, progress: bool = False) -> dict:
     """One run in either forward mode (what `online` and every sweep point do)."""
     from rrambnn.gen import learning, online
     samples = args.samples or None
     if isinstance(net, dict):
-        if net["codes"] is not None and net["bits"] != cfg.bits:
-            raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --bits is {cfg.bits}")
+        _check_start(net, cfg, args)
         codes = None if args.start == "blank" else net["codes"]
         return learning.run(net["arch"], cfg, data, codes=codes, epochs=args.epochs, samples=samples,
                             record=record, progress=progress)
@@ -167,6 +175,7 @@ def cmd_online(args):
 
     net = _network(args)
     cfg = _config(args)
+    _check_start(net, cfg, args)
     nbit = args.forward == "nbit"
     if args.trace_updates < 1:
         raise RrambnnError(f"--trace-updates must be a positive integer, not {args.trace_updates}")
@@ -225,6 +234,23 @@ def _replay(args, run, cfg, x_te) -> dict:
             "worn_out_cells",
             "images", "class_mismatches", "build_s", "build_cached", "failures", "log")
     return {k: r.get(k) for k in keep}
+
+
+def _replay_nbit(args, run, cfg, x_te) -> dict:
+    """The recorded samples on the training chip on Verilator (forward passes, updates, then every
+    cell and counter, and ``x_te`` classified), against the golden n-bit chip."""
+    from rrambnn.gen import learning
+    from rrambnn.sim.chip_sim import replay_training
+
+    trace = Path(args.trace) if args.trace else Path(args.out) / "trace.npz"
+    learning.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
+    log = None if args.json else (lambda s: print(f"[replay] {s}", flush=True))
+    r = replay_training(trace, x_te, seed=args.seed + 1, log=log)
+    keep = ("passed", "samples", "commands", "cycles", "cycles_per_sample", "replay_wall_s", "readback_wall_s",
+            "forward_mismatches", "step_mismatches", "hardware", "golden", "failed_cells", "failed_match", "cells_read",
+            "cell_mismatches", "count_mismatches", "codes_match", "switches_total", "worn_out_cells", "images",
+            "class_mismatches", "build_s", "build_cached", "failures", "log")
+    return {"trace": str(trace), **{k: r.get(k) for k in keep}}
 
 
 def cmd_sweep_online(args):

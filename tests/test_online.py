@@ -110,7 +110,8 @@ def test_config_errors():
 
 
 def test_cli_online_writes_plots_and_json(tmp_path):
-    r = rr("online", "--samples", "200", "--epochs", "1", "--bits", "4", "--endurance", "50", "--out", str(tmp_path),
+    r = rr("online", "--forward", "sign", "--samples", "200", "--epochs", "1", "--bits", "4", "--endurance", "50",
+           "--out", str(tmp_path),
            "--trace", str(tmp_path / "trace.npz"), "--trace-updates", "100", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
@@ -122,15 +123,15 @@ def test_cli_online_writes_plots_and_json(tmp_path):
 
 
 def test_cli_sweeps(tmp_path):
-    r = rr("sweep", "bits", "--values", "2,6", "--samples", "150", "--epochs", "1", "--jobs", "2",
+    r = rr("sweep", "bits", "--forward", "sign", "--values", "2,6", "--samples", "150", "--epochs", "1", "--jobs", "2",
            "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert [p["bits"] for p in res["points"]] == [2, 6]
     assert (tmp_path / "bits.png").stat().st_size > 0 and "| 6 |" in (tmp_path / "bits.md").read_text()
     assert (tmp_path / "bits_epochs.png").stat().st_size > 0
-    r = rr("sweep", "endurance", "--values", "0,5", "--bits", "4", "--samples", "150", "--epochs", "1",
-           "--jobs", "1", "--out", str(tmp_path), "--json")
+    r = rr("sweep", "endurance", "--start", "blank", "--values", "0,5", "--bits", "4", "--samples", "150",
+           "--epochs", "1", "--jobs", "1", "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
     pts = json.loads(r.stdout)["points"]
     assert pts[1]["endurance"] == 5 and max(pts[1]["switches"]["max_per_cell"]) <= 5

@@ -60,7 +60,7 @@ def test_full_chip_replays_a_training_trace(tmp_path):
     import json
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-m", "rrambnn", "online", "--bits", "8", "--samples", "400", "--epochs", "1",
+    r = subprocess.run([sys.executable, "-m", "rrambnn", "online", "--forward", "sign", "--bits", "8", "--samples", "400", "--epochs", "1",
                         "--yield", "0.99", "--pulse-fail", "0.02", "--endurance", "2", "--seed", "3", "--replay",
                         "--trace-updates", "5000", "--out", str(tmp_path), "--json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
