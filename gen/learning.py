@@ -375,17 +375,19 @@ class NbitChip:
             back = np.flatnonzero(got != new)
             if len(back):
                 got[back], f2 = self._write(layer, rr[back], cc[back], got[back], old[back], 1, back)
-                failed += f2
-        if failed:
-            failed.sort()
+                failed = np.concatenate([failed, f2])
+        if len(failed):
             self.stats["cells_failed"] += len(failed)
-            if self.failed is not None:
-                self.failed += [(layer, p, int(rr[i]), int(cc[i])) for _, i, p in failed]
+            if self.failed is not None:  # in the hardware's order: weight, pass, plane
+                n = self.cfg.bits
+                keys = np.sort(failed)
+                self.failed += [(layer, int(k % n), int(rr[k // (2 * n)]), int(cc[k // (2 * n)])) for k in keys]
         return got
 
     def _write(self, layer, rr, cc, cur, want_codes, second: int, index=None):
         """Write-verify the bits where ``want_codes`` differ from ``cur``; returns the codes held
-        afterwards and the failed cells as (order key, weight index, plane)."""
+        afterwards and the order keys of the failed cells (weight * 2n + pass * n + plane, the
+        weight counted in the whole command)."""
         n = self.cfg.bits
         flips = cur ^ want_codes
         ps, idx = [], []
@@ -396,22 +398,20 @@ class NbitChip:
                 idx.append(i)
         got = want_codes.copy()
         if not ps:
-            return got, []
+            return got, np.zeros(0, np.int64)
         p = np.concatenate(ps)
         i = np.concatenate(idx)
         w = i if index is None else np.asarray(index)[i]  # the weight's place in the command
         order = w.astype(np.int64) * (2 * n) + second * n + p
-        n_set, n_reset, fk = self.arrays[layer].write_batch(p, rr[i], cc[i], ((want_codes[i] >> p) & 1).astype(np.uint8),
-                                                            order)
+        want = ((want_codes[i] >> p) & 1).astype(np.uint8)
+        n_set, n_reset, fk = self.arrays[layer].write_batch(p, rr[i], cc[i], want, order)
         self.stats["pulses_set"] += n_set
         self.stats["pulses_reset"] += n_reset
-        failed = []
-        pos = None if index is None else {int(v): j for j, v in enumerate(index)}
-        for key in map(int, fk):
-            wi, q = key // (2 * n), key % n
-            got[wi if pos is None else pos[wi]] ^= 1 << q  # a failed cell keeps its bit
-            failed.append((key, wi, q))
-        return got, failed
+        fk = np.asarray(fk, np.int64)
+        if len(fk):  # a failed cell keeps its bit
+            pos = fk // (2 * n) if index is None else np.searchsorted(np.asarray(index), fk // (2 * n))
+            np.bitwise_xor.at(got, pos, np.int64(1) << (fk % n))
+        return got, fk
 
     # -- state --------------------------------------------------------------------------
     def accuracy(self, x, y) -> dict:

@@ -196,7 +196,7 @@ class PlaneArrays:
         rb, cb = -(-self.n_in // R), -(-self.n_out // C)
         tid = (p * rb + rows // R) * cb + cols // C
         self._skips += np.bincount(tid, weights=attempts, minlength=self.n * rb * cb).astype(np.int64)
-        return n_set, n_reset, order[bad].tolist()
+        return n_set, n_reset, order[bad]
 
     def _flush_skips(self):
         """Advance every tile's generator by the draws the vectorised writes used."""

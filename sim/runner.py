@@ -27,7 +27,10 @@ TOP = "rrambnn_chip"
 # crossbar column) on every eval() call. We switch it off and make only the top-level ports
 # public (a generated control file): the testbench drives and observes ports only, and the
 # model runs several times faster. Waveforms (FST) still show every signal.
-BUILD_ARGS = ["-O3", "--no-public-flat-rw", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal"]
+# --max-num-width: the threshold RAM of a chip with many multi-level neurons starts from one
+# parameter literal of megabits (the 8-bit 400-200-10 training chip: 1.3 Mbit).
+BUILD_ARGS = ["-O3", "--no-public-flat-rw", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
+              "--max-num-width", "4194304"]
 # make variables of the Verilated model's build (command-line overrides through MAKEFLAGS):
 # * the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough to be
 #   split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not

@@ -46,6 +46,33 @@ def pack_command(layout, cmd: online.Command) -> int:
                                 "delta": cmd.delta, "x": x, "e": e})
 
 
+COUNTERS = {"pulses_set": "n_set", "pulses_reset": "n_reset", "cells_failed": "n_failed",
+            "weight_updates": "n_updates"}
+
+
+async def check_device(dut, hw, golden_counts: dict, golden_failed: list, arrays, failed_mon) -> dict:
+    """After an update run: the pulse, failure and update counters, the failed-cell stream (in
+    order) and every cell and switch counter read back, against the golden values."""
+    fields = field_table(hw.programmer.addr_layout)
+    hw_failed = [tuple(unpack_fields(fields, v)[k] for k in ("layer", "plane", "row", "col"))
+                 for v in failed_mon.received]
+    hw_counts = {k: getattr(dut, port).value.to_unsigned() for k, port in COUNTERS.items()}
+    failures = []
+    if hw_counts != golden_counts:
+        failures.append(f"counters differ: hardware {hw_counts}, golden {golden_counts}")
+    if hw_failed != golden_failed:
+        failures.append(f"failed-cell streams differ: {hw_failed[:5]} vs {golden_failed[:5]}")
+    if int(dut.prog_overflow.value):
+        failures.append("the failed-cell FIFO overflowed")
+    t = time.perf_counter()
+    hw_cells, bad_cells, bad_counts, examples = await read_back(dut, arrays)
+    if bad_cells or bad_counts:
+        failures.append(f"read-back differs: {bad_cells} cells, {bad_counts} counters, e.g. {examples[:3]}")
+    return {"failures": failures, "hardware": hw_counts, "hw_failed": hw_failed, "hw_cells": hw_cells,
+            "cell_mismatches": bad_cells, "count_mismatches": bad_counts, "examples": examples,
+            "readback_wall_s": round(time.perf_counter() - t, 2), "failed_match": hw_failed == golden_failed}
+
+
 async def read_back(dut, arrays):
     """Read every cell and switch counter of every plane through the read port; compare with the
     golden :class:`rrambnn.gen.planes.PlaneArrays`. Returns (cells, cell mismatches, counter
@@ -133,28 +160,14 @@ async def replay_matches_golden(dut):
             raise AssertionError(f"timeout after {cycles} cycles: {sent} of {len(payloads)} commands sent")
     replay_s = time.perf_counter() - t0
 
-    # counters and the failed-cell stream, in order
-    addr_fields = field_table(hw.programmer.addr_layout)
-    hw_failed = [tuple(unpack_fields(addr_fields, v)[k] for k in ("layer", "plane", "row", "col"))
-                 for v in failed_mon.received]
+    # counters, the failed-cell stream in order, every cell and counter of every plane
     g = golden.stats
-    hw_counts = {"pulses_set": dut.n_set.value.to_unsigned(), "pulses_reset": dut.n_reset.value.to_unsigned(),
-                 "cells_failed": dut.n_failed.value.to_unsigned(), "weight_updates": dut.n_updates.value.to_unsigned()}
-    golden_counts = {k: v for k, v in g.as_dict().items() if k in hw_counts}
-    failures = []
-    if hw_counts != golden_counts:
-        failures.append(f"counters differ: hardware {hw_counts}, golden {golden_counts}")
-    if hw_failed != [tuple(f) for f in g.failed]:
-        failures.append(f"failed-cell streams differ: {hw_failed[:5]} vs {g.failed[:5]}")
-    if int(dut.prog_overflow.value):
-        failures.append("the failed-cell FIFO overflowed")
-
-    # every cell and counter of every plane
-    t1 = time.perf_counter()
-    hw_cells, bad_cells, bad_counts, examples = await read_back(dut, golden.arrays)
-    readback_s = time.perf_counter() - t1
-    if bad_cells or bad_counts:
-        failures.append(f"read-back differs: {bad_cells} cells, {bad_counts} counters, e.g. {examples[:3]}")
+    golden_counts = {k: v for k, v in g.as_dict().items() if k in COUNTERS}
+    state = await check_device(dut, hw, golden_counts, [tuple(f) for f in g.failed], golden.arrays, failed_mon)
+    failures = state["failures"]
+    hw_counts, hw_failed, hw_cells = state["hardware"], state["hw_failed"], state["hw_cells"]
+    bad_cells, bad_counts, examples = state["cell_mismatches"], state["count_mismatches"], state["examples"]
+    readback_s = state["readback_wall_s"]
 
     # inference on the updated chip
     sign_net = golden.sign_network()

@@ -34,7 +34,7 @@ from cocotb.triggers import RisingEdge
 from rrambnn.gen import learning, online
 from rrambnn.gen.verilog import build_chip
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
-from rrambnn.sim.tb_online import pack_command, read_back
+from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command
 from rrambnn.sim.tb_sliced import image_payloads
 
 
@@ -162,30 +162,17 @@ async def training_replay_matches_golden(dut):
             n_cmds += 1
         golden.apply(x, st)
         await bench.idle()
+        if (i + 1) % 100 == 0:
+            dut._log.info(f"{i + 1} samples replayed, {bench.cycles:,} cycles, {forward_mismatches} forward mismatches")
     replay_s = time.perf_counter() - t0
     if step_mismatches:
         failures.append(f"{step_mismatches} samples' golden steps differ from the recorded trace")
     for _ in range(4):
         await bench.tick()
 
-    hw_failed = [tuple(unpack_fields(field_table(hw.programmer.addr_layout), v)[k] for k in ("layer", "plane", "row", "col"))
-                 for v in failed_mon.received]
     g = golden.stats
-    hw_counts = {"pulses_set": dut.n_set.value.to_unsigned(), "pulses_reset": dut.n_reset.value.to_unsigned(),
-                 "cells_failed": dut.n_failed.value.to_unsigned(), "weight_updates": dut.n_updates.value.to_unsigned()}
-    golden_counts = {k: g[k] for k in hw_counts}
-    if hw_counts != golden_counts:
-        failures.append(f"counters differ: hardware {hw_counts}, golden {golden_counts}")
-    if hw_failed != golden.failed:
-        failures.append(f"failed-cell streams differ: {hw_failed[:5]} vs {golden.failed[:5]}")
-    if int(dut.prog_overflow.value):
-        failures.append("the failed-cell FIFO overflowed")
-
-    t1 = time.perf_counter()
-    hw_cells, bad_cells, bad_counts, examples = await read_back(dut, golden.arrays)
-    readback_s = time.perf_counter() - t1
-    if bad_cells or bad_counts:
-        failures.append(f"read-back differs: {bad_cells} cells, {bad_counts} counters, e.g. {examples[:3]}")
+    state = await check_device(dut, hw, {k: g[k] for k in COUNTERS}, golden.failed, golden.arrays, failed_mon)
+    failures += state["failures"]
 
     # test images on the trained chip: hidden codes, output sums and class of each
     class_mismatches = 0
@@ -202,17 +189,17 @@ async def training_replay_matches_golden(dut):
         failures.append(f"{class_mismatches} of {len(x_test)} test images differ after training")
     result = {"seed": seed, "samples": len(tr["samples"]), "commands": n_cmds, "cycles": bench.cycles,
               "cycles_per_sample": round(bench.cycles / max(1, len(tr["samples"])), 1),
-              "replay_wall_s": round(replay_s, 2), "readback_wall_s": round(readback_s, 2),
+              "replay_wall_s": round(replay_s, 2), "readback_wall_s": state["readback_wall_s"],
               "forward_mismatches": forward_mismatches, "step_mismatches": step_mismatches,
-              "hardware": hw_counts, "golden": golden_counts, "failed_cells": len(hw_failed),
-              "failed_match": hw_failed == golden.failed,
-              "cells_read": int(sum(a.cells.size for a in golden.arrays)), "cell_mismatches": bad_cells,
-              "count_mismatches": bad_counts,
-              "codes_match": all((learning.decode(h) == c).all() for h, c in zip(hw_cells, golden.codes())),
+              "hardware": state["hardware"], "golden": {k: g[k] for k in COUNTERS},
+              "failed_cells": len(state["hw_failed"]), "failed_match": state["failed_match"],
+              "cells_read": int(sum(a.cells.size for a in golden.arrays)),
+              "cell_mismatches": state["cell_mismatches"], "count_mismatches": state["count_mismatches"],
+              "codes_match": all((learning.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
               "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
               "worn_out_cells": int(sum((a.counts >= ncfg.device.endurance).sum() for a in golden.arrays))
               if ncfg.device.endurance else 0,
-              "images": len(x_test), "class_mismatches": class_mismatches, "examples": examples,
+              "images": len(x_test), "class_mismatches": class_mismatches, "examples": state["examples"],
               "passed_checks": not failures, "failures": failures}
     with open(cfg["result"], "w") as f:
         json.dump(result, f)

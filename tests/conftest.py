@@ -1,9 +1,25 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from rrambnn.errors import RrambnnError
+
+
+def rr(*args, env=None, cwd=None):
+    """Run the CLI in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "rrambnn", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd)
+
+
+def one_error_line(r, text):
+    """The run failed with exit 2 and one error line containing ``text``, no traceback."""
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert text in lines[0], lines[0]
 
 
 def pytest_addoption(parser):

@@ -1,24 +1,12 @@
 """The CLI: one clear error line for every bad input, never a traceback; outputs are kept."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from rrambnn.gen.network import random_network
+from conftest import one_error_line, rr
 
-
-def rr(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "rrambnn", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd)
-
-
-def one_error_line(r, text):
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    assert text in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """Online training (golden model): the learning rule, the device during training, the CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,17 +9,8 @@ from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
 from rrambnn.gen import online
 from rrambnn.gen.network import random_network
+from conftest import one_error_line, rr
 
-
-def rr(*args):
-    return subprocess.run([sys.executable, "-m", "rrambnn", *args], capture_output=True, text=True)
-
-
-def one_error_line(r, text):
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    assert text in lines[0], lines[0]
 
 
 def test_rank1_command_updates_active_rows_and_error_columns():
