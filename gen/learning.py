@@ -601,6 +601,15 @@ def save_codes(path, arch, cfg: NbitConfig, codes: list[np.ndarray], meta: dict)
     atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
+def is_online_file(path) -> bool:
+    """Whether ``path`` holds an n-bit online network (False for anything else, unreadable included)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "format" in z.files and str(z["format"]) == FORMAT
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return False
+
+
 def load_codes(path) -> dict:
     """Read and check a file written by :func:`save_codes`."""
     path = Path(path)

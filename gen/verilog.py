@@ -190,7 +190,7 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
            f"{cfg.weight_bits} computing planes; weight-update controller in the offset code (u' = clip(u + d), "
            f"plane 0 written first{', a weight whose write fails restored to its old code' if cfg.restore else ''}), "
            f"{cfg.err_bits}-bit rank-1 steps, {cfg.weight_bits + 1}-bit element deltas; "
-           f"see rrambnn.gen.learning"]
+           f"inputs: the binarised pixels, code 0 or 1 in each pixel's field; see rrambnn.gen.learning"]
           if cfg.weight_bits > 1 and chip.slices > 1 else []),
         *([f"// multi-bit inference: {chip.slices}-bit weights as bit slices in {chip.slices} computing planes "
            f"(column sums shifted and added), {chip.act_bits}-bit activations "

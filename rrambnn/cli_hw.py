@@ -38,16 +38,38 @@ def _precision(chip) -> str:
     return "".join(f", {p}" for p in parts)
 
 
+def _training_chip(args):
+    """An n-bit online network file -> (its training chip's network, configuration)."""
+    import dataclasses
+
+    from rrambnn.gen import learning
+    from rrambnn.gen.verilog import ChipConfig
+    d = learning.load_codes(args.weights)
+    ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"])
+    net = learning.training_network(d["arch"], ncfg, d["codes"])
+    if args.pipeline:
+        raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")
+    cfg = ChipConfig.checked(args.tile, False, args.output or "argmax", args.debug, weight_bits=d["bits"],
+                             err_bits=args.err_bits if args.err_bits is not None else ncfg.step_bits)
+    return net, dataclasses.replace(cfg, restore=True).for_network(net)
+
+
 def cmd_verilog(args):
     from rrambnn.cli import load_net
+    from rrambnn.gen.learning import is_online_file
     from rrambnn.gen.verilog import write_verilog
 
-    net = load_net(args.weights, multi_bit=True)
-    cfg = _config(args, net)
+    if args.weights and is_online_file(args.weights):
+        net, cfg = _training_chip(args)
+    else:
+        net = load_net(args.weights, multi_bit=True)
+        if args.err_bits is None:
+            args.err_bits = 2
+        cfg = _config(args, net)
     out = Path(args.out)
     chip = write_verilog(net, cfg, out)
     online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
-              if cfg.weight_bits > 1 else "")
+              f"{' (the training chip: offset code, restore)' if cfg.restore else ''}" if cfg.weight_bits > 1 else "")
     print(f"wrote {out}: {'-'.join(map(str, chip.arch))}, {chip.n_tiles} crossbar tile(s) of "
           f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}{_precision(chip)}")
 
@@ -261,7 +283,9 @@ def add_hw_commands(sub):
     _chip_args(v)
     v.add_argument("--weight-bits", type=int, default=1,
                    help="1: binary inference chip; 2..12: n-bit weights in n planes + the weight-update controller")
-    v.add_argument("--err-bits", type=int, default=2, help="rank-1 error width of the weight-update controller")
+    v.add_argument("--err-bits", type=int, default=None,
+                   help="rank-1 error (step) width of the weight-update controller (default 2; for an n-bit online "
+                        "network file, the width its blank-start rule needs)")
     v.set_defaults(fn=cmd_verilog)
 
     for name, fn, helptext in (

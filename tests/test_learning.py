@@ -215,3 +215,19 @@ def test_cli_online_nbit_errors(tmp_path):
     one_error_line(rr("online", "--bits", "6"), "the starting network has 8-bit weights; --bits is 6")
     one_error_line(rr("online", "--save", str(tmp_path)), "--save must name a file")
     one_error_line(rr("sweep", "bits", "--values", "6,8"), "needs --start blank")
+
+
+@pytest.mark.slow
+def test_full_training_chip_replays_1000_samples(tmp_path):
+    """The issue's acceptance test: 1,000 training samples of 400-200-10 with 8-bit weights and
+    neurons (the shipped network fine-tuned on a chip with yield 0.95, pulse failures and an
+    endurance limit), replayed on the full training chip (80 computing arrays) on Verilator."""
+    r = rr("online", "--samples", "1000", "--epochs", "1", "--yield", "0.95", "--pulse-fail", "0.01",
+           "--endurance", "10", "--seed", "3", "--replay", "--trace-samples", "1000", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rp = json.loads(r.stdout)["replay"]
+    assert rp["passed"] and rp["samples"] == 1000 and rp["forward_mismatches"] == rp["step_mismatches"] == 0
+    assert rp["hardware"] == rp["golden"] and rp["failed_match"] and rp["codes_match"]
+    assert rp["cells_read"] == 8 * (400 * 200 + 200 * 10)
+    assert rp["cell_mismatches"] == rp["count_mismatches"] == rp["class_mismatches"] == 0
+    assert rp["failed_cells"] > 0 and rp["worn_out_cells"] > 0  # faults, failures and wear were all in play
