@@ -177,18 +177,23 @@ class OnlineChip:
         old = a.cells[:, rr, cc]
         new = planes.updated(old, delta)
         self.stats.weight_updates += len(rr)
-        failed = []  # order keys: weight, then plane rank (the write order inside a weight)
+        ps, idx, ranks = [], [], []  # order keys: weight, then plane rank (the write order inside a weight)
         for rank, p in enumerate(planes.plane_order(n)):
             ch = np.flatnonzero(new[p] != old[p])
-            if len(ch) == 0:
-                continue
-            order = ch.astype(np.int64) * n + rank
-            s, r, f = a.write(p, rr[ch], cc[ch], new[p][ch], order)
+            if len(ch):
+                ps.append(np.full(len(ch), p))
+                idx.append(ch)
+                ranks.append(np.full(len(ch), rank))
+        failed = []
+        if ps:
+            p, ch, rank = np.concatenate(ps), np.concatenate(idx), np.concatenate(ranks)
+            s, r, f = a.write_batch(p, rr[ch], cc[ch], new[p, ch], ch.astype(np.int64) * n + rank)
             self.stats.pulses_set += s
             self.stats.pulses_reset += r
-            for key in f:
+            order = planes.plane_order(n)
+            for key in np.asarray(f, np.int64).tolist():
                 i = key // n
-                failed.append((key, (layer, p, int(rr[i]), int(cc[i]))))
+                failed.append((key, (layer, order[key % n], int(rr[i]), int(cc[i]))))
         self.stats.failed += [addr for _, addr in sorted(failed)]
 
 
