@@ -1,10 +1,14 @@
 """Online training with the n-bit forward pass: the measured macro's rule, integer and seeded.
 
 The literature's chip trains a sigmoid MLP by back-propagation in which the forward pass, the
-backward pass and the errors are all reduced to n bits. This module is that rule as the chip
+backward pass and the errors are all reduced to n bits. This module is that rule as a chip
 would run it: every quantity is an integer of stated width, every rounding is defined, and
-the only randomness (stochastic rounding of the updates) comes from a counter-based hash the
-hardware can compute, so a run is deterministic for a seed and replays bit for bit.
+the only randomness (stochastic rounding of the updates) comes from a counter-based hash of
+a few multiplies and shifts, so a run is deterministic for a seed. The training chip
+generated here computes the forward pass and applies the updates (weight-update controller,
+write-verify, device); the host computes the errors and the rounded steps with this module
+and sends them as commands, and a recorded run replays on it bit for bit
+(:mod:`rrambnn.sim.tb_training`).
 
 **Weight code.** A weight is an n-bit *offset* code ``u`` in [0, U], U = 2^n - 1, held by n
 binary cells (plane b = bit b of u, plane n-1 the most significant); its value is the odd
@@ -30,7 +34,7 @@ the least significant plane up (the most significant last).
 
 * output error ``e_k = H * [k == label] - y_k`` (sigmoid + cross-entropy: target minus
   output), reduced to e bits: ``eq = sat_E(round(e / 2^(m+1-e)))``;
-* hidden error ``g_j = sum_k w2_jk eq_k`` (the transposed read of the output array), times the
+* hidden error ``g_j = sum_k w2_jk eq_k`` (what a transposed read of the output array gives), times the
   derivative of the quantised sigmoid ``d_j = h_j * (H - h_j)``, reduced to e bits:
   ``delta_j = sat_E(round(g_j * d_j / 2^sd))``, sd = n + m + 3 (about 3% of the non-zero
   errors saturate at 8 bits);
@@ -163,7 +167,8 @@ class NbitConfig:
         H, U = self.H, self.U
         k2 = math.log2(2 * self.r2 * H * H / (U * 2.0 ** self.es))
         k1 = math.log2(2 * H ** 3 * self.r1 / (self.r2 * 2.0 ** self.es))
-        return round(k1 + self.lr_shift) - self.sd + k, round(k2 + self.lr_shift) + k
+        top = 31  # a draw has 32 bits: the learning rate stops halving there
+        return (min(top, round(k1 + self.lr_shift) - self.sd + k), min(top, round(k2 + self.lr_shift) + k))
 
     def ramps(self) -> tuple[np.ndarray, np.ndarray]:
         """(T1, T2): the quantised sigmoids of the hidden and output neurons, H levels each."""
@@ -496,14 +501,12 @@ def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, reco
           progress=None, first_epoch: int = 1) -> tuple[list[dict], Trace]:
     """``epochs`` epochs over ``samples`` training images each (all by default, shuffled by the
     seed); the accuracy after each (entry 0: before training). ``record`` > 0 keeps the first
-    ``record`` samples' steps (and the failed-cell list) for hardware replay."""
+    ``record`` samples' inputs and steps for hardware replay."""
     x_tr, y_tr, x_te, y_te = data
     cfg = chip.cfg
     rng = np.random.default_rng([cfg.seed, 0x7EA1])
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     trace = Trace()
-    if record:
-        chip.failed = []
     per_epoch = [{"epoch": 0, **chip.accuracy(x_te, y_te), **chip.stats, "switches": 0, "seconds": 0.0}]
     for ep in range(first_epoch, first_epoch + epochs):
         t0 = time.time()
@@ -595,7 +598,8 @@ def save_codes(path, arch, cfg: NbitConfig, codes: list[np.ndarray], meta: dict)
     from rrambnn.fileio import atomic_write
     arrays = {"format": np.array(FORMAT), "version": np.array(1, np.int32), "arch": np.array(arch, np.int32),
               "crop": np.array(int(round(math.sqrt(arch[0]))), np.int32), "bits": np.array(cfg.bits, np.int32),
-              "act_bits": np.array(cfg.m, np.int32), "meta": np.array(json.dumps(meta, sort_keys=True))}
+              "act_bits": np.array(cfg.m, np.int32), "range_shift": np.array(cfg.k, np.int32),
+              "meta": np.array(json.dumps(meta, sort_keys=True))}
     for k, u in enumerate(codes):
         arrays[f"u{k}"] = np.asarray(u, np.uint16)
     atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
@@ -625,17 +629,21 @@ def load_codes(path) -> dict:
     try:
         arch = [int(a) for a in d["arch"]]
         bits, act_bits, crop = int(d["bits"]), int(d["act_bits"]), int(d["crop"])
+        range_shift = int(d["range_shift"]) if "range_shift" in d else None
         codes = [d[f"u{k}"].astype(np.int64) for k in range(len(arch) - 1)]
         meta = json.loads(str(d["meta"]))
     except (KeyError, ValueError, TypeError) as e:
         raise RrambnnError(f"{path}: missing or malformed entry ({e})") from None
-    if len(arch) != 3 or crop * crop != arch[0] or not 2 <= bits <= MAX_BITS:
-        raise RrambnnError(f"{path}: arch {arch}, crop {crop} or bits {bits} out of range")
+    if (len(arch) != 3 or min(arch) < 1 or crop * crop != arch[0] or not 2 <= bits <= MAX_BITS
+            or not 1 <= act_bits <= MAX_ACT_BITS or (range_shift is not None and not 0 <= range_shift <= 4)):
+        raise RrambnnError(f"{path}: arch {arch}, crop {crop}, bits {bits}/{act_bits} or range shift {range_shift} "
+                           f"out of range")
     for k, u in enumerate(codes):
         if u.shape != (arch[k], arch[k + 1]) or u.min() < 0 or u.max() > (1 << bits) - 1:
             raise RrambnnError(f"{path}: u{k} must have shape ({arch[k]}, {arch[k + 1]}) with codes in "
                                f"[0, {(1 << bits) - 1}]")
-    return {"arch": tuple(arch), "bits": bits, "act_bits": act_bits, "crop": crop, "codes": codes, "meta": meta}
+    return {"arch": tuple(arch), "bits": bits, "act_bits": act_bits, "range_shift": range_shift, "crop": crop,
+            "codes": codes, "meta": meta}
 
 
 def binary_data(data_dir=None, crop: int = 20):
@@ -720,16 +728,16 @@ def load_trace(path) -> dict:
         cfg = config_from(json.loads(str(d["config"])))
         cells = [d[f"cells{k}"] for k in range(len(arch) - 1)]
         faults = [d[f"faults{k}"] for k in range(len(arch) - 1)]
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        samples = []
+        for i in range(len(d["labels"])):
+            cols = np.flatnonzero(d["steps"][i])
+            sel = np.flatnonzero(d["el_sample"] == i)
+            st = Step(d["h"][i].astype(np.int64), d["o"][i], cols, d["steps"][i][cols].astype(np.int64),
+                      d["el_row"][sel].astype(np.int64), d["el_col"][sel].astype(np.int64),
+                      d["el_delta"][sel].astype(np.int64))
+            samples.append((d["x"][i], int(d["labels"][i]), int(d["epoch"][i]), st))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RrambnnError, zipfile.BadZipFile) as e:
         raise RrambnnError(f"{path}: not a readable training trace ({e})") from None
-    samples = []
-    for i in range(len(d["labels"])):
-        cols = np.flatnonzero(d["steps"][i])
-        sel = np.flatnonzero(d["el_sample"] == i)
-        st = Step(d["h"][i].astype(np.int64), d["o"][i], cols, d["steps"][i][cols].astype(np.int64),
-                  d["el_row"][sel].astype(np.int64), d["el_col"][sel].astype(np.int64),
-                  d["el_delta"][sel].astype(np.int64))
-        samples.append((d["x"][i], int(d["labels"][i]), int(d["epoch"][i]), st))
     return {"arch": arch, "config": cfg, "cells": cells, "faults": faults, "samples": samples}
 
 

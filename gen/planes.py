@@ -192,7 +192,7 @@ class PlaneArrays:
         n_reset = int(attempts.sum()) - n_set
         po, ro, co = p[ok], rows[ok], cols[ok]
         self.cells[po, ro, co] = want[ok]
-        self.counts[po, ro, co] += 1
+        self.counts[po, ro, co] = np.minimum(self.counts[po, ro, co] + 1, dev.MASK32)
         rb, cb = -(-self.n_in // R), -(-self.n_out // C)
         tid = (p * rb + rows // R) * cb + cols // C
         self._skips += np.bincount(tid, weights=attempts, minlength=self.n * rb * cb).astype(np.int64)

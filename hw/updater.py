@@ -9,14 +9,16 @@ Takes a stream of update commands (payload :attr:`WeightUpdater.cmd_layout`):
 For each weight, in the order of :mod:`rrambnn.gen.planes` (rows ascending, columns ascending
 inside a row): read the n cells of the weight at once (all planes), compute the saturated new
 code exactly as the golden model does, and hand the programming controller one write-verify
-command per cell that changes: magnitude bits from the least significant up, the sign cell
-last. Cells that do not change get no pulse.
+command per cell that changes: in the sign-magnitude code (the sign-forward chip) magnitude
+bits from the least significant up, the sign cell last; in the offset code (the training chip,
+``offset``) from plane 0 up, the most significant last. Cells that do not change get no pulse.
 
 The chip holds images off from the moment a command is accepted until the last cell is
 written (and the programming controller waits for the pipeline to drain before any pulse),
-so inference never sees a half-updated weight or a half-applied rank-1 step. The sign is
-written last as a second line of defence for designs that would release images between
-weights: the sign (all inference reads) then changes only once the magnitude is final.
+so inference never sees a half-updated weight or a half-applied rank-1 step. In the
+sign-magnitude code the sign is written last as a second line of defence for designs that
+would release images between weights: the sign (all a sign-forward chip reads) then changes
+only once the magnitude is final.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class WeightUpdater(wiring.Component):
         super().__init__({
             "upd": In(stream.Signature(self.cmd_layout)),
             "busy": Out(1),
-            # to the arrays: the weight being read, and its n cells (plane 0 = sign)
+            # to the arrays: the weight being read, and its n cells (plane 0 = the sign, or bit 0 of an offset code)
             "addr": Out(self.addr_layout),
             "code": In(bits),
             # to the programming controller

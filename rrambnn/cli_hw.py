@@ -45,7 +45,9 @@ def _training_chip(args):
     from rrambnn.gen import learning
     from rrambnn.gen.verilog import ChipConfig
     d = learning.load_codes(args.weights)
-    ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"])
+    if args.weight_bits not in (1, d["bits"]):
+        raise RrambnnError(f"{args.weights} holds {d['bits']}-bit weights; --weight-bits {args.weight_bits} differs")
+    ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"])
     net = learning.training_network(d["arch"], ncfg, d["codes"])
     if args.pipeline:
         raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")

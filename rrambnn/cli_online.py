@@ -93,14 +93,16 @@ def _network(args):
         from rrambnn.gen import learning
         from rrambnn.gen.network import parse_arch
         if args.weights:
-            return learning.load_codes(args.weights)
+            args._start_net = learning.load_codes(args.weights)
+            return args._start_net
         if args.arch not in ONLINE_ARCHS:
             raise RrambnnError(f"--arch must be one of {', '.join(ONLINE_ARCHS)} (or give --weights), not {args.arch!r}")
         if args.arch != "400-200-10":
             raise RrambnnError(f"the n-bit rule trains networks with one hidden layer (400-200-10), not {args.arch}; "
                                f"--forward sign trains {args.arch}")
         if args.start == "pretrained":
-            return learning.load_codes(shipped(ONLINE_NBIT))
+            args._start_net = learning.load_codes(shipped(ONLINE_NBIT))
+            return args._start_net
         return {"arch": parse_arch(args.arch), "codes": None}
     if args.weights:
         return load_net(args.weights)
@@ -124,8 +126,17 @@ def _config(args, bits=None, endurance=None):
     if _forward(args) == "nbit":
         lr = args.lr_shift if args.lr_shift is not None else (
             NbitConfig.lr_shift if args.start == "blank" else PRETRAINED_LR_SHIFT)
-        return NbitConfig(bits=bits, act_bits=args.act_bits, err_bits=args.err_bits, lr_shift=lr,
-                          decay=NbitConfig.decay if args.decay is None else args.decay, range_shift=args.range_shift,
+        act_bits, range_shift = args.act_bits, args.range_shift
+        net = getattr(args, "_start_net", None)
+        if isinstance(net, dict) and net.get("codes") is not None and args.start == "pretrained":
+            for opt, mine, theirs in (("act-bits", act_bits, net["act_bits"]),
+                                      ("range-shift", range_shift, net["range_shift"])):
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise RrambnnError(f"--{opt} {mine} differs from the starting network's {theirs}")
+            act_bits = net["act_bits"] if act_bits is None else act_bits
+            range_shift = net["range_shift"] if range_shift is None else range_shift
+        return NbitConfig(bits=bits, act_bits=act_bits, err_bits=args.err_bits, lr_shift=lr,
+                          decay=NbitConfig.decay if args.decay is None else args.decay, range_shift=range_shift,
                           restore=args.restore, retries=args.retries, device=device,
                           seed=args.seed)
     d = OnlineConfig()
@@ -181,6 +192,11 @@ def cmd_online(args):
         raise RrambnnError(f"--trace-updates must be a positive integer, not {args.trace_updates}")
     if args.trace_samples < 1:
         raise RrambnnError(f"--trace-samples must be a positive integer, not {args.trace_samples}")
+    if args.replay_images < 1:
+        raise RrambnnError(f"--replay-images must be a positive integer, not {args.replay_images}")
+    if args.replay and nbit and (cfg.bits > 8 or cfg.m > 8):
+        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}: "
+                           f"--replay needs --bits 8 or less")
     for opt in ("trace", "save"):
         path = getattr(args, opt)
         if path is not None and (not path or Path(path).is_dir()):
@@ -193,9 +209,7 @@ def cmd_online(args):
     record = (args.trace_samples if nbit else args.trace_updates) if (args.trace or args.replay) else 0
     run = run_online(net, cfg, data, args, record=record, progress=not args.json)
     res = run["result"]
-    if args.replay:
-        res["replay"] = (_replay_nbit if nbit else _replay)(args, run, cfg, data[2][:args.replay_images])
-    res["files"] = online_report.write_run(res, Path(args.out))
+    res["files"] = online_report.write_run(res, Path(args.out))  # written before a replay, which can fail
     if args.save:
         learning.save_codes(args.save, res["arch"], cfg, run["chip"].codes(),
                             {"trained_by": "rrambnn online", "result": {k: res[k] for k in ("rule", "start", "epochs",
@@ -207,6 +221,9 @@ def cmd_online(args):
         else:
             online.save_trace(args.trace, run["trace"], res["arch"])
         res["files"]["trace"] = args.trace
+    if args.replay:
+        res["replay"] = (_replay_nbit if nbit else _replay)(args, run, cfg, data[2][:args.replay_images])
+        res["files"].update(online_report.write_run(res, Path(args.out)))
     if args.json:
         print(json.dumps(res, indent=2))
     else:

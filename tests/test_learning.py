@@ -163,8 +163,13 @@ def test_trace_and_network_files_round_trip(tmp_path):
                                        ("h", "o", "cols", "step", "rows2", "cols2", "delta2"))
     golden = L.chip_from_cells(t["arch"], t["config"], t["cells"], t["faults"])
     for x, lab, ep, st in t["samples"]:  # the trace replays on the golden chip to the same state
-        assert np.array_equal(golden.compute(x, lab, ep).delta2, st.delta2)
-        golden.apply(x, golden.compute(x, lab, ep))
+        again = golden.compute(x, lab, ep)
+        assert all(np.array_equal(getattr(again, f), getattr(st, f)) for f in
+                   ("h", "o", "cols", "step", "rows2", "cols2", "delta2"))
+        golden.apply(x, again)
+    whole = L.run((16, 12, 6), cfg, data, epochs=1, samples=20)  # the same 20 samples, not recorded
+    assert all((a.cells == b.cells).all() and (a.counts == b.counts).all()
+               for a, b in zip(golden.arrays, whole["chip"].arrays))
     L.save_codes(tmp_path / "n.npz", (16, 12, 6), cfg, r["chip"].codes(), {"x": 1})
     back = L.load_codes(tmp_path / "n.npz")
     assert back["bits"] == 5 and all((u == v).all() for u, v in zip(back["codes"], r["chip"].codes()))
@@ -175,13 +180,17 @@ def test_trace_and_network_files_round_trip(tmp_path):
         L.load_trace(tmp_path / "n.npz")
 
 
-def test_training_chip_replays_on_verilator(tmp_path):
+@pytest.mark.parametrize("p_fail, restore", [(0.1, True), (0.0, True), (0.0, False)])
+def test_training_chip_replays_on_verilator(tmp_path, p_fail, restore):
     """A small training chip (4-bit weights and neurons, several tiles per plane) with faults,
-    pulse failures and an endurance limit: every forward pass, command, cell and counter."""
+    an endurance limit and pulse failures (the golden chip then writes weight by weight) or
+    none (all of a command's writes in one step), with and without restore: every forward
+    pass, command, cell and counter."""
     from rrambnn.sim.chip_sim import replay_training
     rng = np.random.default_rng(5)
     data = _data(rng)
-    cfg = L.NbitConfig(bits=4, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, 0.1, 5, 3), seed=2)
+    cfg = L.NbitConfig(bits=4, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, p_fail, 5, 3), restore=restore,
+                       seed=2)
     r = L.run((16, 12, 6), cfg, data, epochs=1, samples=40, record=40)
     L.save_trace(tmp_path / "t.npz", r["chip"], r["trace"], r["initial_codes"])
     print(f"device {cfg.device}, seed {cfg.seed}")
