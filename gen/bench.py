@@ -64,10 +64,12 @@ def golden_inference(net: BinaryNetwork, x: np.ndarray, repeats: int = 5) -> dic
     }
 
 
-def online_training(data, *, epochs: int = 50, samples: int | None = None, progress: bool = False) -> dict:
+def online_training(data, *, epochs: int = 50, samples: int | None = None, fail_samples: int = 200,
+                    progress: bool = False) -> dict:
     """The n-bit golden trainer on 400-200-10 (8-bit weights, blank start) for ``epochs`` epochs
     with the device model on (yield 0.99 in every plane, endurance 10,000; no pulse failures, the
-    vectorised path), then 2,000 samples with pulse failures (p = 0.01: the cell-by-cell path)."""
+    vectorised path), then the first ``fail_samples`` of a run with pulse failures (p = 0.01: weight by
+    weight; a blank start, where updates are densest)."""
     from rrambnn.gen import learning
     from rrambnn.gen.device import DeviceParams
 
@@ -79,7 +81,7 @@ def online_training(data, *, epochs: int = 50, samples: int | None = None, progr
     res = r["result"]
     n = res["samples_per_epoch"] * epochs
     fail_cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=0.01, endurance=10_000))
-    k = 2000
+    k = min(fail_samples, len(data[0]))
     t = time.perf_counter()
     learning.run((400, 200, 10), fail_cfg, (data[0][:k], data[1][:k], data[2][:100], data[3][:100]), epochs=1,
                  samples=k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -128,10 +129,31 @@ def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
     arch_args = {k: getattr(args, k) for k in keys}
     rows = []
     bar = tqdm(total=len(points), desc=f"sweep {args.what}", unit="point", disable=not progress)
-    if jobs == 1:
-        for pt in points:
-            rows.append(_point(arch_args, pt))
+    # every finished point is kept beside the outputs, so a stopped sweep resumes where it was
+    cache = Path(args.out) / f".{args.what}-points"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def path_of(pt):
+        key = hashlib.sha1(json.dumps({**arch_args, **pt}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return cache / f"{args.what}-{pt[args.what]}-{key}.json"
+
+    def keep(pt, row):
+        from rrambnn.fileio import atomic_write
+        atomic_write(path_of(pt), lambda f: f.write(json.dumps(row).encode()))
+        rows.append(row)
+        bar.update()
+
+    todo = []
+    for pt in points:
+        if path_of(pt).is_file():
+            rows.append(json.loads(path_of(pt).read_text()))
             bar.update()
+        else:
+            todo.append(pt)
+    points_all, points = points, todo
+    if jobs == 1 or len(points) <= 1:
+        for pt in points:
+            keep(pt, _point(arch_args, pt))
     else:
         # fresh interpreters with single-threaded BLAS: per-sample training does tiny products, and
         # several workers each spinning a BLAS thread pool on the same cores slow each other down
@@ -139,13 +161,12 @@ def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
             os.environ.setdefault(var, "1")
         with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(points)),
                                  mp_context=multiprocessing.get_context("spawn")) as ex:
-            futs = [ex.submit(_point, arch_args, pt) for pt in points]
+            futs = {ex.submit(_point, arch_args, pt): pt for pt in points}
             for f in as_completed(futs):
-                rows.append(f.result())
-                bar.update()
+                keep(futs[f], f.result())
     bar.close()
     axis = args.what
-    rows.sort(key=lambda r: points.index({axis: r[axis]}))
+    rows.sort(key=lambda r: points_all.index({axis: r[axis]}))
     return {"axis": axis, "forward": args.forward, "network": "-".join(map(str, rows[0]["arch"])),
             "start": args.start, "epochs": args.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
             "fixed": {"bits": args.bits, "endurance": args.endurance, "yield": args.yield_, "pulse_fail": args.pulse_fail,

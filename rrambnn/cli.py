@@ -142,7 +142,15 @@ def cmd_bench(args):
                                      log=None if args.json else print)
         lines += fpga_bench.describe(res["fpga"])
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        from rrambnn.fileio import atomic_write
+        out, merged = Path(args.out), {}
+        if out.is_file():  # sections of an earlier run that this one did not repeat are kept
+            try:
+                merged = json.loads(out.read_text())
+            except (ValueError, OSError):
+                merged = {}
+        merged = {**(merged if isinstance(merged, dict) else {}), **res}
+        atomic_write(out, lambda f: f.write((json.dumps(merged, indent=2) + "\n").encode()))
         lines.append(f"wrote {args.out}")
     _emit(args, res, lines)
 
@@ -192,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "epochs of 60,000 samples with the device model (minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--sim-images", type=int, default=10000)
-    b.add_argument("--out", help="also write the results as JSON here")
+    b.add_argument("--out", help="also write the results as JSON here (sections of an earlier run in the file "
+                                 "that this run does not repeat are kept)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
 

@@ -240,3 +240,13 @@ def test_full_training_chip_replays_1000_samples(tmp_path):
     assert rp["cells_read"] == 8 * (400 * 200 + 200 * 10)
     assert rp["cell_mismatches"] == rp["count_mismatches"] == rp["class_mismatches"] == 0
     assert rp["failed_cells"] > 0 and rp["worn_out_cells"] > 0  # faults, failures and wear were all in play
+
+
+def test_bench_online_reports_both_paths():
+    from rrambnn.gen import bench
+    rng = np.random.default_rng(3)
+    x = (rng.random((300, 400)) < 0.25).astype(np.uint8)
+    y = rng.integers(0, 10, 300)
+    res = bench.online_training((x, y, x[:50], y[:50]), epochs=1, samples=200, fail_samples=5)
+    assert res["samples"] == 200 and res["samples_per_s"] > 0 and res["switches"] > 0
+    assert res["pulse_failure_path"]["samples"] == 5 and res["machine"]["cores"] >= 1

@@ -119,6 +119,11 @@ def test_cli_sweeps(tmp_path):
     assert [p["bits"] for p in res["points"]] == [2, 6]
     assert (tmp_path / "bits.png").stat().st_size > 0 and "| 6 |" in (tmp_path / "bits.md").read_text()
     assert (tmp_path / "bits_epochs.png").stat().st_size > 0
+    assert len(list((tmp_path / ".bits-points").glob("*.json"))) == 2  # finished points are kept
+    again = rr("sweep", "bits", "--forward", "sign", "--values", "6,2", "--samples", "150", "--epochs", "1",
+               "--out", str(tmp_path), "--json")  # resumes: both points from the kept results
+    assert again.returncode == 0 and [p["bits"] for p in json.loads(again.stdout)["points"]] == [6, 2]
+    assert json.loads(again.stdout)["points"][1] == res["points"][0]
     r = rr("sweep", "endurance", "--start", "blank", "--values", "0,5", "--bits", "4", "--samples", "150",
            "--epochs", "1", "--jobs", "1", "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
