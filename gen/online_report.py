@@ -79,7 +79,34 @@ def write_run(res: dict, out: Path) -> dict:
     fig.savefig(paths["accuracy"])
     plt.close(fig)
     plot_switches(res["switches"], paths["switches"], f"switches per bit position ({res['bits']}-bit weights)")
+    if "histogram" in res["switches"]:
+        paths["histogram"] = out / "switch_histogram.png"
+        plot_histogram(res["switches"]["histogram"], paths["histogram"],
+                       f"cells by switch count ({res['bits']}-bit weights, {res['epochs']} epochs)")
     return {k: str(v) for k, v in paths.items()}
+
+
+def plot_histogram(hist: dict, path: Path, title: str):
+    """Cells per switch-count decade (0, 1-9, 10-99, ...): how much of the array wears."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    edges = hist["edges"]
+    labels = ["0"] + [f"{a:,}-{b - 1:,}" for a, b in zip(edges[1:], edges[2:] + [None])
+                      if b is not None] + [f">= {edges[-1]:,}"]
+    labels = labels[:len(hist["cells"])]
+    ax.bar(range(len(hist["cells"])), hist["cells"], color="tab:purple")
+    for i, c in enumerate(hist["cells"]):
+        ax.text(i, c, f"{c:,}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_yscale("symlog")
+    ax.margins(y=0.2)
+    ax.set_xlabel("switches of a cell over the run")
+    ax.set_ylabel("cells (all planes, both layers)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def plot_switches(sw: dict, path: Path, title: str):
@@ -90,6 +117,7 @@ def plot_switches(sw: dict, path: Path, title: str):
     ax.plot(x, sw["max_per_cell"], "kx", label="most switched cell")
     ax.set_xticks(x, sw["planes"])
     ax.set_yscale("symlog")
+    ax.margins(y=0.15)
     ax.set_xlabel("bit position (b0 / mag0 = least significant bit)")
     ax.set_ylabel("switches")
     ax.set_title(title)

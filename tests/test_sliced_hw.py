@@ -68,8 +68,9 @@ def test_multi_bit_parameters_are_validated():
         Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=0)
     with pytest.raises(ValueError, match="Multi-bit activations run bit-serially: the pipeline option needs"):
         Chip([w], [np.zeros(3, int)], tile=(4, 4), act_bits=2, pipeline=True)
-    with pytest.raises(ValueError, match="Weight slices .* and weight bits .* exclude each other"):
-        Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=2, weight_bits=2)
+    with pytest.raises(ValueError, match=r"weight slices \(2\) and weight bits \(3\) must be equal"):
+        Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=2, weight_bits=3)
+    assert Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=2, weight_bits=2).updater.offset  # a training chip
 
 
 def test_multi_bit_chip_lints_and_synthesizes_with_the_ram_as_a_macro(tmp_path):
