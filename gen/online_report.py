@@ -260,6 +260,9 @@ def write_sweep(res: dict, out: Path, stem: str) -> dict:
     for i, r in enumerate(res["points"]):
         ax.plot([e["epoch"] for e in r["per_epoch"]], [e["argmax"] * 100 for e in r["per_epoch"]], "o-", ms=3,
                 color=cmap(i / max(1, len(res["points"]) - 1)), label=f"{axis} {_label(axis, r[axis])}")
+    trained = [e["argmax"] * 100 for r in res["points"] for e in r["per_epoch"][1:]]
+    if trained and min(trained) > 50:  # zoom on the trained curves (epoch 0, untrained, falls below)
+        ax.set_ylim(min(trained) - 1, max(trained) + 0.5)
     _finish(plt, fig, ax, paths["epochs_png"], "epoch", "MNIST test accuracy, argmax (%)",
             f"online training {res['network']}, {res['start']} start, {res['samples_per_epoch']:,} images per epoch")
     return {k: str(v) for k, v in paths.items()}

@@ -250,3 +250,16 @@ def test_bench_online_reports_both_paths():
     res = bench.online_training((x, y, x[:50], y[:50]), epochs=1, samples=200, fail_samples=5)
     assert res["samples"] == 200 and res["samples_per_s"] > 0 and res["switches"] > 0
     assert res["pulse_failure_path"]["samples"] == 5 and res["machine"]["cores"] >= 1
+
+
+def test_shipped_online_network(mnist_test):
+    """The shipped 8-bit codes (50 epochs of on-chip training from a blank start) classify as
+    their metadata says, on an ideal chip."""
+    from rrambnn.gen.mnist import Preprocess
+    from rrambnn.weights import ONLINE_NBIT, shipped
+    d = L.load_codes(shipped(ONLINE_NBIT))
+    cfg = L.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"])
+    chip = L.NbitChip(d["arch"], cfg, d["codes"])
+    acc = chip.accuracy(Preprocess()(mnist_test.images), mnist_test.labels.astype(np.int64))
+    assert acc["argmax"] >= 0.97 and acc["priority"] >= 0.95
+    assert {k: acc[k] for k in ("argmax", "priority")} == pytest.approx(d["meta"]["result"]["final"])
