@@ -71,6 +71,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
 from rrambnn.gen.network import priority_encode
+from rrambnn.gen.sliced import bit_planes
 
 MAX_BITS = planes.MAX_BITS  # weight bits, 2..12
 MAX_ACT_BITS = 8  # the bit-serial threshold ramp of the multi-bit chip
@@ -193,9 +194,8 @@ class NbitConfig:
 # -- codes <-> cells ---------------------------------------------------------------------
 
 def encode(u: np.ndarray, n: int) -> np.ndarray:
-    """Offset codes -> cells (n, ...) uint8, plane b = bit b."""
-    u = np.asarray(u, np.int64)
-    return np.stack([((u >> b) & 1).astype(np.uint8) for b in range(n)])
+    """Offset codes -> cells (n, ...) uint8, plane b = bit b (the multi-bit chip's bit planes)."""
+    return bit_planes(np.asarray(u, np.int64), n)
 
 
 def decode(cells: np.ndarray) -> np.ndarray:
@@ -498,7 +498,7 @@ def blank_codes(arch, cfg: NbitConfig) -> list[np.ndarray]:
 
 
 def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, record: int = 0,
-          progress=None, first_epoch: int = 1) -> tuple[list[dict], Trace]:
+          progress=None) -> tuple[list[dict], Trace]:
     """``epochs`` epochs over ``samples`` training images each (all by default, shuffled by the
     seed); the accuracy after each (entry 0: before training). ``record`` > 0 keeps the first
     ``record`` samples' inputs and steps for hardware replay."""
@@ -508,7 +508,7 @@ def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, reco
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     trace = Trace()
     per_epoch = [{"epoch": 0, **chip.accuracy(x_te, y_te), **chip.stats, "switches": 0, "seconds": 0.0}]
-    for ep in range(first_epoch, first_epoch + epochs):
+    for ep in range(1, epochs + 1):
         t0 = time.time()
         order = rng.permutation(len(x_tr))[:n]
         for i, s in enumerate(order):

@@ -84,6 +84,20 @@ class ChipConfig:
                 f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}")
 
 
+def training_design(arch, ncfg, codes, *, tile=None, output="argmax", debug=False, word=16, pulse_cycles=5,
+                    err_bits=None):
+    """The training chip of an n-bit online network (:mod:`rrambnn.gen.learning`; ``ncfg`` its
+    :class:`NbitConfig`, ``codes`` its offset codes): the network its arrays compute and the
+    chip's configuration (weight-update controller in the offset code, restore as the rule says,
+    rank-1 steps as wide as the rule's largest unless ``err_bits``)."""
+    from rrambnn.gen import learning
+    net = learning.training_network(arch, ncfg, codes)
+    cfg = ChipConfig.checked(ncfg.tile if tile is None else tile, False, output, debug, word=word,
+                             retries=ncfg.retries, pulse_cycles=pulse_cycles, device=ncfg.device,
+                             weight_bits=ncfg.bits, err_bits=ncfg.step_bits if err_bits is None else err_bits)
+    return net, dataclasses.replace(cfg, restore=ncfg.restore).for_network(net)
+
+
 def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """The chip for ``net``: cells start as ``initial_cells`` (default: the network's weights),
     ``faults`` per layer (default: from ``cfg.device``'s yield and seed). With

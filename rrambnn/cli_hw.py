@@ -40,20 +40,16 @@ def _precision(chip) -> str:
 
 def _training_chip(args):
     """An n-bit online network file -> (its training chip's network, configuration)."""
-    import dataclasses
-
     from rrambnn.gen import learning
-    from rrambnn.gen.verilog import ChipConfig
+    from rrambnn.gen.verilog import training_design
     d = learning.load_codes(args.weights)
     if args.weight_bits not in (1, d["bits"]):
         raise RrambnnError(f"{args.weights} holds {d['bits']}-bit weights; --weight-bits {args.weight_bits} differs")
-    ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"])
-    net = learning.training_network(d["arch"], ncfg, d["codes"])
     if args.pipeline:
         raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")
-    cfg = ChipConfig.checked(args.tile, False, args.output or "argmax", args.debug, weight_bits=d["bits"],
-                             err_bits=args.err_bits if args.err_bits is not None else ncfg.step_bits)
-    return net, dataclasses.replace(cfg, restore=True).for_network(net)
+    ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"])
+    return training_design(d["arch"], ncfg, d["codes"], tile=args.tile, output=args.output or "argmax",
+                           debug=args.debug, err_bits=args.err_bits)
 
 
 def cmd_verilog(args):

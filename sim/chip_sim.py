@@ -10,7 +10,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.verilog import ChipConfig, generate
+from rrambnn.gen.verilog import ChipConfig, generate, training_design
 from rrambnn.sim import runner
 
 FOLDED_TOP = "rrambnn_emulation"
@@ -123,11 +123,8 @@ def replay_training(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16,
     from rrambnn.gen import learning
     tr = learning.load_trace(trace_path)
     arch, ncfg = tr["arch"], tr["config"]
-    cfg = ChipConfig.checked(ncfg.tile, False, "argmax", True, word=word, retries=ncfg.retries,
-                             pulse_cycles=pulse_cycles, device=ncfg.device, weight_bits=ncfg.bits,
-                             err_bits=ncfg.step_bits)
-    cfg = dataclasses.replace(cfg, restore=ncfg.restore)
-    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
+    net, cfg = training_design(arch, ncfg, [learning.decode(c) for c in tr["cells"]], debug=True, word=word,
+                               pulse_cycles=pulse_cycles)
     t = time.time()
     text, chip = generate(net, cfg, tr["cells"], tr["faults"])
     gen_s = time.time() - t

@@ -32,7 +32,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import learning, online
-from rrambnn.gen.verilog import build_chip
+from rrambnn.gen.verilog import build_chip, training_design
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command
 from rrambnn.sim.tb_sliced import image_payloads
@@ -111,10 +111,8 @@ async def training_replay_matches_golden(dut):
         cfg = json.load(f)
     tr = learning.load_trace(cfg["trace"])
     arch, ncfg = tr["arch"], tr["config"]
-    from rrambnn.gen.verilog import ChipConfig
-    chip_cfg = ChipConfig(tuple(ncfg.tile), False, "argmax", True, cfg["word"], ncfg.retries, cfg["pulse_cycles"],
-                          ncfg.device, ncfg.bits, ncfg.step_bits, restore=ncfg.restore)
-    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
+    net, chip_cfg = training_design(arch, ncfg, [learning.decode(c) for c in tr["cells"]], debug=True,
+                                    word=cfg["word"], pulse_cycles=cfg["pulse_cycles"])
     hw = build_chip(net, chip_cfg, tr["cells"], tr["faults"])
     golden = learning.chip_from_cells(arch, ncfg, tr["cells"], tr["faults"])
     golden.failed = []
