@@ -79,7 +79,7 @@ def twin_for(net, info: BoardInfo):
     """The design a board described by ``info`` runs (a FoldedNetwork or a Periphery), holding
     ``net``'s weights: it packs writes exactly as the board unpacks them. Returns it and the
     query reply it would give (which must equal the board's)."""
-    from rrambnn.hw.folded import FoldedNetwork
+    from rrambnn.hw.folded import emulation_twin
     from rrambnn.hw.host import query_reply
     from rrambnn.hw.periphery import Periphery
 
@@ -89,10 +89,9 @@ def twin_for(net, info: BoardInfo):
     if info.kind == Periphery.kind:
         design = Periphery(net.arch, net.thresholds, output=info.output)
     elif all(c == 0 for c in info.chunks):  # event-driven layers report (row lanes, 0)
-        design = FoldedNetwork(net.cells, net.thresholds, rows=list(info.lanes), output=info.output)
+        design = emulation_twin(net, rows=list(info.lanes), output=info.output)
     else:
-        design = FoldedNetwork(net.cells, net.thresholds, lanes=list(info.lanes), chunks=list(info.chunks),
-                               output=info.output)
+        design = emulation_twin(net, lanes=list(info.lanes), chunks=list(info.chunks), output=info.output)
     return design, query_reply(design, info.clock_hz)
 
 

@@ -218,7 +218,7 @@ def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priorit
     """The generated chip's cost: Yosys cells of the periphery (crossbar arrays and threshold RAMs
     black-boxed), threshold RAM bits, and cycles per image at full rate."""
     from rrambnn.gen.sliced import load_network
-    from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
+    from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
     net = load_network(weights_path)
     text, chip = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
     return {"cells": int(synth_stats(text)["cells"]), "ram_bits": chip.threshold_ram_bits,

@@ -1,6 +1,6 @@
 """The inference chip: input flip-flops, crossbar layers, sense stages, output stage.
 
-Ports (flattened Verilog names in parentheses; see ``rrambnn.gen.verilog.port_table``):
+Ports (flattened Verilog names in parentheses; see ``rrambnn.hw.verilog.port_table``):
 
 * ``i`` (``i__payload``, ``i__valid``, ``i__ready``): image bits, valid/ready.
 * ``o`` (``o__payload``, ``o__valid``, ``o__ready``): result, valid/ready; payload

@@ -457,3 +457,17 @@ class FoldedNetwork(wiring.Component):
                 layer.thr_value.eq(w.value),
             ]
         return m
+
+
+def emulation_twin(net, *, lanes=None, chunks=None, rows=None, output: str | None = None, segment: int = 32,
+                   ram_style: str | None = None, queue: int = 6) -> FoldedNetwork:
+    """The emulation twin of a binary network ``net`` (its ``cells``, ``thresholds`` and
+    ``output_mode``): folded layers (``lanes``, ``chunks``) or event-driven layers (``rows``).
+    Every twin is built here: the board flow, the host, the testbenches."""
+    if rows is not None:
+        if lanes is not None or chunks is not None:
+            raise ValueError("An event-driven twin takes row lanes (rows), not lanes or chunks")
+        return FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output or net.output_mode,
+                             ram_style=ram_style, queue=queue)
+    return FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output or net.output_mode,
+                         segment=segment, ram_style=ram_style)

@@ -36,7 +36,7 @@ def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_want=No
     ``rows`` for the reference network where it has them, else its folded ``lanes`` and ``chunks``).
     The clock is the PLL's nearest to ``f_want`` (Hz; default: the board's for that fold), and
     the link's ``clock_hz``."""
-    from rrambnn.hw.folded import FoldedNetwork
+    from rrambnn.hw.folded import emulation_twin
     from rrambnn.hw.host import HostLink
 
     n = len(net.weights)
@@ -45,13 +45,11 @@ def emulation_design(net, spec, *, lanes=None, chunks=None, rows=None, f_want=No
     rows = default_rows(spec, n, lanes, chunks, rows)
     try:
         if rows is not None:
-            twin = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=net.output_mode,
-                                 ram_style=spec.event_ram_style)
+            twin = emulation_twin(net, rows=rows, ram_style=spec.event_ram_style)
         else:
             lanes = lanes or (list(spec.lanes) if n == len(spec.lanes) else [1] * n)
             chunks = chunks or (list(spec.chunks) if n == len(spec.chunks) else [None] * n)
-            twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=net.output_mode,
-                                 segment=spec.segment, ram_style=spec.ram_style)
+            twin = emulation_twin(net, lanes=lanes, chunks=chunks, segment=spec.segment, ram_style=spec.ram_style)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
     f = spec.pll(f_want or spec.emulation_clock(twin.event)).f_out

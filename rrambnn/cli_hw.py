@@ -20,7 +20,7 @@ def _chip_args(p: argparse.ArgumentParser, debug=True):
 
 
 def _config(args, net, debug=None):
-    from rrambnn.gen.verilog import ChipConfig
+    from rrambnn.hw.verilog import ChipConfig
     return ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode,
                               args.debug if debug is None else debug,
                               weight_bits=getattr(args, "weight_bits", 1),
@@ -41,7 +41,7 @@ def _precision(chip) -> str:
 def _training_chip(args):
     """An n-bit online network file -> (its training chip's network, configuration)."""
     from rrambnn.gen import learning
-    from rrambnn.gen.verilog import training_design
+    from rrambnn.hw.verilog import training_design
     d = learning.load_codes(args.weights)
     if args.weight_bits not in (1, d["bits"]):
         raise RrambnnError(f"{args.weights} holds {d['bits']}-bit weights; --weight-bits {args.weight_bits} differs")
@@ -55,7 +55,7 @@ def _training_chip(args):
 def cmd_verilog(args):
     from rrambnn.cli import load_net
     from rrambnn.gen.learning import is_online_file
-    from rrambnn.gen.verilog import write_verilog
+    from rrambnn.hw.verilog import write_verilog
 
     if args.weights and is_online_file(args.weights):
         net, cfg = _training_chip(args)
@@ -88,7 +88,7 @@ def _simulate_modes(args, modes, debug=True, out_dir=None):
     also written there (rrambnn_chip_<mode>.v)."""
     import numpy as np
     from rrambnn.cli import load_net
-    from rrambnn.gen.verilog import ChipConfig, write_verilog
+    from rrambnn.hw.verilog import ChipConfig, write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
 
     net = load_net(args.weights, multi_bit=True)
@@ -170,7 +170,7 @@ def cmd_program(args):
 
     from rrambnn.cli import load_net
     from rrambnn.gen import device as dev
-    from rrambnn.gen.verilog import ChipConfig
+    from rrambnn.hw.verilog import ChipConfig
     from rrambnn.sim.chip_sim import simulate
 
     net = load_net(args.weights)
@@ -246,7 +246,7 @@ def cmd_sweep(args):
         import numpy as np
 
         from rrambnn.gen.device import DeviceParams
-        from rrambnn.gen.verilog import ChipConfig
+        from rrambnn.hw.verilog import ChipConfig
         from rrambnn.sim.chip_sim import simulate
         faulty_points = [y for y in yields if y < 1.0][:args.spot_checks] or yields[:args.spot_checks]
         for y in faulty_points:

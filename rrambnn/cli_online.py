@@ -237,7 +237,7 @@ def cmd_online(args):
 def _replay(args, run, cfg, x_te) -> dict:
     """The recorded commands through the weight-update controller on Verilator, from the chip's
     initial state, against the golden online chip; then ``x_te`` classified."""
-    from rrambnn.gen.verilog import ChipConfig
+    from rrambnn.hw.verilog import ChipConfig
     from rrambnn.sim.chip_sim import replay
 
     chip, start = run["chip"], run["start_net"]

@@ -7,7 +7,7 @@ import tempfile
 import time
 
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
+from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
 
 
 def run(net: BinaryNetwork, test_split, images: int = 10000) -> dict:

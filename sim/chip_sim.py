@@ -10,7 +10,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.verilog import ChipConfig, generate, training_design
+from rrambnn.hw.verilog import ChipConfig, generate, training_design
 from rrambnn.sim import runner
 
 FOLDED_TOP = "rrambnn_emulation"
@@ -176,11 +176,8 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
 
 def twin_of(net: BinaryNetwork, lanes=None, chunks=None, *, output=None, segment: int = 32, rows=None):
     """The emulation twin of ``net``: folded (``lanes``, ``chunks``) or event-driven (``rows``)."""
-    from rrambnn.hw.folded import FoldedNetwork
-    output = output or net.output_mode
-    if rows is not None:
-        return FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output)
-    return FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
+    from rrambnn.hw.folded import emulation_twin
+    return emulation_twin(net, lanes=lanes, chunks=chunks, rows=rows, output=output, segment=segment)
 
 
 def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, chunks=None, segment: int = 32,

@@ -35,7 +35,7 @@ from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.verilog import ChipConfig, build_chip
+from rrambnn.hw.verilog import ChipConfig, build_chip
 
 
 def pack_rows(bits: np.ndarray) -> list[int]:

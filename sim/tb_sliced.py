@@ -21,7 +21,7 @@ from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import device as dev
 from rrambnn.gen.sliced import SlicedNetwork, bit_planes
-from rrambnn.gen.verilog import ChipConfig, build_chip
+from rrambnn.hw.verilog import ChipConfig, build_chip
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream, \
     unpack_fields
 

@@ -32,7 +32,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import learning, online
-from rrambnn.gen.verilog import build_chip, training_design
+from rrambnn.hw.verilog import build_chip, training_design
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command
 from rrambnn.sim.tb_sliced import image_payloads

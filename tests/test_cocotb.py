@@ -8,7 +8,7 @@ import pytest
 
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork, random_network
-from rrambnn.gen.verilog import ChipConfig
+from rrambnn.hw.verilog import ChipConfig
 from rrambnn.sim.chip_sim import simulate
 from rrambnn.weights import shipped
 

@@ -11,7 +11,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
 from rrambnn.gen.sliced import crop_inputs, random_sliced
 from rrambnn.gen.train import TrainConfig, train
-from rrambnn.gen.verilog import ChipConfig, generate, synth_stats
+from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
 from rrambnn.hw.chip import Chip
 from rrambnn.hw.layer import Layer
 from rrambnn.hw.sram import RAM_MODULE
