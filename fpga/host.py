@@ -197,3 +197,25 @@ def open_serial(port: str, baud: int = DEFAULT_BAUD):
         return serial.serial_for_url(port, baudrate=baud, timeout=0.1)
     except (serial.SerialException, OSError, ValueError) as e:
         raise RrambnnError(f"cannot open serial port {port}: {e}") from None
+
+
+def bench_against_golden(board: Board, net, x: np.ndarray, repeat: int) -> dict:
+    """One image fed ``repeat`` times back to back, timed on the board; its result against the
+    golden model."""
+    info = board.info or board.query()
+    res = board.bench(x, repeat)
+    golden = net.forward(np.asarray(x)[None])
+    res["matches_golden"] = tuple(res["result"]) == (int(golden.labels(info.output)[0]), int(golden.hit[0]))
+    return res
+
+
+def classify_against_golden(board: Board, net, x: np.ndarray, labels: np.ndarray, *, progress=None) -> dict:
+    """The images ``x`` classified on the board, each (class, hit) against the golden model."""
+    info = board.info or board.query()
+    got = board.classify(x, progress=progress)
+    t = net.forward(x)
+    want = np.stack([t.labels(info.output), t.hit.astype(np.int64)], axis=1)
+    differ = np.flatnonzero((got != want).any(axis=1))
+    return {"images": len(x), "accuracy": float((got[:, 0] == labels).mean()),
+            "golden_accuracy": float((want[:, 0] == labels).mean()), "differ_from_golden": len(differ),
+            "first_differences": differ[:10].tolist()}

@@ -31,10 +31,12 @@ reported as failed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import read_npz
 
 MASK32 = 0xFFFFFFFF
 HEALTHY, STUCK_HRS, STUCK_LRS = 0, 1, 2
@@ -105,10 +107,13 @@ def device_faults(arch, params: "DeviceParams", faults=None) -> list[np.ndarray]
 
 def load_fault_maps(path, arch) -> list[np.ndarray]:
     """A measured fault map: .npz with fault0, fault1, ... (codes 0 ok, 1 stuck HRS, 2 stuck LRS)."""
+    want = f"a fault-map file with fault0..fault{len(arch) - 2}"
+    if not Path(path).is_file():
+        raise RrambnnError(f"{path}: not {want} (no such file)")
+    z = read_npz(path, want)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            maps = [z[f"fault{k}"] for k in range(len(arch) - 1)]
-    except (OSError, ValueError, KeyError) as e:
+        maps = [z[f"fault{k}"] for k in range(len(arch) - 1)]
+    except KeyError as e:
         raise RrambnnError(f"{path}: not a fault-map file with fault0..fault{len(arch) - 2} ({e})") from None
     for k, m in enumerate(maps):
         if m.shape != (arch[k], arch[k + 1]) or not np.isin(m, (0, 1, 2)).all():

@@ -61,13 +61,12 @@ from __future__ import annotations
 import json
 import math
 import time
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import npz_format, read_npz, write_npz
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
 from rrambnn.gen.network import priority_encode
@@ -595,35 +594,23 @@ FORMAT = "rrambnn-online"
 
 def save_codes(path, arch, cfg: NbitConfig, codes: list[np.ndarray], meta: dict):
     """An n-bit online network: offset codes per layer and the rule's precision."""
-    from rrambnn.fileio import atomic_write
     arrays = {"format": np.array(FORMAT), "version": np.array(1, np.int32), "arch": np.array(arch, np.int32),
               "crop": np.array(int(round(math.sqrt(arch[0]))), np.int32), "bits": np.array(cfg.bits, np.int32),
               "act_bits": np.array(cfg.m, np.int32), "range_shift": np.array(cfg.k, np.int32),
               "meta": np.array(json.dumps(meta, sort_keys=True))}
     for k, u in enumerate(codes):
         arrays[f"u{k}"] = np.asarray(u, np.uint16)
-    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    write_npz(path, arrays)
 
 
 def is_online_file(path) -> bool:
     """Whether ``path`` holds an n-bit online network (False for anything else, unreadable included)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return "format" in z.files and str(z["format"]) == FORMAT
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return False
+    return npz_format(path) == FORMAT
 
 
 def load_codes(path) -> dict:
     """Read and check a file written by :func:`save_codes`."""
-    path = Path(path)
-    if not path.is_file():
-        raise RrambnnError(f"online network file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise RrambnnError(f"{path}: not a readable .npz file ({type(e).__name__})") from None
+    d = read_npz(path, ".npz file")
     if "format" not in d or d["format"].shape != () or str(d["format"]) != FORMAT:
         raise RrambnnError(f"{path}: not an n-bit online network (format {FORMAT!r})")
     try:
@@ -691,7 +678,6 @@ def save_trace(path, chip: NbitChip, trace: Trace, codes):
     (as programmed, stuck cells included) and fault maps, and per sample its input, label,
     epoch, forward results and commands (hidden rank-1 steps dense, output element updates as
     (sample, row, col, delta))."""
-    from rrambnn.fileio import atomic_write
     K = len(trace.x)
     n_hid = chip.arch[1]
     steps = np.zeros((K, n_hid), np.int16)
@@ -713,17 +699,16 @@ def save_trace(path, chip: NbitChip, trace: Trace, codes):
     for k, a in enumerate(chip.arrays):
         arrays[f"cells{k}"] = chip.initial[k]
         arrays[f"faults{k}"] = a.faults
-    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    write_npz(path, arrays)
 
 
 def load_trace(path) -> dict:
     """Read a trace of :func:`save_trace`: arch, config, initial cells, faults and the samples
     (x, label, epoch, h, o, Step) in order."""
+    d = read_npz(path, "training trace")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "format" not in z.files or str(z["format"]) != TRACE_FORMAT:
-                raise ValueError("not a training trace")
-            d = {k: z[k] for k in z.files}
+        if "format" not in d or str(d["format"]) != TRACE_FORMAT:
+            raise ValueError("not a training trace")
         arch = tuple(int(a) for a in d["arch"])
         cfg = config_from(json.loads(str(d["config"])))
         cells = [d[f"cells{k}"] for k in range(len(arch) - 1)]
@@ -736,7 +721,7 @@ def load_trace(path) -> dict:
                       d["el_row"][sel].astype(np.int64), d["el_col"][sel].astype(np.int64),
                       d["el_delta"][sel].astype(np.int64))
             samples.append((d["x"][i], int(d["labels"][i]), int(d["epoch"][i]), st))
-    except (OSError, ValueError, KeyError, TypeError, IndexError, RrambnnError, zipfile.BadZipFile) as e:
+    except (ValueError, KeyError, TypeError, IndexError, RrambnnError) as e:
         raise RrambnnError(f"{path}: not a readable training trace ({e})") from None
     return {"arch": arch, "config": cfg, "cells": cells, "faults": faults, "samples": samples}
 

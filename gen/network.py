@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import atomic_write
+from rrambnn.fileio import Entries, layer_arrays, read_npz, rethrow_in, write_npz
 from rrambnn.gen.mnist import Preprocess
 
 FORMAT = "rrambnn-bnn"
@@ -218,70 +217,22 @@ class BinaryNetwork:
             "binarise_threshold": np.array(self.preprocess.threshold if self.preprocess else 128, dtype=np.int32),
             "output_mode": np.array(self.output_mode),
             "meta": np.array(json.dumps(self.meta, sort_keys=True)),
+            **layer_arrays(self.weights, self.thresholds),
         }
-        for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
-            arrays[f"w{i}"] = w
-            arrays[f"theta{i}"] = t
-        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BinaryNetwork":
-        path = Path(path)
-        if not path.is_file():
-            raise RrambnnError(f"weights file not found: {path}")
+        e = Entries(path, read_npz(path, ".npz weights file"))
+        e.header(FORMAT, VERSION)
+        weights, thresholds = e.layers(e.arch())
+        meta = e.json("meta")
+        crop = e.int("crop")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            raise RrambnnError(f"{path}: not a readable .npz weights file ({e})") from None
-
-        def need(key):
-            if key not in data:
-                raise RrambnnError(f"{path}: missing entry '{key}'")
-            return data[key]
-
-        def scalar_int(key):
-            v = need(key)
-            if v.shape != () or not np.issubdtype(v.dtype, np.integer):
-                raise RrambnnError(f"{path}: '{key}' must be an integer scalar")
-            return int(v)
-
-        def scalar_str(key):
-            v = need(key)
-            if v.shape != () or v.dtype.kind != "U":
-                raise RrambnnError(f"{path}: '{key}' must be a string scalar")
-            return str(v)
-
-        if scalar_str("format") != FORMAT:
-            raise RrambnnError(f"{path}: format is {str(data['format'])!r}, expected {FORMAT!r}")
-        if scalar_int("version") != VERSION:
-            raise RrambnnError(f"{path}: format version {int(data['version'])} is not supported (expected {VERSION})")
-        arch = need("arch")
-        if arch.ndim != 1 or len(arch) < 2 or not np.issubdtype(arch.dtype, np.integer) or (arch < 1).any():
-            raise RrambnnError(f"{path}: 'arch' must list at least two positive layer sizes")
-        n_layers = len(arch) - 1
-        weights = [need(f"w{i}") for i in range(n_layers)]
-        thresholds = [need(f"theta{i}") for i in range(n_layers)]
-        for i, w in enumerate(weights):
-            if w.shape != (arch[i], arch[i + 1]):
-                raise RrambnnError(
-                    f"{path}: w{i} has shape {w.shape}, arch {'-'.join(map(str, arch))} needs "
-                    f"({arch[i]}, {arch[i + 1]})"
-                )
-        extra = sorted(k for k in data if k.startswith(("w", "theta")) and k not in
-                       {f"w{i}" for i in range(n_layers)} | {f"theta{i}" for i in range(n_layers)})
-        if extra:
-            raise RrambnnError(f"{path}: entries {', '.join(extra)} do not match arch {'-'.join(map(str, arch))}")
-        try:
-            meta = json.loads(scalar_str("meta"))
-        except json.JSONDecodeError as e:
-            raise RrambnnError(f"{path}: 'meta' is not valid JSON ({e})") from None
-        crop = scalar_int("crop")
-        try:
-            pre = None if crop == 0 else Preprocess(crop=crop, threshold=scalar_int("binarise_threshold"))
-            mode = check_output_mode(scalar_str("output_mode"))
-        except RrambnnError as e:
-            raise RrambnnError(f"{path}: {e}") from None
+            pre = None if crop == 0 else Preprocess(crop=crop, threshold=e.int("binarise_threshold"))
+            mode = check_output_mode(e.str("output_mode"))
+        except RrambnnError as err:
+            raise rethrow_in(path, err) from None
         return cls(weights, thresholds, pre, mode, meta, where=str(path))
 
 

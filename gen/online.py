@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import read_npz, write_npz
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
 from rrambnn.gen.network import BinaryNetwork
@@ -301,7 +302,6 @@ def switch_stats(chip: OnlineChip) -> dict:
 
 def save_trace(path, commands: list[Command], arch):
     """Commands as .npz: kind (1 = rank-1), layer, row, col, delta, x (K, max_in), e (K, max_out)."""
-    from rrambnn.fileio import atomic_write
     K, max_in, max_out = len(commands), max(arch[:-1]), max(arch[1:])
     x = np.zeros((K, max_in), np.uint8)
     e = np.zeros((K, max_out), np.int8)
@@ -314,17 +314,17 @@ def save_trace(path, commands: list[Command], arch):
               "layer": np.array([c.layer for c in commands], np.int32),
               "row": np.array([c.row for c in commands], np.int32), "col": np.array([c.col for c in commands], np.int32),
               "delta": np.array([c.delta for c in commands], np.int32), "x": x, "e": e}
-    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    write_npz(path, arrays)
 
 
 def load_trace(path) -> tuple[tuple, list[Command]]:
+    z = read_npz(path, "update trace")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["format"]) != "rrambnn-update-trace":
-                raise ValueError("not an update trace")
-            arch = tuple(int(a) for a in z["arch"])
-            cols = {k: z[k] for k in ("rank1", "layer", "row", "col", "delta", "x", "e")}
-    except (OSError, ValueError, KeyError) as e:
+        if str(z["format"]) != "rrambnn-update-trace":
+            raise ValueError("not an update trace")
+        arch = tuple(int(a) for a in z["arch"])
+        cols = {k: z[k] for k in ("rank1", "layer", "row", "col", "delta", "x", "e")}
+    except (ValueError, KeyError) as e:
         raise RrambnnError(f"{path}: not a readable update trace ({e})") from None
     cmds = []
     for i in range(len(cols["rank1"])):

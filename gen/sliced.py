@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import atomic_write
+from rrambnn.fileio import Entries, layer_arrays, npz_format, read_npz, rethrow_in, write_npz
 from rrambnn.gen.network import Trace, check_output_mode, column_sums_twin, priority_encode
 
 FORMAT = "rrambnn-sliced"
@@ -203,65 +201,26 @@ class SlicedNetwork:
         arrays = {"format": np.array(FORMAT), "version": np.array(VERSION, np.int32),
                   "arch": np.array(self.arch, np.int32), "crop": np.array(self.crop, np.int32),
                   "wbits": np.array(self.wbits, np.int32), "abits": np.array(self.abits, np.int32),
-                  "output_mode": np.array(self.output_mode), "meta": np.array(json.dumps(self.meta, sort_keys=True))}
-        for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
-            arrays[f"w{i}"] = w
-            arrays[f"theta{i}"] = t
-        atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+                  "output_mode": np.array(self.output_mode), "meta": np.array(json.dumps(self.meta, sort_keys=True)),
+                  **layer_arrays(self.weights, self.thresholds)}
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SlicedNetwork":
-        path = Path(path)
-        if not path.is_file():
-            raise RrambnnError(f"weights file not found: {path}")
+        e = Entries(path, read_npz(path, ".npz weights file"))
+        e.header(FORMAT, VERSION)
+        weights, thresholds = e.layers(e.arch())
+        meta = e.json("meta")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            raise RrambnnError(f"{path}: not a readable .npz weights file ({e})") from None
-
-        def need(key, kind):
-            if key not in data:
-                raise RrambnnError(f"{path}: missing entry '{key}'")
-            v = data[key]
-            if kind == "int" and (v.shape != () or not np.issubdtype(v.dtype, np.integer)):
-                raise RrambnnError(f"{path}: '{key}' must be an integer scalar")
-            if kind == "str" and (v.shape != () or v.dtype.kind != "U"):
-                raise RrambnnError(f"{path}: '{key}' must be a string scalar")
-            return int(v) if kind == "int" else str(v) if kind == "str" else v
-
-        if need("format", "str") != FORMAT:
-            raise RrambnnError(f"{path}: format is {str(data['format'])!r}, expected {FORMAT!r}")
-        if need("version", "int") != VERSION:
-            raise RrambnnError(f"{path}: format version {int(data['version'])} is not supported (expected {VERSION})")
-        arch = need("arch", "array")
-        if arch.ndim != 1 or len(arch) < 2 or not np.issubdtype(arch.dtype, np.integer) or (arch < 1).any():
-            raise RrambnnError(f"{path}: 'arch' must list at least two positive layer sizes")
-        n = len(arch) - 1
-        weights = [need(f"w{i}", "array") for i in range(n)]
-        for i, w in enumerate(weights):
-            if w.shape != (arch[i], arch[i + 1]):
-                raise RrambnnError(f"{path}: w{i} has shape {w.shape}, arch {'-'.join(map(str, arch))} needs "
-                                   f"({arch[i]}, {arch[i + 1]})")
-        try:
-            meta = json.loads(need("meta", "str"))
-        except json.JSONDecodeError as e:
-            raise RrambnnError(f"{path}: 'meta' is not valid JSON ({e})") from None
-        try:
-            return cls(weights, [need(f"theta{i}", "array") for i in range(n)], need("wbits", "int"),
-                       need("abits", "int"), need("crop", "int"), need("output_mode", "str"), meta, where=str(path))
-        except RrambnnError as e:
-            msg = str(e)
-            raise RrambnnError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+            return cls(weights, thresholds, e.int("wbits"), e.int("abits"), e.int("crop"), e.str("output_mode"), meta,
+                       where=str(path))
+        except RrambnnError as err:
+            raise rethrow_in(path, err) from None
 
 
 def is_sliced_file(path) -> bool:
     """Whether ``path`` holds a :class:`SlicedNetwork` (False for anything else, unreadable included)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return "format" in z.files and str(z["format"]) == FORMAT
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return False
+    return npz_format(path) == FORMAT
 
 
 def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: int | None = None,
@@ -283,10 +242,3 @@ def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: 
         raise RrambnnError(f"random_sliced needs a square input size, not {arch[0]}")
     return SlicedNetwork(weights, thresholds, wbits, abits, crop, output_mode)
 
-
-def load_network(path):
-    """A weights file of either kind: a :class:`SlicedNetwork` or a binary network."""
-    if is_sliced_file(path):
-        return SlicedNetwork.load(path)
-    from rrambnn.gen.network import BinaryNetwork
-    return BinaryNetwork.load(path)

@@ -14,23 +14,28 @@ Ports (flattened Verilog names in parentheses; see ``rrambnn.hw.verilog.port_tab
 * ``read_layer``/``read_row``/``read_col`` -> ``read_bit``, ``read_count``: sense one cell and
   its switch counter (the counter is the device model's, for testbenches).
 
-With ``weight_bits`` n > 1 (online training, :mod:`rrambnn.gen.planes`) every layer has n planes
-of arrays (plane 0 = sign, the computing arrays; planes 1.. = magnitude bits), programming
-commands and failed-cell addresses carry a ``plane``, reads take ``read_plane``, and:
+The chip's *variant* says what its arrays hold and compute with:
 
-* ``upd``: update commands for the weight-update controller
-  (:class:`rrambnn.hw.updater.WeightUpdater`); ``upd_busy``; ``n_updates`` (weights updated).
+* :class:`Binary` (the reference chip): 1-bit weights in one plane of arrays, 1-bit activations.
+* :class:`StoragePlanes` n (online training, :mod:`rrambnn.gen.planes`): every layer has n
+  planes of arrays (plane 0 = sign, the computing arrays; planes 1.. = magnitude bits) and the
+  weight-update controller works in that sign-magnitude code.
+* :class:`ComputingPlanes` n, m (multi-bit inference, :mod:`rrambnn.gen.sliced`): every layer
+  has n computing planes whose column sums are shifted and added (plane b = bit b of the
+  weight's offset code); m-bit activations. With a weight update (the *training chip*,
+  :mod:`rrambnn.gen.learning`) the controller updates the offset codes of these planes (least
+  significant plane first): the arrays that store the n-bit weights compute with them.
 
-With ``slices`` = ``weight_bits`` = n > 1 (the *training chip*, :mod:`rrambnn.gen.learning`) the
-n computing planes below hold offset codes and the weight-update controller updates them in that
-code (least significant plane first): the arrays that store the n-bit weights compute with them.
+With more than one plane, programming commands and failed-cell addresses carry a ``plane`` and
+reads take ``read_plane``; with a weight-update controller
+(:class:`rrambnn.hw.updater.WeightUpdater`) the chip also has:
 
-With ``slices`` n > 1 (multi-bit inference, :mod:`rrambnn.gen.sliced`) every layer has n
-computing planes whose column sums are shifted and added (plane b = weight bit b); commands,
-failed-cell addresses and ``read_plane`` carry the plane. With ``act_bits`` m > 1 the input
-payload holds an m-bit code per pixel, each layer is fed bit-serially (MSB plane first) and
-hidden layers quantise with a threshold ramp (``thr`` gains a ``level``): one image at a time,
-:attr:`interval` cycles each.
+* ``upd``: update commands for the weight-update controller; ``upd_busy``; ``n_updates``
+  (weights updated).
+
+With m > 1 activation bits the input payload holds an m-bit code per pixel, each layer is fed
+bit-serially (MSB plane first) and hidden layers quantise with a threshold ramp (``thr`` gains
+a ``level``): one image at a time, :attr:`interval` cycles each.
 
 While the controller works (or a command waits) ``i.ready`` is low; a command starts only
 once the images in flight have left, so programming never changes a result in flight.
@@ -43,24 +48,139 @@ the consumer is ready; the pipeline shortens the combinational path.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rrambnn.gen.network import OUTPUT_MODES
+from rrambnn.gen.device import DeviceParams, fail_threshold
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.layer import Layer, check_tile, or_all
-from rrambnn.hw.output import attach_output_stage
-from rrambnn.hw.programmer import Programmer
+from rrambnn.hw.output import attach_output_stage, check_output_stage
+from rrambnn.hw.programmer import Programmer, Programming
+from rrambnn.hw.updater import WeightUpdate, WeightUpdater, check_bits
 
-OUTPUT_STAGES = OUTPUT_MODES  # one definition: the golden model's output modes
+
+def _bounded_int(name, v, lo, hi):
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {v!r}")
+
+
+class ChipVariant:
+    """What a chip's arrays hold and compute with; one of :class:`Binary`,
+    :class:`StoragePlanes` and :class:`ComputingPlanes` (frozen, checked when made).
+
+    * ``planes``: arrays per layer, each a plane of the layer's tiling;
+    * ``sliced``: every plane computes (plane b = bit b of the weights' offset codes), not
+      only plane 0;
+    * ``slices``: the computing planes;
+    * ``act_bits``: bits per activation (> 1: bit-serial layers, threshold ramps);
+    * ``update``: the weight-update controller (:class:`rrambnn.hw.updater.WeightUpdate`), or
+      None.
+    """
+
+    planes = 1
+    sliced = False
+    slices = 1
+    act_bits = 1
+    update = None
+
+
+@dataclass(frozen=True)
+class Binary(ChipVariant):
+    """1-bit weights in one plane of arrays, 1-bit activations: the reference inference chip."""
+
+
+@dataclass(frozen=True)
+class StoragePlanes(ChipVariant):
+    """Sign-forward online training (:mod:`rrambnn.gen.planes`): ``bits``-bit sign-magnitude
+    weights in ``bits`` planes of arrays. Plane 0 (the sign) computes, planes 1.. store the
+    magnitude bits; the weight-update controller ``update`` works in that code (sign last)."""
+
+    bits: int
+    update: WeightUpdate = WeightUpdate()
+
+    def __post_init__(self):
+        check_bits(self.bits)
+        if not isinstance(self.update, WeightUpdate):
+            raise TypeError(f"Storage planes need a WeightUpdate, not {self.update!r}")
+
+    @property
+    def planes(self) -> int:
+        return self.bits
+
+
+@dataclass(frozen=True)
+class ComputingPlanes(ChipVariant):
+    """Multi-bit inference (:mod:`rrambnn.gen.sliced`): ``slices``-bit weights as bit slices in
+    ``slices`` computing planes (column sums shifted and added), ``act_bits``-bit activations.
+    With ``update`` (a :class:`rrambnn.hw.updater.WeightUpdate`) the training chip
+    (:mod:`rrambnn.gen.learning`): the weight-update controller updates the planes' offset codes."""
+
+    slices: int = 1
+    act_bits: int = 1
+    update: WeightUpdate | None = None
+
+    def __post_init__(self):
+        _bounded_int("Weight slices", self.slices, 1, 8)
+        _bounded_int("Activation bits", self.act_bits, 1, 8)
+        if self.update is not None:
+            if not isinstance(self.update, WeightUpdate):
+                raise TypeError(f"Computing planes' update must be a WeightUpdate or None, not {self.update!r}")
+            if self.slices < 2:
+                raise ValueError(f"A weight-update controller needs weights of 2 or more slices, not {self.slices}")
+
+    @property
+    def planes(self) -> int:
+        return self.slices
+
+    @property
+    def sliced(self) -> bool:
+        return self.slices > 1
+
+
+def _plane_arrays(name: str, arrays, n: int, planes: int) -> list:
+    """Per layer (plane 0, planes 1..) of ``arrays`` (None: the defaults; per layer None or an
+    array (planes, n_in, n_out), or (n_in, n_out) with one plane)."""
+    if arrays is None:
+        return [(None, None)] * n
+    if len(arrays) != n:
+        raise ValueError(f"Chip needs one {name} per layer ({n}), not {len(arrays)}")
+    out = []
+    for k, a in enumerate(arrays):
+        if a is None:
+            out.append((None, None))
+            continue
+        a = np.asarray(a)
+        if a.ndim == 2 and planes == 1:
+            a = a[None]
+        if a.ndim != 3 or a.shape[0] != planes:
+            raise ValueError(f"Layer {k}'s {name} must hold {planes} plane(s), an array (planes, n_in, n_out), "
+                             f"not one of shape {a.shape}")
+        out.append((a[0], a[1:]))
+    return out
 
 
 class Chip(wiring.Component):
-    def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline=False,
-                 output="priority", debug=False, initial_cells=None, faults=None, device=None,
-                 word=16, retries=3, pulse_cycles=5, fifo_depth=64, weight_bits=1, err_bits=2, restore=False,
-                 plane_cells=None, plane_faults=None, slices=1, act_bits=1):
+    """The chip for a network of ``weights`` (per layer (n_in, n_out), -1/+1) and
+    ``thresholds`` (per layer one per neuron; (n_out, 2^m - 1) for the threshold ramps of a
+    hidden layer with m-bit activations): see the module docstring.
+
+    * ``tile``: crossbar array size (rows, cols) or 'RxC'; ``pipeline``, ``output``
+      (:data:`rrambnn.hw.output.OUTPUT_STAGES`), ``debug`` (activations and sums in the result);
+    * ``variant``: :class:`Binary` (default), :class:`StoragePlanes` or :class:`ComputingPlanes`;
+    * ``programming``: the write-verify controller's :class:`rrambnn.hw.programmer.Programming`;
+    * ``device``: the device model (:class:`rrambnn.gen.device.DeviceParams`; default ideal);
+    * ``cells``, ``faults``: per layer the arrays' initial cells and fault maps, (planes, n_in,
+      n_out) or, with one plane, (n_in, n_out); default (or None for a layer): the weights' signs
+      in plane 0 and 0 in the other planes, no faults.
+    """
+
+    def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline: bool = False, output: str = "priority",
+                 debug: bool = False, variant: ChipVariant = Binary(), programming: Programming = Programming(),
+                 device: DeviceParams | None = None, cells=None, faults=None):
         if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
             raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
         for k in range(1, len(weights)):
@@ -69,49 +189,38 @@ class Chip(wiring.Component):
                     f"Layer {k} has {weights[k].shape[0]} inputs but layer {k - 1} has "
                     f"{weights[k - 1].shape[1]} outputs"
                 )
-        if output not in OUTPUT_STAGES:
-            raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
+        check_output_stage(output)
         if not isinstance(pipeline, bool):
             raise TypeError(f"Pipeline must be a bool, not {pipeline!r}")
         self.tile = check_tile(tile)
-        self.pipeline, self.output, self.debug = pipeline, output, debug
-        from rrambnn.gen.device import DeviceParams, fail_threshold
-        self.device = device or DeviceParams()
-        n = len(weights)
-        initial_cells = initial_cells or [None] * n
-        faults = faults or [None] * n
-        plane_cells = plane_cells or [None] * n
-        plane_faults = plane_faults or [None] * n
-        if len(initial_cells) != n or len(faults) != n or len(plane_cells) != n or len(plane_faults) != n:
-            raise ValueError("Chip needs one initial cell image and one fault map per layer")
-        if not isinstance(weight_bits, int) or isinstance(weight_bits, bool) or not 1 <= weight_bits <= 12:
-            raise ValueError(f"Weight bits must be an integer from 1 to 12, not {weight_bits!r}")
-        for name, v in (("Weight slices", slices), ("Activation bits", act_bits)):
-            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 8:
-                raise ValueError(f"{name} must be an integer from 1 to 8, not {v!r}")
-        if slices > 1 and weight_bits > 1 and slices != weight_bits:
-            raise ValueError(f"A training chip computes with the weights it stores: weight slices ({slices}) and "
-                             f"weight bits ({weight_bits}) must be equal")
-        if act_bits > 1 and pipeline:
+        if not isinstance(variant, ChipVariant):
+            raise TypeError(f"Chip variant must be a Binary, StoragePlanes or ComputingPlanes, not {variant!r}")
+        if not isinstance(programming, Programming):
+            raise TypeError(f"Chip programming parameters must be a Programming, not {programming!r}")
+        if variant.act_bits > 1 and pipeline:
             raise ValueError("Multi-bit activations run bit-serially: the pipeline option needs 1-bit activations")
-        self.weight_bits, self.slices, self.act_bits = weight_bits, slices, act_bits
-        self.planes = max(weight_bits, slices)
-        levels = (1 << act_bits) - 1
-        self.layers = [Layer(w, t, self.tile, initial_cells=ic, faults=f, index=k, seed=self.device.seed,
+        n = len(weights)
+        cells = _plane_arrays("cell image", cells, n, variant.planes)
+        faults = _plane_arrays("fault map", faults, n, variant.planes)
+        self.pipeline, self.output, self.debug = pipeline, output, debug
+        self.variant, self.programming = variant, programming
+        self.device = device or DeviceParams()
+        self.planes, self.slices, self.act_bits = variant.planes, variant.slices, variant.act_bits
+        levels = (1 << self.act_bits) - 1
+        self.layers = [Layer(w, t, self.tile, initial_cells=c, faults=f, index=k, seed=self.device.seed,
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
-                             planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=slices > 1,
-                             in_bits=act_bits, levels=levels if k < n - 1 else 1)
-                       for k, (w, t, ic, f, pc, pf) in enumerate(zip(weights, thresholds, initial_cells, faults,
-                                                                     plane_cells, plane_faults))]
+                             planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=variant.sliced,
+                             in_bits=self.act_bits, levels=levels if k < n - 1 else 1)
+                       for k, (w, t, (c, pc), (f, pf)) in enumerate(zip(weights, thresholds, cells, faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
-        self.programmer = Programmer(self.arch, word=word, retries=retries, pulse_cycles=pulse_cycles,
-                                     fifo_depth=fifo_depth, planes=self.planes)
+        self.programmer = Programmer(self.arch, word=programming.word, retries=programming.retries,
+                                     pulse_cycles=programming.pulse_cycles, fifo_depth=programming.fifo_depth,
+                                     planes=self.planes)
         self.updater = None
-        if weight_bits > 1:
-            from rrambnn.hw.updater import WeightUpdater
-            self.updater = WeightUpdater(self.arch, bits=weight_bits, err_bits=err_bits, word=word,
-                                         cmd_layout=self.programmer.cmd_layout, offset=slices > 1,
-                                         restore=restore)
+        if variant.update is not None:  # computing planes hold offset codes, storage planes sign-magnitude
+            self.updater = WeightUpdater(self.arch, bits=self.planes, err_bits=variant.update.err_bits,
+                                         word=programming.word, cmd_layout=self.programmer.cmd_layout,
+                                         offset=variant.sliced, restore=variant.update.restore)
         n_out = self.arch[-1]
         fields = {"cls": _bits(n_out), "hit": 1}
         if debug:
@@ -121,23 +230,23 @@ class Chip(wiring.Component):
         self.out_layout = data.StructLayout(fields)
         self.latency = (len(self.layers) + 1) if pipeline else 1
         self.interval = 1  # cycles per image at full rate
-        if act_bits > 1:  # accept; per layer its input planes (+ the ramp); result; hand-over
-            self.interval = len(self.layers) * act_bits + (len(self.layers) - 1) * levels + 3
+        if self.act_bits > 1:  # accept; per layer its input planes (+ the ramp); result; hand-over
+            self.interval = len(self.layers) * self.act_bits + (len(self.layers) - 1) * levels + 3
             self.latency = self.interval - 1
         max_in = max(layer.n_in for layer in self.layers)
         max_out = max(layer.n_out for layer in self.layers)
         lw = _bits(len(self.layers))
-        online = {}
+        planes = {}
         if self.updater is not None:
-            online = {"upd": In(stream.Signature(self.updater.cmd_layout)), "upd_busy": Out(1),
-                      "n_updates": Out(32), "read_plane": In(_bits(weight_bits))}
-        elif slices > 1:
-            online = {"read_plane": In(_bits(slices))}
+            planes = {"upd": In(stream.Signature(self.updater.cmd_layout)), "upd_busy": Out(1),
+                      "n_updates": Out(32)}
+        if self.planes > 1:
+            planes["read_plane"] = In(_bits(self.planes))
         thr_fields = {"layer": lw, "index": _bits(max_out)}
-        if act_bits > 1:
+        if self.act_bits > 1:
             thr_fields["level"] = _bits(levels)
         super().__init__({
-            "i": In(stream.Signature(self.arch[0] * act_bits)),
+            "i": In(stream.Signature(self.arch[0] * self.act_bits)),
             "o": Out(stream.Signature(self.out_layout)),
             "thr": In(stream.Signature(data.StructLayout({
                 **thr_fields, "value": signed(max(layer.tw for layer in self.layers))}))),
@@ -150,7 +259,7 @@ class Chip(wiring.Component):
             "read_col": In(_bits(max_out)),
             "read_bit": Out(1),
             "read_count": Out(32),
-            **online,
+            **planes,
         })
 
     @property

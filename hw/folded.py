@@ -19,6 +19,11 @@ network accepts one image every ``max_k depth_k`` cycles (:attr:`FoldedNetwork.i
 testbenches measure it; layers of fewer than 6 words are slower, see there). Cells and thresholds stay writable while no image is in flight: a
 threshold in one cycle, a cell in two (its word is read and written back with the one bit
 changed), which is what the host link uses on the board.
+
+:class:`FoldedNetwork` chains folded layers; :class:`EventNetwork` chains the event-driven
+layers of :mod:`rrambnn.hw.sparse` instead (row lanes that read only the active inputs' rows).
+Both are a :class:`TwinNetwork` (ports, writes, output stage); :func:`emulation_twin` builds
+either from a network.
 """
 
 from __future__ import annotations
@@ -28,10 +33,10 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
-from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits, add_tree, column_major, sum_width
+from rrambnn.hw.interfaces import CoreSignature, TwinLayerSignature
 from rrambnn.hw.layer import threshold_width
-from rrambnn.hw.output import attach_output_stage, core_ports, layer_ports
+from rrambnn.hw.output import attach_output_stage, check_output_stage
 from rrambnn.hw.sparse import SparseLayer, event_model, image_cycles
 
 
@@ -55,7 +60,8 @@ class FoldedLayer(wiring.Component):
     by ``take``. Writes
     (``cell_we`` with ``cell_word``/``cell_pos``/``cell_bit``; ``thr_we`` with
     ``thr_group``/``thr_lane``/``thr_value``; addresses from :meth:`cell_address` and
-    :meth:`threshold_address`) only while ``idle``."""
+    :meth:`threshold_address`) only while ``idle``. Ports:
+    :class:`rrambnn.hw.interfaces.TwinLayerSignature`."""
 
     def __init__(self, cells: np.ndarray, thresholds: np.ndarray, lanes: int, chunk: int | None = None,
                  segment: int = 32, ram_style: str | None = None):
@@ -84,8 +90,8 @@ class FoldedLayer(wiring.Component):
         self.words = [column_major(cells[c * K:(c + 1) * K, g * L:(g + 1) * L], 1)
                       for g in range(self.groups) for c in range(self.chunks)]
         self.thr_words = [column_major(thr[:, g * L:(g + 1) * L], self.tw) for g in range(self.groups)]
-        super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
-                                     self.groups, L))
+        super().__init__(TwinLayerSignature(self.n_in, self.n_out, mw=self.mw, depth=self.depth, width=self.width,
+                                            tw=self.tw, groups=self.groups, lanes=L))
 
     def cell_address(self, row: int, col: int) -> tuple[int, int]:
         """(word, bit position in the word) of cell (``row``, ``col``)."""
@@ -251,11 +257,11 @@ def check_chunk(chunk, n_in) -> int:
     return chunk
 
 
-def per_layer(name: str, value, n: int) -> list:
+def per_layer(name: str, value, n: int, what: str = "Folded network") -> list:
     """One value for every layer: a list of ``n``, or one value (None too) for all."""
     values = list(value) if isinstance(value, (list, tuple)) else [value] * n
     if len(values) != n:
-        raise ValueError(f"Folded network needs one {name} per layer ({n}), not {len(values)}")
+        raise ValueError(f"{what} needs one {name} per layer ({n}), not {len(values)}")
     return values
 
 
@@ -305,68 +311,55 @@ def handshake_model(depths, images: int = 48, window: int = 24) -> tuple[float, 
     return (steady[-1] - steady[0]) / (len(steady) - 1), latency
 
 
-class FoldedNetwork(wiring.Component):
-    """The classifier for the FPGA: folded layers in a chain, an output stage, streams.
+class TwinNetwork(wiring.Component):
+    """The classifier for the FPGA: twin layers in a chain, an output stage, streams. The
+    common part of :class:`FoldedNetwork` (folded layers) and :class:`EventNetwork`
+    (event-driven layers); :func:`emulation_twin` builds the one a network asks for.
 
-    Folded layers (:class:`FoldedLayer`, ``lanes`` and ``chunks``) or, with ``rows``,
-    event-driven layers (:class:`rrambnn.hw.sparse.SparseLayer`: row lanes that read only the
-    active inputs' rows, result queues of ``queue`` entries, an input register before layer 0;
-    their pace depends on the images, see :meth:`timing`; ``interval`` and ``latency`` are then
-    the worst case, every input active).
+    Ports (:class:`rrambnn.hw.interfaces.CoreSignature`, shared with the periphery):
 
-    * ``i``: image bits in; ``o``: ``cls`` and ``hit`` out (valid/ready).
+    * ``i``: image bits in; ``o``: ``cls`` and ``hit`` out (valid/ready); ``idle``: no image in
+      flight and no result waiting.
     * ``wr``: writes one cell (``thr`` = 0: ``layer``, ``addr`` = word, ``pos`` = bit in the
       word, ``value`` bit 0) or one threshold (``thr`` = 1: ``layer``, ``addr`` = group,
       ``pos`` = lane, ``value``); addresses from :meth:`cell_write` / :meth:`threshold_write`.
       Taken only when no image is in flight (images wait while a write is offered); a
       threshold takes one cycle, a cell two (three in an event-driven layer).
+
+    A subclass builds the layers (ports of :class:`rrambnn.hw.interfaces.TwinLayerSignature`;
+    ``cell_address``, ``threshold_address``, ``lanes``, ``chunk``, ``depth``, ``width``, ``tw``),
+    sets :attr:`interval` and :attr:`latency`, and adds the input stage (:meth:`input_stage`)
+    and the cycle model (:meth:`timing`).
     """
 
-    def __init__(self, cells, thresholds, *, lanes=None, chunks=None, output: str = "priority", segment: int = 32,
-                 ram_style: str | None = None, rows=None, queue: int = 6):
+    kind = 0  # for the host link's query reply: an emulation twin
+    event = False  # event-driven layers (EventNetwork)
+    what = "Emulation twin"  # in error messages
+
+    @classmethod
+    def check_network(cls, cells, thresholds, output) -> int:
+        """Validate the arrays and the output stage; return the number of layers."""
         if not isinstance(cells, (list, tuple)) or not cells or len(cells) != len(thresholds):
-            raise ValueError("Folded network needs one cell array and one threshold vector per layer")
-        if output not in OUTPUT_MODES:
-            raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
-        n = len(cells)
-        self.event = rows is not None
-        if self.event:
-            # event-driven layers (rrambnn.hw.sparse): ``rows`` row lanes per layer
-            if lanes is not None or chunks is not None:
-                raise ValueError("An event-driven twin takes row lanes (rows), not lanes or chunks")
-            rows = per_layer("row lane count", rows, n)
-            self.layers = [SparseLayer(c, t, r, queue=queue, margins=k == n - 1, ram_style=ram_style)
-                           for k, (c, t, r) in enumerate(zip(cells, thresholds, rows))]
-            self.queue = self.layers[0].queue
-        else:
-            if lanes is None:
-                raise ValueError("A folded twin needs lanes (or rows, for event-driven layers)")
-            lanes = per_layer("lane count", lanes, n)
-            chunks = per_layer("chunk size", chunks, n)
-            self.layers = [FoldedLayer(c, t, ln, k, segment, ram_style)
-                           for c, t, ln, k in zip(cells, thresholds, lanes, chunks)]
+            raise ValueError(f"{cls.what} needs one cell array and one threshold vector per layer")
+        check_output_stage(output)
+        return len(cells)
+
+    def __init__(self, cells, thresholds, layers, output: str):
+        """``layers``: the twin's layers, built by the subclass from ``cells`` and ``thresholds``
+        (checked by :meth:`check_network`)."""
+        self.layers = layers
         self.cells = [np.asarray(c) for c in cells]
         self.thresholds = [np.asarray(t, np.int64) for t in thresholds]
         self.output = output
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
-        if self.event:
-            # data dependent; these are the worst case (every input active), see timing()
-            worst = [np.array([layer.slots]) for layer in self.layers]
-            delays = [layer.result_delay for layer in self.layers]
-            model = event_model(worst, self.queue, delays, images=1)
-            self.latency = model["latency"]
-            accept = event_model([np.repeat(w, 96) for w in worst], self.queue, delays)["accept"]
-            self.interval = (accept[-1] - accept[48]) / 47  # steady state
-        else:
-            # cycles per image, free-flowing, from a cycle model of the layers' handshakes
-            self.interval, self.latency = handshake_model([layer.depth for layer in self.layers])
         self.wr_layout = data.StructLayout({
             "layer": _bits(len(self.layers)), "thr": 1,
             "addr": _bits(max(layer.depth for layer in self.layers)),
             "pos": _bits(max(layer.width for layer in self.layers)),
             "value": signed(max(layer.tw for layer in self.layers))})
-        self.out_layout, ports = core_ports(self.arch, self.wr_layout)
-        super().__init__(ports)
+        signature = CoreSignature(self.arch[0], self.arch[-1], self.wr_layout)
+        self.out_layout = signature.out_layout
+        super().__init__(signature)
 
     def layer_inputs(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's input bits for the images ``x`` (N, n_in), from the twin's initial cells
@@ -377,18 +370,8 @@ class FoldedNetwork(wiring.Component):
         return a
 
     def timing(self, x: np.ndarray, **kw) -> dict:
-        """The cycle model for the images ``x`` fed back to back: ``accept`` and ``offered``
-        cycles, mean ``interval``, ``latency`` (event-driven twins: :func:`event_model`; folded
-        twins take every image in ``interval`` cycles)."""
-        if not self.event:
-            return {"interval": self.interval, "latency": self.latency}
-        cycles = [image_cycles(a, layer.rows) for a, layer in zip(self.layer_inputs(x), self.layers)]
-        res = event_model(cycles, self.queue, [layer.result_delay for layer in self.layers], **kw)
-        res["layer_cycles"] = [float(c.mean()) for c in cycles]
-        res["worst_cycles"] = [int(c.max()) for c in cycles]
-        return res
-
-    kind = 0  # for the host link's query reply
+        """The cycle model for the images ``x`` fed back to back (see the subclasses)."""
+        raise NotImplementedError
 
     def fold(self):
         """(lanes, chunk) per layer; an event-driven layer reports (row lanes, 0)."""
@@ -404,36 +387,17 @@ class FoldedNetwork(wiring.Component):
         group, lane = self.layers[layer].threshold_address(col)
         return {"layer": layer, "thr": 1, "addr": group, "pos": lane, "value": int(value)}
 
+    def input_stage(self, m: Module, all_idle: Signal) -> None:
+        """Feed ``i`` to layer 0 and drive ``all_idle`` (every layer idle, nothing held)."""
+        raise NotImplementedError
+
     def elaborate(self, platform):
         m = Module()
         for k, layer in enumerate(self.layers):
             m.submodules[f"layer{k}"] = layer
-        first, last = self.layers[0], self.layers[-1]
+        last = self.layers[-1]
         all_idle = Signal()
-
-        if self.event:
-            # image in -> an input register -> layer 0, so that the producer's handshake and the
-            # layer's start (which loads the lanes' masks) do not chain; writes go first
-            held = Signal(self.arch[0], name="input_image", reset_less=True)
-            full = Signal(name="input_full")
-            load = Signal()
-            # no image is taken while a cell write is under way (the longest layer's write_cycles)
-            hold = max(layer.write_cycles for layer in self.layers) - 1
-            recent = Signal(hold, name="writes_under_way")
-            m.d.sync += recent.eq(Cat(self.wr.valid & self.wr.ready, recent[:-1]))
-            m.d.comb += [self.i.ready.eq((~full | first.consumed) & ~self.wr.valid & ~recent.any()),
-                         load.eq(self.i.valid & self.i.ready), first.x.eq(held), first.start.eq(full)]
-            with m.If(load):
-                m.d.sync += [held.eq(self.i.payload), full.eq(1)]
-            with m.Elif(first.consumed):
-                m.d.sync += full.eq(0)
-            m.d.comb += all_idle.eq(Cat(*(layer.idle for layer in self.layers), ~full).all())
-        else:
-            # image in -> layer 0, which reads it where it is (the stream holds it until ready:
-            # the last read)
-            m.d.comb += [all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all()),
-                         first.x.eq(self.i.payload), first.start.eq(self.i.valid & ~self.wr.valid),
-                         self.i.ready.eq(first.consumed)]
+        self.input_stage(m, all_idle)
         m.d.comb += self.idle.eq(all_idle)
         # layer k's result is layer k+1's input: held until taken (a folded layer reads it in
         # place; an event-driven one copies it)
@@ -459,15 +423,103 @@ class FoldedNetwork(wiring.Component):
         return m
 
 
+class FoldedNetwork(TwinNetwork):
+    """The emulation twin of folded layers (:class:`FoldedLayer`: ``lanes`` neurons side by
+    side, inputs read ``chunks`` rows at a time; per layer, or one value for all). Ports as
+    :class:`TwinNetwork`. It takes an image every :attr:`interval` cycles, free-flowing."""
+
+    what = "Folded network"
+
+    def __init__(self, cells, thresholds, *, lanes, chunks=None, output: str = "priority", segment: int = 32,
+                 ram_style: str | None = None):
+        n = self.check_network(cells, thresholds, output)
+        if lanes is None:
+            raise ValueError("A folded twin needs lanes (or rows, for event-driven layers)")
+        lanes = per_layer("lane count", lanes, n, self.what)
+        chunks = per_layer("chunk size", chunks, n, self.what)
+        layers = [FoldedLayer(c, t, ln, k, segment, ram_style)
+                  for c, t, ln, k in zip(cells, thresholds, lanes, chunks)]
+        # cycles per image, free-flowing, from a cycle model of the layers' handshakes
+        self.interval, self.latency = handshake_model([layer.depth for layer in layers])
+        super().__init__(cells, thresholds, layers, output)
+
+    def timing(self, x: np.ndarray, **kw) -> dict:
+        """A folded twin takes every image in ``interval`` cycles, whatever the images."""
+        return {"interval": self.interval, "latency": self.latency}
+
+    def input_stage(self, m, all_idle):
+        # image in -> layer 0, which reads it where it is (the stream holds it until ready:
+        # the last read)
+        first = self.layers[0]
+        m.d.comb += [all_idle.eq(Cat(*(layer.idle for layer in self.layers)).all()),
+                     first.x.eq(self.i.payload), first.start.eq(self.i.valid & ~self.wr.valid),
+                     self.i.ready.eq(first.consumed)]
+
+
+class EventNetwork(TwinNetwork):
+    """The emulation twin of event-driven layers (:class:`rrambnn.hw.sparse.SparseLayer`:
+    ``rows`` row lanes per layer, or one value for all, that read only the active inputs' rows;
+    result queues of ``queue`` entries; an input register before layer 0). Ports as
+    :class:`TwinNetwork`. The pace depends on the images, see :meth:`timing`; ``interval`` and
+    ``latency`` are the worst case, every input active."""
+
+    event = True
+    what = "Event-driven network"
+
+    def __init__(self, cells, thresholds, *, rows, output: str = "priority", ram_style: str | None = None,
+                 queue: int = 6):
+        n = self.check_network(cells, thresholds, output)
+        rows = per_layer("row lane count", rows, n, self.what)
+        layers = [SparseLayer(c, t, r, queue=queue, margins=k == n - 1, ram_style=ram_style)
+                  for k, (c, t, r) in enumerate(zip(cells, thresholds, rows))]
+        self.queue = layers[0].queue
+        # data dependent; these are the worst case (every input active), see timing()
+        worst = [np.array([layer.slots]) for layer in layers]
+        delays = [layer.result_delay for layer in layers]
+        self.latency = event_model(worst, self.queue, delays, images=1)["latency"]
+        accept = event_model([np.repeat(w, 96) for w in worst], self.queue, delays)["accept"]
+        self.interval = (accept[-1] - accept[48]) / 47  # steady state
+        super().__init__(cells, thresholds, layers, output)
+
+    def timing(self, x: np.ndarray, **kw) -> dict:
+        """The cycle model (:func:`rrambnn.hw.sparse.event_model`, ``kw`` passed on) for the
+        images ``x`` fed back to back: ``accept`` and ``offered`` cycles, mean ``interval``,
+        ``latency``, and per layer the mean and worst cycles per image."""
+        cycles = [image_cycles(a, layer.rows) for a, layer in zip(self.layer_inputs(x), self.layers)]
+        res = event_model(cycles, self.queue, [layer.result_delay for layer in self.layers], **kw)
+        res["layer_cycles"] = [float(c.mean()) for c in cycles]
+        res["worst_cycles"] = [int(c.max()) for c in cycles]
+        return res
+
+    def input_stage(self, m, all_idle):
+        # image in -> an input register -> layer 0, so that the producer's handshake and the
+        # layer's start (which loads the lanes' masks) do not chain; writes go first
+        first = self.layers[0]
+        held = Signal(self.arch[0], name="input_image", reset_less=True)
+        full = Signal(name="input_full")
+        load = Signal()
+        # no image is taken while a cell write is under way (the longest layer's write_cycles)
+        hold = max(layer.write_cycles for layer in self.layers) - 1
+        recent = Signal(hold, name="writes_under_way")
+        m.d.sync += recent.eq(Cat(self.wr.valid & self.wr.ready, recent[:-1]))
+        m.d.comb += [self.i.ready.eq((~full | first.consumed) & ~self.wr.valid & ~recent.any()),
+                     load.eq(self.i.valid & self.i.ready), first.x.eq(held), first.start.eq(full)]
+        with m.If(load):
+            m.d.sync += [held.eq(self.i.payload), full.eq(1)]
+        with m.Elif(first.consumed):
+            m.d.sync += full.eq(0)
+        m.d.comb += all_idle.eq(Cat(*(layer.idle for layer in self.layers), ~full).all())
+
+
 def emulation_twin(net, *, lanes=None, chunks=None, rows=None, output: str | None = None, segment: int = 32,
-                   ram_style: str | None = None, queue: int = 6) -> FoldedNetwork:
+                   ram_style: str | None = None, queue: int = 6) -> TwinNetwork:
     """The emulation twin of a binary network ``net`` (its ``cells``, ``thresholds`` and
-    ``output_mode``): folded layers (``lanes``, ``chunks``) or event-driven layers (``rows``).
-    Every twin is built here: the board flow, the host, the testbenches."""
+    ``output_mode``): a :class:`FoldedNetwork` (``lanes``, ``chunks``) or, with ``rows``, an
+    :class:`EventNetwork`. Every twin is built here: the board flow, the host, the testbenches."""
     if rows is not None:
         if lanes is not None or chunks is not None:
             raise ValueError("An event-driven twin takes row lanes (rows), not lanes or chunks")
-        return FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output or net.output_mode,
-                             ram_style=ram_style, queue=queue)
+        return EventNetwork(net.cells, net.thresholds, rows=rows, output=output or net.output_mode,
+                            ram_style=ram_style, queue=queue)
     return FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output or net.output_mode,
                          segment=segment, ram_style=ram_style)

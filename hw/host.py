@@ -12,7 +12,7 @@ Host to board (every command starts with an opcode byte):
   Reply: one byte, the class in bits 0-6 and ``hit`` (some output neuron fired) in bit 7.
   Images may be sent back to back; replies come in order.
 * ``W`` (0x57) + write bytes: one cell or one threshold of the twin
-  (:meth:`rrambnn.hw.folded.FoldedNetwork.cell_write` / ``threshold_write``, the packed
+  (:meth:`rrambnn.hw.folded.TwinNetwork.cell_write` / ``threshold_write``, the packed
   ``wr`` payload, little endian). It waits for the images in flight; reply ``K``.
 * ``B`` (0x42) + count ``N`` (32-bit little endian, at least 1) + image bytes: throughput
   on the board. Once nothing is in flight the image is fed ``N`` times back to back, as fast as
@@ -32,7 +32,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from rrambnn.hw.folded import FoldedNetwork
+from rrambnn.hw.interfaces import CoreSignature
 from rrambnn.hw.uart import UARTRx, UARTTx
 
 PROTOCOL_VERSION = 1
@@ -44,9 +44,25 @@ def nbytes(bits: int) -> int:
     return -(-bits // 8)
 
 
+def check_core(net):
+    """``net`` if it is a classifier core the host link can drive: the ports of a
+    :class:`rrambnn.hw.interfaces.CoreSignature` (``i``, ``o``, ``wr``, ``idle``) for its ``arch``
+    and ``wr_layout``, and the query's ``output``, ``kind`` and ``fold()`` (an emulation twin
+    of :mod:`rrambnn.hw.folded`, a :class:`rrambnn.hw.periphery.Periphery`)."""
+    try:
+        core = CoreSignature(net.arch[0], net.arch[-1], net.wr_layout)
+    except (AttributeError, TypeError, IndexError):
+        core = None
+    if (core is None or not core.implemented_by(net)
+            or not all(hasattr(net, name) for name in ("output", "kind", "fold"))):
+        raise TypeError(f"Host link needs a classifier core (the ports i, o, wr, idle of a CoreSignature, "
+                        f"as an emulation twin or a Periphery has), not {net!r}")
+    return net
+
+
 def query_reply(net, clock_hz: int = 0) -> bytes:
-    """The bytes a board running ``net`` (a FoldedNetwork or a Periphery) at ``clock_hz``
-    (0: unknown) answers to ``Q``."""
+    """The bytes a board running ``net`` (a classifier core: an emulation twin or a Periphery,
+    see :func:`check_core`) at ``clock_hz`` (0: unknown) answers to ``Q``."""
     def u16(v):
         return int(v).to_bytes(2, "little")
     out = bytearray(b"RB")
@@ -62,17 +78,16 @@ def query_reply(net, clock_hz: int = 0) -> bytes:
 
 
 class HostLink(wiring.Component):
-    """A :class:`FoldedNetwork` behind a UART (``rx``/``tx``; ``divisor`` cycles per bit).
-    ``error``: a received byte was lost or badly framed (sticky, for an LED)."""
+    """A classifier core (an emulation twin or a Periphery, see :func:`check_core`) behind a UART
+    (``rx``/``tx``; ``divisor`` cycles per bit). ``error``: a received byte was lost or badly
+    framed (sticky, for an LED)."""
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
     error: Out(1)
 
     def __init__(self, net, divisor: int, clock_hz: int = 0):
-        from rrambnn.hw.periphery import Periphery
-        if not isinstance(net, (FoldedNetwork, Periphery)):
-            raise TypeError(f"Host link needs a FoldedNetwork or a Periphery, not {net!r}")
+        check_core(net)
         if net.arch[-1] > 128:
             raise ValueError(f"Host link replies carry a 7-bit class: at most 128 outputs, not {net.arch[-1]}")
         self.net, self.clock_hz = net, int(clock_hz)

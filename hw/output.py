@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits
+
+OUTPUT_STAGES = OUTPUT_MODES  # one definition: the golden model's output modes
+
+
+def check_output_stage(output) -> str:
+    """The output stage's name, checked (every design with an output stage calls this)."""
+    if output not in OUTPUT_STAGES:
+        raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
+    return output
 
 
 def _check_n(n):
@@ -82,26 +92,3 @@ def attach_output_stage(m, mode: str, last):
     m.d.comb += amax.scores.eq(last.margins)
     return amax.index
 
-
-def core_ports(arch, wr_layout):
-    """The result layout (``cls``, ``hit``) and the ports of a classifier core behind the host
-    link (:class:`rrambnn.hw.folded.FoldedNetwork`, :class:`rrambnn.hw.periphery.Periphery`):
-    images in ``i``, results out ``o``, writes in ``wr`` (``wr_layout``), and ``idle``."""
-    out_layout = data.StructLayout({"cls": _bits(arch[-1]), "hit": 1})
-    return out_layout, {"i": In(stream.Signature(arch[0])), "o": Out(stream.Signature(out_layout)),
-                        "wr": In(stream.Signature(wr_layout)), "idle": Out(1)}
-
-
-def layer_ports(n_in: int, n_out: int, mw: int, depth: int, width: int, tw: int, groups: int, lanes: int) -> dict:
-    """The ports of an emulation-twin layer (:class:`rrambnn.hw.folded.FoldedLayer`,
-    :class:`rrambnn.hw.sparse.SparseLayer`): input and start/consumed, result with valid/take,
-    cell writes into ``depth`` words of ``width`` bits, threshold writes to ``groups`` x ``lanes``."""
-    return {
-        "x": In(n_in), "start": In(1), "consumed": Out(1), "idle": Out(1),
-        "valid": Out(1), "take": In(1),
-        "fires": Out(n_out), "margins": Out(n_out * mw),
-        "cell_we": In(1), "cell_word": In(_bits(depth)), "cell_pos": In(_bits(width)),
-        "cell_bit": In(1),
-        "thr_we": In(1), "thr_group": In(_bits(groups)), "thr_lane": In(_bits(lanes)),
-        "thr_value": In(signed(tw)),
-    }

@@ -28,8 +28,9 @@ Per image every layer loads its inputs (``ceil(n_in / 8)`` WL frames) and senses
 (one SENSE frame and its reply), so an image takes about ``sum_k 5 ceil(n_in_k / 8) +
 (8 + latency) n_out_k`` cycles: a slow link, but the macro needs no wide port.
 
-The periphery's own ports are those of the emulation twin (``i``, ``o``, ``wr``, ``idle``), so
-the same UART host link drives it; a cell write (``thr`` = 0) is one write-verify: read the
+Beside the crossbar port and its counters the periphery has the ports of the emulation twin
+(``i``, ``o``, ``wr``, ``idle``: the members of a :class:`rrambnn.hw.interfaces.CoreSignature`),
+so the same UART host link drives it; a cell write (``thr`` = 0) is one write-verify: read the
 cell, pulse it if it differs, read back, up to ``retries`` more pulses, else count it failed.
 """
 
@@ -41,10 +42,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rrambnn.gen.network import OUTPUT_MODES
 from rrambnn.hw.crossbar import _bits, sum_width
+from rrambnn.hw.interfaces import CoreSignature
 from rrambnn.hw.layer import Layer, threshold_width
-from rrambnn.hw.output import attach_output_stage, core_ports
+from rrambnn.hw.output import attach_output_stage, check_output_stage
 
 OP_WL, OP_SENSE, OP_PULSE, OP_READ = 1, 2, 3, 4
 FRAME_BYTES = 5
@@ -74,8 +75,7 @@ class Periphery(wiring.Component):
 
     def __init__(self, arch, thresholds, *, output: str = "priority", retries: int = 3, pulse_cycles: int = 5):
         self.arch = _check_arch(arch)
-        if output not in OUTPUT_MODES:
-            raise ValueError(f"Output stage must be 'priority' or 'argmax', not {output!r}")
+        check_output_stage(output)
         if len(thresholds) != len(self.arch) - 1:
             raise ValueError("Periphery needs one threshold vector per layer")
         if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 255:
@@ -90,9 +90,10 @@ class Periphery(wiring.Component):
         self.wr_layout = data.StructLayout({
             "layer": _bits(self.n_layers), "thr": 1, "row": _bits(max(self.arch[:-1])),
             "col": _bits(max(self.arch[1:])), "value": signed(self.tw)})
-        self.out_layout, ports = core_ports(self.arch, self.wr_layout)
+        core = CoreSignature(self.arch[0], self.arch[-1], self.wr_layout)
+        self.out_layout = core.out_layout
         super().__init__({
-            **ports,
+            **core.members,
             "bus_out": Out(stream.Signature(8)),
             "bus_in": In(stream.Signature(8)),
             "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),
@@ -321,15 +322,14 @@ class CrossbarMacro(wiring.Component):
 
 
 class PeripheryBench(wiring.Component):
-    """Periphery and macro model wired together: the simulation top of the periphery variant."""
+    """Periphery and macro model wired together: the simulation top of the periphery variant
+    (the periphery's core ports and counters)."""
 
     def __init__(self, periphery: Periphery, macro: CrossbarMacro):
         self.periphery, self.macro = periphery, macro
         super().__init__({
-            "i": In(stream.Signature(periphery.arch[0])),
-            "o": Out(stream.Signature(periphery.out_layout)),
-            "wr": In(stream.Signature(periphery.wr_layout)),
-            "idle": Out(1), "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),
+            **CoreSignature(periphery.arch[0], periphery.arch[-1], periphery.wr_layout).members,
+            "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),
         })
 
     def elaborate(self, platform):

@@ -24,6 +24,8 @@ failure found it full; ``n_failed`` still counts every one).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Array, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -38,16 +40,41 @@ def _positive_int(name, v, lo=1, hi=None):
         raise ValueError(f"{name} must be an integer {bound}, not {v!r}")
 
 
+@dataclass(frozen=True)
+class Programming:
+    """The write-verify controller's parameters, checked when made (a chip's ``programming``;
+    the number of planes comes from the chip's arrays)."""
+
+    word: int = 16  # cells per command
+    retries: int = 3  # write-verify retries after the first pulse
+    pulse_cycles: int = 5  # clocks per pulse
+    fifo_depth: int = 64  # failed-cell addresses held
+
+    def __post_init__(self):
+        Programmer.check_parameters(word=self.word, retries=self.retries, pulse_cycles=self.pulse_cycles,
+                                    fifo_depth=self.fifo_depth)
+
+
 class Programmer(wiring.Component):
-    def __init__(self, arch, *, word: int = 16, retries: int = 3, pulse_cycles: int = 5,
-                 fifo_depth: int = 64, planes: int = 1):
-        if not isinstance(arch, (tuple, list)) or len(arch) < 2:
-            raise ValueError(f"Programmer needs the layer sizes, not {arch!r}")
+    """The controller for a network of layer sizes ``arch`` whose arrays have ``planes`` planes
+    (see the module docstring and :class:`Programming` for the other parameters)."""
+
+    @staticmethod
+    def check_parameters(*, word: int = 16, retries: int = 3, pulse_cycles: int = 5, fifo_depth: int = 64,
+                         planes: int = 1) -> None:
+        """Raise ValueError for a parameter the constructor would refuse (without building one)."""
         _positive_int("Word width", word, 1, 64)
         _positive_int("Retries", retries, 0, 255)
         _positive_int("Pulse width in cycles", pulse_cycles, 1, 1 << 16)
         _positive_int("Failed-cell FIFO depth", fifo_depth, 1, 1 << 16)
         _positive_int("Weight planes", planes, 1, 12)
+
+    def __init__(self, arch, *, word: int = 16, retries: int = 3, pulse_cycles: int = 5,
+                 fifo_depth: int = 64, planes: int = 1):
+        if not isinstance(arch, (tuple, list)) or len(arch) < 2:
+            raise ValueError(f"Programmer needs the layer sizes, not {arch!r}")
+        self.check_parameters(word=word, retries=retries, pulse_cycles=pulse_cycles, fifo_depth=fifo_depth,
+                              planes=planes)
         self.arch, self.planes = tuple(arch), planes
         self.word, self.retries, self.pulse_cycles, self.fifo_depth = word, retries, pulse_cycles, fifo_depth
         n_layers = len(arch) - 1

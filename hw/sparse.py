@@ -48,7 +48,7 @@ from amaranth.lib.memory import Memory
 
 from rrambnn.hw.crossbar import _bits, add_tree, sum_width
 from rrambnn.hw.layer import threshold_width
-from rrambnn.hw.output import layer_ports
+from rrambnn.hw.interfaces import TwinLayerSignature
 
 SEGMENT = 8  # row lanes counted before the pipeline register, the partial counts added after
 COLUMN_GROUP = 16  # columns that share memories, a hop of the systolic chain
@@ -96,7 +96,7 @@ def event_model(cycles: list[np.ndarray], queue: int, delays: list[int], *, imag
     and the queue's output register
     takes the oldest entry from the cycle after its write on, when it is empty or being read.
     Images reach layer 0 through an input register (as in
-    :class:`rrambnn.hw.folded.FoldedNetwork`): an image is accepted when the register is empty
+    :class:`rrambnn.hw.folded.EventNetwork`): an image is accepted when the register is empty
     or its image starts in layer 0 in the same cycle. ``feed_ready(t)`` says whether an image is
     offered at cycle t, ``consumer_ready(t)`` whether the last layer's result is taken (default:
     always)."""
@@ -155,11 +155,12 @@ def event_model(cycles: list[np.ndarray], queue: int, delays: list[int], *, imag
 
 
 class SparseLayer(wiring.Component):
-    """One event-driven layer (see the module docstring). Ports as
-    :class:`rrambnn.hw.folded.FoldedLayer`: ``x`` with ``start`` (copied when ``consumed``),
-    ``valid``/``take`` with ``fires`` and ``margins`` (``S_j - theta_j``; zero unless
-    ``margins``), cell writes (``cell_word`` = lane << slot bits | slot, ``cell_pos`` = column)
-    and threshold writes (``thr_lane`` = neuron) while ``idle``."""
+    """One event-driven layer (see the module docstring). Ports: those of
+    :class:`rrambnn.hw.folded.FoldedLayer` (:class:`rrambnn.hw.interfaces.TwinLayerSignature`):
+    ``x`` with ``start`` (copied when ``consumed``), ``valid``/``take`` with ``fires`` and
+    ``margins`` (``S_j - theta_j``; zero unless ``margins``), cell writes (``cell_word`` =
+    lane << slot bits | slot, ``cell_pos`` = column) and threshold writes (one group,
+    ``thr_lane`` = neuron) while ``idle``."""
 
     def __init__(self, cells: np.ndarray, thresholds: np.ndarray, rows: int, *, queue: int = 6,
                  margins: bool = True, ram_style: str | None = None):
@@ -196,8 +197,8 @@ class SparseLayer(wiring.Component):
         self.write_cycles = n_groups + 2
         # cycles from an image's last read in group 0 until its result is written into the queue
         self.result_delay = RESULT_DELAY + n_groups
-        super().__init__(layer_ports(self.n_in, self.n_out, self.mw, self.depth, self.width, self.tw,
-                                     1, self.n_out))
+        super().__init__(TwinLayerSignature(self.n_in, self.n_out, mw=self.mw, depth=self.depth, width=self.width,
+                                            tw=self.tw, groups=1, lanes=self.n_out))
 
     def cell_address(self, row: int, col: int) -> tuple[int, int]:
         """(word, bit position in the word) of cell (``row``, ``col``)."""

@@ -23,6 +23,8 @@ only once the magnitude is final.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -30,6 +32,37 @@ from amaranth.lib.wiring import In, Out
 from rrambnn.gen.planes import MAX_BITS, max_magnitude, plane_order
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.output import PriorityEncoder
+
+
+def check_bits(bits) -> int:
+    """Validate the bits of a weight the controller updates."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_BITS:
+        raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {bits!r}")
+    return bits
+
+
+def _check_err_bits(err_bits):
+    if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
+        raise ValueError(f"Error bits must be an integer from 2 to 8, not {err_bits!r}")
+
+
+def _check_restore(restore):
+    if not isinstance(restore, bool):
+        raise TypeError(f"Restore must be a bool, not {restore!r}")
+
+
+@dataclass(frozen=True)
+class WeightUpdate:
+    """A chip's weight-update controller (:class:`WeightUpdater`), checked when made: rank-1
+    errors of ``err_bits`` bits; ``restore``: a weight whose write failed gets its old code back.
+    The weights' bits and code come from the chip's arrays."""
+
+    err_bits: int = 2
+    restore: bool = False
+
+    def __post_init__(self):
+        _check_err_bits(self.err_bits)
+        _check_restore(self.restore)
 
 
 class WeightUpdater(wiring.Component):
@@ -42,18 +75,21 @@ class WeightUpdater(wiring.Component):
     (the code is not the target), it writes the weight's other changed cells back, so the weight
     keeps its old code (cells failing again are reported again and stay)."""
 
-    def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None,
-                 offset: bool = False, restore: bool = False):
-        if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_BITS:
-            raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {bits!r}")
-        if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
-            raise ValueError(f"Error bits must be an integer from 2 to 8, not {err_bits!r}")
-        if cmd_layout is None:
-            raise ValueError("WeightUpdater needs the programming controller's command layout")
+    @staticmethod
+    def check_parameters(*, bits: int, err_bits: int = 2, offset: bool = False, restore: bool = False) -> None:
+        """Raise ValueError or TypeError for a parameter the constructor would refuse (without
+        building one)."""
+        check_bits(bits)
+        _check_err_bits(err_bits)
         if not isinstance(offset, bool):
             raise TypeError(f"Offset code must be a bool, not {offset!r}")
-        if not isinstance(restore, bool):
-            raise TypeError(f"Restore must be a bool, not {restore!r}")
+        _check_restore(restore)
+
+    def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None,
+                 offset: bool = False, restore: bool = False):
+        self.check_parameters(bits=bits, err_bits=err_bits, offset=offset, restore=restore)
+        if cmd_layout is None:
+            raise ValueError("WeightUpdater needs the programming controller's command layout")
         self.restore = restore
         self.arch, self.bits, self.err_bits, self.word, self.offset = tuple(arch), bits, err_bits, word, offset
         self.max_in, self.max_out = max(arch[:-1]), max(arch[1:])

@@ -17,11 +17,13 @@ from rrambnn.fileio import atomic_write
 from rrambnn.gen.device import DeviceParams
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.sliced import SlicedNetwork
-from rrambnn.hw.chip import OUTPUT_STAGES, Chip
+from rrambnn.hw.chip import Binary, Chip, ComputingPlanes, StoragePlanes
 from rrambnn.hw.crossbar import CROSSBAR_MODULE, MODULE_NAME
 from rrambnn.hw.layer import check_tile
-from rrambnn.hw.programmer import Programmer
+from rrambnn.hw.output import check_output_stage
+from rrambnn.hw.programmer import Programmer, Programming
 from rrambnn.hw.sram import RAM_MODULE, RAM_NAME
+from rrambnn.hw.updater import WeightUpdate, WeightUpdater
 
 TOP_NAME = "rrambnn_chip"
 
@@ -59,20 +61,29 @@ class ChipConfig:
             tile = check_tile(tile)
         except (TypeError, ValueError) as e:
             raise RrambnnError(str(e)) from None
-        if output not in OUTPUT_STAGES:
-            raise RrambnnError(f"Output stage must be one of {', '.join(OUTPUT_STAGES)}, not {output!r}")
+        try:
+            check_output_stage(output)
+        except ValueError as e:
+            raise RrambnnError(str(e)) from None
         cfg = cls(tile, bool(pipeline), output, bool(debug), word, retries, pulse_cycles,
                   device or DeviceParams(), weight_bits, err_bits)
-        try:
-            prog = Programmer((2, 2), word=word, retries=retries, pulse_cycles=pulse_cycles, planes=weight_bits)
-            prog._MustUse__silence = True
+        try:  # the controllers' own checks
+            Programmer.check_parameters(word=word, retries=retries, pulse_cycles=pulse_cycles, planes=weight_bits)
             if weight_bits > 1:
-                from rrambnn.hw.updater import WeightUpdater
-                WeightUpdater((2, 2), bits=weight_bits, err_bits=err_bits,
-                              cmd_layout=prog.cmd_layout)._MustUse__silence = True
+                WeightUpdater.check_parameters(bits=weight_bits, err_bits=err_bits)
         except (TypeError, ValueError) as e:
             raise RrambnnError(str(e)) from None
         return cfg
+
+    def to_dict(self) -> dict:
+        """The configuration as plain JSON values: what a testbench receives (see :meth:`from_dict`)."""
+        d = dataclasses.asdict(self)
+        d["tile"] = list(self.tile)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ChipConfig":
+        return cls(**{**d, "tile": tuple(d["tile"]), "device": DeviceParams(**d["device"])})
 
     def tag(self) -> str:
         d = self.device
@@ -98,53 +109,85 @@ def training_design(arch, ncfg, codes, *, tile=None, output="argmax", debug=Fals
     return net, dataclasses.replace(cfg, restore=ncfg.restore).for_network(net)
 
 
+def chip_design(weights=None, *, tile="128x128", pipeline=False, output=None, debug=False, weight_bits=1,
+                err_bits=None):
+    """The chip of a weights file (default: the shipped network) and its configuration: the
+    training chip of an n-bit online network, else the binary or multi-bit chip (``weight_bits``
+    > 1: with storage planes and the weight-update controller, ``err_bits`` its rank-1 width)."""
+    from rrambnn.gen import learning
+    from rrambnn.gen.networks import load_network
+    if weights and learning.is_online_file(weights):
+        d = learning.load_codes(weights)
+        if weight_bits not in (1, d["bits"]):
+            raise RrambnnError(f"{weights} holds {d['bits']}-bit weights; --weight-bits {weight_bits} differs")
+        if pipeline:
+            raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")
+        ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"])
+        return training_design(d["arch"], ncfg, d["codes"], tile=tile, output=output or "argmax", debug=debug,
+                               err_bits=err_bits)
+    net = load_network(weights, multi_bit=True)
+    cfg = ChipConfig.checked(tile, pipeline, output or net.output_mode, debug, weight_bits=weight_bits,
+                             err_bits=2 if err_bits is None else err_bits)
+    return net, cfg.for_network(net)
+
+
 def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """The chip for ``net``: cells start as ``initial_cells`` (default: the network's weights),
     ``faults`` per layer (default: from ``cfg.device``'s yield and seed). With
-    ``cfg.weight_bits`` n > 1 both are per layer (n, n_in, n_out): every plane's cells and faults
-    (default: the network's weights as signs, magnitudes 0, faults of :func:`planes.plane_faults`)."""
+    ``cfg.weight_bits`` n > 1 (a :class:`StoragePlanes` chip) both are per layer (n, n_in, n_out):
+    every plane's cells and faults (default: the network's weights as signs, magnitudes 0, faults
+    of :func:`planes.plane_faults`). A :class:`SlicedNetwork` gets a :class:`ComputingPlanes` chip
+    (see :func:`_build_sliced_chip`)."""
     from rrambnn.gen.device import device_faults
     if isinstance(net, SlicedNetwork):
         return _build_sliced_chip(net, cfg.for_network(net), initial_cells, faults)
     n = cfg.weight_bits
-    planes_kw = {}
     if n > 1:
         from rrambnn.gen.planes import plane_faults
         if initial_cells is None:
             initial_cells = [np.concatenate([c[None], np.zeros((n - 1,) + c.shape, np.uint8)]) for c in net.cells]
         faults = plane_faults(net.arch, cfg.device, n) if faults is None else faults
-        planes_kw = {"plane_cells": [c[1:] for c in initial_cells], "plane_faults": [f[1:] for f in faults],
-                     "weight_bits": n, "err_bits": cfg.err_bits}
-        initial_cells, faults = [c[0] for c in initial_cells], [f[0] for f in faults]
     faults = device_faults(net.arch, cfg.device, faults)
     try:
-        return Chip(net.weights, net.thresholds, tile=cfg.tile, pipeline=cfg.pipeline,
-                    output=cfg.output, debug=cfg.debug, initial_cells=initial_cells, faults=faults,
-                    device=cfg.device, word=cfg.word, retries=cfg.retries, pulse_cycles=cfg.pulse_cycles,
-                    **planes_kw)
+        if n < 1:
+            raise ValueError(f"Weight bits must be an integer from 1 to 12, not {n!r}")
+        # the sign-forward chip's weight-update controller does not restore (cfg.restore is the training chip's)
+        variant = StoragePlanes(n, WeightUpdate(cfg.err_bits)) if n > 1 else Binary()
+        return Chip(net.weights, net.thresholds, tile=cfg.tile, pipeline=cfg.pipeline, output=cfg.output,
+                    debug=cfg.debug, variant=variant, programming=_programming(cfg), device=cfg.device,
+                    cells=initial_cells, faults=faults)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
 
 def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """A multi-bit network's chip: slice b of every weight in plane b of the arrays (all planes
-    compute), bit-serial layers and threshold ramps for multi-bit activations. ``initial_cells``
-    and ``faults`` per layer are (n, n_in, n_out) like the planes of the online chip."""
+    compute), bit-serial layers and threshold ramps for multi-bit activations; with
+    ``cfg.weight_bits`` > 1 the training chip (a weight-update controller in the offset code).
+    ``initial_cells`` and ``faults`` per layer are (n, n_in, n_out) like the planes of the
+    online chip."""
     from rrambnn.gen.planes import plane_faults
     n = net.wbits
     cells = initial_cells if initial_cells is not None else [net.cells(k) for k in range(len(net.weights))]
     faults = plane_faults(net.arch, cfg.device, n) if faults is None else faults
     thresholds = [t[:, 0] if t.ndim == 2 and t.shape[1] == 1 else t for t in net.thresholds]
     try:
+        update = None
+        if cfg.weight_bits > 1:
+            if cfg.weight_bits != n:
+                raise ValueError(f"A training chip computes with the weights it stores: weight slices ({n}) and "
+                                 f"weight bits ({cfg.weight_bits}) must be equal")
+            update = WeightUpdate(cfg.err_bits, cfg.restore)
         return Chip([np.where(c[0] > 0, 1, -1).astype(np.int8) for c in cells], thresholds, tile=cfg.tile,
-                    pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug, initial_cells=[c[0] for c in cells],
-                    faults=[f[0] for f in faults], device=cfg.device, word=cfg.word, retries=cfg.retries,
-                    pulse_cycles=cfg.pulse_cycles, plane_cells=[c[1:] for c in cells],
-                    plane_faults=[f[1:] for f in faults], slices=n, act_bits=net.abits,
-                    **({"weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits, "restore": cfg.restore}
-                       if cfg.weight_bits > 1 else {}))
+                    pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug,
+                    variant=ComputingPlanes(n, net.abits, update), programming=_programming(cfg),
+                    device=cfg.device, cells=cells, faults=faults)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
+
+
+def _programming(cfg: ChipConfig) -> Programming:
+    return Programming(word=cfg.word, retries=cfg.retries, pulse_cycles=cfg.pulse_cycles)
 
 
 def port_table(chip: Chip) -> list[tuple[str, str, int, str]]:

@@ -5,26 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rrambnn.cli_args import data_arg, json_arg
 from rrambnn.errors import RrambnnError
 
 
 def cmd_explore(args):
-    from rrambnn.gen import explore as ex
+    from rrambnn.studies import explore as ex
     from rrambnn.gen.mnist import load_split
 
     points = ex.parse_axes(args.axis or ["crop", "hidden=64,128,192", "bn"], layers=args.layers)
     for name, v, lo in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1), ("--jobs", args.jobs, 1)):
         if not isinstance(v, int) or v < lo:
             raise RrambnnError(f"{name} must be a positive integer, not {v!r}")
-    from rrambnn.hw.layer import check_tile
-    try:
-        tile = check_tile(args.tile)
-    except (TypeError, ValueError) as e:
-        raise RrambnnError(str(e)) from None
     load_split("test", args.data)  # fail early, with the paths it tried, if MNIST is missing
     res = ex.explore(points, seeds=args.seeds, epochs=args.epochs, out_dir=Path(args.out), data_dir=args.data,
-                     tile=tile,
-                     jobs=args.jobs, backend=args.backend, synth=not args.no_synth, progress=not args.json)
+                     tile=args.tile, jobs=args.jobs, backend=args.backend, synth=not args.no_synth,
+                     progress=not args.json)
     paths = ex.write_outputs(res, Path(args.out))
     if args.json:
         print(json.dumps({"outputs": paths, "rows": res["rows"]}, indent=2))
@@ -38,8 +34,7 @@ def cmd_explore(args):
 
 
 def add_explore_command(sub):
-    from rrambnn.cli import _data_arg
-    from rrambnn.gen.explore import AXES
+    from rrambnn.studies.explore import AXES
     e = sub.add_parser("explore", help="design-space exploration: accuracy vs crossbar and periphery cost")
     e.add_argument("--axis", action="append", metavar="NAME[=V,V,...]",
                    help=f"an axis to sweep (repeat to cross); names: {', '.join(AXES)}; alone: all its values "
@@ -53,6 +48,6 @@ def add_explore_command(sub):
     e.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS for tiles and the generated chip")
     e.add_argument("--no-synth", action="store_true", help="skip the Yosys periphery cost")
     e.add_argument("--out", default="out/explore", help="directory: table, JSON, plots, weights, cache")
-    _data_arg(e)
-    e.add_argument("--json", action="store_true")
+    data_arg(e)
+    json_arg(e)
     e.set_defaults(fn=cmd_explore)

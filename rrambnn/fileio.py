@@ -1,10 +1,17 @@
-"""Atomic file writes: an existing file is replaced only by a complete new one."""
+"""Files: atomic writes (an existing file is replaced only by a complete new one) and checked
+reads of the project's .npz files."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
 
 
 def atomic_write(path, write) -> Path:
@@ -24,3 +31,118 @@ def atomic_write(path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# -- .npz files: every weights, trace and fault-map file of the project ------------------
+
+NPZ_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error)
+
+
+def read_npz(path, what: str) -> dict:
+    """Every entry of the .npz at ``path`` (never unpickling); one clear error naming ``what``
+    (e.g. ".npz weights file") when it is missing or unreadable, a corrupted entry included."""
+    path = Path(path)
+    if not path.is_file():
+        raise RrambnnError(f"{what} not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise RrambnnError(f"{path}: not a readable {what} (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except NPZ_ERRORS as e:
+        detail = str(e).split("\n")[0]
+        if "allow_pickle" in detail:
+            detail = "an entry holds Python objects, not arrays"
+        raise RrambnnError(f"{path}: not a readable {what} ({type(e).__name__}: {detail})") from None
+
+
+def npz_format(path) -> str | None:
+    """The ``format`` entry of an .npz (None for anything else, unreadable files included)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["format"]) if "format" in z.files and z["format"].shape == () else None
+    except NPZ_ERRORS:
+        return None
+
+
+def write_npz(path, arrays: dict) -> Path:
+    """A compressed .npz, written atomically."""
+    return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def layer_arrays(weights, thresholds) -> dict:
+    """The per-layer entries of a network file: ``w{i}`` and ``theta{i}``."""
+    out = {}
+    for i, (w, t) in enumerate(zip(weights, thresholds)):
+        out[f"w{i}"], out[f"theta{i}"] = w, t
+    return out
+
+
+def rethrow_in(path, err: RrambnnError) -> RrambnnError:
+    """``err`` with the file's path in front (once)."""
+    msg = str(err)
+    return RrambnnError(msg if msg.startswith(str(path)) else f"{path}: {msg}")
+
+
+class Entries:
+    """Checked access to the entries of an .npz read by :func:`read_npz`: every problem is one
+    error line starting with the file's path."""
+
+    def __init__(self, path, data: dict):
+        self.path, self.data = Path(path), data
+
+    def error(self, msg: str) -> RrambnnError:
+        return RrambnnError(f"{self.path}: {msg}")
+
+    def array(self, key: str) -> np.ndarray:
+        if key not in self.data:
+            raise self.error(f"missing entry '{key}'")
+        return self.data[key]
+
+    def int(self, key: str) -> int:
+        v = self.array(key)
+        if v.shape != () or not np.issubdtype(v.dtype, np.integer):
+            raise self.error(f"'{key}' must be an integer scalar")
+        return int(v)
+
+    def str(self, key: str) -> str:
+        v = self.array(key)
+        if v.shape != () or v.dtype.kind != "U":
+            raise self.error(f"'{key}' must be a string scalar")
+        return str(v)
+
+    def json(self, key: str):
+        import json
+        try:
+            return json.loads(self.str(key))
+        except json.JSONDecodeError as e:
+            raise self.error(f"'{key}' is not valid JSON ({e})") from None
+
+    def header(self, fmt: str, version: int) -> None:
+        """The ``format`` and ``version`` entries must be ``fmt`` and ``version``."""
+        if self.str("format") != fmt:
+            raise self.error(f"format is {str(self.data['format'])!r}, expected {fmt!r}")
+        if self.int("version") != version:
+            raise self.error(f"format version {int(self.data['version'])} is not supported (expected {version})")
+
+    def layers(self, arch) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Weights ``w{i}`` (checked against ``arch``) and thresholds ``theta{i}`` per layer; an
+        entry of either kind beyond the layers of ``arch`` is an error."""
+        n = len(arch) - 1
+        weights = [self.array(f"w{i}") for i in range(n)]
+        for i, w in enumerate(weights):
+            if w.shape != (arch[i], arch[i + 1]):
+                raise self.error(f"w{i} has shape {w.shape}, arch {'-'.join(map(str, arch))} needs "
+                                 f"({arch[i]}, {arch[i + 1]})")
+        thresholds = [self.array(f"theta{i}") for i in range(n)]
+        names = {f"w{i}" for i in range(n)} | {f"theta{i}" for i in range(n)}
+        extra = sorted(k for k in self.data if k.startswith(("w", "theta")) and k[-1].isdigit() and k not in names)
+        if extra:
+            raise self.error(f"entries {', '.join(extra)} do not match arch {'-'.join(map(str, arch))}")
+        return weights, thresholds
+
+    def arch(self) -> np.ndarray:
+        arch = self.array("arch")
+        if arch.ndim != 1 or len(arch) < 2 or not np.issubdtype(arch.dtype, np.integer) or (arch < 1).any():
+            raise self.error("'arch' must list at least two positive layer sizes")
+        return arch

@@ -10,6 +10,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.network import BinaryNetwork
+from rrambnn.hw.folded import emulation_twin
 from rrambnn.hw.verilog import ChipConfig, generate, training_design
 from rrambnn.sim import runner
 
@@ -34,9 +35,7 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
     res = runner.run_test(b, "rrambnn.sim.tb_chip", {
         "weights": str(weights), "images": str(images), "arrays": str(arrays_path) if arrays_path else None,
         "seed": seed,
-        "chip": {"tile": list(cfg.tile), "pipeline": cfg.pipeline, "output": cfg.output, "debug": cfg.debug,
-                 "word": cfg.word, "retries": cfg.retries, "pulse_cycles": cfg.pulse_cycles,
-                 "device": dataclasses.asdict(cfg.device)},
+        "chip": cfg.to_dict(),
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
         "commands": [list(map(int, c)) for c in commands], "images_during_programming": images_during_programming,
         "p_send": p_send, "rewrite_thresholds": rewrite_thresholds, "read_back": read_back,
@@ -105,9 +104,7 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
     res = runner.run_test(b, "rrambnn.sim.tb_online", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"),
         "arrays": str(arrays_path), "trace": str(trace), "seed": seed,
-        "chip": {"tile": list(cfg.tile), "output": cfg.output, "word": cfg.word, "retries": cfg.retries,
-                 "pulse_cycles": cfg.pulse_cycles, "device": dataclasses.asdict(cfg.device),
-                 "weight_bits": cfg.weight_bits, "err_bits": cfg.err_bits},
+        "chip": cfg.to_dict(),
         "p_idle": p_idle, "p_stall": p_stall,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
@@ -164,20 +161,12 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_sliced", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
-        "chip": {"tile": list(cfg.tile), "output": cfg.output, "debug": cfg.debug,
-                 "device": dataclasses.asdict(cfg.device)},
+        "chip": cfg.to_dict(),
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
         "rewrite_thresholds": rewrite_thresholds, "program_commands": program_commands,
-        "word": cfg.word,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
-
-
-def twin_of(net: BinaryNetwork, lanes=None, chunks=None, *, output=None, segment: int = 32, rows=None):
-    """The emulation twin of ``net``: folded (``lanes``, ``chunks``) or event-driven (``rows``)."""
-    from rrambnn.hw.folded import emulation_twin
-    return emulation_twin(net, lanes=lanes, chunks=chunks, rows=rows, output=output, segment=segment)
 
 
 def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, chunks=None, segment: int = 32,
@@ -189,7 +178,7 @@ def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, ch
     event-driven twin (``rows``) must equal its cycle model image by image)."""
 
     t = time.time()
-    dut = twin_of(net, lanes, chunks, output=output, segment=segment, rows=rows)
+    dut = emulation_twin(net, lanes=lanes, chunks=chunks, output=output, segment=segment, rows=rows)
     text, tag = _twin_verilog(dut, dut, FOLDED_TOP, "folded")
     gen_s = time.time() - t
     b, run_dir = _build_run(text, net, x, waves, log, tag=tag, top=FOLDED_TOP)
@@ -231,7 +220,7 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     from rrambnn.hw.host import HostLink
 
     t = time.time()
-    twin = twin_of(net, lanes, chunks, segment=segment, rows=rows)
+    twin = emulation_twin(net, lanes=lanes, chunks=chunks, segment=segment, rows=rows)
     dut = HostLink(twin, divisor, clock_hz=clock_hz)
     text, tag = _twin_verilog(dut, twin, HOST_TOP, "host", divisor, clock_hz)
     gen_s = time.time() - t

@@ -160,6 +160,21 @@ def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: 
     return Build(build_dir, seconds, False, waves)
 
 
+CONFIG_ENV = "RRAMBNN_TB_CONFIG"
+
+
+def testbench_config() -> dict:
+    """Inside a testbench: this run's configuration, as :func:`run_test` wrote it."""
+    with open(os.environ[CONFIG_ENV]) as f:
+        return json.load(f)
+
+
+def write_result(cfg: dict, result: dict) -> None:
+    """Inside a testbench: its result, where :func:`run_test` reads it."""
+    with open(cfg["result"], "w") as f:
+        json.dump(result, f)
+
+
 def run_test(b: Build, test_module: str, config: dict, *, test_dir: Path | None = None,
              top: str = TOP) -> dict:
     """Run a cocotb test module on a build. ``config`` reaches the testbench as JSON;
@@ -180,7 +195,7 @@ def run_test(b: Build, test_module: str, config: dict, *, test_dir: Path | None 
         runner.test(
             hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
             build_dir=b.build_dir, test_dir=test_dir,
-            extra_env={"RRAMBNN_TB_CONFIG": str(cfg_path)}, waves=b.waves,
+            extra_env={CONFIG_ENV: str(cfg_path)}, waves=b.waves,
             log_file=test_dir / "sim.log", results_xml=str(results_xml),
         )
     except SystemExit:  # the runner exits when a test fails: the result file says why

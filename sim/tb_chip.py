@@ -22,8 +22,6 @@ $RRAMBNN_TB_CONFIG (written by ``rrambnn.sim.chip_sim``); seeds are logged.
 from __future__ import annotations
 
 import gc
-import json
-import os
 import random
 import time
 from collections import deque
@@ -36,6 +34,7 @@ from cocotb.triggers import RisingEdge
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.sim.runner import testbench_config, write_result
 
 
 def pack_rows(bits: np.ndarray) -> list[int]:
@@ -63,8 +62,7 @@ def unpack_fields(fields: list[tuple[str, int, int]], value: int) -> dict:
 def read_config(dut):
     """This run's configuration ($RRAMBNN_TB_CONFIG), network, images, seed and a random
     generator from it (the seed is logged, so a failure can be replayed)."""
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
+    cfg = testbench_config()
     net = BinaryNetwork.load(cfg["weights"])
     x = np.load(cfg["images"]) if cfg.get("images") else None
     seed = int(cfg["seed"])
@@ -265,10 +263,7 @@ class Bench:
     def __init__(self, dut, cfg: dict):
         self.dut, self.cfg = dut, cfg
         self.net = BinaryNetwork.load(cfg["weights"])
-        c = cfg["chip"]
-        self.chip_cfg = ChipConfig.checked(
-            tuple(c["tile"]), c["pipeline"], c["output"], c["debug"], word=c["word"], retries=c["retries"],
-            pulse_cycles=c["pulse_cycles"], device=dev.DeviceParams(**c["device"]))
+        self.chip_cfg = ChipConfig.from_dict(cfg["chip"])
         arrays = np.load(cfg["arrays"]) if cfg.get("arrays") else {}
         n = len(self.net.weights)
         initial = [arrays[f"initial{k}"] for k in range(n)] if "initial0" in arrays else None
@@ -414,8 +409,7 @@ class Bench:
 
 @cocotb.test()
 async def chip_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
+    cfg = testbench_config()
     bench = Bench(dut, cfg)
     gc.freeze()  # the network, the elaborated chip and the images are permanent: keep them out of GC scans
     dut._log.info(f"seed {bench.seed} (replay with the same seed)")
@@ -484,8 +478,7 @@ async def chip_matches_golden(dut):
     result.update({"checked": b.checked, "mismatches": b.mismatches, "examples": b.examples,
                    "hw_labels": b.labels[first_label:first_label + n], "cycles": bench.cycle,
                    "final_cells": [c.tolist() for c in bench.golden.device.cells()] if cfg.get("return_cells") else None})
-    with open(cfg["result"], "w") as f:
-        json.dump(result, f)
+    write_result(cfg, result)
     if b.mismatches:
         failures.append(f"{b.mismatches} result mismatches, first: {b.examples[:3]}")
     assert not failures, "; ".join(failures)

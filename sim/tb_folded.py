@@ -9,12 +9,12 @@ measures the images per clock. Configuration arrives as JSON through $RRAMBNN_TB
 from __future__ import annotations
 
 import gc
-import json
 import time
 
 import cocotb
 
 from rrambnn.hw.crossbar import _bits
+from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, read_config, start, stream
 
 
@@ -47,8 +47,8 @@ async def folded_matches_golden(dut):
     throughput = {"images": n_tp, "cycles_per_image": steady_rate(acc)}
     timing_errors = []
     if cfg.get("rows"):  # event-driven: every acceptance at the cycle the model says
-        from rrambnn.sim.chip_sim import twin_of
-        model = twin_of(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:n_tp])
+        from rrambnn.hw.folded import emulation_twin
+        model = emulation_twin(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:n_tp])
         rel = [a - acc[0] for a in acc]
         want_rel = [a - model["accept"][0] for a in model["accept"]]
         timing_errors = [i for i, (g, w) in enumerate(zip(rel, want_rel)) if g != w]
@@ -61,8 +61,7 @@ async def folded_matches_golden(dut):
               "hw_labels": [g[0] for g in got], "random_phase": {"cycles": cycle, "wall_s": round(wall, 2),
                                                                  "images_per_s": round(len(x) / wall, 1)},
               "throughput": throughput}
-    with open(cfg["result"], "w") as f:
-        json.dump(result, f)
+    write_result(cfg, result)
     assert not mismatches, f"{len(mismatches)} mismatches, first {result['examples'][:3]}"
     assert not timing_errors, f"{len(timing_errors)} images accepted off the cycle model, first {timing_errors[:3]}"
 

@@ -11,7 +11,6 @@ arrives as JSON through $RRAMBNN_TB_CONFIG (written by
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
@@ -19,8 +18,9 @@ import cocotb
 from cocotb.triggers import FallingEdge, Timer
 
 from rrambnn.fpga.host import decode_result, encode_bench, encode_image, encode_write
+from rrambnn.hw.folded import emulation_twin
 from rrambnn.hw.host import REPLY_OK, query_reply
-from rrambnn.sim.chip_sim import twin_of
+from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import read_config, start
 
 PERIOD_NS = 10
@@ -67,8 +67,8 @@ class Line:
 @cocotb.test()
 async def host_link_matches_golden(dut):
     cfg, net, x, seed, rng = read_config(dut)
-    twin = twin_of(net, cfg["lanes"], cfg["chunks"], output=cfg["output"], segment=cfg["segment"],
-                   rows=cfg.get("rows"))
+    twin = emulation_twin(net, lanes=cfg["lanes"], chunks=cfg["chunks"], rows=cfg.get("rows"), output=cfg["output"],
+                          segment=cfg["segment"])
     divisor = int(cfg["divisor"])
 
     await start(dut, [(dut.rx, 1)], cycles=3, period_ns=PERIOD_NS)
@@ -120,7 +120,7 @@ async def host_link_matches_golden(dut):
     # an event-driven twin's pace depends on the image (and the cells, after the writes)
     interval, latency, span = twin.interval, twin.latency, None
     if twin.event:
-        model = twin_of(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:1].repeat(n_bench, axis=0))
+        model = emulation_twin(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:1].repeat(n_bench, axis=0))
         # the board counts from the first image offered (and taken: nothing is in flight) to the
         # N-th result offered; later images wait in the layers' queues, so the exact span is the
         # model's, not a bound from the first image's latency
@@ -135,8 +135,7 @@ async def host_link_matches_golden(dut):
     if span is not None:
         result["bench"]["model_cycles"] = span
     result["wall_s"] = round(time.perf_counter() - t0, 2)
-    with open(cfg["result"], "w") as f:
-        json.dump(result, f)
+    write_result(cfg, result)
     assert not mismatches, f"{len(mismatches)} mismatches, first {result['examples'][:3]}"
     assert decode_result(reply[0]) == want[0], "bench result"
     if span is not None:

@@ -18,8 +18,6 @@ Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
 from __future__ import annotations
 
 import gc
-import json
-import os
 import random
 import time
 
@@ -27,10 +25,10 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from rrambnn.gen import device as dev
 from rrambnn.gen import online, planes
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import (ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream,
                                  unpack_fields)
 
@@ -102,12 +100,9 @@ async def read_back(dut, arrays):
 
 @cocotb.test()
 async def replay_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
+    cfg = testbench_config()
     net = BinaryNetwork.load(cfg["weights"])
-    c = cfg["chip"]
-    chip_cfg = ChipConfig(tuple(c["tile"]), False, c["output"], False, c["word"], c["retries"], c["pulse_cycles"],
-                          dev.DeviceParams(**c["device"]), c["weight_bits"], c["err_bits"])
+    chip_cfg = ChipConfig.from_dict(cfg["chip"])
     arrays = np.load(cfg["arrays"])
     L = len(net.weights)
     cells = [arrays[f"cells{k}"] for k in range(L)]
@@ -195,6 +190,5 @@ async def replay_matches_golden(dut):
               if chip_cfg.device.endurance else 0,
               "images": len(images), "class_mismatches": class_mismatches, "examples": examples,
               "passed_checks": not failures, "failures": failures}
-    with open(cfg["result"], "w") as f:
-        json.dump(result, f)
+    write_result(cfg, result)
     assert not failures, "; ".join(failures)

@@ -11,7 +11,6 @@ Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
 
 from __future__ import annotations
 
-import json
 
 import cocotb
 import numpy as np
@@ -22,6 +21,7 @@ from rrambnn.gen.device import DeviceParams, program
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.periphery import Periphery
+from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_fields, pack_rows, read_config, start, stream
 
 
@@ -117,8 +117,7 @@ async def periphery_matches_golden(dut):
               "writes": len(writes), "counters": counters[-1] if counters else None,
               "counter_mismatches": len(counter_diffs),
               "cycles_per_image": (acc[-1] - acc[1]) / (len(acc) - 2)}
-    with open(cfg["result"], "w") as f:
-        json.dump(result, f)
+    write_result(cfg, result)
     assert not mismatches, f"{len(mismatches)} mismatches, first {result['examples'][:3]}"
     assert not counter_diffs, f"counters differ after write {counter_diffs[0]}: " \
         f"{counters[counter_diffs[0]]} != {want_counters[counter_diffs[0]]}"

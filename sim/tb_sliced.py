@@ -11,17 +11,15 @@ written by :func:`rrambnn.sim.chip_sim.simulate_sliced`); the seed is logged.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from rrambnn.gen import device as dev
 from rrambnn.gen.sliced import SlicedNetwork, bit_planes
 from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream, \
     unpack_fields
 
@@ -64,12 +62,9 @@ def expected_payloads(net: SlicedNetwork, layout, output: str, x: np.ndarray) ->
 
 @cocotb.test()
 async def sliced_chip_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
+    cfg = testbench_config()
     net = SlicedNetwork.load(cfg["weights"])
-    c = cfg["chip"]
-    chip_cfg = ChipConfig.checked(tuple(c["tile"]), False, c["output"], c["debug"], word=cfg["word"],
-                                  device=dev.DeviceParams(**c["device"])).for_network(net)
+    chip_cfg = ChipConfig.from_dict(cfg["chip"]).for_network(net)
     from rrambnn.gen.planes import plane_faults
     faults = plane_faults(net.arch, chip_cfg.device, net.wbits)
     chip = build_chip(net, chip_cfg, None, faults)
@@ -180,8 +175,7 @@ async def sliced_chip_matches_golden(dut):
            "hw_labels": [(v >> cls_off) & cls_mask for v in results.received[:n]],
            "interval_measured": interval, "interval_model": chip.interval, "cycles": cycle - c0,
            "rewrites": rewrites, "programmed": programmed, "wbits": net.wbits, "abits": net.abits}
-    with open(cfg["result"], "w") as f:
-        json.dump(res, f)
+    write_result(cfg, res)
     assert len(checked) == len(results.received), "results and accepted images differ in number"
     assert mismatches == 0, f"{mismatches} mismatches, e.g. {examples[:3]}"
     assert interval == chip.interval, f"{interval} cycles per image, model {chip.interval}"

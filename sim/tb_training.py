@@ -22,8 +22,6 @@ the seed is logged.
 from __future__ import annotations
 
 import gc
-import json
-import os
 import random
 import time
 
@@ -33,6 +31,7 @@ from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import learning, online
 from rrambnn.hw.verilog import build_chip, training_design
+from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command
 from rrambnn.sim.tb_sliced import image_payloads
@@ -107,8 +106,7 @@ class Replay:
 
 @cocotb.test()
 async def training_replay_matches_golden(dut):
-    with open(os.environ["RRAMBNN_TB_CONFIG"]) as f:
-        cfg = json.load(f)
+    cfg = testbench_config()
     tr = learning.load_trace(cfg["trace"])
     arch, ncfg = tr["arch"], tr["config"]
     net, chip_cfg = training_design(arch, ncfg, [learning.decode(c) for c in tr["cells"]], debug=True,
@@ -199,6 +197,5 @@ async def training_replay_matches_golden(dut):
               if ncfg.device.endurance else 0,
               "images": len(x_test), "class_mismatches": class_mismatches, "examples": state["examples"],
               "passed_checks": not failures, "failures": failures}
-    with open(cfg["result"], "w") as f:
-        json.dump(result, f)
+    write_result(cfg, result)
     assert not failures, "; ".join(failures)

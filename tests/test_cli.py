@@ -102,7 +102,7 @@ def test_verilog_command(tmp_path, bad_weights):
     assert text.startswith("// rrambnn inference chip") and "module rrambnn_crossbar" in text
     one_error_line(rr("verilog", "--out", str(out), "--tile", "0x4"), "Tile rows must be an integer from 1 to 1024, not 0")
     one_error_line(rr("verilog", "--out", str(out), "--tile", "abc"), "Tile size must look like 128x128")
-    one_error_line(rr("verilog", "--out", str(out), "--output", "softmax"), "Output stage must be one of priority, argmax")
+    one_error_line(rr("verilog", "--out", str(out), "--output", "softmax"), "Output stage must be 'priority' or 'argmax'")
     one_error_line(rr("verilog", "--out", str(out), "--weights", str(bad_weights)), "not a readable .npz")
     assert out.read_text() == text  # failed runs left the earlier output alone
 

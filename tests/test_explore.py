@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from rrambnn.errors import RrambnnError
-from rrambnn.gen import explore as ex
+from rrambnn.studies import explore as ex
 from rrambnn.gen.mnist import Preprocess
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.sliced import load_network
+from rrambnn.gen.networks import load_network
 from rrambnn.gen.train import TrainConfig, signed_merge, train
 
 SMALL = dict(seeds=1, epochs=1, jobs=1, progress=False, train_limit=3000)
@@ -100,7 +100,7 @@ def test_precision_axes_on_a_small_sweep_with_generator_costs(axis, tmp_path):
         r = rows[p.key]
         assert 0.1 < r["acc_priority"] <= 1 and r["periphery_cells"] > 100
         assert r["tiles"] == 2 * p.wbits and r["synaptic_bits"] == (64 * 8 + 8 * 10) * p.wbits
-        net = load_network(r["weights"])
+        net = load_network(r["weights"], multi_bit=True)
         assert getattr(net, "wbits", 1) == p.wbits and getattr(net, "abits", 1) == p.abits
         levels = (1 << p.abits) - 1
         assert r["cycles_per_image"] == (1 if p.abits == 1 else 2 * p.abits + levels + 3)

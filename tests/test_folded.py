@@ -9,11 +9,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from rrambnn.gen.network import BinaryNetwork, random_network
-from rrambnn.hw.folded import FoldedLayer, FoldedNetwork
+from rrambnn.hw.folded import EventNetwork, FoldedLayer, FoldedNetwork, TwinNetwork, emulation_twin
 from rrambnn.sim.tb_chip import pack_rows
 
 
-async def send_writes(ctx, dut: FoldedNetwork, writes) -> None:
+async def send_writes(ctx, dut: TwinNetwork, writes) -> None:
     """Offer ``writes`` ``(layer, thr, row, col, value)`` to the twin's ``wr`` stream, back to back."""
     for layer, thr, row, col, value in writes:
         ctx.set(dut.wr.payload, dut.threshold_write(layer, col, value) if thr else dut.cell_write(layer, row, col, value))
@@ -30,7 +30,7 @@ def run_folded(net: BinaryNetwork, lanes, output, x, seed, writes=(), chunks=Non
     if rows is None:
         dut = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output, segment=segment)
     else:
-        dut = FoldedNetwork(net.cells, net.thresholds, rows=rows, queue=queue, output=output)
+        dut = EventNetwork(net.cells, net.thresholds, rows=rows, queue=queue, output=output)
     taken = []
     rng = random.Random(seed)
     got = []
@@ -212,7 +212,7 @@ def test_board_folds_match_golden_on_all_test_images(board, mnist_test):
     """The done-when regression: each board's default fold of the twin (the iCEBreaker's folded,
     the ULX3S's event-driven), every MNIST test image; an event-driven twin's every acceptance
     at the cycle its model gives."""
-    from rrambnn.cli_fpga import default_rows
+    from rrambnn.fpga.twin import default_rows
     from rrambnn.fpga.build import board_spec
     from rrambnn.sim.chip_sim import simulate_folded
     from rrambnn.weights import shipped
@@ -259,7 +259,7 @@ def test_event_driven_cell_writes_reach_every_column_group():
     through. The layer's margins are checked against the golden network after every round."""
     rng = np.random.default_rng(31)
     net = random_network("12-40", rng, output_mode="argmax")  # one layer: its margins are kept
-    dut = FoldedNetwork(net.cells, net.thresholds, rows=[5], queue=4, output="argmax")
+    dut = EventNetwork(net.cells, net.thresholds, rows=[5], queue=4, output="argmax")
     assert [layer.write_cycles for layer in dut.layers] == [5]
     layer0 = dut.layers[0]
     x = np.ones((20, 12), np.uint8)  # every row read: a stale row shows in the sums
@@ -332,9 +332,9 @@ def test_event_driven_parameters_and_addresses():
     with pytest.raises(ValueError, match="Result queue depth must be an integer from 2 to 16, not 1"):
         SparseLayer(cells, thr, 2, queue=1)
     with pytest.raises(ValueError, match="An event-driven twin takes row lanes"):
-        FoldedNetwork([cells], [thr], rows=2, lanes=1)
+        emulation_twin(random_network("10-7", np.random.default_rng(0)), rows=2, lanes=1)
     with pytest.raises(ValueError, match=r"one row lane count per layer \(1\), not 2"):
-        FoldedNetwork([cells], [thr], rows=[2, 2])
+        EventNetwork([cells], [thr], rows=[2, 2])
     cells[9, 5] = 1
     layer = SparseLayer(cells, thr, 3)
     assert (layer.slots, layer.sbits, layer.width) == (4, 2, 7)

@@ -57,7 +57,7 @@ def test_yosys_stat_parsing():
 def test_board_default_folds_and_clocks():
     """The ULX3S builds the event-driven twin by default (32/24/16 row lanes at the PLL's 71.875
     MHz) and the folded one when lanes or chunks are given (50 MHz); the iCEBreaker is folded."""
-    from rrambnn.cli_fpga import emulation_design
+    from rrambnn.fpga.twin import emulation_design
     from rrambnn.fpga.build import board_spec
     from rrambnn.gen.network import BinaryNetwork
     from rrambnn.weights import shipped

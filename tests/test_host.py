@@ -11,7 +11,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fpga.host import (Board, decode_result, encode_bench, encode_image, encode_write, parse_query,
                                twin_for)
 from rrambnn.gen.network import random_network
-from rrambnn.hw.folded import FoldedNetwork
+from rrambnn.hw.folded import EventNetwork, FoldedNetwork
 from rrambnn.hw.host import HostLink, query_reply
 from rrambnn.hw.uart import UARTRx, UARTTx
 
@@ -119,7 +119,7 @@ def test_host_link_matches_golden(arch, lanes, chunks, rows, output, seed):
     rng = np.random.default_rng(seed)
     net = random_network(arch, rng, output_mode=output)
     if rows:
-        twin = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output)
+        twin = EventNetwork(net.cells, net.thresholds, rows=rows, output=output)
     else:
         twin = FoldedNetwork(net.cells, net.thresholds, lanes=lanes, chunks=chunks, output=output)
     dut = HostLink(twin, DIV, clock_hz=12_345_678)
@@ -149,7 +149,7 @@ def test_host_link_matches_golden(arch, lanes, chunks, rows, output, seed):
     # N images back to back: (N - 1) intervals plus one image's way through the layers
     interval, latency = twin.interval, twin.latency
     if rows:  # the pace of this image on the written cells
-        model = FoldedNetwork(net.cells, net.thresholds, rows=rows, output=output).timing(x[1:2].repeat(n_bench, 0))
+        model = EventNetwork(net.cells, net.thresholds, rows=rows, output=output).timing(x[1:2].repeat(n_bench, 0))
         interval, latency = model["interval"], model["latency"]
     assert (n_bench - 1) * interval <= cycles <= n_bench * interval + latency
     parsed = parse_query(info)

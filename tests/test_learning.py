@@ -243,7 +243,7 @@ def test_full_training_chip_replays_1000_samples(tmp_path):
 
 
 def test_bench_online_reports_both_paths():
-    from rrambnn.gen import bench
+    from rrambnn.studies import bench
     rng = np.random.default_rng(3)
     x = (rng.random((300, 400)) < 0.25).astype(np.uint8)
     y = rng.integers(0, 10, 300)

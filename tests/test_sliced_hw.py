@@ -11,8 +11,9 @@ from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
 from rrambnn.gen.sliced import crop_inputs, random_sliced
 from rrambnn.gen.train import TrainConfig, train
-from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
-from rrambnn.hw.chip import Chip
+from rrambnn.hw.verilog import ChipConfig, build_chip, generate, synth_stats
+from rrambnn.hw.chip import Chip, ComputingPlanes
+from rrambnn.hw.updater import WeightUpdate
 from rrambnn.hw.layer import Layer
 from rrambnn.hw.sram import RAM_MODULE
 from rrambnn.sim.chip_sim import simulate_sliced
@@ -65,12 +66,14 @@ def test_multi_bit_parameters_are_validated():
     with pytest.raises(ValueError, match="Layer thresholds must not decrease from level to level"):
         Layer(w, np.array([[0, 1, 0]] * 3), (4, 4), levels=3)
     with pytest.raises(ValueError, match="Weight slices must be an integer from 1 to 8, not 0"):
-        Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=0)
+        Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=ComputingPlanes(slices=0))
     with pytest.raises(ValueError, match="Multi-bit activations run bit-serially: the pipeline option needs"):
-        Chip([w], [np.zeros(3, int)], tile=(4, 4), act_bits=2, pipeline=True)
-    with pytest.raises(ValueError, match=r"weight slices \(2\) and weight bits \(3\) must be equal"):
-        Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=2, weight_bits=3)
-    assert Chip([w], [np.zeros(3, int)], tile=(4, 4), slices=2, weight_bits=2).updater.offset  # a training chip
+        Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=ComputingPlanes(act_bits=2), pipeline=True)
+    net = random_sliced((4, 3), 2, 1, np.random.default_rng(0))
+    with pytest.raises(RrambnnError, match=r"weight slices \(2\) and weight bits \(3\) must be equal"):
+        build_chip(net, ChipConfig((4, 4), weight_bits=3))
+    training = ComputingPlanes(slices=2, update=WeightUpdate())
+    assert Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=training).updater.offset  # a training chip
 
 
 def test_multi_bit_chip_lints_and_synthesizes_with_the_ram_as_a_macro(tmp_path):
@@ -94,7 +97,7 @@ def test_multi_bit_chip_lints_and_synthesizes_with_the_ram_as_a_macro(tmp_path):
 
 
 def test_multi_bit_weights_file_errors_are_one_line(tmp_path):
-    from rrambnn.gen.sliced import load_network
+    from rrambnn.gen.networks import load_network
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(RrambnnError, match="not a readable .npz weights file"):
         load_network(tmp_path / "x.npz")

@@ -1,12 +1,9 @@
-"""Online training results: text, JSON, plots; the sweeps over weight bits and endurance."""
+"""Online training results: text, JSON and plots of a run and of the sweeps over weight bits and
+endurance (:mod:`rrambnn.studies.online` runs them)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -129,79 +126,6 @@ def plot_switches(sw: dict, path: Path, title: str):
 
 
 # -- sweeps ---------------------------------------------------------------------------
-
-_DATA: dict = {}  # per worker process: the preprocessed dataset, loaded once for all its points
-
-
-def _point(arch_args: dict, point: dict) -> dict:
-    """One sweep point in a worker process."""
-    import argparse
-
-    from rrambnn.cli_online import _config, _data, _network, run_online
-    args = argparse.Namespace(**arch_args)
-    net = _network(args)
-    cfg = _config(args, bits=point.get("bits"), endurance=point.get("endurance"))
-    key = (args.data, args.forward, args.arch)
-    if key not in _DATA:
-        _DATA[key] = _data(net, args.data)
-    r = run_online(net, cfg, _DATA[key], args)
-    return {**point, **r["result"]}
-
-
-def sweep(net, args, points: list[dict], *, jobs: int, progress: bool) -> dict:
-    """Run every point (in ``jobs`` processes); each is a full online-training run."""
-    from tqdm import tqdm
-    keys = ("forward", "arch", "weights", "start", "bits", "act_bits", "err_bits", "lr_shift", "decay", "range_shift",
-            "restore", "batch", "margin", "window", "init_magnitude", "epochs", "samples", "yield_", "pulse_fail",
-            "endurance", "retries", "seed", "data")
-    arch_args = {k: getattr(args, k) for k in keys}
-    rows = []
-    bar = tqdm(total=len(points), desc=f"sweep {args.what}", unit="point", disable=not progress)
-    # every finished point is kept beside the outputs, so a stopped sweep resumes where it was
-    cache = Path(args.out) / f".{args.what}-points"
-    cache.mkdir(parents=True, exist_ok=True)
-
-    def path_of(pt):
-        key = hashlib.sha1(json.dumps({**arch_args, **pt}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        return cache / f"{args.what}-{pt[args.what]}-{key}.json"
-
-    def keep(pt, row):
-        from rrambnn.fileio import atomic_write
-        atomic_write(path_of(pt), lambda f: f.write(json.dumps(row).encode()))
-        rows.append(row)
-        bar.update()
-
-    todo = []
-    for pt in points:
-        if path_of(pt).is_file():
-            rows.append(json.loads(path_of(pt).read_text()))
-            bar.update()
-        else:
-            todo.append(pt)
-    points_all, points = points, todo
-    if jobs == 1 or len(points) <= 1:
-        for pt in points:
-            keep(pt, _point(arch_args, pt))
-    else:
-        # fresh interpreters with single-threaded BLAS: per-sample training does tiny products, and
-        # several workers each spinning a BLAS thread pool on the same cores slow each other down
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(points)),
-                                 mp_context=multiprocessing.get_context("spawn")) as ex:
-            futs = {ex.submit(_point, arch_args, pt): pt for pt in points}
-            for f in as_completed(futs):
-                keep(futs[f], f.result())
-    bar.close()
-    axis = args.what
-    rows.sort(key=lambda r: points_all.index({axis: r[axis]}))
-    return {"axis": axis, "forward": args.forward, "network": "-".join(map(str, rows[0]["arch"])),
-            "start": args.start, "epochs": args.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
-            "fixed": {"bits": args.bits, "endurance": args.endurance, "yield": args.yield_, "pulse_fail": args.pulse_fail,
-                      "act_bits": args.act_bits, "err_bits": args.err_bits, "lr_shift": args.lr_shift,
-                      "decay": args.decay, "batch": args.batch, "seed": args.seed},
-            "points": rows}
-
 
 def _label(axis, v):
     return ("unlimited" if v == 0 else f"{v:,}") if axis == "endurance" else str(v)

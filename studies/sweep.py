@@ -13,11 +13,15 @@ from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 
 
-def parse_floats(text: str, name: str, lo: float, hi: float) -> list[float]:
+def parse_floats(text: str, name: str, lo: float, hi: float, *, integer: bool = False) -> list[float]:
+    """A comma-separated list of numbers from ``lo`` to ``hi`` (whole numbers with ``integer``)."""
+    what = "whole numbers" if integer else "numbers"
     try:
         vals = [float(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
-        raise RrambnnError(f"{name} must be a comma-separated list of numbers, not {text!r}") from None
+        raise RrambnnError(f"{name} must be a comma-separated list of {what}, not {text!r}") from None
+    if integer and any(v != int(v) for v in vals):
+        raise RrambnnError(f"{name} must be a comma-separated list of {what}, not {text!r}")
     if not vals or any(not lo <= v <= hi for v in vals):
         raise RrambnnError(f"{name} must lie between {lo} and {hi}, not {text!r}")
     return vals
@@ -106,3 +110,39 @@ def write_outputs(res: dict, out_dir: Path, stem: str, title: str) -> dict:
     paths["md"].write_text(markdown_table(res) + "\n")
     plot_yield(res, paths["png"], title)
     return {k: str(v) for k, v in paths.items()}
+
+
+def yield_study(net: BinaryNetwork, out: Path, *, yields: str, seeds: int = 5, p_fail: float = 0.0, retries: int = 3,
+                spot_checks: int = 1, spot_images: int = 2000, data_dir=None, progress: bool = False) -> dict:
+    """`rrambnn sweep yield`: accuracy against bit yield over ``seeds`` chips per point (golden
+    model), the first ``spot_checks`` faulty points also on Verilator; table, JSON and plot in
+    ``out``."""
+    from rrambnn.gen.mnist import load_split
+    values = parse_floats(yields, "--yields", 0.0, 1.0)
+    if seeds < 1:
+        raise RrambnnError(f"--seeds must be a positive integer, not {seeds}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RrambnnError(f"--out must name a directory, not the file {out}")
+    te = load_split("test", data_dir)
+    x = net.preprocess(te.images)
+    res = sweep_yield(net, x, te.labels, values, list(range(seeds)), p_fail=p_fail, retries=retries,
+                      progress=progress)
+    res["network"] = "-".join(map(str, net.arch))
+    spot = []
+    if spot_checks:
+        from rrambnn.hw.verilog import ChipConfig
+        from rrambnn.sim.chip_sim import simulate
+        faulty_points = [y for y in values if y < 1.0][:spot_checks] or values[:spot_checks]
+        for y in faulty_points:
+            params = dev.DeviceParams(y, p_fail, 0, 0)
+            faulty, _ = programmed_network(net, params, retries=retries)
+            n = min(spot_images, len(x))
+            cfg = ChipConfig.checked("128x128", False, net.output_mode, True, device=params)
+            r = simulate(faulty, cfg, x[:n], seed=1, throughput_images=0)
+            hw = np.array(r.pop("hw_labels"))
+            spot.append({"yield": y, "seed": 0, "images": n, "passed": r["passed"], "mismatches": r["mismatches"],
+                         "hw_accuracy": float((hw == te.labels[:n]).mean())})
+    res["spot_checks"] = spot
+    res["files"] = write_outputs(res, out, "yield", f"{res['network']}: accuracy vs bit yield")
+    return res

@@ -217,9 +217,9 @@ def shares_training(p: Point) -> tuple:
 def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priority") -> dict:
     """The generated chip's cost: Yosys cells of the periphery (crossbar arrays and threshold RAMs
     black-boxed), threshold RAM bits, and cycles per image at full rate."""
-    from rrambnn.gen.sliced import load_network
+    from rrambnn.gen.networks import load_network
     from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
-    net = load_network(weights_path)
+    net = load_network(weights_path, multi_bit=True)
     text, chip = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
     return {"cells": int(synth_stats(text)["cells"]), "ram_bits": chip.threshold_ram_bits,
             "interval": chip.interval}
@@ -335,6 +335,11 @@ def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
 
 def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, tile=(128, 128), jobs: int = 2,
             backend: str = "local", synth: bool = True, progress: bool = True, train_limit: int | None = None) -> dict:
+    from rrambnn.hw.layer import check_tile
+    try:
+        tile = check_tile(tile)
+    except (TypeError, ValueError) as e:
+        raise RrambnnError(str(e)) from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = Cache(out_dir / "cache.json")

@@ -1,0 +1,81 @@
+"""Network files: the one loader every command, flow and study uses.
+
+Three kinds of .npz exist (their formats are in the README): a binary network
+(:class:`rrambnn.gen.network.BinaryNetwork`, format ``rrambnn-bnn``), a multi-bit network
+(:class:`rrambnn.gen.sliced.SlicedNetwork`, ``rrambnn-sliced``) and an n-bit online network
+(offset codes, :func:`rrambnn.gen.learning.load_codes`, ``rrambnn-online``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+from rrambnn.fileio import npz_format
+
+
+def load_network(path=None, *, multi_bit: bool = False):
+    """The network in ``path`` (default: the shipped reference network). Multi-bit networks only
+    where the caller handles them (``multi_bit``); elsewhere, and for online networks, one clear
+    error naming what the file holds."""
+    from rrambnn.gen import learning
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.sliced import FORMAT as SLICED, SlicedNetwork
+    from rrambnn.weights import shipped
+    if path is not None and not str(path):
+        raise RrambnnError("the weights file name is empty")
+    path = path if path else shipped()
+    fmt = npz_format(path)
+    if fmt == SLICED:
+        net = SlicedNetwork.load(path)
+        if not multi_bit:
+            raise RrambnnError(f"{path}: a network with {net.wbits}-bit weights and {net.abits}-bit activations; "
+                               f"this command takes binary networks (verilog, eval and sim take multi-bit ones)")
+        return net
+    if fmt == learning.FORMAT:
+        raise RrambnnError(f"{path}: an n-bit online network (offset codes); this command takes binary or multi-bit "
+                           f"networks (verilog and online take online ones)")
+    return BinaryNetwork.load(path)
+
+
+def check_mnist_inputs(net) -> None:
+    if getattr(net, "preprocess", True) is None:
+        raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be run on MNIST")
+
+
+def network_inputs(net, images: np.ndarray) -> np.ndarray:
+    """MNIST images as the network's inputs (the binarised crop, or the m-bit codes of a
+    multi-bit network)."""
+    check_mnist_inputs(net)
+    return net.inputs(images) if hasattr(net, "abits") else net.preprocess(images)
+
+
+def evaluate(net, data_dir=None) -> dict:
+    """Accuracy of the hardware-exact network on the MNIST test set, in both output stages."""
+    from rrambnn.gen.mnist import load_split
+    check_mnist_inputs(net)
+    te = load_split("test", data_dir)
+    x = network_inputs(net, te.images)
+    return {"arch": "-".join(map(str, net.arch)), "crop": int(round(x.shape[1] ** 0.5)), "images": len(te.labels),
+            "accuracy": net.accuracy(x, te.labels), "default_output": net.output_mode,
+            **({"weight_bits": net.wbits, "activation_bits": net.abits} if hasattr(net, "abits") else {})}
+
+
+def train_and_save(cfg, out, data_dir=None, *, progress: bool = False):
+    """Train a network (:class:`rrambnn.gen.train.TrainConfig`), record its test accuracy and
+    history in its metadata, and write it to ``out`` (.npz). Returns the network."""
+    from pathlib import Path
+
+    from rrambnn.gen.mnist import load_split
+    from rrambnn.gen.train import train
+    cfg.validate()
+    out = Path(out)
+    if out.suffix != ".npz" or out.is_dir():
+        raise RrambnnError(f"--out must name a .npz file, not {str(out)!r}")
+    tr = load_split("train", data_dir)
+    te = load_split("test", data_dir)
+    net, _, history = train(cfg, tr.images, tr.labels, progress=progress)
+    net.meta["accuracy"] = net.accuracy(network_inputs(net, te.images), te.labels)
+    net.meta["history"] = history
+    net.save(out)
+    return net

@@ -1,0 +1,55 @@
+"""Options shared by several commands of the CLI, defined once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def weights_arg(p: argparse.ArgumentParser, required=False):
+    from rrambnn.weights import REFERENCE
+    p.add_argument("--weights", metavar="W", required=required,
+                   help=f"weights .npz (default: the shipped {REFERENCE})")
+
+
+def data_arg(p: argparse.ArgumentParser):
+    p.add_argument("--data", metavar="DIR",
+                   help="MNIST directory (default: $RRAMBNN_MNIST, else ../shared/mnist of the checkout)")
+
+
+def json_arg(p: argparse.ArgumentParser):
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def device_args(p: argparse.ArgumentParser, *, seed_help: str = "device seed: fault maps and pulse outcomes",
+                faults: bool = False):
+    """The device model: yield, pulse failures, endurance, write-verify retries, seed."""
+    p.add_argument("--yield", dest="yield_", type=float, default=1.0,
+                   help="bit yield: fraction of healthy cells in every array and plane (default 1.0)")
+    p.add_argument("--pulse-fail", type=float, default=0.0,
+                   help="probability that a SET/RESET pulse fails (default 0)")
+    p.add_argument("--endurance", type=int, default=0,
+                   help="switches a cell survives before it sticks (0: unlimited; default 0)")
+    p.add_argument("--retries", type=int, default=3, help="write-verify retries after the first pulse (default 3)")
+    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    if faults:
+        p.add_argument("--faults", help="measured fault map (.npz with fault0.. codes 0 ok, 1 stuck HRS, "
+                                        "2 stuck LRS)")
+
+
+def chip_args(p: argparse.ArgumentParser, debug=True):
+    p.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS (default 128x128)")
+    p.add_argument("--pipeline", action="store_true", help="register every layer (latency layers+1)")
+    p.add_argument("--output", default=None,
+                   help="output stage: priority|argmax (default: the weights file's)")
+    if debug:
+        p.add_argument("--debug", action="store_true",
+                       help="add every layer's activations and the last column sums to the result payload")
+
+
+def emit(args, result: dict, lines: list[str]):
+    """The result as JSON (``--json``) or as lines of text."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(lines))

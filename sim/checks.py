@@ -1,0 +1,100 @@
+"""The chip checked on Verilator as the commands ask: a network in each output stage (`sim`,
+`run`), and programming with write-verify followed by classification (`program`); every result
+against the golden model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+
+
+def mnist_inputs(net, data_dir, n):
+    """The first ``n`` MNIST test images as the network's inputs, and their labels."""
+    from rrambnn.gen.mnist import load_split
+    from rrambnn.gen.networks import check_mnist_inputs, network_inputs
+    check_mnist_inputs(net)
+    te = load_split("test", data_dir)
+    if not isinstance(n, int) or not 1 <= n <= len(te.labels):
+        raise RrambnnError(f"--images must be from 1 to {len(te.labels)}, not {n!r}")
+    return network_inputs(net, te.images[:n]), te.labels[:n]
+
+
+def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=True, seed: int = 1,
+                waves: bool = False, out_dir=None, log=None) -> dict:
+    """Simulate the chip of ``net`` in each output stage of ``modes`` on the inputs ``x``; with
+    ``out_dir`` the Verilog simulated is also written there (rrambnn_chip_<mode>.v)."""
+    from rrambnn.hw.verilog import ChipConfig, write_verilog
+    from rrambnn.sim.chip_sim import simulate, simulate_sliced
+
+    multi = hasattr(net, "abits")
+    report = {"images": len(labels), "modes": {}}
+    for mode in modes:
+        cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
+        if out_dir is not None:
+            path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
+            chip = write_verilog(net, cfg, path)
+            if log:
+                log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
+        if multi:  # payloads of every image, cycles per image against the model
+            res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False)
+            res["checked"] = res.get("images")
+            res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model") else None,
+                                 "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
+        else:
+            res = simulate(net, cfg, x, seed=seed, waves=waves or None, log=log)
+        hw = np.array(res.pop("hw_labels"))
+        golden = net.classify(x, mode)
+        report["modes"][mode] = {
+            "passed": res["passed"], "mismatches": res.get("mismatches"), "checked": res.get("checked"),
+            "agreement": float((hw == golden).mean()) if len(hw) == len(golden) else 0.0,
+            "hw_accuracy": float((hw == labels).mean()) if len(hw) == len(labels) else 0.0,
+            "golden_accuracy": float((golden == labels).mean()),
+            "images_per_cycle": res.get("throughput", {}).get("images_per_cycle"),
+            "latency_cycles": res.get("throughput", {}).get("latency_cycles"),
+            "testbench_images_per_s": res.get("random_phase", {}).get("images_per_s"),
+            "build_s": res["build_s"], "seed": seed, "log": res["log"], "waves": res.get("waves"),
+            "compared": "class, hit, every layer's activations, last column sums" if debug else "class, hit",
+        }
+        if not res["passed"] and log:
+            log(f"  FAILED: {res.get('mismatches')} mismatches; log {res['log']}; "
+                f"examples {res.get('examples', [])[:3]}; rerun with --waves for an FST dump")
+    return report
+
+
+def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "hrs", read_back: bool = True,
+                      seed: int = 0, waves: bool = False, log=None) -> dict:
+    """Program ``net`` into the chip of ``cfg`` (its device) with write-verify on Verilator from
+    the ``initial`` array state, read back every cell and counter, then classify ``x``; all
+    against the golden device model."""
+    from rrambnn.gen import device as dev
+    from rrambnn.sim.chip_sim import simulate
+
+    params = cfg.device
+    faults = dev.device_faults(net.arch, params, dev.load_fault_maps(faults_file, net.arch) if faults_file else None)
+    chip, rep, cmds, init = dev.program_network(net, params, tile=cfg.tile, word=cfg.word, retries=cfg.retries,
+                                                initial=initial, faults=faults)
+    programmed = type(net)(chip.weights(), [t.copy() for t in net.thresholds], net.preprocess, net.output_mode)
+    golden_acc = programmed.accuracy(x, labels)
+    ideal_acc = net.accuracy(x, labels)
+    if log:
+        log(f"golden: {len(cmds)} commands, {rep.pulses_set} SET + {rep.pulses_reset} RESET pulses, "
+            f"{len(rep.failed)} cells failed; accuracy priority {golden_acc['priority'] * 100:.2f}% "
+            f"argmax {golden_acc['argmax'] * 100:.2f}% (ideal chip {ideal_acc[cfg.output] * 100:.2f}% {cfg.output})")
+    res = simulate(net, cfg, x, seed=seed + 1, initial_cells=init, faults=chip.faults, commands=cmds,
+                   read_back=read_back, throughput_images=0, waves=waves or None, log=log)
+    p = res.get("programming", {})
+    hw_labels = np.array(res.pop("hw_labels", []))
+    return {
+        "passed": res["passed"], "commands": len(cmds), "hardware": p.get("hardware"), "golden": p.get("golden"),
+        "failed_cells_match": p.get("failed_match"), "failed_cells": p.get("failed_golden", [])[:50],
+        "read_back": {k: v for k, v in res.get("read_back", {}).items() if k != "examples"} or None,
+        "classification": {"images": len(labels), "mismatches": res.get("mismatches"), "checked": res.get("checked"),
+                           "hw_accuracy": float((hw_labels == labels).mean()) if len(hw_labels) == len(labels) else None,
+                           "golden_accuracy": golden_acc, "ideal_accuracy": ideal_acc, "output": cfg.output},
+        "device": {"yield": params.yield_, "pulse_fail": params.p_fail,
+                   "endurance": params.endurance, "seed": params.seed, "retries": cfg.retries},
+        "log": res["log"], "waves": res.get("waves"),
+    }

@@ -1,0 +1,7 @@
+"""Studies: what is learned by running the model, the hardware and the flows many times.
+
+Design-space exploration (:mod:`.explore`), the yield sweep (:mod:`.sweep`), online-training
+runs and their sweeps over weight bits and endurance (:mod:`.online`, reported by
+:mod:`.online_report`) and the benchmarks (:mod:`.bench`). A study may import every layer
+below it (model, hardware, flows); nothing but the command line imports a study.
+"""

@@ -1,0 +1,289 @@
+"""The benchmarks behind `rrambnn bench`: golden inference (the integer network beside a plain
+float matmul network), the hardware on Verilator (build time, cocotb throughput, Yosys cells),
+the golden n-bit trainer, and the boards (bitstreams and their folds on Verilator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen.network import BinaryNetwork
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__}
+
+
+def _best_rate(fn, n_images, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return n_images / best
+
+
+def golden_inference(net: BinaryNetwork, x: np.ndarray, repeats: int = 5) -> dict:
+    """Images/s of the hardware-exact network (labels only, and with every layer's trace)
+    beside a float32 network of the same shape (matmul + bias + ReLU, argmax)."""
+    rng = np.random.default_rng(0)
+    fw = [rng.standard_normal(w.shape).astype(np.float32) for w in net.weights]
+    fb = [rng.standard_normal(w.shape[1]).astype(np.float32) for w in net.weights]
+    xf = x.astype(np.float32)
+
+    def float_net():
+        for i in range(0, len(xf), 8192):
+            a = xf[i:i + 8192]
+            for k, (w, b) in enumerate(zip(fw, fb)):
+                a = a @ w + b
+                if k < len(fw) - 1:
+                    np.maximum(a, 0, out=a)
+            a.argmax(axis=1)
+
+    net.forward(x[:100], trace=False)  # warm-up
+    labels = _best_rate(lambda: net.forward(x, trace=False), len(x), repeats)
+    traced = _best_rate(lambda: net.forward(x, trace=True), len(x), repeats)
+    flt = _best_rate(float_net, len(x), repeats)
+    return {
+        "images": len(x),
+        "golden_images_per_s": round(labels),
+        "golden_traced_images_per_s": round(traced),
+        "float_matmul_images_per_s": round(flt),
+        "golden_over_float": round(labels / flt, 3),
+        "machine": machine(),
+    }
+
+
+def online_training(data, *, epochs: int = 50, samples: int | None = None, fail_samples: int = 200,
+                    progress: bool = False) -> dict:
+    """The n-bit golden trainer on 400-200-10 (8-bit weights, blank start) for ``epochs`` epochs
+    with the device model on (yield 0.99 in every plane, endurance 10,000; no pulse failures, the
+    vectorised path), then the first ``fail_samples`` of a run with pulse failures (p = 0.01: weight by
+    weight; a blank start, where updates are densest)."""
+    from rrambnn.gen import learning
+    from rrambnn.gen.device import DeviceParams
+
+    cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, endurance=10_000))
+    t = time.perf_counter()
+    r = learning.run((400, 200, 10), cfg, data, epochs=epochs, samples=samples, progress=progress,
+                     desc="bench online")
+    wall = time.perf_counter() - t
+    res = r["result"]
+    n = res["samples_per_epoch"] * epochs
+    fail_cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=0.01, endurance=10_000))
+    k = min(fail_samples, len(data[0]))
+    t = time.perf_counter()
+    learning.run((400, 200, 10), fail_cfg, (data[0][:k], data[1][:k], data[2][:100], data[3][:100]), epochs=1,
+                 samples=k)
+    fail_wall = time.perf_counter() - t
+    return {"network": "400-200-10", "bits": 8, "epochs": epochs, "samples": n, "seconds": round(wall, 1),
+            "samples_per_s": round(n / wall), "device": {"yield": 0.99, "endurance": 10_000, "p_fail": 0.0},
+            "peak_argmax": res["best"]["argmax"], "switches": res["switches"]["total"],
+            "pulse_failure_path": {"samples": k, "p_fail": 0.01, "seconds": round(fail_wall, 1),
+                                   "samples_per_s": round(k / fail_wall)},
+            "machine": machine()}
+
+
+# -- hardware on Verilator ---------------------------------------------------------------
+
+def hardware(net: BinaryNetwork, test_split, images: int = 10000) -> dict:
+    """Fresh (uncached) build of the reference chip with the debug payload, then the
+    scoreboard over ``images`` test images with random idles/backpressure and a
+    free-flowing throughput phase."""
+    from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
+    from rrambnn.sim import chip_sim
+
+    x = net.preprocess(test_split.images[:images])
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        old = os.environ.get("RRAMBNN_CACHE")
+        os.environ["RRAMBNN_CACHE"] = cache
+        try:
+            for output, pipeline in (("priority", False), ("argmax", True)):
+                cfg = ChipConfig((128, 128), pipeline, output, debug=True)
+                res = chip_sim.simulate(net, cfg, x, seed=1, throughput_images=min(images, 5000))
+                out[cfg.tag()] = {
+                    "passed": res["passed"], "mismatches": res["mismatches"], "images": res["images"],
+                    "verilator_build_s": res["build_s"], "generate_s": res["generate_s"],
+                    "random_traffic_images_per_s": res["random_phase"]["images_per_s"],
+                    "free_flow_images_per_s": res["throughput"]["images_per_s"],
+                    "images_per_cycle": res["throughput"]["images_per_cycle"],
+                    "latency_cycles": res["throughput"]["latency_cycles"],
+                }
+                text, _ = generate(net, ChipConfig((128, 128), pipeline, output))
+                t = time.time()
+                stats = synth_stats(text)
+                out[cfg.tag()]["yosys_cells_periphery"] = stats["cells"]
+                out[cfg.tag()]["yosys_flipflops"] = sum(v for k, v in stats["cells_by_type"].items() if "DFF" in k)
+                out[cfg.tag()]["yosys_s"] = round(time.time() - t, 1)
+        finally:
+            if old is None:
+                os.environ.pop("RRAMBNN_CACHE", None)
+            else:
+                os.environ["RRAMBNN_CACHE"] = old
+    return out
+
+
+def describe_hardware(res: dict) -> list[str]:
+    lines = []
+    for tag, r in res.items():
+        lines.append(
+            f"{tag}: Verilator build {r['verilator_build_s']} s (+{r['generate_s']} s generation); "
+            f"{r['images']} images, {r['mismatches']} mismatches; cocotb {r['random_traffic_images_per_s']:,} "
+            f"images/s with random idles/backpressure, {r['free_flow_images_per_s']:,} free-flowing; "
+            f"{r['images_per_cycle']} image/clock, latency {r['latency_cycles']}; Yosys: "
+            f"{r['yosys_cells_periphery']} cells ({r['yosys_flipflops']} flip-flops) for the periphery")
+    return lines
+
+
+# -- boards -------------------------------------------------------------------------------
+
+def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10000, link_images: int = 1000,
+           log=print) -> dict:
+    """For each board: the emulation and periphery bitstreams (resources, Fmax, images/s), then
+    the board's fold of the twin on Verilator against the golden model (stream regression on
+    ``images`` test images, the UART link on ``link_images``)."""
+    from rrambnn.fpga.twin import emulation_design, twin_timing
+    from rrambnn.fpga.build import board_spec, build
+    from rrambnn.fpga.periphery import periphery_design
+    from rrambnn.sim.chip_sim import simulate_folded, simulate_host
+
+    x = net.preprocess(test_split.images[:images])
+    out = {}
+    for name in boards:
+        spec = board_spec(name)
+        res = {}
+        with tempfile.TemporaryDirectory(dir=".") as d:
+            twin, design = emulation_design(net, spec)
+            timing = twin_timing(net, twin)
+            for variant, (dsg, interval, extra, f_clk) in {
+                "emulation": (design, timing.get("interval_cycles"), timing, design.clock_hz),
+                "periphery": (*_periphery(net, spec, periphery_design), {}, spec.f_periphery),
+            }.items():
+                try:
+                    rep = build(spec, dsg, Path(d) / variant, f_clk=f_clk, interval=interval, extra=extra, log=log)
+                except RrambnnError as e:
+                    rep = {"error": str(e)}
+                rep.pop("report", None)
+                rep.pop("bitstream", None)
+                res[variant] = rep
+        rows = [layer.rows for layer in twin.layers] if twin.event else None
+        lanes = None if rows else [layer.lanes for layer in twin.layers]
+        chunks = None if rows else [layer.chunk for layer in twin.layers]
+        sim = simulate_folded(net, lanes, net.output_mode, x, chunks=chunks, rows=rows, segment=spec.segment, seed=1,
+                              throughput_images=len(x) if rows else 500, log=log)
+        res["verilator_regression"] = {"images": sim["images"], "mismatches": sim["mismatches"],
+                                       "passed": sim["passed"], "cycles_per_image": sim["throughput"]["cycles_per_image"],
+                                       "interval_cycles": timing.get("interval_cycles"),
+                                       "latency_cycles": timing.get("latency_cycles")}
+        if rows:
+            res["verilator_regression"]["timing_mismatches"] = sim["throughput"]["timing_mismatches"]
+            res["verilator_regression"]["measured_cycles_per_image"] = sim["throughput"]["measured_cycles_per_image"]
+        link = simulate_host(net, lanes, chunks, x[:link_images], segment=spec.segment, rows=rows, seed=1, log=log)
+        res["uart_link_regression"] = {"images": link["images"], "mismatches": link["mismatches"],
+                                       "passed": link["passed"], "bench": link["bench"]}
+        out[name] = res
+    return out
+
+
+def _periphery(net, spec, periphery_design):
+    design, extra = periphery_design(net, f_clk=spec.f_periphery)
+    return design, extra["interval_cycles"]
+
+
+def describe_boards(res: dict) -> list[str]:
+    lines = []
+    for board, r in res.items():
+        for variant in ("emulation", "periphery"):
+            e = r[variant]
+            if "error" in e:
+                lines.append(f"{board} {variant}: {e['error']}")
+                continue
+            lines.append(f"{board} {variant}: {e['clock_mhz']:g} MHz (Fmax {e['fmax_mhz']:g}), {e['logic_cells']}/"
+                         f"{e['logic_cells_available']} logic cells, {e['luts']} LUT4, {e['ffs']} FFs, "
+                         f"{e['bram']}/{e['bram_available']} block RAMs; {e['interval_cycles']:g} cycles/image = "
+                         f"{e['images_per_s']:,} images/s; build {e['build_s']:g} s")
+        v, u = r["verilator_regression"], r["uart_link_regression"]
+        if "timing_mismatches" in v:  # event-driven: the mean over every image, each at the model's cycle
+            pace = (f"{v['measured_cycles_per_image']} cycles/image over all of them, "
+                    f"{v['timing_mismatches']} off the cycle model")
+        else:
+            pace = f"{v['cycles_per_image']} cycles/image"
+        lines.append(f"{board} fold on Verilator: {v['images']} images, {v['mismatches']} mismatches, {pace}; "
+                     f"UART link: {u['images']} images, {u['mismatches']} mismatches, bench "
+                     f"{u['bench']['cycles_per_image']} cycles/image")
+    return lines
+
+
+def write_merged(path, res: dict) -> None:
+    """``res`` as JSON at ``path``, keeping the sections of an earlier run that this one did not
+    repeat (written atomically)."""
+    from rrambnn.fileio import atomic_write
+    out, merged = Path(path), {}
+    if out.is_file():
+        try:
+            merged = json.loads(out.read_text())
+        except (ValueError, OSError):
+            merged = {}
+    merged = {**(merged if isinstance(merged, dict) else {}), **res}
+    atomic_write(out, lambda f: f.write((json.dumps(merged, indent=2) + "\n").encode()))
+
+
+def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
+        online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
+        progress: bool = False, log=None) -> dict:
+    """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
+    sections. Returns one dict with a section each."""
+    from rrambnn.gen.mnist import load_split
+    if images < 1:
+        raise RrambnnError(f"--images must be a positive integer, not {images}")
+    if online and online_epochs < 1:
+        raise RrambnnError(f"--online-epochs must be a positive integer, not {online_epochs}")
+    te = load_split("test", data_dir)
+    x = net.preprocess(te.images)
+    xs = np.concatenate([x] * max(1, images // len(x)))
+    res = {"golden": golden_inference(net, xs)}
+    if hardware_:
+        res["hardware"] = hardware(net, te, images=sim_images)
+    if online:
+        from rrambnn.gen.learning import binary_data
+        res["online"] = online_training(binary_data(data_dir), epochs=online_epochs, progress=progress)
+    if fpga:
+        res["fpga"] = boards(net, te, boards=board_names, images=sim_images, log=log)
+    return res
+
+
+def describe(res: dict) -> list[str]:
+    g = res["golden"]
+    lines = [f"machine: {g['machine']}",
+             f"golden inference ({g['images']} images): {g['golden_images_per_s']:,} images/s "
+             f"(with full trace {g['golden_traced_images_per_s']:,}); float matmul net "
+             f"{g['float_matmul_images_per_s']:,} images/s; ratio {g['golden_over_float']}"]
+    if "hardware" in res:
+        lines += describe_hardware(res["hardware"])
+    if "online" in res:
+        o = res["online"]
+        lines.append(f"online training, golden n-bit trainer: {o['network']} {o['bits']}-bit, {o['epochs']} epochs x "
+                     f"{o['samples'] // o['epochs']:,} samples with faults and endurance in {o['seconds']} s "
+                     f"({o['samples_per_s']:,} samples/s; peak {o['peak_argmax'] * 100:.2f}% argmax, "
+                     f"{o['switches']:.3g} switches); with pulse failures "
+                     f"{o['pulse_failure_path']['samples_per_s']:,} samples/s")
+    if "fpga" in res:
+        lines += describe_boards(res["fpga"])
+    return lines

@@ -1,0 +1,353 @@
+"""Online-training studies: one run of either rule from a request, its hardware replay, and the
+sweeps over weight bits and endurance (points in parallel processes, kept beside the outputs so
+a stopped sweep resumes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from rrambnn.errors import RrambnnError
+
+ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-128-128-10.npz"}
+FORWARDS = ("nbit", "sign")
+PRETRAINED_LR_SHIFT = 5  # fine-tuning a trained network: a quarter of the blank start's learning rate
+SIGN_ONLY = ("batch", "margin", "window", "init_magnitude")
+NBIT_ONLY = ("act_bits", "range_shift", "lr_shift", "decay")
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineRequest:
+    """What to train and how: the command line's online-training options (None: the rule's
+    default). Plain values only, so a request travels to worker processes as it is."""
+
+    forward: str = "nbit"
+    arch: str = "400-200-10"
+    weights: str | None = None
+    start: str = "pretrained"
+    bits: int = 8
+    act_bits: int | None = None
+    err_bits: int | None = None
+    lr_shift: int | None = None
+    decay: int | None = None
+    range_shift: int | None = None
+    restore: bool = True
+    batch: int | None = None
+    margin: int | None = None
+    window: int | None = None
+    init_magnitude: int | None = None
+    epochs: int = 3
+    samples: int = 10000
+    yield_: float = 1.0
+    pulse_fail: float = 0.0
+    endurance: int = 0
+    retries: int = 3
+    seed: int = 0
+    data: str | None = None
+
+    @classmethod
+    def from_options(cls, options) -> "OnlineRequest":
+        """The request from an object with these attributes (e.g. parsed arguments)."""
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)})
+
+    def check(self) -> "OnlineRequest":
+        if self.forward not in FORWARDS:
+            raise RrambnnError(f"--forward must be nbit or sign, not {self.forward!r}")
+        if self.forward == "nbit":
+            for opt in SIGN_ONLY:
+                if getattr(self, opt) is not None:
+                    raise RrambnnError(f"--{opt.replace('_', '-')} belongs to --forward sign")
+        elif any(getattr(self, opt) is not None for opt in NBIT_ONLY):
+            raise RrambnnError("--act-bits, --range-shift, --lr-shift and --decay belong to --forward nbit")
+        if self.start not in ("pretrained", "blank"):
+            raise RrambnnError(f"--start must be pretrained or blank, not {self.start!r}")
+        if self.epochs < 1:
+            raise RrambnnError(f"--epochs must be a positive integer, not {self.epochs}")
+        if self.samples < 0:
+            raise RrambnnError(f"--samples must be 0 (all) or positive, not {self.samples}")
+        return self
+
+    @property
+    def nbit(self) -> bool:
+        return self.forward == "nbit"
+
+
+def start_network(req: OnlineRequest):
+    """The starting network: a binary network (sign), or for nbit a dict with the arch and,
+    for a pretrained start, the codes of an n-bit online network file."""
+    from rrambnn.gen.networks import load_network
+    from rrambnn.weights import ONLINE_NBIT, shipped
+    req.check()
+    if req.nbit:
+        from rrambnn.gen import learning
+        from rrambnn.gen.network import parse_arch
+        if req.weights:
+            return learning.load_codes(req.weights)
+        if req.arch not in ONLINE_ARCHS:
+            raise RrambnnError(f"--arch must be one of {', '.join(ONLINE_ARCHS)} (or give --weights), not {req.arch!r}")
+        if req.arch != "400-200-10":
+            raise RrambnnError(f"the n-bit rule trains networks with one hidden layer (400-200-10), not {req.arch}; "
+                               f"--forward sign trains {req.arch}")
+        if req.start == "pretrained":
+            return learning.load_codes(shipped(ONLINE_NBIT))
+        return {"arch": parse_arch(req.arch), "codes": None}
+    if req.weights:
+        return load_network(req.weights)
+    if req.arch not in ONLINE_ARCHS:
+        raise RrambnnError(f"--arch must be one of {', '.join(ONLINE_ARCHS)} (or give --weights), not {req.arch!r}")
+    return load_network(shipped(ONLINE_ARCHS[req.arch]))
+
+
+def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
+    """The rule's configuration (:class:`NbitConfig` or :class:`OnlineConfig`) for ``req``
+    starting from ``net``, at a sweep point's ``bits`` or ``endurance`` where given."""
+    from rrambnn.gen.device import DeviceParams
+    from rrambnn.gen.learning import NbitConfig
+    from rrambnn.gen.online import OnlineConfig
+    req.check()
+    device = DeviceParams(req.yield_, req.pulse_fail, req.endurance if endurance is None else endurance, req.seed)
+    bits = req.bits if bits is None else bits
+    if req.nbit:
+        lr = req.lr_shift if req.lr_shift is not None else (
+            NbitConfig.lr_shift if req.start == "blank" else PRETRAINED_LR_SHIFT)
+        act_bits, range_shift = req.act_bits, req.range_shift
+        if isinstance(net, dict) and net.get("codes") is not None and req.start == "pretrained":
+            for opt, mine, theirs in (("act-bits", act_bits, net["act_bits"]),
+                                      ("range-shift", range_shift, net["range_shift"])):
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise RrambnnError(f"--{opt} {mine} differs from the starting network's {theirs}")
+            act_bits = net["act_bits"] if act_bits is None else act_bits
+            range_shift = net["range_shift"] if range_shift is None else range_shift
+        cfg = NbitConfig(bits=bits, act_bits=act_bits, err_bits=req.err_bits, lr_shift=lr,
+                         decay=NbitConfig.decay if req.decay is None else req.decay, range_shift=range_shift,
+                         restore=req.restore, retries=req.retries, device=device, seed=req.seed)
+    else:
+        d = OnlineConfig()
+        pick = lambda v, default: default if v is None else v  # noqa: E731
+        cfg = OnlineConfig(bits=bits, err_bits=pick(req.err_bits, d.err_bits), batch=pick(req.batch, d.batch),
+                           margin=pick(req.margin, d.margin), window=pick(req.window, d.window),
+                           init_magnitude=req.init_magnitude, retries=req.retries, device=device, seed=req.seed)
+    if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != cfg.bits:
+        raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --bits is {cfg.bits} "
+                           f"(a blank start takes any)")
+    return cfg
+
+
+def dataset(net, data_dir):
+    """MNIST as the network to train sees it: (x_train, y_train, x_test, y_test)."""
+    import numpy as np
+
+    from rrambnn.gen.mnist import load_split
+    if isinstance(net, dict):
+        from rrambnn.gen.learning import binary_data
+        return binary_data(data_dir, int(round(net["arch"][0] ** 0.5)))
+    if net.preprocess is None:
+        raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be trained on MNIST")
+    tr, te = load_split("train", data_dir), load_split("test", data_dir)
+    return (net.preprocess(tr.images), tr.labels.astype(np.int64), net.preprocess(te.images),
+            te.labels.astype(np.int64))
+
+
+def train(req: OnlineRequest, net, cfg, data, *, record: int = 0, progress: bool = False) -> dict:
+    """One run in either forward mode (what `online` and every sweep point do)."""
+    from rrambnn.gen import learning, online
+    samples = req.samples or None
+    if isinstance(net, dict):
+        codes = None if req.start == "blank" else net["codes"]
+        return learning.run(net["arch"], cfg, data, codes=codes, epochs=req.epochs, samples=samples,
+                            record=record, progress=progress)
+    r = online.run(net, cfg, data, blank=req.start == "blank", epochs=req.epochs, samples=samples,
+                   record_updates=record, progress=progress)
+    r["result"]["forward"] = "sign"
+    return r
+
+
+def check_file_option(name: str, path) -> None:
+    if path is not None and (not str(path) or Path(path).is_dir()):
+        raise RrambnnError(f"--{name} must name a file, not {str(path)!r}")
+
+
+def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_samples: int = 1000,
+           trace_updates: int = 5000, replay: bool = False, replay_images: int = 200, progress: bool = False,
+           log=None) -> dict:
+    """`rrambnn online`: one run, its report in ``out`` (JSON and plots), optionally the trained
+    codes (``save``), the recorded trace and its replay on Verilator."""
+    from rrambnn.gen import learning
+    from rrambnn.gen import online as sign_online
+    from rrambnn.studies import online_report
+
+    net = start_network(req)
+    cfg = rule_config(req, net)
+    for name, v in (("trace-updates", trace_updates), ("trace-samples", trace_samples),
+                    ("replay-images", replay_images)):
+        if v < 1:
+            raise RrambnnError(f"--{name} must be a positive integer, not {v}")
+    if replay and req.nbit and (cfg.bits > 8 or cfg.m > 8):
+        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}: "
+                           f"--replay needs --bits 8 or less")
+    check_file_option("trace", trace)
+    check_file_option("save", save)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RrambnnError(f"--out must name a directory, not the file {out}")
+    if save and not req.nbit:
+        raise RrambnnError("--save belongs to --forward nbit")
+    data = dataset(net, req.data)
+    record = (trace_samples if req.nbit else trace_updates) if (trace or replay) else 0
+    run = train(req, net, cfg, data, record=record, progress=progress)
+    res = run["result"]
+    res["files"] = online_report.write_run(res, out)  # written before a replay, which can fail
+    if save:
+        learning.save_codes(save, res["arch"], cfg, run["chip"].codes(),
+                            {"trained_by": "rrambnn online", "result": {k: res[k] for k in ("rule", "start", "epochs",
+                             "samples_per_epoch", "device", "seed", "final", "best", "best_epoch")}})
+        res["files"]["network"] = str(save)
+    if trace:
+        if req.nbit:
+            learning.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
+        else:
+            sign_online.save_trace(trace, run["trace"], res["arch"])
+        res["files"]["trace"] = str(trace)
+    if replay:
+        x_te = data[2][:replay_images]
+        if req.nbit:
+            res["replay"] = replay_nbit(Path(trace) if trace else out / "trace.npz", run, x_te, seed=req.seed + 1,
+                                        log=log)
+        else:
+            res["replay"] = replay_sign(run, cfg, x_te, seed=req.seed + 1, log=log)
+        res["files"].update(online_report.write_run(res, out))
+    return res
+
+
+REPLAY_KEYS = ("passed", "commands", "cycles", "replay_wall_s", "readback_wall_s", "hardware", "golden",
+               "failed_cells", "failed_match", "cells_read", "cell_mismatches", "count_mismatches", "codes_match",
+               "switches_total", "worn_out_cells", "images", "class_mismatches", "build_s", "build_cached",
+               "failures", "log")
+
+
+def replay_sign(run, cfg, x_te, *, seed: int, log=None) -> dict:
+    """The recorded commands through the weight-update controller on Verilator, from the chip's
+    initial state, against the golden online chip; then ``x_te`` classified."""
+    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.sim.chip_sim import replay
+
+    chip, start = run["chip"], run["start_net"]
+    hw_cfg = ChipConfig.checked("128x128", False, start.output_mode, False, retries=cfg.retries,
+                                device=cfg.device, weight_bits=cfg.bits, err_bits=cfg.err_bits)
+    faults = [a.faults for a in chip.arrays]
+    r = replay(start, hw_cfg, chip.initial, faults, run["trace"], x_te, seed=seed, log=log)
+    return {k: r.get(k) for k in REPLAY_KEYS}
+
+
+def replay_nbit(trace: Path, run, x_te, *, seed: int, log=None) -> dict:
+    """The recorded samples on the training chip on Verilator (forward passes, updates, then every
+    cell and counter, and ``x_te`` classified), against the golden n-bit chip."""
+    from rrambnn.gen import learning
+    from rrambnn.sim.chip_sim import replay_training
+
+    learning.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
+    r = replay_training(trace, x_te, seed=seed, log=log)
+    keys = REPLAY_KEYS + ("samples", "cycles_per_sample", "forward_mismatches", "step_mismatches")
+    return {"trace": str(trace), **{k: r.get(k) for k in keys}}
+
+
+# -- sweeps ---------------------------------------------------------------------------
+
+_DATA: dict = {}  # per worker process: the preprocessed dataset, loaded once for all its points
+
+
+def _point(req: OnlineRequest, point: dict) -> dict:
+    """One sweep point in a worker process."""
+    net = start_network(req)
+    cfg = rule_config(req, net, bits=point.get("bits"), endurance=point.get("endurance"))
+    key = (req.data, req.forward, req.arch)
+    if key not in _DATA:
+        _DATA[key] = dataset(net, req.data)
+    r = train(req, net, cfg, _DATA[key])
+    return {**point, **r["result"]}
+
+
+def parse_values(what: str, values: str | None) -> list[dict]:
+    from rrambnn.studies.sweep import parse_floats
+    if what == "bits":
+        return [{"bits": int(b)} for b in parse_floats(values or "2,3,4,5,6,8,10,12", "--values", 2, 12,
+                                                        integer=True)]
+    if what == "endurance":
+        return [{"endurance": int(e)} for e in parse_floats(values or "0,100000,30000,10000,3000,1000,300",
+                                                             "--values", 0, 2 ** 32 - 1, integer=True)]
+    raise RrambnnError(f"rrambnn sweep knows yield, bits and endurance, not {what!r}")
+
+
+def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs: int = 2,
+          progress: bool = False) -> dict:
+    """`rrambnn sweep bits|endurance`: every point a full run (in ``jobs`` processes); the
+    table, JSON and plots in ``out``. Returns the result with the files written."""
+    from tqdm import tqdm
+
+    from rrambnn.fileio import atomic_write
+    from rrambnn.studies import online_report
+
+    points = parse_values(what, values)
+    net = start_network(req)
+    for pt in points:  # validate every point before the long run
+        bits = pt.get("bits", req.bits)
+        if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != bits:
+            raise RrambnnError(f"the pretrained network has {net['bits']}-bit weights: sweep {what} over "
+                               f"{bits} bits needs --start blank")
+        rule_config(req, net, bits=pt.get("bits"), endurance=pt.get("endurance"))
+    if jobs < 1:
+        raise RrambnnError(f"--jobs must be a positive integer, not {jobs}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RrambnnError(f"--out must name a directory, not the file {out}")
+    key_fields = dataclasses.asdict(req)
+    rows = []
+    bar = tqdm(total=len(points), desc=f"sweep {what}", unit="point", disable=not progress)
+    # every finished point is kept beside the outputs, so a stopped sweep resumes where it was
+    cache = out / f".{what}-points"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def path_of(pt):
+        key = hashlib.sha1(json.dumps({**key_fields, **pt}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return cache / f"{what}-{pt[what]}-{key}.json"
+
+    def keep(pt, row):
+        atomic_write(path_of(pt), lambda f: f.write(json.dumps(row).encode()))
+        rows.append(row)
+        bar.update()
+
+    todo = []
+    for pt in points:
+        if path_of(pt).is_file():
+            rows.append(json.loads(path_of(pt).read_text()))
+            bar.update()
+        else:
+            todo.append(pt)
+    if jobs == 1 or len(todo) <= 1:
+        for pt in todo:
+            keep(pt, _point(req, pt))
+    else:
+        # fresh interpreters with single-threaded BLAS: per-sample training does tiny products, and
+        # several workers each spinning a BLAS thread pool on the same cores slow each other down
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(todo)),
+                                 mp_context=multiprocessing.get_context("spawn")) as ex:
+            futs = {ex.submit(_point, req, pt): pt for pt in todo}
+            for f in as_completed(futs):
+                keep(futs[f], f.result())
+    bar.close()
+    rows.sort(key=lambda r: points.index({what: r[what]}))
+    res = {"axis": what, "forward": req.forward, "network": "-".join(map(str, rows[0]["arch"])),
+           "start": req.start, "epochs": req.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
+           "fixed": {"bits": req.bits, "endurance": req.endurance, "yield": req.yield_, "pulse_fail": req.pulse_fail,
+                     "act_bits": req.act_bits, "err_bits": req.err_bits, "lr_shift": req.lr_shift,
+                     "decay": req.decay, "batch": req.batch, "seed": req.seed},
+           "points": rows}
+    res["files"] = online_report.write_sweep(res, out, what)
+    return res
