@@ -642,7 +642,6 @@ def binary_data(data_dir=None, crop: int = 20):
             te.labels.astype(np.int64))
 
 
-
 # -- the training chip and its traces ----------------------------------------------------
 
 def training_network(arch, cfg: NbitConfig, codes):

@@ -149,7 +149,6 @@ def test_the_checker_finds_a_circle_and_an_upward_import():
         layer_of("elsewhere.module")
 
 
-
 def test_the_board_flow_does_not_use_the_simulation_flow():
     graph = imports(modules())
     bad = [f"{m} imports {d}" for m, deps in graph.items() if m.startswith("rrambnn.fpga")

@@ -8,7 +8,6 @@ from rrambnn.gen.network import random_network
 from conftest import one_error_line, rr
 
 
-
 @pytest.fixture
 def bad_weights(tmp_path):
     p = tmp_path / "bad.npz"

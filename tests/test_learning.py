@@ -12,7 +12,6 @@ from rrambnn.gen import planes
 from conftest import one_error_line, rr
 
 
-
 def _mix32_reference(x: int) -> int:
     """The hash as the hardware spec states it, in plain Python integers."""
     m = 0xFFFFFFFF
