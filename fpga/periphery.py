@@ -22,7 +22,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.hw.host import HostLink
-from rrambnn.hw.periphery import Periphery
+from rrambnn.hw.periphery import Periphery, periphery_of
 
 PINS = {
     "ice40": ({"dout": ("1 2 3 4 7 8 9 10", ("pmod", 0)), "din": ("1 2 3 4 7 8 9 10", ("pmod", 1)),
@@ -79,7 +79,7 @@ def periphery_design(net, *, f_clk: float, baud: int = 115200):
     """The periphery board design for ``net`` and what the report says about it."""
     from rrambnn.errors import RrambnnError
     try:
-        periphery = Periphery(net.arch, net.thresholds, output=net.output_mode)
+        periphery = periphery_of(net)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
     divisor = round(f_clk / baud)

@@ -72,7 +72,9 @@ def build_bitstream(net, spec, variant: str, out: Path, *, lanes=None, chunks=No
     """Build ``variant`` (emulation: the twin behind its UART host link; periphery: the digital
     periphery for an external crossbar macro) of ``net`` for board ``spec`` into ``out``: the
     report of :func:`rrambnn.fpga.build.build` with the design's fold and cycles per image."""
+    from rrambnn.fileio import check_writable
     from rrambnn.fpga.build import build
+    check_writable(out, directory=True)
     if freq_mhz is not None and not 1 <= freq_mhz <= 400:
         raise RrambnnError(f"--freq must be from 1 to 400 MHz, not {freq_mhz!r}")
     if baud < 1:

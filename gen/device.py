@@ -107,9 +107,9 @@ def device_faults(arch, params: "DeviceParams", faults=None) -> list[np.ndarray]
 
 def load_fault_maps(path, arch) -> list[np.ndarray]:
     """A measured fault map: .npz with fault0, fault1, ... (codes 0 ok, 1 stuck HRS, 2 stuck LRS)."""
-    want = f"a fault-map file with fault0..fault{len(arch) - 2}"
+    want = f"fault-map file with fault0..fault{len(arch) - 2}"
     if not Path(path).is_file():
-        raise RrambnnError(f"{path}: not {want} (no such file)")
+        raise RrambnnError(f"{path}: not a {want} (no such file)")
     z = read_npz(path, want)
     try:
         maps = [z[f"fault{k}"] for k in range(len(arch) - 1)]
@@ -233,6 +233,15 @@ def commands_for(target_cells, word: int, current=None):
     return cmds
 
 
+MAX_RETRIES = 255  # the write-verify controller's retry counter is 8 bits
+
+
+def check_retries(retries) -> int:
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
+        raise RrambnnError(f"Retries must be an integer from 0 to {MAX_RETRIES}, not {retries!r}")
+    return retries
+
+
 def program(chip: Chip, commands, word: int, retries: int) -> ProgramReport:
     """Golden write-verify over ``commands``; mutates ``chip``; same order as the hardware."""
     rep = ProgramReport()
@@ -283,5 +292,5 @@ def program_network(net, params: DeviceParams, *, tile=(128, 128), word=16, retr
         raise RrambnnError(f"Initial array state must be hrs, random or weights, not {initial!r}")
     chip = Chip(net.arch, tile, init, params, faults)
     cmds = commands_for(net.cells, word)
-    rep = program(chip, cmds, word, retries)
+    rep = program(chip, cmds, word, check_retries(retries))
     return chip, rep, cmds, init

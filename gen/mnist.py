@@ -141,6 +141,8 @@ def load_split(split: str, data_dir=None) -> MnistSplit:
         raise RrambnnError(
             f"{directory}: {split} has {len(images)} images but {len(labels)} labels"
         )
-    if labels.size and labels.max() > 9:
+    if not len(labels):
+        raise RrambnnError(f"{directory}: the {split} set is empty (0 images)")
+    if labels.max() > 9:
         raise RrambnnError(f"{directory}: {split} labels contain {labels.max()}, expected 0..9")
     return MnistSplit(images, labels)

@@ -36,6 +36,9 @@ VERSION = 1
 OUTPUT_MODES = ("priority", "argmax")
 
 
+MAX_LAYER = 16384  # neurons (or inputs) per layer: 128 arrays of 128 columns side by side
+
+
 def parse_arch(text) -> tuple[int, ...]:
     """'400-128-128-10' -> (400, 128, 128, 10), with a clear error."""
     if isinstance(text, (tuple, list)):
@@ -50,6 +53,9 @@ def parse_arch(text) -> tuple[int, ...]:
         raise RrambnnError(
             f"Architecture needs at least an input and an output size, all positive, not {text!r}"
         )
+    if max(arch) > MAX_LAYER:
+        raise RrambnnError(f"Architecture layers hold at most {MAX_LAYER:,} neurons (a chip of this project's "
+                           f"crossbars), not {max(arch):,} in {text!r}")
     return arch
 
 

@@ -50,6 +50,16 @@ def network_inputs(net, images: np.ndarray) -> np.ndarray:
     return net.inputs(images) if hasattr(net, "abits") else net.preprocess(images)
 
 
+def mnist_inputs(net, data_dir, n: int):
+    """The first ``n`` MNIST test images as the network's inputs, and their labels."""
+    from rrambnn.gen.mnist import load_split
+    check_mnist_inputs(net)
+    te = load_split("test", data_dir)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(te.labels):
+        raise RrambnnError(f"--images must be from 1 to {len(te.labels)}, not {n!r}")
+    return network_inputs(net, te.images[:n]), te.labels[:n]
+
+
 def evaluate(net, data_dir=None) -> dict:
     """Accuracy of the hardware-exact network on the MNIST test set, in both output stages."""
     from rrambnn.gen.mnist import load_split
@@ -68,10 +78,11 @@ def train_and_save(cfg, out, data_dir=None, *, progress: bool = False):
 
     from rrambnn.gen.mnist import load_split
     from rrambnn.gen.train import train
+    from rrambnn.fileio import check_writable
     cfg.validate()
-    out = Path(out)
-    if out.suffix != ".npz" or out.is_dir():
+    if Path(out).suffix != ".npz" or Path(out).is_dir():
         raise RrambnnError(f"--out must name a .npz file, not {str(out)!r}")
+    out = check_writable(out)
     tr = load_split("train", data_dir)
     te = load_split("test", data_dir)
     net, _, history = train(cfg, tr.images, tr.labels, progress=progress)

@@ -54,8 +54,8 @@ class OnlineConfig:
         planes.check_bits(self.bits)
         if not isinstance(self.err_bits, int) or not 2 <= self.err_bits <= 8:
             raise RrambnnError(f"Error bits must be an integer from 2 to 8, not {self.err_bits!r}")
-        for name, v, lo in (("Batch size", self.batch, 1), ("Margin", self.margin, 0), ("STE window", self.window, 0),
-                            ("Retries", self.retries, 0)):
+        dev.check_retries(self.retries)
+        for name, v, lo in (("Batch size", self.batch, 1), ("Margin", self.margin, 0), ("STE window", self.window, 0)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise RrambnnError(f"{name} must be an integer >= {lo}, not {v!r}")
         M = planes.max_magnitude(self.bits)

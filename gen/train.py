@@ -66,6 +66,8 @@ class TrainConfig:
             )
         if self.arch[-1] != 10:
             raise RrambnnError(f"MNIST needs 10 outputs, architecture ends with {self.arch[-1]}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 32:
+            raise RrambnnError(f"Seed must be an integer from 0 to 2^32 - 1, not {self.seed!r}")
         for name, lo in (("epochs", 1), ("batch", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or v < lo:

@@ -321,6 +321,14 @@ class CrossbarMacro(wiring.Component):
         return m
 
 
+def periphery_of(net, *, output: str | None = None, retries: int = 3, pulse_cycles: int = 5) -> Periphery:
+    """The periphery of the binary network ``net`` (its shape and thresholds; ``output``
+    defaults to its output stage). Every periphery is built here: the board design, the host's
+    write packing, the testbench and its golden side."""
+    return Periphery(net.arch, net.thresholds, output=output or net.output_mode, retries=retries,
+                     pulse_cycles=pulse_cycles)
+
+
 class PeripheryBench(wiring.Component):
     """Periphery and macro model wired together: the simulation top of the periphery variant
     (the periphery's core ports and counters)."""

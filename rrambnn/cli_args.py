@@ -47,9 +47,45 @@ def chip_args(p: argparse.ArgumentParser, debug=True):
                        help="add every layer's activations and the last column sums to the result payload")
 
 
+def print_json(result) -> None:
+    """``--json``: the result as one line of JSON, printed last (``tail -1`` gets all of it)."""
+    print(json.dumps(result, separators=(", ", ": "), default=str))
+
+
 def emit(args, result: dict, lines: list[str]):
     """The result as JSON (``--json``) or as lines of text."""
     if getattr(args, "json", False):
-        print(json.dumps(result, indent=2))
+        print_json(result)
     else:
         print("\n".join(lines))
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless the help already says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and action.default is not None and action.default is not False
+                and action.default != argparse.SUPPRESS and "default" not in text):
+            text += (" " if text else "") + "(default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``rrambnn CMD: error: ...`` (exit 2), like
+    every other error of the command line; ``--help`` shows every option with its default."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kw)
+
+    invalid_choice: str | None = None  # how this command words a bad positional choice ({value!r})
+
+    def error(self, message):
+        import re
+        import sys
+        m = re.match(r"argument \S+: invalid choice: '(.*)' \(choose from", message)
+        if m and self.invalid_choice:
+            message = self.invalid_choice.format(value=m.group(1))
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from rrambnn.cli_args import data_arg, json_arg, weights_arg
+from rrambnn.cli_args import data_arg, json_arg, print_json, weights_arg
 from rrambnn.errors import RrambnnError
 
 
@@ -39,7 +38,7 @@ def cmd_fpga(args):
                              data_dir=args.data, log=None if args.json else print)
     interval = report.get("interval_cycles")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
         return
     print(f"{report['title']}, {args.variant}: bitstream {report['bitstream']}")
     print(f"  clock {report['clock_mhz']:g} MHz, nextpnr Fmax {report['fmax_mhz']:g} MHz (timing met)")
@@ -71,7 +70,7 @@ def cmd_board(args):
             f"output {info.output}, clock {info.clock_hz / 1e6:g} MHz")
     if args.action == "info":
         if args.json:
-            print(json.dumps(info.__dict__, indent=2))
+            print_json(info.__dict__)
         else:
             print(f"{args.port}: rrambnn emulation board, protocol {info.version}: {desc}")
         return
@@ -83,14 +82,17 @@ def cmd_board(args):
         with tqdm(total=total, desc="writing cells and thresholds", unit="write", disable=args.json) as bar:
             n = board.program(net, progress=bar.update)
         res = {"port": args.port, "writes": n}
-        print(json.dumps(res) if args.json else f"wrote {n} cells and thresholds to the board on {args.port}")
+        if args.json:
+            print_json(res)
+        else:
+            print(f"wrote {n} cells and thresholds to the board on {args.port}")
         return
-    from rrambnn.sim.checks import mnist_inputs
+    from rrambnn.gen.networks import mnist_inputs
     x, labels = mnist_inputs(net, args.data, args.images)
     if args.action == "bench":
         res = bench_against_golden(board, net, x[0], args.repeat)
         if args.json:
-            print(json.dumps(res, indent=2))
+            print_json(res)
         else:
             rate = f", {res['images_per_s']:,} images/s at {res['clock_mhz']:g} MHz" if "images_per_s" in res else ""
             print(f"{res['images']} images back to back in {res['cycles']} cycles: "
@@ -103,7 +105,7 @@ def cmd_board(args):
     with tqdm(total=len(x), desc="classifying on the board", unit="image", disable=args.json) as bar:
         res = {"port": args.port, **classify_against_golden(board, net, x, labels, progress=bar.update)}
     if args.json:
-        print(json.dumps(res, indent=2))
+        print_json(res)
     else:
         print(f"{len(x)} test images on the board ({desc}): accuracy {res['accuracy'] * 100:.2f}%, "
               f"golden model {res['golden_accuracy'] * 100:.2f}%, {res['differ_from_golden']} results differ")
@@ -116,7 +118,7 @@ def add_fpga_commands(sub):
     from rrambnn.fpga.build import BOARDS, VARIANTS
 
     f = sub.add_parser("fpga", help="build an FPGA bitstream (YoWASP toolchain) and report resources and Fmax")
-    f.add_argument("--board", required=True, choices=list(BOARDS))
+    f.add_argument("--board", required=True, choices=list(BOARDS), help="the board to build for")
     f.add_argument("--variant", default="emulation", choices=list(VARIANTS),
                    help="emulation: the whole classifier, weights in block RAM, UART host link; "
                         "periphery: the digital periphery with a narrow port to an external crossbar macro")
@@ -129,7 +131,7 @@ def add_fpga_commands(sub):
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
                                   "lanes per layer (comma-separated; the ULX3S default 32,24,16)")
-    f.add_argument("--baud", type=int, default=115200)
+    f.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link")
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
     json_arg(f)
     f.set_defaults(fn=cmd_fpga)
@@ -139,7 +141,7 @@ def add_fpga_commands(sub):
                    help="info: what the board runs; program: write a weights file's cells and thresholds; "
                         "classify: test images vs the golden model; bench: one image N times, timed on the board")
     b.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyUSB1) or a pyserial URL")
-    b.add_argument("--baud", type=int, default=115200)
+    b.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link")
     b.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
     weights_arg(b)
     data_arg(b)

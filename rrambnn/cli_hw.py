@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from rrambnn.cli_args import chip_args, data_arg, device_args, json_arg, weights_arg
+from rrambnn.cli_args import chip_args, data_arg, device_args, json_arg, print_json, weights_arg
 from rrambnn.cli_online import add_online_commands, add_sweep_args, cmd_sweep_online
 from rrambnn.errors import RrambnnError
 
@@ -21,8 +19,10 @@ def _precision(chip) -> str:
 
 
 def cmd_verilog(args):
+    from rrambnn.fileio import check_writable
     from rrambnn.hw.verilog import chip_design, write_verilog
 
+    check_writable(args.out)
     net, cfg = chip_design(args.weights, tile=args.tile, pipeline=args.pipeline, output=args.output,
                            debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits)
     chip = write_verilog(net, cfg, args.out)
@@ -34,7 +34,7 @@ def cmd_verilog(args):
 
 def _print_report(args, report):
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
         return
     for mode, r in report["modes"].items():
         print(f"{mode:8}  agreement {r['agreement'] * 100:.2f}% ({r['mismatches']} mismatches in "
@@ -46,8 +46,8 @@ def _print_report(args, report):
 
 
 def _check_modes(args, modes, debug, out_dir=None):
-    from rrambnn.gen.networks import load_network
-    from rrambnn.sim.checks import check_modes, mnist_inputs
+    from rrambnn.gen.networks import load_network, mnist_inputs
+    from rrambnn.sim.checks import check_modes
     net = load_network(args.weights, multi_bit=True)
     x, labels = mnist_inputs(net, args.data, args.images)
     _print_report(args, check_modes(net, x, labels, modes, tile=args.tile, pipeline=args.pipeline, debug=debug,
@@ -66,9 +66,9 @@ def cmd_run(args):
 
 def cmd_program(args):
     from rrambnn.gen import device as dev
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.networks import load_network, mnist_inputs
     from rrambnn.hw.verilog import ChipConfig
-    from rrambnn.sim.checks import mnist_inputs, program_and_check
+    from rrambnn.sim.checks import program_and_check
 
     net = load_network(args.weights)
     params = dev.DeviceParams(args.yield_, args.pulse_fail, args.endurance, args.seed)
@@ -79,7 +79,7 @@ def cmd_program(args):
                                read_back=not args.no_read_back, seed=args.seed, waves=args.waves,
                                log=None if args.json else print)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
     else:
         hw, g = report["hardware"] or {}, report["golden"] or {}
         print(f"hardware: {hw.get('pulses_set')} SET + {hw.get('pulses_reset')} RESET pulses, "
@@ -97,17 +97,13 @@ def cmd_program(args):
 
 
 def cmd_sweep(args):
-    if args.what in ("bits", "endurance"):
-        return cmd_sweep_online(args)
-    if args.what != "yield":
-        raise RrambnnError(f"rrambnn sweep knows yield, bits and endurance, not {args.what!r}")
     from rrambnn.gen.networks import load_network
     from rrambnn.studies import sweep
     res = sweep.yield_study(load_network(args.weights), args.out, yields=args.yields, seeds=args.seeds,
                             p_fail=args.pulse_fail, retries=args.retries, spot_checks=args.spot_checks,
                             spot_images=args.spot_images, data_dir=args.data, progress=not args.json)
     if args.json:
-        print(json.dumps(res, indent=2))
+        print_json(res)
     else:
         print(sweep.markdown_table(res))
         for sc in res["spot_checks"]:
@@ -157,23 +153,30 @@ def add_hw_commands(sub):
     pr.add_argument("--initial", default="hrs", help="array state before programming: hrs, random or weights")
     pr.add_argument("--images", type=int, default=10000, help="test images classified after programming")
     pr.add_argument("--no-read-back", action="store_true", help="skip reading back every cell and counter")
-    pr.add_argument("--waves", action="store_true")
+    pr.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
     json_arg(pr)
     pr.set_defaults(fn=cmd_program)
 
     sw = sub.add_parser("sweep", help="accuracy vs bit yield (golden model, hardware spot checks), or of online "
                                       "training vs weight bits or endurance")
-    sw.add_argument("what", help="yield | bits | endurance")
-    weights_arg(sw)
-    data_arg(sw)
-    sw.add_argument("--yields", default="1.0,0.99,0.98,0.97,0.96,0.95,0.94,0.92,0.9,0.85,0.8")
-    sw.add_argument("--seeds", type=int, default=5, help="chips (fault maps) per yield")
-    sw.add_argument("--spot-checks", type=int, default=1, help="faulty points also run on Verilator")
-    sw.add_argument("--spot-images", type=int, default=2000)
-    sw.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNG")
-    json_arg(sw)
-    device_args(sw, seed_help="bits and endurance sweeps: training order, blank weights, stochastic rounding, "
-                              "fault maps, pulse failures")
-    add_sweep_args(sw)
-    sw.set_defaults(fn=cmd_sweep)
+    sw.invalid_choice = "rrambnn sweep knows yield, bits and endurance, not {value!r}"
+    what = sw.add_subparsers(dest="what", metavar="WHAT", required=True, parser_class=type(sw))
+    y = what.add_parser("yield", help="accuracy vs bit yield: golden model over many chips, hardware spot checks")
+    weights_arg(y)
+    data_arg(y)
+    y.add_argument("--yields", default="1.0,0.99,0.98,0.97,0.96,0.95,0.94,0.92,0.9,0.85,0.8",
+                   help="bit yields to try")
+    y.add_argument("--seeds", type=int, default=5, help="chips (fault maps) per yield")
+    y.add_argument("--pulse-fail", type=float, default=0.0, help="probability that a SET/RESET pulse fails")
+    y.add_argument("--retries", type=int, default=3, help="write-verify retries after the first pulse")
+    y.add_argument("--spot-checks", type=int, default=1, help="faulty points also run on Verilator")
+    y.add_argument("--spot-images", type=int, default=2000, help="test images per spot check")
+    y.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNG")
+    json_arg(y)
+    y.set_defaults(fn=cmd_sweep)
+    for name, helptext in (("bits", "online training vs weight bits"),
+                           ("endurance", "online training vs the cells' endurance limit")):
+        o = what.add_parser(name, help=helptext)
+        add_sweep_args(o, name)
+        o.set_defaults(fn=cmd_sweep_online)
     add_online_commands(sub)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from rrambnn.cli_args import data_arg, device_args, json_arg
+from rrambnn.cli_args import data_arg, device_args, json_arg, print_json
 from rrambnn.errors import RrambnnError
 
 SEED_HELP = "training order, blank weights, stochastic rounding, fault maps, pulse failures"
 
 
-def _online_args(p: argparse.ArgumentParser, sweep: bool = False):
-    """Online-training options (``sweep``: those the `sweep` command does not have already)."""
-    from rrambnn.gen.learning import NbitConfig
+def _online_args(p: argparse.ArgumentParser):
+    """The options of one online-training run."""
+    from rrambnn.gen.learning import PRETRAINED_LR_SHIFT, NbitConfig, default_lr_shift
     from rrambnn.gen.online import OnlineConfig
-    from rrambnn.studies.online import ONLINE_ARCHS, PRETRAINED_LR_SHIFT
+    from rrambnn.studies.online import ONLINE_ARCHS
     d, nb = OnlineConfig(), NbitConfig()
     p.add_argument("--forward", default="nbit",
                    help="nbit: the n-bit forward and backward pass of the measured macro (sigmoid MLP, n-bit "
@@ -23,10 +22,9 @@ def _online_args(p: argparse.ArgumentParser, sweep: bool = False):
                         "cells with the ternary hinge rule")
     p.add_argument("--arch", default="400-200-10",
                    help=f"network to train: {' or '.join(ONLINE_ARCHS)} (nbit: 400-200-10 only; --weights overrides)")
-    if not sweep:
-        p.add_argument("--weights", metavar="W",
-                       help="network to start from (pretrained; nbit: an n-bit online network .npz) or take the "
-                            "shape of (blank)")
+    p.add_argument("--weights", metavar="W",
+                   help="network to start from (pretrained; nbit: an n-bit online network .npz) or take the "
+                        "shape of (blank)")
     p.add_argument("--start", default="pretrained",
                    help="pretrained (nbit: the shipped online-400-200-10.npz; sign: the signs of the shipped "
                         "binary network) or blank (random weights)")
@@ -36,8 +34,8 @@ def _online_args(p: argparse.ArgumentParser, sweep: bool = False):
     p.add_argument("--err-bits", type=int, default=None,
                    help="error precision in bits (default: nbit n; sign 2 = ternary)")
     p.add_argument("--lr-shift", type=int, default=None,
-                   help=f"nbit: learning rate 2^-K (default {nb.lr_shift} from a blank start, {PRETRAINED_LR_SHIFT} "
-                        f"fine-tuning a pretrained network)")
+                   help=f"nbit: learning rate 2^-K (default from a blank start {default_lr_shift(8)} at 8 bits and "
+                        f"more, {default_lr_shift(7)} below; {PRETRAINED_LR_SHIFT} fine-tuning a pretrained network)")
     p.add_argument("--decay", type=int, default=None, help=f"nbit: the learning rate halves every K epochs "
                                                            f"(0: constant; default {nb.decay})")
     p.add_argument("--no-restore", dest="restore", action="store_false",
@@ -56,10 +54,9 @@ def _online_args(p: argparse.ArgumentParser, sweep: bool = False):
     p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
     p.add_argument("--samples", type=int, default=10000, help="training images per epoch (0: all 60,000; default "
                                                               "10,000)")
-    if not sweep:
-        device_args(p, seed_help=SEED_HELP)
-        data_arg(p)
-        json_arg(p)
+    device_args(p, seed_help=SEED_HELP)
+    data_arg(p)
+    json_arg(p)
 
 
 def _request(args):
@@ -76,7 +73,7 @@ def cmd_online(args):
                  trace_updates=args.trace_updates, replay=args.replay, replay_images=args.replay_images,
                  progress=not args.json, log=log)
     if args.json:
-        print(json.dumps(res, indent=2))
+        print_json(res)
     else:
         print("\n".join(online_report.describe_run(res)))
         print("wrote " + ", ".join(res["files"].values()))
@@ -91,7 +88,7 @@ def cmd_sweep_online(args):
 
     res = sweep(_request(args), args.what, args.values, args.out, jobs=args.jobs, progress=not args.json)
     if args.json:
-        print(json.dumps(res, indent=2))
+        print_json(res)
     else:
         print(online_report.sweep_table(res))
         print("wrote " + ", ".join(res["files"].values()))
@@ -114,9 +111,10 @@ def add_online_commands(sub):
     o.set_defaults(fn=cmd_online)
 
 
-def add_sweep_args(sw):
-    """The online sweeps' options on the `sweep` command (what = bits | endurance)."""
-    sw.add_argument("--values", help="bits: weight bits to try (2,3,4,5,6,8,10,12); endurance: limits to try "
-                                     "(0 = unlimited; 0,100000,30000,10000,3000,1000,300)")
+def add_sweep_args(sw, what: str):
+    """The options of `sweep bits` and `sweep endurance`: a run's options and the points."""
+    _online_args(sw)
+    sw.add_argument("--values", help="weight bits to try (default 2,3,4,5,6,8,10,12)" if what == "bits" else
+                    "endurance limits to try, 0 = unlimited (default 0,100000,30000,10000,3000,1000,300)")
     sw.add_argument("--jobs", type=int, default=2, help="points run in parallel (processes)")
-    _online_args(sw, sweep=True)
+    sw.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNGs")

@@ -146,3 +146,35 @@ class Entries:
         if arch.ndim != 1 or len(arch) < 2 or not np.issubdtype(arch.dtype, np.integer) or (arch < 1).any():
             raise self.error("'arch' must list at least two positive layer sizes")
         return arch
+
+
+def check_writable(path, *, directory: bool = False, option: str = "--out") -> Path:
+    """Fail now, with one line, if ``path`` (a file, or with ``directory`` a directory) cannot be
+    written: a run checks where its results go before it starts working."""
+    text = str(path)
+    path = Path(path)
+    if not text.strip():
+        raise RrambnnError(f"{option} must name a {'directory' if directory else 'file'}, not {text!r}")
+    if directory and path.exists() and not path.is_dir():
+        raise RrambnnError(f"{option} must name a directory, not the file {path}")
+    if not directory and path.is_dir():
+        raise RrambnnError(f"{option} must name a file, not the directory {path}")
+    where = path if directory else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".rrambnn-probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise RrambnnError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    """A text file, written atomically."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path, **kw) -> Path:
+    """A matplotlib figure as PNG, written atomically."""
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", **kw))

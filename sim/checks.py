@@ -8,19 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rrambnn.errors import RrambnnError
-
-
-def mnist_inputs(net, data_dir, n):
-    """The first ``n`` MNIST test images as the network's inputs, and their labels."""
-    from rrambnn.gen.mnist import load_split
-    from rrambnn.gen.networks import check_mnist_inputs, network_inputs
-    check_mnist_inputs(net)
-    te = load_split("test", data_dir)
-    if not isinstance(n, int) or not 1 <= n <= len(te.labels):
-        raise RrambnnError(f"--images must be from 1 to {len(te.labels)}, not {n!r}")
-    return network_inputs(net, te.images[:n]), te.labels[:n]
-
 
 def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=True, seed: int = 1,
                 waves: bool = False, out_dir=None, log=None) -> dict:
@@ -29,6 +16,9 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     from rrambnn.hw.verilog import ChipConfig, write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
 
+    from rrambnn.fileio import check_writable
+    if out_dir is not None:
+        check_writable(out_dir, directory=True)
     multi = hasattr(net, "abits")
     report = {"images": len(labels), "modes": {}}
     for mode in modes:

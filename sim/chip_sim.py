@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import write_npz
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.folded import emulation_twin
 from rrambnn.hw.verilog import ChipConfig, generate, training_design
@@ -63,7 +63,7 @@ def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=(
     arrays_path = None
     if arrays:
         arrays_path = run_dir / "arrays.npz"
-        np.savez(arrays_path, **arrays)
+        write_npz(arrays_path, arrays)
     return b, run_dir, gen_s, arrays_path
 
 
@@ -134,7 +134,7 @@ def replay_training(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16,
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_training", {
         "trace": str(Path(trace_path).resolve()), "images": str(run_dir / "images.npy"), "seed": seed,
-        "word": word, "pulse_cycles": pulse_cycles, "p_idle": p_idle, "p_stall": p_stall,
+        "chip": cfg.to_dict(), "p_idle": p_idle, "p_stall": p_stall,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
@@ -178,15 +178,16 @@ def simulate_folded(net: BinaryNetwork, lanes, output: str, x: np.ndarray, *, ch
     event-driven twin (``rows``) must equal its cycle model image by image)."""
 
     t = time.time()
-    dut = emulation_twin(net, lanes=lanes, chunks=chunks, output=output, segment=segment, rows=rows)
+    twin_args = {"lanes": lanes, "chunks": chunks, "rows": rows, "output": output, "segment": segment}
+    dut = emulation_twin(net, **twin_args)
     text, tag = _twin_verilog(dut, dut, FOLDED_TOP, "folded")
     gen_s = time.time() - t
     b, run_dir = _build_run(text, net, x, waves, log, tag=tag, top=FOLDED_TOP)
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_folded", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
-        "output": output, "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
-        "interval": dut.interval, "rows": rows,
+        "twin": twin_args, "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
+        "interval": dut.interval,
     }, test_dir=run_dir, top=FOLDED_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)
     res["interval_cycles"] = dut.interval if not dut.event else res.get("throughput", {}).get("model_cycles_per_image")
@@ -220,7 +221,8 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     from rrambnn.hw.host import HostLink
 
     t = time.time()
-    twin = emulation_twin(net, lanes=lanes, chunks=chunks, segment=segment, rows=rows)
+    twin_args = {"lanes": lanes, "chunks": chunks, "rows": rows, "output": net.output_mode, "segment": segment}
+    twin = emulation_twin(net, **twin_args)
     dut = HostLink(twin, divisor, clock_hz=clock_hz)
     text, tag = _twin_verilog(dut, twin, HOST_TOP, "host", divisor, clock_hz)
     gen_s = time.time() - t
@@ -228,9 +230,7 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_host", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
-        "output": net.output_mode, "lanes": lanes, "chunks": chunks, "rows": rows, "segment": segment,
-        "divisor": divisor,
-        "clock_hz": clock_hz, "writes": writes, "bench": bench,
+        "twin": twin_args, "divisor": divisor, "clock_hz": clock_hz, "writes": writes, "bench": bench,
     }, test_dir=run_dir, top=HOST_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)
     res["interval_cycles"] = twin.interval
@@ -250,24 +250,23 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
 
     from rrambnn.gen.device import DeviceParams, device_faults
     from rrambnn.hw.crossbar import CROSSBAR_MODULE
-    from rrambnn.hw.periphery import CrossbarMacro, Periphery, PeripheryBench
+    from rrambnn.hw.periphery import CrossbarMacro, PeripheryBench, periphery_of
 
     device = device or DeviceParams()
     faults = device_faults(net.arch, device, faults)
+    cfg = ChipConfig(tuple(tile), output=net.output_mode, retries=retries, pulse_cycles=pulse_cycles, device=device)
     t = time.time()
-    periphery = Periphery(net.arch, net.thresholds, output=net.output_mode, retries=retries,
-                          pulse_cycles=pulse_cycles)
+    periphery = periphery_of(net, retries=retries, pulse_cycles=pulse_cycles)
     bench = PeripheryBench(periphery, CrossbarMacro(net.weights, tile=tile, faults=faults, device=device))
     text = amaranth_verilog.convert(bench, name=PERIPHERY_TOP, emit_src=False) + CROSSBAR_MODULE
     gen_s = time.time() - t
     tag = f"periphery-{'-'.join(map(str, net.arch))}"
     b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=PERIPHERY_TOP)
-    np.savez(run_dir / "faults.npz", **{f"fault{k}": np.asarray(f, np.int8) for k, f in enumerate(faults)})
+    write_npz(run_dir / "faults.npz", {f"fault{k}": np.asarray(f, np.int8) for k, f in enumerate(faults)})
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_periphery", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"),
-        "faults": str(run_dir / "faults.npz"), "seed": seed, "output": net.output_mode, "tile": list(tile),
-        "device": dataclasses.asdict(device), "retries": retries, "writes": writes,
+        "faults": str(run_dir / "faults.npz"), "seed": seed, "chip": cfg.to_dict(), "writes": writes,
         "p_idle": p_idle, "p_stall": p_stall,
     }, test_dir=run_dir, top=PERIPHERY_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)

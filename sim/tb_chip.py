@@ -31,6 +31,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from rrambnn.fileio import read_npz
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.verilog import ChipConfig, build_chip
@@ -264,7 +265,7 @@ class Bench:
         self.dut, self.cfg = dut, cfg
         self.net = BinaryNetwork.load(cfg["weights"])
         self.chip_cfg = ChipConfig.from_dict(cfg["chip"])
-        arrays = np.load(cfg["arrays"]) if cfg.get("arrays") else {}
+        arrays = read_npz(cfg["arrays"], "testbench arrays") if cfg.get("arrays") else {}
         n = len(self.net.weights)
         initial = [arrays[f"initial{k}"] for k in range(n)] if "initial0" in arrays else None
         faults = [arrays[f"fault{k}"] for k in range(n)] if "fault0" in arrays else None

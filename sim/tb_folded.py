@@ -1,4 +1,5 @@
-"""cocotb testbench of the emulation twin (:class:`rrambnn.hw.folded.FoldedNetwork`).
+"""cocotb testbench of the emulation twin (:class:`rrambnn.hw.folded.FoldedNetwork` or
+:class:`rrambnn.hw.folded.EventNetwork`).
 
 Image driver with random idle cycles -> DUT -> result monitor with random backpressure ->
 golden model -> in-order checker of class and hit for every image; then a free-flowing phase
@@ -22,7 +23,7 @@ from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, read_config, st
 async def folded_matches_golden(dut):
     cfg, net, x, seed, rng = read_config(dut)
     t = net.forward(x)
-    want = [(int(c), int(h)) for c, h in zip(t.labels(cfg["output"]), t.hit)]
+    want = [(int(c), int(h)) for c, h in zip(t.labels(cfg["twin"]["output"]), t.hit)]
     images = pack_rows(x)
     cls_w = _bits(net.arch[-1])  # the payload: cls, then hit
     gc.freeze()
@@ -46,9 +47,9 @@ async def folded_matches_golden(dut):
     acc = driver.accept_cycles[first:]
     throughput = {"images": n_tp, "cycles_per_image": steady_rate(acc)}
     timing_errors = []
-    if cfg.get("rows"):  # event-driven: every acceptance at the cycle the model says
+    if cfg["twin"]["rows"]:  # event-driven: every acceptance at the cycle the model says
         from rrambnn.hw.folded import emulation_twin
-        model = emulation_twin(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:n_tp])
+        model = emulation_twin(net, **cfg["twin"]).timing(x[:n_tp])
         rel = [a - acc[0] for a in acc]
         want_rel = [a - model["accept"][0] for a in model["accept"]]
         timing_errors = [i for i, (g, w) in enumerate(zip(rel, want_rel)) if g != w]

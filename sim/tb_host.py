@@ -67,8 +67,7 @@ class Line:
 @cocotb.test()
 async def host_link_matches_golden(dut):
     cfg, net, x, seed, rng = read_config(dut)
-    twin = emulation_twin(net, lanes=cfg["lanes"], chunks=cfg["chunks"], rows=cfg.get("rows"), output=cfg["output"],
-                          segment=cfg["segment"])
+    twin = emulation_twin(net, **cfg["twin"])
     divisor = int(cfg["divisor"])
 
     await start(dut, [(dut.rx, 1)], cycles=3, period_ns=PERIOD_NS)
@@ -105,7 +104,7 @@ async def host_link_matches_golden(dut):
 
     # every image, pipelined: the replies arrive while images are still being sent
     t = net.forward(x)
-    want = [(int(c), int(h)) for c, h in zip(t.labels(cfg["output"]), t.hit)]
+    want = [(int(c), int(h)) for c, h in zip(t.labels(twin.output), t.hit)]
     mark = len(line.received)
     sender = cocotb.start_soon(line.send(b"".join(encode_image(row) for row in x)))
     replies = await line.expect(mark, len(x), 20 * len(encode_image(x[0])) * len(x) + 1000)
@@ -120,7 +119,7 @@ async def host_link_matches_golden(dut):
     # an event-driven twin's pace depends on the image (and the cells, after the writes)
     interval, latency, span = twin.interval, twin.latency, None
     if twin.event:
-        model = emulation_twin(net, rows=cfg["rows"], output=cfg["output"]).timing(x[:1].repeat(n_bench, axis=0))
+        model = emulation_twin(net, **cfg["twin"]).timing(x[:1].repeat(n_bench, axis=0))
         # the board counts from the first image offered (and taken: nothing is in flight) to the
         # N-th result offered; later images wait in the layers' queues, so the exact span is the
         # model's, not a bound from the first image's latency

@@ -25,6 +25,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
+from rrambnn.fileio import read_npz
 from rrambnn.gen import online, planes
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.verilog import ChipConfig, build_chip
@@ -103,7 +104,7 @@ async def replay_matches_golden(dut):
     cfg = testbench_config()
     net = BinaryNetwork.load(cfg["weights"])
     chip_cfg = ChipConfig.from_dict(cfg["chip"])
-    arrays = np.load(cfg["arrays"])
+    arrays = read_npz(cfg["arrays"], "testbench arrays")
     L = len(net.weights)
     cells = [arrays[f"cells{k}"] for k in range(L)]
     faults = [arrays[f"faults{k}"] for k in range(L)]

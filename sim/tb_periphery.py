@@ -17,10 +17,11 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen.device import Chip as DeviceChip
-from rrambnn.gen.device import DeviceParams, program
+from rrambnn.gen.device import DeviceParams, load_fault_maps, program
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.crossbar import _bits
-from rrambnn.hw.periphery import Periphery
+from rrambnn.hw.periphery import periphery_of
+from rrambnn.hw.verilog import ChipConfig
 from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_fields, pack_rows, read_config, start, stream
 
@@ -66,12 +67,12 @@ def random_writes(arch, rng, n):
 @cocotb.test()
 async def periphery_matches_golden(dut):
     cfg, net, x, seed, rng = read_config(dut)
-    device = DeviceParams(**cfg["device"])
-    with np.load(cfg["faults"]) as z:
-        faults = [z[f"fault{k}"] for k in range(len(net.weights))]
-    periphery = Periphery(net.arch, net.thresholds, output=cfg["output"])  # its write layout
-    golden = PeripheryGolden(net, tuple(cfg["tile"]), device, faults, cfg["retries"])
-    output = cfg["output"]
+    chip = ChipConfig.from_dict(cfg["chip"])
+    faults = load_fault_maps(cfg["faults"], net.arch)
+    periphery = periphery_of(net, output=chip.output, retries=chip.retries,
+                             pulse_cycles=chip.pulse_cycles)  # its write layout
+    golden = PeripheryGolden(net, chip.tile, chip.device, faults, chip.retries)
+    output = chip.output
     cls_w = _bits(net.arch[-1])
 
     await start(dut, [(dut.i__valid, 0), (dut.o__ready, 0), (dut.wr__valid, 0)])

@@ -30,7 +30,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import learning, online
-from rrambnn.hw.verilog import build_chip, training_design
+from rrambnn.hw.verilog import ChipConfig, build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command
@@ -109,8 +109,8 @@ async def training_replay_matches_golden(dut):
     cfg = testbench_config()
     tr = learning.load_trace(cfg["trace"])
     arch, ncfg = tr["arch"], tr["config"]
-    net, chip_cfg = training_design(arch, ncfg, [learning.decode(c) for c in tr["cells"]], debug=True,
-                                    word=cfg["word"], pulse_cycles=cfg["pulse_cycles"])
+    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
+    chip_cfg = ChipConfig.from_dict(cfg["chip"])
     hw = build_chip(net, chip_cfg, tr["cells"], tr["faults"])
     golden = learning.chip_from_cells(arch, ncfg, tr["cells"], tr["faults"])
     golden.failed = []

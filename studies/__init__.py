@@ -5,3 +5,10 @@ runs and their sweeps over weight bits and endurance (:mod:`.online`, reported b
 :mod:`.online_report`) and the benchmarks (:mod:`.bench`). A study may import every layer
 below it (model, hardware, flows); nothing but the command line imports a study.
 """
+
+
+def ignore_interrupts() -> None:
+    """A worker process's initializer: Ctrl-C stops the parent, which ends its workers; the
+    workers themselves print nothing (no traceback per worker)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

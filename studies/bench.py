@@ -106,7 +106,8 @@ def hardware(net: BinaryNetwork, test_split, images: int = 10000) -> dict:
     """Fresh (uncached) build of the reference chip with the debug payload, then the
     scoreboard over ``images`` test images with random idles/backpressure and a
     free-flowing throughput phase."""
-    from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
+    from rrambnn.fpga.build import synth_stats
+    from rrambnn.hw.verilog import ChipConfig, generate
     from rrambnn.sim import chip_sim
 
     x = net.preprocess(test_split.images[:images])
@@ -159,9 +160,8 @@ def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int =
     """For each board: the emulation and periphery bitstreams (resources, Fmax, images/s), then
     the board's fold of the twin on Verilator against the golden model (stream regression on
     ``images`` test images, the UART link on ``link_images``)."""
-    from rrambnn.fpga.twin import emulation_design, twin_timing
-    from rrambnn.fpga.build import board_spec, build
-    from rrambnn.fpga.periphery import periphery_design
+    from rrambnn.fpga.build import board_spec
+    from rrambnn.fpga.twin import build_bitstream, emulation_design, twin_timing
     from rrambnn.sim.chip_sim import simulate_folded, simulate_host
 
     x = net.preprocess(test_split.images[:images])
@@ -169,15 +169,12 @@ def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int =
     for name in boards:
         spec = board_spec(name)
         res = {}
+        twin, _ = emulation_design(net, spec)
+        timing = twin_timing(net, twin)
         with tempfile.TemporaryDirectory(dir=".") as d:
-            twin, design = emulation_design(net, spec)
-            timing = twin_timing(net, twin)
-            for variant, (dsg, interval, extra, f_clk) in {
-                "emulation": (design, timing.get("interval_cycles"), timing, design.clock_hz),
-                "periphery": (*_periphery(net, spec, periphery_design), {}, spec.f_periphery),
-            }.items():
+            for variant in ("emulation", "periphery"):
                 try:
-                    rep = build(spec, dsg, Path(d) / variant, f_clk=f_clk, interval=interval, extra=extra, log=log)
+                    rep = build_bitstream(net, spec, variant, Path(d) / variant, log=log)
                 except RrambnnError as e:
                     rep = {"error": str(e)}
                 rep.pop("report", None)
@@ -200,11 +197,6 @@ def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int =
                                        "passed": link["passed"], "bench": link["bench"]}
         out[name] = res
     return out
-
-
-def _periphery(net, spec, periphery_design):
-    design, extra = periphery_design(net, f_clk=spec.f_periphery)
-    return design, extra["interval_cycles"]
 
 
 def describe_boards(res: dict) -> list[str]:

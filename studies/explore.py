@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import save_figure
 
 AXES = {
     "crop": (28, 24, 20, 16, 12),
@@ -218,7 +219,8 @@ def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priorit
     """The generated chip's cost: Yosys cells of the periphery (crossbar arrays and threshold RAMs
     black-boxed), threshold RAM bits, and cycles per image at full rate."""
     from rrambnn.gen.networks import load_network
-    from rrambnn.hw.verilog import ChipConfig, generate, synth_stats
+    from rrambnn.fpga.build import synth_stats
+    from rrambnn.hw.verilog import ChipConfig, generate
     net = load_network(weights_path, multi_bit=True)
     text, chip = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
     return {"cells": int(synth_stats(text)["cells"]), "ram_bits": chip.threshold_ram_bits,
@@ -323,7 +325,9 @@ def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
                 bar.update()
             return out
         import multiprocessing as mp
-        with mp.get_context("spawn").Pool(jobs) as pool:
+
+        from rrambnn.studies import ignore_interrupts
+        with mp.get_context("spawn").Pool(jobs, initializer=ignore_interrupts) as pool:
             out = []
             for r in pool.imap(fn, tasks):
                 out.append(r)
@@ -415,6 +419,35 @@ def verilog_command(row: dict) -> str | None:
     return f"rrambnn verilog --weights {row['weights']} --out {Path(row['weights']).stem}.v"
 
 
+def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: Path, data_dir=None, tile="128x128",
+          jobs: int = 2, backend: str = "local", synth: bool = True, progress: bool = True) -> dict:
+    """`rrambnn explore`: the points crossed from ``axes`` (default: crop, hidden=64,128,192 and
+    bn), each trained ``seeds`` times and costed; table, JSON and plots in ``out_dir``.
+    Returns the result with ``files``."""
+    from rrambnn.gen.mnist import load_split
+    points = parse_axes(axes or ["crop", "hidden=64,128,192", "bn"], layers=layers)
+    for name, v in (("--seeds", seeds), ("--epochs", epochs), ("--jobs", jobs)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise RrambnnError(f"{name} must be a positive integer, not {v!r}")
+    from rrambnn.fileio import check_writable
+    check_writable(out_dir, directory=True)
+    load_split("test", data_dir)  # fail early, with the paths it tried, if MNIST is missing
+    res = explore(points, seeds=seeds, epochs=epochs, out_dir=Path(out_dir), data_dir=data_dir, tile=tile, jobs=jobs,
+                  backend=backend, synth=synth, progress=progress)
+    res["files"] = write_outputs(res, Path(out_dir))
+    return res
+
+
+def describe(res: dict) -> list[str]:
+    """The table and the Pareto fronts, as lines."""
+    lines = [markdown_table(res)]
+    for cost in ("synaptic_bits", "periphery_cells"):
+        front = [k for k, r in res["rows"].items() if r.get(pareto_flag(cost))]
+        if front:
+            lines.append(f"Pareto front vs {cost.replace('_', ' ')} ({len(front)} points): {', '.join(front)}")
+    return lines
+
+
 def markdown_table(res: dict) -> str:
     lines = [f"Design points ({res['seeds']} seed(s), {res['epochs']} epochs each; accuracy on the 10,000 MNIST test "
              f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
@@ -467,7 +500,7 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -5,18 +5,18 @@ a stopped sweep resumes)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import check_writable
 
 ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-128-128-10.npz"}
 FORWARDS = ("nbit", "sign")
-PRETRAINED_LR_SHIFT = 5  # fine-tuning a trained network: a quarter of the blank start's learning rate
 SIGN_ONLY = ("batch", "margin", "window", "init_magnitude")
 NBIT_ONLY = ("act_bits", "range_shift", "lr_shift", "decay")
 
@@ -107,14 +107,13 @@ def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
     """The rule's configuration (:class:`NbitConfig` or :class:`OnlineConfig`) for ``req``
     starting from ``net``, at a sweep point's ``bits`` or ``endurance`` where given."""
     from rrambnn.gen.device import DeviceParams
-    from rrambnn.gen.learning import NbitConfig
+    from rrambnn.gen.learning import NbitConfig, default_lr_shift
     from rrambnn.gen.online import OnlineConfig
     req.check()
     device = DeviceParams(req.yield_, req.pulse_fail, req.endurance if endurance is None else endurance, req.seed)
     bits = req.bits if bits is None else bits
     if req.nbit:
-        lr = req.lr_shift if req.lr_shift is not None else (
-            NbitConfig.lr_shift if req.start == "blank" else PRETRAINED_LR_SHIFT)
+        lr = req.lr_shift if req.lr_shift is not None else default_lr_shift(bits, req.start == "pretrained")
         act_bits, range_shift = req.act_bits, req.range_shift
         if isinstance(net, dict) and net.get("codes") is not None and req.start == "pretrained":
             for opt, mine, theirs in (("act-bits", act_bits, net["act_bits"]),
@@ -167,11 +166,6 @@ def train(req: OnlineRequest, net, cfg, data, *, record: int = 0, progress: bool
     return r
 
 
-def check_file_option(name: str, path) -> None:
-    if path is not None and (not str(path) or Path(path).is_dir()):
-        raise RrambnnError(f"--{name} must name a file, not {str(path)!r}")
-
-
 def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_samples: int = 1000,
            trace_updates: int = 5000, replay: bool = False, replay_images: int = 200, progress: bool = False,
            log=None) -> dict:
@@ -190,11 +184,10 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
     if replay and req.nbit and (cfg.bits > 8 or cfg.m > 8):
         raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}: "
                            f"--replay needs --bits 8 or less")
-    check_file_option("trace", trace)
-    check_file_option("save", save)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RrambnnError(f"--out must name a directory, not the file {out}")
+    for name, path in (("--trace", trace), ("--save", save)):
+        if path is not None:
+            check_writable(path, option=name)
+    out = check_writable(out, directory=True)
     if save and not req.nbit:
         raise RrambnnError("--save belongs to --forward nbit")
     data = dataset(net, req.data)
@@ -272,6 +265,12 @@ def _point(req: OnlineRequest, point: dict) -> dict:
     return {**point, **r["result"]}
 
 
+def rule_record(cfg) -> dict:
+    """A rule configuration as plain values (part of a sweep point's cache key)."""
+    from rrambnn.gen.learning import NbitConfig, config_dict
+    return config_dict(cfg) if isinstance(cfg, NbitConfig) else dataclasses.asdict(cfg)
+
+
 def parse_values(what: str, values: str | None) -> list[dict]:
     from rrambnn.studies.sweep import parse_floats
     if what == "bits":
@@ -294,17 +293,16 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
 
     points = parse_values(what, values)
     net = start_network(req)
+    rules = []
     for pt in points:  # validate every point before the long run
         bits = pt.get("bits", req.bits)
         if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != bits:
             raise RrambnnError(f"the pretrained network has {net['bits']}-bit weights: sweep {what} over "
                                f"{bits} bits needs --start blank")
-        rule_config(req, net, bits=pt.get("bits"), endurance=pt.get("endurance"))
+        rules.append(rule_record(rule_config(req, net, bits=pt.get("bits"), endurance=pt.get("endurance"))))
     if jobs < 1:
         raise RrambnnError(f"--jobs must be a positive integer, not {jobs}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RrambnnError(f"--out must name a directory, not the file {out}")
+    out = check_writable(out, directory=True)
     key_fields = dataclasses.asdict(req)
     rows = []
     bar = tqdm(total=len(points), desc=f"sweep {what}", unit="point", disable=not progress)
@@ -313,7 +311,9 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
     cache.mkdir(parents=True, exist_ok=True)
 
     def path_of(pt):
-        key = hashlib.sha1(json.dumps({**key_fields, **pt}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        # the request, the point and the rule as resolved (its defaults may change between versions)
+        key = {**key_fields, **pt, "rule": rules[points.index(pt)]}
+        key = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return cache / f"{what}-{pt[what]}-{key}.json"
 
     def keep(pt, row):
@@ -336,11 +336,12 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
         # several workers each spinning a BLAS thread pool on the same cores slow each other down
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
-        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(todo)),
-                                 mp_context=multiprocessing.get_context("spawn")) as ex:
-            futs = {ex.submit(_point, req, pt): pt for pt in todo}
-            for f in as_completed(futs):
-                keep(futs[f], f.result())
+        from rrambnn.studies import ignore_interrupts
+        # a pool's exit terminates its workers: Ctrl-C stops the sweep at once (finished points stay kept)
+        with multiprocessing.get_context("spawn").Pool(min(jobs, os.cpu_count() or 1, len(todo)),
+                                                       initializer=ignore_interrupts) as pool:
+            for row in pool.imap_unordered(functools.partial(_point, req), todo):
+                keep({what: row[what]}, row)
     bar.close()
     rows.sort(key=lambda r: points.index({what: r[what]}))
     res = {"axis": what, "forward": req.forward, "network": "-".join(map(str, rows[0]["arch"])),

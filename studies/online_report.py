@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rrambnn.fileio import save_figure, write_text
+
 
 def _plt():
     import matplotlib
@@ -61,7 +63,7 @@ def describe_run(res: dict) -> list[str]:
 def write_run(res: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "online.json", "accuracy": out / "accuracy.png", "switches": out / "switches.png"}
-    paths["json"].write_text(json.dumps(res, indent=2) + "\n")
+    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
     plt = _plt()
     ep = [e["epoch"] for e in res["per_epoch"]]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
@@ -73,7 +75,7 @@ def write_run(res: dict, out: Path) -> dict:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(paths["accuracy"])
+    save_figure(fig, paths["accuracy"])
     plt.close(fig)
     plot_switches(res["switches"], paths["switches"], f"switches per bit position ({res['bits']}-bit weights)")
     if "histogram" in res["switches"]:
@@ -102,7 +104,7 @@ def plot_histogram(hist: dict, path: Path, title: str):
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -121,7 +123,7 @@ def plot_switches(sw: dict, path: Path, title: str):
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -153,8 +155,8 @@ def sweep_table(res: dict) -> str:
 def write_sweep(res: dict, out: Path, stem: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
-    paths["json"].write_text(json.dumps(res, indent=2) + "\n")
-    paths["md"].write_text(sweep_table(res) + "\n")
+    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
+    write_text(paths["md"], sweep_table(res) + "\n")
     plt = _plt()
     axis = res["axis"]
     nbit = res.get("forward") == "nbit"
@@ -199,5 +201,5 @@ def _finish(plt, fig, ax, path, xlabel, ylabel, title):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import save_figure, write_text
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 
@@ -99,15 +100,15 @@ def plot_yield(res: dict, path: Path, title: str):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def write_outputs(res: dict, out_dir: Path, stem: str, title: str) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
-    paths["json"].write_text(json.dumps(res, indent=2) + "\n")
-    paths["md"].write_text(markdown_table(res) + "\n")
+    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
+    write_text(paths["md"], markdown_table(res) + "\n")
     plot_yield(res, paths["png"], title)
     return {k: str(v) for k, v in paths.items()}
 
@@ -119,11 +120,11 @@ def yield_study(net: BinaryNetwork, out: Path, *, yields: str, seeds: int = 5, p
     ``out``."""
     from rrambnn.gen.mnist import load_split
     values = parse_floats(yields, "--yields", 0.0, 1.0)
+    dev.check_retries(retries)
     if seeds < 1:
         raise RrambnnError(f"--seeds must be a positive integer, not {seeds}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RrambnnError(f"--out must name a directory, not the file {out}")
+    from rrambnn.fileio import check_writable
+    out = check_writable(out, directory=True)
     te = load_split("test", data_dir)
     x = net.preprocess(te.images)
     res = sweep_yield(net, x, te.labels, values, list(range(seeds)), p_fail=p_fail, retries=retries,

@@ -123,3 +123,57 @@ def test_bench_golden(tmp_path):
     res = json.loads(out.read_text())["golden"]
     assert res["golden_images_per_s"] > 0 and res["float_matmul_images_per_s"] > 0
     assert res["machine"]["cores"] >= 1
+
+
+def _corrupted_copy(tmp_path):
+    """The shipped weights with 64 bytes of compressed data zeroed: a bad CRC inside an entry."""
+    from rrambnn.weights import shipped
+    b = bytearray(shipped().read_bytes())
+    b[len(b) // 2:len(b) // 2 + 64] = bytes(64)
+    p = tmp_path / "corrupt.npz"
+    p.write_bytes(bytes(b))
+    return p
+
+
+@pytest.mark.parametrize("args, text", [
+    (["train", "--seed", "-1", "--out", "{tmp}/a.npz"], "Seed must be an integer from 0 to 2^32 - 1, not -1"),
+    (["train", "--arch", "400-100000000-10", "--out", "{tmp}/a.npz"], "Architecture layers hold at most"),
+    (["train", "--out", ""], "--out must name a .npz file, not ''"),
+    (["train", "--out", "/proc/rrambnn/a.npz"], "cannot write there"),
+    (["verilog", "--tile", "128x1", "--out", "{tmp}/x.v"], "the design is too large for the generator"),
+    (["verilog", "--weights", "{corrupt}", "--out", "{tmp}/x.v"], "Bad CRC-32"),
+    (["eval", "--weights", ""], "the weights file name is empty"),
+    (["eval", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train"], "the following arguments are required: --out"),
+    (["sweep", "yield", "--retries", "-1", "--out", "{tmp}/s"], "Retries must be an integer from 0 to 255"),
+    (["sweep", "yield", "--retries", "1000000", "--out", "{tmp}/s"], "Retries must be an integer from 0 to 255"),
+    (["sweep", "bits", "--values", "2.5", "--out", "{tmp}/s"], "comma-separated list of whole numbers"),
+    (["sweep", "loudness"], "rrambnn sweep knows yield, bits and endurance, not 'loudness'"),
+    (["bench", "--images", "0"], "--images must be a positive integer, not 0"),
+    (["online", "--out", "{tmp}/file"], "--out must name a directory, not the file"),
+    (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be a positive integer"),
+])
+def test_hostile_inputs_get_one_error_line(tmp_path, args, text):
+    (tmp_path / "file").write_text("precious")
+    corrupt = _corrupted_copy(tmp_path)
+    r = rr(*[a.format(tmp=tmp_path, corrupt=corrupt) for a in args])
+    one_error_line(r, text)
+    assert r.stderr.startswith(f"rrambnn {args[0]}"), r.stderr
+    assert (tmp_path / "file").read_text() == "precious"
+
+
+def test_command_line_basics():
+    r = rr("--version")
+    assert r.returncode == 0 and r.stdout.startswith("rrambnn ")
+    r = rr()
+    assert r.returncode == 0 and "online" in r.stdout and "verilog" in r.stdout
+    r = rr("sweep", "yield", "--help")
+    assert r.returncode == 0 and "--yields" in r.stdout and "--lr-shift" not in r.stdout
+    assert "(default: 5)" in r.stdout  # --seeds
+
+
+def test_json_is_one_line_printed_last(tmp_path):
+    r = rr("eval", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1
+    assert json.loads(r.stdout.strip().splitlines()[-1])["images"] == 10000

@@ -11,7 +11,8 @@ from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
 from rrambnn.gen.sliced import crop_inputs, random_sliced
 from rrambnn.gen.train import TrainConfig, train
-from rrambnn.hw.verilog import ChipConfig, build_chip, generate, synth_stats
+from rrambnn.fpga.build import synth_stats
+from rrambnn.hw.verilog import ChipConfig, build_chip, generate
 from rrambnn.hw.chip import Chip, ComputingPlanes
 from rrambnn.hw.updater import WeightUpdate
 from rrambnn.hw.layer import Layer
