@@ -6,7 +6,10 @@ Ports (flattened Verilog names in parentheses; see ``rrambnn.hw.verilog.port_tab
 * ``o`` (``o__payload``, ``o__valid``, ``o__ready``): result, valid/ready; payload
   layout :attr:`Chip.out_layout` (``cls``, ``hit``; with ``debug`` also every
   layer's activations ``act<k>`` and the last layer's column sums ``sums``).
-* ``thr`` (ready is always 1): rewrite one threshold; ``layer``, ``index``, ``value``.
+* ``thr``: rewrite one threshold; ``layer``, ``index``, ``value``. Ready is always 1, except in
+  the unpipelined binary chip, whose result is combinational from the input flip-flops: there
+  ``thr.ready`` is low while a result waits to be taken (``o.valid`` and not ``o.ready``), so a
+  held result never changes and a write takes effect from the next image.
 * ``prog``: programming commands for the write-verify controller
   (:class:`rrambnn.hw.programmer.Programmer`): ``layer``, ``row``, ``word``, ``bits``, ``mask``.
 * ``failed``: addresses (``layer``, ``row``, ``col``) of cells the controller could not write.
@@ -253,7 +256,7 @@ class Chip(wiring.Component):
             "prog": In(stream.Signature(self.programmer.cmd_layout)),
             "failed": Out(stream.Signature(self.programmer.addr_layout)),
             "prog_busy": Out(1), "prog_done": Out(1), "prog_overflow": Out(1),
-            "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32),
+            "n_set": Out(32), "n_reset": Out(32), "n_failed": Out(32), "n_thr_rejected": Out(32),
             "read_layer": In(lw),
             "read_row": In(_bits(max_in)),
             "read_col": In(_bits(max_out)),
@@ -313,10 +316,28 @@ class Chip(wiring.Component):
             m.d.comb += [rd_layer.eq(self.read_layer), rd_row.eq(self.read_row), rd_col.eq(self.read_col)]
             if self.planes > 1:
                 m.d.comb += rd_plane.eq(self.read_plane)
+        # a threshold write is taken when thr.ready: always, except in the unpipelined binary chip
+        # while a result waits to be taken (its result is combinational from the input flip-flops,
+        # and a held result must not change)
+        thr_take = self.thr.valid
+        if self.act_bits == 1 and not self.pipeline:
+            thr_take = Signal(name="thr_take")
+            m.d.comb += thr_take.eq(self.thr.valid & self.thr.ready)
+        # a write to a neuron the layer does not have, or of a value its threshold register cannot
+        # hold, is refused and counted (the value field is as wide as the widest layer's)
+        thr_ok = Signal(name="thr_ok")
+        value, index = self.thr.payload.value, self.thr.payload.index
+        with m.Switch(self.thr.payload.layer):
+            for k, layer in enumerate(self.layers):
+                lo, hi = -(1 << (layer.tw - 1)), (1 << (layer.tw - 1)) - 1
+                with m.Case(k):
+                    m.d.comb += thr_ok.eq((index < layer.n_out) & (value >= lo) & (value <= hi))
+        with m.If(thr_take & ~thr_ok):
+            m.d.sync += self.n_thr_rejected.eq(self.n_thr_rejected + 1)
         for k, layer in enumerate(self.layers):
             m.submodules[f"layer{k}"] = layer
             m.d.comb += [
-                layer.thr_we.eq(self.thr.valid & (self.thr.payload.layer == k)),
+                layer.thr_we.eq(thr_take & thr_ok & (self.thr.payload.layer == k)),
                 layer.thr_addr.eq(self.thr.payload.index),
                 layer.thr_data.eq(self.thr.payload.value),
                 layer.pulse_valid.eq(prog.pulse_valid & (prog.addr.layer == k)),
@@ -390,7 +411,7 @@ class Chip(wiring.Component):
                     m.d.sync += [dst.eq(src) for dst, src in moves]
             upstream_valid = valid
         m.d.comb += [
-            self.thr.ready.eq(1),
+            self.thr.ready.eq(1 if self.pipeline else ~upstream_valid | self.o.ready),
             self.i.ready.eq(readies[0] & ~hold),
             self.o.valid.eq(upstream_valid),
             self.o.payload.eq(result),

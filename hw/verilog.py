@@ -216,6 +216,8 @@ def port_table(chip: Chip) -> list[tuple[str, str, int, str]]:
             desc = f"pixel i = row*crop + col as a {chip.act_bits}-bit code in bits [i*{chip.act_bits} +: {chip.act_bits}]"
         if path == ("read_plane",) and chip.slices > 1:
             desc = "cell read: plane (plane b holds bit b of the offset weight code)"
+        if path == ("thr", "ready") and chip.act_bits == 1 and not chip.pipeline:
+            desc = "low while a result waits to be taken (a held result never changes)"
         rows.append((name, direction, width, desc))
     return rows
 
@@ -236,6 +238,7 @@ def _describe(path, value) -> str:
         ("prog_done",): "the last command finished", ("prog_overflow",): "failed-cell FIFO overflowed",
         ("n_set",): "SET pulses issued", ("n_reset",): "RESET pulses issued",
         ("n_failed",): "cells that could not be written",
+        ("n_thr_rejected",): "threshold writes refused: no such neuron, or a value outside the layer's register",
         ("read_layer",): "cell read: layer", ("read_row",): "cell read: row",
         ("read_col",): "cell read: column", ("read_bit",): "cell read: state (1 = LRS = +1)",
         ("read_count",): "cell read: switch counter (device model)",
@@ -271,6 +274,9 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
           if chip.slices > 1 or chip.act_bits > 1 else []),
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
+        "// threshold writes (thr): value in two's complement; per layer the register range "
+        + ", ".join(f"{k}: [{-(1 << (layer.tw - 1))}, {(1 << (layer.tw - 1)) - 1}]" for k, layer in enumerate(chip.layers))
+        + "; a write outside its layer's range or neurons is refused and counted in n_thr_rejected",
         "// ports:",
     ]
     for name, direction, width, desc in port_table(chip):

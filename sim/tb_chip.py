@@ -29,7 +29,7 @@ from collections import deque
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge
 
 from rrambnn.fileio import read_npz
 from rrambnn.gen import device as dev
@@ -289,6 +289,7 @@ class Bench:
         self.violations: list[str] = []
         self.busy_since = None
         self.longest_busy = 0
+        self.thr_refused = 0  # threshold writes the chip must have refused
 
     async def reset(self):
         dut = self.dut
@@ -360,15 +361,94 @@ class Bench:
             self.failed.sample(self.cycle)
             self.failed.ready.value = self.failed.ready_now = True
 
-    async def write_threshold(self, layer: int, index: int, value: int):
+    async def write_threshold(self, layer: int, index: int, value: int, refused: bool = False):
+        """One threshold write, offered until the chip takes it (valid/ready); a ``refused`` one
+        (no such neuron, or a value the layer's register cannot hold) must change nothing."""
         layout = self.chip.signature.members["thr"].signature.members["payload"].shape
         self.dut.thr__payload.value = pack_fields(layout, {"layer": layer, "index": index, "value": value})
         self.dut.thr__valid.value = 1
-        await RisingEdge(self.dut.clk)
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.cycle += 1
+            if self.dut.thr__ready.value:
+                break
         self.dut.thr__valid.value = 0
-        self.cycle += 1
+        if refused:
+            self.thr_refused += 1
+            return
         self.golden.net.thresholds[layer][index] = value
         self.golden.net.__post_init__()
+
+    async def refused_threshold_writes(self):
+        """Writes the chip must refuse: beyond a narrower layer's register, to a missing neuron."""
+        field = self.chip.signature.members["thr"].signature.members["payload"].shape
+        vmax = (1 << (field["value"].width - 1)) - 1
+        imax = (1 << field["index"].width) - 1
+        for k, layer in enumerate(self.chip.layers):
+            hi = (1 << (layer.tw - 1)) - 1
+            if hi < vmax:
+                await self.write_threshold(k, 0, hi + 1, refused=True)
+            if layer.n_out <= imax:
+                await self.write_threshold(k, layer.n_out, 0, refused=True)
+
+    async def hold_and_rewrite(self, image: int, hold_cycles: int = 12) -> list[str]:
+        """A result held (``o.ready`` low) while a threshold write offered to the last layer would
+        change it: the held result must not change, and it is the result of the old thresholds;
+        the write takes effect from the next image. Returns the violations."""
+        dut, bad = self.dut, []
+        x = self.x[image:image + 1]
+        t = self.golden.net.forward(x)
+        want = self.golden.payloads(x)[0]
+        k = len(self.net.weights) - 1
+        n_in = self.net.weights[k].shape[0]
+        j = int(t.labels(self.chip_cfg.output)[0])
+        value = n_in + 1 if t.acts[-1][0, j] else -n_in  # neuron j stops or starts firing
+        layout = self.chip.signature.members["thr"].signature.members["payload"].shape
+        dut.o__ready.value = 0
+        dut.i__payload.value = self.images[image]
+        dut.i__valid.value = 1
+        while True:  # the image is taken
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+            if dut.i__ready.value:
+                break
+        dut.i__valid.value = 0
+        for _ in range(64):  # its result offered
+            await FallingEdge(dut.clk)
+            if dut.o__valid.value:
+                break
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+        held = dut.o__payload.value.to_unsigned()
+        if held != want:
+            bad.append(f"held result {held:#x} is not the golden {want:#x}")
+        dut.thr__payload.value = pack_fields(layout, {"layer": k, "index": j, "value": value})
+        dut.thr__valid.value = 1
+        taken_while_held = written = False
+        for c in range(hold_cycles + 1):  # held for hold_cycles edges, then taken on the last one
+            release = c == hold_cycles
+            if release:
+                dut.o__ready.value = 1
+            await FallingEdge(dut.clk)
+            if not bad and (not dut.o__valid.value or dut.o__payload.value.to_unsigned() != held):
+                bad.append(f"the held result changed {c} cycles after a threshold write was offered "
+                           f"({held:#x} -> {dut.o__payload.value.to_unsigned():#x})")
+            ready = bool(dut.thr__ready.value) and not written
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+            if ready:
+                written, taken_while_held = True, not release
+                dut.thr__valid.value = 0
+        if not written:
+            bad.append("the threshold write was not taken when the result was")
+            dut.thr__valid.value = 0
+        dut.o__ready.value = 0
+        if taken_while_held and not self.chip_cfg.pipeline:
+            bad.append("the unpipelined chip took a threshold write while its result was held")
+        self.golden.net.thresholds[k][j] = value
+        self.golden.net.__post_init__()
+        self.driver.valid_now = self.results.ready_now = None  # the drivers write their lines again
+        return bad
 
     async def read_back(self) -> dict:
         """Every cell state and switch counter through the read port, against the golden device."""
@@ -459,14 +539,21 @@ async def chip_matches_golden(dut):
 
     # Thresholds rewritten at run time.
     if cfg.get("rewrite_thresholds"):
+        held = await bench.hold_and_rewrite(0)
+        failures += held
+        result["held_result_under_threshold_write"] = "unchanged" if not held else held
         prng = np.random.default_rng(bench.seed)
         for k, w in enumerate(bench.net.weights):
             n_in, n_out = w.shape
             for j in prng.choice(n_out, size=min(n_out, 4), replace=False):
                 await bench.write_threshold(k, int(j), int(prng.integers(-n_in, n_in + 2)))
+        await bench.refused_threshold_writes()
         n2 = min(n, 500)
         await bench.traffic(range(n2))
-        result["thresholds_rewritten"] = {"images": n2}
+        got = dut.n_thr_rejected.value.to_unsigned()
+        result["thresholds_rewritten"] = {"images": n2, "refused_writes": got}
+        if got != bench.thr_refused:
+            failures.append(f"n_thr_rejected is {got}, {bench.thr_refused} writes should have been refused")
 
     if cfg.get("read_back"):
         rb = await bench.read_back()

@@ -38,6 +38,10 @@ def test_random_networks(arch, tile, pipeline, output, seed):
     expected_latency = len(net.weights) + 1 if pipeline else 1
     assert res["throughput"]["latency_cycles"] == expected_latency
     assert res["thresholds_rewritten"]["images"] > 0
+    # a held result survives a threshold write that would change it; writes a layer cannot hold are refused
+    assert res["held_result_under_threshold_write"] == "unchanged"
+    if len(net.weights) > 1:  # a narrower layer or a layer with fewer neurons than the index field holds
+        assert res["thresholds_rewritten"]["refused_writes"] > 0
 
 
 # write-verify programming with device effects, images streaming meanwhile
