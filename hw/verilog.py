@@ -274,6 +274,16 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
           if chip.slices > 1 or chip.act_bits > 1 else []),
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
+        _input_line(net, chip),
+        _timing_line(chip, cfg),
+        "// reset (rst, synchronous): empties the pipeline and the controllers and clears the n_* counters; the "
+        "crossbar model's cells and switch counters are not reset; "
+        + ("thresholds written at run time return to the generated values (cells keep their states)"
+           if chip.act_bits == 1 else
+           "the threshold RAMs and the cells keep their contents (run-time threshold writes survive)"),
+        *(["// thr.level: which threshold of a hidden neuron's ramp, 0 = the lowest (the sum must reach level l's "
+           "threshold for code l+1; levels ascend); the output layer has one threshold, level 0"]
+          if chip.act_bits > 1 else []),
         "// threshold writes (thr): value in two's complement; per layer the register range "
         + ", ".join(f"{k}: [{-(1 << (layer.tw - 1))}, {(1 << (layer.tw - 1)) - 1}]" for k, layer in enumerate(chip.layers))
         + "; a write outside its layer's range or neurons is refused and counted in n_thr_rejected",
@@ -282,6 +292,35 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
     for name, direction, width, desc in port_table(chip):
         lines.append(f"//   {direction:6} {name:16} [{width:4}]  {desc}")
     return "\n".join(lines) + "\n"
+
+
+def _input_line(net, chip) -> str:
+    """What i__payload holds: the crop and its offset, the binarisation, the bit order."""
+    crop = getattr(net, "crop", None)
+    pre = getattr(net, "preprocess", None)
+    if pre is not None:
+        crop, how = pre.crop, f"pixel >= {pre.threshold} is 1"
+    elif crop:
+        how = (f"pixel p as the {chip.act_bits}-bit code (p * {(1 << chip.act_bits) - 1} + 127) // 255"
+               if chip.act_bits > 1 else "pixel >= 128 is 1")
+    else:
+        return f"// input: {chip.arch[0]} raw bits (this network has no MNIST crop)"
+    o = (28 - crop) // 2
+    field = f"bits [i*{chip.act_bits} +: {chip.act_bits}]" if chip.act_bits > 1 else "bit i"
+    return (f"// input: the centre {crop}x{crop} crop of a 28x28 image (rows and columns {o}..{o + crop - 1}), "
+            f"{how}; pixel (row r, column c) of the crop is i = r*{crop} + c, in {field} of i__payload")
+
+
+def _timing_line(chip, cfg) -> str:
+    if chip.act_bits > 1:
+        return (f"// timing: one image at a time, {chip.interval} cycles each; o__payload is registered and held "
+                f"until taken; i__ready, o__valid are registered state, thr__ready is 1")
+    if cfg.pipeline:
+        return (f"// timing: one image per clock, result {chip.latency} cycles after the image is taken; o__payload "
+                f"and o__valid are registers; i__ready is combinational from o__ready")
+    return ("// timing: one image per clock, result 1 cycle after the image is taken; o__valid is a register, "
+            "o__payload is combinational from the input flip-flops and the threshold registers; i__ready and "
+            "thr__ready are combinational from o__ready")
 
 
 # Yosys's Verilog writer (behind Amaranth) compares against narrower constants, keeps
