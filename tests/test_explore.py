@@ -168,3 +168,18 @@ def test_explore_command_bad_input_is_one_line(tmp_path):
                         "--out", str(tmp_path / "t")], capture_output=True, text=True)
     assert r.returncode == 2 and "Tile rows must be an integer from 1 to 1024, not 0" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a cluster start each (about 12 s): in the slow set CI runs after the default suite
+@pytest.mark.parametrize("backend", ["dask", "ray"])
+def test_distributed_backends_give_the_local_table(backend, tmp_path):
+    """A small sweep on a local dask.distributed cluster and on Ray: the same table as local processes."""
+    pytest.importorskip({"dask": "distributed", "ray": "ray"}[backend],
+                        reason=f"{backend} is in the test extras (pip install -e '.[test]')")
+    points = ex.parse_axes(["crop=12", "hidden=12,16"], layers=1)
+    local = ex.explore(points, out_dir=tmp_path / "local", synth=False, **SMALL)
+    other = ex.explore(points, out_dir=tmp_path / backend, synth=False, **{**SMALL, "backend": backend})
+    # the same table, but for where the weights were written
+    assert ex.markdown_table(other).replace(str(tmp_path / backend), "OUT") == \
+        ex.markdown_table(local).replace(str(tmp_path / "local"), "OUT")
+    assert other["rows"].keys() == local["rows"].keys()
