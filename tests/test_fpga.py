@@ -1,6 +1,7 @@
 """Board builds: PLL settings, report parsing, CLI errors, the host tool over a real serial
 device (a pseudo-terminal with a board double behind it), and place and route with the
-YoWASP toolchain: the iCEBreaker in every run (marker ``fpga``), the ULX3S 85F as a slow test."""
+YoWASP toolchain: the iCEBreaker in the slow set CI runs (markers ``fpga`` and ``slow``), the ULX3S 85F
+by hand (marker ``ulx3s``: tens of minutes a build)."""
 
 import json
 import os
@@ -165,6 +166,7 @@ def check_report(report: dict, board: str, variant: str):
 
 
 @pytest.mark.fpga
+@pytest.mark.slow
 def test_icebreaker_emulation_builds_and_meets_the_target(tmp_path):
     """The whole classifier on the UP5K: fits, meets its 27 MHz clock, >= 100,000 images/s."""
     r = run_cli("fpga", "--board", "icebreaker", "--variant", "emulation", "--out", str(tmp_path), "--json")
@@ -176,6 +178,7 @@ def test_icebreaker_emulation_builds_and_meets_the_target(tmp_path):
 
 
 @pytest.mark.fpga
+@pytest.mark.slow
 def test_icebreaker_periphery_builds_and_timing_failure_is_loud(tmp_path):
     r = run_cli("fpga", "--board", "icebreaker", "--variant", "periphery", "--out", str(tmp_path / "ok"), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -191,6 +194,7 @@ def test_icebreaker_periphery_builds_and_timing_failure_is_loud(tmp_path):
 
 @pytest.mark.fpga
 @pytest.mark.slow
+@pytest.mark.ulx3s
 @pytest.mark.parametrize("variant", ["emulation", "periphery"])
 def test_ulx3s_builds(variant, tmp_path):
     r = run_cli("fpga", "--board", "ulx3s-85f", "--variant", variant, "--out", str(tmp_path), "--json", timeout=5400)
