@@ -13,6 +13,15 @@ every command and every sequence of cell reads:
   SET and RESET of one cell in one cycle cannot be expressed);
 * every command ends within the documented bound of busy cycles,
   ``W * ((1 + retries) * (pulse_cycles + 1) + 2) + 1``.
+
+Properties of the weight-update controller (:class:`rrambnn.hw.updater.WeightUpdater`, without
+restore), for every command, every cell state it reads and every controller response:
+
+* it hands the programming controller one cell per command (one mask bit);
+* it writes a weight's cells in the code's order, each at most once: from the least
+  significant plane up, the sign cell (sign-magnitude) or the most significant plane (offset
+  code) last;
+* it takes no update command while busy.
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import data
 
 from rrambnn.errors import RrambnnError
+from rrambnn.gen.planes import plane_order
 from rrambnn.hw.programmer import Programmer
+from rrambnn.hw.updater import WeightUpdater
 
 SOLVER = "yices-smt2"
 
@@ -64,6 +75,61 @@ class ProgrammerHarness(Elaboratable):
             Assert(~p.pulse_valid | p.busy),  # pulses only within a command
             Assert(run <= self.bound),  # every command ends within the bound
         ]
+        return m
+
+
+class UpdaterHarness(Elaboratable):
+    """The weight-update controller with free inputs (commands, the cells it reads, the
+    programming controller's answers) and its ordering properties."""
+
+    def __init__(self, arch=(2, 2, 2), *, bits: int = 3, offset: bool = True, word: int = 2):
+        self.prog = Programmer(arch, word=word, planes=bits)  # its command layout only
+        self.dut = WeightUpdater(arch, bits=bits, err_bits=2, word=word, cmd_layout=self.prog.cmd_layout,
+                                 offset=offset)
+        self.order = list(range(bits)) if offset else plane_order(bits)
+        self.bound = 36  # a bounded check this deep covers whole commands (4 weights of 3 cells)
+
+    def ports(self) -> list:
+        return [v.as_value() if isinstance(v, data.View) else v
+                for _, _, v in self.dut.signature.flatten(self.dut)]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = u = self.dut
+        n = u.bits
+        rank = [self.order.index(p) for p in range(n)]  # write position of each plane
+        pl = u.prog.payload
+        issue = u.prog.valid & u.prog.ready
+        # the weight being written: planes already handed over, and the last one's position
+        addr = Signal.like(u.addr.as_value(), name="last_addr")
+        done = Signal(n, name="planes_done")
+        last = Signal(range(n + 1), name="last_rank")
+        same = Signal()
+        pos = Signal(range(n + 1))
+        # a new weight update starts when the controller counts it (n_updates): from then on, until
+        # its first write, the planes handed over belong to the new update
+        counted = Signal(32, name="updates_seen")
+        fresh = Signal(name="fresh_update")
+        m.d.sync += counted.eq(u.n_updates)
+        started = fresh | (u.n_updates != counted)
+        with m.If(u.n_updates != counted):
+            m.d.sync += fresh.eq(1)
+        with m.If(issue):
+            m.d.sync += fresh.eq(0)
+        m.d.comb += same.eq(~started & (u.addr.as_value() == addr))
+        with m.Switch(pl.plane):
+            for p in range(n):
+                with m.Case(p):
+                    m.d.comb += pos.eq(rank[p])
+        with m.If(issue):
+            m.d.sync += [addr.eq(u.addr.as_value()), last.eq(pos + 1),
+                         done.eq(Mux(same, done, 0) | (1 << pl.plane))]
+            m.d.comb += [
+                Assert((pl.mask != 0) & ((pl.mask & (pl.mask - 1)) == 0)),  # one cell a command
+                Assert(~same | ~done.bit_select(pl.plane, 1)),  # each cell of a weight at most once
+                Assert(~same | (pos >= last)),  # in the code's write order
+            ]
+        m.d.comb += [Assume(~ResetSignal()), Assert(~(u.busy & u.upd.ready)), Assert(~u.prog.valid | u.busy)]
         return m
 
 
