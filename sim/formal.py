@@ -50,7 +50,15 @@ def programmer_bound(word: int, retries: int, pulse_cycles: int) -> int:
     return word * ((1 + retries) * (pulse_cycles + 1) + 2) + 1
 
 
-class ProgrammerHarness(Elaboratable):
+class Harness(Elaboratable):
+    """A component ``dut`` under proof: its ports are the design's free inputs and outputs."""
+
+    def ports(self) -> list:
+        return [v.as_value() if isinstance(v, data.View) else v
+                for _, _, v in self.dut.signature.flatten(self.dut)]
+
+
+class ProgrammerHarness(Harness):
     """The controller with free inputs and its properties; ``bound`` overrides the documented
     bound (a test proves that one less is violated)."""
 
@@ -58,10 +66,6 @@ class ProgrammerHarness(Elaboratable):
                  bound: int | None = None):
         self.dut = Programmer(arch, word=word, retries=retries, pulse_cycles=pulse_cycles, fifo_depth=2)
         self.bound = programmer_bound(word, retries, pulse_cycles) if bound is None else bound
-
-    def ports(self) -> list:
-        return [v.as_value() if isinstance(v, data.View) else v
-                for _, _, v in self.dut.signature.flatten(self.dut)]
 
     def elaborate(self, platform):
         m = Module()
@@ -78,7 +82,7 @@ class ProgrammerHarness(Elaboratable):
         return m
 
 
-class UpdaterHarness(Elaboratable):
+class UpdaterHarness(Harness):
     """The weight-update controller with free inputs (commands, the cells it reads, the
     programming controller's answers) and its ordering properties."""
 
@@ -88,10 +92,6 @@ class UpdaterHarness(Elaboratable):
                                  offset=offset)
         self.order = list(range(bits)) if offset else plane_order(bits)
         self.bound = 36  # a bounded check this deep covers whole commands (4 weights of 3 cells)
-
-    def ports(self) -> list:
-        return [v.as_value() if isinstance(v, data.View) else v
-                for _, _, v in self.dut.signature.flatten(self.dut)]
 
     def elaborate(self, platform):
         m = Module()
