@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import Entries, layer_arrays, npz_format, read_npz, rethrow_in, write_npz
+from rrambnn.fileio import Entries, layer_arrays, read_npz, rethrow_in, write_npz
 from rrambnn.gen.network import Trace, check_output_mode, column_sums_twin, priority_encode
 
 FORMAT = "rrambnn-sliced"
@@ -216,11 +216,6 @@ class SlicedNetwork:
                        where=str(path))
         except RrambnnError as err:
             raise rethrow_in(path, err) from None
-
-
-def is_sliced_file(path) -> bool:
-    """Whether ``path`` holds a :class:`SlicedNetwork` (False for anything else, unreadable included)."""
-    return npz_format(path) == FORMAT
 
 
 def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: int | None = None,

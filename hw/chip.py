@@ -60,7 +60,7 @@ from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.device import DeviceParams, fail_threshold
 from rrambnn.hw.crossbar import _bits
-from rrambnn.hw.layer import Layer, check_tile, or_all
+from rrambnn.hw.layer import Layer, check_tile, or_all, signed_range
 from rrambnn.hw.output import attach_output_stage, check_output_stage
 from rrambnn.hw.programmer import Programmer, Programming
 from rrambnn.hw.updater import WeightUpdate, WeightUpdater, check_bits
@@ -329,7 +329,7 @@ class Chip(wiring.Component):
         value, index = self.thr.payload.value, self.thr.payload.index
         with m.Switch(self.thr.payload.layer):
             for k, layer in enumerate(self.layers):
-                lo, hi = -(1 << (layer.tw - 1)), (1 << (layer.tw - 1)) - 1
+                lo, hi = signed_range(layer.tw)
                 with m.Case(k):
                     m.d.comb += thr_ok.eq((index < layer.n_out) & (value >= lo) & (value <= hi))
         with m.If(thr_take & ~thr_ok):

@@ -35,6 +35,11 @@ def threshold_width(n_in: int) -> int:
     return (n_in + 1).bit_length() + 1
 
 
+def signed_range(width: int) -> tuple[int, int]:
+    """The values a two's-complement register of ``width`` bits holds."""
+    return -(1 << (width - 1)), (1 << (width - 1)) - 1
+
+
 class Layer(wiring.Component):
     """A fully connected binary layer mapped onto a grid of crossbar tiles.
 

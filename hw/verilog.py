@@ -17,7 +17,7 @@ from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.sliced import SlicedNetwork
 from rrambnn.hw.chip import Binary, Chip, ComputingPlanes, StoragePlanes
 from rrambnn.hw.crossbar import CROSSBAR_MODULE, MODULE_NAME
-from rrambnn.hw.layer import check_tile
+from rrambnn.hw.layer import check_tile, signed_range
 from rrambnn.hw.output import check_output_stage
 from rrambnn.hw.programmer import Programmer, Programming
 from rrambnn.hw.sram import RAM_MODULE
@@ -285,7 +285,8 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
            "threshold for code l+1; levels ascend); the output layer has one threshold, level 0"]
           if chip.act_bits > 1 else []),
         "// threshold writes (thr): value in two's complement; per layer the register range "
-        + ", ".join(f"{k}: [{-(1 << (layer.tw - 1))}, {(1 << (layer.tw - 1)) - 1}]" for k, layer in enumerate(chip.layers))
+        + ", ".join(f"{k}: [{signed_range(layer.tw)[0]}, {signed_range(layer.tw)[1]}]"
+                    for k, layer in enumerate(chip.layers))
         + "; a write outside its layer's range or neurons is refused and counted in n_thr_rejected",
         "// ports:",
     ]

@@ -34,6 +34,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 from rrambnn.fileio import read_npz
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
+from rrambnn.hw.layer import signed_range
 from rrambnn.hw.verilog import ChipConfig, build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 
@@ -382,10 +383,10 @@ class Bench:
     async def refused_threshold_writes(self):
         """Writes the chip must refuse: beyond a narrower layer's register, to a missing neuron."""
         field = self.chip.signature.members["thr"].signature.members["payload"].shape
-        vmax = (1 << (field["value"].width - 1)) - 1
+        _, vmax = signed_range(field["value"].width)
         imax = (1 << field["index"].width) - 1
         for k, layer in enumerate(self.chip.layers):
-            hi = (1 << (layer.tw - 1)) - 1
+            _, hi = signed_range(layer.tw)
             if hi < vmax:
                 await self.write_threshold(k, 0, hi + 1, refused=True)
             if layer.n_out <= imax:

@@ -258,7 +258,7 @@ def _point(req: OnlineRequest, point: dict) -> dict:
     """One sweep point in a worker process."""
     net = start_network(req)
     cfg = rule_config(req, net, bits=point.get("bits"), endurance=point.get("endurance"))
-    key = (req.data, req.forward, req.arch)
+    key = (req.data, req.forward, req.arch, req.weights)  # the starting network sets the crop
     if key not in _DATA:
         _DATA[key] = dataset(net, req.data)
     r = train(req, net, cfg, _DATA[key])
