@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.gen.network import answers
 from rrambnn.hw.host import OP_BENCH, OP_IMAGE, OP_QUERY, OP_WRITE, PROTOCOL_VERSION, REPLY_OK, nbytes
 
 DEFAULT_BAUD = 115200
@@ -219,6 +220,8 @@ def classify_against_golden(board: Board, net, x: np.ndarray, labels: np.ndarray
     t = net.forward(x)
     want = np.stack([t.labels(info.output), t.hit.astype(np.int64)], axis=1)
     differ = np.flatnonzero((got != want).any(axis=1))
-    return {"images": len(x), "accuracy": float((got[:, 0] == labels).mean()),
-            "golden_accuracy": float((want[:, 0] == labels).mean()), "differ_from_golden": len(differ),
+    got_answers = answers(got[:, 0], got[:, 1], info.output)  # a priority reject is a wrong answer
+    return {"images": len(x), "accuracy": float((got_answers == labels).mean()),
+            "golden_accuracy": float((t.answers(info.output) == labels).mean()),
+            "rejects": int((got[:, 1] == 0).sum()), "differ_from_golden": len(differ),
             "first_differences": differ[:10].tolist()}

@@ -69,7 +69,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fileio import npz_format, read_npz, write_npz
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
-from rrambnn.gen.network import priority_encode
+from rrambnn.gen.network import priority_encode, score
 from rrambnn.gen.sliced import bit_planes
 
 MAX_BITS = planes.MAX_BITS  # weight bits, 2..12
@@ -285,9 +285,7 @@ def accuracy(w, ramps, x, y) -> dict:
     """Test accuracy; a reject of the priority encoder counts as wrong."""
     _, o = forward_batch(w, x, ramps)
     c = classify(o)
-    return {"priority": float(((c["priority"] == y) & c["hit"]).mean()) if len(y) else 0.0,
-            "argmax": float((c["argmax"] == y).mean()) if len(y) else 0.0,
-            "rejects": int((~c["hit"]).sum())}
+    return score(c["priority"], c["argmax"], c["hit"], y)
 
 
 class NbitChip:

@@ -88,7 +88,37 @@ class Trace:
     hit: np.ndarray  # bool (N,) some output neuron fired
 
     def labels(self, mode: str) -> np.ndarray:
+        """The output stage's ``cls`` field (0 for a priority reject, as the hardware gives it)."""
         return self.priority if check_output_mode(mode) == "priority" else self.argmax
+
+    def answers(self, mode: str) -> np.ndarray:
+        """The class each image is given, :data:`REJECT` where the priority encoder rejects."""
+        return answers(self.labels(mode), self.hit, mode)
+
+
+REJECT = -1  # the answer of a priority output stage when no output neuron fires
+
+
+def answers(cls, hit, mode: str) -> np.ndarray:
+    """The chip's answers from its output fields: ``cls``, except :data:`REJECT` where the
+    priority stage has no hit (its ``cls`` is then 0, which is no answer). The argmax stage
+    always answers (``hit`` 0 only says no neuron reached its threshold)."""
+    cls = np.asarray(cls, dtype=np.int64)
+    if check_output_mode(mode) == "argmax":
+        return cls
+    return np.where(np.asarray(hit, dtype=bool), cls, REJECT)
+
+
+def score(prio, amax, hit, labels) -> dict:
+    """Accuracy of both output stages; a priority reject (no output fires) is a wrong answer.
+    ``rejects`` counts the images no output neuron fired for. An empty test set is an error."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        raise RrambnnError("cannot score an empty test set")
+    hit = np.asarray(hit, dtype=bool)
+    return {"priority": float((answers(prio, hit, "priority") == labels).mean()),
+            "argmax": float((np.asarray(amax) == labels).mean()),
+            "rejects": int((~hit).sum())}
 
 
 def priority_encode(fires: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,15 +231,14 @@ class BinaryNetwork:
         return prio, amax, hit
 
     def classify(self, x: np.ndarray, mode: str | None = None) -> np.ndarray:
-        prio, amax, _ = self.forward(x, trace=False)
-        return prio if check_output_mode(mode or self.output_mode) == "priority" else amax
+        """The answers of the output stage (:data:`REJECT` for a priority reject)."""
+        prio, amax, hit = self.forward(x, trace=False)
+        mode = check_output_mode(mode or self.output_mode)
+        return answers(prio if mode == "priority" else amax, hit, mode)
 
-    def accuracy(self, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        prio, amax, _ = self.forward(x, trace=False)
-        return {
-            "priority": float((prio == labels).mean()),
-            "argmax": float((amax == labels).mean()),
-        }
+    def accuracy(self, x: np.ndarray, labels: np.ndarray) -> dict:
+        """Both output stages; a priority reject counts as wrong (see :func:`score`)."""
+        return score(*self.forward(x, trace=False), labels)
 
     # -- files -------------------------------------------------------------------
     def save(self, path: str | os.PathLike):

@@ -33,7 +33,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import Entries, layer_arrays, read_npz, rethrow_in, write_npz
-from rrambnn.gen.network import Trace, check_output_mode, column_sums_twin, priority_encode
+from rrambnn.gen.network import Trace, answers, check_output_mode, column_sums_twin, priority_encode, score
 
 FORMAT = "rrambnn-sliced"
 VERSION = 1
@@ -189,12 +189,14 @@ class SlicedNetwork:
         return total
 
     def classify(self, x, mode=None):
-        prio, amax, _ = self.forward(x, trace=False)
-        return prio if check_output_mode(mode or self.output_mode) == "priority" else amax
+        """The answers of the output stage (``REJECT`` for a priority reject)."""
+        prio, amax, hit = self.forward(x, trace=False)
+        mode = check_output_mode(mode or self.output_mode)
+        return answers(prio if mode == "priority" else amax, hit, mode)
 
-    def accuracy(self, x, labels) -> dict[str, float]:
-        prio, amax, _ = self.forward(x, trace=False)
-        return {"priority": float((prio == labels).mean()), "argmax": float((amax == labels).mean())}
+    def accuracy(self, x, labels) -> dict:
+        """Both output stages; a priority reject counts as wrong."""
+        return score(*self.forward(x, trace=False), labels)
 
     # -- files -------------------------------------------------------------------
     def save(self, path: str | os.PathLike):

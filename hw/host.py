@@ -20,6 +20,12 @@ Host to board (every command starts with an opcode byte):
   to the ``N``-th result (32-bit little endian).
 * anything else: reply ``?``.
 
+A command whose bytes stop coming is dropped: when no byte arrives for ``timeout`` cycles
+(default: a tenth of a second at the board's clock) in the middle of a command, the link
+forgets the partial command and waits for an opcode again (no reply), so a host that was cut
+off mid-command is back in step after a pause; :func:`rrambnn.sim.formal` proves that any
+byte sequence followed by silence leaves the link idle.
+
 Replies leave in command order: a query or a write is answered only after every image before
 it has left. Received bytes wait in a 16-byte queue and replies in a 64-byte queue, so a host
 never needs to pause between commands at the UART's rate (a byte that still finds the receive
@@ -28,7 +34,7 @@ queue full is lost and lights the ``error`` output).
 
 
 from amaranth import Array, Cat, Const, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
@@ -80,34 +86,47 @@ def query_reply(net, clock_hz: int = 0) -> bytes:
 class HostLink(wiring.Component):
     """A classifier core (an emulation twin or a Periphery, see :func:`check_core`) behind a UART
     (``rx``/``tx``; ``divisor`` cycles per bit). ``error``: a received byte was lost or badly
-    framed (sticky, for an LED)."""
+    framed (sticky, for an LED). ``idle``: waiting for an opcode, nothing received, in flight or
+    waiting to be sent. ``timeout``: cycles without a byte after which a partial command is
+    dropped. ``uart=False`` leaves the UART out: bytes come and go as streams (``bytes_in``,
+    ``bytes_out``), for the formal proofs."""
 
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    error: Out(1)
-
-    def __init__(self, net, divisor: int, clock_hz: int = 0):
+    def __init__(self, net, divisor: int, clock_hz: int = 0, *, timeout: int | None = None, uart: bool = True):
         check_core(net)
         if net.arch[-1] > 128:
             raise ValueError(f"Host link replies carry a 7-bit class: at most 128 outputs, not {net.arch[-1]}")
-        self.net, self.clock_hz = net, int(clock_hz)
-        self.uart_rx, self.uart_tx = UARTRx(divisor), UARTTx(divisor)
+        if timeout is None:
+            timeout = max(clock_hz // 10, 10_000 * divisor)  # 0.1 s, at least 1,000 byte times
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+            raise ValueError(f"Host link timeout must be a positive number of cycles, not {timeout!r}")
+        self.net, self.clock_hz, self.timeout, self.uart = net, int(clock_hz), timeout, bool(uart)
+        self.uart_rx, self.uart_tx = (UARTRx(divisor), UARTTx(divisor)) if uart else (None, None)
         self.info = query_reply(net, clock_hz)
-        super().__init__()
+        ports = {"rx": In(1, init=1), "tx": Out(1, init=1)} if uart else {
+            "bytes_in": In(stream.Signature(8)), "bytes_out": Out(stream.Signature(8))}
+        super().__init__({**ports, "error": Out(1), "idle": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         net = self.net
         m.submodules.net = net
-        m.submodules.uart_rx = urx = self.uart_rx
-        m.submodules.uart_tx = utx = self.uart_tx
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=16)
         # replies queue here, so a long reply never stops the parser (and the receiver overruns)
         m.submodules.tx_fifo = txq = SyncFIFOBuffered(width=8, depth=64)
-        m.d.comb += [utx.i.payload.eq(txq.r_data), utx.i.valid.eq(txq.r_rdy), txq.r_en.eq(utx.i.ready)]
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), self.error.eq(urx.overrun | urx.frame_error),
-                     fifo.w_data.eq(urx.o.payload), fifo.w_en.eq(urx.o.valid), urx.o.ready.eq(fifo.w_rdy)]
+        if self.uart:
+            m.submodules.uart_rx = urx = self.uart_rx
+            m.submodules.uart_tx = utx = self.uart_tx
+            m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), self.error.eq(urx.overrun | urx.frame_error)]
+            byte_in, byte_out = urx.o, utx.i
+        else:
+            byte_in, byte_out = self.bytes_in, self.bytes_out
+        m.d.comb += [byte_out.payload.eq(txq.r_data), byte_out.valid.eq(txq.r_rdy), txq.r_en.eq(byte_out.ready),
+                     fifo.w_data.eq(byte_in.payload), fifo.w_en.eq(byte_in.valid), byte_in.ready.eq(fifo.w_rdy)]
         byte = fifo.r_data
+        # a partial command is dropped after `timeout` cycles without a byte
+        quiet = Signal(range(self.timeout + 1), name="quiet_cycles")
+        timed_out = Signal()
+        m.d.comb += timed_out.eq((quiet == self.timeout) & ~fifo.r_rdy)
 
         n_img, n_wr = nbytes(net.arch[0]), nbytes(net.wr_layout.size)
         shift = Signal(8 * max(n_img, n_wr), reset_less=True)
@@ -137,7 +156,7 @@ class HostLink(wiring.Component):
             with m.If(done + 1 >= reps):
                 m.d.sync += running.eq(0)
 
-        with m.FSM(name="host"):
+        with m.FSM(name="host") as fsm:
             with m.State("OPCODE"):
                 m.d.comb += fifo.r_en.eq(1)
                 with m.If(fifo.r_rdy):
@@ -162,6 +181,9 @@ class HostLink(wiring.Component):
                                      count.eq(count + 1)]
                         with m.If(count == n - 1):
                             m.next = target
+                    with m.Elif(timed_out):  # the rest of the command never came
+                        m.d.sync += bench.eq(0)
+                        m.next = "OPCODE"
             with m.State("BENCH_COUNT"):
                 m.d.comb += fifo.r_en.eq(1)
                 with m.If(fifo.r_rdy):
@@ -169,6 +191,8 @@ class HostLink(wiring.Component):
                     with m.If(count == 3):
                         m.d.sync += [count.eq(0), bench.eq(1), cycles.eq(0), done.eq(0)]
                         m.next = "IMAGE"
+                with m.Elif(timed_out):
+                    m.next = "OPCODE"
             # the payloads sit at the top of the shift register once all bytes are in
             top_img = shift[len(shift) - 8 * n_img:]
             top_wr = shift[len(shift) - 8 * n_wr:]
@@ -208,6 +232,13 @@ class HostLink(wiring.Component):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count == len(self.info) - 1):
                         m.next = "OPCODE"
+
+        receiving = fsm.ongoing("IMAGE") | fsm.ongoing("WRITE") | fsm.ongoing("BENCH_COUNT")
+        with m.If(receiving & ~fifo.r_rdy & ~timed_out):
+            m.d.sync += quiet.eq(quiet + 1)
+        with m.Else():
+            m.d.sync += quiet.eq(0)
+        m.d.comb += self.idle.eq(fsm.ongoing("OPCODE") & ~fifo.r_rdy & net.idle & ~net.o.valid & ~txq.r_rdy)
 
         # one reply queue: results first (a parser reply waits until nothing is in flight)
         m.d.comb += result.eq(Cat(net.o.payload.cls, Const(0, 7 - len(net.o.payload.cls)), net.o.payload.hit))

@@ -275,6 +275,7 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
         _input_line(net, chip),
+        _output_line(cfg),
         _timing_line(chip, cfg),
         "// reset (rst, synchronous): empties the pipeline and the controllers and clears the n_* counters; the "
         "crossbar model's cells and switch counters are not reset; "
@@ -293,6 +294,15 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
     for name, direction, width, desc in port_table(chip):
         lines.append(f"//   {direction:6} {name:16} [{width:4}]  {desc}")
     return "\n".join(lines) + "\n"
+
+
+def _output_line(cfg: ChipConfig) -> str:
+    """What o__payload's cls and hit mean, in particular when no output neuron fires."""
+    if cfg.output == "priority":
+        return ("// output (priority): cls = the lowest-index output neuron that fires, hit = some output neuron "
+                "fires; hit = 0 is a reject: cls is then 0, which is no answer (count it as a wrong answer)")
+    return ("// output (argmax): cls = the output neuron with the largest S - theta (lowest index on ties), always "
+            "an answer; hit = some output neuron reaches its threshold (cls does not depend on hit)")
 
 
 def _input_line(net, chip) -> str:

@@ -45,8 +45,9 @@ def cmd_eval(args):
             if "weight_bits" in res else "")
     emit(args, res, [
         f"network {res['arch']}  crop {crop}x{crop}{bits}  on {res['images']} test images",
-        f"  priority encoder: {acc['priority'] * 100:.2f}%",
-        f"  argmax:           {acc['argmax'] * 100:.2f}%",
+        f"  priority encoder: {acc['priority'] * 100:.2f}%  ({acc['rejects']} rejects: no output fires, "
+        f"counted wrong)",
+        f"  argmax:           {acc['argmax'] * 100:.2f}%  (always answers)",
     ])
 
 

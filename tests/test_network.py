@@ -5,8 +5,8 @@ import pytest
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.mnist import Preprocess
-from rrambnn.gen.network import (BinaryNetwork, column_sums_twin, parse_arch, priority_encode,
-                                 random_network)
+from rrambnn.gen.network import (REJECT, BinaryNetwork, answers, column_sums_twin, parse_arch,
+                                 priority_encode, random_network, score)
 
 
 def test_forward_equals_digital_twin(rng):
@@ -47,6 +47,23 @@ def test_priority_encoder_and_argmax_semantics():
     assert (t.labels("priority") == t.priority).all() and (t.labels("argmax") == t.argmax).all()
     idx, hit = priority_encode(np.array([[0, 0, 0], [0, 1, 1]], bool))
     assert idx.tolist() == [0, 1] and hit.tolist() == [False, True]
+
+
+def test_a_reject_is_a_wrong_answer():
+    """Image 2 above is rejected (hit 0, cls 0): with label 0 it is still wrong for the priority
+    stage; the argmax stage always answers (class 3 here)."""
+    w = np.eye(4, dtype=np.int8) * 2 - 1
+    net = BinaryNetwork([w], [np.array([0, 0, 0, -1], np.int32)], None)
+    x = np.array([[0, 1, 1, 0], [0, 0, 0, 1], [1, 1, 1, 1], [1, 0, 0, 0]])
+    assert net.forward(x).answers("priority").tolist() == [1, 3, REJECT, 0]
+    assert net.classify(x, "priority").tolist() == [1, 3, REJECT, 0]
+    assert net.classify(x, "argmax").tolist() == [1, 3, 3, 0]
+    acc = net.accuracy(x, np.array([1, 3, 0, 0]))
+    assert acc == {"priority": 0.75, "argmax": 0.75, "rejects": 1}
+    assert net.accuracy(x, np.array([1, 3, 3, 0]))["argmax"] == 1.0
+    assert answers([0, 5], [False, False], "argmax").tolist() == [0, 5]
+    with pytest.raises(RrambnnError, match="empty test set"):
+        score(np.zeros(0, int), np.zeros(0, int), np.zeros(0, bool), np.zeros(0, int))
 
 
 def test_save_load_roundtrip(tmp_path, rng):
