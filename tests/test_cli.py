@@ -152,6 +152,10 @@ def _corrupted_copy(tmp_path):
     (["bench", "--images", "0"], "--images must be a positive integer, not 0"),
     (["online", "--out", "{tmp}/file"], "--out must name a directory, not the file"),
     (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be a positive integer"),
+    # arguments are checked before the serial port is opened (this port does not exist)
+    (["board", "info", "--port", "{tmp}/no-such-port", "--timeout", "-1"], "--timeout must be from 0 to 3600"),
+    (["board", "classify", "--port", "{tmp}/no-such-port", "--weights", "{tmp}/file"], "file"),
+    (["board", "classify", "--port", "{tmp}/no-such-port", "--images", "0"], "--images must be from 1"),
 ])
 def test_hostile_inputs_get_one_error_line(tmp_path, args, text):
     (tmp_path / "file").write_text("precious")

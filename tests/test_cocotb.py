@@ -5,18 +5,13 @@ failure message)."""
 
 import numpy as np
 import pytest
+from conftest import check
 
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork, random_network
 from rrambnn.hw.verilog import ChipConfig
 from rrambnn.sim.chip_sim import simulate
 from rrambnn.weights import shipped
-
-
-def check(res):
-    assert res["passed"], (f"{res.get('mismatches')} mismatches (seed {res.get('seed')}), "
-                           f"examples {res.get('examples', [])[:3]}; log {res['log']}; waves {res.get('waves')}")
-    assert res["mismatches"] == 0 and res["checked"] >= res["images"]
 
 
 # random small networks: several row and column tiles, partial tiles, both output stages
@@ -27,12 +22,18 @@ def check(res):
     ("9-4", (4, 3), True, "priority", 14),
 ])
 def test_random_networks(arch, tile, pipeline, output, seed):
+    check_random_network(arch, tile, pipeline, output, seed, images=600, throughput=300)
+
+
+def check_random_network(arch, tile, pipeline, output, seed, *, images, throughput, simulator="verilator"):
+    """A random network's chip under random idles and backpressure, threshold rewrites, a held
+    result under a write that would change it; also run on Icarus (tests/test_icarus.py)."""
     rng = np.random.default_rng(seed)
     net = random_network(arch, rng)
-    x = rng.integers(0, 2, (600, net.arch[0])).astype(np.uint8)
-    print(f"arch {arch} tile {tile} pipeline {pipeline} output {output} seed {seed}")
+    x = rng.integers(0, 2, (images, net.arch[0])).astype(np.uint8)
+    print(f"arch {arch} tile {tile} pipeline {pipeline} output {output} seed {seed} on {simulator}")
     res = simulate(net, ChipConfig(tile, pipeline, output, debug=True), x, seed=seed,
-                   throughput_images=300, rewrite_thresholds=True)
+                   throughput_images=throughput, rewrite_thresholds=True, simulator=simulator)
     check(res)
     assert res["throughput"]["images_per_cycle"] == 1.0
     expected_latency = len(net.weights) + 1 if pipeline else 1

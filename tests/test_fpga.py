@@ -147,7 +147,9 @@ def test_board_commands_over_a_serial_device(mnist_test, tmp_path):
         other = tmp_path / "other.npz"
         rng = np.random.default_rng(1)
         from rrambnn.gen.network import random_network
-        random_network("400-64-10", rng).save(other)
+        n = random_network("400-64-10", rng)  # MNIST-shaped (crop 20), another shape than the board's
+        from rrambnn.gen.mnist import Preprocess
+        BinaryNetwork(n.weights, n.thresholds, Preprocess(20), "priority", {}).save(other)
         r = run_cli("board", "classify", "--port", board.path, "--weights", str(other), timeout=60)
         assert r.returncode == 2 and "the board runs a 400-128-128-10 network, the weights are 400-64-10" in r.stderr
     finally:
