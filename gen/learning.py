@@ -263,6 +263,7 @@ class Step:
     rows2: np.ndarray  # output layer: element updates (row, col, delta), row-major
     cols2: np.ndarray
     delta2: np.ndarray
+    eq: np.ndarray | None = None  # the output error (e bits), what the backward read is driven with
 
 
 def forward_batch(w: list[np.ndarray], x: np.ndarray, ramps) -> tuple[np.ndarray, np.ndarray]:
@@ -312,7 +313,7 @@ class NbitChip:
         self.ramps = cfg.ramps()
         self.t = 0  # samples seen
         self.stats = {"pulses_set": 0, "pulses_reset": 0, "cells_failed": 0, "weight_updates": 0,
-                      "samples": 0, "updating_samples": 0}
+                      "samples": 0, "updating_samples": 0, "cell_writes": 0, "restored": 0}
         self.failed: list | None = None  # (layer, plane, row, col) in hardware order, while recording
 
     # -- one sample ---------------------------------------------------------------------
@@ -332,13 +333,13 @@ class NbitChip:
         eq = np.clip(round_shift(e, cfg.es), -cfg.E, cfg.E)
         empty = np.zeros(0, np.int64)
         if not eq.any():
-            return Step(h, o, empty, empty, empty, empty, empty)
+            return Step(h, o, empty, empty, empty, empty, empty, eq)
         s1, s2 = cfg.shifts(epoch)
         g = w2 @ eq
         delta = np.clip(round_shift(g * (h * (H - h)), cfg.sd), -cfg.E, cfg.E)
         n_hid, n_out = w2.shape
-        cols = np.flatnonzero(delta)
-        step = stochastic_round(delta[cols], s1, draws(cfg.seed, self.t, 0, cols)) if len(act) else empty
+        cols = np.flatnonzero(delta) if len(act) else empty  # no pixel set: no hidden update
+        step = stochastic_round(delta[cols], s1, draws(cfg.seed, self.t, 0, cols))
         keep = step != 0
         cols, step = cols[keep], step[keep]
         hr = np.flatnonzero(h)
@@ -348,7 +349,7 @@ class NbitChip:
         d2 = stochastic_round(prod, s2, draws(cfg.seed, self.t, 1, idx))
         d2 = np.clip(d2, -cfg.U, cfg.U)
         nz = np.nonzero(d2)
-        return Step(h, o, cols, step, hr[nz[0]], kc[nz[1]], d2[nz])
+        return Step(h, o, cols, step, hr[nz[0]], kc[nz[1]], d2[nz], eq)
 
     def apply(self, x: np.ndarray, s: Step):
         """The sample's updates through write-verify: the rank-1 step of the hidden layer, then
@@ -387,6 +388,7 @@ class NbitChip:
         got, failed = self._write(layer, rr, cc, old, new, 0)
         if self.cfg.restore:
             back = np.flatnonzero(got != new)
+            self.stats["restored"] += len(back)
             if len(back):
                 got[back], f2 = self._write(layer, rr[back], cc[back], got[back], old[back], 1, back)
                 failed = np.concatenate([failed, f2])
@@ -415,6 +417,7 @@ class NbitChip:
             return got, np.zeros(0, np.int64)
         p = np.concatenate(ps)
         i = np.concatenate(idx)
+        self.stats["cell_writes"] += len(p)  # write-verify commands (one per changed cell)
         w = i if index is None else np.asarray(index)[i]  # the weight's place in the command
         order = w.astype(np.int64) * (2 * n) + second * n + p
         want = ((want_codes[i] >> p) & 1).astype(np.uint8)
@@ -426,6 +429,23 @@ class NbitChip:
             pos = fk // (2 * n) if index is None else np.searchsorted(np.asarray(index), fk // (2 * n))
             np.bitwise_xor.at(got, pos, np.int64(1) << (fk % n))
         return got, fk
+
+    def backward_read(self, eq: np.ndarray) -> np.ndarray:
+        """``g = w2 @ eq`` as the self-training chip gets it from the output layer's arrays:
+        bit-serial transposed reads (:meth:`rrambnn.gen.planes.PlaneArrays.transposed_read`),
+        most significant error bit first; per bit one read driven by the columns whose error is
+        positive with that magnitude bit set, one by those whose error is negative; every
+        plane's row sums shifted by its bit and added (sum_b 2^b T_b = x . (2u - U) per row):
+        ``acc = 2 acc + R(P_c) - R(N_c)``. 2 (e - 1) reads."""
+        eq = np.asarray(eq, np.int64)
+        a = self.arrays[1]
+        weight = np.int64(1) << np.arange(a.n, dtype=np.int64)
+        mag = np.abs(eq)
+        acc = np.zeros(a.n_in, np.int64)
+        for c in range(self.cfg.e - 2, -1, -1):
+            bit = (mag >> c) & 1
+            acc = 2 * acc + weight @ a.transposed_read(bit * (eq > 0)) - weight @ a.transposed_read(bit * (eq < 0))
+        return acc
 
     # -- state --------------------------------------------------------------------------
     def accuracy(self, x, y) -> dict:
@@ -664,7 +684,16 @@ def training_network(arch, cfg: NbitConfig, codes):
     T1, _ = cfg.ramps()
     w = [(2 * np.asarray(u, np.int64) - cfg.U).astype(np.int16) for u in codes]
     th = [np.tile(T1.astype(np.int32), (arch[1], 1)), np.zeros(arch[2], np.int32)]
-    return SlicedNetwork(w, th, cfg.bits, cfg.m, int(round(math.sqrt(arch[0]))), "argmax", {"rule": cfg.describe()})
+    return SlicedNetwork(w, th, cfg.bits, cfg.m, int(round(math.sqrt(arch[0]))), "argmax",
+                         {"rule": cfg.describe(), "config": config_dict(cfg)})
+
+
+def rule_of(net) -> NbitConfig:
+    """The rule a training network of :func:`training_network` was made for."""
+    try:
+        return config_from(net.meta["config"])
+    except (AttributeError, KeyError, TypeError):
+        raise RrambnnError("this network was not made by training_network: it carries no training rule") from None
 
 
 TRACE_FORMAT = "rrambnn-training-trace"

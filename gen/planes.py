@@ -140,6 +140,16 @@ class PlaneArrays:
         self._flush_skips()
         return {k: g.state() for k, g in self._gens.items()}
 
+    def transposed_read(self, xc: np.ndarray) -> np.ndarray:
+        """The transposed read of every plane: column inputs ``xc`` (n_out,) in {0, 1} drive the
+        bit lines and each row senses ``2 * popcount(xc AND row) - popcount(xc)`` (the forward
+        read's digital twin with rows and columns exchanged; the same cells, stuck ones as they
+        are held). Tiles split along the columns add their partial row sums. (n, n_in) int64."""
+        xc = np.asarray(xc, np.int64)
+        if xc.shape != (self.n_out,) or not np.isin(xc, (0, 1)).all():
+            raise RrambnnError(f"a transposed read of layer {self.layer} takes {self.n_out} column bits")
+        return 2 * (self.cells.astype(np.int64) @ xc) - int(xc.sum())
+
     def stuck_or_worn(self, p: int, rows, cols) -> np.ndarray:
         bad = self.faults[p, rows, cols] != dev.HEALTHY
         if self.params.endurance:

@@ -89,6 +89,7 @@ class ChipVariant:
     slices = 1
     act_bits = 1
     update = None
+    backward = False
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,14 @@ class ComputingPlanes(ChipVariant):
     """Multi-bit inference (:mod:`rrambnn.gen.sliced`): ``slices``-bit weights as bit slices in
     ``slices`` computing planes (column sums shifted and added), ``act_bits``-bit activations.
     With ``update`` (a :class:`rrambnn.hw.updater.WeightUpdate`) the training chip
-    (:mod:`rrambnn.gen.learning`): the weight-update controller updates the planes' offset codes."""
+    (:mod:`rrambnn.gen.learning`): the weight-update controller updates the planes' offset codes.
+    ``backward``: the last layer also has the transposed read (ports ``tr_x`` -> ``tr_sums``),
+    for the self-training chip's backward pass (:mod:`rrambnn.hw.trainer`)."""
 
     slices: int = 1
     act_bits: int = 1
     update: WeightUpdate | None = None
+    backward: bool = False
 
     def __post_init__(self):
         _bounded_int("Weight slices", self.slices, 1, 8)
@@ -134,6 +138,10 @@ class ComputingPlanes(ChipVariant):
                 raise TypeError(f"Computing planes' update must be a WeightUpdate or None, not {self.update!r}")
             if self.slices < 2:
                 raise ValueError(f"A weight-update controller needs weights of 2 or more slices, not {self.slices}")
+        if not isinstance(self.backward, bool):
+            raise TypeError(f"Computing planes' backward must be a bool, not {self.backward!r}")
+        if self.backward and self.update is None:
+            raise ValueError("A backward pass (transposed read) needs the weight-update controller")
 
     @property
     def planes(self) -> int:
@@ -213,7 +221,8 @@ class Chip(wiring.Component):
         self.layers = [Layer(w, t, self.tile, initial_cells=c, faults=f, index=k, seed=self.device.seed,
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
                              planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=variant.sliced,
-                             in_bits=self.act_bits, levels=levels if k < n - 1 else 1)
+                             in_bits=self.act_bits, levels=levels if k < n - 1 else 1,
+                             transposed=variant.backward and k == n - 1)
                        for k, (w, t, (c, pc), (f, pf)) in enumerate(zip(weights, thresholds, cells, faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
         self.programmer = Programmer(self.arch, word=programming.word, retries=programming.retries,
@@ -245,6 +254,9 @@ class Chip(wiring.Component):
                       "n_updates": Out(32)}
         if self.planes > 1:
             planes["read_plane"] = In(_bits(self.planes))
+        if self.layers[-1].transposed:
+            last = self.layers[-1]
+            planes.update({"tr_x": In(last.n_out), "tr_sums": Out(last.n_in * last.tsw)})
         thr_fields = {"layer": lw, "index": _bits(max_out)}
         if self.act_bits > 1:
             thr_fields["level"] = _bits(levels)
@@ -336,6 +348,8 @@ class Chip(wiring.Component):
             m.d.sync += self.n_thr_rejected.eq(self.n_thr_rejected + 1)
         for k, layer in enumerate(self.layers):
             m.submodules[f"layer{k}"] = layer
+            if layer.transposed:
+                m.d.comb += [layer.tx.eq(self.tr_x), self.tr_sums.eq(layer.tsums)]
             m.d.comb += [
                 layer.thr_we.eq(thr_take & thr_ok & (self.thr.payload.layer == k)),
                 layer.thr_addr.eq(self.thr.payload.index),

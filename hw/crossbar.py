@@ -17,13 +17,20 @@ the programming port: a pulse (``pulse_valid`` for one clock) SETs
 (``pulse_set`` = 1, to LRS) or RESETs the cell at (``pulse_row``,
 ``pulse_col``). The read port (``read_row``, ``read_col`` -> ``read_bit``)
 senses one cell, for write-verify.
+
+A tile made with ``transposed`` also has the *transposed read* (the backward pass of
+on-chip training): the column inputs ``xt`` drive the bit lines and every row senses
+
+    t_r = 2 * popcount(xt AND row_r) - popcount(xt)
+
+the same cells, the same fault map, rows and columns exchanged.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from amaranth import ClockSignal, Const, Instance, Module
+from amaranth import ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,6 +41,8 @@ CROSSBAR_MODULE = r"""
 // analog macro; written by the rrambnn generator). Cell (r, c) is INIT[c*ROWS + r];
 // 1 = LRS = +1, 0 = HRS = -1. Column c drives s[c*SW +: SW] (signed):
 //   s_c = 2*popcount(x & cells_c) - popcount(x)
+// TRANSPOSE != 0 adds the transposed read: column inputs xt, row r drives t[r*TW +: TW]:
+//   t_r = 2*popcount(xt & row_r) - popcount(xt)   (same cells, rows and columns exchanged)
 // Cells are non-volatile (no reset): only programming pulses change them.
 // Device model (rrambnn.gen.device is the same rules in Python):
 //   FAULTS[2*(c*ROWS + r) +: 2]: 0 healthy, 1 stuck at HRS, 2 stuck at LRS;
@@ -54,11 +63,15 @@ module rrambnn_crossbar #(
     parameter [31:0] SEED = 32'h1234567,
     parameter [31:0] FAIL_THR = 0,
     parameter [31:0] ENDURANCE = 0,      // 0 = unlimited
-    parameter integer COMPUTE = 1        // 0: a storage-only array (magnitude bits), s = 0
+    parameter integer COMPUTE = 1,       // 0: a storage-only array (magnitude bits), s = 0
+    parameter integer TRANSPOSE = 0,     // 1: the transposed read (xt -> t)
+    parameter integer TW = 1             // width of one signed row sum of the transposed read
 ) (
     input  wire               clk,
     input  wire [ROWS-1:0]    x,
     output wire [COLS*SW-1:0] s,
+    input  wire [COLS-1:0]    xt,
+    output wire [ROWS*TW-1:0] t,
     input  wire               pulse_valid,
     input  wire [RW-1:0]      pulse_row,
     input  wire [CW-1:0]      pulse_col,
@@ -97,6 +110,25 @@ module rrambnn_crossbar #(
             assign s = {(COLS*SW){1'b0}};
             /* verilator lint_off UNUSEDSIGNAL */
             wire unused_x = &{1'b0, x};  // no word lines: the inputs are not used
+            /* verilator lint_on UNUSEDSIGNAL */
+        end
+    endgenerate
+
+    genvar h;
+    generate
+        if (TRANSPOSE != 0) begin : transposed
+            wire [31:0] t_active = $countones(xt);
+            for (g = 0; g < ROWS; g = g + 1) begin : row
+                wire [COLS-1:0] line;
+                for (h = 0; h < COLS; h = h + 1) begin : bitline
+                    assign line[h] = cells[h][g];
+                end
+                assign t[g*TW +: TW] = TW'(2 * $countones(xt & line) - t_active);
+            end
+        end else begin : forward_only
+            assign t = {(ROWS*TW){1'b0}};
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire unused_xt = &{1'b0, xt};  // no transposed read: the column inputs are not used
             /* verilator lint_on UNUSEDSIGNAL */
         end
     endgenerate
@@ -174,11 +206,12 @@ class CrossbarTile(wiring.Component):
     (0 = unlimited). Ports: ``x`` (word-line inputs), ``sums`` (flat, ``sum_width`` bits
     per column), a pulse port, and a read port giving a cell's state and switch count.
     ``compute=False``: a storage-only array (the magnitude bits of multi-bit weights), whose
-    column sums are 0.
+    column sums are 0. ``transposed``: the transposed read, ``xt`` (column inputs) -> ``tsums``
+    (flat, ``sum_width(cols)`` bits per row).
     """
 
     def __init__(self, cells, *, faults=None, seed: int = 0x1234567, fail_threshold: int = 0,
-                 endurance: int = 0, compute: bool = True):
+                 endurance: int = 0, compute: bool = True, transposed: bool = False):
         cells = np.asarray(cells)
         if cells.ndim != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
             raise ValueError(f"Crossbar cells must be a non-empty 2-D array, not shape {cells.shape}")
@@ -197,7 +230,13 @@ class CrossbarTile(wiring.Component):
         self.faults = faults.astype(np.uint8)
         self.seed, self.fail_threshold, self.endurance = int(seed), int(fail_threshold), int(endurance)
         self.compute = bool(compute)
+        if not isinstance(transposed, bool):
+            raise TypeError(f"Crossbar transposed must be a bool, not {transposed!r}")
+        if transposed and not self.compute:
+            raise ValueError("A storage-only crossbar has no transposed read")
+        self.transposed = transposed
         self.sw = sum_width(self.rows)
+        self.tsw = sum_width(self.cols) if transposed else 1
         self.rw, self.cw = _bits(self.rows), _bits(self.cols)
         super().__init__({
             "x": In(self.rows),
@@ -210,7 +249,12 @@ class CrossbarTile(wiring.Component):
             "read_col": In(self.cw),
             "read_bit": Out(1),
             "read_count": Out(32),
+            **({"xt": In(self.cols), "tsums": Out(self.rows * self.tsw)} if transposed else {}),
         })
+
+    def row_sum(self, r: int):
+        """Row r of the transposed read (signed)."""
+        return self.tsums[r * self.tsw:(r + 1) * self.tsw].as_signed()
 
     def column_sum(self, j: int):
         return self.sums[j * self.sw:(j + 1) * self.sw].as_signed()
@@ -225,6 +269,9 @@ class CrossbarTile(wiring.Component):
             p_FAULTS=Const(column_major(self.faults, 2), 2 * n),
             p_SEED=Const(self.seed, 32), p_FAIL_THR=Const(self.fail_threshold, 32),
             p_ENDURANCE=Const(self.endurance, 32), p_COMPUTE=int(self.compute),
+            p_TRANSPOSE=int(self.transposed), p_TW=self.tsw,
+            i_xt=self.xt if self.transposed else Const(0, self.cols),
+            o_t=self.tsums if self.transposed else Signal(self.rows, name="no_t"),
             i_clk=ClockSignal(),  # no reset: cells are non-volatile
             i_x=self.x, o_s=self.sums,
             i_pulse_valid=self.pulse_valid, i_pulse_row=self.pulse_row,

@@ -68,12 +68,19 @@ class Layer(wiring.Component):
     0, 1, ..., L-1; ``ramp_first`` on the first) reads one level per cycle and every neuron's
     counter adds ``S_j >= theta_jl``: the sense-stage comparator reused as a single-slope
     converter. ``codes`` holds the result. Threshold writes take ``thr_level``.
+
+    ``transposed``: the transposed read of every computing plane (on-chip training's backward
+    pass): column inputs ``tx`` (n_out) drive the bit lines of every tile, each row senses
+    ``2 * popcount(tx AND row) - popcount(tx)``; tiles along the columns add their partial row
+    sums (as tiles along the rows add column sums) and the planes are shifted and added, so
+    ``tsums`` row r = ``sum_j w_rj tx_j`` with w = 2u - U the offset-code weight.
     """
 
     def __init__(self, weights: np.ndarray, thresholds: np.ndarray, tile=(128, 128), *,
                  initial_cells=None, faults=None, index: int = 0, seed: int = 0,
                  fail_threshold: int = 0, endurance: int = 0, planes: int = 1, plane_cells=None,
-                 plane_faults=None, sliced: bool = False, in_bits: int = 1, levels: int = 1):
+                 plane_faults=None, sliced: bool = False, in_bits: int = 1, levels: int = 1,
+                 transposed: bool = False):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
             raise ValueError("Layer weights must be a 2-D array of -1/+1")
@@ -84,7 +91,9 @@ class Layer(wiring.Component):
             raise ValueError(f"Layer input bits must be an integer from 1 to 8, not {in_bits!r}")
         if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= 255:
             raise ValueError(f"Layer levels must be an integer from 1 to 255, not {levels!r}")
-        self.sliced, self.in_bits, self.levels = sliced, in_bits, levels
+        if not isinstance(transposed, bool):
+            raise TypeError(f"Layer transposed must be a bool, not {transposed!r}")
+        self.sliced, self.in_bits, self.levels, self.transposed = sliced, in_bits, levels, transposed
         self.ram_init = True  # False: threshold RAM without its initial contents (cost synthesis)
         slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
         self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
@@ -123,6 +132,9 @@ class Layer(wiring.Component):
         serial = {}
         if in_bits > 1:
             serial.update({"acc_step": In(1), "acc_first": In(1)})
+        if transposed:
+            self.tsw = sum_width(self.n_out * slice_gain)
+            serial.update({"tx": In(self.n_out), "tsums": Out(self.n_in * self.tsw)})
         if levels > 1:
             serial.update({"ramp_step": In(1), "ramp_first": In(1), "ramp_level": In(_bits(levels)),
                            "thr_level": In(_bits(levels)), "codes": Out(self.n_out * self.code_bits)})
@@ -153,6 +165,10 @@ class Layer(wiring.Component):
         """Tiles of one plane (the computing arrays)."""
         return self.row_blocks * self.col_blocks
 
+    def row_sum(self, r: int):
+        """Row r of the transposed read (signed)."""
+        return self.tsums[r * self.tsw:(r + 1) * self.tsw].as_signed()
+
     def column_sum(self, j: int):
         return self.sums[j * self.sw:(j + 1) * self.sw].as_signed()
 
@@ -175,10 +191,13 @@ class Layer(wiring.Component):
                     t = CrossbarTile(cells[r0:r0 + R, c0:c0 + C], faults=faults[r0:r0 + R, c0:c0 + C],
                                      seed=tile_seed(self.seed, self.index, br, bc, plane=p),
                                      fail_threshold=self.fail_threshold, endurance=self.endurance,
-                                     compute=p == 0 or self.sliced)
+                                     compute=p == 0 or self.sliced,
+                                     transposed=self.transposed and (p == 0 or self.sliced))
                     name = f"tile_r{br}_c{bc}" if p == 0 else f"plane{p}_tile_r{br}_c{bc}"
                     m.submodules[name] = tiles[p, br, bc] = t
                     m.d.comb += t.x.eq(self.x[r0:r0 + t.rows] if p == 0 or self.sliced else 0)
+                    if t.transposed:
+                        m.d.comb += t.xt.eq(self.tx[c0:c0 + t.cols])
                     # programming / read address decode (global -> tile-local)
                     p_sel = Signal(name=f"pulse_sel_p{p}_r{br}_c{bc}")
                     m.d.comb += [
@@ -201,6 +220,16 @@ class Layer(wiring.Component):
         m.d.comb += [self.read_bit.eq(self.read_bits.bit_select(self.read_plane, 1)),
                      self.read_count.eq(or_all(read_counts))]
 
+        if self.transposed:  # row sums: column tiles add, planes shift and add
+            for r in range(self.n_in):
+                br, rl = divmod(r, R)
+                total = 0
+                for p in range(self.planes if self.sliced else 1):
+                    part = tiles[p, br, 0].row_sum(rl)
+                    for bc in range(1, self.col_blocks):
+                        part = part + tiles[p, br, bc].row_sum(rl)
+                    total = total + (part << p) if p else part
+                m.d.comb += self.tsums[r * self.tsw:(r + 1) * self.tsw].eq(total)
         if self.levels > 1:
             ramp = self._threshold_ram(m)
         for j in range(self.n_out):

@@ -42,6 +42,7 @@ class ChipConfig:
     slices: int = 1  # > 1: multi-bit inference weights, one computing plane of arrays per bit
     act_bits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
     restore: bool = False  # the weight-update controller restores a weight whose write failed
+    self_training: bool = False  # the training chip with its training periphery (rrambnn.hw.trainer)
 
     def for_network(self, net) -> "ChipConfig":
         """This configuration with the precision a network needs (a :class:`SlicedNetwork`'s
@@ -89,21 +90,24 @@ class ChipConfig:
         if self.slices > 1 or self.act_bits > 1:
             bits += f"-w{self.slices}a{self.act_bits}"
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
-                f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}")
+                f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}"
+                f"{'-self' if self.self_training else ''}")
 
 
 def training_design(arch, ncfg, codes, *, tile=None, output="argmax", debug=False, word=16, pulse_cycles=5,
-                    err_bits=None):
+                    err_bits=None, self_training=False):
     """The training chip of an n-bit online network (:mod:`rrambnn.gen.learning`; ``ncfg`` its
     :class:`NbitConfig`, ``codes`` its offset codes): the network its arrays compute and the
     chip's configuration (weight-update controller in the offset code, restore as the rule says,
-    rank-1 steps as wide as the rule's largest unless ``err_bits``)."""
+    rank-1 steps as wide as the rule's largest unless ``err_bits``). ``self_training``: the
+    self-training chip (:mod:`rrambnn.hw.trainer`; debug results, which its trainer reads)."""
     from rrambnn.gen import learning
     net = learning.training_network(arch, ncfg, codes)
     cfg = ChipConfig.checked(ncfg.tile if tile is None else tile, False, output, debug, word=word,
                              retries=ncfg.retries, pulse_cycles=pulse_cycles, device=ncfg.device,
                              weight_bits=ncfg.bits, err_bits=ncfg.step_bits if err_bits is None else err_bits)
-    return net, dataclasses.replace(cfg, restore=ncfg.restore).for_network(net)
+    cfg = dataclasses.replace(cfg, restore=ncfg.restore, debug=debug or self_training, self_training=self_training)
+    return net, cfg.for_network(net)
 
 
 def chip_design(weights=None, *, tile="128x128", pipeline=False, output=None, debug=False, weight_bits=1,
@@ -191,10 +195,15 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
                 raise ValueError(f"A training chip computes with the weights it stores: weight slices ({n}) and "
                                  f"weight bits ({cfg.weight_bits}) must be equal")
             update = WeightUpdate(cfg.err_bits, cfg.restore)
-        return Chip([np.where(c[0] > 0, 1, -1).astype(np.int8) for c in cells], thresholds, tile=cfg.tile,
+        chip = Chip([np.where(c[0] > 0, 1, -1).astype(np.int8) for c in cells], thresholds, tile=cfg.tile,
                     pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug,
-                    variant=ComputingPlanes(n, net.abits, update), programming=_programming(cfg),
-                    device=cfg.device, cells=cells, faults=faults)
+                    variant=ComputingPlanes(n, net.abits, update, backward=cfg.self_training),
+                    programming=_programming(cfg), device=cfg.device, cells=cells, faults=faults)
+        if cfg.self_training:
+            from rrambnn.gen.learning import rule_of
+            from rrambnn.hw.trainer import SelfTrainingChip
+            return SelfTrainingChip(chip, rule_of(net))
+        return chip
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
@@ -245,6 +254,10 @@ def _describe(path, value) -> str:
         ("upd", "valid"): "weight-update command valid", ("upd", "ready"): "update controller takes it",
         ("upd_busy",): "weight update in progress (images held off)",
         ("n_updates",): "weights updated (read, recomputed, rewritten)",
+        ("train", "valid"): "training sample valid", ("train", "ready"): "the chip starts the sample's step",
+        ("lr_decay",): "learning-rate halvings on top of the rule's (the host's schedule: +1 every decay epochs)",
+        ("train_busy",): "a training step is under way (images held off)",
+        ("n_samples",): "training samples done since reset (the draws' sample counter)",
     }.get(tuple(path), "")
 
 

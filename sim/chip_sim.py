@@ -273,3 +273,41 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
     res["sim_wall_s"] = round(time.time() - t, 2)
     res["interval_cycles"] = periphery.interval
     return _finish(res, b, gen_s, None)
+
+
+def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed: int = 1, word: int = 16,
+               pulse_cycles: int = 5, lr_decay: int = 0, p_idle: float = 0.2, p_stall: float = 0.2,
+               p_image: float = 0.05, waves: bool | None = None, log=None) -> dict:
+    """The self-training chip (:mod:`rrambnn.hw.trainer`) of an n-bit network (``arch``, rule
+    ``ncfg``, starting offset ``codes``, ``faults`` per layer (n, n_in, n_out), default from the
+    rule's device) on Verilator: the samples (``x_train`` bits, ``y_train``) streamed into
+    ``train``, every step's cycles against the cycle model, then counters, failed cells, every
+    cell and counter, and ``x_test`` classified, all against the golden trainer. Returns the
+    testbench's result."""
+    from rrambnn.gen import learning, planes
+    faults = planes.plane_faults(arch, ncfg.device, ncfg.bits) if faults is None else faults
+    golden = learning.NbitChip(arch, ncfg, codes, faults=faults)  # the cells as programmed (stuck ones held)
+    cells = [c.copy() for c in golden.initial]
+    net, cfg = training_design(arch, ncfg, [learning.decode(c) for c in cells], word=word, pulse_cycles=pulse_cycles,
+                               self_training=True)
+    t = time.time()
+    text, chip = generate(net, cfg, cells, faults)
+    gen_s = time.time() - t
+    if log:
+        log(f"generated the self-training chip {'-'.join(map(str, arch))} ({cfg.tag()}, {chip.n_tiles} arrays) in "
+            f"{gen_s:.1f} s; building")
+    b, run_dir = _build_run(text, net, x_test, waves, log, tag="self-" + cfg.tag()[:60])
+    write_npz(run_dir / "arrays.npz", {**{f"cells{k}": np.asarray(c, np.uint8) for k, c in enumerate(cells)},
+                                       **{f"faults{k}": np.asarray(f, np.int8) for k, f in enumerate(faults)}})
+    write_npz(run_dir / "samples.npz", {"x": np.asarray(x_train, np.uint8), "labels": np.asarray(y_train, np.int64),
+                                        "x_test": np.asarray(x_test, np.uint8)})
+    if log:
+        log(f"training on {len(x_train)} samples (seed {seed})")
+    t = time.time()
+    res = runner.run_test(b, "rrambnn.sim.tb_selftrain", {
+        "arrays": str(run_dir / "arrays.npz"), "samples": str(run_dir / "samples.npz"), "seed": seed,
+        "arch": list(arch), "rule": learning.config_dict(ncfg), "chip": cfg.to_dict(), "lr_decay": lr_decay,
+        "p_idle": p_idle, "p_stall": p_stall, "p_image": p_image,
+    }, test_dir=run_dir)
+    res["sim_wall_s"] = round(time.time() - t, 2)
+    return _finish(res, b, gen_s, cfg)

@@ -1,0 +1,231 @@
+"""cocotb testbench: the self-training chip trains itself, against the golden trainer.
+
+Samples (image bits, label) go to ``train`` with random idle cycles; nothing else is sent: the
+chip runs the forward pass, the output error, the transposed reads, the hidden steps and the
+updates itself (:mod:`rrambnn.hw.trainer`). The golden :class:`rrambnn.gen.learning.NbitChip`
+takes the same samples. Checked:
+
+* per sample, the cycles ``train_busy`` is high against :func:`rrambnn.hw.trainer.sample_cycles`
+  evaluated on the golden step (pixels, errors, elements, weights, cells, pulses, failures);
+* images offered on ``i`` together with a sample (a random fraction) wait until the step is
+  done, and their results (hidden codes, output sums, class) are those of the updated weights;
+* at the end: ``n_samples``, the pulse/failure/update counters, the failed-cell stream in order
+  (a monitor with random backpressure throughout), every cell and switch counter of every plane
+  read back, and the classification of test images.
+
+Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
+:func:`rrambnn.sim.chip_sim.self_train`); the seed is logged.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+
+from rrambnn.fileio import read_npz
+from rrambnn.gen import learning
+from rrambnn.hw.trainer import sample_cycles
+from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.sim.runner import testbench_config, write_result
+from rrambnn.sim.tb_chip import Monitor, field_table, pack_fields, pack_rows, start, unpack_fields
+from rrambnn.sim.tb_online import COUNTERS, check_device
+from rrambnn.sim.tb_sliced import image_payloads
+from rrambnn.sim.tb_training import _vector
+
+STAT_KEYS = ("weight_updates", "cell_writes", "pulses_set", "pulses_reset", "cells_failed", "restored")
+
+
+def step_counts(x: np.ndarray, st: learning.Step, before: dict, after: dict) -> dict:
+    """What the cycle model needs of one golden step (stats before and after it)."""
+    d = {k: after[k] - before[k] for k in STAT_KEYS}
+    return {"updated": bool(st.eq.any()), "rank1_rows": int(x.sum()), "rank1_cols": len(st.cols),
+            "out_rows": int(np.count_nonzero(st.h)), "out_cols": int(np.count_nonzero(st.eq)),
+            "elements": len(st.rows2), "weights": d["weight_updates"], "cell_writes": d["cell_writes"],
+            "pulses": d["pulses_set"] + d["pulses_reset"], "failed": d["cells_failed"], "restored": d["restored"]}
+
+
+class Bench:
+    """One clock at a time: the failed-cell monitor samples and drives every cycle."""
+
+    def __init__(self, dut, failed: Monitor):
+        self.dut, self.failed = dut, failed
+        self.cycles = 0
+
+    async def tick(self):
+        await RisingEdge(self.dut.clk)
+        self.cycles += 1
+        self.failed.sample(self.cycles)
+        self.failed.drive()
+
+
+@cocotb.test()
+async def chip_trains_itself_like_golden(dut):
+    cfg = testbench_config()
+    arrays = read_npz(cfg["arrays"], "testbench arrays")
+    data = read_npz(cfg["samples"], "testbench samples")
+    ncfg = learning.config_from(cfg["rule"])
+    arch = tuple(cfg["arch"])
+    cells = [arrays[f"cells{k}"] for k in range(2)]
+    faults = [arrays[f"faults{k}"] for k in range(2)]
+    chip_cfg = ChipConfig.from_dict(cfg["chip"])
+    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in cells])
+    hw = build_chip(net, chip_cfg, cells, faults)
+    golden = learning.chip_from_cells(arch, ncfg, cells, faults)
+    golden.failed = []
+    x_tr, y_tr = data["x"], data["labels"]
+    x_test = data["x_test"]
+    seed = int(cfg["seed"])
+    rng = random.Random(seed)
+    p_idle, p_stall, p_image = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2), cfg.get("p_image", 0.05)
+    lr_decay = int(cfg.get("lr_decay", 0))
+    epoch = 1 + lr_decay * ncfg.decay if ncfg.decay else 1
+    dut._log.info(f"seed {seed} (replay with the same seed); {len(x_tr)} samples, {ncfg.bits}-bit weights, "
+                  f"{ncfg.m}-bit neurons, lr_decay {lr_decay}")
+    gc.freeze()
+    await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid,
+                                       dut.failed__ready, dut.train__valid, dut.read_layer, dut.read_row,
+                                       dut.read_col, dut.read_plane)])
+    dut.lr_decay.value = lr_decay
+    failed_mon = Monitor(dut.failed__valid, dut.failed__ready, dut.failed__payload, rng, p_stall)
+    failed_mon.drive()
+    bench = Bench(dut, failed_mon)
+    out_fields = field_table(hw.out_layout)
+    train_layout = hw.trainer.train_layout
+    n_in, n_hid, n_out = arch
+    code_w, sum_w = hw.layers[0].code_bits, hw.layers[-1].sw
+    interval = hw.interval
+    per_cell = (1 + ncfg.retries) * (chip_cfg.pulse_cycles + 2) + chip_cfg.word + 8
+    failures, cycle_mismatches, held_images, step_log = [], [], 0, []
+    image_mismatches = 0
+    measured_total = model_total = 0
+    t0 = time.perf_counter()
+
+    async def classify(x, limit, taken=False):
+        """Send an inference image (unless ``taken`` already) and take its result; returns (h, o, cls)."""
+        n = 0
+        if not taken:
+            dut.i__payload.value = image_payloads(x[None], ncfg.m)[0]
+            dut.i__valid.value = 1
+            while True:
+                await bench.tick()
+                n += 1
+                if dut.i__ready.value:
+                    break
+                assert n < limit, f"timeout: the chip did not take an image for {limit} cycles"
+        dut.i__valid.value = 0
+        dut.o__ready.value = 1
+        while True:
+            await bench.tick()
+            n += 1
+            if dut.o__valid.value:
+                got = unpack_fields(out_fields, dut.o__payload.value.to_unsigned())
+                break
+            assert n < limit, f"timeout: no result for {limit} cycles"
+        dut.o__ready.value = 0
+        return (_vector(got["act0"], n_hid, code_w), _vector(got["sums"], n_out, sum_w, signed=True), got["cls"])
+
+    for i, (x, label) in enumerate(zip(x_tr, y_tr)):
+        while p_idle and rng.random() < p_idle:
+            await bench.tick()
+        image = x_test[rng.randrange(len(x_test))] if rng.random() < p_image else None
+        dut.train__payload.value = pack_fields(train_layout, {"image": pack_rows(x[None])[0], "label": int(label)})
+        dut.train__valid.value = 1
+        if image is not None:  # offered at the same moment: the sample goes first
+            dut.i__payload.value = image_payloads(image[None], ncfg.m)[0]
+            dut.i__valid.value = 1
+        st = golden.compute(x, int(label), epoch)
+        before = dict(golden.stats)
+        golden.apply(x, st)
+        counts = step_counts(x, st, before, golden.stats)
+        model = sample_cycles(arch, ncfg, interval=interval, restore=ncfg.restore, word=chip_cfg.word,
+                              pulse_cycles=chip_cfg.pulse_cycles, **counts)
+        limit = model + 10 * per_cell + 1000
+        n = 0
+        while True:  # until the sample is taken
+            await bench.tick()
+            n += 1
+            if image is not None and dut.i__ready.value:
+                failures.append(f"sample {i}: an image was taken while a training sample waited")
+            if dut.train__ready.value:
+                break
+            assert n < limit, f"timeout: sample {i} not taken in {limit} cycles"
+        dut.train__valid.value = 0
+        busy = 0
+        taken = False
+        while True:  # the step: count the cycles train_busy is high
+            await bench.tick()
+            if not dut.train_busy.value:
+                taken = image is not None and bool(dut.i__ready.value)  # at the step's last edge
+                break
+            if image is not None and dut.i__ready.value:
+                failures.append(f"sample {i}: an image was taken during the training step")
+            if dut.o__valid.value and dut.o__ready.value:
+                failures.append(f"sample {i}: a result left the chip during the training step")
+            busy += 1
+            assert busy < limit, f"timeout: sample {i}'s step took more than {limit} cycles"
+        measured_total += busy
+        model_total += model
+        if busy != model:
+            cycle_mismatches.append((i, busy, model))
+        if len(step_log) < 500:
+            step_log.append({"measured": busy, "model": model, **counts})
+        if image is not None:
+            dut.i__valid.value = 0
+            held_images += 1
+            h_hw, o_hw, c_hw = await classify(image, 4 * interval + 100, taken)
+            h_g, o_g = learning.forward_batch(golden.w, image[None], golden.ramps)
+            if not ((h_hw == h_g[0]).all() and (o_hw == o_g[0]).all() and c_hw == int(o_g[0].argmax())):
+                image_mismatches += 1
+        if (i + 1) % 200 == 0:
+            dut._log.info(f"{i + 1} samples trained, {bench.cycles:,} cycles, "
+                          f"{len(cycle_mismatches)} cycle-model mismatches")
+    train_s = time.perf_counter() - t0
+    if cycle_mismatches:
+        failures.append(f"{len(cycle_mismatches)} samples' cycles differ from the model, e.g. "
+                        f"(sample, measured, model) {cycle_mismatches[:3]}")
+    if image_mismatches:
+        failures.append(f"{image_mismatches} of {held_images} images sent with a sample differ from the golden chip")
+    for _ in range(4):
+        await bench.tick()
+    while dut.failed__valid.value:
+        await bench.tick()
+    hw_samples = dut.n_samples.value.to_unsigned()
+    if hw_samples != len(x_tr):
+        failures.append(f"n_samples is {hw_samples}, {len(x_tr)} samples were trained")
+
+    g = golden.stats
+    state = await check_device(dut, hw, {k: g[k] for k in COUNTERS}, golden.failed, golden.arrays, failed_mon)
+    failures += state["failures"]
+
+    class_mismatches = 0
+    h_gold, o_gold = learning.forward_batch(golden.w, x_test, golden.ramps)
+    for j, x in enumerate(x_test):
+        h_hw, o_hw, c_hw = await classify(x, 4 * interval + 100)
+        class_mismatches += not ((h_hw == h_gold[j]).all() and (o_hw == o_gold[j]).all()
+                                 and c_hw == int(o_gold[j].argmax()))
+    if class_mismatches:
+        failures.append(f"{class_mismatches} of {len(x_test)} test images differ after training")
+    result = {"seed": seed, "samples": len(x_tr), "cycles": bench.cycles, "train_wall_s": round(train_s, 2),
+              "busy_cycles": measured_total, "model_cycles": model_total,
+              "cycles_per_sample": round(measured_total / max(1, len(x_tr)), 1),
+              "cycle_mismatches": len(cycle_mismatches), "steps": step_log, "images_during_training": held_images,
+              "image_mismatches": image_mismatches, "n_samples": hw_samples,
+              "hardware": state["hardware"], "golden": {k: g[k] for k in COUNTERS},
+              "updating_samples": g["updating_samples"], "cell_writes": g["cell_writes"],
+              "failed_cells": len(state["hw_failed"]), "failed_match": state["failed_match"],
+              "cells_read": int(sum(a.cells.size for a in golden.arrays)),
+              "cell_mismatches": state["cell_mismatches"], "count_mismatches": state["count_mismatches"],
+              "codes_match": all((learning.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
+              "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
+              "worn_out_cells": int(sum((a.counts >= ncfg.device.endurance).sum() for a in golden.arrays))
+              if ncfg.device.endurance else 0,
+              "images": len(x_test), "class_mismatches": class_mismatches, "examples": state["examples"],
+              "readback_wall_s": state["readback_wall_s"],
+              "passed_checks": not failures, "failures": failures}
+    write_result(cfg, result)
+    assert not failures, "; ".join(failures)
