@@ -533,13 +533,11 @@ def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, reco
     ``record`` samples' inputs and steps for hardware replay."""
     x_tr, y_tr, x_te, y_te = data
     cfg = chip.cfg
-    rng = np.random.default_rng([cfg.seed, 0x7EA1])
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     trace = Trace()
     per_epoch = [{"epoch": 0, **chip.accuracy(x_te, y_te), **chip.stats, "switches": 0, "seconds": 0.0}]
-    for ep in range(1, epochs + 1):
+    for ep, order in enumerate(sample_order(cfg, len(x_tr), samples, epochs), start=1):
         t0 = time.time()
-        order = rng.permutation(len(x_tr))[:n]
         for i, s in enumerate(order):
             x, lab = x_tr[s], int(y_tr[s])
             st = chip.compute(x, lab, ep)
@@ -582,6 +580,29 @@ def switch_stats(chip: NbitChip) -> dict:
             "histogram": {"edges": hist_edges[:-1], "cells": hist.tolist()}}
 
 
+def start_codes(arch, cfg: NbitConfig, codes, data) -> tuple[list[np.ndarray], dict | None]:
+    """The codes a run programs: random small weights (``codes`` None, a blank start), or the
+    pretrained ``codes``, fault-aware on a chip with stuck cells (then also what naive
+    programming would have given on the test set of ``data``)."""
+    if codes is None:
+        return blank_codes(arch, cfg), None
+    codes = [np.asarray(c, np.int64).copy() for c in codes]
+    if cfg.device.yield_ >= 1:
+        return codes, None
+    faults = planes.plane_faults(arch, cfg.device, cfg.bits)
+    naive = NbitChip(arch, cfg, codes, faults=faults).accuracy(data[2], data[3])
+    codes, passes = fault_aware_codes(codes, faults, cfg.bits)
+    return codes, {"naive": naive, "fault_aware_passes": passes}
+
+
+def sample_order(cfg: NbitConfig, n_train: int, samples: int | None, epochs: int):
+    """The training order of :func:`train`: per epoch the indices of its samples."""
+    rng = np.random.default_rng([cfg.seed, 0x7EA1])
+    n = n_train if samples is None else min(samples, n_train)
+    for _ in range(epochs):
+        yield rng.permutation(n_train)[:n]
+
+
 def run(arch, cfg: NbitConfig, data, *, codes=None, epochs: int, samples: int | None, record: int = 0,
         progress: bool = False, desc: str = "online") -> dict:
     """One online-training run: from ``codes`` (pretrained) or a blank start. Returns the
@@ -589,13 +610,7 @@ def run(arch, cfg: NbitConfig, data, *, codes=None, epochs: int, samples: int | 
     from tqdm import tqdm
 
     start = "blank" if codes is None else "pretrained"
-    codes = blank_codes(arch, cfg) if codes is None else [np.asarray(c, np.int64).copy() for c in codes]
-    programming = None
-    if start == "pretrained" and cfg.device.yield_ < 1:
-        faults = planes.plane_faults(arch, cfg.device, cfg.bits)
-        naive = NbitChip(arch, cfg, codes, faults=faults).accuracy(data[2], data[3])
-        codes, passes = fault_aware_codes(codes, faults, cfg.bits)
-        programming = {"naive": naive, "fault_aware_passes": passes}
+    codes, programming = start_codes(arch, cfg, codes, data)
     chip = NbitChip(arch, cfg, codes)
     x_tr = data[0]
     n = len(x_tr) if samples is None else min(samples, len(x_tr))

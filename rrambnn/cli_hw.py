@@ -24,10 +24,13 @@ def cmd_verilog(args):
 
     check_writable(args.out)
     net, cfg = chip_design(args.weights, tile=args.tile, pipeline=args.pipeline, output=args.output,
-                           debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits)
+                           debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits,
+                           self_training=args.self_training)
     chip = write_verilog(net, cfg, args.out)
     online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
-              f"{' (the training chip: offset code, restore)' if cfg.restore else ''}" if cfg.weight_bits > 1 else "")
+              f"{' (the training chip: offset code, restore)' if cfg.restore else ''}"
+              f"{' and the training periphery (the self-training chip)' if cfg.self_training else ''}"
+              if cfg.weight_bits > 1 else "")
     print(f"wrote {args.out}: {'-'.join(map(str, chip.arch))}, {chip.n_tiles} crossbar tile(s) of "
           f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}{_precision(chip)}")
 
@@ -124,6 +127,9 @@ def add_hw_commands(sub):
     v.add_argument("--err-bits", type=int, default=None,
                    help="rank-1 error (step) width of the weight-update controller (default 2; for an n-bit online "
                         "network file, the width its blank-start rule needs)")
+    v.add_argument("--self-training", action="store_true",
+                   help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
+                        "backward by transposed reads and updates on chip; the fine-tuning learning rate)")
     v.set_defaults(fn=cmd_verilog)
 
     for name, fn, helptext in (

@@ -66,7 +66,23 @@ def _request(args):
 
 def cmd_online(args):
     from rrambnn.studies import online_report
-    from rrambnn.studies.online import online
+    from rrambnn.studies.online import describe_on_chip, on_chip, online
+
+    if args.on_chip:
+        for opt in ("save", "trace", "replay"):
+            if getattr(args, opt):
+                raise RrambnnError(f"--{opt} belongs to the golden run; --on-chip trains the self-training chip")
+        log = None if args.json else (lambda s: print(f"[on-chip] {s}", flush=True))
+        res = on_chip(_request(args), args.out, samples=args.on_chip_samples, images=args.on_chip_images, log=log)
+        if args.json:
+            print_json(res)
+        else:
+            print("\n".join(describe_on_chip(res)))
+            print("wrote " + ", ".join(res["files"].values()))
+        if not res["passed"]:
+            raise RrambnnError(f"the self-training chip disagreed with the golden trainer: {res['failures']}; "
+                               f"log {res['log']}")
+        return
 
     log = None if args.json else (lambda s: print(f"[replay] {s}", flush=True))
     res = online(_request(args), args.out, save=args.save, trace=args.trace, trace_samples=args.trace_samples,
@@ -108,6 +124,12 @@ def add_online_commands(sub):
                    help="replay the trace on Verilator, bit for bit (nbit: every sample's forward pass on the "
                         "n-bit chip, then its updates through the weight-update controller)")
     o.add_argument("--replay-images", type=int, default=200, help="test images classified after the replay")
+    o.add_argument("--on-chip", action="store_true",
+                   help="nbit: stream the run's first training samples into the self-training chip on Verilator "
+                        "(it computes every step itself) and check it against the golden trainer")
+    o.add_argument("--on-chip-samples", type=int, default=200, help="samples for --on-chip (default 200)")
+    o.add_argument("--on-chip-images", type=int, default=200,
+                   help="test images the chip classifies after --on-chip (default 200)")
     o.set_defaults(fn=cmd_online)
 
 

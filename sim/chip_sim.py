@@ -277,13 +277,13 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
 
 def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed: int = 1, word: int = 16,
                pulse_cycles: int = 5, lr_decay: int = 0, p_idle: float = 0.2, p_stall: float = 0.2,
-               p_image: float = 0.05, waves: bool | None = None, log=None) -> dict:
+               p_image: float = 0.05, golden_cfg=None, waves: bool | None = None, log=None) -> dict:
     """The self-training chip (:mod:`rrambnn.hw.trainer`) of an n-bit network (``arch``, rule
     ``ncfg``, starting offset ``codes``, ``faults`` per layer (n, n_in, n_out), default from the
     rule's device) on Verilator: the samples (``x_train`` bits, ``y_train``) streamed into
     ``train``, every step's cycles against the cycle model, then counters, failed cells, every
-    cell and counter, and ``x_test`` classified, all against the golden trainer. Returns the
-    testbench's result."""
+    cell and counter, and ``x_test`` classified, all against the golden trainer (of rule
+    ``golden_cfg``, default ``ncfg``: another rule must be caught). Returns the testbench's result."""
     from rrambnn.gen import learning, planes
     faults = planes.plane_faults(arch, ncfg.device, ncfg.bits) if faults is None else faults
     golden = learning.NbitChip(arch, ncfg, codes, faults=faults)  # the cells as programmed (stuck ones held)
@@ -306,7 +306,8 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_selftrain", {
         "arrays": str(run_dir / "arrays.npz"), "samples": str(run_dir / "samples.npz"), "seed": seed,
-        "arch": list(arch), "rule": learning.config_dict(ncfg), "chip": cfg.to_dict(), "lr_decay": lr_decay,
+        "arch": list(arch), "rule": learning.config_dict(golden_cfg or ncfg), "chip_rule": learning.config_dict(ncfg),
+        "chip": cfg.to_dict(), "lr_decay": lr_decay,
         "p_idle": p_idle, "p_stall": p_stall, "p_image": p_image,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)

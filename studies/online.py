@@ -249,6 +249,89 @@ def replay_nbit(trace: Path, run, x_te, *, seed: int, log=None) -> dict:
     return {"trace": str(trace), **{k: r.get(k) for k in keys}}
 
 
+def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 200, clock_mhz: float = 100.0,
+            log=None) -> dict:
+    """`rrambnn online --on-chip`: the first ``samples`` samples of the run's training order
+    streamed into the self-training chip on Verilator (it computes every step itself), checked
+    against the golden trainer step by step (cycles against the cycle model) and at the end
+    (every cell and counter, the failed cells, ``images`` test images); the throughput in
+    simulation and in the design. Writes ``onchip.json`` in ``out``."""
+    import time
+
+    import numpy as np
+
+    from rrambnn.fileio import atomic_write
+    from rrambnn.gen import learning, planes
+    from rrambnn.sim.chip_sim import self_train
+
+    if not req.nbit:
+        raise RrambnnError("--on-chip trains with the n-bit rule (--forward nbit): the self-training chip runs it")
+    for name, v in (("on-chip-samples", samples), ("on-chip-images", images)):
+        if not isinstance(v, int) or v < 1:
+            raise RrambnnError(f"--{name} must be a positive integer, not {v}")
+    net = start_network(req)
+    cfg = rule_config(req, net)
+    if cfg.bits > 8 or cfg.m > 8:
+        raise RrambnnError(f"the self-training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}")
+    out = check_writable(out, directory=True)
+    data = dataset(net, req.data)
+    x_tr, y_tr, x_te, y_te = data
+    arch = net["arch"]
+    codes, programming = learning.start_codes(arch, cfg, None if req.start == "blank" else net["codes"], data)
+    order = next(learning.sample_order(cfg, len(x_tr), req.samples or None, 1))[:samples]
+    faults = planes.plane_faults(arch, cfg.device, cfg.bits)
+    golden = learning.NbitChip(arch, cfg, codes, faults=faults)
+    before = golden.accuracy(x_te, y_te)
+    t = time.time()
+    for i in order:
+        golden.apply(x_tr[i], golden.compute(x_tr[i], int(y_tr[i])))
+    golden_s = time.time() - t
+    after = golden.accuracy(x_te, y_te)
+    r = self_train(arch, cfg, codes, x_tr[order], y_tr[order], x_te[:images], faults=faults, seed=req.seed + 1,
+                   log=log)
+    cps = r.get("cycles_per_sample")
+    res = {"arch": list(arch), "rule": cfg.describe(), "start": req.start,
+           "device": {"yield": cfg.device.yield_, "p_fail": cfg.device.p_fail, "endurance": cfg.device.endurance,
+                      "seed": cfg.device.seed},
+           "samples": samples, "images_checked": images, "programming": programming,
+           "passed": r.get("passed"), "failures": r.get("failures"),
+           "cycles_per_sample": cps, "cycle_model_mismatches": r.get("cycle_mismatches"),
+           "us_per_sample_at_clock": round(cps / clock_mhz, 2) if cps else None, "clock_mhz": clock_mhz,
+           "samples_per_s_at_clock": round(clock_mhz * 1e6 / cps) if cps else None,
+           "sim_wall_s": r.get("sim_wall_s"), "train_wall_s": r.get("train_wall_s"),
+           "samples_per_s_simulated": round(samples / r["train_wall_s"], 1) if r.get("train_wall_s") else None,
+           "golden_samples_per_s": round(samples / max(golden_s, 1e-9), 1),
+           "accuracy_before": before, "accuracy_after": after,
+           **{k: r.get(k) for k in ("hardware", "golden", "failed_cells", "failed_match", "cell_mismatches",
+                                    "count_mismatches", "codes_match", "class_mismatches", "images_during_training",
+                                    "image_mismatches", "switches_total", "updating_samples", "build_s",
+                                    "build_cached", "config", "log")}}
+    path = out / "onchip.json"
+    atomic_write(path, lambda f: f.write(json.dumps(res, indent=1).encode()))
+    res["files"] = {"result": str(path)}
+    return res
+
+
+def describe_on_chip(res: dict) -> list[str]:
+    """The on-chip run in a few lines."""
+    a, b = res["accuracy_before"], res["accuracy_after"]
+    d = res["device"]
+    return [
+        f"self-training chip {'-'.join(map(str, res['arch']))}, {res['rule']['weight_bits']}-bit weights, "
+        f"{res['start']} start; device yield {d['yield']}, pulse failure {d['p_fail']}, "
+        f"endurance {d['endurance'] or 'unlimited'}",
+        f"{res['samples']} samples streamed into the chip on Verilator: "
+        f"{'agrees with the golden trainer' if res['passed'] else 'DISAGREES with the golden trainer'} "
+        f"(every cell and switch counter, {res['failed_cells']} failed cells in order, counters, "
+        f"{res['images_checked']} test images; cycle-model mismatches {res['cycle_model_mismatches']})",
+        f"cycles per sample {res['cycles_per_sample']:,} (measured = model): {res['us_per_sample_at_clock']} us at "
+        f"{res['clock_mhz']:g} MHz, {res['samples_per_s_at_clock']:,} samples/s",
+        f"simulation {res['samples_per_s_simulated']} samples/s on Verilator (golden trainer "
+        f"{res['golden_samples_per_s']:,} samples/s)",
+        f"test accuracy (10,000 images, argmax) {a['argmax']:.2%} before, {b['argmax']:.2%} after the samples",
+    ]
+
+
 # -- sweeps ---------------------------------------------------------------------------
 
 _DATA: dict = {}  # per worker process: the preprocessed dataset, loaded once for all its points

@@ -1,0 +1,121 @@
+"""The self-training chip: the transposed read (golden and Verilog), the training periphery on
+Verilator against the golden trainer, the cycle model, and the checks of its parameters."""
+
+import numpy as np
+import pytest
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen import device as dev
+from rrambnn.gen import learning
+from rrambnn.hw.crossbar import CrossbarTile
+from rrambnn.hw.layer import Layer
+from rrambnn.hw.trainer import SelfTrainingChip, Trainer, sample_cycles
+from rrambnn.hw.verilog import build_chip, training_design
+from rrambnn.sim.chip_sim import self_train
+
+
+def _chip(arch=(16, 12, 4), **kw):
+    ncfg = learning.NbitConfig(**{"bits": 4, **kw})
+    return ncfg, learning.NbitChip(arch, ncfg, learning.blank_codes(arch, ncfg))
+
+
+@pytest.mark.parametrize("bits, yield_", [(4, 1.0), (8, 0.9), (3, 0.8)])
+def test_backward_read_is_w_transpose_e(bits, yield_):
+    """Bit-serial transposed reads of the output layer's planes give g = w2 @ eq, stuck cells included."""
+    ncfg, chip = _chip((16, 20, 10), bits=bits, tile=(8, 4), device=dev.DeviceParams(yield_=yield_, seed=3))
+    rng = np.random.default_rng(bits)
+    for _ in range(30):
+        eq = rng.integers(-ncfg.E, ncfg.E + 1, 10) * (rng.random(10) < 0.7)
+        assert (chip.backward_read(eq) == chip.w[1] @ eq).all()
+
+
+def test_transposed_read_checks_its_input():
+    _, chip = _chip()
+    with pytest.raises(RrambnnError, match="a transposed read of layer 1 takes 4 column bits"):
+        chip.arrays[1].transposed_read(np.array([1, 0, 2, 0]))
+
+
+def test_step_reports_its_error_and_skips_blank_images():
+    ncfg, chip = _chip()
+    st = chip.compute(np.zeros(16, np.uint8), 2)
+    assert st.eq is not None and len(st.eq) == 4
+    assert len(st.cols) == 0  # no pixel set: no hidden update, whatever the error
+
+
+def test_parameter_messages():
+    with pytest.raises(ValueError, match="A storage-only crossbar has no transposed read"):
+        CrossbarTile(np.zeros((4, 4)), compute=False, transposed=True)
+    with pytest.raises(TypeError, match="Crossbar transposed must be a bool, not 1"):
+        CrossbarTile(np.zeros((4, 4)), transposed=1)
+    with pytest.raises(TypeError, match="Layer transposed must be a bool, not 'yes'"):
+        Layer(np.ones((4, 4)), np.zeros(4), transposed="yes")
+    ncfg = learning.NbitConfig(bits=4)
+    with pytest.raises(ValueError, match="one hidden layer"):
+        Trainer((16, 12, 8, 4), ncfg, out_layout=None, sum_width=8, tsum_width=8, cmd_layout=None)
+    with pytest.raises(ValueError, match="learning-rate shifts >= 0"):
+        Trainer((16, 12, 4), learning.NbitConfig(bits=2, lr_shift=0), out_layout=None, sum_width=8, tsum_width=8,
+                cmd_layout=None)
+    net, cfg = training_design((16, 12, 4), ncfg, learning.blank_codes((16, 12, 4), ncfg))
+    with pytest.raises(ValueError, match="needs a training chip with the backward read"):
+        SelfTrainingChip(build_chip(net, cfg), ncfg)
+
+
+def test_self_training_chip_ports():
+    """The training chip's ports without the update stream and the transposed read, plus train."""
+    ncfg = learning.NbitConfig(bits=4)
+    codes = learning.blank_codes((16, 12, 4), ncfg)
+    net, cfg = training_design((16, 12, 4), ncfg, codes, self_training=True)
+    chip = build_chip(net, cfg)
+    assert isinstance(chip, SelfTrainingChip) and cfg.debug
+    names = set(chip.signature.members)
+    assert {"train", "lr_decay", "train_busy", "n_samples", "i", "o", "prog", "failed", "n_updates"} <= names
+    assert not names & {"upd", "tr_x", "tr_sums"}
+    assert chip.trainer.train_layout["image"].width == 16
+
+
+def test_cycle_model_without_error_is_fixed():
+    ncfg = learning.NbitConfig(bits=4)
+    idle = sample_cycles((16, 12, 4), ncfg, interval=26, updated=False)
+    assert idle == 1 + 25 + 1 + 4 * 4 + 1 + 1
+    busy = sample_cycles((16, 12, 4), ncfg, interval=26, updated=True)
+    assert busy == idle + 2 * 3 + 12 + 1 + 1  # backward reads, hidden rows, rank-1 decision, last row step
+
+
+def _random_run(arch, bits, restore, tile, yield_, p_fail, endurance, seed, samples=50, lr_decay=0, golden_cfg=None):
+    ncfg = learning.NbitConfig(bits=bits, restore=restore, tile=tile, seed=seed,
+                               device=dev.DeviceParams(yield_=yield_, p_fail=p_fail, endurance=endurance, seed=seed))
+    rng = np.random.default_rng(seed)
+    codes = learning.blank_codes(arch, ncfg)
+    x = (rng.random((samples, arch[0])) < 0.4).astype(np.uint8)
+    x[3] = 0  # a blank image: no hidden update
+    y = rng.integers(0, arch[2], samples)
+    xt = (rng.random((20, arch[0])) < 0.4).astype(np.uint8)
+    print(f"arch {arch} bits {bits} restore {restore} tile {tile} device {ncfg.device} seed {seed}")
+    return self_train(arch, ncfg, codes, x, y, xt, seed=seed, lr_decay=lr_decay, p_image=0.2, golden_cfg=golden_cfg)
+
+
+@pytest.mark.parametrize("arch, bits, restore, tile, yield_, p_fail, endurance, seed, lr_decay", [
+    ((16, 12, 4), 4, True, (8, 3), 0.95, 0.05, 30, 41, 0),
+    ((9, 10, 3), 6, False, (128, 128), 1.0, 0.0, 0, 42, 1),
+])
+def test_random_self_training_chips_match_golden(arch, bits, restore, tile, yield_, p_fail, endurance, seed,
+                                                 lr_decay):
+    res = _random_run(arch, bits, restore, tile, yield_, p_fail, endurance, seed, lr_decay=lr_decay)
+    assert res["passed"], f"{res.get('failures')}; log {res['log']}"
+    assert res["cycle_mismatches"] == 0 and res["busy_cycles"] == res["model_cycles"]
+    assert res["hardware"] == res["golden"] and res["failed_match"] and res["codes_match"]
+    assert res["n_samples"] == 50 and res["updating_samples"] > 10 and res["class_mismatches"] == 0
+    assert res["images_during_training"] > 0 and res["image_mismatches"] == 0
+    if yield_ < 1 or p_fail:
+        assert res["failed_cells"] > 0
+
+
+def test_self_training_testbench_catches_a_different_rule():
+    """The scoreboard is not blind: a golden trainer with other random draws disagrees."""
+    import dataclasses
+    arch, bits, seed = (16, 12, 4), 4, 41
+    ncfg = learning.NbitConfig(bits=bits, tile=(8, 3), seed=seed + 1,
+                               device=dev.DeviceParams(yield_=0.95, p_fail=0.05, endurance=30, seed=seed))
+    res = _random_run(arch, bits, True, (8, 3), 0.95, 0.05, 30, seed, golden_cfg=dataclasses.replace(ncfg))
+    assert not res["passed"], "a golden trainer with other draws agreed with the chip"
+    assert res["cell_mismatches"] > 0 and res["cycle_mismatches"] > 0, res.get("failures")
