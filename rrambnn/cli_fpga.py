@@ -8,6 +8,31 @@ from rrambnn.cli_args import data_arg, json_arg, print_json, weights_arg
 from rrambnn.errors import RrambnnError
 
 
+def _self_training(args, spec):
+    """`fpga --self-training`: the self-training chip's periphery on the board, and why no bitstream."""
+    from rrambnn.fileio import check_writable
+    from rrambnn.fpga.build import self_training_fit
+    from rrambnn.hw.verilog import build_chip, chip_design
+    from rrambnn.weights import ONLINE_NBIT, shipped
+    for opt in ("lanes", "chunks", "rows", "freq"):
+        if getattr(args, opt) is not None:
+            raise RrambnnError(f"--{opt} belongs to the emulation twin; --self-training reports the self-training chip")
+    out = check_writable(Path(args.out or f"out/fpga/{spec.name}-self-training"), directory=True)
+    net, cfg = chip_design(args.weights or shipped(ONLINE_NBIT), self_training=True)
+    report = self_training_fit(spec, build_chip(net, cfg), out, log=None if args.json else print)
+    if args.json:
+        print_json(report)
+    else:
+        p, cap = report["periphery"], report["capacity"]
+        print(f"{report['title']}, self-training chip {'-'.join(map(str, report['arch']))} "
+              f"({report['weight_bits']}-bit weights, {report['crossbar_arrays']} arrays)")
+        print(f"  periphery (arrays as black boxes): LUT4 {p['luts']:,}/{cap['luts']:,}, flip-flops {p['ffs']:,}, "
+              f"carries {p['carries']:,}, multipliers {p['multipliers']}/{cap['multipliers']}, block RAM {p['bram']}")
+        print(f"  cells: {report['cells_bits']:,} bits; block RAM {cap['bram_bits'] + cap['spram_bits']:,} bits")
+    raise RrambnnError(f"no bitstream for the self-training chip on {spec.name}: {'; '.join(report['does_not'])} "
+                       f"(report {report['report']})")
+
+
 def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
     if text is None:
         return None
@@ -27,6 +52,8 @@ def cmd_fpga(args):
     from rrambnn.fpga.twin import build_bitstream
     from rrambnn.gen.networks import load_network
     spec = board_spec(args.board)
+    if args.self_training:
+        return _self_training(args, spec)
     net = load_network(args.weights)
     n = len(net.weights)
     out = Path(args.out or f"out/fpga/{spec.name}-{args.variant}")
@@ -138,6 +165,10 @@ def add_fpga_commands(sub):
                                   "lanes per layer (comma-separated; the ULX3S default 32,24,16)")
     f.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link")
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
+    f.add_argument("--self-training", action="store_true",
+                   help="the self-training chip of an n-bit online network (--weights; default the shipped "
+                        "online-400-200-10.npz): synthesizes its periphery for the board and reports what keeps it "
+                        "from a bitstream")
     json_arg(f)
     f.set_defaults(fn=cmd_fpga)
 

@@ -73,7 +73,8 @@ def cmd_online(args):
             if getattr(args, opt):
                 raise RrambnnError(f"--{opt} belongs to the golden run; --on-chip trains the self-training chip")
         log = None if args.json else (lambda s: print(f"[on-chip] {s}", flush=True))
-        res = on_chip(_request(args), args.out, samples=args.on_chip_samples, images=args.on_chip_images, log=log)
+        res = on_chip(_request(args), args.out, samples=args.on_chip_samples, images=args.on_chip_images, log=log,
+                      progress=not args.json)
         if args.json:
             print_json(res)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -275,9 +276,38 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
     return _finish(res, b, gen_s, None)
 
 
+@contextlib.contextmanager
+def _progress_bar(path: Path, total: int, desc: str | None):
+    """A progress bar fed by the number a testbench writes into ``path`` (None: no bar)."""
+    if desc is None:
+        yield
+        return
+    import threading
+
+    from tqdm import tqdm
+    stop = threading.Event()
+    bar = tqdm(total=total, desc=desc, unit="sample", leave=False)
+
+    def poll():
+        while not stop.wait(1.0):
+            try:
+                bar.update(int(path.read_text() or 0) - bar.n)
+            except (OSError, ValueError):
+                pass
+    th = threading.Thread(target=poll, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()
+        bar.close()
+
+
 def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed: int = 1, word: int = 16,
                pulse_cycles: int = 5, lr_decay: int = 0, p_idle: float = 0.2, p_stall: float = 0.2,
-               p_image: float = 0.05, golden_cfg=None, waves: bool | None = None, log=None) -> dict:
+               p_image: float = 0.05, golden_cfg=None, waves: bool | None = None, log=None,
+               progress: bool = False) -> dict:
     """The self-training chip (:mod:`rrambnn.hw.trainer`) of an n-bit network (``arch``, rule
     ``ncfg``, starting offset ``codes``, ``faults`` per layer (n, n_in, n_out), default from the
     rule's device) on Verilator: the samples (``x_train`` bits, ``y_train``) streamed into
@@ -304,11 +334,13 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
     if log:
         log(f"training on {len(x_train)} samples (seed {seed})")
     t = time.time()
-    res = runner.run_test(b, "rrambnn.sim.tb_selftrain", {
-        "arrays": str(run_dir / "arrays.npz"), "samples": str(run_dir / "samples.npz"), "seed": seed,
-        "arch": list(arch), "rule": learning.config_dict(golden_cfg or ncfg), "chip_rule": learning.config_dict(ncfg),
-        "chip": cfg.to_dict(), "lr_decay": lr_decay,
-        "p_idle": p_idle, "p_stall": p_stall, "p_image": p_image,
-    }, test_dir=run_dir)
+    done = run_dir / "progress.txt"
+    with _progress_bar(done, len(x_train), "on-chip" if progress else None):
+        res = runner.run_test(b, "rrambnn.sim.tb_selftrain", {
+            "arrays": str(run_dir / "arrays.npz"), "samples": str(run_dir / "samples.npz"), "seed": seed,
+            "arch": list(arch), "rule": learning.config_dict(golden_cfg or ncfg),
+            "chip_rule": learning.config_dict(ncfg), "chip": cfg.to_dict(), "lr_decay": lr_decay,
+            "p_idle": p_idle, "p_stall": p_stall, "p_image": p_image, "progress": str(done),
+        }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import random
 import time
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -84,6 +85,7 @@ async def chip_trains_itself_like_golden(dut):
     rng = random.Random(seed)
     p_idle, p_stall, p_image = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2), cfg.get("p_image", 0.05)
     lr_decay = int(cfg.get("lr_decay", 0))
+    progress_path = Path(cfg["progress"]) if cfg.get("progress") else None  # samples done, for a progress bar
     epoch = 1 + lr_decay * ncfg.decay if ncfg.decay else 1
     dut._log.info(f"seed {seed} (replay with the same seed); {len(x_tr)} samples, {ncfg.bits}-bit weights, "
                   f"{ncfg.m}-bit neurons, lr_decay {lr_decay}")
@@ -183,6 +185,8 @@ async def chip_trains_itself_like_golden(dut):
             h_g, o_g = learning.forward_batch(golden.w, image[None], golden.ramps)
             if not ((h_hw == h_g[0]).all() and (o_hw == o_g[0]).all() and c_hw == int(o_g[0].argmax())):
                 image_mismatches += 1
+        if progress_path and ((i + 1) % 10 == 0 or i + 1 == len(x_tr)):
+            progress_path.write_text(str(i + 1))
         if (i + 1) % 200 == 0:
             dut._log.info(f"{i + 1} samples trained, {bench.cycles:,} cycles, "
                           f"{len(cycle_mismatches)} cycle-model mismatches")

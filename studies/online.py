@@ -250,7 +250,7 @@ def replay_nbit(trace: Path, run, x_te, *, seed: int, log=None) -> dict:
 
 
 def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 200, clock_mhz: float = 100.0,
-            log=None) -> dict:
+            log=None, progress: bool = False) -> dict:
     """`rrambnn online --on-chip`: the first ``samples`` samples of the run's training order
     streamed into the self-training chip on Verilator (it computes every step itself), checked
     against the golden trainer step by step (cycles against the cycle model) and at the end
@@ -289,7 +289,7 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
     golden_s = time.time() - t
     after = golden.accuracy(x_te, y_te)
     r = self_train(arch, cfg, codes, x_tr[order], y_tr[order], x_te[:images], faults=faults, seed=req.seed + 1,
-                   log=log)
+                   log=log, progress=progress)
     cps = r.get("cycles_per_sample")
     per = np.array(r.get("busy_per_sample") or [0])
     spread = {"min": int(per.min()), "median": int(np.median(per)), "p99": int(np.percentile(per, 99)),

@@ -17,11 +17,15 @@ def run_comb(dut, bench):
     sim.run()
 
 
-@pytest.mark.parametrize("n", [1, 3, 10, 16])
+@pytest.mark.parametrize("n", [1, 3, 10, 16, 17, 200, 400])
 def test_priority_encoder_matches_golden(n, rng):
+    """Chains (up to 16 inputs) and trees; sparse vectors put the lowest set bit anywhere."""
     dut = PriorityEncoder(n)
-    vectors = rng.integers(0, 2, (200, n)).astype(bool)
+    density = rng.choice([0.5, 0.05, 2 / n, 1 / (4 * n)], 200)
+    vectors = rng.random((200, n)) < density[:, None]
     vectors[0] = False
+    vectors[1] = False
+    vectors[1, n - 1] = True
     want_idx, want_hit = priority_encode(vectors)
 
     async def bench(ctx):

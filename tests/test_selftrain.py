@@ -153,3 +153,30 @@ def test_on_chip_cli_errors(tmp_path):
         one_error_line(rr("online", "--on-chip", *args, "--out", str(tmp_path)), msg)
     one_error_line(rr("verilog", "--self-training", "--out", str(tmp_path / "x.v")),
                    "--self-training builds the chip of an n-bit online network")
+
+
+def _small_online_file(path, arch=(16, 12, 4)):
+    ncfg = learning.NbitConfig(bits=8)
+    learning.save_codes(path, arch, ncfg, learning.blank_codes(arch, ncfg), {"trained_by": "test"})
+    return path
+
+
+def test_fpga_self_training_refuses_twin_options(tmp_path):
+    one_error_line(rr("fpga", "--board", "ulx3s-85f", "--self-training", "--lanes", "4", "--out", str(tmp_path)),
+                   "--lanes belongs to the emulation twin")
+
+
+@pytest.mark.slow
+@pytest.mark.fpga
+def test_fpga_self_training_reports_what_keeps_it_from_a_bitstream(tmp_path):
+    """The periphery of a small self-training chip synthesized for the iCE40; no bitstream, and the
+    one error line and the report say why."""
+    import json
+    w = _small_online_file(tmp_path / "small.npz")
+    r = rr("fpga", "--board", "icebreaker", "--self-training", "--weights", str(w), "--out", str(tmp_path / "b"))
+    one_error_line(r, "no bitstream for the self-training chip on icebreaker")
+    assert "the arrays have no FPGA emulation" in r.stderr
+    report = json.loads((tmp_path / "b" / "self-training-report.json").read_text())
+    assert report["bitstream"] is None and report["periphery"]["luts"] > 1000
+    assert report["cells_bits"] == 8 * (16 * 12 + 12 * 4)
+    assert "LUT4" in r.stdout
