@@ -336,8 +336,11 @@ def _input_line(net, chip) -> str:
     if pre is not None:
         crop, how = pre.crop, f"pixel >= {pre.threshold} is 1"
     elif crop:
+        training = "rule" in (getattr(net, "meta", None) or {})  # the training chips take binarised pixels
         how = (f"pixel p as the {chip.act_bits}-bit code (p * {(1 << chip.act_bits) - 1} + 127) // 255"
-               if chip.act_bits > 1 else "pixel >= 128 is 1")
+               if chip.act_bits > 1 and not training else
+               f"pixel >= 128 is 1 (the code 0 or 1 in the pixel's {chip.act_bits}-bit field)" if training else
+               "pixel >= 128 is 1")
     else:
         return f"// input: {chip.arch[0]} raw bits (this network has no MNIST crop)"
     o = (28 - crop) // 2
