@@ -89,6 +89,7 @@ def test_each_axis_on_a_small_sweep(axis, tmp_path):
         assert by["arithmetic"]["acc_priority"] != by["signed"]["acc_priority"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axis", ["wbits=1,2,4", "abits=1,2,3"])
 def test_precision_axes_on_a_small_sweep_with_generator_costs(axis, tmp_path):
     """Multi-bit points get an accuracy from their golden network and every cost from their generated chip."""

@@ -344,6 +344,7 @@ def test_event_driven_parameters_and_addresses():
     assert layer.threshold_address(6) == (0, 6)
 
 
+@pytest.mark.slow
 def test_event_driven_verilog_matches_golden(mnist_test):
     """The ULX3S's default fold (row lanes 32/24/16) on Verilator: results and every acceptance
     cycle against the model, 1,000 test images (all 10,000 in the slow board regression)."""

@@ -63,6 +63,7 @@ def test_chip_stream_properties_can_fail(tmp_path, change):
     assert res["status"] == "FAIL" and res["failed"], res
 
 
+@pytest.mark.slow
 def test_host_link_returns_to_idle(tmp_path):
     """After any byte sequence and silence, the host link never waits 10 cycles without progress
     unless it is idle: no byte sequence wedges it."""

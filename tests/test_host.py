@@ -238,7 +238,7 @@ def test_silent_port_is_one_clear_error():
     ("23-17-9-5", None, None, [5, 4, 3], 200, 5),  # event-driven layers
     ("400-128-128-10", 1, [200, 64, 16], None, 300, 4),  # the iCEBreaker build's design
     # the ULX3S build's design: a bench run's images queue up behind its slowest layer
-    ("400-128-128-10", None, None, [32, 24, 16], 100, 1),
+    pytest.param("400-128-128-10", None, None, [32, 24, 16], 100, 1, marks=pytest.mark.slow),
 ])
 def test_host_link_verilog_matches_golden(arch, lanes, chunks, rows, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_host

@@ -77,6 +77,7 @@ def test_multi_bit_parameters_are_validated():
     assert Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=training).updater.offset  # a training chip
 
 
+@pytest.mark.slow
 def test_multi_bit_chip_lints_and_synthesizes_with_the_ram_as_a_macro(tmp_path):
     net = random_sliced((16, 12, 10), 3, 2, np.random.default_rng(3))
     text, chip = generate(net, ChipConfig((8, 8)))
