@@ -320,15 +320,7 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
     cells = [c.copy() for c in golden.initial]
     net, cfg = training_design(arch, ncfg, [learning.decode(c) for c in cells], word=word, pulse_cycles=pulse_cycles,
                                self_training=True)
-    t = time.time()
-    text, chip = generate(net, cfg, cells, faults)
-    gen_s = time.time() - t
-    if log:
-        log(f"generated the self-training chip {'-'.join(map(str, arch))} ({cfg.tag()}, {chip.n_tiles} arrays) in "
-            f"{gen_s:.1f} s; building")
-    b, run_dir = _build_run(text, net, x_test, waves, log, tag="self-" + cfg.tag()[:60])
-    write_npz(run_dir / "arrays.npz", {**{f"cells{k}": np.asarray(c, np.uint8) for k, c in enumerate(cells)},
-                                       **{f"faults{k}": np.asarray(f, np.int8) for k, f in enumerate(faults)}})
+    b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x_test, cells, faults, waves, log, names=("cells", "faults"))
     write_npz(run_dir / "samples.npz", {"x": np.asarray(x_train, np.uint8), "labels": np.asarray(y_train, np.int64),
                                         "x_test": np.asarray(x_test, np.uint8)})
     if log:
@@ -337,7 +329,7 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
     done = run_dir / "progress.txt"
     with _progress_bar(done, len(x_train), "on-chip" if progress else None):
         res = runner.run_test(b, "rrambnn.sim.tb_selftrain", {
-            "arrays": str(run_dir / "arrays.npz"), "samples": str(run_dir / "samples.npz"), "seed": seed,
+            "arrays": str(arrays_path), "samples": str(run_dir / "samples.npz"), "seed": seed,
             "arch": list(arch), "rule": learning.config_dict(golden_cfg or ncfg),
             "chip_rule": learning.config_dict(ncfg), "chip": cfg.to_dict(), "lr_decay": lr_decay,
             "p_idle": p_idle, "p_stall": p_stall, "p_image": p_image, "progress": str(done),

@@ -36,7 +36,7 @@ from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, pack_fields, pack_rows, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device
 from rrambnn.sim.tb_sliced import image_payloads
-from rrambnn.sim.tb_training import _vector
+from rrambnn.sim.tb_training import _vector, device_result
 
 STAT_KEYS = ("weight_updates", "cell_writes", "pulses_set", "pulses_reset", "cells_failed", "restored")
 
@@ -103,7 +103,7 @@ async def chip_trains_itself_like_golden(dut):
     code_w, sum_w = hw.layers[0].code_bits, hw.layers[-1].sw
     interval = hw.interval
     per_cell = (1 + ncfg.retries) * (chip_cfg.pulse_cycles + 2) + chip_cfg.word + 8
-    failures, cycle_mismatches, held_images, step_log, per_sample = [], [], 0, [], []
+    failures, cycle_mismatches, held_images, per_sample = [], [], 0, []
     image_mismatches = 0
     measured_total = model_total = 0
     t0 = time.perf_counter()
@@ -176,8 +176,6 @@ async def chip_trains_itself_like_golden(dut):
         per_sample.append(busy)
         if busy != model:
             cycle_mismatches.append((i, busy, model))
-        if len(step_log) < 500:
-            step_log.append({"measured": busy, "model": model, **counts})
         if image is not None:
             dut.i__valid.value = 0
             held_images += 1
@@ -219,19 +217,11 @@ async def chip_trains_itself_like_golden(dut):
     result = {"seed": seed, "samples": len(x_tr), "cycles": bench.cycles, "train_wall_s": round(train_s, 2),
               "busy_cycles": measured_total, "model_cycles": model_total,
               "cycles_per_sample": round(measured_total / max(1, len(x_tr)), 1),
-              "cycle_mismatches": len(cycle_mismatches), "steps": step_log, "busy_per_sample": per_sample, "images_during_training": held_images,
+              "cycle_mismatches": len(cycle_mismatches), "busy_per_sample": per_sample, "images_during_training": held_images,
               "image_mismatches": image_mismatches, "n_samples": hw_samples,
-              "hardware": state["hardware"], "golden": {k: g[k] for k in COUNTERS},
               "updating_samples": g["updating_samples"], "cell_writes": g["cell_writes"],
-              "failed_cells": len(state["hw_failed"]), "failed_match": state["failed_match"],
-              "cells_read": int(sum(a.cells.size for a in golden.arrays)),
-              "cell_mismatches": state["cell_mismatches"], "count_mismatches": state["count_mismatches"],
-              "codes_match": all((learning.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
-              "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
-              "worn_out_cells": int(sum((a.counts >= ncfg.device.endurance).sum() for a in golden.arrays))
-              if ncfg.device.endurance else 0,
-              "images": len(x_test), "class_mismatches": class_mismatches, "examples": state["examples"],
-              "readback_wall_s": state["readback_wall_s"],
+              **device_result(state, golden),
+              "images": len(x_test), "class_mismatches": class_mismatches,
               "passed_checks": not failures, "failures": failures}
     write_result(cfg, result)
     assert not failures, "; ".join(failures)

@@ -104,6 +104,19 @@ class Replay:
             await self.tick()
 
 
+def device_result(state: dict, golden: learning.NbitChip) -> dict:
+    """The device part of a training testbench's result: counters, failed cells, read-back, wear."""
+    E = golden.cfg.device.endurance
+    return {"hardware": state["hardware"], "golden": {k: golden.stats[k] for k in COUNTERS},
+            "failed_cells": len(state["hw_failed"]), "failed_match": state["failed_match"],
+            "cells_read": int(sum(a.cells.size for a in golden.arrays)),
+            "cell_mismatches": state["cell_mismatches"], "count_mismatches": state["count_mismatches"],
+            "codes_match": all((learning.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
+            "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
+            "worn_out_cells": int(sum((a.counts >= E).sum() for a in golden.arrays)) if E else 0,
+            "examples": state["examples"], "readback_wall_s": state["readback_wall_s"]}
+
+
 @cocotb.test()
 async def training_replay_matches_golden(dut):
     cfg = testbench_config()
@@ -185,17 +198,10 @@ async def training_replay_matches_golden(dut):
         failures.append(f"{class_mismatches} of {len(x_test)} test images differ after training")
     result = {"seed": seed, "samples": len(tr["samples"]), "commands": n_cmds, "cycles": bench.cycles,
               "cycles_per_sample": round(bench.cycles / max(1, len(tr["samples"])), 1),
-              "replay_wall_s": round(replay_s, 2), "readback_wall_s": state["readback_wall_s"],
+              "replay_wall_s": round(replay_s, 2),
               "forward_mismatches": forward_mismatches, "step_mismatches": step_mismatches,
-              "hardware": state["hardware"], "golden": {k: g[k] for k in COUNTERS},
-              "failed_cells": len(state["hw_failed"]), "failed_match": state["failed_match"],
-              "cells_read": int(sum(a.cells.size for a in golden.arrays)),
-              "cell_mismatches": state["cell_mismatches"], "count_mismatches": state["count_mismatches"],
-              "codes_match": all((learning.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
-              "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
-              "worn_out_cells": int(sum((a.counts >= ncfg.device.endurance).sum() for a in golden.arrays))
-              if ncfg.device.endurance else 0,
-              "images": len(x_test), "class_mismatches": class_mismatches, "examples": state["examples"],
+              **device_result(state, golden),
+              "images": len(x_test), "class_mismatches": class_mismatches,
               "passed_checks": not failures, "failures": failures}
     write_result(cfg, result)
     assert not failures, "; ".join(failures)
