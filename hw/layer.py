@@ -95,6 +95,9 @@ class Layer(wiring.Component):
             raise TypeError(f"Layer transposed must be a bool, not {transposed!r}")
         self.sliced, self.in_bits, self.levels, self.transposed = sliced, in_bits, levels, transposed
         self.ram_init = True  # False: threshold RAM without its initial contents (cost synthesis)
+        # True: the tape-out view for cost synthesis: the analog sense stage (the tiles' current
+        # summation, slice weighting, comparator, converted sums) is a black box (SENSE_MODULE)
+        self.analog_sense = False
         slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
         self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
         thresholds = np.asarray(thresholds)
@@ -220,7 +223,10 @@ class Layer(wiring.Component):
         m.d.comb += [self.read_bit.eq(self.read_bits.bit_select(self.read_plane, 1)),
                      self.read_count.eq(or_all(read_counts))]
 
-        if self.transposed:  # row sums: column tiles add, planes shift and add
+        sense = self._sense_macro(m, tiles) if self.analog_sense else None
+        if self.transposed and sense is not None:
+            m.d.comb += self.tsums.eq(sense.tsums)
+        elif self.transposed:  # row sums: column tiles add, planes shift and add
             for r in range(self.n_in):
                 br, rl = divmod(r, R)
                 total = 0
@@ -236,6 +242,9 @@ class Layer(wiring.Component):
             bc, jl = divmod(j, C)
             total = 0
             for p in range(self.planes if self.sliced else 1):  # slices: shift and add
+                if sense is not None:
+                    total = sense.sums[j * self.sw:(j + 1) * self.sw].as_signed()
+                    break
                 part = tiles[p, 0, bc].column_sum(jl)
                 for br in range(1, self.row_blocks):
                     part = part + tiles[p, br, bc].column_sum(jl)
@@ -266,7 +275,29 @@ class Layer(wiring.Component):
                 self.margins[j * self.mw:(j + 1) * self.mw].eq(d),
                 self.fires[j].eq(d >= 0),
             ]
+            if sense is not None and self.in_bits == 1:  # the analog comparator decides
+                m.d.comb += [sense.theta[j * self.tw:(j + 1) * self.tw].eq(theta), self.fires[j].eq(sense.fires[j])]
         return m
+
+    def _sense_macro(self, m, tiles):
+        """The cost view's sense stage: one black-box instance of :data:`SENSE_MODULE` takes every
+        tile's partial sums and the threshold registers and returns the comparator decisions and
+        the converted column (and transposed row) sums that digital logic reads."""
+        from types import SimpleNamespace
+
+        from amaranth import Cat, Instance
+        parts = Cat(*(t.sums for t in tiles.values() if t.compute))
+        tparts = Cat(*(t.tsums for t in tiles.values() if t.transposed)) if self.transposed else Signal(1)
+        sense = SimpleNamespace(theta=Signal(self.n_out * self.tw, name="sense_theta"),
+                                fires=Signal(self.n_out, name="sense_fires"),
+                                sums=Signal(self.n_out * self.sw, name="sense_sums"),
+                                tsums=Signal(self.n_in * self.tsw if self.transposed else 1, name="sense_tsums"))
+        m.submodules.sense = Instance(
+            SENSE_NAME, p_PW=len(parts), p_TPW=len(tparts), p_TW=len(sense.theta), p_N=self.n_out,
+            p_SW=len(sense.sums), p_RW=len(sense.tsums),
+            i_parts=parts, i_tparts=tparts, i_theta=sense.theta, o_fires=sense.fires, o_sums=sense.sums,
+            o_tsums=sense.tsums)
+        return sense
 
     def _threshold_ram(self, m):
         """The thresholds of every neuron, one RAM word per level (an SRAM macro); returns the
@@ -277,6 +308,30 @@ class Layer(wiring.Component):
         for j in range(self.n_out):
             m.d.comb += ram.we[j].eq(self.thr_we & (self.thr_addr == j))
         return ram.rdata
+
+
+SENSE_NAME = "rrambnn_sense"
+
+# Declared only in the cost view's Verilog (never simulated): the analog sense stage of one layer.
+SENSE_MODULE = r"""
+// rrambnn_sense: the analog sense stage of one layer in the cost view (a black box for
+// synthesis; never simulated): current summation of the tiles' columns (parts), slice
+// weighting, the comparators against the threshold registers (theta -> fires), the
+// converters of sums that digital logic reads (sums, and the transposed read's row sums).
+(* blackbox *)
+module rrambnn_sense #(
+    parameter integer PW = 1, parameter integer TPW = 1, parameter integer TW = 1,
+    parameter integer N = 1, parameter integer SW = 1, parameter integer RW = 1
+) (
+    input  wire [PW-1:0]  parts,
+    input  wire [TPW-1:0] tparts,
+    input  wire [TW-1:0]  theta,
+    output wire [N-1:0]   fires,
+    output wire [SW-1:0]  sums,
+    output wire [RW-1:0]  tsums
+);
+endmodule
+"""
 
 
 def or_all(values):

@@ -16,7 +16,7 @@ from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.sliced import SlicedNetwork
 from rrambnn.hw.chip import Binary, Chip, ComputingPlanes, StoragePlanes
 from rrambnn.hw.crossbar import CROSSBAR_MODULE, MODULE_NAME
-from rrambnn.hw.layer import check_tile, signed_range
+from rrambnn.hw.layer import SENSE_MODULE, check_tile, signed_range
 from rrambnn.hw.output import check_output_stage
 from rrambnn.hw.programmer import Programmer, Programming
 from rrambnn.hw.sram import RAM_MODULE
@@ -389,12 +389,15 @@ def to_verilog(component, name: str) -> str:
 
 
 def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None, *,
-             ram_init: bool = True) -> tuple[str, Chip]:
+             ram_init: bool = True, analog_sense: bool = False) -> tuple[str, Chip]:
     """The chip's Verilog. ``ram_init=False``: threshold RAMs (multi-bit activations) without
-    initial contents, for :func:`rrambnn.fpga.build.synth_stats` (the RAM is a black box there)."""
+    initial contents, for :func:`rrambnn.fpga.build.synth_stats` (the RAM is a black box there).
+    ``analog_sense``: the cost view, every layer's sense stage a black box
+    (:data:`rrambnn.hw.layer.SENSE_MODULE`): Verilog for synthesis only, not for simulation."""
     chip = build_chip(net, cfg, initial_cells, faults)
     for layer in chip.layers:
         layer.ram_init = ram_init
+        layer.analog_sense = analog_sense
     try:
         body = to_verilog(chip, TOP_NAME)
     except RecursionError:
@@ -403,7 +406,8 @@ def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=Non
     off = "".join(f"/* verilator lint_off {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     on = "".join(f"/* verilator lint_on {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     ram = RAM_MODULE if chip.threshold_ram_bits else ""
-    return header(chip, net, cfg) + off + body + on + CROSSBAR_MODULE + ram, chip
+    sense = SENSE_MODULE if analog_sense else ""
+    return header(chip, net, cfg) + off + body + on + CROSSBAR_MODULE + ram + sense, chip
 
 
 def write_verilog(net: BinaryNetwork, cfg: ChipConfig, out, initial_cells=None, faults=None) -> Chip:

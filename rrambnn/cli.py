@@ -10,6 +10,7 @@ import warnings
 
 from rrambnn import __version__
 from rrambnn.cli_args import Parser, data_arg, emit, json_arg, weights_arg
+from rrambnn.cli_cost import add_cost_command
 from rrambnn.cli_explore import add_explore_command
 from rrambnn.cli_fpga import add_fpga_commands
 from rrambnn.cli_hw import add_hw_commands
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hw_commands(sub)
     add_fpga_commands(sub)
     add_explore_command(sub)
+    add_cost_command(sub)
     return p
 
 

@@ -10,7 +10,7 @@ def cmd_explore(args):
 
     res = explore.study(args.axis, layers=args.layers, seeds=args.seeds, epochs=args.epochs, out_dir=args.out,
                         data_dir=args.data, tile=args.tile, jobs=args.jobs, backend=args.backend,
-                        synth=not args.no_synth, progress=not args.json)
+                        synth=not args.no_synth, progress=not args.json, tech=args.tech)
     if args.json:
         print_json({"outputs": res["files"], "rows": res["rows"]})
         return
@@ -31,7 +31,8 @@ def add_explore_command(sub):
     e.add_argument("--backend", choices=["local", "ray", "dask"], default="local",
                    help="hand the points to Ray or Dask (when installed) instead of local processes")
     e.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS for tiles and the generated chip")
-    e.add_argument("--no-synth", action="store_true", help="skip the Yosys periphery cost")
+    e.add_argument("--no-synth", action="store_true", help="skip the Yosys periphery cost (and area and energy)")
+    e.add_argument("--tech", default="32nm", help="technology of the area and energy costs (see rrambnn cost)")
     e.add_argument("--out", default="out/explore", help="directory: table, JSON, plots, weights, cache")
     data_arg(e)
     json_arg(e)

@@ -53,6 +53,8 @@ AXES = {
     "bn": ("software", "arithmetic", "signed", "shared"),
 }
 REFERENCE = {"crop": 20, "hidden": 128, "wbits": 1, "abits": 1, "bn": "signed"}
+# the costs a Pareto front is drawn against (the first: the crossbar cells, known without synthesis)
+COSTS = ("synaptic_bits", "periphery_cells", "area_mm2", "energy_per_image_pj")
 BN_MODES = AXES["bn"]
 
 
@@ -215,26 +217,25 @@ def shares_training(p: Point) -> tuple:
 # -- cost --------------------------------------------------------------------------
 
 def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priority") -> dict:
-    """The generated chip's cost: Yosys cells of the periphery (crossbar arrays and threshold RAMs
-    black-boxed), threshold RAM bits, and cycles per image at full rate."""
+    """The generated chip's cost: Yosys cells of the digital periphery by type (the analog-sense
+    view: crossbar arrays, sense stages and threshold RAMs black-boxed), threshold RAM bits,
+    cycles per image at full rate and what the chip contains (:func:`rrambnn.studies.cost.inventory`)."""
     from rrambnn.gen.networks import load_network
-    from rrambnn.fpga.build import synth_stats
-    from rrambnn.hw.verilog import ChipConfig, generate
+    from rrambnn.hw.verilog import ChipConfig, build_chip
+    from rrambnn.studies.cost import inventory, periphery_cells
     net = load_network(weights_path, multi_bit=True)
-    text, chip = generate(net, ChipConfig(tuple(tile), False, output), ram_init=False)
-    return {"cells": int(synth_stats(text)["cells"]), "ram_bits": chip.threshold_ram_bits,
-            "interval": chip.interval}
+    cfg = ChipConfig(tuple(tile), False, output).for_network(net)
+    chip = build_chip(net, cfg)
+    cells = periphery_cells(chip)
+    return {"cells": sum(v for k, v in cells.items() if k.startswith("$_")), "cells_by_type": cells,
+            "ram_bits": chip.threshold_ram_bits, "interval": chip.interval, "inventory": inventory(chip, output)}
 
 
 def cost_key(p: Point, tile) -> str:
-    """The cost depends on the shape, the precision and the tile, not on the weights' values."""
-    key = f"cost:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+    """The cost depends on the shape, the precision and the tile, not on the weights' values
+    (v2: the digital periphery in the analog-sense view, with cells by type)."""
+    key = f"cost2:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
     return key if p.binary else f"{key}:w{p.wbits}a{p.abits}"
-
-
-def _cost_value(v) -> dict:
-    """Cached cost (older caches hold the cell count of a binary chip alone)."""
-    return {"cells": v, "ram_bits": 0, "interval": 1} if isinstance(v, int) else v
 
 
 # -- the sweep ---------------------------------------------------------------------
@@ -337,8 +338,11 @@ def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
 
 
 def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, tile=(128, 128), jobs: int = 2,
-            backend: str = "local", synth: bool = True, progress: bool = True, train_limit: int | None = None) -> dict:
+            backend: str = "local", synth: bool = True, progress: bool = True, train_limit: int | None = None,
+            tech="32nm") -> dict:
     from rrambnn.hw.layer import check_tile
+    from rrambnn.studies.cost import load_tech
+    tech = load_tech(tech)
     try:
         tile = check_tile(tile)
     except (TypeError, ValueError) as e:
@@ -380,17 +384,24 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
                       desc="synthesize peripheries", progress=progress)
     for (ck, _), c in zip(cost_todo, costs):
         cache.put(ck, c)
+    from rrambnn.studies.cost import price
     for p in points:
         row = rows[p.key]
         if p.hardware and synth:
-            cost = _cost_value(cache.get(cost_key(p, tile)))
+            cost = cache.get(cost_key(p, tile))
             row["periphery_cells"] = cost["cells"]
             row["threshold_ram_bits"] = cost["ram_bits"]
             row["cycles_per_image"] = cost["interval"]
+            c = price(cost["inventory"], cost["cells_by_type"], tech)
+            row["area_mm2"] = c["area_mm2"]
+            row["energy_per_image_pj"] = c["energy_per_image_pj"]
+            row["power_mw"] = c["power_mw"]
+            row["tops_per_mm2"], row["tops_per_w"] = c["tops_per_mm2"], c["tops_per_w"]
     mark_pareto(rows)
     if synth:
-        mark_pareto(rows, "periphery_cells")
-    return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "rows": rows}
+        for cost in COSTS[1:]:
+            mark_pareto(rows, cost)
+    return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "tech": tech["name"], "rows": rows}
 
 
 def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
@@ -419,7 +430,7 @@ def verilog_command(row: dict) -> str | None:
 
 
 def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: Path, data_dir=None, tile="128x128",
-          jobs: int = 2, backend: str = "local", synth: bool = True, progress: bool = True) -> dict:
+          jobs: int = 2, backend: str = "local", synth: bool = True, progress: bool = True, tech="32nm") -> dict:
     """`rrambnn explore`: the points crossed from ``axes`` (default: crop, hidden=64,128,192 and
     bn), each trained ``seeds`` times and costed; table, JSON and plots in ``out_dir``.
     Returns the result with ``files``."""
@@ -430,9 +441,11 @@ def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: P
             raise RrambnnError(f"{name} must be a positive integer, not {v!r}")
     from rrambnn.fileio import check_writable
     check_writable(out_dir, directory=True)
+    from rrambnn.studies.cost import load_tech
+    load_tech(tech)  # a bad technology fails before the training
     load_split("test", data_dir)  # fail early, with the paths it tried, if MNIST is missing
     res = explore(points, seeds=seeds, epochs=epochs, out_dir=Path(out_dir), data_dir=data_dir, tile=tile, jobs=jobs,
-                  backend=backend, synth=synth, progress=progress)
+                  backend=backend, synth=synth, progress=progress, tech=tech)
     res["files"] = write_outputs(res, Path(out_dir))
     return res
 
@@ -440,35 +453,65 @@ def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: P
 def describe(res: dict) -> list[str]:
     """The table and the Pareto fronts, as lines."""
     lines = [markdown_table(res)]
-    for cost in ("synaptic_bits", "periphery_cells"):
+    for cost in COSTS:
         front = [k for k, r in res["rows"].items() if r.get(pareto_flag(cost))]
         if front:
-            lines.append(f"Pareto front vs {cost.replace('_', ' ')} ({len(front)} points): {', '.join(front)}")
+            lines.append(f"Pareto front vs {COST_LABELS[cost]} ({len(front)} points): {', '.join(front)}")
+    best = cheapest(res, 0.96)
+    if best:
+        lines.append(best)
     return lines
+
+
+COST_LABELS = {"synaptic_bits": "synaptic bits (RRAM cells)", "periphery_cells": "digital periphery Yosys cells",
+               "area_mm2": "chip area (mm^2)", "energy_per_image_pj": "energy per image (pJ)",
+               "tiles": "crossbar tiles"}
+
+
+def cheapest(res: dict, floor: float) -> str | None:
+    """The chip points whose mean priority accuracy is above ``floor`` that cost the least area and
+    the least energy per image, as a sentence."""
+    ok = [(k, r) for k, r in res["rows"].items() if r.get("area_mm2") and r["acc_priority"] > floor]
+    if not ok:
+        return f"no chip point is above {floor * 100:g}% (priority encoder)"
+    out = []
+    for cost, unit in (("area_mm2", "mm^2"), ("energy_per_image_pj", "pJ/image")):
+        k, r = min(ok, key=lambda kv: kv[1][cost])
+        out.append(f"least {cost.split('_')[0]}: {k} ({r['acc_priority'] * 100:.2f}%): {r['area_mm2']:.4f} mm^2, "
+                   f"{r['energy_per_image_pj']:,.0f} pJ/image, {r['power_mw']:.1f} mW at {r['cycles_per_image']} "
+                   f"cycle(s)/image")
+    return f"cheapest chip above {floor * 100:g}% at {res.get('tech', '32nm')}: " + "; ".join(out)
 
 
 def markdown_table(res: dict) -> str:
     lines = [f"Design points ({res['seeds']} seed(s), {res['epochs']} epochs each; accuracy on the 10,000 MNIST test "
              f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
-             f"priority-encoder accuracy vs synaptic bits, + = vs periphery cells; periphery cells: Yosys cells of the generated chip with "
-             f"arrays and threshold RAMs as macros; cycles: per image at full rate)", "",
+             f"priority-encoder accuracy vs synaptic bits, + = vs periphery cells, a = vs area, e = vs energy per image; "
+             f"periphery cells: Yosys cells of the generated chip's digital periphery, with arrays, sense stages and "
+             f"threshold RAMs as macros; area and energy: `rrambnn cost` at {res.get('tech', '32nm')}, 100 MHz; "
+             f"cycles: per image at full rate)", "",
              "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells "
-             "| threshold RAM bits | cycles/image | Verilog |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| threshold RAM bits | cycles/image | area (mm^2) | energy/image (pJ) | Verilog |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in sorted(res["rows"].items(), key=lambda kv: (kv[1]["synaptic_bits"], kv[0])):
-        star = ("*" if r.get("pareto") else "") + ("+" if r.get("pareto_periphery_cells") else "")
+        star = "".join(m for m, c in zip("*+ae", COSTS) if r.get(pareto_flag(c)))
         tiles_ = r["tiles"] if r["tiles"] is not None else "software BN (no chip)"
         cells = r.get("periphery_cells")
         cmd = verilog_command(r)
         lines.append(f"| {star}{key} | {r['arch']} | {r['acc_priority'] * 100:.2f} +- {r['acc_priority_std'] * 100:.2f}"
                      f" | {r['acc_argmax'] * 100:.2f} +- {r['acc_argmax_std'] * 100:.2f} | {r['synaptic_bits']:,} | "
                      f"{tiles_} | {f'{cells:,}' if cells else '-'} | {_num(r.get('threshold_ram_bits'))} | "
-                     f"{_num(r.get('cycles_per_image'))} | {f'`{cmd}`' if cmd else '-'} |")
+                     f"{_num(r.get('cycles_per_image'))} | {_fmt(r.get('area_mm2'), '.4f')} | "
+                     f"{_fmt(r.get('energy_per_image_pj'), ',.0f')} | {f'`{cmd}`' if cmd else '-'} |")
     return "\n".join(lines) + "\n"
 
 
 def _num(v) -> str:
     return "-" if v is None else f"{v:,}"
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
 
 
 def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") -> None:
@@ -492,8 +535,7 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
             ax.annotate(f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}{bits}", (r[cost], r["acc_priority"] * 100),
                         textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel({"synaptic_bits": "synaptic bits (RRAM cells)", "periphery_cells": "periphery Yosys cells",
-                   "tiles": "crossbar tiles"}.get(cost, cost))
+    ax.set_xlabel(COST_LABELS.get(cost, cost))
     ax.set_ylabel("test accuracy, priority encoder (%)")
     ax.set_title(title or "accuracy vs hardware cost")
     ax.grid(True, alpha=0.3)
@@ -506,13 +548,15 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
 def write_outputs(res: dict, out_dir: Path) -> dict:
     from rrambnn.fileio import atomic_write
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "explore.json", "md": out_dir / "explore.md", "png": out_dir / "explore.png",
-             "png_cells": out_dir / "explore_periphery.png"}
+    paths = {"json": out_dir / "explore.json", "md": out_dir / "explore.md", "png": out_dir / "explore.png"}
     atomic_write(paths["json"], lambda f: f.write(json.dumps(res, indent=1).encode()))
-    atomic_write(paths["md"], lambda f: f.write(markdown_table(res).encode()))
+    atomic_write(paths["md"], lambda f: f.write(("\n".join(describe(res)) + "\n").encode()))
     plot(res, paths["png"])
-    if any(r.get("periphery_cells") for r in res["rows"].values()):
-        plot(res, paths["png_cells"], cost="periphery_cells", title="accuracy vs periphery logic")
-    else:
-        del paths["png_cells"]
+    tech = res.get("tech", "32nm")
+    for name, cost, title in (("png_cells", "periphery_cells", "accuracy vs digital periphery"),
+                              ("png_area", "area_mm2", f"accuracy vs chip area ({tech})"),
+                              ("png_energy", "energy_per_image_pj", f"accuracy vs energy per image ({tech}, 100 MHz)")):
+        if any(r.get(cost) for r in res["rows"].values()):
+            paths[name] = out_dir / f"explore_{cost.split('_')[0] if cost != 'periphery_cells' else 'periphery'}.png"
+            plot(res, paths[name], cost=cost, title=title)
     return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,44 @@
+"""`rrambnn cost`: area, power and energy per image of a design, against the published figures."""
+
+from __future__ import annotations
+
+import sys
+
+from rrambnn.cli_args import json_arg, print_json, weights_arg
+
+
+def cmd_cost(args):
+    from rrambnn.fileio import check_writable
+    from rrambnn.studies import cost
+
+    check_writable(args.out, directory=True)
+    cost.load_tech(args.tech)  # a bad technology fails before the synthesis
+    res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits, abits=args.abits, tech=args.tech,
+                           clock_mhz=args.clock, tile=args.tile, output=args.output,
+                           self_training=args.self_training,
+                           log=None if args.json else lambda s: print(s, file=sys.stderr, flush=True))
+    files = cost.write_outputs(res, args.out)
+    if args.json:
+        print_json({**{k: v for k, v in res.items() if k != "cells_by_type"}, "outputs": files})
+        return
+    print("\n".join(cost.describe(res)))
+    print("wrote " + ", ".join(files.values()))
+
+
+def add_cost_command(sub):
+    c = sub.add_parser("cost", help="area, power, energy per image, TOPS/mm^2 and TOPS/W of a design")
+    weights_arg(c)
+    c.add_argument("--arch", help="cost an architecture without weights, e.g. 400-128-128-10 (with --wbits/--abits)")
+    c.add_argument("--wbits", type=int, default=1, help="with --arch: weight bits (bit slices; default 1)")
+    c.add_argument("--abits", type=int, default=1, help="with --arch: activation bits (bit-serial; default 1)")
+    c.add_argument("--tech", default="32nm",
+                   help="technology: 32nm (default; ISAAC's figures and the thesis's totals), 130nm (the "
+                        "macro's node), or a TOML file in their format")
+    c.add_argument("--clock", type=float, default=None, help="clock in MHz (default: the technology file's, 100)")
+    c.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS (default 128x128)")
+    c.add_argument("--output", default=None, help="output stage: priority|argmax (default: the weights file's)")
+    c.add_argument("--self-training", action="store_true",
+                   help="with an n-bit online network: cost the self-training chip (default: its training chip)")
+    c.add_argument("--out", default="out/cost", help="directory for cost.json, cost.md, cost.png (default out/cost)")
+    json_arg(c)
+    c.set_defaults(fn=cmd_cost)

@@ -1,0 +1,403 @@
+"""What a design costs: silicon area, power at its clock and energy per image, from what the
+generated chip contains, priced with a technology file (``studies/tech/*.toml``).
+
+The chip is taken apart the way it would be taped out:
+
+* crossbar arrays: every tile of every plane (computing slices and storage-only magnitude
+  planes), priced per cell; computing arrays spend read power for the cycles they are read
+  (one per input bit plane of an image);
+* sense stages: one per column of a computing array (current mirror, I-V converter, latch
+  comparator), with static bias power while the chip runs;
+* converters: where digital logic reads a column sum (bit-serial accumulators, the argmax
+  output stage) or a transposed-read row sum (on-chip training), sized to the conversion rate
+  the chip needs, one conversion per column and input bit plane of an image;
+* threshold RAMs (multi-level sense stages): bits, and one word read per ramp level;
+* the digital periphery: the generated design itself synthesized with Yosys (generic cells)
+  in its *analog-sense view*, where the arrays, the sense stages and the RAMs are black boxes,
+  so the digital stand-ins of analog circuits (current summation, comparators) are not counted
+  twice. Each Yosys cell is priced as library cells (area; energy per toggle).
+
+Ops count one multiply-accumulate as 2 operations, at the network's precision (as the thesis
+and ISAAC do): TOPS = 2 * MACs per image * images per second.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+
+TECH_DIR = Path(__file__).with_name("tech")
+TECHS = ("32nm", "130nm")
+
+# The reference chip's published figures (the thesis, 32 nm, ISAAC's modelling framework).
+PUBLISHED = {"tops_per_mm2": 361.02, "tops_per_w": 589.57}
+# The 16 Mb macro's weight-update energy over 50 epochs (130 nm).
+MACRO_WRITE = {8: (5.22e-3, 3.99e8), 12: (9.11e-3, 6.96e8)}
+
+_SCHEMA = {
+    "": ("node_nm", "vdd", "clock_mhz"),
+    "crossbar": ("area_um2_per_cell", "read_power_uw_per_cell"),
+    "sense": ("area_um2", "power_uw"),
+    "adc": ("bits", "rate_gsps", "power_mw", "area_um2"),
+    "sram": ("area_um2_per_bit", "read_pj_per_bit"),
+    "logic": ("scale", "switched_ff_per_um2", "activity"),
+    "logic.cells_um2": ("inv", "nand2", "nor2", "and2", "or2", "xor2", "xnor2", "mux2", "aoi21", "oai21", "aoi22",
+                        "oai22", "dff", "dffr"),
+    "write": ("energy_pj_per_pulse", "pulse_ns"),
+}
+
+
+def load_tech(spec: str | Path = "32nm") -> dict:
+    """A technology file by name (``32nm``, ``130nm``) or path, checked: every number present and
+    positive (activity may be 0)."""
+    spec = str(spec)
+    path = TECH_DIR / f"{spec}.toml" if spec in TECHS else Path(spec)
+    if not path.is_file():
+        raise RrambnnError(f"technology {spec!r}: not one of {', '.join(TECHS)} and no file {path}")
+    try:
+        tech = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RrambnnError(f"{path}: not a valid TOML technology file ({e})") from None
+    for section, keys in _SCHEMA.items():
+        table = tech
+        for part in filter(None, section.split(".")):
+            table = table.get(part) if isinstance(table, dict) else None
+        if not isinstance(table, dict):
+            raise RrambnnError(f"{path}: the technology file has no [{section}] table")
+        for k in keys:
+            v = table.get(k)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 or (k == "activity" and v == 0))
+            if not ok:
+                where = f"{section}.{k}" if section else k
+                raise RrambnnError(f"{path}: {where} must be a positive number, not {v!r}")
+    tech.setdefault("name", path.stem)
+    tech["path"] = str(path)
+    return tech
+
+
+# -- the digital periphery: Yosys generic cells as library cells ------------------------
+
+_GATES = {
+    "$_BUF_": ("inv", "inv"), "$_NOT_": ("inv",), "$_AND_": ("and2",), "$_NAND_": ("nand2",), "$_OR_": ("or2",),
+    "$_NOR_": ("nor2",), "$_XOR_": ("xor2",), "$_XNOR_": ("xnor2",), "$_ANDNOT_": ("inv", "nor2"),
+    "$_ORNOT_": ("inv", "nand2"), "$_MUX_": ("mux2",), "$_NMUX_": ("mux2", "inv"), "$_AOI3_": ("aoi21",),
+    "$_OAI3_": ("oai21",), "$_AOI4_": ("aoi22",), "$_OAI4_": ("oai22",),
+}
+
+
+def library_cells(cell_type: str) -> tuple[tuple[str, ...], bool]:
+    """The library cells a Yosys generic cell is priced as, and whether it is a flip-flop:
+    a flip-flop (asynchronous reset: ``dffr``) plus a multiplexer for an enable and an AND for
+    a synchronous reset."""
+    if cell_type in _GATES:
+        return _GATES[cell_type], False
+    for prefix, extra in (("$_SDFFCE_", ("and2", "mux2")), ("$_SDFFE_", ("and2", "mux2")), ("$_SDFF_", ("and2",)),
+                          ("$_DFFSRE_", ("nand2", "mux2")), ("$_DFFSR_", ("nand2",)), ("$_DFFE_", ("mux2",)),
+                          ("$_DFF_", ()), ("$_DLATCH_", ())):
+        if cell_type.startswith(prefix):
+            pol = cell_type[len(prefix):].strip("_")
+            async_reset = prefix in ("$_DFFSRE_", "$_DFFSR_") or len(pol) >= 3 and prefix in ("$_DFF_", "$_DFFE_")
+            return ("dffr" if async_reset else "dff",) + extra, True
+    raise RrambnnError(f"the cost model has no library price for the Yosys cell {cell_type}")
+
+
+def logic_cost(cells_by_type: dict, tech: dict) -> dict:
+    """Area (um^2) and energy per clock cycle (J) of synthesized generic cells; black boxes
+    (``rrambnn_*``) and scope markers are priced elsewhere."""
+    lg = tech["logic"]
+    lib = lg["cells_um2"]
+    fj_per_um2 = lg["switched_ff_per_um2"] * tech["vdd"] ** 2  # fF * V^2 = fJ
+    area = energy = 0.0
+    ffs = gates = 0
+    for t, n in cells_by_type.items():
+        if t.startswith("$scopeinfo") or not t.startswith("$"):
+            continue
+        parts, ff = library_cells(t)
+        a = sum(lib[p] for p in parts) * lg["scale"]
+        area += n * a
+        if ff:  # the clock toggles every cycle; data and the enable/reset logic with the activity
+            a_ff = lib[parts[0]] * lg["scale"]
+            energy += n * fj_per_um2 * (a_ff + lg["activity"] * (a - a_ff)) * 1e-15
+            ffs += n
+        else:
+            energy += n * fj_per_um2 * lg["activity"] * a * 1e-15
+            gates += n
+    return {"area_um2": area, "energy_per_cycle_j": energy, "flip_flops": ffs, "gates": gates}
+
+
+# -- what a chip contains ---------------------------------------------------------------
+
+def inventory(chip, output: str) -> dict:
+    """The analog contents and timing of a generated chip (:class:`rrambnn.hw.chip.Chip`, or a
+    self-training chip around one): per layer its arrays (computing and storage cells), sense
+    columns, converters, threshold RAM; ops and cycles per image."""
+    from rrambnn.hw.crossbar import sum_width
+    core = getattr(chip, "chip", chip)
+    layers = []
+    for k, layer in enumerate(core.layers):
+        computing = layer.planes if layer.sliced else 1
+        last = k == len(core.layers) - 1
+        digitised = layer.in_bits > 1 or (last and output == "argmax")
+        layers.append({
+            "n_in": layer.n_in, "n_out": layer.n_out, "planes": layer.planes, "computing_planes": computing,
+            "tiles": layer.n_tiles * layer.planes,
+            "computing_cells": layer.n_in * layer.n_out * computing,
+            "storage_cells": layer.n_in * layer.n_out * (layer.planes - computing),
+            "read_cycles": layer.in_bits,  # one array read per input bit plane
+            "sense_columns": layer.n_out * computing,
+            # digitised sums: every slice's column once per input bit plane (shift-add is digital),
+            # at the resolution of one slice's sum over the rows
+            "converted_columns": layer.n_out * computing if digitised else 0,
+            "conversions": layer.n_out * computing * layer.in_bits if digitised else 0,
+            "adc_bits": sum_width(layer.n_in),
+            "transposed_rows": layer.n_in * computing if layer.transposed else 0,
+            "transposed_bits": sum_width(layer.n_out),
+            "ram_bits": layer.n_out * layer.tw * layer.levels if layer.levels > 1 else 0,
+            "ram_word_reads": layer.levels if layer.levels > 1 else 0,
+            "ram_word_bits": layer.n_out * layer.tw,
+            "threshold_register_bits": layer.n_out * layer.tw if layer.levels == 1 else 0,
+        })
+    return {"arch": list(core.arch), "interval": int(core.interval), "layers": layers,
+            "macs": int(sum(lay["n_in"] * lay["n_out"] for lay in layers)), "output": output,
+            "self_training": core is not chip}
+
+
+def periphery_cells(chip) -> dict:
+    """Yosys generic cells of ``chip``'s digital periphery in the analog-sense view."""
+    from rrambnn.fpga.build import synth_component
+    core = getattr(chip, "chip", chip)
+    for layer in core.layers:
+        layer.ram_init = False
+        layer.analog_sense = True
+    return synth_component(chip, None)
+
+
+def _adc(tech: dict, bits: int) -> tuple[float, float]:
+    """(area um^2, energy per conversion J) of a ``bits``-bit converter, from the file's reference
+    converter scaled by 2^(bits - ref bits)."""
+    a = tech["adc"]
+    scale = 2.0 ** (bits - a["bits"])
+    return a["area_um2"] * scale, a["power_mw"] * 1e-3 / (a["rate_gsps"] * 1e9) * scale
+
+
+def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) -> dict:
+    """Area, power, energy per image and figures of merit of a chip: ``inv`` from
+    :func:`inventory`, ``cells`` from :func:`periphery_cells`, ``tech`` from :func:`load_tech`."""
+    f = float(clock_mhz or tech["clock_mhz"]) * 1e6
+    interval = inv["interval"]
+    image_s = interval / f
+    xb, se, sr = tech["crossbar"], tech["sense"], tech["sram"]
+    rows = []
+
+    def add(name, count, area_um2, energy_j, what):
+        rows.append({"component": name, "count": count, "area_um2": area_um2, "energy_per_image_j": energy_j,
+                     "what": what})
+
+    layers = inv["layers"]
+    comp = sum(lay["computing_cells"] for lay in layers)
+    stor = sum(lay["storage_cells"] for lay in layers)
+    tiles = sum(lay["tiles"] for lay in layers)
+    add("crossbar arrays", tiles, (comp + stor) * xb["area_um2_per_cell"],
+        sum(lay["computing_cells"] * lay["read_cycles"] for lay in layers) * xb["read_power_uw_per_cell"] * 1e-6 / f,
+        f"{comp:,} computing + {stor:,} storage cells" if stor else f"{comp:,} cells")
+    sense = sum(lay["sense_columns"] for lay in layers)
+    add("sense stages", sense, sense * se["area_um2"], sense * se["power_uw"] * 1e-6 * image_s,
+        "current mirror, I-V converter, latch comparator per column")
+    adc_area = adc_energy = 0.0
+    adcs = 0
+    for lay in layers:
+        # (conversions per image, bits, sums converted in one cycle): the forward pass's column
+        # sums; the transposed read's row sums (training steps only: no inference energy)
+        for n_conv, width, cols in ((lay["conversions"], lay["adc_bits"], lay["converted_columns"]),
+                                    (0, lay["transposed_bits"], lay["transposed_rows"])):
+            if not cols:
+                continue
+            a, e = _adc(tech, width)
+            units = math.ceil(cols * f / (tech["adc"]["rate_gsps"] * 1e9))  # every sum once a cycle
+            adcs += units
+            adc_area += units * a
+            adc_energy += n_conv * e
+    if adcs:
+        add("converters (ADC)", adcs, adc_area, adc_energy, "column sums read by digital logic")
+    ram_bits = sum(lay["ram_bits"] for lay in layers)
+    if ram_bits:
+        add("threshold RAMs", ram_bits, ram_bits * sr["area_um2_per_bit"],
+            sum(lay["ram_word_reads"] * lay["ram_word_bits"] for lay in layers) * sr["read_pj_per_bit"] * 1e-12,
+            "bits; one word per ramp level")
+    lg = logic_cost(cells, tech)
+    thr = min(sum(lay["threshold_register_bits"] for lay in layers), lg["flip_flops"])
+    if thr:  # the threshold registers' share of the synthesized flip-flops (resettable, with an enable)
+        one = logic_cost({"$_SDFFE_PP0P_": 1}, tech)
+        add("threshold registers", thr, thr * one["area_um2"], thr * one["energy_per_cycle_j"] * interval,
+            "bits: flip-flops with enable and reset (of the synthesized ones)")
+        lg = {**lg, "area_um2": lg["area_um2"] - thr * one["area_um2"], "flip_flops": lg["flip_flops"] - thr,
+              "energy_per_cycle_j": lg["energy_per_cycle_j"] - thr * one["energy_per_cycle_j"]}
+    add("digital periphery", lg["flip_flops"] + lg["gates"], lg["area_um2"], lg["energy_per_cycle_j"] * interval,
+        f"{lg['flip_flops']:,} flip-flops, {lg['gates']:,} gates: input registers, controllers, output stage "
+        f"(Yosys cells priced as library cells)")
+    area_mm2 = sum(r["area_um2"] for r in rows) * 1e-6
+    energy = sum(r["energy_per_image_j"] for r in rows)
+    images_s = f / interval
+    power_w = energy * images_s
+    tops = 2 * inv["macs"] * images_s / 1e12
+    for r in rows:
+        r["area_share"] = r["area_um2"] * 1e-6 / area_mm2
+        r["power_mw"] = r["energy_per_image_j"] * images_s * 1e3
+        r["power_share"] = r["energy_per_image_j"] / energy if energy else 0.0
+    return {"tech": tech["name"], "tech_file": tech["path"], "clock_mhz": f / 1e6, "arch": inv["arch"],
+            "output": inv["output"], "cycles_per_image": interval, "images_per_s": images_s,
+            "ops_per_image": 2 * inv["macs"], "area_mm2": area_mm2, "power_mw": power_w * 1e3,
+            "energy_per_image_pj": energy * 1e12, "tops": tops, "tops_per_mm2": tops / area_mm2,
+            "tops_per_w": tops / power_w, "write_energy_pj_per_pulse": tech["write"]["energy_pj_per_pulse"],
+            "breakdown": rows, "inventory": inv, "cells_by_type": cells}
+
+
+def write_energy_j(pulses: int, tech: dict | str = "32nm") -> float:
+    """Energy of ``pulses`` programming pulses (every pulse priced, failed or not)."""
+    tech = load_tech(tech) if isinstance(tech, str) else tech
+    return pulses * tech["write"]["energy_pj_per_pulse"] * 1e-12
+
+
+# -- designs --------------------------------------------------------------------------
+
+def arch_network(arch, wbits: int = 1, abits: int = 1, output: str = "priority"):
+    """A network of shape ``arch`` for costing without weights: the cost depends on the shape
+    and precision, not on the weights' values (all cells LRS, thresholds 0)."""
+    from rrambnn.gen.network import BinaryNetwork, parse_arch
+    from rrambnn.gen.sliced import SlicedNetwork
+    arch = parse_arch(arch)
+    for name, v in (("--wbits", wbits), ("--abits", abits)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 8:
+            raise RrambnnError(f"{name} must be from 1 to 8, not {v!r}")
+    pairs = list(zip(arch[:-1], arch[1:]))
+    if wbits == 1 and abits == 1:
+        return BinaryNetwork([np.ones(p, np.int8) for p in pairs], [np.zeros(p[1], np.int32) for p in pairs],
+                             None, output)
+    crop = math.isqrt(arch[0])
+    if crop * crop != arch[0]:
+        raise RrambnnError(f"a multi-bit network's input is a square crop: {arch[0]} is not a square")
+    levels = (1 << abits) - 1
+    thr = [np.zeros((n, levels), np.int32) for _, n in pairs[:-1]] + [np.zeros(pairs[-1][1], np.int32)]
+    return SlicedNetwork([np.ones(p, np.int16) for p in pairs], thr, wbits, abits, crop, output)
+
+
+def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech="32nm", clock_mhz=None,
+                tile="128x128", output=None, self_training: bool = False, log=None) -> dict:
+    """`rrambnn cost`: the chip of a weights file (default: the shipped network; an n-bit online
+    network gives its training chip, ``self_training`` the self-training chip) or of an
+    architecture, priced with ``tech``."""
+    from rrambnn.hw.verilog import ChipConfig, build_chip, chip_design
+    tech = load_tech(tech)
+    if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or not 0 < clock_mhz <= 10000):
+        raise RrambnnError(f"--clock must be a frequency in MHz from 0 to 10,000, not {clock_mhz!r}")
+    if arch is not None:
+        if weights is not None:
+            raise RrambnnError("give --weights or --arch, not both")
+        net = arch_network(arch, wbits, abits, output or "priority")
+        cfg = ChipConfig.checked(tile, False, output or "priority").for_network(net)
+    else:
+        net, cfg = chip_design(weights, tile=tile, output=output, self_training=self_training)
+    chip = build_chip(net, cfg)
+    if log:
+        log(f"synthesizing the digital periphery with Yosys ({'-'.join(map(str, chip_arch(chip)))}, "
+            f"{cfg.output} output)")
+    cells = periphery_cells(chip)
+    res = price(inventory(chip, cfg.output), cells, tech, clock_mhz)
+    res["design"] = {"weights": None if arch is not None else str(weights or "shipped"), "tile": list(cfg.tile),
+                     "wbits": cfg.slices, "abits": cfg.act_bits, "weight_bits": cfg.weight_bits,
+                     "self_training": cfg.self_training}
+    return res
+
+
+def chip_arch(chip):
+    return getattr(chip, "chip", chip).arch
+
+
+def calibrate(inv: dict, cells: dict, tech: dict, target=PUBLISHED) -> dict:
+    """The sense stage's area and power per column that make the chip ``inv`` meet ``target``
+    (TOPS/mm^2 and TOPS/W) with every other figure of ``tech`` as it is: how the 32 nm file's
+    [calibrated] values were set from the reference chip."""
+    zero = {**tech, "sense": {"area_um2": 1e-30, "power_uw": 1e-30}}
+    base = price(inv, cells, zero)
+    cols = sum(lay["sense_columns"] for lay in inv["layers"])
+    area_left = base["tops"] / target["tops_per_mm2"] - base["area_mm2"]
+    power_left = base["tops"] / target["tops_per_w"] - base["power_mw"] * 1e-3
+    if area_left <= 0 or power_left <= 0:
+        raise RrambnnError("the other components alone exceed the target: nothing is left for the sense stages")
+    return {"area_um2": area_left * 1e6 / cols, "power_uw": power_left * 1e6 / cols}
+
+
+# -- outputs ----------------------------------------------------------------------------
+
+def describe(res: dict) -> list[str]:
+    d = res["design"] if "design" in res else {}
+    lines = [f"{'-'.join(map(str, res['arch']))} ({res['output']} output"
+             + (f", {d['wbits']}-bit weights x {d['abits']}-bit activations" if d.get("wbits", 1) > 1
+                or d.get("abits", 1) > 1 else "")
+             + (", self-training chip" if d.get("self_training") else "")
+             + f") at {res['tech']}, {res['clock_mhz']:g} MHz, {res['cycles_per_image']} cycle(s) per image", "",
+             "| component | count | area (um^2) | area % | power (mW) | power % | energy/image (pJ) | what |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["breakdown"]:
+        lines.append(f"| {r['component']} | {r['count']:,} | {r['area_um2']:,.0f} | {r['area_share'] * 100:.1f} | "
+                     f"{r['power_mw']:.3f} | {r['power_share'] * 100:.1f} | {r['energy_per_image_j'] * 1e12:,.2f} | "
+                     f"{r['what']} |")
+    lines.append(f"| **total** | | {res['area_mm2'] * 1e6:,.0f} | 100 | {res['power_mw']:.3f} | 100 | "
+                 f"{res['energy_per_image_pj']:,.2f} | |")
+    lines += ["", f"area {res['area_mm2']:.5f} mm^2, power {res['power_mw']:.2f} mW, energy per image "
+              f"{res['energy_per_image_pj']:,.1f} pJ; {res['ops_per_image']:,} ops per image (2 per MAC), "
+              f"{res['images_per_s']:,.0f} images/s: {res['tops']:.3f} TOPS, {res['tops_per_mm2']:.1f} TOPS/mm^2, "
+              f"{res['tops_per_w']:.1f} TOPS/W",
+              f"writes: {res['write_energy_pj_per_pulse']:g} pJ per programming pulse"]
+    if res["tech"] == "32nm" and res["arch"] == [400, 128, 128, 10] and not d.get("self_training") \
+            and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1:
+        lines.append(f"published (the thesis, 32 nm): {PUBLISHED['tops_per_mm2']} TOPS/mm^2, {PUBLISHED['tops_per_w']} "
+                     f"TOPS/W; the sense stage's two figures are calibrated to them on the priority chip")
+    return lines
+
+
+def plot(res: dict, path: Path) -> None:
+    """Area and power breakdown as two bar charts."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rrambnn.fileio import save_figure
+    rows = res["breakdown"]
+    names = [r["component"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, unit, title in ((axes[0], "area_um2", "area (um^2)", f"area {res['area_mm2']:.4f} mm^2"),
+                                 (axes[1], "power_mw", "power (mW)", f"power {res['power_mw']:.2f} mW at "
+                                                                     f"{res['clock_mhz']:g} MHz")):
+        vals = [r[key] for r in rows]
+        bars = ax.barh(names, vals, color="tab:blue" if key == "area_um2" else "tab:orange")
+        total = sum(vals)
+        for b, v in zip(bars, vals):
+            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v / total * 100:.1f}%", va="center", fontsize=8)
+        ax.set_xlabel(unit)
+        ax.set_title(title)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(vals) * 1.25)
+    fig.suptitle(f"{'-'.join(map(str, res['arch']))} at {res['tech']}: {res['tops_per_mm2']:.0f} TOPS/mm^2, "
+                 f"{res['tops_per_w']:.0f} TOPS/W")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(res: dict, out_dir: Path, stem: str = "cost") -> dict:
+    import json
+
+    from rrambnn.fileio import write_text
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
+    write_text(paths["json"], json.dumps(res, indent=1) + "\n")
+    write_text(paths["md"], "\n".join(describe(res)) + "\n")
+    plot(res, paths["png"])
+    return {k: str(v) for k, v in paths.items()}
