@@ -194,6 +194,7 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
     record = (trace_samples if req.nbit else trace_updates) if (trace or replay) else 0
     run = train(req, net, cfg, data, record=record, progress=progress)
     res = run["result"]
+    res["write_energy"] = online_report.write_energy(res)
     res["files"] = online_report.write_run(res, out)  # written before a replay, which can fail
     if save:
         learning.save_codes(save, res["arch"], cfg, run["chip"].codes(),
@@ -436,6 +437,8 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
                 keep({what: row[what]}, row)
     bar.close()
     rows.sort(key=lambda r: points.index({what: r[what]}))
+    for row in rows:  # the energy of the pulses counted (rows cached before it was reported get it too)
+        row.setdefault("write_energy", online_report.write_energy(row))
     res = {"axis": what, "forward": req.forward, "network": "-".join(map(str, rows[0]["arch"])),
            "start": req.start, "epochs": req.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
            "fixed": {"bits": req.bits, "endurance": req.endurance, "yield": req.yield_, "pulse_fail": req.pulse_fail,

@@ -18,6 +18,31 @@ def _plt():
     return plt
 
 
+def write_energy(res: dict, tech: str = "32nm") -> dict:
+    """The energy of a run's programming pulses (every pulse priced at the technology file's
+    energy per pulse, the macro's 13.08 pJ: failed pulses and pulses on worn cells too), with the
+    macro's published figure for the same weight bits (50 epochs of 60,000 samples)."""
+    from rrambnn.studies.cost import MACRO_WRITE, load_tech
+    t = load_tech(tech)
+    last = res["per_epoch"][-1]
+    pulses = int(last["pulses_set"] + last["pulses_reset"])
+    pj = t["write"]["energy_pj_per_pulse"]
+    out = {"tech": t["name"], "pj_per_pulse": pj, "pulses": pulses, "switches": int(sum(res["switches"]["switches"])),
+           "joules": pulses * pj * 1e-12}
+    if res.get("forward") == "nbit" and res.get("bits") in MACRO_WRITE:
+        out["macro_joules"], out["macro_switches"] = MACRO_WRITE[res["bits"]]
+    return out
+
+
+def describe_energy(e: dict, res: dict) -> str:
+    line = (f"write energy {e['joules'] * 1e3:.4g} mJ ({e['pulses']:,} pulses x {e['pj_per_pulse']:g} pJ, "
+            f"{res['epochs']} epoch(s) of {res['samples_per_epoch']:,} samples)")
+    if "macro_joules" in e:
+        line += (f"; the macro: {e['macro_joules'] * 1e3:g} mJ for {e['macro_switches']:.3g} switches over 50 epochs "
+                 f"of 60,000 at {res['bits']} bits")
+    return line
+
+
 def describe_run(res: dict) -> list[str]:
     d = res["device"]
     if res.get("forward") == "nbit":
@@ -40,6 +65,7 @@ def describe_run(res: dict) -> list[str]:
                                                           zip(sw["planes"], sw["switches"], sw["max_per_cell"])))
     if sw.get("worn_out_cells"):
         lines.append("cells worn out: " + ", ".join(f"{p} {n:,}" for p, n in zip(sw["planes"], sw["worn_out_cells"])))
+    lines.append(describe_energy(res.get("write_energy") or write_energy(res), res))
     if "replay" in res and res.get("forward") == "nbit":
         r = res["replay"]
         fwd = "all equal" if not r["forward_mismatches"] else f"{r['forward_mismatches']} DIFFER"
@@ -139,7 +165,8 @@ def sweep_table(res: dict) -> str:
     nbit = res.get("forward") == "nbit"
     top = "MSB" if nbit else "sign"
     lines = [f"| {head} | priority (final) | argmax (final) | peak argmax (epoch) | weight updates | pulses | "
-             f"cells failed | switches | switches LSB / {top} |", "|---|---|---|---|---|---|---|---|---|"]
+             f"cells failed | switches | switches LSB / {top} | write energy (mJ) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["points"]:
         last = r["per_epoch"][-1]
         sw = r["switches"]["switches"]
@@ -148,7 +175,9 @@ def sweep_table(res: dict) -> str:
         lines.append(f"| {_label(axis, r[axis])} | {r['final']['priority'] * 100:.2f}% | {r['final']['argmax'] * 100:.2f}% | "
                      f"{peak['argmax'] * 100:.2f}% ({peak['epoch']}) | {last['weight_updates']:,} | "
                      f"{last['pulses_set'] + last['pulses_reset']:,} | {last['cells_failed']:,} | {sum(sw):.3g} | "
-                     f"{lsb:,} / {msb:,} |")
+                     f"{lsb:,} / {msb:,} | {(r.get('write_energy') or write_energy(r))['joules'] * 1e3:.3g} |")
+    pj = write_energy(res["points"][0])["pj_per_pulse"] if res["points"] else 0
+    lines.append(f"\nwrite energy: every programming pulse at {pj:g} pJ (the macro's 5.22 mJ / 3.99e8 switches)")
     return "\n".join(lines)
 
 

@@ -141,6 +141,12 @@ def test_sweep_resumes_from_its_cache_and_costs_come_from_the_generator(tmp_path
     res = ex.explore(points, out_dir=tmp_path, synth=True, **SMALL)
     cells = {r["periphery_cells"] for r in res["rows"].values()}
     assert len(cells) == 1 and cells.pop() > 100  # same architecture: one synthesis, a real cell count
+    for r in res["rows"].values():  # priced by the cost model: area and energy, with their fronts
+        assert 0 < r["area_mm2"] < 1 and r["energy_per_image_pj"] > 0 and r["cycles_per_image"] == 1
+    assert any(r.get("pareto_area_mm2") for r in res["rows"].values())
+    assert any(r.get("pareto_energy_per_image_pj") for r in res["rows"].values())
+    files = ex.write_outputs(res, tmp_path)
+    assert {"png_area", "png_energy"} <= set(files) and "Pareto front vs chip area" in open(files["md"]).read()
 
     def boom(*a, **k):
         raise AssertionError("a cached point was recomputed")

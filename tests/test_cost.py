@@ -1,0 +1,142 @@
+"""The cost model: the reference chip against the published figures, what other chips pay for,
+the technology files and the command."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import one_error_line, rr
+
+from rrambnn.errors import RrambnnError
+from rrambnn.studies import cost
+from rrambnn.studies.online_report import describe_energy, write_energy
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return cost.design_cost()  # the shipped 400-128-128-10 network, priority output, 32 nm
+
+
+def test_reference_chip_meets_the_published_figures(reference):
+    r = reference
+    assert r["arch"] == [400, 128, 128, 10] and r["cycles_per_image"] == 1 and r["clock_mhz"] == 100
+    assert r["ops_per_image"] == 2 * (400 * 128 + 128 * 128 + 128 * 10)
+    assert r["tops"] == pytest.approx(13.7728)
+    assert r["tops_per_mm2"] == pytest.approx(cost.PUBLISHED["tops_per_mm2"], rel=0.10)
+    assert r["tops_per_w"] == pytest.approx(cost.PUBLISHED["tops_per_w"], rel=0.10)
+    parts = {b["component"]: b for b in r["breakdown"]}
+    assert set(parts) == {"crossbar arrays", "sense stages", "threshold registers", "digital periphery"}  # no ADC
+    assert parts["crossbar arrays"]["count"] == 6 and parts["sense stages"]["count"] == 128 + 128 + 10
+    assert parts["threshold registers"]["count"] == 128 * 10 + 128 * 9 + 10 * 9
+    assert sum(b["area_um2"] for b in r["breakdown"]) == pytest.approx(r["area_mm2"] * 1e6)
+    assert sum(b["power_mw"] for b in r["breakdown"]) == pytest.approx(r["power_mw"])
+    # the two calibrated figures of the 32 nm file are the calibration of today's reference chip
+    tech = cost.load_tech("32nm")
+    cal = cost.calibrate(r["inventory"], r["cells_by_type"], tech)
+    assert cal["area_um2"] == pytest.approx(tech["sense"]["area_um2"], rel=0.01)
+    assert cal["power_uw"] == pytest.approx(tech["sense"]["power_uw"], rel=0.01)
+    text = "\n".join(cost.describe(r))
+    assert "361.0 TOPS/mm^2" in text and "589.6 TOPS/W" in text and "published" in text
+
+
+def test_the_digital_periphery_excludes_the_analog_stand_ins(reference):
+    """In the analog-sense view the column-sum adders and comparators are black boxes: the
+    digital periphery is the input and threshold registers, the controllers and the encoder."""
+    cells = reference["cells_by_type"]
+    assert cells.get("rrambnn_sense") == 3 and cells.get("rrambnn_crossbar") == 6
+    lg = cost.logic_cost(cells, cost.load_tech("32nm"))
+    assert 4000 < lg["flip_flops"] < 5000  # 400 input bits + 2,522 threshold bits + controllers
+    assert lg["gates"] < 5000  # the behavioural sense stage alone is over 25,000 gates
+
+
+def test_the_130nm_file_prices_the_same_chip_larger(reference):
+    r130 = cost.price(reference["inventory"], reference["cells_by_type"], cost.load_tech("130nm"))
+    assert r130["area_mm2"] > 10 * reference["area_mm2"] and r130["tops"] == reference["tops"]
+    assert r130["write_energy_pj_per_pulse"] == 13.08
+
+
+def test_multi_bit_chips_pay_for_converters_rams_and_cycles():
+    one = cost.design_cost(arch="64-16-10")
+    w2 = cost.design_cost(arch="64-16-10", wbits=2)
+    a2 = cost.design_cost(arch="64-16-10", abits=2)
+    arg = cost.design_cost(arch="64-16-10", output="argmax")
+    parts = {k: {b["component"]: b for b in r["breakdown"]} for k, r in
+             (("one", one), ("w2", w2), ("a2", a2), ("arg", arg))}
+    assert "converters (ADC)" not in parts["one"] and "threshold RAMs" not in parts["one"]
+    # two slices: twice the cells and a mirror per slice column; binary activations: no converter
+    assert parts["w2"]["crossbar arrays"]["area_um2"] == pytest.approx(2 * parts["one"]["crossbar arrays"]["area_um2"])
+    assert parts["w2"]["sense stages"]["count"] == 2 * parts["one"]["sense stages"]["count"]
+    assert "converters (ADC)" not in parts["w2"] and w2["cycles_per_image"] == 1
+    # 2-bit activations: bit-serial sums are digitised, thresholds in RAM, 2*2 + 3 + 3 cycles an image
+    assert "converters (ADC)" in parts["a2"] and parts["a2"]["threshold RAMs"]["count"] == 16 * 3 * 9
+    assert a2["cycles_per_image"] == 2 * 2 + 3 + 3 and a2["energy_per_image_pj"] > 5 * one["energy_per_image_pj"]
+    # argmax reads the output sums: converters for the last layer only
+    assert "converters (ADC)" in parts["arg"] and arg["area_mm2"] > one["area_mm2"]
+
+
+def test_library_prices_and_tech_file_errors(tmp_path):
+    assert cost.library_cells("$_SDFFE_PP0P_") == (("dff", "and2", "mux2"), True)
+    assert cost.library_cells("$_DFF_PN0_") == (("dffr",), True)
+    assert cost.library_cells("$_DFFE_PP_") == (("dff", "mux2"), True)
+    assert cost.library_cells("$_ANDNOT_") == (("inv", "nor2"), False)
+    with pytest.raises(RrambnnError, match=r"no library price for the Yosys cell \$_FANCY_"):
+        cost.library_cells("$_FANCY_")
+    with pytest.raises(RrambnnError, match="technology '7nm': not one of 32nm, 130nm and no file 7nm"):
+        cost.load_tech("7nm")
+    good = (cost.TECH_DIR / "32nm.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.replace("area_um2_per_cell = 0.0015259", "area_um2_per_cell = -1"))
+    with pytest.raises(RrambnnError, match="crossbar.area_um2_per_cell must be a positive number, not -1"):
+        cost.load_tech(bad)
+    bad.write_text(good.replace("[sram]", "[ram]"))
+    with pytest.raises(RrambnnError, match=r"has no \[sram\] table"):
+        cost.load_tech(bad)
+    bad.write_text("name = ")
+    with pytest.raises(RrambnnError, match="not a valid TOML technology file"):
+        cost.load_tech(bad)
+
+
+def test_write_energy_of_a_run():
+    res = {"forward": "nbit", "bits": 8, "epochs": 2, "samples_per_epoch": 100,
+           "per_epoch": [{"pulses_set": 10, "pulses_reset": 5}, {"pulses_set": 700, "pulses_reset": 300}],
+           "switches": {"switches": [600, 300, 50]}}
+    e = write_energy(res)
+    assert e["pulses"] == 1000 and e["switches"] == 950 and e["joules"] == pytest.approx(1000 * 13.08e-12)
+    assert e["macro_joules"] == 5.22e-3 and e["macro_switches"] == 3.99e8
+    assert "the macro: 5.22 mJ for 3.99e+08 switches" in describe_energy(e, res)
+    assert "macro_joules" not in write_energy({**res, "bits": 6})
+
+
+def test_cost_command_writes_table_json_and_plot(tmp_path):
+    r = rr("cost", "--arch", "64-16-10", "--abits", "2", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["cycles_per_image"] == 10 and res["tech"] == "32nm"
+    assert open(res["outputs"]["png"], "rb").read(4) == b"\x89PNG"
+    assert "| converters (ADC) |" in open(res["outputs"]["md"]).read()
+    assert np.isclose(sum(b["energy_per_image_j"] for b in res["breakdown"]) * 1e12, res["energy_per_image_pj"])
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--tech", "5nm"], "technology '5nm': not one of 32nm, 130nm"),
+    (["--arch", "64-16-10", "--weights", "weights/bnn-400-128-128-10.npz"], "give --weights or --arch, not both"),
+    (["--arch", "64-x-10"], "Architecture must look like 400-128-128-10"),
+    (["--arch", "60-16-10", "--wbits", "2"], "a multi-bit network's input is a square crop: 60 is not a square"),
+    (["--arch", "64-16-10", "--abits", "9"], "--abits must be from 1 to 8, not 9"),
+    (["--clock", "0"], "--clock must be a frequency in MHz from 0 to 10,000, not 0.0"),
+    (["--weights", "nothere.npz"], "nothere.npz"),
+])
+def test_cost_command_bad_input_is_one_line(args, text, tmp_path):
+    one_error_line(rr("cost", *args, "--out", str(tmp_path / "c")), text)
+
+
+@pytest.mark.slow
+def test_training_chip_is_costed_from_its_planes():
+    """The 8-bit training chip: every plane computes (slices), neurons are 8-bit threshold ramps,
+    the backward pass needs converters of its transposed rows."""
+    r = cost.design_cost("weights/online-400-200-10.npz")
+    parts = {b["component"]: b for b in r["breakdown"]}
+    assert parts["crossbar arrays"]["what"].startswith("656,000")  # (400*200 + 200*10) * 8
+    assert parts["sense stages"]["count"] == (200 + 10) * 8
+    assert parts["threshold RAMs"]["count"] > 0 and parts["converters (ADC)"]["count"] > 0
+    assert r["cycles_per_image"] > 100
