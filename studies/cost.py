@@ -76,7 +76,7 @@ def load_tech(spec: str | Path = "32nm") -> dict:
                 where = f"{section}.{k}" if section else k
                 raise RrambnnError(f"{path}: {where} must be a positive number, not {v!r}")
     tech.setdefault("name", path.stem)
-    tech["path"] = str(path)
+    tech["path"] = f"studies/tech/{path.name}" if spec in TECHS else str(path)
     return tech
 
 
