@@ -140,3 +140,17 @@ def test_training_chip_is_costed_from_its_planes():
     assert parts["sense stages"]["count"] == (200 + 10) * 8
     assert parts["threshold RAMs"]["count"] > 0 and parts["converters (ADC)"]["count"] > 0
     assert r["cycles_per_image"] > 100
+
+
+def test_analog_sense_view_of_the_verilog():
+    """The cost view's Verilog declares the sense stage as a black box and instantiates it per
+    layer; Yosys then counts far fewer cells than with the behavioural sense stage."""
+    from rrambnn.fpga.build import synth_stats
+    from rrambnn.hw.verilog import ChipConfig, generate
+    net = cost.arch_network("64-16-10")
+    full, _ = generate(net, ChipConfig((32, 32)))
+    view, _ = generate(net, ChipConfig((32, 32)), analog_sense=True)
+    assert "rrambnn_sense" not in full
+    assert "module rrambnn_sense" in view and view.count("\n  rrambnn_sense #(") == 2
+    a, b = synth_stats(full), synth_stats(view)
+    assert b["cells_by_type"]["rrambnn_sense"] == 2 and b["cells"] < 0.75 * a["cells"]
