@@ -96,7 +96,7 @@ class Layer(wiring.Component):
         self.sliced, self.in_bits, self.levels, self.transposed = sliced, in_bits, levels, transposed
         self.ram_init = True  # False: threshold RAM without its initial contents (cost synthesis)
         # True: the tape-out view for cost synthesis: the analog sense stage (the tiles' current
-        # summation, slice weighting, comparator, converted sums) is a black box (SENSE_MODULE)
+        # summation, comparator, per-slice converted sums) is a black box (SENSE_MODULE)
         self.analog_sense = False
         slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
         self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
@@ -224,8 +224,9 @@ class Layer(wiring.Component):
                      self.read_count.eq(or_all(read_counts))]
 
         sense = self._sense_macro(m, tiles) if self.analog_sense else None
-        if self.transposed and sense is not None:
-            m.d.comb += self.tsums.eq(sense.tsums)
+        if self.transposed and sense is not None:  # converted per slice: shift and add in logic
+            for r in range(self.n_in):
+                m.d.comb += self.tsums[r * self.tsw:(r + 1) * self.tsw].eq(sense.row_sum(r))
         elif self.transposed:  # row sums: column tiles add, planes shift and add
             for r in range(self.n_in):
                 br, rl = divmod(r, R)
@@ -242,8 +243,8 @@ class Layer(wiring.Component):
             bc, jl = divmod(j, C)
             total = 0
             for p in range(self.planes if self.sliced else 1):  # slices: shift and add
-                if sense is not None:
-                    total = sense.sums[j * self.sw:(j + 1) * self.sw].as_signed()
+                if sense is not None:  # converted per slice: shift and add in logic
+                    total = sense.column_sum(j)
                     break
                 part = tiles[p, 0, bc].column_sum(jl)
                 for br in range(1, self.row_blocks):
@@ -282,16 +283,33 @@ class Layer(wiring.Component):
     def _sense_macro(self, m, tiles):
         """The cost view's sense stage: one black-box instance of :data:`SENSE_MODULE` takes every
         tile's partial sums and the threshold registers and returns the comparator decisions and
-        the converted column (and transposed row) sums that digital logic reads."""
+        the converted sums that digital logic reads: every slice's column (and transposed row)
+        sum converted on its own, as the cost model prices it; the slices' shift-add is logic
+        outside the box, so it is synthesized and priced with the periphery."""
         from types import SimpleNamespace
 
         from amaranth import Cat, Instance
+
+        from rrambnn.hw.crossbar import sum_width
+        n_p = self.planes if self.sliced else 1
+        psw, ptw = sum_width(self.n_in), sum_width(self.n_out)  # one slice's column / row sum
         parts = Cat(*(t.sums for t in tiles.values() if t.compute))
         tparts = Cat(*(t.tsums for t in tiles.values() if t.transposed)) if self.transposed else Signal(1)
         sense = SimpleNamespace(theta=Signal(self.n_out * self.tw, name="sense_theta"),
                                 fires=Signal(self.n_out, name="sense_fires"),
-                                sums=Signal(self.n_out * self.sw, name="sense_sums"),
-                                tsums=Signal(self.n_in * self.tsw if self.transposed else 1, name="sense_tsums"))
+                                sums=Signal(self.n_out * n_p * psw, name="sense_sums"),
+                                tsums=Signal(self.n_in * n_p * ptw if self.transposed else 1, name="sense_tsums"))
+
+        def shift_add(bits, i, width):
+            total = 0
+            for p in range(n_p):
+                k = i * n_p + p
+                part = bits[k * width:(k + 1) * width].as_signed()
+                total = total + (part << p) if p else part
+            return total
+
+        sense.column_sum = lambda j: shift_add(sense.sums, j, psw)
+        sense.row_sum = lambda r: shift_add(sense.tsums, r, ptw)
         m.submodules.sense = Instance(
             SENSE_NAME, p_PW=len(parts), p_TPW=len(tparts), p_TW=len(sense.theta), p_N=self.n_out,
             p_SW=len(sense.sums), p_RW=len(sense.tsums),
@@ -315,9 +333,10 @@ SENSE_NAME = "rrambnn_sense"
 # Declared only in the cost view's Verilog (never simulated): the analog sense stage of one layer.
 SENSE_MODULE = r"""
 // rrambnn_sense: the analog sense stage of one layer in the cost view (a black box for
-// synthesis; never simulated): current summation of the tiles' columns (parts), slice
-// weighting, the comparators against the threshold registers (theta -> fires), the
-// converters of sums that digital logic reads (sums, and the transposed read's row sums).
+// synthesis; never simulated): current summation of the tiles' columns (parts), the
+// comparators against the threshold registers (theta -> fires; a slice's column current
+// weighted by its mirror), the sample-and-hold and converters of the sums that digital logic
+// reads, one per slice (sums, and the transposed read's row sums; shift-add is outside).
 (* blackbox *)
 module rrambnn_sense #(
     parameter integer PW = 1, parameter integer TPW = 1, parameter integer TW = 1,

@@ -11,11 +11,16 @@ def cmd_cost(args):
     from rrambnn.fileio import check_writable
     from rrambnn.studies import cost
 
+    from rrambnn.errors import RrambnnError
+    if args.arch is None and (args.wbits is not None or args.abits is not None):
+        raise RrambnnError("--wbits and --abits go with --arch: a weights file carries its own precision")
+    if args.arch is not None and args.self_training:
+        raise RrambnnError("--self-training costs the chip of an n-bit online weights file: give --weights, not --arch")
     check_writable(args.out, directory=True)
     cost.load_tech(args.tech)  # a bad technology fails before the synthesis
-    res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits, abits=args.abits, tech=args.tech,
-                           clock_mhz=args.clock, tile=args.tile, output=args.output,
-                           self_training=args.self_training,
+    res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits or 1, abits=args.abits or 1,
+                           tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,
+                           self_training=args.self_training, weight_bits=args.weight_bits,
                            log=None if args.json else lambda s: print(s, file=sys.stderr, flush=True))
     files = cost.write_outputs(res, args.out)
     if args.json:
@@ -29,8 +34,11 @@ def add_cost_command(sub):
     c = sub.add_parser("cost", help="area, power, energy per image, TOPS/mm^2 and TOPS/W of a design")
     weights_arg(c)
     c.add_argument("--arch", help="cost an architecture without weights, e.g. 400-128-128-10 (with --wbits/--abits)")
-    c.add_argument("--wbits", type=int, default=1, help="with --arch: weight bits (bit slices; default 1)")
-    c.add_argument("--abits", type=int, default=1, help="with --arch: activation bits (bit-serial; default 1)")
+    c.add_argument("--wbits", type=int, default=None, help="with --arch: weight bits (bit slices; default 1)")
+    c.add_argument("--abits", type=int, default=None, help="with --arch: activation bits (bit-serial; default 1)")
+    c.add_argument("--weight-bits", type=int, default=1,
+                   help="1: the inference chip; 2..12: the binary network's chip with n-bit weights in n planes "
+                        "and the weight-update controller (as rrambnn verilog --weight-bits)")
     c.add_argument("--tech", default="32nm",
                    help="technology: 32nm (default; ISAAC's figures and the thesis's totals), 130nm (the "
                         "macro's node), or a TOML file in their format")

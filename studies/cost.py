@@ -6,11 +6,12 @@ The chip is taken apart the way it would be taped out:
 * crossbar arrays: every tile of every plane (computing slices and storage-only magnitude
   planes), priced per cell; computing arrays spend read power for the cycles they are read
   (one per input bit plane of an image);
-* sense stages: one per column of a computing array (current mirror, I-V converter, latch
-  comparator), with static bias power while the chip runs;
-* converters: where digital logic reads a column sum (bit-serial accumulators, the argmax
-  output stage) or a transposed-read row sum (on-chip training), sized to the conversion rate
-  the chip needs, one conversion per column and input bit plane of an image;
+* sense stages: one per column of a computing array whose neurons a comparator decides
+  (current mirror, I-V converter, latch comparator), with static bias power while the chip runs;
+* converters: where digital logic reads a column sum instead (bit-serial accumulators, the
+  argmax output stage) or a transposed-read row sum (on-chip training): a sample-and-hold per
+  slice column (row) and ADCs sized to the conversion rate the chip needs, one conversion per
+  slice column and input bit plane of an image; the slices' shift-add is digital logic;
 * threshold RAMs (multi-level sense stages): bits, and one word read per ramp level;
 * the digital periphery: the generated design itself synthesized with Yosys (generic cells)
   in its *analog-sense view*, where the arrays, the sense stages and the RAMs are black boxes,
@@ -44,6 +45,7 @@ _SCHEMA = {
     "crossbar": ("area_um2_per_cell", "read_power_uw_per_cell"),
     "sense": ("area_um2", "power_uw"),
     "adc": ("bits", "rate_gsps", "power_mw", "area_um2"),
+    "sample_hold": ("area_um2", "power_uw"),
     "sram": ("area_um2_per_bit", "read_pj_per_bit"),
     "logic": ("scale", "switched_ff_per_um2", "activity"),
     "logic.cells_um2": ("inv", "nand2", "nor2", "and2", "or2", "xor2", "xnor2", "mux2", "aoi21", "oai21", "aoi22",
@@ -63,6 +65,8 @@ def load_tech(spec: str | Path = "32nm") -> dict:
         tech = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise RrambnnError(f"{path}: not a valid TOML technology file ({e})") from None
+    except OSError as e:
+        raise RrambnnError(f"{path}: cannot read the technology file ({e.strerror or e})") from None
     for section, keys in _SCHEMA.items():
         table = tech
         for part in filter(None, section.split(".")):
@@ -71,10 +75,11 @@ def load_tech(spec: str | Path = "32nm") -> dict:
             raise RrambnnError(f"{path}: the technology file has no [{section}] table")
         for k in keys:
             v = table.get(k)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 or (k == "activity" and v == 0))
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+                and (v > 0 or (k == "activity" and v == 0))
             if not ok:
                 where = f"{section}.{k}" if section else k
-                raise RrambnnError(f"{path}: {where} must be a positive number, not {v!r}")
+                raise RrambnnError(f"{path}: {where} must be a finite positive number, not {v!r}")
     tech.setdefault("name", path.stem)
     tech["path"] = f"studies/tech/{path.name}" if spec in TECHS else str(path)
     return tech
@@ -149,7 +154,9 @@ def inventory(chip, output: str) -> dict:
             "computing_cells": layer.n_in * layer.n_out * computing,
             "storage_cells": layer.n_in * layer.n_out * (layer.planes - computing),
             "read_cycles": layer.in_bits,  # one array read per input bit plane
-            "sense_columns": layer.n_out * computing,
+            # a column is either decided by a sense stage's comparator or, where digital logic
+            # reads its sum, sampled, held and converted (ISAAC's chain; no comparator)
+            "sense_columns": 0 if digitised else layer.n_out * computing,
             # digitised sums: every slice's column once per input bit plane (shift-add is digital),
             # at the resolution of one slice's sum over the rows
             "converted_columns": layer.n_out * computing if digitised else 0,
@@ -206,10 +213,16 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
         sum(lay["computing_cells"] * lay["read_cycles"] for lay in layers) * xb["read_power_uw_per_cell"] * 1e-6 / f,
         f"{comp:,} computing + {stor:,} storage cells" if stor else f"{comp:,} cells")
     sense = sum(lay["sense_columns"] for lay in layers)
-    add("sense stages", sense, sense * se["area_um2"], sense * se["power_uw"] * 1e-6 * image_s,
-        "current mirror, I-V converter, latch comparator per column")
+    if sense:
+        add("sense stages", sense, sense * se["area_um2"], sense * se["power_uw"] * 1e-6 * image_s,
+            "current mirror, I-V converter, latch comparator per column")
     adc_area = adc_energy = 0.0
     adcs = 0
+    held = sum(lay["converted_columns"] + lay["transposed_rows"] for lay in layers)
+    if held:  # one sample-and-hold per converted slice column or row, biased while the chip runs
+        sh = tech["sample_hold"]
+        adc_area += held * sh["area_um2"]
+        adc_energy += held * sh["power_uw"] * 1e-6 * image_s
     for lay in layers:
         # (conversions per image, bits, sums converted in one cycle): the forward pass's column
         # sums; the transposed read's row sums (training steps only: no inference energy)
@@ -223,7 +236,8 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
             adc_area += units * a
             adc_energy += n_conv * e
     if adcs:
-        add("converters (ADC)", adcs, adc_area, adc_energy, "column sums read by digital logic")
+        add("converters (ADC)", adcs, adc_area, adc_energy,
+            f"ADCs, with {held:,} sample-and-holds: the slice column (row) sums digital logic reads")
     ram_bits = sum(lay["ram_bits"] for lay in layers)
     if ram_bits:
         add("threshold RAMs", ram_bits, ram_bits * sr["area_um2_per_bit"],
@@ -257,12 +271,6 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
             "breakdown": rows, "inventory": inv, "cells_by_type": cells}
 
 
-def write_energy_j(pulses: int, tech: dict | str = "32nm") -> float:
-    """Energy of ``pulses`` programming pulses (every pulse priced, failed or not)."""
-    tech = load_tech(tech) if isinstance(tech, str) else tech
-    return pulses * tech["write"]["energy_pj_per_pulse"] * 1e-12
-
-
 # -- designs --------------------------------------------------------------------------
 
 def arch_network(arch, wbits: int = 1, abits: int = 1, output: str = "priority"):
@@ -287,10 +295,11 @@ def arch_network(arch, wbits: int = 1, abits: int = 1, output: str = "priority")
 
 
 def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech="32nm", clock_mhz=None,
-                tile="128x128", output=None, self_training: bool = False, log=None) -> dict:
+                tile="128x128", output=None, self_training: bool = False, weight_bits: int = 1, log=None) -> dict:
     """`rrambnn cost`: the chip of a weights file (default: the shipped network; an n-bit online
     network gives its training chip, ``self_training`` the self-training chip) or of an
-    architecture, priced with ``tech``."""
+    architecture, priced with ``tech``; ``weight_bits`` > 1: the binary network's chip with
+    n-bit weights in storage planes and the weight-update controller."""
     from rrambnn.hw.verilog import ChipConfig, build_chip, chip_design
     tech = load_tech(tech)
     if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or not 0 < clock_mhz <= 10000):
@@ -299,9 +308,10 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
         if weights is not None:
             raise RrambnnError("give --weights or --arch, not both")
         net = arch_network(arch, wbits, abits, output or "priority")
-        cfg = ChipConfig.checked(tile, False, output or "priority").for_network(net)
+        cfg = ChipConfig.checked(tile, False, output or "priority", weight_bits=weight_bits).for_network(net)
     else:
-        net, cfg = chip_design(weights, tile=tile, output=output, self_training=self_training)
+        net, cfg = chip_design(weights, tile=tile, output=output, self_training=self_training,
+                               weight_bits=weight_bits)
     chip = build_chip(net, cfg)
     if log:
         log(f"synthesizing the digital periphery with Yosys ({'-'.join(map(str, chip_arch(chip)))}, "
@@ -339,6 +349,8 @@ def describe(res: dict) -> list[str]:
     lines = [f"{'-'.join(map(str, res['arch']))} ({res['output']} output"
              + (f", {d['wbits']}-bit weights x {d['abits']}-bit activations" if d.get("wbits", 1) > 1
                 or d.get("abits", 1) > 1 else "")
+             + (f", {d['weight_bits']}-bit weights in storage planes with the update controller"
+                if d.get("weight_bits", 1) > 1 and not d.get("self_training") else "")
              + (", self-training chip" if d.get("self_training") else "")
              + f") at {res['tech']}, {res['clock_mhz']:g} MHz, {res['cycles_per_image']} cycle(s) per image", "",
              "| component | count | area (um^2) | area % | power (mW) | power % | energy/image (pJ) | what |",
@@ -354,8 +366,9 @@ def describe(res: dict) -> list[str]:
               f"{res['images_per_s']:,.0f} images/s: {res['tops']:.3f} TOPS, {res['tops_per_mm2']:.1f} TOPS/mm^2, "
               f"{res['tops_per_w']:.1f} TOPS/W",
               f"writes: {res['write_energy_pj_per_pulse']:g} pJ per programming pulse"]
-    if res["tech"] == "32nm" and res["arch"] == [400, 128, 128, 10] and not d.get("self_training") \
-            and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1:
+    if res.get("tech_file") == "studies/tech/32nm.toml" and res["arch"] == [400, 128, 128, 10] \
+            and not d.get("self_training") and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1 \
+            and d.get("weight_bits", 1) == 1:
         lines.append(f"published (the thesis, 32 nm): {PUBLISHED['tops_per_mm2']} TOPS/mm^2, {PUBLISHED['tops_per_w']} "
                      f"TOPS/W; the sense stage's two figures are calibrated to them on the priority chip")
     return lines

@@ -67,11 +67,28 @@ def test_multi_bit_chips_pay_for_converters_rams_and_cycles():
     assert parts["w2"]["crossbar arrays"]["area_um2"] == pytest.approx(2 * parts["one"]["crossbar arrays"]["area_um2"])
     assert parts["w2"]["sense stages"]["count"] == 2 * parts["one"]["sense stages"]["count"]
     assert "converters (ADC)" not in parts["w2"] and w2["cycles_per_image"] == 1
-    # 2-bit activations: bit-serial sums are digitised, thresholds in RAM, 2*2 + 3 + 3 cycles an image
+    # 2-bit activations: bit-serial sums are digitised (sampled and converted, no comparator
+    # stage), thresholds in RAM, 2*2 + 3 + 3 cycles an image
     assert "converters (ADC)" in parts["a2"] and parts["a2"]["threshold RAMs"]["count"] == 16 * 3 * 9
+    assert "sense stages" not in parts["a2"] and "26 sample-and-holds" in parts["a2"]["converters (ADC)"]["what"]
     assert a2["cycles_per_image"] == 2 * 2 + 3 + 3 and a2["energy_per_image_pj"] > 5 * one["energy_per_image_pj"]
-    # argmax reads the output sums: converters for the last layer only
-    assert "converters (ADC)" in parts["arg"] and arg["area_mm2"] > one["area_mm2"]
+    # argmax reads the output sums: converters for the last layer, comparators for the hidden one
+    assert parts["arg"]["converters (ADC)"]["count"] == 1  # 10 sums a cycle: one 1.28 GS/s converter
+    assert parts["arg"]["sense stages"]["count"] == 16 and "10 sample-and-holds" in parts["arg"]["converters (ADC)"]["what"]
+
+
+def test_slices_are_converted_one_by_one_and_added_in_logic():
+    """A digitised layer of n-bit weights converts every slice's column sum on its own (the
+    sense box hands out one sum per slice), so the shift-add is synthesized with the periphery."""
+    a2 = cost.design_cost(arch="64-16-10", abits=2)
+    w2a2 = cost.design_cost(arch="64-16-10", wbits=2, abits=2)
+    conv = {k: next(b for b in r["breakdown"] if b["component"] == "converters (ADC)") for k, r in
+            (("a2", a2), ("w2a2", w2a2))}
+    assert "52 sample-and-holds" in conv["w2a2"]["what"]  # (16 + 10) columns x 2 slices
+    assert conv["w2a2"]["energy_per_image_j"] > 1.9 * conv["a2"]["energy_per_image_j"]
+    gates = {k: cost.logic_cost(r["cells_by_type"], cost.load_tech("32nm"))["gates"] for k, r in
+             (("a2", a2), ("w2a2", w2a2))}
+    assert gates["w2a2"] > gates["a2"] + 26 * 4  # an adder per column, several gates a bit
 
 
 def test_library_prices_and_tech_file_errors(tmp_path):
@@ -86,7 +103,10 @@ def test_library_prices_and_tech_file_errors(tmp_path):
     good = (cost.TECH_DIR / "32nm.toml").read_text()
     bad = tmp_path / "bad.toml"
     bad.write_text(good.replace("area_um2_per_cell = 0.0015259", "area_um2_per_cell = -1"))
-    with pytest.raises(RrambnnError, match="crossbar.area_um2_per_cell must be a positive number, not -1"):
+    with pytest.raises(RrambnnError, match="crossbar.area_um2_per_cell must be a finite positive number, not -1"):
+        cost.load_tech(bad)
+    bad.write_text(good.replace("power_uw = 0.0097656", "power_uw = inf"))
+    with pytest.raises(RrambnnError, match="sample_hold.power_uw must be a finite positive number, not inf"):
         cost.load_tech(bad)
     bad.write_text(good.replace("[sram]", "[ram]"))
     with pytest.raises(RrambnnError, match=r"has no \[sram\] table"):
@@ -125,21 +145,35 @@ def test_cost_command_writes_table_json_and_plot(tmp_path):
     (["--arch", "64-16-10", "--abits", "9"], "--abits must be from 1 to 8, not 9"),
     (["--clock", "0"], "--clock must be a frequency in MHz from 0 to 10,000, not 0.0"),
     (["--weights", "nothere.npz"], "nothere.npz"),
+    (["--wbits", "2"], "--wbits and --abits go with --arch: a weights file carries its own precision"),
+    (["--arch", "64-16-10", "--self-training"], "--self-training costs the chip of an n-bit online weights file"),
+    (["--self-training"], "--self-training builds the chip of an n-bit online network"),
+    (["--arch", "64-16-10", "--weight-bits", "13"], "13"),
 ])
 def test_cost_command_bad_input_is_one_line(args, text, tmp_path):
     one_error_line(rr("cost", *args, "--out", str(tmp_path / "c")), text)
 
 
 @pytest.mark.slow
-def test_training_chip_is_costed_from_its_planes():
-    """The 8-bit training chip: every plane computes (slices), neurons are 8-bit threshold ramps,
-    the backward pass needs converters of its transposed rows."""
-    r = cost.design_cost("weights/online-400-200-10.npz")
-    parts = {b["component"]: b for b in r["breakdown"]}
-    assert parts["crossbar arrays"]["what"].startswith("656,000")  # (400*200 + 200*10) * 8
-    assert parts["sense stages"]["count"] == (200 + 10) * 8
-    assert parts["threshold RAMs"]["count"] > 0 and parts["converters (ADC)"]["count"] > 0
-    assert r["cycles_per_image"] > 100
+def test_training_and_self_training_chips_are_costed_from_their_planes():
+    """The 8-bit training chip: every plane computes (slices), both layers take 8-bit inputs
+    bit-serially, so every slice column is sampled and converted (no comparator stage), and the
+    neurons are 8-bit threshold ramps. Only the self-training chip reads its output layer
+    transposed (the backward pass): its row sums add sample-and-holds and converters."""
+    chips = {k: cost.design_cost("weights/online-400-200-10.npz", self_training=k == "self")
+             for k in ("training", "self")}
+    parts = {k: {b["component"]: b for b in r["breakdown"]} for k, r in chips.items()}
+    for k in chips:
+        assert parts[k]["crossbar arrays"]["what"].startswith("656,000")  # (400*200 + 200*10) * 8
+        assert "sense stages" not in parts[k] and parts[k]["threshold RAMs"]["count"] > 0
+        assert chips[k]["cycles_per_image"] > 100
+    held = {k: sum(lay["converted_columns"] + lay["transposed_rows"] for lay in r["inventory"]["layers"])
+            for k, r in chips.items()}
+    assert held["training"] == (200 + 10) * 8 and held["self"] == held["training"] + 200 * 8
+    assert all(lay["transposed_rows"] == 0 for lay in chips["training"]["inventory"]["layers"])
+    assert parts["self"]["converters (ADC)"]["count"] > parts["training"]["converters (ADC)"]["count"]
+    assert chips["self"]["area_mm2"] > chips["training"]["area_mm2"]
+    assert "self-training chip" in cost.describe(chips["self"])[0]
 
 
 def test_analog_sense_view_of_the_verilog():
