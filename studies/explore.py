@@ -233,8 +233,9 @@ def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priorit
 
 def cost_key(p: Point, tile) -> str:
     """The cost depends on the shape, the precision and the tile, not on the weights' values
-    (v2: the digital periphery in the analog-sense view, with cells by type)."""
-    key = f"cost2:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+    (v3: the digital periphery in the analog-sense view, with cells by type; slices converted one
+    by one, their shift-add in the periphery)."""
+    key = f"cost3:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
     return key if p.binary else f"{key}:w{p.wbits}a{p.abits}"
 
 
@@ -401,7 +402,8 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
     if synth:
         for cost in COSTS[1:]:
             mark_pareto(rows, cost)
-    return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "tech": tech["name"], "rows": rows}
+    return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "tech": tech["name"],
+            "clock_mhz": tech["clock_mhz"], "rows": rows}
 
 
 def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
@@ -488,7 +490,8 @@ def markdown_table(res: dict) -> str:
              f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
              f"priority-encoder accuracy vs synaptic bits, + = vs periphery cells, a = vs area, e = vs energy per image; "
              f"periphery cells: Yosys cells of the generated chip's digital periphery, with arrays, sense stages and "
-             f"threshold RAMs as macros; area and energy: `rrambnn cost` at {res.get('tech', '32nm')}, 100 MHz; "
+             f"threshold RAMs as macros; area and energy: `rrambnn cost` at {res.get('tech', '32nm')}, "
+             f"{res.get('clock_mhz', 100):g} MHz; "
              f"cycles: per image at full rate)", "",
              "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells "
              "| threshold RAM bits | cycles/image | area (mm^2) | energy/image (pJ) | Verilog |",
@@ -529,11 +532,12 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
     front = sorted((r for _, r in rows if r.get(pareto_flag(cost))), key=lambda r: r[cost])
     if front:
         ax.plot([r[cost] for r in front], [r["acc_priority"] * 100 for r in front], "k--", lw=1, label="Pareto front")
-        for r in front:
+        for i, r in enumerate(front):  # neighbours labelled below-right and above-left: no overlap
             p = r["point"]
             bits = f", w{p['wbits']}a{p['abits']}" if (p["wbits"], p["abits"]) != (1, 1) else ""
             ax.annotate(f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}{bits}", (r[cost], r["acc_priority"] * 100),
-                        textcoords="offset points", xytext=(4, -10), fontsize=7)
+                        textcoords="offset points", xytext=(4, -10) if i % 2 == 0 else (-4, 6),
+                        ha="left" if i % 2 == 0 else "right", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel(COST_LABELS.get(cost, cost))
     ax.set_ylabel("test accuracy, priority encoder (%)")
@@ -552,10 +556,10 @@ def write_outputs(res: dict, out_dir: Path) -> dict:
     atomic_write(paths["json"], lambda f: f.write(json.dumps(res, indent=1).encode()))
     atomic_write(paths["md"], lambda f: f.write(("\n".join(describe(res)) + "\n").encode()))
     plot(res, paths["png"])
-    tech = res.get("tech", "32nm")
+    tech, mhz = res.get("tech", "32nm"), res.get("clock_mhz", 100)
     for name, cost, title in (("png_cells", "periphery_cells", "accuracy vs digital periphery"),
                               ("png_area", "area_mm2", f"accuracy vs chip area ({tech})"),
-                              ("png_energy", "energy_per_image_pj", f"accuracy vs energy per image ({tech}, 100 MHz)")):
+                              ("png_energy", "energy_per_image_pj", f"accuracy vs energy per image ({tech}, {mhz:g} MHz)")):
         if any(r.get(cost) for r in res["rows"].values()):
             paths[name] = out_dir / f"explore_{cost.split('_')[0] if cost != 'periphery_cells' else 'periphery'}.png"
             plot(res, paths[name], cost=cost, title=title)
