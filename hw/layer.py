@@ -230,26 +230,18 @@ class Layer(wiring.Component):
         elif self.transposed:  # row sums: column tiles add, planes shift and add
             for r in range(self.n_in):
                 br, rl = divmod(r, R)
-                total = 0
-                for p in range(self.planes if self.sliced else 1):
-                    part = tiles[p, br, 0].row_sum(rl)
-                    for bc in range(1, self.col_blocks):
-                        part = part + tiles[p, br, bc].row_sum(rl)
-                    total = total + (part << p) if p else part
-                m.d.comb += self.tsums[r * self.tsw:(r + 1) * self.tsw].eq(total)
+                m.d.comb += self.tsums[r * self.tsw:(r + 1) * self.tsw].eq(shift_add(
+                    sum_all([tiles[p, br, bc].row_sum(rl) for bc in range(self.col_blocks)])
+                    for p in range(self.planes if self.sliced else 1)))
         if self.levels > 1:
             ramp = self._threshold_ram(m)
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
-            total = 0
-            for p in range(self.planes if self.sliced else 1):  # slices: shift and add
-                if sense is not None:  # converted per slice: shift and add in logic
-                    total = sense.column_sum(j)
-                    break
-                part = tiles[p, 0, bc].column_sum(jl)
-                for br in range(1, self.row_blocks):
-                    part = part + tiles[p, br, bc].column_sum(jl)
-                total = total + (part << p) if p else part
+            if sense is not None:  # converted per slice: shift and add in logic
+                total = sense.column_sum(j)
+            else:  # row tiles add, slices shift and add
+                total = shift_add(sum_all([tiles[p, br, bc].column_sum(jl) for br in range(self.row_blocks)])
+                                  for p in range(self.planes if self.sliced else 1))
             s = Signal(signed(self.sw), name=f"sum{j}")  # named: shared by sense and output stage
             if self.in_bits > 1:  # bit-serial input: acc = 2*acc + S(plane), MSB first
                 now = Signal(signed(self.sw), name=f"plane_sum{j}")
@@ -300,16 +292,11 @@ class Layer(wiring.Component):
                                 sums=Signal(self.n_out * n_p * psw, name="sense_sums"),
                                 tsums=Signal(self.n_in * n_p * ptw if self.transposed else 1, name="sense_tsums"))
 
-        def shift_add(bits, i, width):
-            total = 0
-            for p in range(n_p):
-                k = i * n_p + p
-                part = bits[k * width:(k + 1) * width].as_signed()
-                total = total + (part << p) if p else part
-            return total
+        def slices(bits, i, width):  # the n_p converted slice sums of column (row) i
+            return (bits[k * width:(k + 1) * width].as_signed() for k in range(i * n_p, (i + 1) * n_p))
 
-        sense.column_sum = lambda j: shift_add(sense.sums, j, psw)
-        sense.row_sum = lambda r: shift_add(sense.tsums, r, ptw)
+        sense.column_sum = lambda j: shift_add(slices(sense.sums, j, psw))
+        sense.row_sum = lambda r: shift_add(slices(sense.tsums, r, ptw))
         m.submodules.sense = Instance(
             SENSE_NAME, p_PW=len(parts), p_TPW=len(tparts), p_TW=len(sense.theta), p_N=self.n_out,
             p_SW=len(sense.sums), p_RW=len(sense.tsums),
@@ -351,6 +338,22 @@ module rrambnn_sense #(
 );
 endmodule
 """
+
+
+def sum_all(values):
+    """Sum of a list of values (at least one), left to right."""
+    acc = values[0]
+    for v in values[1:]:
+        acc = acc + v
+    return acc
+
+
+def shift_add(slices):
+    """Bit-slice sums combined: slice p weighs 2^p."""
+    total = 0
+    for p, part in enumerate(slices):
+        total = total + (part << p) if p else part
+    return total
 
 
 def or_all(values):

@@ -8,10 +8,10 @@ from rrambnn.cli_args import json_arg, print_json, weights_arg
 
 
 def cmd_cost(args):
+    from rrambnn.errors import RrambnnError
     from rrambnn.fileio import check_writable
     from rrambnn.studies import cost
 
-    from rrambnn.errors import RrambnnError
     if args.arch is None and (args.wbits is not None or args.abits is not None):
         raise RrambnnError("--wbits and --abits go with --arch: a weights file carries its own precision")
     if args.arch is not None and args.self_training:

@@ -148,7 +148,7 @@ def test_cost_command_writes_table_json_and_plot(tmp_path):
     (["--wbits", "2"], "--wbits and --abits go with --arch: a weights file carries its own precision"),
     (["--arch", "64-16-10", "--self-training"], "--self-training costs the chip of an n-bit online weights file"),
     (["--self-training"], "--self-training builds the chip of an n-bit online network"),
-    (["--arch", "64-16-10", "--weight-bits", "13"], "13"),
+    (["--arch", "64-16-10", "--weight-bits", "13"], "Weight planes must be an integer from 1 to 12, not 13"),
 ])
 def test_cost_command_bad_input_is_one_line(args, text, tmp_path):
     one_error_line(rr("cost", *args, "--out", str(tmp_path / "c")), text)
