@@ -67,6 +67,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import npz_format, read_npz, write_npz
+from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
 from rrambnn.gen.network import priority_encode, score
@@ -269,10 +270,9 @@ class Step:
 def forward_batch(w: list[np.ndarray], x: np.ndarray, ramps) -> tuple[np.ndarray, np.ndarray]:
     """Hidden codes and output sums for input bits ``x`` (N, n_in); exact (float64 < 2^53)."""
     T1, _ = ramps
-    a = x.astype(np.float64) @ w[0].astype(np.float64)
+    a = crossbar.read(x, w[0])
     h = np.searchsorted(T1, a.ravel(), side="right").reshape(a.shape)
-    o = h.astype(np.float64) @ w[1].astype(np.float64)
-    return h.astype(np.int64), o.astype(np.int64)
+    return h.astype(np.int64), crossbar.read_int(h, w[1])
 
 
 def classify(o: np.ndarray) -> dict[str, np.ndarray]:
@@ -324,9 +324,9 @@ class NbitChip:
         H = cfg.H
         w1, w2 = self.w
         act = np.flatnonzero(x)
-        a = w1[act].sum(axis=0)
+        a = crossbar.read_active(act, w1)
         h = np.searchsorted(T1, a, side="right").astype(np.int64)
-        o = h @ w2
+        o = crossbar.read(h, w2)
         y = np.searchsorted(T2, o, side="right")
         e = -y.astype(np.int64)
         e[label] += H
@@ -335,7 +335,7 @@ class NbitChip:
         if not eq.any():
             return Step(h, o, empty, empty, empty, empty, empty, eq)
         s1, s2 = cfg.shifts(epoch)
-        g = w2 @ eq
+        g = crossbar.transposed_read(eq, w2)
         delta = np.clip(round_shift(g * (h * (H - h)), cfg.sd), -cfg.E, cfg.E)
         n_hid, n_out = w2.shape
         cols = np.flatnonzero(delta) if len(act) else empty  # no pixel set: no hidden update

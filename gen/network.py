@@ -14,8 +14,8 @@ the output stage:
 
 ``hit`` is reported in both modes.
 
-The inference is BLAS-backed: float32 matrix products of {0,1} inputs by {-1,+1}
-weights are exact because every partial sum is an integer far below 2**24.
+Column sums come from the one crossbar read, :func:`rrambnn.gen.crossbar.read` (BLAS-backed
+and exact; :func:`rrambnn.gen.crossbar.twin` is its bit-level form).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import Entries, layer_arrays, read_npz, rethrow_in, write_npz
+from rrambnn.gen import crossbar, spec
 from rrambnn.gen.mnist import Preprocess
 
 FORMAT = "rrambnn-bnn"
@@ -36,45 +37,29 @@ VERSION = 1
 OUTPUT_MODES = ("priority", "argmax")
 
 
-MAX_LAYER = 16384  # neurons (or inputs) per layer: 128 arrays of 128 columns side by side
+MAX_LAYER = spec.MAX_LAYER
 
 
 def parse_arch(text) -> tuple[int, ...]:
-    """'400-128-128-10' -> (400, 128, 128, 10), with a clear error."""
-    if isinstance(text, (tuple, list)):
-        parts = list(text)
-    else:
-        parts = str(text).split("-")
-    try:
-        arch = tuple(int(p) for p in parts)
-    except ValueError:
-        raise RrambnnError(f"Architecture must look like 400-128-128-10, not {text!r}") from None
-    if len(arch) < 2 or any(n < 1 for n in arch):
-        raise RrambnnError(
-            f"Architecture needs at least an input and an output size, all positive, not {text!r}"
-        )
-    if max(arch) > MAX_LAYER:
-        raise RrambnnError(f"Architecture layers hold at most {MAX_LAYER:,} neurons (a chip of this project's "
-                           f"crossbars), not {max(arch):,} in {text!r}")
-    return arch
+    """'400-128-128-10' -> (400, 128, 128, 10): a fully connected chain of the layer-spec grammar
+    (:mod:`rrambnn.gen.spec`), with a clear error."""
+    parts = list(text) if isinstance(text, (tuple, list)) else str(text).split("-")
+    if not all(str(p).strip().isdigit() for p in parts):
+        try:
+            net = spec.parse_spec(text)
+        except RrambnnError:
+            net = None
+        if net is not None and not net.is_dense:
+            raise RrambnnError(f"{text!r} is a convolutional network; this takes a fully connected chain like "
+                               f"400-128-128-10")
+        raise RrambnnError(f"Architecture must look like 400-128-128-10, not {text!r}")
+    return spec.parse_spec(parts).widths
 
 
 def check_output_mode(mode) -> str:
     if mode not in OUTPUT_MODES:
         raise RrambnnError(f"Output mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
     return mode
-
-
-def column_sums_twin(x: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """The digital twin of a crossbar, bit by bit: 2*popcount(x AND c_j) - popcount(x).
-
-    ``x`` is (N, rows) in {0,1}, ``cells`` is (rows, cols) in {0,1}. Independent of the
-    BLAS path on purpose: tests and cycle-level models check against it.
-    """
-    xp = np.packbits(x.astype(np.uint8), axis=1)  # (N, bytes)
-    cp = np.packbits(cells.astype(np.uint8).T, axis=1)  # (cols, bytes)
-    both = np.bitwise_count(xp[:, None, :] & cp[None, :, :]).sum(axis=2, dtype=np.int32)
-    return 2 * both - np.bitwise_count(xp).sum(axis=1, dtype=np.int32)[:, None]
 
 
 @dataclass
@@ -218,7 +203,7 @@ class BinaryNetwork:
         a = x.astype(np.float32)
         sums, acts = [], []
         for w, t in zip(self._wf, self._tf):
-            s = a @ w
+            s = crossbar.read(a, w, bound=w.shape[0])
             fires = s >= t
             if trace:
                 sums.append(s.astype(np.int32))

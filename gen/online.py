@@ -32,6 +32,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import read_npz, write_npz
+from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
 from rrambnn.gen.network import BinaryNetwork
@@ -211,7 +212,7 @@ def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: 
     e = np.where(target & (margin < cfg.margin), 1, 0) - np.where(~target & (margin > -cfg.margin), 1, 0)
     out.append(e)
     for k in range(L - 2, -1, -1):
-        back = e @ net.weights[k + 1].astype(np.int64).T
+        back = crossbar.transposed_read(e, net.weights[k + 1])
         gate = np.abs(sums[k] - net.thresholds[k]) <= cfg.window
         e = np.where(gate, np.clip(back, -cfg.max_error, cfg.max_error), 0)
         out.append(e)

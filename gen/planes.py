@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
 
 MAX_BITS = 12
@@ -148,7 +149,7 @@ class PlaneArrays:
         xc = np.asarray(xc, np.int64)
         if xc.shape != (self.n_out,) or not np.isin(xc, (0, 1)).all():
             raise RrambnnError(f"a transposed read of layer {self.layer} takes {self.n_out} column bits")
-        return 2 * (self.cells.astype(np.int64) @ xc) - int(xc.sum())
+        return crossbar.transposed_read(xc, 2 * self.cells.astype(np.int64) - 1)
 
     def stuck_or_worn(self, p: int, rows, cols) -> np.ndarray:
         bad = self.faults[p, rows, cols] != dev.HEALTHY

@@ -33,7 +33,8 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import Entries, layer_arrays, read_npz, rethrow_in, write_npz
-from rrambnn.gen.network import Trace, answers, check_output_mode, column_sums_twin, priority_encode, score
+from rrambnn.gen import crossbar
+from rrambnn.gen.network import Trace, answers, check_output_mode, priority_encode, score
 
 FORMAT = "rrambnn-sliced"
 VERSION = 1
@@ -89,7 +90,7 @@ class SlicedNetwork:
 
     def __post_init__(self):
         self.validate(self.where)
-        self._wf = [w.astype(np.float64) for w in self.weights]
+        self._bounds = [sum_bound(w.shape[0], self.wbits, self.abits) for w in self.weights]
 
     @property
     def arch(self) -> tuple[int, ...]:
@@ -146,7 +147,7 @@ class SlicedNetwork:
     # -- inference ---------------------------------------------------------------
     def forward(self, x: np.ndarray, *, trace: bool = True, chunk: int = 4096):
         """Input codes (N, n_in) in [0, 2^m - 1] -> :class:`Trace` (acts are codes), or the
-        (priority, argmax, hit) triple. float64 products of integers are exact here (< 2^53)."""
+        (priority, argmax, hit) triple, the sums from the one crossbar read."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.arch[0]:
             raise RrambnnError(f"inputs must have shape (N, {self.arch[0]}), not {x.shape}")
@@ -154,17 +155,17 @@ class SlicedNetwork:
             raise RrambnnError(f"inputs must be {self.abits}-bit codes (at most {self.levels})")
         sums, acts, prio, amax, hit = [], [], [], [], []
         for i in range(0, max(len(x), 1), chunk):
-            a = x[i:i + chunk].astype(np.float64)
+            a = x[i:i + chunk]
             s_l, a_l = [], []
-            for k, (w, t) in enumerate(zip(self._wf, self.thresholds)):
-                s = a @ w
-                if k < len(self._wf) - 1:
+            for k, (w, t) in enumerate(zip(self.weights, self.thresholds)):
+                s = crossbar.read(a, w, bound=self._bounds[k])
+                if k < len(self.weights) - 1:
                     code = (s[:, :, None] >= t[None]).sum(axis=2)
                 else:
                     code = s >= t
                 s_l.append(s.astype(np.int64))
                 a_l.append(code.astype(np.uint8))
-                a = code.astype(np.float64)
+                a = code
             p, h = priority_encode(a_l[-1].astype(bool))
             sums.append(s_l)
             acts.append(a_l)
@@ -185,7 +186,7 @@ class SlicedNetwork:
         total = np.zeros((len(x), self.arch[k + 1]), np.int64)
         for p, plane in enumerate(bit_planes(x, self.abits)):
             for b in range(self.wbits):
-                total += column_sums_twin(plane, cells[b]).astype(np.int64) << (p + b)
+                total += crossbar.twin(plane, cells[b]).astype(np.int64) << (p + b)
         return total
 
     def classify(self, x, mode=None):

@@ -33,6 +33,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
+from rrambnn.gen import crossbar
 from rrambnn.hw.crossbar import _bits, add_tree, column_major, sum_width
 from rrambnn.hw.interfaces import CoreSignature, TwinLayerSignature
 from rrambnn.hw.layer import threshold_width
@@ -366,7 +367,7 @@ class TwinNetwork(wiring.Component):
         and thresholds."""
         a = [np.asarray(x, np.int64)]
         for c, t in zip(self.cells[:-1], self.thresholds[:-1]):
-            a.append((a[-1] @ (2 * c.astype(np.int64) - 1) >= t).astype(np.int64))
+            a.append((crossbar.read(a[-1], 2 * c.astype(np.int8) - 1) >= t).astype(np.int64))
         return a
 
     def timing(self, x: np.ndarray, **kw) -> dict:

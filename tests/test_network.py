@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from rrambnn.errors import RrambnnError
+from rrambnn.gen import crossbar
 from rrambnn.gen.mnist import Preprocess
-from rrambnn.gen.network import (REJECT, BinaryNetwork, answers, column_sums_twin, parse_arch,
+from rrambnn.gen.network import (REJECT, BinaryNetwork, answers, parse_arch,
                                  priority_encode, random_network, score)
 
 
@@ -15,7 +16,7 @@ def test_forward_equals_digital_twin(rng):
     t = net.forward(x)
     a = x
     for k, (cells, theta) in enumerate(zip(net.cells, net.thresholds)):
-        s = column_sums_twin(a, cells)
+        s = crossbar.twin(a, cells)
         assert (s == t.sums[k]).all()
         a = (s >= theta).astype(np.uint8)
         assert (a == t.acts[k]).all()
