@@ -78,7 +78,8 @@ def test_programming_matches_golden(arch, tile, yield_, p_fail, endurance, retri
         assert res["read_back"]["switches_total"] > 0
 
 
-@pytest.mark.parametrize("output, pipeline", [("priority", False), ("argmax", True)])
+@pytest.mark.parametrize("output, pipeline", [("priority", False),
+                                              pytest.param("argmax", True, marks=pytest.mark.slow)])
 def test_shipped_network_all_test_images(output, pipeline, mnist_test):
     net = BinaryNetwork.load(shipped())
     x = net.preprocess(mnist_test.images)

@@ -136,6 +136,7 @@ def test_arithmetic_merge_of_multi_bit_weights_keeps_the_scale(mnist_train, mnis
     assert 0.9 < agree < 1.0, agree  # close, but not exact
 
 
+@pytest.mark.slow  # 72 s: a real sweep twice (the default suite's budget)
 def test_sweep_resumes_from_its_cache_and_costs_come_from_the_generator(tmp_path, monkeypatch):
     points = ex.parse_axes(["crop=8", "hidden=8", "bn=signed,shared"], layers=1)
     res = ex.explore(points, out_dir=tmp_path, synth=True, **SMALL)

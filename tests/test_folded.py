@@ -188,7 +188,7 @@ def test_addresses_follow_the_word_layout():
 @pytest.mark.parametrize("arch, lanes, chunks, output, n, seed", [
     ("23-17-9-5", [4, 3, 2], [8, 17, 3], "argmax", 400, 5),
     pytest.param("400-128-128-10", [8, 8, 10], None, None, 1000, 6, marks=pytest.mark.slow),  # 2+ min: slow set
-    ("400-128-128-10", 1, [200, 64, 16], None, 500, 7),  # the iCEBreaker build's fold
+    pytest.param("400-128-128-10", 1, [200, 64, 16], None, 500, 7, marks=pytest.mark.slow),  # the iCEBreaker fold
 ])
 def test_folded_verilog_matches_golden(arch, lanes, chunks, output, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_folded

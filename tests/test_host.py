@@ -236,7 +236,7 @@ def test_silent_port_is_one_clear_error():
 @pytest.mark.parametrize("arch, lanes, chunks, rows, n, seed", [
     ("23-17-9-5", [4, 3, 2], [8, 17, 3], None, 200, 3),
     ("23-17-9-5", None, None, [5, 4, 3], 200, 5),  # event-driven layers
-    ("400-128-128-10", 1, [200, 64, 16], None, 300, 4),  # the iCEBreaker build's design
+    pytest.param("400-128-128-10", 1, [200, 64, 16], None, 300, 4, marks=pytest.mark.slow),  # the iCEBreaker design
     # the ULX3S build's design: a bench run's images queue up behind its slowest layer
     pytest.param("400-128-128-10", None, None, [32, 24, 16], 100, 1, marks=pytest.mark.slow),
 ])

@@ -179,7 +179,8 @@ def test_trace_and_network_files_round_trip(tmp_path):
         L.load_trace(tmp_path / "n.npz")
 
 
-@pytest.mark.parametrize("p_fail, restore", [(0.1, True), (0.0, True), (0.0, False)])
+@pytest.mark.parametrize("p_fail, restore", [(0.1, True), pytest.param(0.0, True, marks=pytest.mark.slow),
+                                             (0.0, False)])
 def test_training_chip_replays_on_verilator(tmp_path, p_fail, restore):
     """A small training chip (4-bit weights and neurons, several tiles per plane) with faults,
     an endurance limit and pulse failures (the golden chip then writes weight by weight) or

@@ -131,7 +131,8 @@ def test_parameters_are_checked():
 
 @pytest.mark.parametrize("arch, tile, yield_, p_fail, n, seed", [
     ("20-9-4", (8, 8), 0.8, 0.5, 30, 5),
-    ("400-128-128-10", (128, 128), 0.99, 0.02, 60, 6),  # the reference network on MNIST
+    pytest.param("400-128-128-10", (128, 128), 0.99, 0.02, 60, 6,  # the reference network on MNIST
+                 marks=pytest.mark.slow),
 ])
 def test_periphery_verilog_matches_golden(arch, tile, yield_, p_fail, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_periphery

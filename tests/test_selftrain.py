@@ -98,7 +98,7 @@ def _random_run(arch, bits, restore, tile, yield_, p_fail, endurance, seed, samp
 
 @pytest.mark.parametrize("arch, bits, restore, tile, yield_, p_fail, endurance, seed, lr_decay", [
     ((16, 12, 4), 4, True, (8, 3), 0.95, 0.05, 30, 41, 0),
-    ((9, 10, 3), 6, False, (128, 128), 1.0, 0.0, 0, 42, 1),
+    pytest.param((9, 10, 3), 6, False, (128, 128), 1.0, 0.0, 0, 42, 1, marks=pytest.mark.slow),
 ])
 def test_random_self_training_chips_match_golden(arch, bits, restore, tile, yield_, p_fail, endurance, seed,
                                                  lr_decay):
