@@ -1,9 +1,10 @@
 """Network files: the one loader every command, flow and study uses.
 
-Three kinds of .npz exist (their formats are in the README): a binary network
+Four kinds of .npz exist (their formats are in the README): a binary network
 (:class:`rrambnn.gen.network.BinaryNetwork`, format ``rrambnn-bnn``), a multi-bit network
-(:class:`rrambnn.gen.sliced.SlicedNetwork`, ``rrambnn-sliced``) and an n-bit online network
-(offset codes, :func:`rrambnn.gen.learning.load_codes`, ``rrambnn-online``).
+(:class:`rrambnn.gen.sliced.SlicedNetwork`, ``rrambnn-sliced``), an n-bit online network
+(offset codes, :func:`rrambnn.gen.learning.load_codes`, ``rrambnn-online``) and a network of any
+layer spec, convolutions included (:class:`rrambnn.gen.cnn.CnnNetwork`, ``rrambnn-cnn``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fileio import npz_format
 
 
-def load_network(path=None, *, multi_bit: bool = False):
-    """The network in ``path`` (default: the shipped reference network). Multi-bit networks only
-    where the caller handles them (``multi_bit``); elsewhere, and for online networks, one clear
-    error naming what the file holds."""
+def load_network(path=None, *, multi_bit: bool = False, cnn: bool = False):
+    """The network in ``path`` (default: the shipped reference network). Multi-bit and
+    convolutional networks only where the caller handles them (``multi_bit``, ``cnn``); elsewhere,
+    and for online networks, one clear error naming what the file holds."""
     from rrambnn.gen import learning
+    from rrambnn.gen.cnn import FORMAT as CNN, CnnNetwork
     from rrambnn.gen.network import BinaryNetwork
     from rrambnn.gen.sliced import FORMAT as SLICED, SlicedNetwork
     from rrambnn.weights import shipped
@@ -26,6 +28,12 @@ def load_network(path=None, *, multi_bit: bool = False):
         raise RrambnnError("the weights file name is empty")
     path = path if path else shipped()
     fmt = npz_format(path)
+    if fmt == CNN:
+        net = CnnNetwork.load(path)
+        if not cnn:
+            raise RrambnnError(f"{path}: a network of layer spec {net.spec.text} ({net.wbits}-bit weights, "
+                               f"{net.abits}-bit activations); this command does not take it yet (eval does)")
+        return net
     if fmt == SLICED:
         net = SlicedNetwork.load(path)
         if not multi_bit:
@@ -66,6 +74,10 @@ def evaluate(net, data_dir=None) -> dict:
     check_mnist_inputs(net)
     te = load_split("test", data_dir)
     x = network_inputs(net, te.images)
+    if hasattr(net, "spec"):
+        return {"arch": net.spec.text, "images": len(te.labels), "accuracy": net.accuracy(x, te.labels),
+                "default_output": net.output_mode, "weight_bits": net.wbits, "activation_bits": net.abits,
+                "converter_bits": net.cobits}
     return {"arch": "-".join(map(str, net.arch)), "crop": int(round(x.shape[1] ** 0.5)), "images": len(te.labels),
             "accuracy": net.accuracy(x, te.labels), "default_output": net.output_mode,
             **({"weight_bits": net.wbits, "activation_bits": net.abits} if hasattr(net, "abits") else {})}
@@ -90,3 +102,46 @@ def train_and_save(cfg, out, data_dir=None, *, progress: bool = False):
     net.meta["history"] = history
     net.save(out)
     return net
+
+
+def train_cnn_and_save(cfg, out, data_dir=None, *, progress: bool = False, log=None) -> dict:
+    """Train a network of any layer spec through the crossbar model
+    (:class:`rrambnn.gen.cnn_train.CnnTrainConfig`); calibrate its output thresholds on training
+    images; record its hardware-exact test accuracy, the float model's and, with a disturbance,
+    the accuracy under disturbed reads; write it to ``out`` (when given). Returns the result."""
+    from pathlib import Path
+
+    from rrambnn.fileio import check_writable
+    from rrambnn.gen import cnn_train
+    from rrambnn.gen.mnist import load_split
+    from rrambnn.gen.train import calibrate_output
+    cfg.validate()
+    if out is not None:
+        if Path(out).suffix != ".npz" or Path(out).is_dir():
+            raise RrambnnError(f"--out must name a .npz file, not {str(out)!r}")
+        if not cfg.integer:
+            raise RrambnnError(f"A/CO/W/G {cfg.bits}: weights or activations wider than 8 bits have no chip to write "
+                               f"(leave out --out to train and evaluate the float model)")
+        out = check_writable(out)
+    tr = load_split("train", data_dir)
+    te = load_split("test", data_dir)
+    net, model, history = cnn_train.train(cfg, tr.images, tr.labels, progress=progress, log=log)
+    res = {"spec": model.spec.text, "bits": cfg.bits, "disturbance": cfg.disturbance, "seed": cfg.seed,
+           "epochs": cfg.epochs, "train_seconds": history[-1]["seconds"] if history else 0.0,
+           "float_accuracy": cnn_train.float_accuracy(model, te.images, te.labels)}
+    if cfg.disturbance:
+        res["float_accuracy_disturbed"] = cnn_train.float_accuracy(model, te.images, te.labels, disturbed=True,
+                                                                   seed=cfg.seed)
+    if net is not None:
+        n_cal = min(10000, len(tr.labels))
+        net.meta["calibration"] = calibrate_output(net, net.inputs(tr.images[:n_cal]), tr.labels[:n_cal])
+        x = net.inputs(te.images)
+        res["accuracy"] = net.accuracy(x, te.labels)
+        if cfg.disturbance:
+            res["accuracy_disturbed"] = net.accuracy(x, te.labels, disturbance=cfg.disturbance, seed=cfg.seed)
+        net.meta.update({"accuracy": res["accuracy"], "history": history,
+                         **{k: v for k, v in res.items() if k not in ("accuracy",)}})
+        if out is not None:
+            net.save(out)
+    res["history"] = history
+    return res

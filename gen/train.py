@@ -381,7 +381,7 @@ def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, s
     s = net.forward(x, trace=True).sums[-1]
     theta = net.thresholds[-1].astype(np.int32).copy()
     wbits, abits = getattr(net, "wbits", 1), getattr(net, "abits", 1)
-    bound = sum_bound(net.arch[-2], wbits, abits)
+    bound = net.bound(len(net.weights) - 1) if hasattr(net, "bound") else sum_bound(net.arch[-2], wbits, abits)
     step = max(1, ((1 << wbits) - 1) * ((1 << abits) - 1) // 2)  # binary: 1; else half a float unit
 
     def score(th):

@@ -20,12 +20,22 @@ from rrambnn.errors import RrambnnError
 # -- train -----------------------------------------------------------------------
 
 def cmd_train(args):
+    if any(ch.isalpha() for ch in args.arch):  # a layer spec (or a name): trained through the crossbar model
+        return cmd_train_cnn(args)
     from rrambnn.gen.networks import train_and_save
     from rrambnn.gen.train import TrainConfig
 
-    cfg = TrainConfig(arch=args.arch, crop=args.crop, epochs=args.epochs, batch=args.batch,
-                      lr=args.lr, shift=args.shift, seed=args.seed, output_mode=args.output, ema=args.ema,
-                      wbits=args.wbits, abits=args.abits, hidden_norm=args.norm)
+    given = [f for f in ("cobits", "gbits", "disturbance", "momentum", "samples", "optimizer")
+             if getattr(args, f) is not None]
+    if given:
+        raise RrambnnError(f"--{given[0]} trains through the crossbar model: it needs a layer spec with a convolution "
+                           f"(e.g. --arch lenet5), not the fully connected {args.arch}")
+    if args.out is None:
+        raise RrambnnError("--out is required for a fully connected network")
+    d = TrainConfig()
+    cfg = TrainConfig(arch=args.arch, crop=args.crop, epochs=args.epochs or d.epochs, batch=args.batch,
+                      lr=args.lr or d.lr, shift=args.shift, seed=args.seed, output_mode=args.output, ema=args.ema,
+                      wbits=args.wbits or 1, abits=args.abits or 1, hidden_norm=args.norm)
     net = train_and_save(cfg, args.out, args.data, progress=not args.quiet)
     acc = net.meta["accuracy"]
     emit(args, {"out": str(args.out), "accuracy": acc, "train_seconds": net.meta["train_seconds"]}, [
@@ -35,21 +45,66 @@ def cmd_train(args):
     ])
 
 
+def cmd_train_cnn(args):
+    from rrambnn.gen.cnn_train import CnnTrainConfig
+    from rrambnn.gen.networks import train_cnn_and_save
+
+    d = CnnTrainConfig()
+    pick = lambda v, default: default if v is None else v  # noqa: E731
+    cfg = CnnTrainConfig(spec=args.arch, abits=pick(args.abits, d.abits), cobits=pick(args.cobits, d.cobits),
+                         wbits=pick(args.wbits, d.wbits), gbits=pick(args.gbits, d.gbits),
+                         disturbance=pick(args.disturbance, d.disturbance), epochs=pick(args.epochs, d.epochs),
+                         batch=args.batch, lr=args.lr, momentum=pick(args.momentum, d.momentum),
+                         optimizer=pick(args.optimizer, d.optimizer),
+                         shift=args.shift, seed=args.seed, output_mode=args.output,
+                         samples=pick(args.samples, d.samples))
+    res = train_cnn_and_save(cfg, args.out, args.data, progress=not args.quiet,
+                             log=None if (args.quiet or args.json) else print)
+    lines = [f"{res['spec']}  A/CO/W/G {res['bits']}  disturbance {res['disturbance']}  {cfg.optimizer}  "
+             f"{res['epochs']} epoch(s) in {res['train_seconds']} s"]
+    if "accuracy" in res:
+        acc = res["accuracy"]
+        lines.append(f"test accuracy (hardware-exact): priority {acc['priority'] * 100:.2f}% ({acc['rejects']} "
+                     f"rejects, counted wrong)  argmax {acc['argmax'] * 100:.2f}%")
+        if "accuracy_disturbed" in res:
+            ad = res["accuracy_disturbed"]
+            lines.append(f"  with reads disturbed by U[-{cfg.disturbance}, +{cfg.disturbance}]: priority "
+                         f"{ad['priority'] * 100:.2f}%  argmax {ad['argmax'] * 100:.2f}%")
+    lines.append(f"float model (argmax): {res['float_accuracy'] * 100:.2f}%"
+                 + ("" if "accuracy" in res else "  (no integer chip at these bit widths)"))
+    if args.out:
+        lines.append(f"wrote {args.out}")
+    emit(args, {"out": args.out, **{k: v for k, v in res.items() if k != "history"}}, lines)
+
+
 # -- eval ------------------------------------------------------------------------
 
 def cmd_eval(args):
     from rrambnn.gen.networks import evaluate, load_network
 
-    res = {"weights": str(args.weights or "shipped"), **evaluate(load_network(args.weights, multi_bit=True), args.data)}
-    acc, crop = res["accuracy"], res["crop"]
+    net = load_network(args.weights, multi_bit=True, cnn=True)
+    if args.disturbance and not hasattr(net, "spec"):
+        raise RrambnnError("--disturbance evaluates networks of layer specs (CNNs) for now")
+    res = {"weights": str(args.weights or "shipped"), **evaluate(net, args.data)}
+    acc = res["accuracy"]
     bits = (f"  {res['weight_bits']}-bit weights, {res['activation_bits']}-bit activations"
             if "weight_bits" in res else "")
+    where = f"crop {res['crop']}x{res['crop']}" if "crop" in res else f"converter {res['converter_bits']} bits"
+    more = []
+    if args.disturbance:
+        from rrambnn.gen.networks import network_inputs
+        from rrambnn.gen.mnist import load_split
+        te = load_split("test", args.data)
+        ad = net.accuracy(network_inputs(net, te.images), te.labels, disturbance=args.disturbance, seed=args.seed)
+        res["accuracy_disturbed"] = {**ad, "disturbance": args.disturbance, "seed": args.seed}
+        more = [f"  reads disturbed by U[-{args.disturbance}, +{args.disturbance}] (seed {args.seed}): priority "
+                f"{ad['priority'] * 100:.2f}%  argmax {ad['argmax'] * 100:.2f}%"]
     emit(args, res, [
-        f"network {res['arch']}  crop {crop}x{crop}{bits}  on {res['images']} test images",
+        f"network {res['arch']}  {where}{bits}  on {res['images']} test images",
         f"  priority encoder: {acc['priority'] * 100:.2f}%  ({acc['rejects']} rejects: no output fires, "
         f"counted wrong)",
         f"  argmax:           {acc['argmax'] * 100:.2f}%  (always answers)",
-    ])
+    ] + more)
 
 
 # -- bench -----------------------------------------------------------------------
@@ -64,6 +119,7 @@ def cmd_bench(args):
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
                     board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
+                    cnn=args.cnn,
                     progress=not args.json,
                     log=None if args.json else print)
     lines = bench.describe(res)
@@ -78,23 +134,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"rrambnn {__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
 
+    from rrambnn.gen.cnn_train import CnnTrainConfig
     from rrambnn.gen.train import TrainConfig
-    d = TrainConfig()
-    t = sub.add_parser("train", help="train a network (binary, or multi-bit with --wbits/--abits) and write a "
-                                     "weights file")
-    t.add_argument("--arch", default="400-128-128-10", help="layer sizes, inputs first (crop*crop inputs)")
-    t.add_argument("--out", required=True, help="output .npz")
+    d, c = TrainConfig(), CnnTrainConfig()
+    t = sub.add_parser("train", help="train a network (binary, multi-bit, or a CNN through the crossbar model) "
+                                     "and write a weights file")
+    t.add_argument("--arch", default="400-128-128-10",
+                   help="layer spec: dense sizes inputs first (400-128-128-10, crop*crop inputs), or with "
+                        "convolutions (i28-c5x6p2-p2-c5x16-p2-d120-d84-d10, or the name lenet5): "
+                        "c<k>x<channels>[s<stride>][p<pad>], p<pool>, d<neurons>")
+    t.add_argument("--out", help="output .npz (required for fully connected networks)")
     t.add_argument("--crop", type=int, default=d.crop, help="centre crop of the 28x28 images, pixels per side")
-    t.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    t.add_argument("--epochs", type=int, help=f"training epochs (default: {d.epochs}; CNNs {c.epochs})")
     t.add_argument("--batch", type=int, default=d.batch, help="minibatch size")
-    t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    t.add_argument("--lr", type=float, help=f"learning rate (default: Adam {d.lr}; CNNs: SGD 0.1, Adam 0.01)")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), help="CNNs: SGD with momentum (the paper's) or Adam "
+                                                                  "(default sgd)")
     t.add_argument("--shift", type=int, default=d.shift, help="augmentation: random translation, pixels")
     t.add_argument("--ema", type=float, default=d.ema, help="parameter moving-average decay (0: off)")
     t.add_argument("--seed", type=int, default=d.seed, help="initial weights, batches, augmentation")
     t.add_argument("--output", default="priority", help="the output stage the weights file names for its chip: "
                                                              "priority|argmax")
-    t.add_argument("--wbits", type=int, default=1, help="weight bits, stored as bit slices in binary cells (1-8)")
-    t.add_argument("--abits", type=int, default=1, help="activation and pixel bits (1-8; > 1: bit-serial layers)")
+    t.add_argument("--wbits", type=int, help=f"W: weight bits, stored as bit slices in binary cells (1-8; CNNs "
+                                              f"1-16 or 32 = float; default: 1, CNNs {c.wbits})")
+    t.add_argument("--abits", type=int, help=f"A: activation and pixel bits (1-8, > 1: bit-serial layers; CNNs 1-16 "
+                                              f"or 32; default: 1, CNNs {c.abits})")
+    t.add_argument("--cobits", type=int, help=f"CNNs, CO: crossbar-output converter bits (1-16 or 32; default "
+                                               f"{c.cobits})")
+    t.add_argument("--gbits", type=int, help=f"CNNs, G: back-propagated error bits (1-16 or 32; default {c.gbits})")
+    t.add_argument("--disturbance", type=float, help="CNNs: every weight read as w*(1+u), u ~ U[-d, d] (the "
+                                                      "paper's 0.05; default 0)")
+    t.add_argument("--momentum", type=float, help=f"CNNs: SGD momentum (default {c.momentum})")
+    t.add_argument("--samples", type=int, help="CNNs: training samples per epoch (default 0: all 60,000)")
     t.add_argument("--norm", choices=("bn", "shared"), default="bn",
                    help="hidden normalisation: batch norm, or one shared scale per layer")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -104,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="accuracy of the hardware-exact network on the MNIST test set")
     weights_arg(e)
+    e.add_argument("--disturbance", type=float, default=0.0,
+                   help="CNNs: also the accuracy with every weight read as w*(1+u), u ~ U[-d, d]")
+    e.add_argument("--seed", type=int, default=0, help="--disturbance: the draws' seed")
     data_arg(e)
     json_arg(e)
     e.set_defaults(fn=cmd_eval)
@@ -119,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--online", action="store_true", help="also the n-bit golden trainer: 400-200-10, 8 bits, 50 "
                                                          "epochs of 60,000 samples with the device model (minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
+    b.add_argument("--cnn", action="store_true", help="also one LeNet-5 training epoch at 4/4/4/4 through the "
+                                                      "crossbar model (about a minute)")
     b.add_argument("--sim-images", type=int, default=10000, help="--hardware, --fpga: test images simulated")
     b.add_argument("--on-chip", type=int, default=0, metavar="N",
                    help="also the self-training chip (400-200-10) on Verilator: N samples against the golden trainer")

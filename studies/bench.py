@@ -239,7 +239,7 @@ def write_merged(path, res: dict) -> None:
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
         online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
-        on_chip: int = 0, progress: bool = False, log=None) -> dict:
+        on_chip: int = 0, cnn: bool = False, progress: bool = False, log=None) -> dict:
     """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
     sections. Returns one dict with a section each."""
     from rrambnn.gen.mnist import load_split
@@ -260,7 +260,31 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
         res["fpga"] = boards(net, te, boards=board_names, images=sim_images, log=log)
     if on_chip:
         res["on_chip"] = self_training(data_dir, samples=on_chip, log=log)
+    if cnn:
+        res["cnn"] = cnn_epoch(data_dir, progress=progress)
     return res
+
+
+def cnn_epoch(data_dir, *, progress: bool = False) -> dict:
+    """One LeNet-5 epoch over the 60,000 training images at A/CO/W/G 4/4/4/4 with the read
+    disturbance (d = 0.05) through the crossbar model (SGD with momentum, batch 100), and the
+    golden integer network's inference on the 10,000 test images."""
+    from rrambnn.gen import cnn_train
+    from rrambnn.gen.mnist import load_split
+    tr, te = load_split("train", data_dir), load_split("test", data_dir)
+    cfg = cnn_train.CnnTrainConfig(spec="lenet5", abits=4, cobits=4, wbits=4, gbits=4, disturbance=0.05, epochs=1)
+    t0 = time.perf_counter()
+    net, _, hist = cnn_train.train(cfg, tr.images, tr.labels, progress=progress)
+    total = time.perf_counter() - t0
+    x = net.inputs(te.images)
+    t1 = time.perf_counter()
+    acc = net.accuracy(x, te.labels)
+    infer = time.perf_counter() - t1
+    return {"machine": machine(), "spec": net.spec.text, "bits": cfg.bits, "disturbance": cfg.disturbance,
+            "batch": cfg.batch, "epoch_seconds": round(hist[0]["seconds"], 2),
+            "samples_per_s": round(len(tr.labels) / hist[0]["seconds"]),
+            "train_call_seconds": round(total, 2), "test_accuracy_after_one_epoch": acc,
+            "golden_inference_images_per_s": round(len(te.labels) / infer)}
 
 
 def self_training(data_dir, *, samples: int, log=None) -> dict:
@@ -288,6 +312,12 @@ def describe(res: dict) -> list[str]:
              f"{g['float_matmul_images_per_s']:,} images/s; ratio {g['golden_over_float']}"]
     if "hardware" in res:
         lines += describe_hardware(res["hardware"])
+    if "cnn" in res:
+        c = res["cnn"]
+        lines.append(f"CNN training through the crossbar model: {c['spec']} A/CO/W/G {c['bits']}, disturbance "
+                     f"{c['disturbance']}, batch {c['batch']}: one 60,000-image epoch in {c['epoch_seconds']} s "
+                     f"({c['samples_per_s']:,} samples/s; with BN statistics and export {c['train_call_seconds']} s); "
+                     f"golden CNN inference {c['golden_inference_images_per_s']:,} images/s")
     if "online" in res:
         o = res["online"]
         lines.append(f"online training, golden n-bit trainer: {o['network']} {o['bits']}-bit, {o['epochs']} epochs x "
