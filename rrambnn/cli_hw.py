@@ -117,6 +117,21 @@ def cmd_sweep(args):
         raise RrambnnError("a hardware spot check disagreed with the golden model")
 
 
+def cmd_sweep_cnn(args):
+    from rrambnn.studies import cnn_sweep
+    from rrambnn.studies.sweep import parse_floats
+    ds = parse_floats(args.disturbances, "--disturbances", 0.0, 0.99)
+    res = cnn_sweep.sweep(args.out, spec=args.arch, bits=args.bits, disturbances=tuple(ds), seeds=args.seeds,
+                          epochs=args.epochs, samples=args.samples, lr=args.lr,
+                          optimizer=args.optimizer, jobs=args.jobs, data_dir=args.data,
+                          progress=not args.json)
+    if args.json:
+        print_json(res)
+        return
+    print(cnn_sweep.table(res))
+    print(f"wall time {res['wall_seconds']} s; wrote {', '.join(res['files'].values())}")
+
+
 def add_hw_commands(sub):
     v = sub.add_parser("verilog", help="generate the chip's Verilog")
     weights_arg(v)
@@ -168,7 +183,7 @@ def add_hw_commands(sub):
 
     sw = sub.add_parser("sweep", help="accuracy vs bit yield (golden model, hardware spot checks), or of online "
                                       "training vs weight bits or endurance")
-    sw.invalid_choice = "rrambnn sweep knows yield, bits and endurance, not {value!r}"
+    sw.invalid_choice = "rrambnn sweep knows yield, bits, endurance and cnn-bits, not {value!r}"
     what = sw.add_subparsers(dest="what", metavar="WHAT", required=True, parser_class=type(sw))
     y = what.add_parser("yield", help="accuracy vs bit yield: golden model over many chips, hardware spot checks")
     weights_arg(y)
@@ -188,4 +203,21 @@ def add_hw_commands(sub):
         o = what.add_parser(name, help=helptext)
         add_sweep_args(o, name)
         o.set_defaults(fn=cmd_sweep_online)
+    c = what.add_parser("cnn-bits", help="the low-bit CNN paper's A/CO/W/G combinations, trained through the "
+                                         "crossbar model, with and without the read disturbance")
+    c.add_argument("--arch", default="lenet5", help="layer spec (see train --help)")
+    c.add_argument("--bits", help="A/CO/W/G combinations, comma-separated (default: the paper's ten, "
+                                  "32/32/32/32 to 1/1/1/1)")
+    c.add_argument("--disturbances", default="0,0.05", help="read disturbances d, comma-separated")
+    c.add_argument("--seeds", type=int, default=2, help="training seeds per point")
+    c.add_argument("--epochs", type=int, default=3, help="epochs per run")
+    c.add_argument("--samples", type=int, default=0, help="training samples per epoch (0: all 60,000)")
+    c.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="SGD with momentum (the paper's) or "
+                                                                              "Adam")
+    c.add_argument("--lr", type=float, help="learning rate (default: train's for the optimizer)")
+    c.add_argument("--jobs", type=int, default=2, help="runs in parallel processes")
+    c.add_argument("--out", default="out/sweep", help="directory for cnn-bits.md/.json/.png (and the kept points)")
+    data_arg(c)
+    json_arg(c)
+    c.set_defaults(fn=cmd_sweep_cnn)
     add_online_commands(sub)

@@ -8,8 +8,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import multiprocessing
-import os
 from pathlib import Path
 
 from rrambnn.errors import RrambnnError
@@ -372,17 +370,15 @@ def parse_values(what: str, values: str | None) -> list[dict]:
     if what == "endurance":
         return [{"endurance": int(e)} for e in parse_floats(values or "0,100000,30000,10000,3000,1000,300",
                                                              "--values", 0, 2 ** 32 - 1, integer=True)]
-    raise RrambnnError(f"rrambnn sweep knows yield, bits and endurance, not {what!r}")
+    raise RrambnnError(f"rrambnn sweep knows yield, bits, endurance and cnn-bits, not {what!r}")
 
 
 def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs: int = 2,
           progress: bool = False) -> dict:
     """`rrambnn sweep bits|endurance`: every point a full run (in ``jobs`` processes); the
     table, JSON and plots in ``out``. Returns the result with the files written."""
-    from tqdm import tqdm
-
-    from rrambnn.fileio import atomic_write
     from rrambnn.studies import online_report
+    from rrambnn.studies.points import run_points
 
     points = parse_values(what, values)
     net = start_network(req)
@@ -397,8 +393,6 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
         raise RrambnnError(f"--jobs must be a positive integer, not {jobs}")
     out = check_writable(out, directory=True)
     key_fields = dataclasses.asdict(req)
-    rows = []
-    bar = tqdm(total=len(points), desc=f"sweep {what}", unit="point", disable=not progress)
     # every finished point is kept beside the outputs, so a stopped sweep resumes where it was
     cache = out / f".{what}-points"
     cache.mkdir(parents=True, exist_ok=True)
@@ -409,34 +403,8 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
         key = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return cache / f"{what}-{pt[what]}-{key}.json"
 
-    def keep(pt, row):
-        atomic_write(path_of(pt), lambda f: f.write(json.dumps(row).encode()))
-        rows.append(row)
-        bar.update()
-
-    todo = []
-    for pt in points:
-        if path_of(pt).is_file():
-            rows.append(json.loads(path_of(pt).read_text()))
-            bar.update()
-        else:
-            todo.append(pt)
-    if jobs == 1 or len(todo) <= 1:
-        for pt in todo:
-            keep(pt, _point(req, pt))
-    else:
-        # fresh interpreters with single-threaded BLAS: per-sample training does tiny products, and
-        # several workers each spinning a BLAS thread pool on the same cores slow each other down
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        from rrambnn.studies import ignore_interrupts
-        # a pool's exit terminates its workers: Ctrl-C stops the sweep at once (finished points stay kept)
-        with multiprocessing.get_context("spawn").Pool(min(jobs, os.cpu_count() or 1, len(todo)),
-                                                       initializer=ignore_interrupts) as pool:
-            for row in pool.imap_unordered(functools.partial(_point, req), todo):
-                keep({what: row[what]}, row)
-    bar.close()
-    rows.sort(key=lambda r: points.index({what: r[what]}))
+    rows = run_points(points, path_of, functools.partial(_point, req), jobs=jobs, desc=f"sweep {what}",
+                      progress=progress)
     for row in rows:  # the energy of the pulses counted (rows cached before it was reported get it too)
         row.setdefault("write_energy", online_report.write_energy(row))
     res = {"axis": what, "forward": req.forward, "network": "-".join(map(str, rows[0]["arch"])),
