@@ -44,6 +44,7 @@ FORMAT = "rrambnn-cnn"
 VERSION = 1
 MAX_BITS = 8  # weights and activations held by the chip's slices and bit-serial inputs
 FLOAT_BITS = 32  # training's "no quantiser"
+DISTURB_BLOCK = 500  # images that share one draw of the read disturbance in evaluation
 
 
 def check_bits(name: str, n, *, float_ok: bool = False, top: int = MAX_BITS) -> int:
@@ -53,6 +54,19 @@ def check_bits(name: str, n, *, float_ok: bool = False, top: int = MAX_BITS) -> 
         raise RrambnnError(f"{name} must be an integer from 1 to {top}{' or 32 (float)' if float_ok else ''}, "
                            f"not {n!r}")
     return int(n)
+
+
+def check_disturbance(d) -> float:
+    """A read disturbance d: every weight read as w (1 + u), u ~ U[-d, d]; 0 <= d < 1."""
+    if isinstance(d, bool) or not isinstance(d, (int, float, np.floating)) or not np.isfinite(d) or not 0 <= d < 1:
+        raise RrambnnError(f"Disturbance must be a number from 0 to below 1, not {d!r}")
+    return float(d)
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise RrambnnError(f"Seed must be an integer from 0 to 2^32 - 1, not {seed!r}")
+    return int(seed)
 
 
 # -- im2col and pooling ------------------------------------------------------------------
@@ -180,15 +194,19 @@ class CnnNetwork:
         for convolutions; ``acts`` per spec layer, pooled maps included) or the (priority,
         argmax, hit) triple.
 
-        ``disturbance`` d > 0 reads every weight as w * (1 + u), u ~ U[-d, d], drawn afresh for
-        every chunk of images (seeded): the training literature's read disturbance, not the
-        hardware-exact network (sums are then real numbers compared with the thresholds)."""
+        ``disturbance`` d > 0 reads every weight as w * (1 + u), u ~ U[-d, d], one draw per weight
+        for each block of :data:`DISTURB_BLOCK` images in order (seeded): the training literature's
+        read disturbance, not the hardware-exact network (sums are then real numbers compared
+        with the thresholds). Per-read draws for every image and window are the analog device
+        model's job (its counter-based generator in the one crossbar read)."""
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != self.spec.input:
             raise RrambnnError(f"inputs must have shape (N, {', '.join(map(str, self.spec.input))}), not {x.shape}")
         if x.size and x.max() > self.levels:
             raise RrambnnError(f"inputs must be {self.abits}-bit codes (at most {self.levels})")
-        rng = np.random.default_rng(seed) if disturbance else None
+        if check_disturbance(disturbance):
+            chunk = DISTURB_BLOCK  # the draws are made per block of images, whatever the caller's chunks
+        rng = np.random.default_rng(check_seed(seed)) if disturbance else None
         parts = [self._chunk(x[i:i + chunk], trace, disturbance, rng) for i in range(0, max(len(x), 1), chunk)]
         if not trace:
             return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))

@@ -8,9 +8,9 @@ crossbar outputs' converter), W (weights) and G (back-propagated errors); 32 mea
   [-1, 1] (BinaryConnect). k >= 2: ``t = tanh(W) / (2 max|tanh W|) + 1/2``,
   ``u = round(t (2^k - 1))``, weight ``(2u - (2^k - 1)) / (2^k - 1)`` (DoReFa's quantiser; the
   numerator is the odd code the cells hold as bit slices), straight-through.
-* **Read disturbance** ``d``: every weight a read uses is ``w (1 + u)``, ``u ~ U[-d, d]``, drawn
-  afresh for every minibatch (one read of the arrays by the batch), in training and in the
-  disturbed evaluation; seeded.
+* **Read disturbance** ``d`` (the paper's default 0.05): every weight a read uses is
+  ``w (1 + u)``, ``u ~ U[-d, d]``, drawn afresh for every minibatch in training (the batch's
+  read of the arrays) and for every block of 500 images in the disturbed evaluation; seeded.
 * **Crossbar layer** (convolution by im2col, or dense): the column sums ``y = a @ w``; hidden
   layers: batch norm (per channel) then the converter and the activation quantiser in sequence,
   ``a' = q_A(q_CO(clip(BN(y), 0, 1)))`` with ``q_k(r) = round(r (2^k - 1)) / (2^k - 1)``: a CO-bit
@@ -41,7 +41,8 @@ import numpy as np
 from tqdm import tqdm
 
 from rrambnn.errors import RrambnnError
-from rrambnn.gen.cnn import FLOAT_BITS, MAX_BITS, CnnNetwork, check_bits, im2col, max_pool
+from rrambnn.gen.cnn import (DISTURB_BLOCK, FLOAT_BITS, MAX_BITS, CnnNetwork, check_bits, check_disturbance, im2col,
+                             max_pool)
 from rrambnn.gen.network import check_output_mode
 from rrambnn.gen.sliced import quantise_pixels, sum_bound
 from rrambnn.gen.spec import Conv, Pool, parse_spec
@@ -60,7 +61,7 @@ class CnnTrainConfig:
     cobits: int = 4  # CO: the crossbar outputs' converter
     wbits: int = 4  # W: weights (bit slices)
     gbits: int = 4  # G: back-propagated errors
-    disturbance: float = 0.0  # d: weights read as w (1 + U[-d, d])
+    disturbance: float = 0.05  # d: weights read as w (1 + U[-d, d]); the paper's default
     epochs: int = 10
     batch: int = 100
     optimizer: str = "sgd"  # "sgd": SGD with momentum, as the paper; "adam"
@@ -87,9 +88,7 @@ class CnnTrainConfig:
         for name, v in (("Activation bits (A)", self.abits), ("Converter bits (CO)", self.cobits),
                         ("Weight bits (W)", self.wbits), ("Gradient bits (G)", self.gbits)):
             check_bits(name, v, float_ok=True, top=TRAIN_BITS)
-        d = self.disturbance
-        if not isinstance(d, (int, float)) or not math.isfinite(d) or not 0 <= d < 1:
-            raise RrambnnError(f"Disturbance must be a number from 0 to below 1, not {d!r}")
+        self.disturbance = check_disturbance(self.disturbance)
         for name in ("epochs", "batch"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -132,14 +131,10 @@ def quantise(r: np.ndarray, k: int) -> np.ndarray:
 
 
 def weight_codes(W: np.ndarray, k: int) -> np.ndarray:
-    """Latent weights -> odd k-bit codes (int16): the cells' content."""
-    if k == 1:
-        return np.where(W >= 0, 1, -1).astype(np.int16)
-    top = (1 << k) - 1
-    t = np.tanh(W.astype(np.float64))
-    m = max(float(np.abs(t).max()), 1e-12)
-    u = np.floor((t / (2 * m) + 0.5) * top + 0.5)
-    return (2 * u - top).astype(np.int16)
+    """Latent weights -> odd k-bit codes (int16): the cells' content, the very codes the forward
+    pass of :func:`weights_forward` computes with (same dtype, same rounding)."""
+    wq, _ = weights_forward(W, k)
+    return np.rint(wq.astype(np.float64) * ((1 << k) - 1)).astype(np.int16)
 
 
 def weights_forward(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -455,4 +450,5 @@ def float_accuracy(model: CnnModel, images, labels, *, disturbed: bool = False, 
     """The float model's argmax accuracy (running statistics); ``disturbed``: reads disturbed."""
     x = pixels(input_images(model.spec, images), model.cfg.abits)[..., None]
     rng = np.random.default_rng(seed) if disturbed else None
-    return float((model.predict(x, batch=100 if disturbed else 1000, rng=rng).argmax(axis=1) == labels).mean())
+    batch = DISTURB_BLOCK if disturbed else 1000  # one draw per block of images, as the integer network's
+    return float((model.predict(x, batch=batch, rng=rng).argmax(axis=1) == labels).mean())

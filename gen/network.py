@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,15 +45,15 @@ def parse_arch(text) -> tuple[int, ...]:
     """'400-128-128-10' -> (400, 128, 128, 10): a fully connected chain of the layer-spec grammar
     (:mod:`rrambnn.gen.spec`), with a clear error."""
     parts = list(text) if isinstance(text, (tuple, list)) else str(text).split("-")
-    if not all(str(p).strip().isdigit() for p in parts):
+    if not all(re.fullmatch(r"[0-9]{1,12}", str(p).strip()) for p in parts):
         try:
             net = spec.parse_spec(text)
         except RrambnnError:
             net = None
         if net is not None and not net.is_dense:
-            raise RrambnnError(f"{text!r} is a convolutional network; this takes a fully connected chain like "
-                               f"400-128-128-10")
-        raise RrambnnError(f"Architecture must look like 400-128-128-10, not {text!r}")
+            raise RrambnnError(f"{spec.shown(text)} is a convolutional network; this takes a fully connected chain "
+                               f"like 400-128-128-10")
+        raise RrambnnError(f"Architecture must look like 400-128-128-10, not {spec.shown(text)}")
     return spec.parse_spec(parts).widths
 
 

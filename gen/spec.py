@@ -81,6 +81,12 @@ class Matrix:
     positions: int
     kind: str  # "conv" or "dense"
 
+    def tiles(self, tile=(128, 128)) -> tuple[int, int]:
+        """Crossbar arrays of ``tile`` cells that hold it: (row tiles, column tiles); the row
+        tiles' column currents add before one sense stage."""
+        r, c = tile
+        return -(-self.rows // r), -(-self.cols // c)
+
 
 @dataclass(frozen=True)
 class NetSpec:
@@ -187,13 +193,25 @@ class NetSpec:
                 out.append(Matrix(i, h * w * c, co, 1, "dense"))
         return out
 
+    def arrays(self, tile=(128, 128)) -> int:
+        """Crossbar arrays of ``tile`` cells per weight slice, over every matrix."""
+        return sum(a * b for a, b in (m.tiles(tile) for m in self.matrices()))
+
     def macs(self) -> int:
         """Multiply-accumulates per image (rows x columns x positions of every matrix)."""
         return sum(m.rows * m.cols * m.positions for m in self.matrices())
 
 
-_CONV = re.compile(r"c(\d+)x(\d+)(?:s(\d+))?(?:p(\d+))?")
-_INPUT = re.compile(r"i(\d+)(?:x(\d+)x(\d+))?")
+_N = r"([0-9]{1,12})"  # ASCII digits (sizes beyond the limits are refused by name below)
+_NUMBER = re.compile(r"[0-9]{1,12}")
+_CONV = re.compile(rf"c{_N}x{_N}(?:s{_N})?(?:p{_N})?")
+_INPUT = re.compile(rf"i{_N}(?:x{_N}x{_N})?")
+
+
+def shown(text, limit: int = 80) -> str:
+    """``repr(text)`` for an error message, cut to ``limit`` characters."""
+    r = repr(text)
+    return r if len(r) <= limit else r[:limit - 5] + "...'"
 
 
 def parse_spec(text) -> NetSpec:
@@ -208,14 +226,14 @@ def parse_spec(text) -> NetSpec:
     usage = ("layer specs like 400-128-128-10 or i28-c5x6p2-p2-c5x16-p2-d120-d84-d10 (or the name lenet5; "
              "c<k>x<channels>[s<stride>][p<pad>], p<pool>, d<neurons>)")
     if not raw or any(not t for t in tokens):
-        raise RrambnnError(f"Architecture must be {usage}, not {text!r}")
-    if all(t.isdigit() for t in tokens):  # the fully connected chain of earlier releases
+        raise RrambnnError(f"Architecture must be {usage}, not {shown(text)}")
+    if all(_NUMBER.fullmatch(t) for t in tokens):  # the fully connected chain of earlier releases
         sizes = [int(t) for t in tokens]
         if len(sizes) < 2 or any(n < 1 for n in sizes):
-            raise RrambnnError(f"Architecture needs at least an input and an output size, all positive, not {text!r}")
+            raise RrambnnError(f"Architecture needs at least an input and an output size, all positive, not {shown(text)}")
         if max(sizes) > MAX_LAYER:
             raise RrambnnError(f"Architecture layers hold at most {MAX_LAYER:,} neurons (a chip of this project's "
-                               f"crossbars), not {max(sizes):,} in {text!r}")
+                               f"crossbars), not {max(sizes):,} in {shown(text)}")
         return NetSpec((1, 1, sizes[0]), tuple(Dense(n) for n in sizes[1:]))
     first = _INPUT.fullmatch(tokens[0].lower())
     if first:
@@ -230,13 +248,13 @@ def parse_spec(text) -> NetSpec:
         if m := _CONV.fullmatch(tl):
             k, c, s, p = m.groups()
             layers.append(Conv(int(k), int(c), int(s) if s else 1, int(p) if p else 0))
-        elif m := re.fullmatch(r"p(\d+)", tl):
+        elif m := re.fullmatch(rf"p{_N}", tl):
             layers.append(Pool(int(m.group(1))))
-        elif m := re.fullmatch(r"d?(\d+)", tl):
+        elif m := re.fullmatch(rf"d?{_N}", tl):
             layers.append(Dense(int(m.group(1))))
         else:
-            raise RrambnnError(f"Architecture: cannot read {t!r} in {text!r}; expected {usage}")
+            raise RrambnnError(f"Architecture: cannot read {shown(t, 30)} in {shown(text)}; expected {usage}")
     try:
         return NetSpec(inp, tuple(layers))
     except RrambnnError as e:
-        raise RrambnnError(f"Architecture {text!r}: {e}") from None
+        raise RrambnnError(f"Architecture {shown(text)}: {e}") from None

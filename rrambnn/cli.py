@@ -33,9 +33,11 @@ def cmd_train(args):
     if args.out is None:
         raise RrambnnError("--out is required for a fully connected network")
     d = TrainConfig()
-    cfg = TrainConfig(arch=args.arch, crop=args.crop, epochs=args.epochs or d.epochs, batch=args.batch,
-                      lr=args.lr or d.lr, shift=args.shift, seed=args.seed, output_mode=args.output, ema=args.ema,
-                      wbits=args.wbits or 1, abits=args.abits or 1, hidden_norm=args.norm)
+    pick = lambda v, default: default if v is None else v  # noqa: E731
+    cfg = TrainConfig(arch=args.arch, crop=pick(args.crop, d.crop), epochs=pick(args.epochs, d.epochs),
+                      batch=args.batch, lr=pick(args.lr, d.lr), shift=args.shift, seed=args.seed,
+                      output_mode=args.output, ema=pick(args.ema, d.ema), wbits=pick(args.wbits, 1),
+                      abits=pick(args.abits, 1), hidden_norm=pick(args.norm, "bn"))
     net = train_and_save(cfg, args.out, args.data, progress=not args.quiet)
     acc = net.meta["accuracy"]
     emit(args, {"out": str(args.out), "accuracy": acc, "train_seconds": net.meta["train_seconds"]}, [
@@ -51,6 +53,10 @@ def cmd_train_cnn(args):
 
     d = CnnTrainConfig()
     pick = lambda v, default: default if v is None else v  # noqa: E731
+    given = [f for f in ("crop", "ema", "norm") if getattr(args, f) is not None]
+    if given:
+        raise RrambnnError(f"--{given[0]} is an option of fully connected networks; a layer spec takes its input "
+                           f"image from its i<H> token and trains with batch norm")
     cfg = CnnTrainConfig(spec=args.arch, abits=pick(args.abits, d.abits), cobits=pick(args.cobits, d.cobits),
                          wbits=pick(args.wbits, d.wbits), gbits=pick(args.gbits, d.gbits),
                          disturbance=pick(args.disturbance, d.disturbance), epochs=pick(args.epochs, d.epochs),
@@ -82,6 +88,9 @@ def cmd_train_cnn(args):
 def cmd_eval(args):
     from rrambnn.gen.networks import evaluate, load_network
 
+    from rrambnn.gen.cnn import check_disturbance, check_seed
+    check_disturbance(args.disturbance)
+    check_seed(args.seed)
     net = load_network(args.weights, multi_bit=True, cnn=True)
     if args.disturbance and not hasattr(net, "spec"):
         raise RrambnnError("--disturbance evaluates networks of layer specs (CNNs) for now")
@@ -144,14 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "convolutions (i28-c5x6p2-p2-c5x16-p2-d120-d84-d10, or the name lenet5): "
                         "c<k>x<channels>[s<stride>][p<pad>], p<pool>, d<neurons>")
     t.add_argument("--out", help="output .npz (required for fully connected networks)")
-    t.add_argument("--crop", type=int, default=d.crop, help="centre crop of the 28x28 images, pixels per side")
+    t.add_argument("--crop", type=int, help=f"centre crop of the 28x28 images, pixels per side (default: {d.crop}; "
+                                             f"fully connected networks)")
     t.add_argument("--epochs", type=int, help=f"training epochs (default: {d.epochs}; CNNs {c.epochs})")
     t.add_argument("--batch", type=int, default=d.batch, help="minibatch size")
     t.add_argument("--lr", type=float, help=f"learning rate (default: Adam {d.lr}; CNNs: SGD 0.1, Adam 0.01)")
     t.add_argument("--optimizer", choices=("sgd", "adam"), help="CNNs: SGD with momentum (the paper's) or Adam "
                                                                   "(default sgd)")
     t.add_argument("--shift", type=int, default=d.shift, help="augmentation: random translation, pixels")
-    t.add_argument("--ema", type=float, default=d.ema, help="parameter moving-average decay (0: off)")
+    t.add_argument("--ema", type=float, help=f"parameter moving-average decay, 0: off (default: {d.ema}; fully "
+                                             f"connected networks)")
     t.add_argument("--seed", type=int, default=d.seed, help="initial weights, batches, augmentation")
     t.add_argument("--output", default="priority", help="the output stage the weights file names for its chip: "
                                                              "priority|argmax")
@@ -162,12 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cobits", type=int, help=f"CNNs, CO: crossbar-output converter bits (1-16 or 32; default "
                                                f"{c.cobits})")
     t.add_argument("--gbits", type=int, help=f"CNNs, G: back-propagated error bits (1-16 or 32; default {c.gbits})")
-    t.add_argument("--disturbance", type=float, help="CNNs: every weight read as w*(1+u), u ~ U[-d, d] (the "
-                                                      "paper's 0.05; default 0)")
+    t.add_argument("--disturbance", type=float, help="CNNs: every weight read in training as w*(1+u), u ~ U[-d, d] "
+                                                      "(default: the paper's 0.05; 0: ideal reads)")
     t.add_argument("--momentum", type=float, help=f"CNNs: SGD momentum (default {c.momentum})")
     t.add_argument("--samples", type=int, help="CNNs: training samples per epoch (default 0: all 60,000)")
-    t.add_argument("--norm", choices=("bn", "shared"), default="bn",
-                   help="hidden normalisation: batch norm, or one shared scale per layer")
+    t.add_argument("--norm", choices=("bn", "shared"),
+                   help="hidden normalisation: batch norm, or one shared scale per layer (default: bn; fully connected "
+                        "networks)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     json_arg(t)
     data_arg(t)

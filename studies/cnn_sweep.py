@@ -31,6 +31,8 @@ CONVERGED = 0.5  # below this test accuracy (argmax) a run counts as not converg
 
 def parse_bits(text: str | None) -> list[tuple[int, int, int, int]]:
     from rrambnn.gen.cnn import check_bits
+    if text is not None and not str(text).strip():
+        raise RrambnnError("--bits is empty; give A/CO/W/G combinations separated by commas (e.g. 4/4/4/4,2/2/1/4)")
     combos = []
     for item in (text or ",".join(PAPER_BITS)).split(","):
         parts = item.strip().split("/")
@@ -64,7 +66,11 @@ def _point(base: dict, data_dir, point: dict) -> dict:
     cfg = cnn_train.CnnTrainConfig(**{**base, "abits": a, "cobits": co, "wbits": w, "gbits": g,
                                       "disturbance": point["disturbance"], "seed": point["seed"]})
     t0 = time.time()
-    net, model, history = cnn_train.train(cfg, tr.images, tr.labels, progress=False)
+    try:
+        net, model, history = cnn_train.train(cfg, tr.images, tr.labels, progress=False)
+    except RrambnnError as e:  # the loss became NaN or infinite: a combination that does not converge
+        return {"bits": "/".join(map(str, point["bits"])), "disturbance": point["disturbance"], "seed": point["seed"],
+                "train_seconds": round(time.time() - t0, 1), "diverged": str(e), "float_accuracy": 0.0}
     row = {"bits": "/".join(map(str, point["bits"])), "disturbance": point["disturbance"], "seed": point["seed"],
            "train_seconds": round(time.time() - t0, 1), "final_loss": history[-1]["loss"],
            "float_accuracy": cnn_train.float_accuracy(model, te.images, te.labels)}
@@ -80,7 +86,8 @@ def _point(base: dict, data_dir, point: dict) -> dict:
 
 
 def headline(row: dict) -> float:
-    """The accuracy a point is judged by: the chip's argmax (hardware-exact), else the float model's."""
+    """The accuracy a point is judged by: the chip's argmax (hardware-exact), else the float model's
+    (0 for a run whose loss diverged)."""
     return row["accuracy"]["argmax"] if "accuracy" in row else row["float_accuracy"]
 
 
@@ -92,12 +99,18 @@ def summarise(rows: list[dict], combos, disturbances) -> list[dict]:
             sel = [r for r in rows if r["bits"] == key and r["disturbance"] == d]
             if not sel:
                 continue
-            e = {"bits": key, "disturbance": d, "seeds": len(sel), "chip": "accuracy" in sel[0]}
-            if e["chip"]:
+            ok = [r for r in sel if "diverged" not in r]
+            e = {"bits": key, "disturbance": d, "seeds": len(sel), "diverged": len(sel) - len(ok),
+                 "chip": any("accuracy" in r for r in ok)}
+            if e["chip"]:  # a diverged seed counts as 0 (no answer right)
                 for mode in ("priority", "argmax"):
-                    v = np.array([r["accuracy"][mode] for r in sel])
+                    v = np.array([r["accuracy"][mode] if "accuracy" in r else 0.0 for r in sel])
                     e[mode] = {"mean": float(v.mean()), "min": float(v.min())}
-                e["rejects_mean"] = float(np.mean([r["accuracy"]["rejects"] for r in sel]))
+                    if d:  # and with the reads disturbed as in training
+                        v = np.array([r["accuracy_disturbed"][mode] if "accuracy_disturbed" in r else 0.0
+                                      for r in sel])
+                        e[f"{mode}_disturbed"] = {"mean": float(v.mean()), "min": float(v.min())}
+                e["rejects_mean"] = float(np.mean([r["accuracy"]["rejects"] for r in ok]))
             v = np.array([r["float_accuracy"] for r in sel])
             e["float"] = {"mean": float(v.mean()), "min": float(v.min())}
             heads = np.array([headline(r) for r in sel])
@@ -112,18 +125,21 @@ def table(res: dict) -> str:
              f"{res.get('optimizer', 'sgd')} (lr {res.get('lr')}), seeds "
              f"{res['seeds']}; hardware-exact MNIST test accuracy of the integer chip (10,000 images; a priority "
              f"reject counts wrong); 32-bit rows have no chip and give the float model's accuracy.", "",
-             "| A/CO/W/G | disturbance | argmax mean | argmax worst | priority mean | priority worst | float model "
-             "mean | converged | s/run |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| A/CO/W/G | disturbance | argmax mean | argmax worst | priority mean | priority worst | argmax, reads "
+             "disturbed: mean / worst | float model mean | converged | s/run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in res["summary"]:
         pct = lambda v: f"{v * 100:.2f}%"  # noqa: E731
         if e["chip"]:
             chip = (f"{pct(e['argmax']['mean'])} | {pct(e['argmax']['min'])} | {pct(e['priority']['mean'])} | "
                     f"{pct(e['priority']['min'])}")
+            dist = (f"{pct(e['argmax_disturbed']['mean'])} / {pct(e['argmax_disturbed']['min'])}"
+                    if "argmax_disturbed" in e else "")
         else:
-            chip = "no chip | | | "
-        lines.append(f"| {e['bits']} | {e['disturbance']} | {chip} | {pct(e['float']['mean'])} | "
-                     f"{e['converged']}/{e['seeds']} | {e['train_seconds_mean']:.0f} |")
+            chip, dist = "no chip | | | ", ""
+        conv = f"{e['converged']}/{e['seeds']}" + (f" ({e['diverged']} diverged)" if e.get("diverged") else "")
+        lines.append(f"| {e['bits']} | {e['disturbance']} | {chip} | {dist} | {pct(e['float']['mean'])} | "
+                     f"{conv} | {e['train_seconds_mean']:.0f} |")
     return "\n".join(lines)
 
 
@@ -165,6 +181,8 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
         raise RrambnnError(f"--seeds must be from 1 to 100, not {seeds!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise RrambnnError(f"--jobs must be a positive integer, not {jobs!r}")
+    if len(set(disturbances)) != len(disturbances):
+        raise RrambnnError(f"--disturbances lists a value twice: {', '.join(map(str, disturbances))}")
     base = {"spec": spec, "epochs": epochs, "samples": samples, "optimizer": optimizer}
     if lr is not None:
         base["lr"] = lr

@@ -4,11 +4,26 @@ sweep reruns nothing. Used by the online-training sweeps and the CNN bit-width s
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
 
 from rrambnn.fileio import atomic_write
+
+
+def _indexed(work, item):
+    i, point = item
+    return i, work(point)
+
+
+def _read_kept(path) -> dict | None:
+    """A kept point's result; None when there is none, or it cannot be read (it is run again)."""
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def run_points(points: list, path_of, work, *, jobs: int, desc: str, progress: bool = False) -> list[dict]:
@@ -20,8 +35,9 @@ def run_points(points: list, path_of, work, *, jobs: int, desc: str, progress: b
     bar = tqdm(total=len(points), desc=desc, unit="point", disable=not progress)
     todo = []
     for i, pt in enumerate(points):
-        if path_of(pt).is_file():
-            results[i] = json.loads(path_of(pt).read_text())
+        kept = _read_kept(path_of(pt))
+        if kept is not None:
+            results[i] = kept
             bar.update()
         else:
             todo.append(i)
@@ -43,7 +59,7 @@ def run_points(points: list, path_of, work, *, jobs: int, desc: str, progress: b
         # a pool's exit terminates its workers: Ctrl-C stops the sweep at once (finished points stay kept)
         with multiprocessing.get_context("spawn").Pool(min(jobs, os.cpu_count() or 1, len(todo)),
                                                        initializer=ignore_interrupts) as pool:
-            for i, row in zip(todo, pool.imap(work, [points[i] for i in todo])):
-                keep(i, row)
+            for i, row in pool.imap_unordered(functools.partial(_indexed, work), [(i, points[i]) for i in todo]):
+                keep(i, row)  # as each finishes: a stopped sweep keeps every point done
     bar.close()
     return [results[i] for i in range(len(points))]

@@ -23,6 +23,8 @@ def test_lenet5_spec_shapes_and_matrices():
     assert [(m.rows, m.cols, m.positions) for m in s.matrices()] == [(25, 6, 784), (150, 16, 100), (400, 120, 1),
                                                                       (120, 84, 1), (84, 10, 1)]
     assert s.macs() == 25 * 6 * 784 + 150 * 16 * 100 + 400 * 120 + 120 * 84 + 84 * 10
+    assert [m.tiles() for m in s.matrices()] == [(1, 1), (2, 1), (4, 1), (1, 1), (1, 1)] and s.arrays() == 9
+    assert parse_spec("400-128-128-10").arrays() == 6 and parse_spec("400-128-128-10").arrays((64, 64)) == 7 * 2 + 4 + 2
     assert parse_spec(s.text) == s and parse_spec("LeNet5") == s
 
 
@@ -273,6 +275,10 @@ def test_training_is_deterministic(mnist_train):
     (["--arch", "lenet5", "--abits", "32", "--out", "{tmp}/f.npz"], "have no chip to write"),
     (["--arch", "400-10", "--gbits", "4", "--out", "{tmp}/f.npz"], "--gbits trains through the crossbar model"),
     (["--arch", "i28-c5x6-d11"], "MNIST needs 10 outputs"),
+    (["--arch", "lenet5", "--crop", "20"], "--crop is an option of fully connected networks"),
+    (["--arch", "4²-10", "--out", "{tmp}/f.npz"], "Architecture must look like 400-128-128-10, not '4²-10'"),
+    (["--arch", "400-10", "--epochs", "0", "--out", "{tmp}/f.npz"], "Epochs must be a positive integer, not 0"),
+    (["--arch", "400-10", "--wbits", "0", "--out", "{tmp}/f.npz"], "Weight bits must be an integer from 1 to 8"),
 ])
 def test_train_cnn_bad_input(tmp_path, args, message):
     one_error_line(rr("train", *[a.format(tmp=tmp_path) for a in args]), message)
@@ -292,6 +298,9 @@ def test_train_and_eval_a_small_cnn(tmp_path):
     ev = json.loads(r.stdout)
     assert ev["accuracy"] == res["accuracy"] and ev["arch"] == res["spec"] and ev["converter_bits"] == 2
     one_error_line(rr("sim", "--weights", str(out), "--images", "5"), "this command does not take it yet")
+    one_error_line(rr("eval", "--weights", str(out), "--disturbance", "-0.1"), "Disturbance must be a number from 0")
+    one_error_line(rr("eval", "--weights", str(out), "--disturbance", "nan"), "Disturbance must be a number from 0")
+    one_error_line(rr("eval", "--disturbance", "0.05", "--seed", "-1"), "Seed must be an integer from 0 to 2^32 - 1")
 
 
 def test_old_mlp_files_load_and_evaluate_as_before(mnist_test):
@@ -318,11 +327,15 @@ def test_sweep_cnn_bits_resumes_and_reproduces(tmp_path):
     r = rr(*args, "--json")  # resumes: every point from the kept runs, the same table
     again = json.loads(r.stdout.strip().splitlines()[-1])
     assert again["points"] == first["points"] and again["summary"] == first["summary"]
-    # and a fresh run of the same points gives the same numbers (every field but wall times)
+    # a damaged kept point is run again; a fresh run of the same points gives the same numbers
+    # (every field but wall times)
     for p in (tmp_path / ".cnn-bits-points").iterdir():
-        p.unlink()
+        p.write_bytes(b"\xff{not json")
     r = rr(*args, "--json")
     fresh = json.loads(r.stdout.strip().splitlines()[-1])
     strip = lambda rows: [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]  # noqa: E731
     assert strip(fresh["points"]) == strip(first["points"])
     one_error_line(rr("sweep", "cnn-bits", "--bits", "4/4/4", "--out", str(tmp_path)), "--bits takes A/CO/W/G")
+    one_error_line(rr("sweep", "cnn-bits", "--bits", "", "--out", str(tmp_path)), "--bits is empty")
+    one_error_line(rr("sweep", "cnn-bits", "--disturbances", "0,0", "--out", str(tmp_path)), "lists a value twice")
+    one_error_line(rr("sweep", "cnn-bits", "--epochs", "0", "--out", str(tmp_path)), "Epochs must be a positive")
