@@ -1,0 +1,160 @@
+"""Write the command-line reference (cli.md) from the argparse definitions.
+
+Every command and subcommand of ``rrambnn.cli.build_parser()`` with its usage, every option
+with its help text and default. ``conf.py`` runs this at every build, so the page cannot go
+stale; cli.md is generated, not committed. By hand: ``python docs/site/gen_cli.py [OUT.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+WIDTH = 100  # usage lines are wrapped at this width, whatever the terminal
+
+_SPECIAL = set("\\`*_[]<>|{}$~^#")
+
+
+def esc(text: str) -> str:
+    """Help text as literal markdown: outside `code spans` every character markdown could read as
+    syntax is escaped; whitespace runs become one space."""
+    parts = " ".join(text.split()).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code spans at all
+        parts = ["`".join(parts)]
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(code(part))
+        else:
+            out.append("".join("\\" + ch if ch in _SPECIAL else ch for ch in part))
+    return "".join(out)
+
+
+def code(text: str) -> str:
+    """Text as an inline code span."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _formatter(parser: argparse.ArgumentParser) -> argparse.HelpFormatter:
+    try:  # Python >= 3.14 colours help text on a terminal; never here
+        return parser.formatter_class(prog=parser.prog, width=WIDTH, color=False)
+    except TypeError:
+        return parser.formatter_class(prog=parser.prog, width=WIDTH)
+
+
+def _usage(parser: argparse.ArgumentParser) -> str:
+    f = _formatter(parser)
+    f.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    return f.format_help().strip()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """(name, help, parser) of every subcommand, in the order they were defined."""
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            out += [(name, helps.get(name, ""), sp) for name, sp in action.choices.items()]
+    return out
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    """A definition list: each option (with its argument and choices) and its help as ``--help`` prints
+    it: the parser's formatter adds every default the help text does not already state."""
+    f = _formatter(parser)
+    lines = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        if action.help == argparse.SUPPRESS:
+            continue
+        term = f._format_action_invocation(action)
+        if not action.option_strings and action.choices:
+            term = f"{action.dest} {{{','.join(map(str, action.choices))}}}"
+        text = esc(f._expand_help(action)) if action.help else ""  # as --help prints it, with the default
+        if action.required and action.option_strings:
+            text += (" " if text else "") + "(required)"
+        lines += [code(term), f": {text or '(no help text)'}", ""]
+    return lines
+
+
+def _choice_help(action: argparse.Action) -> dict[str, str]:
+    """A positional's help of the form 'a: what a does; b: what b does', split per choice."""
+    parts = {}
+    for piece in (action.help or "").split("; "):
+        name, sep, text = piece.partition(": ")
+        if sep and name.strip() in map(str, action.choices):
+            parts[name.strip()] = text
+    return parts
+
+
+def _command(parser: argparse.ArgumentParser, helptext: str, level: int) -> list[str]:
+    lines = ["#" * level + " " + code(parser.prog), ""]
+    if helptext:
+        lines += [esc(helptext[0].upper() + helptext[1:]) + ".", ""]
+    lines += ["```text", _usage(parser), "```", ""]
+    options = _options(parser)
+    if options:
+        lines += options
+    subs = _subparsers(parser)
+    for name, sub_help, sub in subs:
+        lines += _command(sub, sub_help, level + 1)
+    for action in parser._actions:  # a positional with choices: one section per choice (board info, ...)
+        if action.option_strings or not action.choices or isinstance(action, argparse._SubParsersAction):
+            continue
+        per_choice = _choice_help(action)
+        for choice in action.choices:
+            lines += ["#" * (level + 1) + " " + code(f"{parser.prog} {choice}"), ""]
+            text = per_choice.get(str(choice))
+            if text:
+                lines += [esc(text[0].upper() + text[1:]) + ".", ""]
+            lines += [f"Takes the options of {code(parser.prog)} above.", ""]
+    return lines
+
+
+def render() -> str:
+    from rrambnn.cli import build_parser
+
+    parser = build_parser()
+    lines = [
+        "# Command-line reference",
+        "",
+        "<!-- generated by docs/site/gen_cli.py from rrambnn.cli.build_parser(); do not edit -->",
+        "",
+        "This page is generated from the command line's own definitions at every documentation build. "
+        "The same text, with the defaults, is what `rrambnn COMMAND --help` prints; "
+        "every command also takes `-h`, `--help`.",
+        "",
+        esc(" ".join(parser.description.split())) if parser.description else "",
+        "",
+        "```text",
+        _usage(parser),
+        "```",
+        "",
+    ]
+    lines += _options(parser)
+    for name, sub_help, sub in _subparsers(parser):
+        lines += _command(sub, sub_help, 2)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(path: Path) -> bool:
+    """Write the page; True if it changed (an unchanged file is not touched, so Sphinx does not
+    rebuild it)."""
+    text = render()
+    path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("cli.md")
+    write(out)
+    print(f"wrote {out}")
