@@ -25,7 +25,7 @@ extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 # the pages of this folder and nothing else: no file outside docs/site, no subfolder, is parsed
-# (the tables and plots under docs/ are linked and shown, not parsed)
+# (the tables and plots under results/ are linked and shown, not parsed)
 include_patterns = ["*.md"]
 exclude_patterns = ["_build", "**/.*"]
 
