@@ -129,7 +129,9 @@ def cmd_sweep_cnn(args):
         print_json(res)
         return
     print(cnn_sweep.table(res))
-    print(f"wall time {res['wall_seconds']} s; wrote {', '.join(res['files'].values())}")
+    print(f"{res['points_run']} run(s) in {res['wall_seconds']} s of wall time ({res['points_kept']} kept from an "
+          f"earlier run; {res['train_seconds_total']:.0f} s of training over all points); wrote "
+          f"{', '.join(res['files'].values())}")
 
 
 def add_hw_commands(sub):

@@ -204,12 +204,15 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
                        f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
 
     t0 = time.time()
+    kept = sum(path_of(pt).is_file() for pt in points)
     rows = run_points(points, path_of, functools.partial(_point, base, data_dir), jobs=jobs, desc="sweep cnn-bits",
                       progress=progress)
     n_train = samples or 60000
     res = {"spec": base["spec"], "epochs": epochs, "samples_per_epoch": n_train, "seeds": seeds,
            "optimizer": optimizer, "lr": base["lr"],
-           "disturbances": list(disturbances), "wall_seconds": round(time.time() - t0, 1), "points": rows,
+           "disturbances": list(disturbances), "wall_seconds": round(time.time() - t0, 1),
+           "points_run": len(points) - kept, "points_kept": kept,
+           "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1), "points": rows,
            "summary": summarise(rows, combos, disturbances)}
     paths = {"json": out / "cnn-bits.json", "md": out / "cnn-bits.md", "png": out / "cnn-bits.png"}
     write_text(paths["json"], json.dumps(res, indent=2) + "\n")
