@@ -165,7 +165,7 @@ def plot(res: dict, path: Path):
     ax.set_ylabel("MNIST test accuracy, argmax (%)")
     ax.set_title(f"{res['spec']}: {res['epochs']} epoch(s), trained through the crossbar model", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
