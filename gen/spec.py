@@ -208,6 +208,13 @@ _CONV = re.compile(rf"c{_N}x{_N}(?:s{_N})?(?:p{_N})?")
 _INPUT = re.compile(rf"i{_N}(?:x{_N}x{_N})?")
 
 
+def looks_like_layer_spec(text) -> bool:
+    """Whether ``text`` is meant as a spec with an input image, convolutions, pooling or named
+    layers (a name, or a token like ``i28``, ``c5x6``, ``p2``, ``d120``), not a plain chain of sizes."""
+    t = str(text).strip().lower()
+    return t in NAMES or any(re.fullmatch(r"[cip][0-9].*|d[0-9]+", tok) for tok in t.split("-"))
+
+
 def shown(text, limit: int = 80) -> str:
     """``repr(text)`` for an error message, cut to ``limit`` characters."""
     r = repr(text)

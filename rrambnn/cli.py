@@ -20,7 +20,8 @@ from rrambnn.errors import RrambnnError
 # -- train -----------------------------------------------------------------------
 
 def cmd_train(args):
-    if any(ch.isalpha() for ch in args.arch):  # a layer spec (or a name): trained through the crossbar model
+    from rrambnn.gen.spec import looks_like_layer_spec
+    if looks_like_layer_spec(args.arch):  # convolutions (or a name): trained through the crossbar model
         return cmd_train_cnn(args)
     from rrambnn.gen.networks import train_and_save
     from rrambnn.gen.train import TrainConfig
@@ -31,7 +32,8 @@ def cmd_train(args):
         raise RrambnnError(f"--{given[0]} trains through the crossbar model: it needs a layer spec with a convolution "
                            f"(e.g. --arch lenet5), not the fully connected {args.arch}")
     if args.out is None:
-        raise RrambnnError("--out is required for a fully connected network")
+        raise RrambnnError("the following arguments are required: --out (a fully connected network is trained to "
+                           "be written; only a CNN may be trained for its accuracy alone)")
     d = TrainConfig()
     pick = lambda v, default: default if v is None else v  # noqa: E731
     cfg = TrainConfig(arch=args.arch, crop=pick(args.crop, d.crop), epochs=pick(args.epochs, d.epochs),
