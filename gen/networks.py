@@ -28,17 +28,18 @@ def load_network(path=None, *, multi_bit: bool = False, cnn: bool = False):
         raise RrambnnError("the weights file name is empty")
     path = path if path else shipped()
     fmt = npz_format(path)
-    if fmt == CNN:
-        net = CnnNetwork.load(path)
-        if not cnn:
-            raise RrambnnError(f"{path}: a network of layer spec {net.spec.text} ({net.wbits}-bit weights, "
-                               f"{net.abits}-bit activations); this command does not take it yet (eval does)")
-        return net
-    if fmt == SLICED:
-        net = SlicedNetwork.load(path)
-        if not multi_bit:
-            raise RrambnnError(f"{path}: a network with {net.wbits}-bit weights and {net.abits}-bit activations; "
-                               f"this command takes binary networks (verilog, eval and sim take multi-bit ones)")
+    kinds = {  # format: (class, taken here, what the file holds for a command that does not take it)
+        CNN: (CnnNetwork, cnn, lambda n: f"a network of layer spec {n.spec.text} ({n.wbits}-bit weights, {n.abits}-bit "
+                                         f"activations); this command does not take it yet (eval does)"),
+        SLICED: (SlicedNetwork, multi_bit, lambda n: f"a network with {n.wbits}-bit weights and {n.abits}-bit "
+                                                     f"activations; this command takes binary networks (verilog, eval "
+                                                     f"and sim take multi-bit ones)"),
+    }
+    if fmt in kinds:
+        cls, taken, holds = kinds[fmt]
+        net = cls.load(path)
+        if not taken:
+            raise RrambnnError(f"{path}: {holds(net)}")
         return net
     if fmt == learning.FORMAT:
         raise RrambnnError(f"{path}: an n-bit online network (offset codes); this command takes binary or multi-bit "
