@@ -204,8 +204,14 @@ def _cached_build(simulator: str, name: str, product: str, files: dict, waves: b
         name = "Verilator" if simulator == "verilator" else "Icarus Verilog"
         raise RrambnnError(f"{name} build failed ({e}); see {tmp_dir / 'build.log'}") from None
     seconds = time.time() - t
-    shutil.rmtree(build_dir, ignore_errors=True)
-    tmp_dir.rename(build_dir)
+    try:
+        tmp_dir.rename(build_dir)  # atomic; refused when another process has put its build there first
+    except OSError:
+        if (build_dir / product).exists():  # keep that build: runs of the other process live inside it
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        else:  # a leftover folder without the product: replace it
+            shutil.rmtree(build_dir, ignore_errors=True)
+            tmp_dir.rename(build_dir)
     return Build(build_dir, seconds, False, waves, simulator)
 
 
