@@ -69,6 +69,15 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def centre(spec: NetSpec, images: np.ndarray) -> np.ndarray:
+    """The centre of each grey image (N, 28, 28) that the spec's H x W x 1 input takes, (N, H, W)."""
+    h, w, c = spec.input
+    if c != 1 or h > images.shape[1] or w > images.shape[2]:
+        raise RrambnnError(f"a {h}x{w}x{c} input cannot be cut from {images.shape[1]}x{images.shape[2]} grey images")
+    oy, ox = (images.shape[1] - h) // 2, (images.shape[2] - w) // 2
+    return images[:, oy:oy + h, ox:ox + w]
+
+
 # -- im2col and pooling ------------------------------------------------------------------
 
 def im2col(x: np.ndarray, k: int, stride: int = 1, pad: int = 0) -> np.ndarray:
@@ -180,12 +189,7 @@ class CnnNetwork:
     def inputs(self, images: np.ndarray) -> np.ndarray:
         """uint8 MNIST images (N, 28, 28) -> input codes (N, H, W, 1), the centre of the image
         when the spec's input is smaller."""
-        h, w, c = self.spec.input
-        if c != 1 or h > images.shape[1] or w > images.shape[2]:
-            raise RrambnnError(f"a {h}x{w}x{c} input cannot be cut from {images.shape[1]}x{images.shape[2]} "
-                               f"grey images")
-        oy, ox = (images.shape[1] - h) // 2, (images.shape[2] - w) // 2
-        return quantise_pixels(images[:, oy:oy + h, ox:ox + w], self.abits)[..., None]
+        return quantise_pixels(centre(self.spec, images), self.abits)[..., None]
 
     # -- inference ---------------------------------------------------------------
     def forward(self, x: np.ndarray, *, trace: bool = True, chunk: int = 500, disturbance: float = 0.0,

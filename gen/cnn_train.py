@@ -41,8 +41,8 @@ import numpy as np
 from tqdm import tqdm
 
 from rrambnn.errors import RrambnnError
-from rrambnn.gen.cnn import (DISTURB_BLOCK, FLOAT_BITS, MAX_BITS, CnnNetwork, check_bits, check_disturbance, im2col,
-                             max_pool)
+from rrambnn.gen.cnn import (DISTURB_BLOCK, FLOAT_BITS, MAX_BITS, CnnNetwork, centre, check_bits, check_disturbance,
+                             im2col, max_pool)
 from rrambnn.gen.network import check_output_mode
 from rrambnn.gen.sliced import quantise_pixels, sum_bound
 from rrambnn.gen.spec import Conv, Pool, parse_spec
@@ -128,6 +128,12 @@ def quantise(r: np.ndarray, k: int) -> np.ndarray:
         return r
     top = (1 << k) - 1
     return np.floor(r * top + 0.5) / top
+
+
+def staircase(z: np.ndarray, cobits: int, abits: int) -> np.ndarray:
+    """A hidden column after batch norm: the CO-bit converter, then the A-bit activation,
+    ``q_A(q_CO(clip(z, 0, 1)))`` in [0, 1] (training's forward pass and the export's thresholds)."""
+    return quantise(quantise(np.clip(z, 0, 1), cobits), abits)
 
 
 def weight_codes(W: np.ndarray, k: int) -> np.ndarray:
@@ -223,8 +229,7 @@ class CnnModel:
         return [*self.W, *self.gamma, *self.beta, self.log_s, self.b_out]
 
     def _activate(self, z):
-        cfg = self.cfg
-        a = quantise(quantise(np.clip(z, 0, 1), cfg.cobits), cfg.abits)
+        a = staircase(z, self.cfg.cobits, self.cfg.abits)
         return a.astype(z.dtype, copy=False), ((z >= 0) & (z <= 1)).astype(z.dtype)
 
     def forward(self, x, rng=None, *, train: bool = True, momentum: float | None = None):
@@ -340,13 +345,6 @@ def shifted(x: np.ndarray, shift: int, rng) -> np.ndarray:
     return p[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def input_images(spec, images: np.ndarray) -> np.ndarray:
-    """The centre of each 28x28 image the spec's input takes, (N, H, W)."""
-    h, w, _ = spec.input
-    oy, ox = (images.shape[1] - h) // 2, (images.shape[2] - w) // 2
-    return images[:, oy:oy + h, ox:ox + w]
-
-
 def recompute_bn_stats(model: CnnModel, x: np.ndarray):
     """Population statistics of every BN layer's input on ``x`` (replacing the running averages):
     one forward pass of the whole set in training mode, each layer normalised by the statistics
@@ -384,8 +382,7 @@ def export(model: CnnModel, meta: dict | None = None) -> CnnNetwork:
 
         def level(S):  # activation code of integer sums S (cols, L)
             z = g[:, None] * (S / c - mu[:, None]) / sigma[:, None] + beta[:, None]
-            a = quantise(quantise(np.clip(z, 0, 1), cfg.cobits), cfg.abits)
-            return np.floor(a * levels + 0.5)
+            return np.floor(staircase(z, cfg.cobits, cfg.abits) * levels + 0.5)
 
         want = np.arange(1, levels + 1, dtype=np.float64)[None, :].repeat(m.cols, 0)
         lo = np.full(want.shape, -bound, np.int64)  # invariant: the answer lies in [lo, hi]
@@ -406,7 +403,7 @@ def train(cfg: CnnTrainConfig, train_images, train_labels, *, progress: bool = T
     spec = cfg.validate()
     rng = np.random.default_rng(cfg.seed)
     model = CnnModel(cfg, rng)
-    x_all = pixels(input_images(spec, train_images), cfg.abits)[..., None]
+    x_all = pixels(centre(spec, train_images), cfg.abits)[..., None]
     n = len(train_labels) if not cfg.samples else min(cfg.samples, len(train_labels))
     steps = math.ceil(n / cfg.batch)
     total = steps * cfg.epochs
@@ -446,9 +443,29 @@ def train(cfg: CnnTrainConfig, train_images, train_labels, *, progress: bool = T
     return net, model, history
 
 
+def evaluate(net, model: CnnModel, train_split, test_split, *, float_disturbed: bool = True) -> dict:
+    """What a training run is reported with: the float model's test accuracy (and with the reads
+    disturbed); for an integer network, its output thresholds calibrated on (up to) 10,000 training
+    images, then its hardware-exact test accuracy (and with the reads disturbed). ``net`` is None
+    for bit widths with no chip."""
+    from rrambnn.gen.train import calibrate_output
+    cfg, te = model.cfg, test_split
+    res = {"float_accuracy": float_accuracy(model, te.images, te.labels)}
+    if cfg.disturbance and float_disturbed:
+        res["float_accuracy_disturbed"] = float_accuracy(model, te.images, te.labels, disturbed=True, seed=cfg.seed)
+    if net is not None:
+        n_cal = min(10000, len(train_split.labels))
+        res["calibration"] = calibrate_output(net, net.inputs(train_split.images[:n_cal]), train_split.labels[:n_cal])
+        x = net.inputs(te.images)
+        res["accuracy"] = net.accuracy(x, te.labels)
+        if cfg.disturbance:
+            res["accuracy_disturbed"] = net.accuracy(x, te.labels, disturbance=cfg.disturbance, seed=cfg.seed)
+    return res
+
+
 def float_accuracy(model: CnnModel, images, labels, *, disturbed: bool = False, seed: int = 0) -> float:
     """The float model's argmax accuracy (running statistics); ``disturbed``: reads disturbed."""
-    x = pixels(input_images(model.spec, images), model.cfg.abits)[..., None]
+    x = pixels(centre(model.spec, images), model.cfg.abits)[..., None]
     rng = np.random.default_rng(seed) if disturbed else None
     batch = DISTURB_BLOCK if disturbed else 1000  # one draw per block of images, as the integer network's
     return float((model.predict(x, batch=batch, rng=rng).argmax(axis=1) == labels).mean())

@@ -115,7 +115,6 @@ def train_cnn_and_save(cfg, out, data_dir=None, *, progress: bool = False, log=N
     from rrambnn.fileio import check_writable
     from rrambnn.gen import cnn_train
     from rrambnn.gen.mnist import load_split
-    from rrambnn.gen.train import calibrate_output
     cfg.validate()
     if out is not None:
         if Path(out).suffix != ".npz" or Path(out).is_dir():
@@ -129,18 +128,10 @@ def train_cnn_and_save(cfg, out, data_dir=None, *, progress: bool = False, log=N
     net, model, history = cnn_train.train(cfg, tr.images, tr.labels, progress=progress, log=log)
     res = {"spec": model.spec.text, "bits": cfg.bits, "disturbance": cfg.disturbance, "seed": cfg.seed,
            "epochs": cfg.epochs, "train_seconds": history[-1]["seconds"] if history else 0.0,
-           "float_accuracy": cnn_train.float_accuracy(model, te.images, te.labels)}
-    if cfg.disturbance:
-        res["float_accuracy_disturbed"] = cnn_train.float_accuracy(model, te.images, te.labels, disturbed=True,
-                                                                   seed=cfg.seed)
+           **cnn_train.evaluate(net, model, tr, te)}
+    calibration = res.pop("calibration", None)
     if net is not None:
-        n_cal = min(10000, len(tr.labels))
-        net.meta["calibration"] = calibrate_output(net, net.inputs(tr.images[:n_cal]), tr.labels[:n_cal])
-        x = net.inputs(te.images)
-        res["accuracy"] = net.accuracy(x, te.labels)
-        if cfg.disturbance:
-            res["accuracy_disturbed"] = net.accuracy(x, te.labels, disturbance=cfg.disturbance, seed=cfg.seed)
-        net.meta.update({"accuracy": res["accuracy"], "history": history,
+        net.meta.update({"calibration": calibration, "accuracy": res["accuracy"], "history": history,
                          **{k: v for k, v in res.items() if k not in ("accuracy",)}})
         if out is not None:
             net.save(out)

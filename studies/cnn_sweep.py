@@ -58,7 +58,6 @@ def _point(base: dict, data_dir, point: dict) -> dict:
     """One training run in a worker process."""
     from rrambnn.gen import cnn_train
     from rrambnn.gen.mnist import load_split
-    from rrambnn.gen.train import calibrate_output
     if "data" not in _DATA:
         _DATA["data"] = (load_split("train", data_dir), load_split("test", data_dir))
     tr, te = _DATA["data"]
@@ -73,15 +72,8 @@ def _point(base: dict, data_dir, point: dict) -> dict:
                 "train_seconds": round(time.time() - t0, 1), "diverged": str(e), "float_accuracy": 0.0}
     row = {"bits": "/".join(map(str, point["bits"])), "disturbance": point["disturbance"], "seed": point["seed"],
            "train_seconds": round(time.time() - t0, 1), "final_loss": history[-1]["loss"],
-           "float_accuracy": cnn_train.float_accuracy(model, te.images, te.labels)}
-    if net is not None:
-        n_cal = 10000
-        calibrate_output(net, net.inputs(tr.images[:n_cal]), tr.labels[:n_cal])
-        x = net.inputs(te.images)
-        row["accuracy"] = net.accuracy(x, te.labels)
-        if point["disturbance"]:
-            row["accuracy_disturbed"] = net.accuracy(x, te.labels, disturbance=point["disturbance"],
-                                                     seed=point["seed"])
+           **cnn_train.evaluate(net, model, tr, te, float_disturbed=False)}
+    row.pop("calibration", None)
     return row
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import one_error_line, rr
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import cnn_train, crossbar
-from rrambnn.gen.cnn import CnnNetwork, conv_direct, im2col, max_pool, ramp, random_cnn
+from rrambnn.gen.cnn import CnnNetwork, centre, conv_direct, im2col, max_pool, ramp, random_cnn
 from rrambnn.gen.spec import Conv, Dense, Pool, parse_spec
 
 
@@ -237,7 +237,7 @@ def test_export_is_the_float_staircase(rng, mnist_train):
     assert net.wbits == 2 and net.cobits == 3 and len(hist) == 1
     x_img = mnist_train.images[300:700]
     xi = net.inputs(x_img)
-    xf = cnn_train.pixels(cnn_train.input_images(model.spec, x_img), 2)[..., None]
+    xf = cnn_train.pixels(centre(model.spec, x_img), 2)[..., None]
     assert np.allclose(xi / 3, xf)
     _, cache = model.forward(xf, train=False)
     t = net.forward(xi)
