@@ -79,7 +79,6 @@ class Matrix:
     rows: int
     cols: int
     positions: int
-    kind: str  # "conv" or "dense"
 
     def tiles(self, tile=(128, 128)) -> tuple[int, int]:
         """Crossbar arrays of ``tile`` cells that hold it: (row tiles, column tiles); the row
@@ -188,9 +187,9 @@ class NetSpec:
             h, w, c = shapes[i]
             ho, wo, co = shapes[i + 1]
             if isinstance(layer, Conv):
-                out.append(Matrix(i, layer.k * layer.k * c, co, ho * wo, "conv"))
+                out.append(Matrix(i, layer.k * layer.k * c, co, ho * wo))
             elif isinstance(layer, Dense):
-                out.append(Matrix(i, h * w * c, co, 1, "dense"))
+                out.append(Matrix(i, h * w * c, co, 1))
         return out
 
     def arrays(self, tile=(128, 128)) -> int:
