@@ -336,3 +336,49 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
         }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
+
+
+def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, output: str | None = None,
+                 debug: bool = True, seed: int = 1, p_idle: float = 0.2, p_stall: float = 0.2,
+                 throughput_images: int = 200, waves: bool | None = None, log=None, out=None,
+                 simulator: str = "verilator") -> dict:
+    """The CNN chip (:mod:`rrambnn.hw.cnn`) of ``net`` (a :class:`rrambnn.gen.cnn.CnnNetwork`;
+    ``x`` its input codes (N, H, W, C)) on Verilator against the golden network: every result
+    payload in order under random idles and backpressure, then cycles per image against
+    ``CnnChip.interval``. ``out``: also write the Verilog simulated there."""
+    from rrambnn.fileio import atomic_write
+    from rrambnn.hw.cnn import CnnChip, generate_cnn
+
+    if simulator != "verilator":
+        raise RrambnnError("the CNN chip's testbench runs on Verilator (--simulator verilator)")
+    try:
+        chip = CnnChip(net, tile=tile, positions=positions, output=output, debug=debug)
+    except (TypeError, ValueError) as e:
+        raise RrambnnError(str(e)) from None
+    t = time.time()
+    key = [net.spec.text, net.wbits, net.abits, chip.tile, positions, chip.output, debug,
+           *(w.tobytes() for w in net.weights), *(th.tobytes() for th in net.thresholds)]
+    text = runner.cached_text("verilog", key, lambda: generate_cnn(chip))
+    gen_s = time.time() - t
+    if out is not None:
+        atomic_write(out, lambda f: f.write(text.encode()))
+    if log:
+        log(f"generated the CNN chip {net.spec.text} ({chip.n_tiles} arrays, {chip.positions} position(s) per step, "
+            f"{chip.interval} cycles/image) in {gen_s:.1f} s; building")
+    tag = f"cnn-{net.spec.text}-w{net.wbits}a{net.abits}-p{positions}-{chip.output}{'-dbg' if debug else ''}"[:60]
+    b = runner.build(text, waves=waves, tag=tag)
+    if log:
+        log(f"{tag}: Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
+    run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
+    run_dir.mkdir(parents=True)
+    net.save(run_dir / "weights.npz")
+    np.save(run_dir / "images.npy", np.asarray(x, np.uint8))
+    t = time.time()
+    res = runner.run_test(b, "rrambnn.sim.tb_cnn", {
+        "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
+        "chip": {"tile": list(chip.tile), "positions": positions, "output": chip.output, "debug": debug},
+        "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
+    }, test_dir=run_dir)
+    res["sim_wall_s"] = round(time.time() - t, 2)
+    res["n_tiles"], res["positions"] = chip.n_tiles, positions
+    return _finish(res, b, gen_s, None)
