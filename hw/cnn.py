@@ -484,3 +484,23 @@ def generate_cnn(chip: CnnChip) -> str:
     off = "".join(f"/* verilator lint_off {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     on = "".join(f"/* verilator lint_on {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     return header(chip) + off + body + on + CROSSBAR_MODULE
+
+
+def make_chip(net: CnnNetwork, *, tile="128x128", positions: int = 1, output: str | None = None,
+              debug: bool = False) -> CnnChip:
+    """The CNN chip of ``net`` with user parameters: every refusal one :class:`RrambnnError` line
+    (a bad tile or positions, a map over the register limit, more arrays than the generator builds)."""
+    from rrambnn.hw.verilog import MAX_TILES
+    try:
+        tile = check_tile(tile)
+        spec = net.spec
+        copies = max([min(positions, s[1]) for lyr, s in zip(spec.layers, spec.shapes()[1:])
+                      if isinstance(lyr, Conv)] + [1]) if isinstance(positions, int) else 1
+        n = net.wbits * copies * spec.arrays(tile)  # an upper bound, before anything is built
+        if n > MAX_TILES:
+            raise RrambnnError(f"the CNN chip {spec.text} needs up to {n:,} crossbar tiles of {tile[0]}x{tile[1]} "
+                               f"({net.wbits} slice(s), {copies} position(s) per step); the generator builds at most "
+                               f"{MAX_TILES:,} (choose larger tiles or fewer positions)")
+        return CnnChip(net, tile=tile, positions=positions, output=output, debug=debug)
+    except (TypeError, ValueError) as e:
+        raise RrambnnError(str(e)) from None

@@ -42,6 +42,9 @@ def chip_args(p: argparse.ArgumentParser, debug=True):
     p.add_argument("--pipeline", action="store_true", help="register every layer (latency layers+1)")
     p.add_argument("--output", default=None,
                    help="output stage: priority|argmax (default: the weights file's)")
+    p.add_argument("--positions", type=int, default=None,
+                   help="CNN chips: output columns each convolution computes per step, i.e. copies of its kernel "
+                        "tiles (1 = time-multiplexed; default 1)")
     if debug:
         p.add_argument("--debug", action="store_true",
                        help="add every layer's activations and the last column sums to the result payload")

@@ -18,11 +18,41 @@ def _precision(chip) -> str:
     return "".join(f", {p}" for p in parts)
 
 
+def _cnn_or_none(args):
+    """The CNN of ``--weights`` when it holds one (None otherwise); refuses the options a CNN chip
+    does not have, and ``--positions`` for the other chips."""
+    from rrambnn.fileio import npz_format
+    from rrambnn.gen.cnn import FORMAT
+    if not args.weights or npz_format(args.weights) != FORMAT:
+        if getattr(args, "positions", None) is not None:
+            raise RrambnnError("--positions applies to CNN chips (a weights file of format rrambnn-cnn)")
+        return None
+    from rrambnn.gen.networks import load_network
+    for flag, given in (("--pipeline", getattr(args, "pipeline", False)),
+                        ("--weight-bits", getattr(args, "weight_bits", 1) != 1),
+                        ("--err-bits", getattr(args, "err_bits", None) is not None),
+                        ("--self-training", getattr(args, "self_training", False))):
+        if given:
+            raise RrambnnError(f"{flag} does not apply to the CNN chip (it computes one image at a time, inference "
+                               f"only)")
+    return load_network(args.weights, cnn=True)
+
+
 def cmd_verilog(args):
-    from rrambnn.fileio import check_writable
+    from rrambnn.fileio import atomic_write, check_writable
     from rrambnn.hw.verilog import chip_design, write_verilog
 
     check_writable(args.out)
+    cnn = _cnn_or_none(args)
+    if cnn is not None:
+        from rrambnn.hw.cnn import generate_cnn, make_chip
+        chip = make_chip(cnn, tile=args.tile, positions=args.positions or 1, output=args.output, debug=args.debug)
+        text = generate_cnn(chip)
+        atomic_write(args.out, lambda f: f.write(text.encode()))
+        print(f"wrote {args.out}: the CNN chip {cnn.spec.text}, {chip.n_tiles} crossbar tile(s) of "
+              f"{chip.tile[0]}x{chip.tile[1]} ({cnn.wbits}-bit weights, {cnn.abits}-bit activations), "
+              f"{chip.positions} position(s) per step, {chip.interval} cycles per image, output {chip.output}")
+        return
     net, cfg = chip_design(args.weights, tile=args.tile, pipeline=args.pipeline, output=args.output,
                            debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits,
                            self_training=args.self_training)
@@ -35,6 +65,13 @@ def cmd_verilog(args):
           f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}{_precision(chip)}")
 
 
+def _rate(images_per_cycle) -> str:
+    """One image per clock, or the cycles each image takes."""
+    if not images_per_cycle or images_per_cycle >= 1:
+        return f"{images_per_cycle} image/clock"
+    return f"{1 / images_per_cycle:,.0f} cycles/image"
+
+
 def _print_report(args, report):
     if args.json:
         print_json(report)
@@ -42,7 +79,7 @@ def _print_report(args, report):
     for mode, r in report["modes"].items():
         print(f"{mode:8}  agreement {r['agreement'] * 100:.2f}% ({r['mismatches']} mismatches in "
               f"{r['checked']} checks)  hardware accuracy {r['hw_accuracy'] * 100:.2f}%  "
-              f"golden {r['golden_accuracy'] * 100:.2f}%  {r['images_per_cycle']} image/clock, "
+              f"golden {r['golden_accuracy'] * 100:.2f}%  {_rate(r['images_per_cycle'])}, "
               f"latency {r['latency_cycles']}")
     if not all(r["passed"] for r in report["modes"].values()):
         raise RrambnnError("hardware and golden model disagree (see above)")
@@ -51,11 +88,12 @@ def _print_report(args, report):
 def _check_modes(args, modes, debug, out_dir=None):
     from rrambnn.gen.networks import load_network, mnist_inputs
     from rrambnn.sim.checks import check_modes
-    net = load_network(args.weights, multi_bit=True)
+    net = _cnn_or_none(args) or load_network(args.weights, multi_bit=True)
     x, labels = mnist_inputs(net, args.data, args.images)
     _print_report(args, check_modes(net, x, labels, modes, tile=args.tile, pipeline=args.pipeline, debug=debug,
                                     seed=args.seed, waves=args.waves, out_dir=out_dir,
-                                    log=None if args.json else print, simulator=args.simulator))
+                                    log=None if args.json else print, simulator=args.simulator,
+                                    positions=args.positions or 1))
 
 
 def cmd_sim(args):

@@ -12,16 +12,21 @@ from rrambnn.errors import RrambnnError
 
 
 def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=True, seed: int = 1,
-                waves: bool = False, out_dir=None, log=None, simulator: str = "verilator") -> dict:
+                waves: bool = False, out_dir=None, log=None, simulator: str = "verilator", positions: int = 1) -> dict:
     """Simulate the chip of ``net`` in each output stage of ``modes`` on the inputs ``x`` (on
     ``simulator``: verilator or icarus); with ``out_dir`` the Verilog simulated is also written
-    there (rrambnn_chip_<mode>.v)."""
+    there (rrambnn_chip_<mode>.v). A CNN (:class:`rrambnn.gen.cnn.CnnNetwork`) runs on the CNN
+    chip with ``positions`` output columns per step."""
     from rrambnn.hw.verilog import ChipConfig, write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
 
     from rrambnn.fileio import check_writable
     from rrambnn.sim.runner import check_simulator, icarus_missing
+    from rrambnn.gen.cnn import CnnNetwork
+    cnn = isinstance(net, CnnNetwork)
     if check_simulator(simulator) == "icarus":
+        if cnn:
+            raise RrambnnError("--simulator icarus runs the binary chip's testbench; the CNN chip runs on Verilator")
         if hasattr(net, "abits"):
             raise RrambnnError("--simulator icarus runs the binary chip's testbench; a multi-bit network "
                                "runs on Verilator")
@@ -32,19 +37,24 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     multi = hasattr(net, "abits")
     report = {"images": len(labels), "simulator": simulator, "modes": {}}
     for mode in modes:
-        cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
-        if out_dir is not None:
-            path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
-            chip = write_verilog(net, cfg, path)
-            if log:
-                log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
-        if multi:  # payloads of every image, cycles per image against the model
-            res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False)
-            res["checked"] = res.get("images")
-            res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model") else None,
-                                 "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
+        if cnn:
+            res = _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
+                                     waves=waves, out_dir=out_dir, log=log)
         else:
-            res = simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
+            cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
+            if out_dir is not None:
+                path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
+                chip = write_verilog(net, cfg, path)
+                if log:
+                    log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
+            if multi:  # payloads of every image, cycles per image against the model
+                res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False)
+                res["checked"] = res.get("images")
+                res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model")
+                                     else None,
+                                     "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
+            else:
+                res = simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
         hw = np.array(res.pop("hw_labels"))
         golden = net.classify(x, mode)
         report["modes"][mode] = {
@@ -62,6 +72,24 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             log(f"  FAILED: {res.get('mismatches')} mismatches; log {res['log']}; "
                 f"examples {res.get('examples', [])[:3]}; rerun with --waves for an FST dump")
     return report
+
+
+def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out_dir, log) -> dict:
+    """The CNN chip of ``net`` in output stage ``mode`` on Verilator (its Verilog also written to
+    ``out_dir``/rrambnn_chip_<mode>.v when given)."""
+    from rrambnn.hw.layer import check_tile
+    from rrambnn.sim.chip_sim import simulate_cnn
+    try:
+        tile = check_tile(tile)
+    except (TypeError, ValueError) as e:
+        raise RrambnnError(str(e)) from None
+    path = Path(out_dir) / f"rrambnn_chip_{mode}.v" if out_dir is not None else None
+    res = simulate_cnn(net, x, tile=tile, positions=positions, output=mode, debug=debug, seed=seed,
+                       waves=waves or None, log=log, out=path)
+    if path is not None and log:
+        log(f"wrote {path} (the CNN chip {net.spec.text}, {res['n_tiles']} tiles, output {mode})")
+    res["throughput"] = {"images_per_cycle": 1 / res["interval_model"], "latency_cycles": res["interval_model"] - 1}
+    return res
 
 
 def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "hrs", read_back: bool = True,

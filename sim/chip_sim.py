@@ -347,14 +347,11 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
     payload in order under random idles and backpressure, then cycles per image against
     ``CnnChip.interval``. ``out``: also write the Verilog simulated there."""
     from rrambnn.fileio import atomic_write
-    from rrambnn.hw.cnn import CnnChip, generate_cnn
+    from rrambnn.hw.cnn import generate_cnn, make_chip
 
     if simulator != "verilator":
         raise RrambnnError("the CNN chip's testbench runs on Verilator (--simulator verilator)")
-    try:
-        chip = CnnChip(net, tile=tile, positions=positions, output=output, debug=debug)
-    except (TypeError, ValueError) as e:
-        raise RrambnnError(str(e)) from None
+    chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug)
     t = time.time()
     key = [net.spec.text, net.wbits, net.abits, chip.tile, positions, chip.output, debug,
            *(w.tobytes() for w in net.weights), *(th.tobytes() for th in net.thresholds)]
