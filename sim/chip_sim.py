@@ -341,11 +341,12 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
 def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, output: str | None = None,
                  debug: bool = True, seed: int = 1, p_idle: float = 0.2, p_stall: float = 0.2,
                  throughput_images: int = 200, waves: bool | None = None, log=None, out=None,
-                 simulator: str = "verilator") -> dict:
+                 simulator: str = "verilator", golden=None) -> dict:
     """The CNN chip (:mod:`rrambnn.hw.cnn`) of ``net`` (a :class:`rrambnn.gen.cnn.CnnNetwork`;
     ``x`` its input codes (N, H, W, C)) on Verilator against the golden network: every result
     payload in order under random idles and backpressure, then cycles per image against
-    ``CnnChip.interval``. ``out``: also write the Verilog simulated there."""
+    ``CnnChip.interval``. ``out``: also write the Verilog simulated there. ``golden``: the
+    network the payloads are expected from (default ``net``; another one must be caught)."""
     from rrambnn.fileio import atomic_write
     from rrambnn.hw.cnn import generate_cnn, make_chip
 
@@ -369,10 +370,11 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
     run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
     run_dir.mkdir(parents=True)
     net.save(run_dir / "weights.npz")
+    (golden or net).save(run_dir / "golden.npz")
     np.save(run_dir / "images.npy", np.asarray(x, np.uint8))
     t = time.time()
     res = runner.run_test(b, "rrambnn.sim.tb_cnn", {
-        "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
+        "weights": str(run_dir / "weights.npz"), "golden": str(run_dir / "golden.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
         "chip": {"tile": list(chip.tile), "positions": positions, "output": chip.output, "debug": debug},
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
     }, test_dir=run_dir)

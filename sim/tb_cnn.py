@@ -39,7 +39,9 @@ class Bench:
                             debug=c["debug"])
         self.x = np.load(cfg["images"])
         self.rows = input_rows(self.chip, self.x)
-        self.want = result_payloads(self.chip, self.x)
+        golden = CnnChip(CnnNetwork.load(cfg["golden"]), tile=tuple(c["tile"]), positions=c["positions"],
+                         output=c["output"], debug=c["debug"])
+        self.want = result_payloads(golden, self.x)
         self.h = net.spec.input[0]
         self.seed = int(cfg["seed"])
         self.rng = random.Random(self.seed)
