@@ -50,7 +50,7 @@ from amaranth.lib.wiring import In, Out
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.cnn import CnnNetwork
 from rrambnn.gen.sliced import weight_slices
-from rrambnn.gen.spec import Conv, Dense, Pool
+from rrambnn.gen.spec import Conv, Pool
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.layer import Layer, check_tile
 from rrambnn.hw.output import attach_output_stage, check_output_stage
@@ -455,7 +455,7 @@ def header(chip: CnnChip) -> str:
         f"// {chip.n_tiles} crossbar tile(s) of {chip.tile[0]}x{chip.tile[1]}; {chip.positions} position(s) per step "
         f"(copies of each convolution's kernel tiles: " + ", ".join(str(s.copies) for s in chip.steps if s.conv)
         + f"); feature-map registers {chip.map_bits:,} bits",
-        f"// top module rrambnn_chip; crossbar model rrambnn_crossbar (behavioural, simulation only)",
+        "// top module rrambnn_chip; crossbar model rrambnn_crossbar (behavioural, simulation only)",
         f"// input (i): the image in raster order, one row of {w} pixel(s) x {c} channel(s) per transfer, pixel x "
         f"channel ch as the {net.abits}-bit code in bits [(x*{c} + ch)*{net.abits} +: {net.abits}]"
         + (f"; MNIST: the centre {h}x{w} of the 28x28 image, pixel p as (p * {(1 << net.abits) - 1} + 127) // 255"

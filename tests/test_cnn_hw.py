@@ -14,14 +14,8 @@ from rrambnn.errors import RrambnnError
 from rrambnn.gen.cnn import CnnNetwork, random_cnn
 from rrambnn.hw.cnn import CnnChip, generate_cnn, make_chip
 from rrambnn.sim.chip_sim import simulate_cnn
+from test_sliced_hw import check
 from test_verilog import lint
-
-
-def check(res, images):
-    assert res["passed"], (f"{res.get('mismatches')} mismatches (seed {res.get('seed')}), examples "
-                           f"{res.get('examples', [])[:3]}; log {res['log']}")
-    assert res["mismatches"] == 0 and res["checked"] >= images
-    assert res["interval_measured"] == res["interval_model"]
 
 
 @pytest.mark.parametrize("spec, wbits, abits, tile, positions, output, seed", [
