@@ -72,7 +72,10 @@ def read_config(dut):
     return cfg, net, x, seed, random.Random(seed)
 
 
-async def start(dut, idle=(), *, cycles: int = 2, period_ns: int = 10):
+PERIOD_NS = 10  # the testbenches' clock period
+
+
+async def start(dut, idle=(), *, cycles: int = 2, period_ns: int = PERIOD_NS):
     """Start the clock, drive each (handle, value) of ``idle``, hold reset for ``cycles``."""
     cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
     for h, v in idle:
