@@ -370,16 +370,16 @@ class NbitChip:
         least significant plane first; with ``cfg.restore`` a weight whose write failed in some
         cell gets its other changed cells written back (it keeps its old code, unless a cell
         fails again). Pulse failures make each cell's outcome depend on the cells written before
-        it in its array, so then weights go one at a time; otherwise all at once."""
+        it in its array, and a failed weight's restore pass comes before the next weight: then
+        the weights go in runs, each up to the next failed weight
+        (:class:`rrambnn.gen.planes.OrderedWrite`); otherwise all at once."""
         self.stats["weight_updates"] += len(rr)
         old = self.u[layer][rr, cc]
         new = np.clip(old + du, 0, self.cfg.U)
-        if self.arrays[layer].threshold == 0:
-            got = self._pass(layer, rr, cc, old, new)
+        if self.arrays[layer].threshold != 0 and self.cfg.restore:
+            got = self._runs(layer, rr, cc, old, new)
         else:
-            got = new.copy()
-            for i in np.flatnonzero(old != new):
-                got[i:i + 1] = self._pass(layer, rr[i:i + 1], cc[i:i + 1], old[i:i + 1], new[i:i + 1])
+            got = self._pass(layer, rr, cc, old, new)
         self.u[layer][rr, cc] = got
         self.w[layer][rr, cc] = 2 * got - self.cfg.U
 
@@ -392,35 +392,122 @@ class NbitChip:
             if len(back):
                 got[back], f2 = self._write(layer, rr[back], cc[back], got[back], old[back], 1, back)
                 failed = np.concatenate([failed, f2])
+        self._record_failed(layer, rr, cc, failed)
+        return got
+
+    def _record_failed(self, layer, rr, cc, failed):
+        """Count the failed cells (order keys) and, while recording, list them in the hardware's
+        order: weight, pass, plane."""
         if len(failed):
             self.stats["cells_failed"] += len(failed)
-            if self.failed is not None:  # in the hardware's order: weight, pass, plane
+            if self.failed is not None:
                 n = self.cfg.bits
                 keys = np.sort(failed)
                 self.failed += [(layer, int(k % n), int(rr[k // (2 * n)]), int(cc[k // (2 * n)])) for k in keys]
+
+    def _runs(self, layer, rr, cc, old, new) -> np.ndarray:
+        """:meth:`_pass` with pulse failures and restore: pass 0 of every weight tried ahead
+        tile by tile; at each weight with a failed cell its restore pass is written before the
+        weights after it. The same pulses, in the same order, as one weight at a time."""
+        n = self.cfg.bits
+        p, i, want = self._changed(old, new)
+        got = new.copy()
+        if not len(p):
+            return got
+        if (held := self._runs_foreseen(layer, rr, cc, old, new, p, i, want)) is not None:
+            return held
+        self.stats["cell_writes"] += len(p)
+        run = planes.OrderedWrite(self.arrays[layer], p, rr[i], cc[i], want, i.astype(np.int64) * (2 * n) + p, 2 * n)
+        failed = []
+        while (w := run.next_failure()) is not None:
+            fk = run.failed_of(w)
+            failed.append(fk)
+            got[w] ^= int(np.bitwise_or.reduce(np.int64(1) << (fk % n)))
+            self.stats["restored"] += 1
+            bp, _, bwant = self._changed(got[w:w + 1], old[w:w + 1])
+            if len(bp):
+                self.stats["cell_writes"] += len(bp)
+                s, r, f2 = run.insert(bp, np.full(len(bp), rr[w]), np.full(len(bp), cc[w]), bwant,
+                                      w * (2 * n) + n + bp)
+                self.stats["pulses_set"] += s
+                self.stats["pulses_reset"] += r
+                f2 = np.asarray(f2, np.int64)
+                failed.append(f2)
+                got[w] = old[w] ^ int(np.bitwise_or.reduce(np.int64(1) << (f2 % n))) if len(f2) else old[w]
+        s, r, _ = run.finish()
+        self.stats["pulses_set"] += s
+        self.stats["pulses_reset"] += r
+        self._record_failed(layer, rr, cc, np.concatenate(failed) if failed else np.zeros(0, np.int64))
         return got
+
+    def _runs_foreseen(self, layer, rr, cc, old, new, p, i, want):
+        """:meth:`_runs` in one step when the failed weights are those foreseen: the weights with
+        a stuck or worn cell to change, their restore passes the cells that did change, failing
+        where a cell wears out with that switch. The passes and restores are tried together,
+        each tile in write order; when a pulse failure makes an outcome differ from the
+        foreseen one, nothing is written and None is returned (then the weights go in runs)."""
+        n = self.cfg.bits
+        a = self.arrays[layer]
+        rows, cols = rr[i], cc[i]
+        bad = a.stuck_or_worn(p, rows, cols)
+        back = np.isin(i, i[bad]) & ~bad  # the restore pass: the changed cells of failed weights
+        bp, bi = p[back], i[back]
+        brows, bcols = rows[back], cols[back]
+        bbad = np.zeros(len(bp), bool)
+        if self.cfg.device.endurance:
+            bbad = a.counts[bp, brows, bcols] + 1 >= self.cfg.device.endurance
+        allp, allr, allc = np.r_[p, bp], np.r_[rows, brows], np.r_[cols, bcols]
+        order = np.r_[i * (2 * n) + p, bi * (2 * n) + n + bp]
+        foreseen = np.r_[~bad, ~bbad]
+        t = a.try_ordered(allp, allr, allc, order, np.r_[bad, bbad])
+        if not (t["ok"] == foreseen[t["by"]]).all():
+            return None
+        first = t["by"] < len(p)  # pass 0, then the restore pass over the same cells
+        allw = np.r_[want, 1 - want[back]]
+        s0, r0, f0 = a.commit(t, allp, allr, allc, allw, order, np.flatnonzero(first))
+        s1, r1, f1 = a.commit(t, allp, allr, allc, allw, order, np.flatnonzero(~first))
+        for k, used in t["used"].items():
+            a._gens[k].skip(used)
+        self.stats["cell_writes"] += len(allp)
+        self.stats["pulses_set"] += s0 + s1
+        self.stats["pulses_reset"] += r0 + r1
+        failed_w = np.unique(i[bad])
+        self.stats["restored"] += len(failed_w)
+        got = new.copy()
+        got[failed_w] = old[failed_w]
+        if len(f1):  # a restore that failed leaves the new bit
+            k = np.asarray(f1, np.int64)
+            np.bitwise_xor.at(got, k // (2 * n), np.int64(1) << (k % n))
+        self._record_failed(layer, rr, cc, np.asarray(f0 + f1, np.int64))
+        return got
+
+    def _changed(self, cur, want_codes):
+        """The cells where ``want_codes`` differ from ``cur``: (plane, weight index, bit wanted),
+        plane by plane."""
+        flips = cur ^ want_codes
+        ps, idx = [], []
+        for b in range(self.cfg.bits):
+            i = np.flatnonzero((flips >> b) & 1)
+            if len(i):
+                ps.append(np.full(len(i), b))
+                idx.append(i)
+        if not ps:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
+        p, i = np.concatenate(ps), np.concatenate(idx)
+        return p, i, ((want_codes[i] >> p) & 1).astype(np.uint8)
 
     def _write(self, layer, rr, cc, cur, want_codes, second: int, index=None):
         """Write-verify the bits where ``want_codes`` differ from ``cur``; returns the codes held
         afterwards and the order keys of the failed cells (weight * 2n + pass * n + plane, the
         weight counted in the whole command)."""
         n = self.cfg.bits
-        flips = cur ^ want_codes
-        ps, idx = [], []
-        for b in range(n):
-            i = np.flatnonzero((flips >> b) & 1)
-            if len(i):
-                ps.append(np.full(len(i), b))
-                idx.append(i)
+        p, i, want = self._changed(cur, want_codes)
         got = want_codes.copy()
-        if not ps:
+        if not len(p):
             return got, np.zeros(0, np.int64)
-        p = np.concatenate(ps)
-        i = np.concatenate(idx)
         self.stats["cell_writes"] += len(p)  # write-verify commands (one per changed cell)
         w = i if index is None else np.asarray(index)[i]  # the weight's place in the command
         order = w.astype(np.int64) * (2 * n) + second * n + p
-        want = ((want_codes[i] >> p) & 1).astype(np.uint8)
         n_set, n_reset, fk = self.arrays[layer].write_batch(p, rr[i], cc[i], want, order)
         self.stats["pulses_set"] += n_set
         self.stats["pulses_reset"] += n_reset

@@ -27,6 +27,8 @@ so it equals the cell-by-cell model of :mod:`rrambnn.gen.device` bit for bit.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from rrambnn.errors import RrambnnError
@@ -161,38 +163,58 @@ class PlaneArrays:
         """Write-verify cells (p, rows[k], cols[k]) to ``want[k]`` (only cells that differ are
         given). ``order[k]`` is each cell's position in the hardware's write sequence; every
         tile sees its cells in that order. Returns (pulses_set, pulses_reset, failed order keys)."""
+        return self._write_ordered(np.full(len(rows), p), rows, cols, want, order)
+
+    def _write_ordered(self, p, rows, cols, want, order, bad=None):
+        """Write-verify cells of any planes, every tile taking its cells in ``order`` (``bad``:
+        the stuck or worn cells, default as the arrays are now). Returns (pulses_set,
+        pulses_reset, failed order keys)."""
+        t = self.try_ordered(p, rows, cols, order, bad)
+        return self.commit(t, p, rows, cols, want, order)
+
+    def try_ordered(self, p, rows, cols, order, bad=None) -> dict:
+        """The outcome of writing these cells, every tile taking its cells in ``order``,
+        nothing changed yet: ``by`` (the cells in tile and write order), ``attempts`` and ``ok``
+        (in that order), ``used`` draws per tile generator."""
         self._flush_skips()
         R, C = self.tile
-        n_set = n_reset = 0
-        failed = []
-        tile_id = (rows // R) * 65536 + cols // C
-        for tid in np.unique(tile_id):
-            sel = np.flatnonzero(tile_id == tid)
-            sel = sel[np.argsort(order[sel], kind="stable")]
-            r, c, w = rows[sel], cols[sel], want[sel]
-            key = (p, int(tid) // 65536, int(tid) % 65536)
-            attempts, ok = self._tile_write(key, p, r, c)
-            n_set += int(attempts[w == 1].sum())
-            n_reset += int(attempts[w == 0].sum())
-            self.cells[p, r[ok], c[ok]] = w[ok]
-            self.counts[p, r[ok], c[ok]] = np.minimum(self.counts[p, r[ok], c[ok]] + 1, dev.MASK32)
-            failed.extend(order[sel][~ok].tolist())
-        return n_set, n_reset, failed
+        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
+        tile_id = (p * rb + rows // R) * cb + cols // C
+        by = np.lexsort((order, tile_id))
+        if not len(by):
+            return {"by": by, "attempts": np.zeros(0, np.int64), "ok": np.zeros(0, bool), "used": {}}
+        tid = tile_id[by]
+        step = np.r_[False, tid[1:] != tid[:-1]]
+        heads = np.flatnonzero(step | (np.arange(len(tid)) == 0))
+        keys = [(q, rest // cb, rest % cb) for q, rest in (divmod(int(t), rb * cb) for t in tid[heads])]
+        bad = self.stuck_or_worn(p[by], rows[by], cols[by]) if bad is None else bad[by]
+        attempts, ok = self._outcomes(np.cumsum(step), bad, [self._gens[k] for k in keys], [0] * len(keys))
+        return {"by": by, "attempts": attempts, "ok": ok,
+                "used": dict(zip(keys, np.add.reduceat(attempts, heads).tolist()))}
+
+    def commit(self, t: dict, p, rows, cols, want, order, sel=None):
+        """Write the outcome of :meth:`try_ordered` (only the cells ``sel`` of ``t['by']``'s
+        order, when given; the generators always advance by all of ``t``'s draws when ``sel``
+        is None). Returns (pulses_set, pulses_reset, failed order keys)."""
+        by, attempts, ok = t["by"], t["attempts"], t["ok"]
+        if sel is not None:
+            by, attempts, ok = by[sel], attempts[sel], ok[sel]
+        else:
+            for k, used in t["used"].items():
+                self._gens[k].skip(used)
+        q, r, c, w = p[by], rows[by], cols[by], want[by]
+        n_set = int(attempts[w == 1].sum())
+        self.cells[q[ok], r[ok], c[ok]] = w[ok]
+        self.counts[q[ok], r[ok], c[ok]] = np.minimum(self.counts[q[ok], r[ok], c[ok]] + 1, dev.MASK32)
+        return n_set, int(attempts.sum()) - n_set, order[by][~ok].tolist()
 
     def write_batch(self, p: np.ndarray, rows: np.ndarray, cols: np.ndarray, want: np.ndarray, order: np.ndarray):
         """:meth:`write` for cells of several planes at once (no cell twice): (plane ``p[k]``,
         rows[k], cols[k]). Without pulse failures the outcome of a write does not depend on the
         generator streams, only how far each tile's generator advances, so the whole batch is
-        one vectorised step; with pulse failures each plane goes through :meth:`write`."""
+        one vectorised step; with pulse failures every tile follows its generator stream."""
         if self.threshold != 0:
-            n_set = n_reset = 0
-            failed = []
-            for q in np.unique(p):
-                sel = np.flatnonzero(p == q)
-                s, r, f = self.write(int(q), rows[sel], cols[sel], want[sel], order[sel])
-                n_set, n_reset = n_set + s, n_reset + r
-                failed += f
-            return n_set, n_reset, failed
+            return self._write_ordered(p, rows, cols, want, order)
         R, C = self.tile
         bad = self.faults[p, rows, cols] != dev.HEALTHY
         if self.params.endurance:
@@ -218,46 +240,211 @@ class PlaneArrays:
             self._gens[p, rest // cb, rest % cb].skip(int(self._skips[t]))
         self._skips[:] = 0
 
-    def _tile_write(self, key, p, r, c):
-        """Attempts per cell and success per cell for one tile, advancing its generator."""
-        K = len(r)
+    def _tile_outcome(self, gen, p, r, c, offset: int = 0):
+        """Attempts per cell and success per cell for one tile's cells written in this order,
+        from its generator ``gen`` after ``offset`` draws (not advanced: the draws used are
+        ``attempts.sum()``)."""
+        return self._outcomes(np.zeros(len(r), np.int64), self.stuck_or_worn(p, r, c), [gen], [offset])
+
+    def _outcomes(self, group, bad, gens, offsets):
+        """Write-verify outcomes of cells in groups (one tile each: ``group`` nondecreasing, the
+        cells of a group in write order; ``gens[g]`` its generator after ``offsets[g]`` draws,
+        not advanced): (attempts, ok) per cell. A bad (stuck or worn) cell takes 1 + retries
+        pulses and fails; a healthy one takes draws until one passes (at most 1 + retries).
+
+        All tiles at once: every cell is first given its nominal draws (1, or 1 + retries when
+        bad); then, round by round, each tile's first healthy cell whose first draw fails gets
+        its real count and moves the cells after it. Rounds: the most failing first draws in
+        one tile."""
+        K = len(group)
         tries = 1 + self.retries
-        bad = self.stuck_or_worn(p, r, c)
-        gen = self._gens[key]
-        if self.threshold == 0:  # pulses never fail: only the number of draws matters
-            attempts = np.where(bad, tries, 1)
-            gen.skip(int(attempts.sum()))
-            return attempts, ~bad
-        stream = gen.peek(K * tries)
-        fails = stream < np.uint32(self.threshold)
-        fail_pos = np.flatnonzero(fails)
-        bad_idx = np.flatnonzero(bad)
-        attempts = np.ones(K, np.int64)
-        ok = np.ones(K, bool)
-        i = pos = 0  # next cell, next stream position
-        while i < K:
-            # cells i.. succeed with one draw each until a bad cell or a failing draw
-            b = np.searchsorted(bad_idx, i)
-            nb = int(bad_idx[b]) if b < len(bad_idx) else K
-            f = np.searchsorted(fail_pos, pos)
-            nf = i + int(fail_pos[f] - pos) if f < len(fail_pos) else K
-            j = min(nb, nf, K)
-            pos += j - i
-            i = j
-            if i >= K:
-                break
-            if bad[i]:
-                attempts[i], ok[i] = tries, False
-                pos += tries
-            else:  # draws until one passes, at most `tries`
-                a = 0
-                while a < tries and fails[pos + a]:
-                    a += 1
-                attempts[i], ok[i] = min(a + 1, tries), a < tries
-                pos += attempts[i]
-            i += 1
-        gen.skip(pos)
-        return attempts, ok
+        attempts = np.where(bad, tries, 1).astype(np.int64)
+        ok = ~bad
+        if self.threshold == 0 or K == 0:
+            return attempts, ok
+        G = len(gens)
+        first = np.searchsorted(group, np.arange(G))
+        lengths = np.diff(np.r_[first, K]) * tries  # the most draws a tile can use
+        fails = np.ones((G, int(lengths.max())), bool)  # beyond a tile's length: never read
+        for g, gen in enumerate(gens):
+            fails[g, :lengths[g]] = gen.peek(offsets[g] + int(lengths[g]))[offsets[g]:] < np.uint32(self.threshold)
+        open_ = ~bad  # healthy cells whose count is not final
+        steps = np.arange(tries)
+        while True:
+            before = np.cumsum(attempts) - attempts
+            start = before - before[first][group]  # each cell's first draw in its tile's stream
+            cand = np.flatnonzero(open_)
+            hit = cand[fails[group[cand], start[cand]]]
+            if not len(hit):
+                return attempts, ok
+            g = group[hit]
+            ev = hit[np.r_[True, g[1:] != g[:-1]]]  # each tile's first
+            passed = ~fails[group[ev][:, None], start[ev][:, None] + steps]
+            some = passed.any(axis=1)
+            attempts[ev] = np.where(some, passed.argmax(axis=1) + 1, tries)
+            ok[ev] = some
+            open_[ev] = False
+            # the cells before each tile's event (all of a tile without one) are final: their
+            # first draws pass
+            event_of = np.full(G, K)
+            event_of[group[ev]] = ev
+            open_[cand[cand < event_of[group[cand]]]] = False
+
+
+class _Queue:
+    """One tile's cells of an :class:`OrderedWrite`, in write order, and how far they are
+    tried (from the generator as it stands) and accepted."""
+
+    __slots__ = ("key", "sel", "keys", "done", "att", "ok", "fails", "chunk")
+
+    def __init__(self, key, sel, keys):
+        self.key, self.sel, self.keys = key, sel, keys
+        self.done = 0  # cells written (their draws consumed)
+        self.att = self.ok = None  # trial of cells done.. (None: to try)
+        self.fails = None  # order keys of the failed cells in the trial
+        self.chunk = len(sel)  # cells to try next: all at first, a growing chunk after a restore
+
+
+class OrderedWrite:
+    """A batch of write-verify with pulse failures in which a weight with a failed cell is
+    followed by a restore pass before the next weight (the weight-update controller's order).
+
+    Each tile's outcome depends only on its own earlier pulses, so its cells are tried ahead,
+    in growing chunks, and written lazily; a restore pass only re-tries the tiles it touches.
+    Use: ``next_failure()`` gives the next weight (order key // ``span``) with a failed cell
+    (None: none left) and accepts every cell up to and including it; :meth:`insert` writes
+    cells now (the restore pass); :meth:`finish` writes the rest and returns (pulses_set,
+    pulses_reset, failed order keys) of everything but the inserted cells."""
+
+    def __init__(self, arrays: "PlaneArrays", p, rows, cols, want, order, span: int):
+        arrays._flush_skips()
+        self.a, self.p, self.rows, self.cols, self.want, self.order = arrays, p, rows, cols, want, order
+        self.span, self.cut = span, 0  # order keys below cut are accepted
+        R, C = arrays.tile
+        self.rb, self.cb = -(-arrays.n_in // R), -(-arrays.n_out // C)
+        tile_id = (p * self.rb + rows // R) * self.cb + cols // C
+        width = int(order.max()) + 1 if len(order) else 1
+        by_tile = np.argsort(tile_id * width + order, kind="stable")
+        ids = tile_id[by_tile]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]).tolist() if len(ids) else []
+        self.queues = {}
+        for a, b in zip(starts, starts[1:] + [len(ids)]):
+            sel = by_tile[a:b]
+            self.queues[int(ids[a])] = _Queue(self._key(int(ids[a])), sel, order[sel])
+        self.n_set = self.n_reset = 0
+        self._heap: list = []  # (a tile's first failed key not accepted, tile, version)
+        self._version = dict.fromkeys(self.queues, 0)
+        self._w_fails: list = []  # the failed keys of the weight next_failure gave
+        for tid in self.queues:
+            self._push(tid)
+        self.failed: list = []
+
+    def _key(self, tid: int):
+        q, rest = divmod(tid, self.rb * self.cb)
+        return q, rest // self.cb, rest % self.cb
+
+    def _first_fail(self, t: _Queue):
+        """The order key of the tile's first failed cell not accepted (trying further as
+        needed), or None."""
+        a = self.a
+        while True:
+            if t.att is not None:
+                k = int(np.searchsorted(t.fails, self.cut))
+                if k < len(t.fails):
+                    return int(t.fails[k])
+                if t.done + len(t.att) >= len(t.sel):
+                    return None
+            start = t.done + (0 if t.att is None else len(t.att))
+            offset = 0 if t.att is None else int(t.att.sum())
+            n, t.chunk = t.chunk, 2 * t.chunk
+            sel = t.sel[start:start + n]
+            att, ok = a._tile_outcome(a._gens[t.key], t.key[0], self.rows[sel], self.cols[sel], offset)
+            if t.att is None:
+                t.att, t.ok, t.fails = att, ok, t.keys[start:start + n][~ok]
+            else:
+                t.att, t.ok = np.concatenate([t.att, att]), np.concatenate([t.ok, ok])
+                t.fails = np.concatenate([t.fails, t.keys[start:start + n][~ok]])
+
+    def _push(self, tid: int):
+        """(Re)enter the tile in the heap with its first failed key not accepted."""
+        self._version[tid] += 1
+        k = self._first_fail(self.queues[tid])
+        if k is not None:
+            heapq.heappush(self._heap, (k, tid, self._version[tid]))
+
+    def _pop_current(self):
+        while self._heap and self._heap[0][2] != self._version[self._heap[0][1]]:
+            heapq.heappop(self._heap)  # the tile was tried again since
+        return self._heap[0] if self._heap else None
+
+    def next_failure(self):
+        top = self._pop_current()
+        if top is None:
+            self.cut = None
+            return None
+        w = top[0] // self.span
+        self.cut = (w + 1) * self.span
+        self._w_fails = []
+        while (top := self._pop_current()) is not None and top[0] < self.cut:
+            heapq.heappop(self._heap)
+            self._w_fails.append(top[0])  # a weight has one cell per plane: one per tile
+            self._push(top[1])
+        return w
+
+    def _flush(self, queues):
+        """Write the accepted cells of these tiles (in one numpy step)."""
+        sels, atts, oks, planes_ = [], [], [], []
+        for t in queues:
+            if t.att is None:
+                continue
+            m = len(t.att) if self.cut is None else int(np.searchsorted(t.keys[t.done:t.done + len(t.att)], self.cut))
+            if m == 0:
+                continue
+            sels.append(t.sel[t.done:t.done + m])
+            atts.append(t.att[:m])
+            oks.append(t.ok[:m])
+            planes_.append(np.full(m, t.key[0]))
+            self.a._gens[t.key].skip(int(t.att[:m].sum()))
+            t.fails = t.fails[np.searchsorted(t.fails, t.keys[t.done + m - 1], side="right"):]
+            t.done += m
+            t.att, t.ok = t.att[m:], t.ok[m:]
+        if not sels:
+            return
+        sel, att, ok, q = np.concatenate(sels), np.concatenate(atts), np.concatenate(oks), np.concatenate(planes_)
+        a, r, c, w = self.a, self.rows[sel], self.cols[sel], self.want[sel]
+        n_set = int(att[w == 1].sum())
+        self.n_set += n_set
+        self.n_reset += int(att.sum()) - n_set
+        a.cells[q[ok], r[ok], c[ok]] = w[ok]
+        a.counts[q[ok], r[ok], c[ok]] = np.minimum(a.counts[q[ok], r[ok], c[ok]] + 1, dev.MASK32)
+        self.failed.extend(self.order[sel][~ok].tolist())
+
+    def failed_of(self, w: int) -> np.ndarray:
+        """The order keys of the failed cells of ``w``, the weight :meth:`next_failure` gave."""
+        if self.cut is None or w != self.cut // self.span - 1:
+            raise ValueError(f"weight {w} is not the last failed weight given")
+        return np.sort(np.array(self._w_fails, np.int64))
+
+    def insert(self, p, rows, cols, want, order):
+        """Write these cells now, after the accepted ones of their tiles."""
+        R, C = self.a.tile
+        touched = [tid for tid in np.unique((p * self.rb + rows // R) * self.cb + cols // C).tolist()
+                   if tid in self.queues]
+        for tid in touched:
+            t = self.queues[tid]
+            self._flush([t])
+            t.att = t.ok = t.fails = None  # its generator moves: try again, a little at a time
+            t.chunk = 32
+        res = self.a._write_ordered(p, rows, cols, want, order)
+        for tid in touched:
+            self._push(tid)
+        return res
+
+    def finish(self):
+        if self.cut is not None:
+            raise RuntimeError("finish() before next_failure() found no more failures")
+        self._flush(self.queues.values())
+        return self.n_set, self.n_reset, self.failed
 
 
 class TileGenerator:
@@ -270,6 +457,7 @@ class TileGenerator:
         self._buf = np.zeros(0, np.uint32)
         self._pos = 0  # draws consumed from the buffer
         self._pending = 0  # draws skipped beyond the buffer, not generated yet
+        self.drawn = 0  # draws consumed since the start
 
     def _materialise(self):
         if self._pending:
@@ -292,6 +480,7 @@ class TileGenerator:
         return self._buf[self._pos:self._pos + n]
 
     def skip(self, n: int):
+        self.drawn += n
         room = len(self._buf) - self._pos
         if self._pending == 0 and n <= room:
             self._pos += n

@@ -111,6 +111,46 @@ def test_restore_keeps_the_old_code_of_a_weight_with_a_stuck_cell():
     assert off.u[0][1, 2] == 9  # without restore the weight keeps the bits that did switch: 0111 -> 1001
 
 
+@pytest.mark.parametrize("p_fail, endurance, yield_, retries, taken", [
+    (0.3, 0, 1.0, 1, {"one step", "runs"}), (0.1, 2, 0.9, 3, {"one step"}), (0.5, 3, 0.8, 0, {"runs"})])
+def test_updates_in_runs_equal_one_weight_at_a_time(p_fail, endurance, yield_, retries, taken):
+    """With pulse failures and restore, a batch of weight updates is written in one step when
+    its failed weights are the foreseen ones (stuck or worn cells), else in runs up to each
+    failed weight (planes.OrderedWrite); the reference writes one weight at a time, pass then
+    restore. Cells, switch counters, generators, codes, failed cells and statistics must agree;
+    ``taken``: the ways the batches went."""
+    arch, bits = (9, 7, 3), 5
+    seed = 11
+    print(f"p_fail {p_fail} endurance {endurance} yield {yield_} retries {retries} seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = L.NbitConfig(bits=bits, tile=(4, 3), retries=retries, device=dev.DeviceParams(yield_, p_fail, endurance, seed))
+    codes = [rng.integers(0, 2 ** bits, (a, b)) for a, b in zip(arch[:-1], arch[1:])]
+    runs, ref = L.NbitChip(arch, cfg, codes), L.NbitChip(arch, cfg, codes)
+    runs.failed, ref.failed = [], []
+    ways = []
+    foreseen = runs._runs_foreseen
+    runs._runs_foreseen = lambda *a: ways.append(foreseen(*a)) or ways[-1]
+    for _ in range(12):
+        layer = int(rng.integers(0, 2))
+        n_in, n_out = arch[layer], arch[layer + 1]
+        flat = rng.choice(n_in * n_out, int(rng.integers(1, n_in * n_out + 1)), replace=False)
+        rr, cc = flat // n_out, flat % n_out
+        du = rng.integers(-9, 10, len(flat))
+        runs._update(layer, rr, cc, du)
+        ref.stats["weight_updates"] += len(rr)  # the reference: weight by weight
+        old = ref.u[layer][rr, cc]
+        new = np.clip(old + du, 0, cfg.U)
+        for i in np.flatnonzero(old != new):
+            got = ref._pass(layer, rr[i:i + 1], cc[i:i + 1], old[i:i + 1], new[i:i + 1])
+            ref.u[layer][rr[i], cc[i]] = got[0]
+            ref.w[layer][rr[i], cc[i]] = 2 * got[0] - cfg.U
+    for a, b in zip(runs.arrays, ref.arrays):
+        assert (a.cells == b.cells).all() and (a.counts == b.counts).all() and a.rng == b.rng
+    assert all((x == y).all() for x, y in zip(runs.u, ref.u)) and runs.failed == ref.failed
+    assert runs.stats == ref.stats and runs.stats["restored"] > 0 and runs.stats["cells_failed"] > 0
+    assert {"runs" if w is None else "one step" for w in ways} == taken
+
+
 def test_fault_aware_codes_are_the_nearest_reachable():
     rng = np.random.default_rng(2)
     n = 5
