@@ -483,17 +483,9 @@ class NbitChip:
 
     def _changed(self, cur, want_codes):
         """The cells where ``want_codes`` differ from ``cur``: (plane, weight index, bit wanted),
-        plane by plane."""
-        flips = cur ^ want_codes
-        ps, idx = [], []
-        for b in range(self.cfg.bits):
-            i = np.flatnonzero((flips >> b) & 1)
-            if len(i):
-                ps.append(np.full(len(i), b))
-                idx.append(i)
-        if not ps:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
-        p, i = np.concatenate(ps), np.concatenate(idx)
+        weight by weight."""
+        bits = np.arange(self.cfg.bits, dtype=np.int64)
+        i, p = np.nonzero(((cur ^ want_codes)[:, None] >> bits) & 1)
         return p, i, ((want_codes[i] >> p) & 1).astype(np.uint8)
 
     def _write(self, layer, rr, cc, cur, want_codes, second: int, index=None):

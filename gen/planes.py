@@ -86,29 +86,48 @@ def updated(cells: np.ndarray, delta: np.ndarray) -> np.ndarray:
 
 # -- the pulse generator stream, vectorised --------------------------------------------
 
-def _apply_gf2(columns: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Apply the GF(2)-linear map with 32 column images ``columns`` to ``values``."""
-    out = np.zeros_like(values)
+def _tables(columns: np.ndarray) -> np.ndarray:
+    """The GF(2)-linear map with 32 column images ``columns`` as four tables of 256 images,
+    one per byte of the argument."""
+    x = np.arange(256, dtype=np.uint32)
+    tables = np.zeros((4, 256), np.uint32)
     for b in range(32):
-        out ^= ((values >> np.uint32(b)) & np.uint32(1)) * columns[b]
-    return out
+        tables[b // 8] ^= ((x >> np.uint32(b % 8)) & np.uint32(1)) * columns[b]
+    return tables
+
+
+def _apply(tables: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return (tables[0][values & 0xFF] ^ tables[1][(values >> 8) & 0xFF] ^ tables[2][(values >> 16) & 0xFF]
+            ^ tables[3][values >> 24])
 
 
 _STEP = np.array([dev.xorshift32(1 << b) for b in range(32)], np.uint32)
+_POWERS: list[np.ndarray] = []  # tables of the maps of 2**k steps, k = 0, 1, ...
+
+
+def _power(k: int) -> np.ndarray:
+    """The tables of the map of 2**k generator steps."""
+    while len(_POWERS) <= k:
+        if not _POWERS:
+            _POWERS.append(_tables(_STEP))
+        else:
+            last, basis = _POWERS[-1], np.uint32(1) << np.arange(32, dtype=np.uint32)
+            _POWERS.append(_tables(_apply(last, _apply(last, basis))))  # the map squared
+    return _POWERS[k]
 
 
 def xorshift_stream(state: int, n: int) -> np.ndarray:
     """The next ``n`` values of the xorshift32 generator after ``state`` (uint32 array).
 
     xorshift32 is linear over GF(2): the stream is grown by doubling, applying the
-    matrix of 2**k steps to the 2**k values already known."""
+    map of 2**k steps to the 2**k values already known."""
     if n <= 0:
         return np.zeros(0, np.uint32)
     out = np.array([dev.xorshift32(state)], np.uint32)
-    jump = _STEP.copy()  # columns of the matrix for len(out) steps
+    k = 0
     while len(out) < n:
-        out = np.concatenate([out, _apply_gf2(jump, out)])
-        jump = _apply_gf2(jump, jump)
+        out = np.concatenate([out, _apply(_power(k), out)])
+        k += 1
     return out[:n]
 
 
@@ -154,9 +173,10 @@ class PlaneArrays:
         return crossbar.transposed_read(xc, 2 * self.cells.astype(np.int64) - 1)
 
     def stuck_or_worn(self, p: int, rows, cols) -> np.ndarray:
-        bad = self.faults[p, rows, cols] != dev.HEALTHY
+        flat = (p * self.n_in + rows) * self.n_out + cols
+        bad = self.faults.reshape(-1)[flat] != dev.HEALTHY
         if self.params.endurance:
-            bad |= self.counts[p, rows, cols] >= self.params.endurance
+            bad |= self.counts.reshape(-1)[flat] >= self.params.endurance
         return bad
 
     def write(self, p: int, rows: np.ndarray, cols: np.ndarray, want: np.ndarray, order: np.ndarray):
@@ -184,8 +204,10 @@ class PlaneArrays:
         if not len(by):
             return {"by": by, "attempts": np.zeros(0, np.int64), "ok": np.zeros(0, bool), "used": {}}
         tid = tile_id[by]
-        step = np.r_[False, tid[1:] != tid[:-1]]
-        heads = np.flatnonzero(step | (np.arange(len(tid)) == 0))
+        step = np.empty(len(tid), bool)
+        step[0], step[1:] = False, tid[1:] != tid[:-1]
+        heads = np.flatnonzero(step)
+        heads = np.concatenate(([0], heads))
         keys = [(q, rest // cb, rest % cb) for q, rest in (divmod(int(t), rb * cb) for t in tid[heads])]
         bad = self.stuck_or_worn(p[by], rows[by], cols[by]) if bad is None else bad[by]
         attempts, ok = self._outcomes(np.cumsum(step), bad, [self._gens[k] for k in keys], [0] * len(keys))
@@ -202,11 +224,14 @@ class PlaneArrays:
         else:
             for k, used in t["used"].items():
                 self._gens[k].skip(used)
-        q, r, c, w = p[by], rows[by], cols[by], want[by]
+        w = want[by]
         n_set = int(attempts[w == 1].sum())
-        self.cells[q[ok], r[ok], c[ok]] = w[ok]
-        self.counts[q[ok], r[ok], c[ok]] = np.minimum(self.counts[q[ok], r[ok], c[ok]] + 1, dev.MASK32)
-        return n_set, int(attempts.sum()) - n_set, order[by][~ok].tolist()
+        done = by[ok]
+        flat = (p[done] * self.n_in + rows[done]) * self.n_out + cols[done]
+        counts = self.counts.reshape(-1)
+        self.cells.reshape(-1)[flat] = w[ok]
+        counts[flat] = np.minimum(counts[flat] + 1, dev.MASK32)
+        return n_set, int(attempts.sum()) - n_set, order[by[~ok]].tolist()
 
     def write_batch(self, p: np.ndarray, rows: np.ndarray, cols: np.ndarray, want: np.ndarray, order: np.ndarray):
         """:meth:`write` for cells of several planes at once (no cell twice): (plane ``p[k]``,
@@ -216,16 +241,19 @@ class PlaneArrays:
         if self.threshold != 0:
             return self._write_ordered(p, rows, cols, want, order)
         R, C = self.tile
-        bad = self.faults[p, rows, cols] != dev.HEALTHY
+        flat = (p * self.n_in + rows) * self.n_out + cols  # one index into the flattened arrays
+        bad = self.faults.reshape(-1)[flat] != dev.HEALTHY
+        counts = self.counts.reshape(-1)
         if self.params.endurance:
-            bad |= self.counts[p, rows, cols] >= self.params.endurance
-        ok = ~bad
-        attempts = np.where(bad, 1 + self.retries, 1)
-        n_set = int(attempts[want == 1].sum())
-        n_reset = int(attempts.sum()) - n_set
-        po, ro, co = p[ok], rows[ok], cols[ok]
-        self.cells[po, ro, co] = want[ok]
-        self.counts[po, ro, co] = np.minimum(self.counts[po, ro, co] + 1, dev.MASK32)
+            bad |= counts[flat] >= self.params.endurance
+        n_bad = int(bad.sum())
+        tries = 1 + self.retries
+        n_set = int((want == 1).sum()) + (tries - 1) * int(bad[want == 1].sum())
+        n_reset = len(p) + (tries - 1) * n_bad - n_set
+        done = flat[~bad] if n_bad else flat
+        self.cells.reshape(-1)[done] = want[~bad] if n_bad else want
+        counts[done] = np.minimum(counts[done] + 1, dev.MASK32)
+        attempts = np.where(bad, tries, 1) if n_bad else np.ones(len(p), np.int64)
         rb, cb = -(-self.n_in // R), -(-self.n_out // C)
         tid = (p * rb + rows // R) * cb + cols // C
         self._skips += np.bincount(tid, weights=attempts, minlength=self.n * rb * cb).astype(np.int64)
@@ -264,22 +292,23 @@ class PlaneArrays:
             return attempts, ok
         G = len(gens)
         first = np.searchsorted(group, np.arange(G))
-        lengths = np.diff(np.r_[first, K]) * tries  # the most draws a tile can use
-        fails = np.ones((G, int(lengths.max())), bool)  # beyond a tile's length: never read
-        for g, gen in enumerate(gens):
-            fails[g, :lengths[g]] = gen.peek(offsets[g] + int(lengths[g]))[offsets[g]:] < np.uint32(self.threshold)
+        lengths = np.diff(np.append(first, K)) * tries  # the most draws a tile can use
+        base = (np.cumsum(lengths) - lengths)[group]  # each tile's stream, one after the other
+        fails = np.concatenate([gen.peek(o + n)[o:] for gen, o, n in zip(gens, offsets, lengths.tolist())]
+                               if len(gens) > 1 else [gens[0].peek(offsets[0] + K * tries)[offsets[0]:]])
+        fails = fails < np.uint32(self.threshold)
         open_ = ~bad  # healthy cells whose count is not final
         steps = np.arange(tries)
         while True:
             before = np.cumsum(attempts) - attempts
-            start = before - before[first][group]  # each cell's first draw in its tile's stream
+            start = base + before - before[first][group]  # each cell's first draw
             cand = np.flatnonzero(open_)
-            hit = cand[fails[group[cand], start[cand]]]
+            hit = cand[fails[start[cand]]]
             if not len(hit):
                 return attempts, ok
             g = group[hit]
-            ev = hit[np.r_[True, g[1:] != g[:-1]]]  # each tile's first
-            passed = ~fails[group[ev][:, None], start[ev][:, None] + steps]
+            ev = hit[np.append(True, g[1:] != g[:-1])]  # each tile's first
+            passed = ~fails[start[ev][:, None] + steps]
             some = passed.any(axis=1)
             attempts[ev] = np.where(some, passed.argmax(axis=1) + 1, tries)
             ok[ev] = some
@@ -472,6 +501,8 @@ class TileGenerator:
 
     def peek(self, n: int) -> np.ndarray:
         """The next n draws, without consuming them."""
+        if not self._pending and self._pos + n <= len(self._buf):
+            return self._buf[self._pos:self._pos + n]
         self._materialise()
         if self._pos + n > len(self._buf):
             start = self.state()
@@ -491,15 +522,14 @@ class TileGenerator:
 
 
 def jump(state: int, steps: int) -> int:
-    """The generator state ``steps`` draws after ``state`` (matrix power by squaring)."""
+    """The generator state ``steps`` draws after ``state`` (the maps of 2**k steps)."""
     result = np.array([state], np.uint32)
-    power = _STEP.copy()
+    k = 0
     while steps:
         if steps & 1:
-            result = _apply_gf2(power, result)
+            result = _apply(_power(k), result)
         steps >>= 1
-        if steps:
-            power = _apply_gf2(power, power)  # the map squared
+        k += 1
     return int(result[0])
 
 
