@@ -70,33 +70,45 @@ def golden_inference(net: BinaryNetwork, x: np.ndarray, repeats: int = 5) -> dic
     }
 
 
-def online_training(data, *, epochs: int = 50, samples: int | None = None, fail_samples: int = 200,
+def online_training(data, *, epochs: int = 50, samples: int | None = None, pretrained_samples: int = 10_000,
                     progress: bool = False) -> dict:
-    """The n-bit golden trainer on 400-200-10 (8-bit weights, blank start) for ``epochs`` epochs
-    with the device model on (yield 0.99 in every plane, endurance 10,000; no pulse failures, the
-    vectorised path), then the first ``fail_samples`` of a run with pulse failures (p = 0.01: weight by
-    weight; a blank start, where updates are densest)."""
+    """The n-bit golden trainer on 400-200-10, 8-bit weights, on a device with yield 0.99 in
+    every plane and endurance 10,000, in one run: from a blank start for ``epochs`` epochs
+    without pulse failures (the order-free path) and with p_fail = 0.01 (every tile following
+    its generator stream, restores before the next weight); then from the shipped pretrained
+    network for ``pretrained_samples`` samples, both ways. Samples/s of each and the ratios."""
     from rrambnn.gen import learning
     from rrambnn.gen.device import DeviceParams
+    from rrambnn.weights import ONLINE_NBIT, shipped
 
-    cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, endurance=10_000))
-    t = time.perf_counter()
-    r = learning.run((400, 200, 10), cfg, data, epochs=epochs, samples=samples, progress=progress,
-                     desc="bench online")
-    wall = time.perf_counter() - t
-    res = r["result"]
-    n = res["samples_per_epoch"] * epochs
-    fail_cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=0.01, endurance=10_000))
-    k = min(fail_samples, len(data[0]))
-    t = time.perf_counter()
-    learning.run((400, 200, 10), fail_cfg, (data[0][:k], data[1][:k], data[2][:100], data[3][:100]), epochs=1,
-                 samples=k)
-    fail_wall = time.perf_counter() - t
-    return {"network": "400-200-10", "bits": 8, "epochs": epochs, "samples": n, "seconds": round(wall, 1),
-            "samples_per_s": round(n / wall), "device": {"yield": 0.99, "endurance": 10_000, "p_fail": 0.0},
-            "peak_argmax": res["best"]["argmax"], "switches": res["switches"]["total"],
-            "pulse_failure_path": {"samples": k, "p_fail": 0.01, "seconds": round(fail_wall, 1),
-                                   "samples_per_s": round(k / fail_wall)},
+    def timed(p_fail, codes, n_epochs, n, lr_shift=None):
+        cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=p_fail, endurance=10_000),
+                                  **({} if lr_shift is None else {"lr_shift": lr_shift}))
+        t = time.perf_counter()
+        r = learning.run((400, 200, 10), cfg, data, codes=codes, epochs=n_epochs, samples=n, progress=progress,
+                         desc=f"bench online p_fail {p_fail}")
+        wall = time.perf_counter() - t
+        res = r["result"]
+        total = res["samples_per_epoch"] * n_epochs
+        return {"p_fail": p_fail, "epochs": n_epochs, "samples": total, "seconds": round(wall, 1),
+                "samples_per_s": round(total / wall), "first_epoch_seconds": res["per_epoch"][1]["seconds"],
+                "peak_argmax": res["best"]["argmax"], "switches": res["switches"]["total"],
+                "cells_failed": sum(e["cells_failed"] for e in res["per_epoch"])}
+
+    blank = [timed(p, None, epochs, samples) for p in (0.0, 0.01)]
+    codes = learning.load_codes(shipped(ONLINE_NBIT))["codes"]
+    k = min(pretrained_samples, len(data[0]))
+    pre = [timed(p, codes, 1, k, learning.PRETRAINED_LR_SHIFT) for p in (0.0, 0.01)]
+    ideal, failing = blank
+    return {"network": "400-200-10", "bits": 8, "device": {"yield": 0.99, "endurance": 10_000},
+            "epochs": epochs, "samples": ideal["samples"], "seconds": ideal["seconds"],
+            "samples_per_s": ideal["samples_per_s"], "peak_argmax": ideal["peak_argmax"],
+            "switches": ideal["switches"],
+            "blank": {"ideal": ideal, "pulse_failures": failing,
+                      "slowdown": round(failing["seconds"] / ideal["seconds"], 2),
+                      "first_epoch_slowdown": round(failing["first_epoch_seconds"] / ideal["first_epoch_seconds"], 2)},
+            "pretrained": {"ideal": pre[0], "pulse_failures": pre[1],
+                           "slowdown": round(pre[1]["seconds"] / pre[0]["seconds"], 2)},
             "machine": machine()}
 
 
@@ -323,8 +335,11 @@ def describe(res: dict) -> list[str]:
         lines.append(f"online training, golden n-bit trainer: {o['network']} {o['bits']}-bit, {o['epochs']} epochs x "
                      f"{o['samples'] // o['epochs']:,} samples with faults and endurance in {o['seconds']} s "
                      f"({o['samples_per_s']:,} samples/s; peak {o['peak_argmax'] * 100:.2f}% argmax, "
-                     f"{o['switches']:.3g} switches); with pulse failures "
-                     f"{o['pulse_failure_path']['samples_per_s']:,} samples/s")
+                     f"{o['switches']:.3g} switches); with pulse failures (p 0.01) "
+                     f"{o['blank']['pulse_failures']['samples_per_s']:,} samples/s, {o['blank']['slowdown']}x the "
+                     f"time ({o['blank']['pulse_failures']['seconds']} s); from the pretrained network "
+                     f"{o['pretrained']['ideal']['samples_per_s']:,} vs {o['pretrained']['pulse_failures']['samples_per_s']:,}"
+                     f" samples/s ({o['pretrained']['slowdown']}x)")
     if "fpga" in res:
         lines += describe_boards(res["fpga"])
     if "on_chip" in res:

@@ -287,9 +287,12 @@ def test_bench_online_reports_both_paths():
     rng = np.random.default_rng(3)
     x = (rng.random((300, 400)) < 0.25).astype(np.uint8)
     y = rng.integers(0, 10, 300)
-    res = bench.online_training((x, y, x[:50], y[:50]), epochs=1, samples=200, fail_samples=5)
+    res = bench.online_training((x, y, x[:50], y[:50]), epochs=1, samples=200, pretrained_samples=30)
     assert res["samples"] == 200 and res["samples_per_s"] > 0 and res["switches"] > 0
-    assert res["pulse_failure_path"]["samples"] == 5 and res["machine"]["cores"] >= 1
+    b, p = res["blank"], res["pretrained"]
+    assert b["ideal"]["p_fail"] == 0 and b["pulse_failures"]["p_fail"] == 0.01 and b["pulse_failures"]["samples"] == 200
+    assert p["ideal"]["samples"] == p["pulse_failures"]["samples"] == 30 and b["slowdown"] > 0
+    assert res["machine"]["cores"] >= 1
 
 
 def test_shipped_online_network(mnist_test):
