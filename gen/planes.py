@@ -244,19 +244,23 @@ class PlaneArrays:
         flat = (p * self.n_in + rows) * self.n_out + cols  # one index into the flattened arrays
         bad = self.faults.reshape(-1)[flat] != dev.HEALTHY
         counts = self.counts.reshape(-1)
+        held = counts[flat]
         if self.params.endurance:
-            bad |= counts[flat] >= self.params.endurance
+            bad |= held >= self.params.endurance
         n_bad = int(bad.sum())
-        tries = 1 + self.retries
-        n_set = int((want == 1).sum()) + (tries - 1) * int(bad[want == 1].sum())
-        n_reset = len(p) + (tries - 1) * n_bad - n_set
-        done = flat[~bad] if n_bad else flat
-        self.cells.reshape(-1)[done] = want[~bad] if n_bad else want
-        counts[done] = np.minimum(counts[done] + 1, dev.MASK32)
-        attempts = np.where(bad, tries, 1) if n_bad else np.ones(len(p), np.int64)
+        extra = self.retries  # the pulses a stuck or worn cell takes beyond one
+        n_set = int(want.sum()) + extra * int(bad[want == 1].sum())
+        n_reset = len(p) + extra * n_bad - n_set
+        if n_bad:
+            good = ~bad
+            flat, want, held = flat[good], want[good], held[good]
+        self.cells.reshape(-1)[flat] = want
+        counts[flat] = np.minimum(held + 1, dev.MASK32)
         rb, cb = -(-self.n_in // R), -(-self.n_out // C)
         tid = (p * rb + rows // R) * cb + cols // C
-        self._skips += np.bincount(tid, weights=attempts, minlength=self.n * rb * cb).astype(np.int64)
+        self._skips += np.bincount(tid, minlength=self.n * rb * cb)
+        if n_bad and extra:
+            self._skips += extra * np.bincount(tid[bad], minlength=self.n * rb * cb)
         return n_set, n_reset, order[bad]
 
     def _flush_skips(self):
