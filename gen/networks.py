@@ -31,7 +31,7 @@ def load_network(path=None, *, multi_bit: bool = False, cnn: bool = False):
     kinds = {  # format: (class, taken here, what the file holds for a command that does not take it)
         CNN: (CnnNetwork, cnn, lambda n: f"a network of layer spec {n.spec.text} ({n.wbits}-bit weights, {n.abits}-bit "
                                          f"activations); this command does not take it yet (eval, "
-                                         f"verilog, sim and run do)"),
+                                         f"verilog, sim, run and cost do)"),
         SLICED: (SlicedNetwork, multi_bit, lambda n: f"a network with {n.wbits}-bit weights and {n.abits}-bit "
                                                      f"activations; this command takes binary networks (verilog, eval "
                                                      f"and sim take multi-bit ones)"),

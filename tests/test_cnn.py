@@ -297,7 +297,7 @@ def test_train_and_eval_a_small_cnn(tmp_path):
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
     assert ev["accuracy"] == res["accuracy"] and ev["arch"] == res["spec"] and ev["converter_bits"] == 2
-    one_error_line(rr("program", "--weights", str(out)), "this command does not take it yet (eval, verilog, sim and run do)")
+    one_error_line(rr("program", "--weights", str(out)), "this command does not take it yet (eval, verilog, sim, run and cost do)")
     one_error_line(rr("eval", "--weights", str(out), "--disturbance", "-0.1"), "Disturbance must be a number from 0")
     one_error_line(rr("eval", "--weights", str(out), "--disturbance", "nan"), "Disturbance must be a number from 0")
     one_error_line(rr("eval", "--disturbance", "0.05", "--seed", "-1"), "Seed must be an integer from 0 to 2^32 - 1")

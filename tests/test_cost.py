@@ -188,3 +188,34 @@ def test_analog_sense_view_of_the_verilog():
     assert "module rrambnn_sense" in view and view.count("\n  rrambnn_sense #(") == 2
     a, b = synth_stats(full), synth_stats(view)
     assert b["cells_by_type"]["rrambnn_sense"] == 2 and b["cells"] < 0.75 * a["cells"]
+
+
+def test_cnn_chip_is_costed_by_output_positions_beside_the_reference(tmp_path):
+    """A CNN weights file: every copy of every layer's tiles read once per step, MACs by output
+    positions, the feature maps' register bits priced on their own, the reference MLP chip at
+    the same technology and clock beside it; MLP-only options refused in one line."""
+    from rrambnn.gen.cnn import random_cnn
+    from rrambnn.hw.cnn import make_chip
+    spec = "i9x7x1-c3x5s2p1-p2-d6-d4"
+    path = tmp_path / "cnn.npz"
+    random_cnn(spec, 2, 2, np.random.default_rng(1)).save(path)
+    r = cost.design_cost(path, positions=2)
+    chip = make_chip(random_cnn(spec, 2, 2, np.random.default_rng(1)), positions=2)
+    inv = r["inventory"]
+    # conv 3x3x1 -> 5 channels on a 5x4 output (stride 2, padding 1), then 6 and 4 dense neurons
+    assert inv["macs"] == 9 * 5 * (5 * 4) + (2 * 2 * 5) * 6 + 6 * 4 and r["ops_per_image"] == 2 * inv["macs"]
+    assert len(inv["layers"]) == 2 + 1 + 1 and inv["map_bits"] == chip.map_bits == 178
+    conv = [lay for lay in inv["layers"] if lay["conv"]]
+    assert all(lay["read_cycles"] == 2 * 5 * 2 for lay in conv)  # 2 input bit planes x 5 rows x 2 steps per row
+    assert r["cycles_per_image"] == chip.interval and r["design"]["positions"] == 2
+    parts = {b["component"]: b for b in r["breakdown"]}
+    assert parts["feature maps"]["count"] == 178 and parts["crossbar arrays"]["count"] == chip.n_tiles
+    assert "sense stages" not in parts and parts["converters (ADC)"]["count"] >= 1  # 2-bit codes: digitised sums
+    ref = r["reference_mlp"]
+    assert ref["arch"] == [400, 128, 128, 10] and ref["tops_per_mm2"] == pytest.approx(cost.PUBLISHED["tops_per_mm2"],
+                                                                                           rel=0.10)
+    text = "\n".join(cost.describe(r))
+    assert spec in text and "reference MLP 400-128-128-10" in text and "MACs counted by output positions" in text
+    one_error_line(rr("cost", "--weights", str(path), "--self-training", "--out", str(tmp_path / "c")),
+                   "a CNN file's chip has neither")
+    one_error_line(rr("cost", "--positions", "2", "--out", str(tmp_path / "c")), "--positions goes with a CNN")
