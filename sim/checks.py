@@ -17,9 +17,6 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     ``simulator``: verilator or icarus); with ``out_dir`` the Verilog simulated is also written
     there (rrambnn_chip_<mode>.v). A CNN (:class:`rrambnn.gen.cnn.CnnNetwork`) runs on the CNN
     chip with ``positions`` output columns per step."""
-    from rrambnn.hw.verilog import ChipConfig, write_verilog
-    from rrambnn.sim.chip_sim import simulate, simulate_sliced
-
     from rrambnn.fileio import check_writable
     from rrambnn.sim.runner import check_simulator, icarus_missing
     from rrambnn.gen.cnn import CnnNetwork
@@ -34,27 +31,10 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             raise RrambnnError(missing)
     if out_dir is not None:
         check_writable(out_dir, directory=True)
-    multi = hasattr(net, "abits")
     report = {"images": len(labels), "simulator": simulator, "modes": {}}
-    for mode in modes:
-        if cnn:
-            res = _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
-                                     waves=waves, out_dir=out_dir, log=log)
-        else:
-            cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
-            if out_dir is not None:
-                path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
-                chip = write_verilog(net, cfg, path)
-                if log:
-                    log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
-            if multi:  # payloads of every image, cycles per image against the model
-                res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False)
-                res["checked"] = res.get("images")
-                res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model")
-                                     else None,
-                                     "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
-            else:
-                res = simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
+    opts = dict(tile=tile, pipeline=pipeline, debug=debug, seed=seed, waves=waves, out_dir=out_dir,
+                simulator=simulator, positions=positions)
+    for mode, res in zip(modes, _each_mode(net, x, modes, opts, log)):
         hw = np.array(res.pop("hw_labels"))
         golden = net.classify(x, mode)
         report["modes"][mode] = {
@@ -72,6 +52,50 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             log(f"  FAILED: {res.get('mismatches')} mismatches; log {res['log']}; "
                 f"examples {res.get('examples', [])[:3]}; rerun with --waves for an FST dump")
     return report
+
+
+def _each_mode(net, x, modes, opts: dict, log) -> list[dict]:
+    """:func:`_simulate_mode` for every output stage; two or more at once in worker processes
+    when the machine has the cores (each builds and simulates its own chip: the Verilator
+    builds and the testbenches overlap). Their log lines go to this process's standard output
+    (``print``) when ``log`` is given."""
+    import os
+    if len(modes) < 2 or (os.cpu_count() or 1) < 2:
+        return [_simulate_mode(net, x, mode, opts, log) for mode in modes]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    child_log = None if log is None else print
+    with ProcessPoolExecutor(max_workers=min(len(modes), os.cpu_count()),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_simulate_mode, net, x, mode, opts, child_log) for mode in modes]
+        return [j.result() for j in jobs]
+
+
+def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
+    """The chip of ``net`` in output stage ``mode`` on the simulator, its results against the
+    golden model (and its Verilog written to ``out_dir`` when given)."""
+    from rrambnn.gen.cnn import CnnNetwork
+    from rrambnn.hw.verilog import ChipConfig, write_verilog
+    from rrambnn.sim.chip_sim import simulate, simulate_sliced
+    tile, pipeline, debug, seed, waves, out_dir, simulator, positions = (
+        opts[k] for k in ("tile", "pipeline", "debug", "seed", "waves", "out_dir", "simulator", "positions"))
+    if isinstance(net, CnnNetwork):
+        return _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
+                                  waves=waves, out_dir=out_dir, log=log)
+    cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
+    if out_dir is not None:
+        path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
+        chip = write_verilog(net, cfg, path)
+        if log:
+            log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
+    if hasattr(net, "abits"):  # payloads of every image, cycles per image against the model
+        res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False)
+        res["checked"] = res.get("images")
+        res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model")
+                             else None,
+                             "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
+        return res
+    return simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
 
 
 def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out_dir, log) -> dict:
