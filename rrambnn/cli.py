@@ -130,7 +130,7 @@ def cmd_bench(args):
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
                     board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
-                    cnn=args.cnn,
+                    cnn=args.cnn, fuzz=args.fuzz,
                     progress=not args.json,
                     log=None if args.json else print)
     lines = bench.describe(res)
@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--cnn", action="store_true", help="also one LeNet-5 training epoch at 4/4/4/4 through the "
                                                       "crossbar model (about a minute)")
+    b.add_argument("--fuzz", type=int, default=0, metavar="N",
+                   help="also N random single-bit flips of each shipped weights file through the loaders "
+                        "(each a network or one error line)")
     b.add_argument("--sim-images", type=int, default=10000, help="--hardware, --fpga: test images simulated")
     b.add_argument("--on-chip", type=int, default=0, metavar="N",
                    help="also the self-training chip (400-200-10) on Verilator: N samples against the golden trainer")

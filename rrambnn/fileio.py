@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,34 +34,114 @@ def atomic_write(path, write) -> Path:
 
 # -- .npz files: every weights, trace and fault-map file of the project ------------------
 
-NPZ_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error)
+MAX_MEMBERS = 4096  # arrays in one .npz
+MAX_MEMBER_BYTES = 1 << 31  # one array, uncompressed
+MAX_HEADER_BYTES = 10_000  # one array's NPY header
+
+
+class DamagedNpz(ValueError):
+    """What is wrong with an .npz, in one phrase."""
+
+
+def _npy(name: str, data: bytes) -> np.ndarray:
+    """The array of one NPY member, every field checked before use (never unpickling)."""
+    import io
+    fmt = np.lib.format
+    if not data.startswith(fmt.MAGIC_PREFIX):
+        raise DamagedNpz(f"member {name!r} is not an NPY array (no NPY magic)")
+    f = io.BytesIO(data)
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f, max_header_size=MAX_HEADER_BYTES)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f, max_header_size=MAX_HEADER_BYTES)
+        else:
+            raise DamagedNpz(f"member {name!r}: NPY version {version} is not supported")
+    except DamagedNpz:
+        raise
+    except Exception as e:  # the header parser's every failure (ValueError, SyntaxError, TokenError, ...)
+        raise DamagedNpz(f"member {name!r} has a damaged NPY header ({type(e).__name__})") from None
+    if dtype.hasobject:
+        raise DamagedNpz(f"member {name!r} holds Python objects, not arrays")
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise DamagedNpz(f"member {name!r} has an invalid shape {shape!r}")
+    count = 1
+    for n in shape:
+        count *= n
+    have = len(data) - f.tell()
+    if count * dtype.itemsize != have:
+        raise DamagedNpz(f"member {name!r}: its header promises {count * dtype.itemsize:,} bytes of data, it "
+                         f"holds {have:,}")
+    arr = np.frombuffer(data, dtype, count, offset=f.tell())
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _load_npz(path, only=None) -> dict:
+    """The arrays of an .npz (``only``: those names), the container and every member checked
+    first: a regular file, a zip archive of at most MAX_MEMBERS .npy members, stored or
+    deflated, each at most MAX_MEMBER_BYTES and intact (CRC), an NPY header that parses and
+    matches its data. Raises DamagedNpz (or OSError) naming the defect."""
+    import stat
+    path = Path(path)
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+        raise DamagedNpz("not a regular file")
+    if not zipfile.is_zipfile(path):
+        raise DamagedNpz("not a zip archive")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise DamagedNpz(f"{len(infos):,} members (at most {MAX_MEMBERS:,})")
+            out = {}
+            for info in infos:
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise DamagedNpz(f"member {name!r} is not an .npy array")
+                key = name[:-4]
+                if only is not None and key not in only:
+                    continue
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise DamagedNpz(f"member {name!r}: compression method {info.compress_type} is not supported")
+                if info.flag_bits & 0x1:
+                    raise DamagedNpz(f"member {name!r} is encrypted")
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise DamagedNpz(f"member {name!r} claims {info.file_size:,} bytes (at most "
+                                     f"{MAX_MEMBER_BYTES:,})")
+                out[key] = _npy(name, zf.read(info))
+            return out
+    except (DamagedNpz, OSError):
+        raise
+    except Exception as e:  # the zip reader's every failure on a damaged archive
+        detail = str(e).split("\n")[0][:200]
+        raise DamagedNpz(f"{type(e).__name__}: {detail}" if detail else type(e).__name__) from None
 
 
 def read_npz(path, what: str) -> dict:
     """Every entry of the .npz at ``path`` (never unpickling); one clear error naming ``what``
-    (e.g. ".npz weights file") when it is missing or unreadable, a corrupted entry included."""
+    (e.g. ".npz weights file") when it is missing or unreadable, a damaged container or member
+    included."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise RrambnnError(f"{what} not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise RrambnnError(f"{path}: not a readable {what} (not a zip archive)")
+    if path.is_dir():
+        raise RrambnnError(f"{path}: a directory, not a {what}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except NPZ_ERRORS as e:
-        detail = str(e).split("\n")[0]
-        if "allow_pickle" in detail:
-            detail = "an entry holds Python objects, not arrays"
-        raise RrambnnError(f"{path}: not a readable {what} ({type(e).__name__}: {detail})") from None
+        return _load_npz(path)
+    except DamagedNpz as e:
+        raise RrambnnError(f"{path}: not a readable {what} ({e})") from None
+    except OSError as e:
+        raise RrambnnError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
 
 
 def npz_format(path) -> str | None:
     """The ``format`` entry of an .npz (None for anything else, unreadable files included)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return str(z["format"]) if "format" in z.files and z["format"].shape == () else None
-    except NPZ_ERRORS:
+        z = _load_npz(path, only={"format"})
+    except (DamagedNpz, OSError):
         return None
+    f = z.get("format")
+    return str(f) if f is not None and f.shape == () and f.dtype.kind == "U" else None
 
 
 def write_npz(path, arrays: dict) -> Path:
@@ -117,6 +196,8 @@ class Entries:
             return json.loads(self.str(key))
         except json.JSONDecodeError as e:
             raise self.error(f"'{key}' is not valid JSON ({e})") from None
+        except RecursionError:
+            raise self.error(f"'{key}' is JSON nested too deeply") from None
 
     def header(self, fmt: str, version: int) -> None:
         """The ``format`` and ``version`` entries must be ``fmt`` and ``version``."""

@@ -251,7 +251,7 @@ def write_merged(path, res: dict) -> None:
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
         online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
-        on_chip: int = 0, cnn: bool = False, progress: bool = False, log=None) -> dict:
+        on_chip: int = 0, cnn: bool = False, fuzz: int = 0, progress: bool = False, log=None) -> dict:
     """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
     sections. Returns one dict with a section each."""
     from rrambnn.gen.mnist import load_split
@@ -259,6 +259,8 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
         raise RrambnnError(f"--images must be a positive integer, not {images}")
     if online and online_epochs < 1:
         raise RrambnnError(f"--online-epochs must be a positive integer, not {online_epochs}")
+    if fuzz < 0:
+        raise RrambnnError(f"--fuzz must be a non-negative integer, not {fuzz}")
     te = load_split("test", data_dir)
     x = net.preprocess(te.images)
     xs = np.concatenate([x] * max(1, images // len(x)))
@@ -274,6 +276,10 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
         res["on_chip"] = self_training(data_dir, samples=on_chip, log=log)
     if cnn:
         res["cnn"] = cnn_epoch(data_dir, progress=progress)
+    if fuzz:
+        from rrambnn.studies import fuzz as fz
+        res["fuzz"] = {"flips_per_file": fuzz, "files": [fz.bit_flips(p, fuzz, seed=1) for p in fz.shipped_files()],
+                       "machine": machine()}
     return res
 
 
@@ -342,6 +348,10 @@ def describe(res: dict) -> list[str]:
                      f" samples/s ({o['pretrained']['slowdown']}x)")
     if "fpga" in res:
         lines += describe_boards(res["fpga"])
+    if "fuzz" in res:
+        for f in res["fuzz"]["files"]:
+            lines.append(f"{Path(f['file']).name}: {f['flips']:,} single-bit flips: {f['loaded']:,} still load, "
+                         f"{f['one_line_errors']:,} one-line errors, {f['escapes']} escapes")
     if "on_chip" in res:
         o = res["on_chip"]
         lines.append(f"self-training chip {'-'.join(map(str, o['arch']))} on Verilator, {o['samples']} samples "

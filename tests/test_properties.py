@@ -118,3 +118,82 @@ def test_a_well_formed_query_reply_parses_back(arch, output, clock, kind):
 def test_every_result_byte_decodes(byte):
     cls, hit = decode_result(byte)
     assert 0 <= cls < 128 and hit in (0, 1) and (hit << 7 | cls) == byte
+
+
+def _npz_with(tmp_path, members: dict, compress=None) -> "Path":
+    """An .npz-like zip with these raw members (name -> bytes)."""
+    import zipfile
+    path = tmp_path / "crafted.npz"
+    with zipfile.ZipFile(path, "w", compression=compress or zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("members, text", [
+    ({"format.npy": b"not an array"}, "is not an NPY array (no NPY magic)"),
+    ({"w0.npy": _npy_bytes(np.zeros(4, np.int8))[:30]}, "damaged NPY header"),  # cut inside the header
+    ({"w0.npy": _npy_bytes(np.zeros(4, np.int8))[:-2]}, "its header promises 4 bytes of data, it holds 2"),
+    ({"notes.txt": b"hello"}, "member 'notes.txt' is not an .npy array"),
+    ({"w0.npy": _npy_bytes(np.array([{"a": 1}], dtype=object))}, "holds Python objects"),
+])
+def test_crafted_members_are_one_error(tmp_path, members, text):
+    path = _npz_with(tmp_path, members)
+    with pytest.raises(RrambnnError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        load_network(path, multi_bit=True)
+
+
+def test_a_header_claiming_a_tebibyte_is_refused_before_allocating(tmp_path):
+    """The header's shape is checked against the member's bytes; nothing that large is allocated."""
+    header = "{'descr': '<i8', 'fortran_order': False, 'shape': (137438953472,), }"
+    header += " " * (64 - (10 + len(header) + 1) % 64) + "\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 8
+    with pytest.raises(RrambnnError, match=r"promises 1,099,511,627,776 bytes of data, it holds 8"):
+        load_network(_npz_with(tmp_path, {"w0.npy": data}), multi_bit=True)
+
+
+def test_an_unsupported_compression_method_is_one_error(tmp_path):
+    import zipfile
+    path = _npz_with(tmp_path, {"format.npy": _npy_bytes(np.array("rrambnn-bnn"))})
+    raw = bytearray(path.read_bytes())
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # local header and central directory: method 99
+        i = raw.find(sig)
+        off = 8 if sig == b"PK\x03\x04" else 10
+        raw[i + off:i + off + 2] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(RrambnnError, match="compression method 99 is not supported"):
+        load_network(path, multi_bit=True)
+
+
+def test_a_fifo_is_refused_without_waiting(tmp_path):
+    import os
+    fifo = tmp_path / "w.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(RrambnnError, match="not a regular file"):
+        load_network(fifo, multi_bit=True)
+
+
+def test_deeply_nested_metadata_is_one_error(tmp_path):
+    from rrambnn.fileio import Entries
+    e = Entries(tmp_path / "x.npz", {"meta": np.array("[" * 100_000 + "]" * 100_000)})
+    with pytest.raises(RrambnnError, match="nested too deeply"):
+        e.json("meta")
+
+
+def test_single_bit_flips_of_every_shipped_file_never_escape():
+    """200 random single-bit flips of each shipped weights file through the loaders the commands
+    use: every outcome a network or one error line (`rrambnn bench --fuzz N` runs more)."""
+    from rrambnn.studies import fuzz
+    files = fuzz.shipped_files()
+    assert len(files) >= 5
+    for p in files:
+        r = fuzz.bit_flips(p, 200, seed=7)
+        assert r["escapes"] == 0, r
+        assert r["one_line_errors"] > 150, r
