@@ -223,12 +223,18 @@ def decode(cells: np.ndarray) -> np.ndarray:
 def mix32(x):
     """The 32-bit finaliser of the draws (uint32 arrays or ints)."""
     x = np.asarray(x, np.uint32)
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint32(16))
-        x = x * np.uint32(0x7FEB352D)
-        x = x ^ (x >> np.uint32(15))
-        x = x * np.uint32(0x846CA68B)
-        return x ^ (x >> np.uint32(16))
+    if x.ndim == 0:  # scalar arithmetic warns on the intended wrap-around; arrays do not
+        return mix32(x.reshape(1))[0]
+    x = x ^ (x >> np.uint32(16))
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def clamp(v: np.ndarray, lo, hi) -> np.ndarray:
+    """``np.clip`` for the per-sample arrays (two ufuncs, without np.clip's per-call overhead)."""
+    return np.minimum(np.maximum(v, lo), hi)
 
 
 def draws(seed: int, t: int, layer: int, index: np.ndarray) -> np.ndarray:
@@ -315,6 +321,7 @@ class NbitChip:
         self.stats = {"pulses_set": 0, "pulses_reset": 0, "cells_failed": 0, "weight_updates": 0,
                       "samples": 0, "updating_samples": 0, "cell_writes": 0, "restored": 0}
         self.failed: list | None = None  # (layer, plane, row, col) in hardware order, while recording
+        self._shifts: dict = {}  # epoch -> the learning rate's (s1, s2)
 
     # -- one sample ---------------------------------------------------------------------
     def compute(self, x: np.ndarray, label: int, epoch: int = 1) -> Step:
@@ -330,13 +337,15 @@ class NbitChip:
         y = np.searchsorted(T2, o, side="right")
         e = -y.astype(np.int64)
         e[label] += H
-        eq = np.clip(round_shift(e, cfg.es), -cfg.E, cfg.E)
+        eq = clamp(round_shift(e, cfg.es), -cfg.E, cfg.E)
         empty = np.zeros(0, np.int64)
         if not eq.any():
             return Step(h, o, empty, empty, empty, empty, empty, eq)
-        s1, s2 = cfg.shifts(epoch)
+        if (s12 := self._shifts.get(epoch)) is None:
+            s12 = self._shifts[epoch] = cfg.shifts(epoch)
+        s1, s2 = s12
         g = crossbar.transposed_read(eq, w2)
-        delta = np.clip(round_shift(g * (h * (H - h)), cfg.sd), -cfg.E, cfg.E)
+        delta = clamp(round_shift(g * (h * (H - h)), cfg.sd), -cfg.E, cfg.E)
         n_hid, n_out = w2.shape
         cols = np.flatnonzero(delta) if len(act) else empty  # no pixel set: no hidden update
         step = stochastic_round(delta[cols], s1, draws(cfg.seed, self.t, 0, cols))
@@ -347,7 +356,7 @@ class NbitChip:
         prod = np.outer(h[hr], eq[kc])
         idx = hr[:, None] * n_out + kc[None, :]
         d2 = stochastic_round(prod, s2, draws(cfg.seed, self.t, 1, idx))
-        d2 = np.clip(d2, -cfg.U, cfg.U)
+        d2 = clamp(d2, -cfg.U, cfg.U)
         nz = np.nonzero(d2)
         return Step(h, o, cols, step, hr[nz[0]], kc[nz[1]], d2[nz], eq)
 
@@ -375,7 +384,7 @@ class NbitChip:
         (:class:`rrambnn.gen.planes.OrderedWrite`); otherwise all at once."""
         self.stats["weight_updates"] += len(rr)
         old = self.u[layer][rr, cc]
-        new = np.clip(old + du, 0, self.cfg.U)
+        new = clamp(old + du, 0, self.cfg.U)
         if self.arrays[layer].threshold != 0 and self.cfg.restore:
             got = self._runs(layer, rr, cc, old, new)
         else:
