@@ -22,7 +22,7 @@ from pathlib import Path
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import write_text
+from rrambnn.fileio import json_text, write_text
 from rrambnn.fpga.pll import ecp5_pll, ecp5_pll_instance, ice40_pll, ice40_pll_instance
 from rrambnn.hw.crossbar import MODULE_NAME
 from rrambnn.hw.sram import RAM_NAME
@@ -230,7 +230,7 @@ def build(spec: BoardSpec, design, out_dir: Path, *, f_clk: float | None = None,
         report["images_per_s"] = round(pll.f_out / interval)
         report["images_per_s_at_fmax"] = round(achieved * 1e6 / interval)
     report.update(extra or {})
-    write_text(report_path, json.dumps(report, indent=1))
+    write_text(report_path, json_text(report, indent=1))
     report["report"] = str(report_path)
     if not report["timing_met"]:
         raise RrambnnError(f"timing not met on {spec.name}: the clock reached {achieved:.1f} MHz, the constraint "
@@ -350,6 +350,6 @@ def self_training_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict
               "periphery_fits": not (periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]),
               "bitstream": None, "does_not": does_not, "synth_s": round(time.time() - t, 1)}
     path = out_dir / "self-training-report.json"
-    write_text(path, json.dumps(report, indent=1))
+    write_text(path, json_text(report, indent=1))
     report["report"] = str(path)
     return report

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def weights_arg(p: argparse.ArgumentParser, required=False):
@@ -52,7 +51,8 @@ def chip_args(p: argparse.ArgumentParser, debug=True):
 
 def print_json(result) -> None:
     """``--json``: the result as one line of JSON, printed last (``tail -1`` gets all of it)."""
-    print(json.dumps(result, separators=(", ", ": "), default=str))
+    from rrambnn.fileio import json_text
+    print(json_text(result, separators=(", ", ": "), default=str))
 
 
 def emit(args, result: dict, lines: list[str]):

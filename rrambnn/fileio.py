@@ -251,6 +251,27 @@ def check_writable(path, *, directory: bool = False, option: str = "--out") -> P
     return path
 
 
+def json_text(obj, **kw) -> str:
+    """``json.dumps`` for the project's outputs: valid JSON only. A NaN or an infinity (which
+    json.dumps would write as bare NaN/Infinity) is one error naming where it is, before
+    anything is written."""
+    import json
+    import math
+    try:
+        return json.dumps(obj, allow_nan=False, **kw)
+    except ValueError:
+        def where(o, path):
+            if isinstance(o, float) and not math.isfinite(o):
+                return path or "the result"
+            items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, (list, tuple)) else ()
+            for k, v in items:
+                if (found := where(v, f"{path}.{k}" if path else str(k))) is not None:
+                    return found
+            return None
+        raise RrambnnError(f"the result is not finite at {where(obj, '') or 'a value'} (NaN or infinity), which "
+                           f"JSON cannot hold: check the inputs' magnitudes") from None
+
+
 def write_text(path, text: str) -> Path:
     """A text file, written atomically."""
     return atomic_write(path, lambda f: f.write(text.encode()))

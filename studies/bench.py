@@ -238,7 +238,7 @@ def describe_boards(res: dict) -> list[str]:
 def write_merged(path, res: dict) -> None:
     """``res`` as JSON at ``path``, keeping the sections of an earlier run that this one did not
     repeat (written atomically)."""
-    from rrambnn.fileio import atomic_write
+    from rrambnn.fileio import atomic_write, json_text
     out, merged = Path(path), {}
     if out.is_file():
         try:
@@ -246,7 +246,7 @@ def write_merged(path, res: dict) -> None:
         except (ValueError, OSError):
             merged = {}
     merged = {**(merged if isinstance(merged, dict) else {}), **res}
-    atomic_write(out, lambda f: f.write((json.dumps(merged, indent=2) + "\n").encode()))
+    atomic_write(out, lambda f: f.write((json_text(merged, indent=2) + "\n").encode()))
 
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,

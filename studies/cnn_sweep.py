@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import check_writable, save_figure, write_text
+from rrambnn.fileio import check_writable, json_text, save_figure, write_text
 from rrambnn.studies.points import run_points
 
 # the paper's combinations, A/CO/W/G (32: float)
@@ -207,7 +207,7 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
            "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1), "points": rows,
            "summary": summarise(rows, combos, disturbances)}
     paths = {"json": out / "cnn-bits.json", "md": out / "cnn-bits.md", "png": out / "cnn-bits.png"}
-    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
+    write_text(paths["json"], json_text(res, indent=2) + "\n")
     write_text(paths["md"], table(res) + "\n")
     plot(res, paths["png"])
     res["files"] = {k: str(v) for k, v in paths.items()}

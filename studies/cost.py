@@ -486,13 +486,11 @@ def plot(res: dict, path: Path) -> None:
 
 
 def write_outputs(res: dict, out_dir: Path, stem: str = "cost") -> dict:
-    import json
-
-    from rrambnn.fileio import write_text
+    from rrambnn.fileio import json_text, write_text
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
-    write_text(paths["json"], json.dumps(res, indent=1) + "\n")
+    write_text(paths["json"], json_text(res, indent=1) + "\n")
     write_text(paths["md"], "\n".join(describe(res)) + "\n")
     plot(res, paths["png"])
     return {k: str(v) for k, v in paths.items()}

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import save_figure
+from rrambnn.fileio import json_text, save_figure
 
 AXES = {
     "crop": (28, 24, 20, 16, 12),
@@ -260,7 +260,7 @@ class Cache:
     def put(self, key, value):
         from rrambnn.fileio import atomic_write
         self.data[key] = value
-        atomic_write(self.path, lambda f: f.write(json.dumps(self.data, indent=1).encode()))
+        atomic_write(self.path, lambda f: f.write(json_text(self.data, indent=1).encode()))
 
 
 def _eval_task(args):
@@ -553,7 +553,7 @@ def write_outputs(res: dict, out_dir: Path) -> dict:
     from rrambnn.fileio import atomic_write
     out_dir = Path(out_dir)
     paths = {"json": out_dir / "explore.json", "md": out_dir / "explore.md", "png": out_dir / "explore.png"}
-    atomic_write(paths["json"], lambda f: f.write(json.dumps(res, indent=1).encode()))
+    atomic_write(paths["json"], lambda f: f.write(json_text(res, indent=1).encode()))
     atomic_write(paths["md"], lambda f: f.write(("\n".join(describe(res)) + "\n").encode()))
     plot(res, paths["png"])
     tech, mhz = res.get("tech", "32nm"), res.get("clock_mhz", 100)

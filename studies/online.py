@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import check_writable
+from rrambnn.fileio import check_writable, json_text
 
 ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-128-128-10.npz"}
 FORWARDS = ("nbit", "sign")
@@ -313,7 +313,7 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
                                     "n_samples", "busy_cycles", "model_cycles", "cells_read", "build_s",
                                     "build_cached", "config", "log")}}
     path = out / "onchip.json"
-    atomic_write(path, lambda f: f.write(json.dumps(res, indent=1).encode()))
+    atomic_write(path, lambda f: f.write(json_text(res, indent=1).encode()))
     res["files"] = {"result": str(path)}
     return res
 

@@ -3,12 +3,11 @@ endurance (:mod:`rrambnn.studies.online` runs them)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from rrambnn.fileio import save_figure, write_text
+from rrambnn.fileio import json_text, save_figure, write_text
 
 
 def _plt():
@@ -89,7 +88,7 @@ def describe_run(res: dict) -> list[str]:
 def write_run(res: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "online.json", "accuracy": out / "accuracy.png", "switches": out / "switches.png"}
-    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
+    write_text(paths["json"], json_text(res, indent=2) + "\n")
     plt = _plt()
     ep = [e["epoch"] for e in res["per_epoch"]]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
@@ -184,7 +183,7 @@ def sweep_table(res: dict) -> str:
 def write_sweep(res: dict, out: Path, stem: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
-    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
+    write_text(paths["json"], json_text(res, indent=2) + "\n")
     write_text(paths["md"], sweep_table(res) + "\n")
     plt = _plt()
     axis = res["axis"]

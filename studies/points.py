@@ -9,7 +9,7 @@ import json
 import multiprocessing
 import os
 
-from rrambnn.fileio import atomic_write
+from rrambnn.fileio import atomic_write, json_text
 
 
 def _indexed(work, item):
@@ -43,7 +43,7 @@ def run_points(points: list, path_of, work, *, jobs: int, desc: str, progress: b
             todo.append(i)
 
     def keep(i, row):
-        atomic_write(path_of(points[i]), lambda f: f.write(json.dumps(row).encode()))
+        atomic_write(path_of(points[i]), lambda f: f.write(json_text(row).encode()))
         results[i] = row
         bar.update()
 

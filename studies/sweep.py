@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import save_figure, write_text
+from rrambnn.fileio import json_text, save_figure, write_text
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 
@@ -109,7 +108,7 @@ def plot_yield(res: dict, path: Path, title: str):
 def write_outputs(res: dict, out_dir: Path, stem: str, title: str) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
-    write_text(paths["json"], json.dumps(res, indent=2) + "\n")
+    write_text(paths["json"], json_text(res, indent=2) + "\n")
     write_text(paths["md"], markdown_table(res) + "\n")
     plot_yield(res, paths["png"], title)
     return {k: str(v) for k, v in paths.items()}

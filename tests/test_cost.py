@@ -219,3 +219,16 @@ def test_cnn_chip_is_costed_by_output_positions_beside_the_reference(tmp_path):
     one_error_line(rr("cost", "--weights", str(path), "--self-training", "--out", str(tmp_path / "c")),
                    "a CNN file's chip has neither")
     one_error_line(rr("cost", "--positions", "2", "--out", str(tmp_path / "c")), "--positions goes with a CNN")
+
+
+def test_non_finite_results_are_refused_before_anything_is_written(tmp_path):
+    """A technology file with absurd magnitudes can make a figure infinite: JSON has no
+    Infinity, so the writer refuses it in one line naming the field, and writes nothing."""
+    from rrambnn.fileio import json_text
+    assert json_text({"a": [1, 2.5]}) == '{"a": [1, 2.5]}'
+    with pytest.raises(RrambnnError, match=r"not finite at breakdown\.1\.power_mw \(NaN or infinity\), which JSON"):
+        json_text({"tops": 1.0, "breakdown": [{"power_mw": 1.0}, {"power_mw": float("inf")}]})
+    res = {"tops": float("nan"), "breakdown": []}
+    with pytest.raises(RrambnnError, match="not finite at tops"):
+        cost.write_outputs(res, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
