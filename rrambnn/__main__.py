@@ -1,3 +1,3 @@
-from rrambnn.cli import main
+from rrambnn.entry import main
 
 main()

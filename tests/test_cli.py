@@ -181,3 +181,22 @@ def test_json_is_one_line_printed_last(tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.strip().splitlines()) == 1
     assert json.loads(r.stdout.strip().splitlines()[-1])["images"] == 10000
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line():
+    """A KeyboardInterrupt while the command-line modules are still being imported: one line,
+    exit status 130 (the entry point catches it before anything else runs)."""
+    import subprocess
+    import sys
+    code = ("import builtins, sys\n"
+            "real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name == 'rrambnn.cli':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n"
+            "sys.argv = ['rrambnn', 'eval']\n"
+            "from rrambnn.entry import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 130 and r.stderr == "rrambnn: interrupted\n", (r.returncode, r.stderr)
