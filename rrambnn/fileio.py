@@ -229,6 +229,26 @@ class Entries:
         return arch
 
 
+NAME_MAX = 255  # bytes of one path component (Linux, macOS)
+PATH_MAX = 4096  # bytes of a whole path (Linux)
+TEMP_ROOM = 12  # what atomic_write's temporary sibling adds to a file's name (8 random + ".tmp")
+
+
+def check_name_lengths(path, option: str = "--out", *, sibling: bool = True) -> None:
+    """One line if ``path`` is longer than the system takes: any component over NAME_MAX bytes
+    (a file's with room for its temporary sibling, when ``sibling``), or the whole over PATH_MAX."""
+    path = Path(path)
+    whole = len(os.fsencode(os.path.abspath(path)))
+    if whole > PATH_MAX:
+        raise RrambnnError(f"{option}: the path is {whole:,} bytes long (at most {PATH_MAX:,})")
+    for part in path.parts:
+        n = len(os.fsencode(part))
+        room = TEMP_ROOM if sibling and part == path.name else 0
+        if n + room > NAME_MAX:
+            raise RrambnnError(f"{option}: the name {part[:40]}... is {n} bytes long (at most "
+                               f"{NAME_MAX - room}{' with room for the temporary file written first' if room else ''})")
+
+
 def check_writable(path, *, directory: bool = False, option: str = "--out") -> Path:
     """Fail now, with one line, if ``path`` (a file, or with ``directory`` a directory) cannot be
     written: a run checks where its results go before it starts working."""
@@ -236,10 +256,14 @@ def check_writable(path, *, directory: bool = False, option: str = "--out") -> P
     path = Path(path)
     if not text.strip():
         raise RrambnnError(f"{option} must name a {'directory' if directory else 'file'}, not {text!r}")
-    if directory and path.exists() and not path.is_dir():
-        raise RrambnnError(f"{option} must name a directory, not the file {path}")
-    if not directory and path.is_dir():
-        raise RrambnnError(f"{option} must name a file, not the directory {path}")
+    check_name_lengths(path, option, sibling=not directory)
+    try:
+        if directory and path.exists() and not path.is_dir():
+            raise RrambnnError(f"{option} must name a directory, not the file {path}")
+        if not directory and path.is_dir():
+            raise RrambnnError(f"{option} must name a file, not the directory {path}")
+    except OSError as e:
+        raise RrambnnError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
     where = path if directory else path.parent
     try:
         where.mkdir(parents=True, exist_ok=True)

@@ -200,3 +200,15 @@ def test_ctrl_c_while_the_command_starts_is_one_line():
             "main()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 130 and r.stderr == "rrambnn: interrupted\n", (r.returncode, r.stderr)
+
+
+def test_output_names_the_system_cannot_take_are_one_line(tmp_path):
+    """Over-long names are refused before any work, a file's with room for the temporary sibling
+    it is written through; nothing is created."""
+    long_dir = tmp_path / ("a" * 300)
+    one_error_line(rr("cost", "--out", str(long_dir)), "is 300 bytes long (at most 255)")
+    one_error_line(rr("verilog", "--out", str(tmp_path / ("c" * 250))),
+                   "is 250 bytes long (at most 243 with room for the temporary file written first)")
+    deep = tmp_path / "/".join(["d" * 200] * 25)
+    one_error_line(rr("cost", "--out", str(deep)), "bytes long (at most 4,096)")
+    assert list(tmp_path.iterdir()) == []
