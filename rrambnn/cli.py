@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "folds on Verilator")
     b.add_argument("--boards", default="icebreaker,ulx3s-85f", help="--fpga: boards, comma-separated")
     b.add_argument("--online", action="store_true", help="also the n-bit golden trainer: 400-200-10, 8 bits, 50 "
-                                                         "epochs of 60,000 samples with the device model (minutes)")
+                                                         "blank epochs of 60,000 samples with the device model, "
+                                                         "without and with pulse failures, and the pretrained start "
+                                                         "both ways (about 12 minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--cnn", action="store_true", help="also one LeNet-5 training epoch at 4/4/4/4 through the "
                                                       "crossbar model (about a minute)")
