@@ -16,7 +16,7 @@ def cmd_cost(args):
         raise RrambnnError("--wbits and --abits go with --arch: a weights file carries its own precision")
     if args.arch is not None and args.self_training:
         raise RrambnnError("--self-training costs the chip of an n-bit online weights file: give --weights, not --arch")
-    check_writable(args.out, directory=True)
+    check_writable(args.out, directory=True, files=("cost.json", "cost.md", "cost.png"))
     cost.load_tech(args.tech)  # a bad technology fails before the synthesis
     res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits or 1, abits=args.abits or 1,
                            tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,

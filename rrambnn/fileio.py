@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -13,11 +14,52 @@ import numpy as np
 from rrambnn.errors import RrambnnError
 
 
+_sets = threading.local()  # the output sets open in this thread, innermost last
+
+
+class OutputSet:
+    """Files written as one set (a run's table, JSON and plot): inside ``with OutputSet():``
+    every :func:`atomic_write` only stages its temporary file; leaving the block without an
+    error renames them all over their files, an error deletes them all, so the files of an
+    earlier run stay whole and matching. A target that is a directory fails at once."""
+
+    def __enter__(self):
+        self.staged: list[tuple[str, Path]] = []
+        if not hasattr(_sets, "open"):
+            _sets.open = []
+        _sets.open.append(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _sets.open.remove(self)
+        if exc_type is None:
+            for tmp, path in self.staged:
+                os.replace(tmp, path)
+        else:
+            for tmp, _ in self.staged:
+                Path(tmp).unlink(missing_ok=True)
+        return False
+
+
+def one_output_set(fn):
+    """Decorator: the files ``fn`` writes form one :class:`OutputSet`."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kw):
+        with OutputSet():
+            return fn(*args, **kw)
+    return wrapped
+
+
 def atomic_write(path, write) -> Path:
     """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it over
-    ``path``. Permissions follow the umask, as for a plainly created file."""
+    ``path`` (inside an :class:`OutputSet`: when the set is complete). Permissions follow the
+    umask, as for a plainly created file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise RrambnnError(f"{path}: a directory is in the way of this output file")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         umask = os.umask(0)
@@ -25,7 +67,10 @@ def atomic_write(path, write) -> Path:
         os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.replace(tmp, path)
+        if getattr(_sets, "open", None):
+            _sets.open[-1].staged.append((tmp, path))
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -249,9 +294,10 @@ def check_name_lengths(path, option: str = "--out", *, sibling: bool = True) -> 
                                f"{NAME_MAX - room}{' with room for the temporary file written first' if room else ''})")
 
 
-def check_writable(path, *, directory: bool = False, option: str = "--out") -> Path:
+def check_writable(path, *, directory: bool = False, option: str = "--out", files=()) -> Path:
     """Fail now, with one line, if ``path`` (a file, or with ``directory`` a directory) cannot be
-    written: a run checks where its results go before it starts working."""
+    written: a run checks where its results go before it starts working (``files``: the names
+    it will write in the directory, none of which may be a directory)."""
     text = str(path)
     path = Path(path)
     if not text.strip():
@@ -272,6 +318,9 @@ def check_writable(path, *, directory: bool = False, option: str = "--out") -> P
         os.unlink(probe)
     except OSError as e:
         raise RrambnnError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
+    for name in files:
+        if (path / name).is_dir():
+            raise RrambnnError(f"{path / name}: a directory is in the way of this output file")
     return path
 
 

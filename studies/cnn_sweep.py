@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import check_writable, json_text, save_figure, write_text
+from rrambnn.fileio import OutputSet, check_writable, json_text, save_figure, write_text
 from rrambnn.studies.points import run_points
 
 # the paper's combinations, A/CO/W/G (32: float)
@@ -184,7 +184,7 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
     checked = CnnTrainConfig(**base)
     base["spec"] = checked.validate().text
     base["lr"] = checked.lr
-    out = check_writable(out, directory=True)
+    out = check_writable(out, directory=True, files=("cnn-bits.json", "cnn-bits.md", "cnn-bits.png"))
     points = [{"bits": list(b), "disturbance": d, "seed": s} for b in combos for d in disturbances
               for s in range(seeds)]
     cache = out / ".cnn-bits-points"
@@ -207,8 +207,9 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
            "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1), "points": rows,
            "summary": summarise(rows, combos, disturbances)}
     paths = {"json": out / "cnn-bits.json", "md": out / "cnn-bits.md", "png": out / "cnn-bits.png"}
-    write_text(paths["json"], json_text(res, indent=2) + "\n")
-    write_text(paths["md"], table(res) + "\n")
-    plot(res, paths["png"])
+    with OutputSet():  # the three files together, or the earlier ones left whole
+        write_text(paths["json"], json_text(res, indent=2) + "\n")
+        write_text(paths["md"], table(res) + "\n")
+        plot(res, paths["png"])
     res["files"] = {k: str(v) for k, v in paths.items()}
     return res

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import one_output_set
 
 TECH_DIR = Path(__file__).with_name("tech")
 TECHS = ("32nm", "130nm")
@@ -485,6 +486,7 @@ def plot(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
+@one_output_set  # the three files together, or the earlier ones left whole
 def write_outputs(res: dict, out_dir: Path, stem: str = "cost") -> dict:
     from rrambnn.fileio import json_text, write_text
     out_dir = Path(out_dir)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import json_text, save_figure
+from rrambnn.fileio import json_text, one_output_set, save_figure
 
 AXES = {
     "crop": (28, 24, 20, 16, 12),
@@ -549,6 +549,7 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
     plt.close(fig)
 
 
+@one_output_set  # the files together, or the earlier ones left whole
 def write_outputs(res: dict, out_dir: Path) -> dict:
     from rrambnn.fileio import atomic_write
     out_dir = Path(out_dir)

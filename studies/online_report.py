@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rrambnn.fileio import json_text, save_figure, write_text
+from rrambnn.fileio import json_text, one_output_set, save_figure, write_text
 
 
 def _plt():
@@ -85,6 +85,7 @@ def describe_run(res: dict) -> list[str]:
     return lines
 
 
+@one_output_set  # the run's files together, or the earlier ones left whole
 def write_run(res: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "online.json", "accuracy": out / "accuracy.png", "switches": out / "switches.png"}
@@ -180,6 +181,7 @@ def sweep_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+@one_output_set
 def write_sweep(res: dict, out: Path, stem: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}

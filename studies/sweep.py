@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import json_text, save_figure, write_text
+from rrambnn.fileio import json_text, one_output_set, save_figure, write_text
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork
 
@@ -105,6 +105,7 @@ def plot_yield(res: dict, path: Path, title: str):
     plt.close(fig)
 
 
+@one_output_set  # the three files together, or the earlier ones left whole
 def write_outputs(res: dict, out_dir: Path, stem: str, title: str) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
@@ -125,7 +126,7 @@ def yield_study(net: BinaryNetwork, out: Path, *, yields: str, seeds: int = 5, p
     if seeds < 1:
         raise RrambnnError(f"--seeds must be a positive integer, not {seeds}")
     from rrambnn.fileio import check_writable
-    out = check_writable(out, directory=True)
+    out = check_writable(out, directory=True, files=("yield.json", "yield.md", "yield.png"))
     te = load_split("test", data_dir)
     x = net.preprocess(te.images)
     res = sweep_yield(net, x, te.labels, values, list(range(seeds)), p_fail=p_fail, retries=retries,

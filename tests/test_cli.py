@@ -212,3 +212,36 @@ def test_output_names_the_system_cannot_take_are_one_line(tmp_path):
     deep = tmp_path / "/".join(["d" * 200] * 25)
     one_error_line(rr("cost", "--out", str(deep)), "bytes long (at most 4,096)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_writes_its_whole_set_or_leaves_the_earlier_one(tmp_path):
+    """A sweep whose plot path is taken by a directory: one line, exit 2, and the earlier run's
+    table and JSON untouched (the files of a run are one OutputSet)."""
+    out = tmp_path / "sweep"
+    r = rr("sweep", "yield", "--yields", "1.0", "--seeds", "1", "--spot-checks", "0", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "yield.png").unlink()
+    (out / "yield.png").mkdir()
+    one_error_line(rr("sweep", "yield", "--yields", "0.9", "--seeds", "1", "--spot-checks", "0", "--out", str(out)),
+                   "a directory is in the way of this output file")
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == {k: v for k, v in before.items() if k != "yield.png"}
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_output_set_replaces_all_or_nothing(tmp_path):
+    from rrambnn.fileio import OutputSet, write_text
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    write_text(a, "old a")
+    write_text(b, "old b")
+    with pytest.raises(RuntimeError):
+        with OutputSet():
+            write_text(a, "new a")
+            assert a.read_text() == "old a"  # staged, not yet in place
+            raise RuntimeError("the plot failed")
+    assert a.read_text() == "old a" and b.read_text() == "old b" and sorted(tmp_path.iterdir()) == [a, b]
+    with OutputSet():
+        write_text(a, "new a")
+        write_text(b, "new b")
+    assert a.read_text() == "new a" and b.read_text() == "new b"
