@@ -241,21 +241,34 @@ def cost_key(p: Point, tile) -> str:
 
 # -- the sweep ---------------------------------------------------------------------
 
+CACHE_FIELDS = {"eval": ("priority", "argmax"), "cost": ("cells", "ram_bits", "interval", "inventory", "cells_by_type")}
+
+
 class Cache:
-    """A JSON file of finished work, keyed by strings; written after every result."""
+    """A JSON file of finished work, keyed by strings (``eval:...``, ``cost:...``); written after
+    every result. An entry without the fields its kind needs is not used (the work is done
+    again); a file that is not a JSON object is one error line."""
 
     def __init__(self, path: Path):
         self.path = path
         self.data = {}
+        if path.is_dir():
+            raise RrambnnError(f"{path}: a directory is where the exploration cache goes; remove it")
         if path.exists():
             try:
                 self.data = json.loads(path.read_text())
-            except json.JSONDecodeError as e:
-                raise RrambnnError(f"{path}: the exploration cache is not valid JSON ({e}); delete it to "
-                                   f"start over") from None
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+                raise RrambnnError(f"{path}: the exploration cache is not valid JSON ({type(e).__name__}); "
+                                   f"delete it to start over") from None
+            except OSError as e:
+                raise RrambnnError(f"{path}: cannot read the exploration cache ({e.strerror or e})") from None
+            if not isinstance(self.data, dict):
+                raise RrambnnError(f"{path}: the exploration cache is not a JSON object; delete it to start over")
 
     def get(self, key):
-        return self.data.get(key)
+        value = self.data.get(key)
+        need = CACHE_FIELDS.get(key.split(":", 1)[0].rstrip("0123456789"), ())  # cost3:... is a cost
+        return value if isinstance(value, dict) and all(k in value for k in need) else None
 
     def put(self, key, value):
         from rrambnn.fileio import atomic_write

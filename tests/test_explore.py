@@ -191,3 +191,27 @@ def test_distributed_backends_give_the_local_table(backend, tmp_path):
     assert ex.markdown_table(other).replace(str(tmp_path / backend), "OUT") == \
         ex.markdown_table(local).replace(str(tmp_path / "local"), "OUT")
     assert other["rows"].keys() == local["rows"].keys()
+
+
+def test_a_damaged_cache_is_one_line_or_work_done_again(tmp_path):
+    """Invalid UTF-8, a JSON value that is not an object, a directory in its place: one line each.
+    An entry without the fields its kind needs is not used (the point is computed again)."""
+    from rrambnn.errors import RrambnnError
+    from rrambnn.studies.explore import Cache
+    path = tmp_path / "cache.json"
+    for content, text in ((b"\xff\xfe{", "not valid JSON (UnicodeDecodeError)"), (b"[1, 2]", "not a JSON object"),
+                          (b"[" * 100000, "not valid JSON")):
+        path.write_bytes(content)
+        with pytest.raises(RrambnnError, match=text.replace("(", r"\(").replace(")", r"\)")):
+            Cache(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(RrambnnError, match="a directory is where the exploration cache goes"):
+        Cache(path)
+    path.rmdir()
+    path.write_text('{"eval:p:s0:e1": {"priority": 0.9}, "eval:q:s0:e1": {"priority": 0.9, "argmax": 0.91},'
+                    ' "cost3:400-10:t128x128": {"cells": 5}, "eval:r:s0:e1": [0.9]}')
+    c = Cache(path)
+    assert c.get("eval:p:s0:e1") is None and c.get("eval:r:s0:e1") is None  # missing a field, wrong type
+    assert c.get("eval:q:s0:e1") == {"priority": 0.9, "argmax": 0.91}
+    assert c.get("cost3:400-10:t128x128") is None and c.get("eval:absent") is None
