@@ -44,9 +44,30 @@ def parse_query(reply: bytes) -> BoardInfo:
         raise RrambnnError(f"the board's reply to a query has {len(reply)} bytes, not {want}")
     u16 = [int.from_bytes(reply[i:i + 2], "little") for i in range(6, len(reply) - 4, 2)]
     n = n_layers + 1
-    return BoardInfo(version, tuple(u16[:n]), tuple(u16[n:n + 2 * n_layers:2]),
+    info = BoardInfo(version, tuple(u16[:n]), tuple(u16[n:n + 2 * n_layers:2]),
                      tuple(u16[n + 1:n + 2 * n_layers:2]), "argmax" if output else "priority",
                      u16[n + 2 * n_layers], u16[n + 2 * n_layers + 1], int.from_bytes(reply[-4:], "little"), kind)
+    check_board_info(info, output)
+    return info
+
+
+def check_board_info(info: BoardInfo, output: int = 0) -> None:
+    """Every field of a query reply must describe a chip this tool can drive; else one line
+    naming the field (a board that replies nonsense is not trusted with images). A clock of 0
+    means unknown; a chunk of 0 marks an event-driven layer, whose lanes are row lanes."""
+    def bad(what):
+        raise RrambnnError(f"the board's reply to a query is not a chip this tool can drive: {what}")
+    if len(info.arch) < 2 or min(info.arch) < 1:
+        bad(f"layer sizes {'-'.join(map(str, info.arch))}")
+    for k, lanes in enumerate(info.lanes):
+        if not 1 <= lanes <= max(info.arch[k], info.arch[k + 1]):
+            bad(f"layer {k}: {lanes} lane(s) for {info.arch[k]} inputs and {info.arch[k + 1]} neurons")
+    if info.image_bytes != -(-info.arch[0] // 8):
+        bad(f"{info.image_bytes} bytes per image for {info.arch[0]} inputs")
+    if info.write_bytes < 1:
+        bad("0 bytes per write")
+    if output not in (0, 1) or info.kind not in (0, 1):
+        bad(f"output stage code {output}, design code {info.kind}")
 
 
 def query_length(n_layers: int) -> int:
@@ -154,6 +175,8 @@ class Board:
         self.t.write(encode_bench(x, n))
         reply = self._read(5)
         cycles = int.from_bytes(reply[1:], "little")
+        if cycles < n:  # one image a cycle at the most
+            raise RrambnnError(f"{self.name} timed {n:,} images in {cycles:,} cycles: not a reply this tool trusts")
         out = {"images": n, "cycles": cycles, "cycles_per_image": round(cycles / n, 3),
                "result": decode_result(reply[0])}
         if info.clock_hz:
@@ -190,7 +213,18 @@ class Board:
         return len(blobs)
 
 
+MIN_BAUD, MAX_BAUD = 300, 12_000_000  # what UARTs and USB bridges run at
+
+
+def check_baud(baud) -> int:
+    """A UART baud rate, checked before a port is opened or a bitstream built."""
+    if not isinstance(baud, int) or isinstance(baud, bool) or not MIN_BAUD <= baud <= MAX_BAUD:
+        raise RrambnnError(f"--baud must be from {MIN_BAUD:,} to {MAX_BAUD:,}, not {baud!r}")
+    return baud
+
+
 def open_serial(port: str, baud: int = DEFAULT_BAUD):
+    check_baud(baud)
     try:
         import serial
     except ImportError:

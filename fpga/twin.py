@@ -74,11 +74,11 @@ def build_bitstream(net, spec, variant: str, out: Path, *, lanes=None, chunks=No
     report of :func:`rrambnn.fpga.build.build` with the design's fold and cycles per image."""
     from rrambnn.fileio import check_writable
     from rrambnn.fpga.build import build
+    from rrambnn.fpga.host import check_baud
     check_writable(out, directory=True)
     if freq_mhz is not None and not 1 <= freq_mhz <= 400:
         raise RrambnnError(f"--freq must be from 1 to 400 MHz, not {freq_mhz!r}")
-    if baud < 1:
-        raise RrambnnError(f"--baud must be a positive integer, not {baud!r}")
+    check_baud(baud)
     if variant == "emulation":
         twin, design = emulation_design(net, spec, lanes=lanes, chunks=chunks, rows=rows,
                                         f_want=freq_mhz and freq_mhz * 1e6, baud=baud)

@@ -151,7 +151,7 @@ def _corrupted_copy(tmp_path):
     (["sweep", "loudness"], "rrambnn sweep knows yield, bits, endurance and cnn-bits, not 'loudness'"),
     (["bench", "--images", "0"], "--images must be a positive integer, not 0"),
     (["online", "--out", "{tmp}/file"], "--out must name a directory, not the file"),
-    (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be a positive integer"),
+    (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be from 300 to 12,000,000"),
     # arguments are checked before the serial port is opened (this port does not exist)
     (["board", "info", "--port", "{tmp}/no-such-port", "--timeout", "-1"], "--timeout must be from 0 to 3600"),
     (["board", "classify", "--port", "{tmp}/no-such-port", "--weights", "{tmp}/file"], "file"),

@@ -221,6 +221,18 @@ def test_host_tool_against_a_board_double(rng):
         twin_for(other, info)
 
 
+def test_a_bench_reply_faster_than_one_image_a_cycle_is_one_error(rng):
+    """A board that times N images in fewer than N cycles (0 included) is not believed."""
+    net = random_network("30-8-4", rng, output_mode="priority")
+    double = BoardDouble(net, [2, 4], [10, 8])
+    board = Board(double, timeout=0.2)
+    x = rng.integers(0, 2, 30).astype(np.uint8)
+    assert board.bench(x, 5)["cycles"] >= 5
+    double.twin.interval, double.twin.latency = 0, 0  # the double now replies 0 cycles
+    with pytest.raises(RrambnnError, match="timed 5 images in 0 cycles: not a reply this tool trusts"):
+        board.bench(x, 5)
+
+
 def test_silent_port_is_one_clear_error():
     class Silent:
         def write(self, data):
@@ -267,3 +279,9 @@ def test_host_link_verilog_on_2000_images(mnist_test):
     x = net.preprocess(mnist_test.images[:2000])
     res = simulate_host(net, 1, [200, 64, 16], x, segment=16, seed=12, writes=50, bench=500)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 2000, (res.get("examples"), res["log"])
+
+
+def test_an_absurd_baud_rate_is_one_line_before_any_port_or_build():
+    from conftest import one_error_line, rr
+    one_error_line(rr("board", "info", "--port", "/dev/null", "--baud", "0"), "--baud must be from 300 to 12,000,000")
+    one_error_line(rr("fpga", "--board", "icebreaker", "--baud", "99999999999999"), "--baud must be from 300")

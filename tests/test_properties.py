@@ -105,13 +105,32 @@ def test_a_well_formed_query_reply_parses_back(arch, output, clock, kind):
     buf.write(b"RB" + bytes([PROTOCOL_VERSION, n, output, kind]))
     for a in arch:
         buf.write(a.to_bytes(2, "little"))
+    lanes = [min(k + 1, arch[k + 1]) for k in range(n)]  # at most one lane per neuron
     for k in range(n):
-        buf.write((k + 1).to_bytes(2, "little") + (k + 2).to_bytes(2, "little"))
-    buf.write((7).to_bytes(2, "little") + (9).to_bytes(2, "little") + clock.to_bytes(4, "little"))
+        buf.write(lanes[k].to_bytes(2, "little") + (k + 2).to_bytes(2, "little"))
+    image = -(-arch[0] // 8)
+    buf.write(image.to_bytes(2, "little") + (9).to_bytes(2, "little") + clock.to_bytes(4, "little"))
     info = parse_query(buf.getvalue())
     assert info.arch == tuple(arch) and info.clock_hz == clock and info.kind == kind
-    assert info.output == ("argmax" if output else "priority")
-    assert info.lanes == tuple(range(1, n + 1)) and info.chunks == tuple(range(2, n + 2))
+    assert info.output == ("argmax" if output else "priority") and info.image_bytes == image
+    assert info.lanes == tuple(lanes) and info.chunks == tuple(range(2, n + 2))
+
+
+@pytest.mark.parametrize("field, value, text", [
+    ("lanes", 0, "layer 0: 0 lane(s)"), ("lanes", 999, "layer 0: 999 lane(s)"),
+    ("image", 3, "3 bytes per image for 400 inputs"), ("write", 0, "0 bytes per write"),
+    ("kind", 7, "design code 7")])
+def test_a_query_reply_describing_no_drivable_chip_is_one_error(field, value, text):
+    arch, lanes, image, write, kind = (400, 128, 10), [8, 10], 50, 9, 0
+    lanes[0] = value if field == "lanes" else lanes[0]
+    image = value if field == "image" else image
+    write = value if field == "write" else write
+    kind = value if field == "kind" else kind
+    data = b"RB" + bytes([PROTOCOL_VERSION, 2, 0, kind]) + b"".join(a.to_bytes(2, "little") for a in arch)
+    data += b"".join(v.to_bytes(2, "little") + (1).to_bytes(2, "little") for v in lanes)
+    data += image.to_bytes(2, "little") + write.to_bytes(2, "little") + (12_000_000).to_bytes(4, "little")
+    with pytest.raises(RrambnnError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        parse_query(data)
 
 
 @given(byte=st.integers(0, 255))
@@ -120,7 +139,7 @@ def test_every_result_byte_decodes(byte):
     assert 0 <= cls < 128 and hit in (0, 1) and (hit << 7 | cls) == byte
 
 
-def _npz_with(tmp_path, members: dict, compress=None) -> "Path":
+def _npz_with(tmp_path, members: dict, compress=None):
     """An .npz-like zip with these raw members (name -> bytes)."""
     import zipfile
     path = tmp_path / "crafted.npz"
