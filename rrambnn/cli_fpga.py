@@ -54,6 +54,10 @@ def cmd_fpga(args):
     spec = board_spec(args.board)
     if args.self_training:
         return _self_training(args, spec)
+    if args.variant != "emulation":
+        for opt in ("lanes", "chunks", "rows"):
+            if getattr(args, opt) is not None:
+                raise RrambnnError(f"--{opt} folds the emulation twin; the {args.variant} variant has no fold")
     net = load_network(args.weights)
     n = len(net.weights)
     out = Path(args.out or f"out/fpga/{spec.name}-{args.variant}")

@@ -152,6 +152,8 @@ def _corrupted_copy(tmp_path):
     (["bench", "--images", "0"], "--images must be a positive integer, not 0"),
     (["online", "--out", "{tmp}/file"], "--out must name a directory, not the file"),
     (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be from 300 to 12,000,000"),
+    (["fpga", "--board", "icebreaker", "--variant", "periphery", "--lanes", "4", "--out", "{tmp}/f"],
+     "--lanes folds the emulation twin; the periphery variant has no fold"),
     # arguments are checked before the serial port is opened (this port does not exist)
     (["board", "info", "--port", "{tmp}/no-such-port", "--timeout", "-1"], "--timeout must be from 0 to 3600"),
     (["board", "classify", "--port", "{tmp}/no-such-port", "--weights", "{tmp}/file"], "file"),
