@@ -246,11 +246,22 @@ def main(argv=None):
     try:
         args.fn(args)
     except RrambnnError as e:
+        _close_progress_bars()
         print(f"rrambnn {args.cmd}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"rrambnn {args.cmd}: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _close_progress_bars():
+    """Close the progress bars a failed run left open, so its error line starts a line of its own
+    (a bar ends with a carriage return, not a newline)."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:
+        for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+            bar.close()
 
 
 if __name__ == "__main__":

@@ -247,3 +247,24 @@ def test_an_output_set_replaces_all_or_nothing(tmp_path):
         write_text(a, "new a")
         write_text(b, "new b")
     assert a.read_text() == "new a" and b.read_text() == "new b"
+
+
+def test_an_error_after_a_progress_bar_starts_its_own_line():
+    """A run that fails with a progress bar open: the bar is closed first, so the error line is a
+    line of its own, not glued behind the bar's carriage return."""
+    import subprocess
+    import sys
+    code = ("import argparse, sys\n"
+            "import rrambnn.cli as cli\n"
+            "from tqdm import tqdm\n"
+            "from rrambnn.errors import RrambnnError\n"
+            "def boom(args):\n"
+            "    tqdm(total=10, desc='work').update(3)\n"
+            "    raise RrambnnError('the data ran out')\n"
+            "p = cli.build_parser()\n"
+            "p.parse_known_args = lambda argv=None: (argparse.Namespace(cmd='eval', fn=boom), [])\n"
+            "cli.build_parser = lambda: p\n"
+            "cli.main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.split("\n")[-2] == "rrambnn eval: error: the data ran out", r.stderr
