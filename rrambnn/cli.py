@@ -244,7 +244,10 @@ def main(argv=None):
     from amaranth.hdl import UnusedElaboratable
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
     try:
-        args.fn(args)
+        with warnings.catch_warnings(record=True) as caught:  # held back: a failed run prints one line
+            args.fn(args)
+        for w in caught:  # a run that succeeds shows them, at its end
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
     except RrambnnError as e:
         _close_progress_bars()
         print(f"rrambnn {args.cmd}: error: {e}", file=sys.stderr)

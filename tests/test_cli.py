@@ -270,3 +270,24 @@ def test_an_error_after_a_progress_bar_starts_its_own_line():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.split("\n")[-2] == "rrambnn eval: error: the data ran out", r.stderr
+
+
+def test_a_failed_run_prints_no_warning_before_its_error_line_and_a_good_one_keeps_them():
+    import subprocess
+    import sys
+    code = ("import argparse, sys, warnings\n"
+            "import rrambnn.cli as cli\n"
+            "from rrambnn.errors import RrambnnError\n"
+            "def run(args):\n"
+            "    warnings.warn('overflow in the ramp', RuntimeWarning)\n"
+            "    if args.fail:\n"
+            "        raise RrambnnError('the data ran out')\n"
+            "p = cli.build_parser()\n"
+            "fail = sys.argv[1] == 'fail'\n"
+            "p.parse_known_args = lambda argv=None: (argparse.Namespace(cmd='eval', fn=run, fail=fail), [])\n"
+            "cli.build_parser = lambda: p\n"
+            "cli.main()\n")
+    bad = subprocess.run([sys.executable, "-c", code, "fail"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr == "rrambnn eval: error: the data ran out\n", bad.stderr
+    good = subprocess.run([sys.executable, "-c", code, "ok"], capture_output=True, text=True)
+    assert good.returncode == 0 and "RuntimeWarning: overflow in the ramp" in good.stderr, good.stderr
