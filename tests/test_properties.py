@@ -216,3 +216,42 @@ def test_single_bit_flips_of_every_shipped_file_never_escape():
         r = fuzz.bit_flips(p, 200, seed=7)
         assert r["escapes"] == 0, r
         assert r["one_line_errors"] > 150, r
+
+
+@SETTINGS
+@given(cut=st.integers(min_value=0), flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(1, 255)),
+                                                       max_size=6))
+def test_a_damaged_tech_file_is_a_technology_or_one_error(tmp_path, cut, flips):
+    """Bit flips and truncations of the shipped 32 nm technology file through the real loader."""
+    from rrambnn.studies import cost
+    good = bytearray((cost.TECH_DIR / "32nm.toml").read_bytes())
+    data = good[:cut % (len(good) + 1)]
+    for pos, x in flips:
+        if data:
+            data[pos % len(data)] ^= x
+    path = tmp_path / "t.toml"
+    path.write_bytes(bytes(data))
+    try:
+        tech = cost.load_tech(path)
+    except RrambnnError as e:
+        assert "\n" not in str(e)
+        return
+    assert tech["crossbar"]["area_um2_per_cell"] > 0 and tech["clock_mhz"] > 0
+
+
+@SETTINGS
+@given(data=st.binary(max_size=512) | st.sampled_from([b'{"eval:p:s0:e1": {"priority": 1}}', b"[]", b"null",
+                                                        b'{"cost3:x": 5}', b"\xff", b"[" * 5000]))
+def test_any_bytes_as_an_explore_cache_are_a_cache_or_one_error(tmp_path, data):
+    from rrambnn.studies.explore import Cache
+    path = tmp_path / "cache.json"
+    path.write_bytes(data)
+    try:
+        c = Cache(path)
+    except RrambnnError as e:
+        assert "\n" not in str(e)
+        return
+    assert isinstance(c.data, dict)
+    for key in c.data:
+        v = c.get(key)
+        assert v is None or isinstance(v, dict)
