@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -38,6 +40,17 @@ def threshold_width(n_in: int) -> int:
 def signed_range(width: int) -> tuple[int, int]:
     """The values a two's-complement register of ``width`` bits holds."""
     return -(1 << (width - 1)), (1 << (width - 1)) - 1
+
+
+@dataclass(frozen=True)
+class SynthesisView:
+    """What a design is elaborated for, handed to Amaranth as the platform (the built objects are
+    never changed for it): ``analog_sense``: the tape-out view of cost synthesis, every layer's
+    sense stage a black box (:data:`SENSE_MODULE`); ``ram_init``: threshold RAMs with their
+    initial contents (False: a black box for synthesis statistics)."""
+
+    analog_sense: bool = False
+    ram_init: bool = True
 
 
 class Layer(wiring.Component):
@@ -94,10 +107,6 @@ class Layer(wiring.Component):
         if not isinstance(transposed, bool):
             raise TypeError(f"Layer transposed must be a bool, not {transposed!r}")
         self.sliced, self.in_bits, self.levels, self.transposed = sliced, in_bits, levels, transposed
-        self.ram_init = True  # False: threshold RAM without its initial contents (cost synthesis)
-        # True: the tape-out view for cost synthesis: the analog sense stage (the tiles' current
-        # summation, comparator, per-slice converted sums) is a black box (SENSE_MODULE)
-        self.analog_sense = False
         slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
         self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
         thresholds = np.asarray(thresholds)
@@ -223,7 +232,9 @@ class Layer(wiring.Component):
         m.d.comb += [self.read_bit.eq(self.read_bits.bit_select(self.read_plane, 1)),
                      self.read_count.eq(or_all(read_counts))]
 
-        sense = self._sense_macro(m, tiles) if self.analog_sense else None
+        # the tape-out view for cost synthesis (SynthesisView.analog_sense): the analog sense stage
+        # (the tiles' current summation, comparator, per-slice converted sums) is a black box
+        sense = self._sense_macro(m, tiles) if getattr(platform, "analog_sense", False) else None
         if self.transposed and sense is not None:  # converted per slice: shift and add in logic
             for r in range(self.n_in):
                 m.d.comb += self.tsums[r * self.tsw:(r + 1) * self.tsw].eq(sense.row_sum(r))
@@ -234,7 +245,7 @@ class Layer(wiring.Component):
                     sum_all([tiles[p, br, bc].row_sum(rl) for bc in range(self.col_blocks)])
                     for p in range(self.planes if self.sliced else 1)))
         if self.levels > 1:
-            ramp = self._threshold_ram(m)
+            ramp = self._threshold_ram(m, getattr(platform, "ram_init", True))
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
             if sense is not None:  # converted per slice: shift and add in logic
@@ -304,11 +315,11 @@ class Layer(wiring.Component):
             o_tsums=sense.tsums)
         return sense
 
-    def _threshold_ram(self, m):
+    def _threshold_ram(self, m, ram_init: bool = True):
         """The thresholds of every neuron, one RAM word per level (an SRAM macro); returns the
         ramp's read data."""
         from rrambnn.hw.sram import ThresholdRAM
-        m.submodules.thresholds = ram = ThresholdRAM(self.thresholds.T.tolist(), self.tw, self.ram_init)
+        m.submodules.thresholds = ram = ThresholdRAM(self.thresholds.T.tolist(), self.tw, ram_init)
         m.d.comb += [ram.waddr.eq(self.thr_level), ram.wdata.eq(self.thr_data), ram.raddr.eq(self.ramp_level)]
         for j in range(self.n_out):
             m.d.comb += ram.we[j].eq(self.thr_we & (self.thr_addr == j))

@@ -16,7 +16,7 @@ from rrambnn.gen.network import BinaryNetwork
 from rrambnn.gen.sliced import SlicedNetwork
 from rrambnn.hw.chip import Binary, Chip, ComputingPlanes, StoragePlanes
 from rrambnn.hw.crossbar import CROSSBAR_MODULE, MODULE_NAME
-from rrambnn.hw.layer import SENSE_MODULE, check_tile, signed_range
+from rrambnn.hw.layer import SENSE_MODULE, SynthesisView, check_tile, signed_range
 from rrambnn.hw.output import check_output_stage
 from rrambnn.hw.programmer import Programmer, Programming
 from rrambnn.hw.sram import RAM_MODULE
@@ -372,7 +372,7 @@ YOSYS_STYLE_WAIVERS = ("DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL", "WIDTHEXPA
                        "CASEINCOMPLETE", "CASEOVERLAP")
 
 
-def to_verilog(component, name: str) -> str:
+def to_verilog(component, name: str, platform=None) -> str:
     """Amaranth -> Verilog through Yosys, as ``amaranth.back.verilog.convert`` does it but with
     the decision logic as multiplexers (``proc`` without ``-nomux``): combinational logic becomes
     continuous assignments. Every simulator evaluates those at time 0 and only on real changes;
@@ -382,7 +382,7 @@ def to_verilog(component, name: str) -> str:
     are not loops (Icarus hung at the first programming command)."""
     from amaranth._toolchain.yosys import find_yosys  # the Yosys amaranth.back.verilog runs
     from amaranth.back import rtlil
-    text = rtlil.convert(component, name=name, emit_src=False)
+    text = rtlil.convert(component, name=name, emit_src=False, platform=platform)
     yosys = find_yosys(lambda ver: ver >= (0, 40))
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -norom", "memory_collect", "write_verilog"]
     return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
@@ -395,11 +395,8 @@ def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=Non
     ``analog_sense``: the cost view, every layer's sense stage a black box
     (:data:`rrambnn.hw.layer.SENSE_MODULE`): Verilog for synthesis only, not for simulation."""
     chip = build_chip(net, cfg, initial_cells, faults)
-    for layer in chip.layers:
-        layer.ram_init = ram_init
-        layer.analog_sense = analog_sense
     try:
-        body = to_verilog(chip, TOP_NAME)
+        body = to_verilog(chip, TOP_NAME, SynthesisView(analog_sense=analog_sense, ram_init=ram_init))
     except RecursionError:
         raise RrambnnError(f"the design is too large for the generator: {chip.n_tiles} crossbar tiles of "
                            f"{cfg.tile[0]}x{cfg.tile[1]} (choose larger tiles or a smaller network)") from None

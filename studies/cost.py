@@ -192,20 +192,12 @@ def cnn_inventory(chip, output: str) -> dict:
             "output": output, "self_training": False, "positions": chip.positions, "map_bits": int(chip.map_bits)}
 
 
-def _crossbar_layers(chip):
-    core = getattr(chip, "chip", chip)
-    if hasattr(core, "steps"):  # a CNN chip: copies per step
-        return [layer for copies in core.layers for layer in copies]
-    return list(core.layers)
-
-
 def periphery_cells(chip) -> dict:
-    """Yosys generic cells of ``chip``'s digital periphery in the analog-sense view."""
+    """Yosys generic cells of ``chip``'s digital periphery in the analog-sense view (the threshold
+    RAMs' contents left out: they are black boxes there)."""
     from rrambnn.fpga.build import synth_component
-    for layer in _crossbar_layers(chip):
-        layer.ram_init = False
-        layer.analog_sense = True
-    return synth_component(chip, None)
+    from rrambnn.hw.layer import SynthesisView
+    return synth_component(chip, None, SynthesisView(analog_sense=True, ram_init=False))
 
 
 def _adc(tech: dict, bits: int) -> tuple[float, float]:
