@@ -22,9 +22,7 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     from rrambnn.gen.cnn import CnnNetwork
     cnn = isinstance(net, CnnNetwork)
     if check_simulator(simulator) == "icarus":
-        if cnn:
-            raise RrambnnError("--simulator icarus runs the binary chip's testbench; the CNN chip runs on Verilator")
-        if hasattr(net, "abits"):
+        if hasattr(net, "abits") and not cnn:
             raise RrambnnError("--simulator icarus runs the binary chip's testbench; a multi-bit network "
                                "runs on Verilator")
         if missing := icarus_missing():
@@ -81,7 +79,7 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
         opts[k] for k in ("tile", "pipeline", "debug", "seed", "waves", "out_dir", "simulator", "positions"))
     if isinstance(net, CnnNetwork):
         return _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
-                                  waves=waves, out_dir=out_dir, log=log)
+                                  waves=waves, out_dir=out_dir, log=log, simulator=simulator)
     cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
     if out_dir is not None:
         path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
@@ -98,7 +96,8 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
     return simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
 
 
-def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out_dir, log) -> dict:
+def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out_dir, log,
+                       simulator: str = "verilator") -> dict:
     """The CNN chip of ``net`` in output stage ``mode`` on Verilator (its Verilog also written to
     ``out_dir``/rrambnn_chip_<mode>.v when given)."""
     from rrambnn.hw.layer import check_tile
@@ -109,7 +108,7 @@ def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out
         raise RrambnnError(str(e)) from None
     path = Path(out_dir) / f"rrambnn_chip_{mode}.v" if out_dir is not None else None
     res = simulate_cnn(net, x, tile=tile, positions=positions, output=mode, debug=debug, seed=seed,
-                       waves=waves or None, log=log, out=path)
+                       waves=waves or None, log=log, out=path, simulator=simulator)
     if path is not None and log:
         log(f"wrote {path} (the CNN chip {net.spec.text}, {res['n_tiles']} tiles, output {mode})")
     res["throughput"] = {"images_per_cycle": 1 / res["interval_model"], "latency_cycles": res["interval_model"] - 1}

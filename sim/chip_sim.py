@@ -343,15 +343,16 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
                  throughput_images: int = 200, waves: bool | None = None, log=None, out=None,
                  simulator: str = "verilator", golden=None) -> dict:
     """The CNN chip (:mod:`rrambnn.hw.cnn`) of ``net`` (a :class:`rrambnn.gen.cnn.CnnNetwork`;
-    ``x`` its input codes (N, H, W, C)) on Verilator against the golden network: every result
+    ``x`` its input codes (N, H, W, C)) on ``simulator`` (Verilator, or Icarus) against the
+    golden network: every result
     payload in order under random idles and backpressure, then cycles per image against
     ``CnnChip.interval``. ``out``: also write the Verilog simulated there. ``golden``: the
     network the payloads are expected from (default ``net``; another one must be caught)."""
     from rrambnn.fileio import atomic_write
     from rrambnn.hw.cnn import generate_cnn, make_chip
 
-    if simulator != "verilator":
-        raise RrambnnError("the CNN chip's testbench runs on Verilator (--simulator verilator)")
+    from rrambnn.sim.runner import check_simulator
+    check_simulator(simulator)
     chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug)
     t = time.time()
     key = [net.spec.text, net.wbits, net.abits, chip.tile, positions, chip.output, debug,
@@ -364,9 +365,10 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
         log(f"generated the CNN chip {net.spec.text} ({chip.n_tiles} arrays, {chip.positions} position(s) per step, "
             f"{chip.interval} cycles/image) in {gen_s:.1f} s; building")
     tag = f"cnn-{net.spec.text}-w{net.wbits}a{net.abits}-p{positions}-{chip.output}{'-dbg' if debug else ''}"[:60]
-    b = runner.build(text, waves=waves, tag=tag)
+    b = runner.build(text, waves=waves, tag=tag, simulator=simulator)
     if log:
-        log(f"{tag}: Verilator build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
+        name = "Icarus" if simulator == "icarus" else "Verilator"
+        log(f"{tag}: {name} build {'reused from cache' if b.cached else f'took {b.seconds:.1f} s'}")
     run_dir = b.build_dir / "runs" / f"run-{time.time_ns()}"
     run_dir.mkdir(parents=True)
     net.save(run_dir / "weights.npz")

@@ -55,3 +55,22 @@ def test_reference_chip_1000_images_on_icarus(output, pipeline, mnist_test):
     check(res)
     assert res["images"] == 1000
     assert (np.array(res["hw_labels"]) == net.classify(x, output)).all()
+
+
+@pytest.mark.parametrize("spec, wbits, abits, tile, positions, output, seed", [
+    ("i9x7x1-c3x5s2p1-p2-d6-d4", 2, 2, (4, 3), 2, "priority", 41),
+    ("i11x10x1-c3x3-p3-d7-d3", 3, 1, (5, 2), 1, "argmax", 43),
+])
+def test_random_cnn_chips_on_icarus(spec, wbits, abits, tile, positions, output, seed):
+    """The CNN chip's Verilog on the second simulator, the same testbench and golden model:
+    every activation map, cycles per image = the formula."""
+    from rrambnn.gen.cnn import random_cnn
+    from rrambnn.sim.chip_sim import simulate_cnn
+    rng = np.random.default_rng(seed)
+    net = random_cnn(spec, wbits, abits, rng, output_mode=output)
+    x = rng.integers(0, 1 << abits, (40,) + net.spec.input).astype(np.uint8)
+    print(f"spec {spec} w{wbits} a{abits} tile {tile} positions {positions} {output} seed {seed}")
+    res = simulate_cnn(net, x, tile=tile, positions=positions, seed=seed, throughput_images=10, simulator="icarus")
+    assert res["passed"] and res["mismatches"] == 0 and res["images"] >= 50, res.get("examples")
+    assert res["interval_measured"] == res["interval_model"]
+    assert (np.array(res["hw_labels"]) == net.classify(x, output)).all()
