@@ -27,6 +27,16 @@ def _valid_weights_bytes(tmp_path) -> bytes:
     return path.read_bytes()
 
 
+def _damaged(good: bytes, cut: int, flips) -> bytes:
+    """``good`` cut to ``cut`` bytes (modulo its length + 1), then each (position, mask) of
+    ``flips`` XORed in."""
+    data = bytearray(good[:cut % (len(good) + 1)])
+    for pos, x in flips:
+        if data:
+            data[pos % len(data)] ^= x
+    return bytes(data)
+
+
 @SETTINGS
 @given(data=st.binary(max_size=2048))
 def test_any_bytes_as_weights_are_a_network_or_one_error(tmp_path, data):
@@ -40,13 +50,8 @@ def test_any_bytes_as_weights_are_a_network_or_one_error(tmp_path, data):
 @given(cut=st.integers(min_value=0), flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(1, 255)),
                                                        max_size=8))
 def test_a_damaged_weights_file_is_a_network_or_one_error(tmp_path, cut, flips):
-    good = bytearray(_valid_weights_bytes(tmp_path))
-    data = good[:cut % (len(good) + 1)]
-    for pos, x in flips:
-        if data:
-            data[pos % len(data)] ^= x
     path = tmp_path / "w.npz"
-    path.write_bytes(bytes(data))
+    path.write_bytes(_damaged(_valid_weights_bytes(tmp_path), cut, flips))
     try:
         net = load_network(path, multi_bit=True)
     except RrambnnError:
@@ -224,13 +229,8 @@ def test_single_bit_flips_of_every_shipped_file_never_escape():
 def test_a_damaged_tech_file_is_a_technology_or_one_error(tmp_path, cut, flips):
     """Bit flips and truncations of the shipped 32 nm technology file through the real loader."""
     from rrambnn.studies import cost
-    good = bytearray((cost.TECH_DIR / "32nm.toml").read_bytes())
-    data = good[:cut % (len(good) + 1)]
-    for pos, x in flips:
-        if data:
-            data[pos % len(data)] ^= x
     path = tmp_path / "t.toml"
-    path.write_bytes(bytes(data))
+    path.write_bytes(_damaged((cost.TECH_DIR / "32nm.toml").read_bytes(), cut, flips))
     try:
         tech = cost.load_tech(path)
     except RrambnnError as e:
