@@ -17,7 +17,7 @@ LAYERS = {  # package (or module) -> layer; a module may import its own layer an
     "rrambnn.hw": 2,
     "rrambnn.fpga": 3, "rrambnn.sim": 3,
     "rrambnn.studies": 4,
-    "rrambnn.__main__": 5, "rrambnn.entry": 5,
+    "rrambnn.__main__": 5,
 }  # and every rrambnn.cli* module is the command line (5); the rrambnn package itself is base
 NAMES = {0: "base", 1: "model", 2: "hardware", 3: "flows", 4: "studies", 5: "CLI"}
 

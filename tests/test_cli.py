@@ -198,7 +198,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line():
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = imp\n"
             "sys.argv = ['rrambnn', 'eval']\n"
-            "from rrambnn.entry import main\n"
+            "from rrambnn.__main__ import main\n"
             "main()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 130 and r.stderr == "rrambnn: interrupted\n", (r.returncode, r.stderr)
