@@ -179,17 +179,30 @@ class PlaneArrays:
             bad |= self.counts.reshape(-1)[flat] >= self.params.endurance
         return bad
 
+    def tile_ids(self, p, rows, cols) -> np.ndarray:
+        """The generator index of each cell's tile (plane, row block, column block), as
+        :meth:`tile_key` numbers them."""
+        R, C = self.tile
+        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
+        return (p * rb + rows // R) * cb + cols // C
+
+    def tile_key(self, tid: int) -> tuple[int, int, int]:
+        """(plane, row block, column block) of a tile index."""
+        R, C = self.tile
+        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
+        q, rest = divmod(int(tid), rb * cb)
+        return q, rest // cb, rest % cb
+
     def write(self, p: int, rows: np.ndarray, cols: np.ndarray, want: np.ndarray, order: np.ndarray):
         """Write-verify cells (p, rows[k], cols[k]) to ``want[k]`` (only cells that differ are
         given). ``order[k]`` is each cell's position in the hardware's write sequence; every
         tile sees its cells in that order. Returns (pulses_set, pulses_reset, failed order keys)."""
         return self._write_ordered(np.full(len(rows), p), rows, cols, want, order)
 
-    def _write_ordered(self, p, rows, cols, want, order, bad=None):
-        """Write-verify cells of any planes, every tile taking its cells in ``order`` (``bad``:
-        the stuck or worn cells, default as the arrays are now). Returns (pulses_set,
-        pulses_reset, failed order keys)."""
-        t = self.try_ordered(p, rows, cols, order, bad)
+    def _write_ordered(self, p, rows, cols, want, order):
+        """Write-verify cells of any planes, every tile taking its cells in ``order``. Returns
+        (pulses_set, pulses_reset, failed order keys)."""
+        t = self.try_ordered(p, rows, cols, order)
         return self.commit(t, p, rows, cols, want, order)
 
     def try_ordered(self, p, rows, cols, order, bad=None) -> dict:
@@ -197,9 +210,7 @@ class PlaneArrays:
         nothing changed yet: ``by`` (the cells in tile and write order), ``attempts`` and ``ok``
         (in that order), ``used`` draws per tile generator."""
         self._flush_skips()
-        R, C = self.tile
-        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
-        tile_id = (p * rb + rows // R) * cb + cols // C
+        tile_id = self.tile_ids(p, rows, cols)
         by = np.lexsort((order, tile_id))
         if not len(by):
             return {"by": by, "attempts": np.zeros(0, np.int64), "ok": np.zeros(0, bool), "used": {}}
@@ -208,7 +219,7 @@ class PlaneArrays:
         step[0], step[1:] = False, tid[1:] != tid[:-1]
         heads = np.flatnonzero(step)
         heads = np.concatenate(([0], heads))
-        keys = [(q, rest // cb, rest % cb) for q, rest in (divmod(int(t), rb * cb) for t in tid[heads])]
+        keys = [self.tile_key(t) for t in tid[heads]]
         bad = self.stuck_or_worn(p[by], rows[by], cols[by]) if bad is None else bad[by]
         attempts, ok = self._outcomes(np.cumsum(step), bad, [self._gens[k] for k in keys], [0] * len(keys))
         return {"by": by, "attempts": attempts, "ok": ok,
@@ -240,7 +251,6 @@ class PlaneArrays:
         one vectorised step; with pulse failures every tile follows its generator stream."""
         if self.threshold != 0:
             return self._write_ordered(p, rows, cols, want, order)
-        R, C = self.tile
         flat = (p * self.n_in + rows) * self.n_out + cols  # one index into the flattened arrays
         bad = self.faults.reshape(-1)[flat] != dev.HEALTHY
         counts = self.counts.reshape(-1)
@@ -256,20 +266,16 @@ class PlaneArrays:
             flat, want, held = flat[good], want[good], held[good]
         self.cells.reshape(-1)[flat] = want
         counts[flat] = np.minimum(held + 1, dev.MASK32)
-        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
-        tid = (p * rb + rows // R) * cb + cols // C
-        self._skips += np.bincount(tid, minlength=self.n * rb * cb)
+        tid = self.tile_ids(p, rows, cols)
+        self._skips += np.bincount(tid, minlength=len(self._skips))
         if n_bad and extra:
-            self._skips += extra * np.bincount(tid[bad], minlength=self.n * rb * cb)
+            self._skips += extra * np.bincount(tid[bad], minlength=len(self._skips))
         return n_set, n_reset, order[bad]
 
     def _flush_skips(self):
         """Advance every tile's generator by the draws the vectorised writes used."""
-        R, C = self.tile
-        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
         for t in np.flatnonzero(self._skips):
-            p, rest = divmod(int(t), rb * cb)
-            self._gens[p, rest // cb, rest % cb].skip(int(self._skips[t]))
+            self._gens[self.tile_key(t)].skip(int(self._skips[t]))
         self._skips[:] = 0
 
     def _tile_outcome(self, gen, p, r, c, offset: int = 0):
@@ -353,9 +359,7 @@ class OrderedWrite:
         arrays._flush_skips()
         self.a, self.p, self.rows, self.cols, self.want, self.order = arrays, p, rows, cols, want, order
         self.span, self.cut = span, 0  # order keys below cut are accepted
-        R, C = arrays.tile
-        self.rb, self.cb = -(-arrays.n_in // R), -(-arrays.n_out // C)
-        tile_id = (p * self.rb + rows // R) * self.cb + cols // C
+        tile_id = arrays.tile_ids(p, rows, cols)
         width = int(order.max()) + 1 if len(order) else 1
         by_tile = np.argsort(tile_id * width + order, kind="stable")
         ids = tile_id[by_tile]
@@ -363,7 +367,7 @@ class OrderedWrite:
         self.queues = {}
         for a, b in zip(starts, starts[1:] + [len(ids)]):
             sel = by_tile[a:b]
-            self.queues[int(ids[a])] = _Queue(self._key(int(ids[a])), sel, order[sel])
+            self.queues[int(ids[a])] = _Queue(arrays.tile_key(ids[a]), sel, order[sel])
         self.n_set = self.n_reset = 0
         self._heap: list = []  # (a tile's first failed key not accepted, tile, version)
         self._version = dict.fromkeys(self.queues, 0)
@@ -371,10 +375,6 @@ class OrderedWrite:
         for tid in self.queues:
             self._push(tid)
         self.failed: list = []
-
-    def _key(self, tid: int):
-        q, rest = divmod(tid, self.rb * self.cb)
-        return q, rest // self.cb, rest % self.cb
 
     def _first_fail(self, t: _Queue):
         """The order key of the tile's first failed cell not accepted (trying further as
@@ -460,8 +460,7 @@ class OrderedWrite:
 
     def insert(self, p, rows, cols, want, order):
         """Write these cells now, after the accepted ones of their tiles."""
-        R, C = self.a.tile
-        touched = [tid for tid in np.unique((p * self.rb + rows // R) * self.cb + cols // C).tolist()
+        touched = [tid for tid in np.unique(self.a.tile_ids(p, rows, cols)).tolist()
                    if tid in self.queues]
         for tid in touched:
             t = self.queues[tid]
