@@ -237,10 +237,20 @@ def clamp(v: np.ndarray, lo, hi) -> np.ndarray:
     return np.minimum(np.maximum(v, lo), hi)
 
 
+def _mix32_int(x: int) -> int:
+    """:func:`mix32` of one Python int (the per-sample key, without array overhead)."""
+    x &= 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
 def draws(seed: int, t: int, layer: int, index: np.ndarray) -> np.ndarray:
     """The random words of sample ``t`` for ``layer`` at ``index`` (uint32)."""
-    key = mix32(np.uint32(seed) ^ mix32(np.uint32(t & 0xFFFFFFFF)))
-    return mix32(key ^ np.uint32(layer << 24) ^ np.asarray(index, np.uint32))
+    key = _mix32_int(seed ^ _mix32_int(t))
+    return mix32(np.asarray(index, np.uint32) ^ np.uint32(key ^ (layer << 24)))
 
 
 def stochastic_round(v: np.ndarray, s: int, r: np.ndarray) -> np.ndarray:
@@ -322,22 +332,30 @@ class NbitChip:
                       "samples": 0, "updating_samples": 0, "cell_writes": 0, "restored": 0}
         self.failed: list | None = None  # (layer, plane, row, col) in hardware order, while recording
         self._shifts: dict = {}  # epoch -> the learning rate's (s1, s2)
+        self._wf: list | None = None  # the weights as floats for :meth:`errors` (made on first use)
+        self._level: np.ndarray | None = None  # ... and the hidden codes of every sum
+        # every |partial sum| of the two reads: binary inputs, hidden codes up to H
+        self._bounds = (arch[0] * cfg.U, arch[1] * cfg.H * cfg.U)
 
     # -- one sample ---------------------------------------------------------------------
-    def compute(self, x: np.ndarray, label: int, epoch: int = 1) -> Step:
-        """Forward, backward and the update commands of one sample (no state changes)."""
+    def compute(self, x: np.ndarray, label: int, epoch: int = 1, ahead=None) -> Step:
+        """Forward, backward and the update commands of one sample (no state changes);
+        ``ahead``: its (h, o, eq) from :meth:`errors` with the weights as they are now."""
         cfg = self.cfg
-        T1, T2 = self.ramps
         H = cfg.H
         w1, w2 = self.w
         act = np.flatnonzero(x)
-        a = crossbar.read_active(act, w1)
-        h = np.searchsorted(T1, a, side="right").astype(np.int64)
-        o = crossbar.read(h, w2)
-        y = np.searchsorted(T2, o, side="right")
-        e = -y.astype(np.int64)
-        e[label] += H
-        eq = clamp(round_shift(e, cfg.es), -cfg.E, cfg.E)
+        if ahead is None:
+            T1, T2 = self.ramps
+            a = crossbar.read_active(act, w1)
+            h = np.searchsorted(T1, a, side="right").astype(np.int64)
+            o = crossbar.read(h, w2)
+            y = np.searchsorted(T2, o, side="right")
+            e = -y.astype(np.int64)
+            e[label] += H
+            eq = clamp(round_shift(e, cfg.es), -cfg.E, cfg.E)
+        else:
+            h, o, eq = ahead
         empty = np.zeros(0, np.int64)
         if not eq.any():
             return Step(h, o, empty, empty, empty, empty, empty, eq)
@@ -360,14 +378,39 @@ class NbitChip:
         nz = np.nonzero(d2)
         return Step(h, o, cols, step, hr[nz[0]], kc[nz[1]], d2[nz], eq)
 
+    def errors(self, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forward pass of several samples (N, n_in) with the weights as they are now, as
+        one crossbar read per layer: hidden codes, output sums and output errors (int64, one row
+        per sample; :meth:`compute` gives the same for each). A sample whose error is all zero
+        changes nothing, so :func:`train` reads the samples ahead of the next one with an
+        error in one go. The weights are kept as floats for BLAS, updated with the codes."""
+        cfg = self.cfg
+        T1, T2 = self.ramps
+        if self._wf is None:
+            self._wf = [w.astype(crossbar.exact_dtype(b)) for w, b in zip(self.w, self._bounds)]
+        a = crossbar.read(x, self._wf[0], bound=self._bounds[0])
+        if self._level is None:  # the hidden quantiser as a table over every possible sum
+            b = self._bounds[0]
+            self._level = np.searchsorted(T1, np.arange(-b, b + 1), side="right").astype(np.int64)
+        h = self._level[a.astype(np.int64) + self._bounds[0]]
+        o = crossbar.read(h, self._wf[1], bound=self._bounds[1]).astype(np.int64)
+        e = -np.searchsorted(T2, o.ravel(), side="right").reshape(o.shape)
+        e[np.arange(len(e)), labels] += cfg.H
+        return h, o, clamp(round_shift(e, cfg.es), -cfg.E, cfg.E)
+
+    def skip(self, k: int):
+        """``k`` samples without an output error: only the sample counter moves."""
+        self.stats["samples"] += k
+        self.t += k
+
     def apply(self, x: np.ndarray, s: Step):
         """The sample's updates through write-verify: the rank-1 step of the hidden layer, then
         the output layer's element updates; advances the sample counter."""
         if len(s.cols):
             act = np.flatnonzero(x)
             rr = np.repeat(act, len(s.cols))
-            cc = np.tile(s.cols, len(act))
-            self._update(0, rr, cc, np.tile(s.step, len(act)))
+            cc = np.broadcast_to(s.cols, (len(act), len(s.cols))).ravel()
+            self._update(0, rr, cc, np.broadcast_to(s.step, (len(act), len(s.cols))).ravel())
         if len(s.rows2):
             self._update(1, s.rows2, s.cols2, s.delta2)
         self.stats["updating_samples"] += bool(len(s.cols) or len(s.rows2))
@@ -383,14 +426,21 @@ class NbitChip:
         the weights go in runs, each up to the next failed weight
         (:class:`rrambnn.gen.planes.OrderedWrite`); otherwise all at once."""
         self.stats["weight_updates"] += len(rr)
-        old = self.u[layer][rr, cc]
+        flat = rr * self.arch[layer + 1] + cc
+        u = self.u[layer].reshape(-1)
+        old = u[flat]
         new = clamp(old + du, 0, self.cfg.U)
-        if self.arrays[layer].threshold != 0 and self.cfg.restore:
+        if self.arrays[layer].threshold == 0:
+            got = self._pass_free(layer, rr, cc, old, new)
+        elif self.cfg.restore:
             got = self._runs(layer, rr, cc, old, new)
         else:
             got = self._pass(layer, rr, cc, old, new)
-        self.u[layer][rr, cc] = got
-        self.w[layer][rr, cc] = 2 * got - self.cfg.U
+        u[flat] = got
+        w = 2 * got - self.cfg.U
+        self.w[layer].reshape(-1)[flat] = w
+        if self._wf is not None:
+            self._wf[layer].reshape(-1)[flat] = w
 
     def _pass(self, layer, rr, cc, old, new) -> np.ndarray:
         """Write ``new`` over ``old`` codes (and restore failed weights); return the codes held."""
@@ -401,6 +451,45 @@ class NbitChip:
             if len(back):
                 got[back], f2 = self._write(layer, rr[back], cc[back], got[back], old[back], 1, back)
                 failed = np.concatenate([failed, f2])
+        self._record_failed(layer, rr, cc, failed)
+        return got
+
+    def _pass_free(self, layer, rr, cc, old, new) -> np.ndarray:
+        """:meth:`_pass` without pulse failures, where a cell fails exactly when it is stuck or
+        worn out: both passes from one list of changed cells (the restore pass: the cells of
+        the failed weights that did switch)."""
+        n = self.cfg.bits
+        a = self.arrays[layer]
+        p, i, want = self._changed(old, new)
+        got = new.copy()
+        if not len(p):
+            return got
+        rows, cols = rr[i], cc[i]
+        n_set, n_reset, bad = a.write_free(p, rows, cols, want)
+        writes, failed = len(p), np.zeros(0, np.int64)
+        if bad.any():
+            fi, fp = i[bad], p[bad]
+            failed = fi * (2 * n) + fp
+            if self.cfg.restore:
+                hit = np.zeros(len(old), bool)
+                hit[fi] = True
+                got[hit] = old[hit]
+                self.stats["restored"] += int(hit.sum())
+                back = hit[i] & ~bad
+                if back.any():
+                    bp, bi = p[back], i[back]
+                    s2, r2, bad2 = a.write_free(bp, rows[back], cols[back], 1 - want[back])
+                    writes += len(bp)
+                    n_set, n_reset = n_set + s2, n_reset + r2
+                    if bad2.any():  # a restore that failed leaves the new bit
+                        bi, bp = bi[bad2], bp[bad2]
+                        np.bitwise_xor.at(got, bi, np.int64(1) << bp)
+                        failed = np.concatenate([failed, bi * (2 * n) + n + bp])
+            else:  # a failed cell keeps its bit
+                np.bitwise_xor.at(got, fi, np.int64(1) << fp)
+        self.stats["cell_writes"] += writes
+        self.stats["pulses_set"] += n_set
+        self.stats["pulses_reset"] += n_reset
         self._record_failed(layer, rr, cc, failed)
         return got
 
@@ -493,8 +582,10 @@ class NbitChip:
     def _changed(self, cur, want_codes):
         """The cells where ``want_codes`` differ from ``cur``: (plane, weight index, bit wanted),
         weight by weight."""
-        bits = np.arange(self.cfg.bits, dtype=np.int64)
-        i, p = np.nonzero(((cur ^ want_codes)[:, None] >> bits) & 1)
+        wide = self.cfg.bits > 8  # codes of up to 16 bits: two bytes per weight, little-endian
+        d = (cur ^ want_codes).astype("<u2" if wide else np.uint8)
+        f = np.flatnonzero(np.unpackbits(d.view(np.uint8), bitorder="little").view(bool))
+        i, p = (f >> 4, f & 15) if wide else (f >> 3, f & 7)
         return p, i, ((want_codes[i] >> p) & 1).astype(np.uint8)
 
     def _write(self, layer, rr, cc, cur, want_codes, second: int, index=None):
@@ -614,11 +705,31 @@ def blank_codes(arch, cfg: NbitConfig) -> list[np.ndarray]:
     return out
 
 
+def _next_update(chip: NbitChip, x_tr, y_tr, idx, epoch: int, i: int, ahead: int, batch: int) -> tuple[int, int]:
+    """Read the samples ``idx`` (training order from position ``i``) ahead in one forward pass;
+    skip those without an output error and apply the first with one. Returns the position
+    after it and how many samples to read ahead next: twice the run of error-free samples just
+    seen (at least 4, since a read's fixed cost is that of a few rows; at most ``batch``), so
+    that late epochs, where few samples update, go in large reads and the first epochs, where
+    most do, waste little."""
+    h, o, eq = chip.errors(x_tr[idx], y_tr[idx])
+    hot = np.flatnonzero(eq.any(axis=1))
+    k = int(hot[0]) if len(hot) else len(idx)
+    chip.skip(k)
+    if k == len(idx):
+        return i + k, min(batch, 2 * ahead)
+    x = x_tr[idx[k]]
+    chip.apply(x, chip.compute(x, int(y_tr[idx[k]]), epoch, ahead=(h[k], o[k], eq[k])))
+    return i + k + 1, min(batch, max(4, 2 * k))
+
+
 def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, record: int = 0,
-          progress=None) -> tuple[list[dict], Trace]:
+          progress=None, batch: int = 512) -> tuple[list[dict], Trace]:
     """``epochs`` epochs over ``samples`` training images each (all by default, shuffled by the
     seed); the accuracy after each (entry 0: before training). ``record`` > 0 keeps the first
-    ``record`` samples' inputs and steps for hardware replay."""
+    ``record`` samples' inputs and steps for hardware replay. Samples are read ahead up to
+    ``batch`` at a time (:func:`_next_update`); the result is the same for every ``batch``,
+    sample by sample at 1."""
     x_tr, y_tr, x_te, y_te = data
     cfg = chip.cfg
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
@@ -626,19 +737,24 @@ def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, reco
     per_epoch = [{"epoch": 0, **chip.accuracy(x_te, y_te), **chip.stats, "switches": 0, "seconds": 0.0}]
     for ep, order in enumerate(sample_order(cfg, len(x_tr), samples, epochs), start=1):
         t0 = time.time()
-        for i, s in enumerate(order):
-            x, lab = x_tr[s], int(y_tr[s])
-            st = chip.compute(x, lab, ep)
-            if len(trace.x) < record:
+        i, ahead, shown = 0, 1, 0
+        while i < n:
+            if len(trace.x) < record:  # recorded samples one at a time, as the replay sees them
+                x, lab = x_tr[order[i]], int(y_tr[order[i]])
+                st = chip.compute(x, lab, ep)
                 trace.x.append(x.copy())
                 trace.labels.append(lab)
                 trace.steps.append(st)
                 trace.epoch.append(ep)
-            chip.apply(x, st)
-            if progress and (i & 255) == 255:
-                progress(256)
+                chip.apply(x, st)
+                i += 1
+            else:
+                i, ahead = _next_update(chip, x_tr, y_tr, order[i:i + ahead], ep, i, ahead, batch)
+            if progress and i - shown >= 256:
+                progress(i - shown)
+                shown = i
         if progress:
-            progress(n - (n // 256) * 256)
+            progress(n - shown)
         per_epoch.append({"epoch": ep, **chip.accuracy(x_te, y_te), **chip.stats,
                           "switches": int(sum(a.counts.sum() for a in chip.arrays)),
                           "seconds": round(time.time() - t0, 1)})

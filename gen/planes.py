@@ -155,6 +155,7 @@ class PlaneArrays:
                 for bc in range(-(-self.n_out // C)):
                     self._gens[p, br, bc] = TileGenerator(dev.tile_seed(params.seed, layer, br, bc, plane=p))
         self._skips = np.zeros(len(self._gens), np.int64)  # draws of vectorised writes, not yet applied
+        self._tile_rc: np.ndarray | None = None  # :meth:`_tile_of`'s table, made on first use
 
     @property
     def rng(self) -> dict:
@@ -182,9 +183,15 @@ class PlaneArrays:
     def tile_ids(self, p, rows, cols) -> np.ndarray:
         """The generator index of each cell's tile (plane, row block, column block), as
         :meth:`tile_key` numbers them."""
-        R, C = self.tile
-        rb, cb = -(-self.n_in // R), -(-self.n_out // C)
-        return (p * rb + rows // R) * cb + cols // C
+        return self._tile_of(p, rows * self.n_out + cols)
+
+    def _tile_of(self, p, rc) -> np.ndarray:
+        """:meth:`tile_ids` from the cells' places in their plane (``row * n_out + col``)."""
+        if self._tile_rc is None:  # the tile of every place in a plane, planes numbered after
+            R, C = self.tile
+            cb = -(-self.n_out // C)
+            self._tile_rc = ((np.arange(self.n_in)[:, None] // R) * cb + np.arange(self.n_out) // C).ravel()
+        return p * (len(self._gens) // self.n) + self._tile_rc[rc]
 
     def tile_key(self, tid: int) -> tuple[int, int, int]:
         """(plane, row block, column block) of a tile index."""
@@ -251,26 +258,34 @@ class PlaneArrays:
         one vectorised step; with pulse failures every tile follows its generator stream."""
         if self.threshold != 0:
             return self._write_ordered(p, rows, cols, want, order)
-        flat = (p * self.n_in + rows) * self.n_out + cols  # one index into the flattened arrays
+        n_set, n_reset, bad = self.write_free(p, rows, cols, want)
+        return n_set, n_reset, order[bad]
+
+    def write_free(self, p: np.ndarray, rows: np.ndarray, cols: np.ndarray, want: np.ndarray):
+        """:meth:`write_batch` without pulse failures, where no outcome depends on the order:
+        returns (pulses_set, pulses_reset, the mask of the cells that failed)."""
+        rc = rows * self.n_out + cols
+        flat = p * (self.n_in * self.n_out) + rc  # one index into the flattened arrays
         bad = self.faults.reshape(-1)[flat] != dev.HEALTHY
         counts = self.counts.reshape(-1)
         held = counts[flat]
         if self.params.endurance:
             bad |= held >= self.params.endurance
-        n_bad = int(bad.sum())
+        n_bad = np.count_nonzero(bad)
         extra = self.retries  # the pulses a stuck or worn cell takes beyond one
-        n_set = int(want.sum()) + extra * int(bad[want == 1].sum())
-        n_reset = len(p) + extra * n_bad - n_set
+        tid = self._tile_of(p, rc)
+        self._skips += np.bincount(tid, minlength=len(self._skips))
         if n_bad:
+            n_set = np.count_nonzero(want) + extra * np.count_nonzero(want[bad])
+            if extra:
+                self._skips += extra * np.bincount(tid[bad], minlength=len(self._skips))
             good = ~bad
             flat, want, held = flat[good], want[good], held[good]
+        else:
+            n_set = np.count_nonzero(want)
         self.cells.reshape(-1)[flat] = want
         counts[flat] = np.minimum(held + 1, dev.MASK32)
-        tid = self.tile_ids(p, rows, cols)
-        self._skips += np.bincount(tid, minlength=len(self._skips))
-        if n_bad and extra:
-            self._skips += extra * np.bincount(tid[bad], minlength=len(self._skips))
-        return n_set, n_reset, order[bad]
+        return int(n_set), int(len(p) + extra * n_bad - n_set), bad
 
     def _flush_skips(self):
         """Advance every tile's generator by the draws the vectorised writes used."""

@@ -111,6 +111,67 @@ def test_restore_keeps_the_old_code_of_a_weight_with_a_stuck_cell():
     assert off.u[0][1, 2] == 9  # without restore the weight keeps the bits that did switch: 0111 -> 1001
 
 
+@pytest.mark.parametrize("restore, bits", [(True, 5), (False, 5), (True, 11)])
+def test_free_pass_equals_the_two_writes(restore, bits):
+    """Without pulse failures an update goes through _pass_free (both passes from one list of
+    changed cells); the reference is _pass (write, then the restore pass as its own write):
+    cells, counters, generators, codes, failed cells in order and statistics agree, with stuck
+    and worn-out cells failing in both passes."""
+    arch, seed = (9, 7, 3), 12
+    print(f"restore {restore} bits {bits} seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = L.NbitConfig(bits=bits, tile=(4, 3), restore=restore, device=dev.DeviceParams(0.85, 0.0, 4, seed))
+    codes = [rng.integers(0, 2 ** bits, (a, b)) for a, b in zip(arch[:-1], arch[1:])]
+    free, ref = L.NbitChip(arch, cfg, codes), L.NbitChip(arch, cfg, codes)
+    free.failed, ref.failed = [], []
+    ref._pass_free = ref._pass
+    for _ in range(40):
+        layer = int(rng.integers(0, 2))
+        n_in, n_out = arch[layer], arch[layer + 1]
+        flat = rng.choice(n_in * n_out, int(rng.integers(1, n_in * n_out + 1)), replace=False)
+        du = rng.integers(-40, 41, len(flat))
+        for chip in (free, ref):
+            chip._update(layer, flat // n_out, flat % n_out, du)
+    for a, b in zip(free.arrays, ref.arrays):
+        assert (a.cells == b.cells).all() and (a.counts == b.counts).all() and a.rng == b.rng
+    assert all((x == y).all() for x, y in zip(free.u, ref.u)) and free.failed == ref.failed
+    assert free.stats == ref.stats and free.stats["cells_failed"] > 0
+    assert (free.stats["restored"] > 0) == restore and max(a.counts.max() for a in free.arrays) == 4
+
+
+@pytest.fixture(scope="module")
+def online_mnist():
+    """The online chip's inputs (20x20 crop, binarised) and the shipped pretrained network."""
+    from rrambnn.weights import ONLINE_NBIT, shipped
+    try:
+        data = L.binary_data()
+    except RrambnnError as e:
+        pytest.fail(f"MNIST is needed for this test: {e}")
+    return data, L.load_codes(shipped(ONLINE_NBIT))["codes"]
+
+
+@pytest.mark.parametrize("p_fail", [0.0, 0.05])
+def test_reading_ahead_equals_sample_by_sample(p_fail, online_mnist):
+    """train() reads the samples ahead of the next one with an output error in one forward
+    pass: every read-ahead limit gives the run of one sample at a time (codes, counters,
+    generators, statistics, accuracies); the shipped network fine-tuned on MNIST, where most
+    samples have no error and some do."""
+    data, codes = online_mnist
+    data = (data[0], data[1], data[2][:200], data[3][:200])
+    cfg = L.NbitConfig(bits=8, lr_shift=L.PRETRAINED_LR_SHIFT, device=dev.DeviceParams(0.97, p_fail, 40, 2), seed=4)
+    runs = []
+    for batch in (1, 5, 512):
+        chip = L.NbitChip((400, 200, 10), cfg, codes)
+        per_epoch, _ = L.train(chip, data, epochs=2, samples=400, batch=batch)
+        runs.append((chip, [{k: v for k, v in e.items() if k != "seconds"} for e in per_epoch]))
+    (one, e1), *others = runs
+    assert 0 < one.stats["updating_samples"] < one.stats["samples"] / 2 and one.stats["samples"] == 800
+    for chip, e in others:
+        assert e == e1 and chip.stats == one.stats
+        assert all((a.cells == b.cells).all() and (a.counts == b.counts).all() and a.rng == b.rng
+                   for a, b in zip(chip.arrays, one.arrays))
+
+
 @pytest.mark.parametrize("p_fail, endurance, yield_, retries, taken", [
     (0.3, 0, 1.0, 1, {"one step", "runs"}), (0.1, 2, 0.9, 3, {"one step"}), (0.5, 3, 0.8, 0, {"runs"})])
 def test_updates_in_runs_equal_one_weight_at_a_time(p_fail, endurance, yield_, retries, taken):
