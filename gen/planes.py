@@ -566,3 +566,26 @@ def plane_faults(arch, params: dev.DeviceParams, n: int) -> list[np.ndarray]:
     inference chip's maps."""
     maps = [dev.fault_maps(arch, params.yield_, params.seed, plane=p) for p in range(n)]
     return [np.stack([maps[p][k] for p in range(n)]) for k in range(len(arch) - 1)]
+
+
+def program_layers(target_cells, faults, params: dev.DeviceParams, *, tile=(128, 128), retries: int = 3,
+                   initial=None):
+    """Golden write-verify programming of whole layers, every tile's outcomes at once: what
+    :func:`rrambnn.gen.device.program` gives for the commands of :func:`~rrambnn.gen.device.
+    commands_for` (row by row, every cell masked), without its cell-by-cell replay. Within a
+    tile the commands reach the cells in row-major order; only cells that read wrong get
+    pulses. ``initial``: the arrays before programming (default all HRS). Returns (cells per
+    layer, (pulses_set, pulses_reset), failed (layer, row, col) in the order the controller
+    reports them, the arrays)."""
+    cells, n_set, n_reset, failed, arrays = [], 0, 0, [], []
+    for k, (t, f) in enumerate(zip(target_cells, faults)):
+        t = np.asarray(t, np.uint8)
+        init = np.zeros(t.shape, np.uint8) if initial is None else np.asarray(initial[k], np.uint8)
+        a = PlaneArrays(init[None], np.asarray(f)[None], layer=k, tile=tile, params=params, retries=retries)
+        rows, cols = np.nonzero(a.cells[0] != t)
+        s, r, keys = a.write(0, rows, cols, t[rows, cols], rows.astype(np.int64) * t.shape[1] + cols)
+        n_set, n_reset = n_set + s, n_reset + r
+        failed += [(k, int(key) // t.shape[1], int(key) % t.shape[1]) for key in sorted(keys)]
+        cells.append(a.cells[0].copy())
+        arrays.append(a)
+    return cells, (n_set, n_reset), failed, arrays

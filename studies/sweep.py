@@ -10,6 +10,7 @@ from tqdm import tqdm
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import json_text, one_output_set, save_figure, write_text
 from rrambnn.gen import device as dev
+from rrambnn.gen import planes
 from rrambnn.gen.network import BinaryNetwork
 
 
@@ -27,7 +28,7 @@ def parse_floats(text: str, name: str, lo: float, hi: float, *, integer: bool = 
     return vals
 
 
-def programmed_network(net: BinaryNetwork, params: dev.DeviceParams, *, tile=(128, 128), word=16,
+def programmed_network(net: BinaryNetwork, params: dev.DeviceParams, *, tile=(128, 128),
                        retries=3) -> tuple[BinaryNetwork, dict]:
     """The network the chip holds after write-verify programming on a device (from all-HRS)."""
     faults = dev.device_faults(net.arch, params)
@@ -35,11 +36,10 @@ def programmed_network(net: BinaryNetwork, params: dev.DeviceParams, *, tile=(12
         cells = dev.programmed_cells_ideal_pulses(net.cells, faults, params)
         stuck_wrong = int(sum(((c != t) & (f != 0)).sum() for c, t, f in zip(cells, net.cells, faults)))
         info = {"cells_failed": stuck_wrong}
-    else:
-        chip, rep, _, _ = dev.program_network(net, params, tile=tile, word=word, retries=retries, faults=faults)
-        cells = chip.cells()
-        info = rep.as_dict()
-        info.pop("failed")
+    else:  # every tile's write-verify outcomes at once (the same as dev.program_network's replay)
+        cells, (n_set, n_reset), failed, _ = planes.program_layers(net.cells, faults, params, tile=tile,
+                                                                     retries=retries)
+        info = {"pulses_set": n_set, "pulses_reset": n_reset, "cells_failed": len(failed)}
     weights = [np.where(c == 1, 1, -1).astype(np.int8) for c in cells]
     return BinaryNetwork(weights, [t.copy() for t in net.thresholds], net.preprocess, net.output_mode, {}), info
 

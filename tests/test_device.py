@@ -120,3 +120,26 @@ def test_fast_path_equals_replay(rng):
         dev.programmed_cells_ideal_pulses(net.cells, faults, dev.DeviceParams(p_fail=0.1))
     with pytest.raises(RrambnnError, match="Initial array state must be hrs, random or weights, not 'x'"):
         dev.program_network(net, params, initial="x")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_whole_layer_programming_equals_the_controller_replay(seed):
+    """planes.program_layers (every tile's write-verify outcomes at once, what the yield sweep
+    uses) against device.program_network (cell by cell, the hardware's order): cells, switch
+    counters, pulses, failed cells in report order and every tile generator's state, with
+    pulse failures, endurance, stuck cells and a tile split in rows and columns."""
+    from rrambnn.gen import planes
+    from rrambnn.gen.network import random_network
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    net = random_network((140, 130, 9), rng)
+    params = dev.DeviceParams(0.9, (0.01, 0.3)[seed % 2], (0, 1, 2)[seed % 3], seed)
+    chip, rep, _, init = dev.program_network(net, params, tile=(64, 64), word=16, retries=2,
+                                         initial=("hrs", "random")[seed % 2])
+    cells, pulses, failed, arrays = planes.program_layers(net.cells, chip.faults, params, tile=(64, 64), retries=2,
+                                                          initial=init)
+    assert all((a == b).all() for a, b in zip(cells, chip.cells()))
+    assert all((a.counts[0] == c).all() for a, c in zip(arrays, chip.counts()))
+    assert pulses == (rep.pulses_set, rep.pulses_reset) and failed == rep.failed and len(failed) > 0
+    states = {(k, br, bc): t.rng_state for k, tiles in enumerate(chip.tiles) for (br, bc), t in tiles.items()}
+    assert states == {(k, br, bc): v for k, a in enumerate(arrays) for (_, br, bc), v in a.rng.items()}
