@@ -93,7 +93,11 @@ def cmd_eval(args):
     from rrambnn.gen.cnn import check_disturbance, check_seed
     check_disturbance(args.disturbance)
     check_seed(args.seed)
+    if args.device is None and (args.read_time is not None):
+        raise RrambnnError("--read-time needs --device (it sets when a device profile's chips are read)")
     net = load_network(args.weights, multi_bit=True, cnn=True)
+    if args.device is not None:
+        return _eval_device(args, net)
     if args.disturbance and not hasattr(net, "spec"):
         raise RrambnnError("--disturbance evaluates networks of layer specs (CNNs) for now")
     res = {"weights": str(args.weights or "shipped"), **evaluate(net, args.data)}
@@ -116,6 +120,21 @@ def cmd_eval(args):
         f"counted wrong)",
         f"  argmax:           {acc['argmax'] * 100:.2f}%  (always answers)",
     ] + more)
+
+
+def _eval_device(args, net):
+    from rrambnn.gen import analog
+    from rrambnn.studies import variation
+    if args.disturbance:
+        raise RrambnnError("--disturbance and --device are two models of the reads; give one")
+    variation.check_binary(net)
+    profile = analog.load_profile(args.device)
+    if args.read_time is not None:
+        profile = profile.scaled(read_time_s=args.read_time)
+    res = variation.device_eval(net, profile, chips=args.chips, seed=args.seed, calibration=args.calibration,
+                                data_dir=args.data, progress=not args.json)
+    res = {"weights": str(args.weights or "shipped"), **res}
+    emit(args, res, variation.eval_lines(res))
 
 
 # -- bench -----------------------------------------------------------------------
@@ -191,7 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     weights_arg(e)
     e.add_argument("--disturbance", type=float, default=0.0,
                    help="CNNs: also the accuracy with every weight read as w*(1+u), u ~ U[-d, d]")
-    e.add_argument("--seed", type=int, default=0, help="--disturbance: the draws' seed")
+    e.add_argument("--seed", type=int, default=0, help="--disturbance: the draws' seed; --device: the first chip's")
+    e.add_argument("--device", metavar="FILE.toml|NAME",
+                   help="binary chips: analog reads of a device profile (ideal, mild, realistic, harsh, aihwkit-pcm, "
+                        "or a TOML file): accuracy of --chips chips before and after calibration")
+    e.add_argument("--chips", type=int, default=5, help="--device: chips drawn (seeds --seed, --seed + 1, ...)")
+    e.add_argument("--calibration", type=int, default=2000,
+                   help="--device: training images read through each chip to refit its thresholds (0: none)")
+    e.add_argument("--read-time", type=float, help="--device: seconds after programming (drift; default: the "
+                                                   "profile's)")
     data_arg(e)
     json_arg(e)
     e.set_defaults(fn=cmd_eval)
@@ -207,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--online", action="store_true", help="also the n-bit golden trainer: 400-200-10, 8 bits, 50 "
                                                          "blank epochs of 60,000 samples with the device model, "
                                                          "without and with pulse failures, and the pretrained start "
-                                                         "both ways (about 12 minutes)")
+                                                         "both ways (about 8 minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--cnn", action="store_true", help="also one LeNet-5 training epoch at 4/4/4/4 through the "
                                                       "crossbar model (about a minute)")

@@ -223,7 +223,7 @@ def add_hw_commands(sub):
 
     sw = sub.add_parser("sweep", help="accuracy vs bit yield (golden model, hardware spot checks), or of online "
                                       "training vs weight bits or endurance")
-    sw.invalid_choice = "rrambnn sweep knows yield, bits, endurance and cnn-bits, not {value!r}"
+    sw.invalid_choice = "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not {value!r}"
     what = sw.add_subparsers(dest="what", metavar="WHAT", required=True, parser_class=type(sw))
     y = what.add_parser("yield", help="accuracy vs bit yield: golden model over many chips, hardware spot checks")
     weights_arg(y)
@@ -260,4 +260,42 @@ def add_hw_commands(sub):
     data_arg(c)
     json_arg(c)
     c.set_defaults(fn=cmd_sweep_cnn)
+    va = what.add_parser("variation", help="Monte Carlo over analog device effects: accuracy of many chips "
+                                           "against each effect's strength, before and after calibration")
+    weights_arg(va)
+    data_arg(va)
+    va.add_argument("--device", default="realistic", metavar="FILE.toml|NAME",
+                    help="the profile whose conductances (and HRS/LRS sigma ratio, drift exponent) the points use")
+    va.add_argument("--effects", default="variation,read-noise,offset,ir-drop",
+                    help="effects to sweep, each alone: variation, read-noise, offset, ir-drop, drift")
+    for name, (_, default, meaning) in variation_effects().items():
+        va.add_argument(f"--{name}", metavar="VALUES", help=f"{meaning} (default {default})")
+    va.add_argument("--chips", type=int, default=20, help="chips per point")
+    va.add_argument("--seed", type=int, default=0, help="the first chip's seed")
+    va.add_argument("--calibration", type=int, default=2000, help="training images per chip's calibration (0: none)")
+    va.add_argument("--jobs", type=int, default=2, help="points in parallel processes")
+    va.add_argument("--out", default="out/sweep", help="directory for variation.md/.json/.png (and the kept points)")
+    json_arg(va)
+    va.set_defaults(fn=cmd_sweep_variation)
     add_online_commands(sub)
+
+
+def variation_effects() -> dict:
+    from rrambnn.studies.variation import EFFECTS
+    return EFFECTS
+
+
+def cmd_sweep_variation(args):
+    from rrambnn.gen.cnn import check_seed
+    from rrambnn.studies import variation
+    check_seed(args.seed)
+    values = {e: getattr(args, e.replace("-", "_")) for e in variation.EFFECTS}
+    res = variation.sweep(args.weights, args.out, device=args.device, effects=args.effects, values=values,
+                          chips=args.chips, seed=args.seed, calibration=args.calibration, jobs=args.jobs,
+                          data_dir=args.data, progress=not args.json)
+    if args.json:
+        print_json(res)
+        return
+    print(variation.table(res))
+    print(f"{res['points_run']} point(s) run in {res['wall_seconds']} s ({res['points_kept']} kept from an earlier "
+          f"run); wrote {', '.join(res['files'].values())}")

@@ -89,7 +89,7 @@ def test_sweep_yield_command(small_weights, tmp_path):
     assert acc[1.0] > acc[0.7] and res["spot_checks"][0]["passed"] and res["spot_checks"][0]["mismatches"] == 0
     assert (tmp_path / "sw" / "yield.png").stat().st_size > 10000 and (tmp_path / "sw" / "yield.md").exists()
     one_error_line(rr("sweep", "yield", "--yields", "1.0,abc"), "--yields must be a comma-separated list")
-    one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits, endurance and cnn-bits, not 'noise'")
+    one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not 'noise'")
 
 
 def test_verilog_command(tmp_path, bad_weights):
@@ -148,7 +148,7 @@ def _corrupted_copy(tmp_path):
     (["sweep", "yield", "--retries", "-1", "--out", "{tmp}/s"], "Retries must be an integer from 0 to 255"),
     (["sweep", "yield", "--retries", "1000000", "--out", "{tmp}/s"], "Retries must be an integer from 0 to 255"),
     (["sweep", "bits", "--values", "2.5", "--out", "{tmp}/s"], "comma-separated list of whole numbers"),
-    (["sweep", "loudness"], "rrambnn sweep knows yield, bits, endurance and cnn-bits, not 'loudness'"),
+    (["sweep", "loudness"], "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not 'loudness'"),
     (["bench", "--images", "0"], "--images must be a positive integer, not 0"),
     (["online", "--out", "{tmp}/file"], "--out must name a directory, not the file"),
     (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be from 300 to 12,000,000"),

@@ -138,7 +138,7 @@ def test_cli_online_errors():
     one_error_line(rr("online", "--start", "warm"), "--start must be pretrained or blank, not 'warm'")
     one_error_line(rr("online", "--yield", "1.5"), "Bit yield must be a number from 0 to 1")
     one_error_line(rr("sweep", "bits", "--values", "1,4"), "--values must lie between 2 and 12")
-    one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits, endurance and cnn-bits, not 'noise'")
+    one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not 'noise'")
     one_error_line(rr("verilog", "--weight-bits", "13", "--out", "/tmp/never.v"),
                    "Weight planes must be an integer from 1 to 12, not 13")
     one_error_line(rr("verilog", "--weight-bits", "4", "--err-bits", "9", "--out", "/tmp/never.v"),

@@ -1,0 +1,185 @@
+"""The analog read model (gen/analog.py): profiles, integer currents, noise keyed by image,
+calibration, and the device commands of the CLI."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from conftest import one_error_line, rr
+
+from rrambnn.errors import RrambnnError
+from rrambnn.gen import analog as A
+from rrambnn.gen.network import random_network
+
+
+def _net_and_inputs(seed=3, arch=(150, 140, 10), n=600):
+    """A random network with a tile split in rows and columns (150 > 128, 140 > 128), and
+    inputs of about 30% ones."""
+    rng = np.random.default_rng(seed)
+    net = random_network(arch, rng)
+    return net, (rng.random((n, arch[0])) < 0.3).astype(np.uint8)
+
+
+def test_every_shipped_profile_loads_with_sources():
+    for name in A.PROFILES:
+        p = A.load_profile(name)
+        assert p.name == name and p.path == f"gen/devices/{name}.toml"
+        assert set(p.sources) == {s for s, *_ in A._NUMBERS}
+        assert p.ideal == (name == "ideal")
+    r, h = A.load_profile("realistic"), A.load_profile("harsh")
+    assert (r.sigma_lrs, r.sigma_hrs, r.read_noise, r.offset, round(r.ratio)) == (0.15, 0.40, 0.05, 1.0, 5)
+    assert r.wire_ohm > 0 and (h.sigma_lrs, h.sigma_hrs, h.offset) == (0.20, 0.50, 1.0)
+
+
+def test_ideal_profile_reads_the_digital_twin_exactly():
+    """Whatever the on/off ratio, the ideal device gives every cell +-1 unit: currents are the
+    digital sums times 2^FRAC, answers and activations identical, calibration keeps the
+    thresholds."""
+    net, x = _net_and_inputs()
+    digital = net.forward(x, trace=True)
+    for g_hrs in (10.0, 33.0):
+        p = A.Profile(g_hrs_us=g_hrs)
+        assert p.ideal
+        chip = A.chip_map(net.cells, p, seed=7)
+        prio, amax, hit, sums, acts = A.forward(net, x, chip, trace=True, chunk=97)
+        assert (prio == digital.priority).all() and (amax == digital.argmax).all() and (hit == digital.hit).all()
+        for k in range(len(net.weights)):
+            assert (sums[k] == digital.sums[k].astype(np.int64) << A.FRAC).all() and (acts[k] == digital.acts[k]).all()
+        theta = A.calibrate(net, chip, x[:300])
+        assert all((t == u).all() for t, u in zip(theta, A.thresholds(net)))
+
+
+def test_a_chip_is_its_seed_and_reads_do_not_depend_on_batching():
+    """The map is frozen by the chip seed; the read noise is keyed by the image index, so the
+    chunk size and reading a slice on its own (with its first index) change nothing; another
+    seed is another chip."""
+    net, x = _net_and_inputs()
+    p = A.load_profile("realistic")
+    a, b, c = (A.chip_map(net.cells, p, s) for s in (4, 4, 5))
+    assert all((la.q == lb.q).all() and (la.offset == lb.offset).all() for la, lb in zip(a.layers, b.layers))
+    assert any((la.q != lc.q).any() for la, lc in zip(a.layers, c.layers))
+    whole = A.forward(net, x, a, trace=True, chunk=4096)
+    small = A.forward(net, x, b, trace=True, chunk=7)
+    part = A.forward(net, x[200:260], b, trace=True, first_image=200)
+    for k in range(len(net.weights)):
+        assert (whole[3][k] == small[3][k]).all() and (whole[3][k][200:260] == part[3][k]).all()
+    moved = A.forward(net, x, a, trace=True, first_image=1)  # other image indices: other noise
+    assert (moved[3][0] != whole[3][0]).any()
+
+
+def test_read_noise_has_the_sigma_of_the_cells_summed():
+    """One draw per column and read, scaled by sqrt(sum x g^2): over many reads of one input
+    the spread of a column's current is sigma_r * sqrt(sum_i x_i g_i^2) (within 5%), its mean
+    the noiseless current (within 3 standard errors), and the table is a standard normal."""
+    assert abs(A.NORMAL.mean()) < 1e-9 * (1 << A.ZFRAC) + 1 and abs(A.NORMAL.std() / (1 << A.ZFRAC) - 1) < 0.01
+    net, x = _net_and_inputs(n=1)
+    p = A.load_profile("mild").scaled(offset=0.0)
+    chip = A.chip_map(net.cells, p, 2)
+    reads = 4000
+    xs = np.repeat(x, reads, axis=0)
+    s = A.read(xs, chip, 0, np.arange(reads))
+    quiet = A.read(x, A.ChipMap(p.scaled(read_noise=0.0), 2, chip.layers), 0, np.arange(1))[0]
+    m = chip.layers[0]
+    want = p.read_noise * np.sqrt(x[0].astype(float) @ (m.g2 / float(1 << (2 * A.FRAC)))) * (1 << A.FRAC)
+    assert np.allclose(s.std(axis=0), want, rtol=0.05)
+    assert (np.abs(s.mean(axis=0) - quiet) < 3 * want / math.sqrt(reads) + 1).all()
+
+
+def test_isqrt_is_exact():
+    v = np.array([0, 1, 2, 3, 4, 15, 16, 17, (1 << 40) - 1, 1 << 40, (1 << 52) + 12345, 999_999_999_999], np.int64)
+    r = A.isqrt(v)
+    assert r.tolist() == [math.isqrt(int(u)) for u in v]
+
+
+def test_calibration_wins_back_accuracy_on_a_harsh_device(mnist_test, mnist_train):
+    """On the shipped reference network: harsh chips lose accuracy; thresholds refitted per chip
+    from training images win most of it back (test images, mean of 2 chips)."""
+    from rrambnn.gen.networks import load_network, network_inputs
+    net = load_network(None)
+    x, y = network_inputs(net, mnist_test.images[:3000]), mnist_test.labels[:3000]
+    xc = network_inputs(net, mnist_train.images[:1000])
+    digital = net.accuracy(x, y)["argmax"]
+    p = A.load_profile("harsh")
+    before, after = [], []
+    for seed in (0, 1):
+        chip = A.chip_map(A.faulty_cells(net, p, seed), p, seed)
+        before.append(A.accuracy(net, x, y, chip)["argmax"])
+        after.append(A.accuracy(net, x, y, chip, theta=A.calibrate(net, chip, xc))["argmax"])
+    print(f"digital {digital} harsh {before} calibrated {after}")
+    assert np.mean(before) < digital - 0.05 and np.mean(after) > digital - 0.03
+
+
+def test_stuck_cells_of_the_profile_yield():
+    net, _ = _net_and_inputs()
+    p = A.Profile(yield_=0.9)
+    cells = A.faulty_cells(net, p, 3)
+    changed = sum(int((c != d).sum()) for c, d in zip(cells, net.cells))
+    total = sum(c.size for c in cells)
+    assert 0.02 * total < changed < 0.08 * total  # 10% faulty, half of them stuck at the other state
+
+
+BAD = [
+    (lambda t: t.replace("g_hrs_us = 20.0", "g_hrs_us = 0.0"), "g_hrs_us must be a finite number > 0, not 0.0"),
+    (lambda t: t.replace("sigma_lrs = 0.15", "sigma_lrs = -0.1"), "sigma_lrs must be a finite number >= 0"),
+    (lambda t: t.replace("sigma_lrs = 0.15\n", ""), "variation.sigma_lrs is missing"),
+    (lambda t: t.replace("wire_ohm_per_cell = 2.5", "wire_ohm = 2.5"), "unknown key ir_drop.wire_ohm (units"),
+    (lambda t: t.replace('distribution = "lognormal"', 'distribution = "cauchy"'), "distribution must be"),
+    (lambda t: t.replace("g_lrs_us = 100.0", "g_lrs_us = 10.0"), "g_lrs_us (10.0) must exceed g_hrs_us"),
+    (lambda t: t.replace("nu_mean = 0.0", "nu_mean = 2.0"), "drift.nu_mean is 2.0; drift exponents above 1"),
+    (lambda t: t.replace("yield = 1.0", "yield = 1.5"), "faults.yield must be a number from 0 to 1, not 1.5"),
+    (lambda t: t + "\n[extra]\nx = 1\n", "unknown table [extra]"),
+    (lambda t: t.replace("[sense_offset]\nsigma = 1.0", "[sense_offset]\nsigma = nan"), "sense_offset.sigma must be a finite"),
+    (lambda t: t.replace("source = \"[target]\"\n", "", 1), "needs a source"),
+    (lambda t: t[: len(t) // 3] + "[[[", "not a valid TOML device profile"),
+]
+
+
+@pytest.mark.parametrize("damage, message", BAD)
+def test_bad_profiles_are_one_error_naming_the_key(tmp_path, damage, message):
+    text = (A.PROFILE_DIR / "realistic.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(damage(text))
+    with pytest.raises(RrambnnError, match=re.escape(message)):
+        A.load_profile(bad)
+
+
+def test_eval_device_cli(tmp_path):
+    """One error line for a bad profile, a network the device model does not take yet and a
+    read time without a profile; the JSON report of two chips otherwise."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text((A.PROFILE_DIR / "realistic.toml").read_text().replace("sigma_hrs = 0.40", "sigma_hrs = -1"))
+    one_error_line(rr("eval", "--device", str(bad)), "sigma_hrs must be a finite number >= 0, not -1.0")
+    one_error_line(rr("eval", "--device", "nope"), "not one of ideal, mild, realistic, harsh, aihwkit-pcm")
+    one_error_line(rr("eval", "--read-time", "10"), "--read-time needs --device")
+    one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "--chips must be an integer from 1 to 10000")
+    from rrambnn.weights import shipped
+    one_error_line(rr("eval", "--weights", str(shipped("lenet5-4-4-4-4.npz")), "--device", "mild"),
+                   "--device models the binary chip's analog reads")
+    r = rr("eval", "--device", "mild", "--chips", "2", "--seed", "9", "--calibration", "500", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["profile"]["name"] == "mild" and [c["seed"] for c in res["per_chip"]] == [9, 10]
+    s = res["summary"]
+    assert s["before"]["argmax"]["worst"] <= s["before"]["argmax"]["mean"] < res["digital"]["argmax"]
+    assert res["calibration_images"] == 500 and "after" in s
+
+
+def test_sweep_variation_writes_and_resumes(tmp_path):
+    args = ["sweep", "variation", "--effects", "offset,read-noise", "--offset", "0,3", "--read-noise", "0.2",
+            "--chips", "2", "--calibration", "300", "--jobs", "1", "--out", str(tmp_path), "--json"]
+    r = rr(*args)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["points_run"] == 3 and [(c["effect"], c["value"]) for c in res["curves"]] == \
+        [("offset", 0.0), ("offset", 3.0), ("read-noise", 0.2)]
+    off0, off3 = res["curves"][0], res["curves"][1]
+    assert off0["before"]["argmax"]["mean"] == res["digital"]["argmax"]  # no effect: the digital twin
+    assert off3["before"]["argmax"]["mean"] < off0["before"]["argmax"]["mean"]
+    assert all((tmp_path / f"variation.{e}").is_file() for e in ("md", "json", "png"))
+    again = json.loads(rr(*args).stdout)
+    assert again["points_kept"] == 3 and again["points_run"] == 0 and again["curves"] == res["curves"]
+    one_error_line(rr("sweep", "variation", "--effects", "warp"), "--effects knows variation, read-noise")
+    one_error_line(rr("sweep", "variation", "--effects", "drift", "--device", "realistic"),
+                   "profile realistic has no drift")
