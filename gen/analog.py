@@ -245,9 +245,25 @@ def isqrt(v: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LayerMap:
-    q: np.ndarray  # (n_in, n_out) int64: each cell's signed current, 2^-FRAC units
-    g2: np.ndarray  # (n_in, n_out) int64: squared cell conductance, 2^-2FRAC units (read noise)
-    offset: np.ndarray  # (n_out,) int64
+    """One layer of a chip. Each cell has a current for each state (its own LRS and HRS
+    devices' variation, its position's IR drop, its drift exponent): ``q1``/``q0`` (n_in,
+    n_out) int64 in 2^-FRAC units, and their squared conductances ``g21``/``g20`` (2^-2FRAC
+    units, for the read noise); ``q``/``g2`` those of the cells as they are held now."""
+
+    q1: np.ndarray
+    q0: np.ndarray
+    g21: np.ndarray
+    g20: np.ndarray
+    offset: np.ndarray  # (n_out,) int64: the sense stage's offset per column
+    cells: np.ndarray  # (n_in, n_out) uint8: the state each cell holds
+
+    @property
+    def q(self) -> np.ndarray:
+        return np.where(self.cells == 1, self.q1, self.q0)
+
+    @property
+    def g2(self) -> np.ndarray:
+        return np.where(self.cells == 1, self.g21, self.g20)
 
 
 @dataclass
@@ -259,6 +275,9 @@ class ChipMap:
     seed: int
     layers: list[LayerMap]
 
+    def __post_init__(self):
+        self._held = [(m.q, m.g2) for m in self.layers]  # the reads' matrices, for the cells held
+
 
 def _positions(n_in: int, n_out: int) -> np.ndarray:
     """Wire segments from each cell's row driver and to its sense stage, inside its tile."""
@@ -269,29 +288,31 @@ def _positions(n_in: int, n_out: int) -> np.ndarray:
 
 
 def chip_map(cells: list[np.ndarray], profile: Profile, seed: int) -> ChipMap:
-    """The chip ``seed`` of ``profile`` holding ``cells`` (per layer (n_in, n_out), 1 = LRS)."""
+    """The chip ``seed`` of ``profile`` holding ``cells`` (per layer (n_in, n_out), 1 = LRS).
+    Per cell, in this order from the chip's generator: the LRS device's and the HRS device's
+    variation draws, then the drift exponent; per column the sense offset."""
     p = profile
     dg = (p.g_lrs_us - p.g_hrs_us) / 2
+    g_ref = (p.g_lrs_us + p.g_hrs_us) / 2 / dg * _drift(p, p.nu_mean)
     layers = []
     for k, c in enumerate(cells):
         c = np.asarray(c, np.uint8)
         rng = np.random.default_rng([seed & 0xFFFFFFFF, k, 0xA11A])
-        z = rng.standard_normal(c.shape)
-        g_nom = np.where(c == 1, p.g_lrs_us, p.g_hrs_us)
-        sigma = np.where(c == 1, p.sigma_lrs, p.sigma_hrs)
-        g = g_nom * np.exp(sigma * z) if p.distribution == "lognormal" else np.maximum(g_nom * (1 + sigma * z), 0)
-        if p.wire_ohm:
-            g = g / (1 + g * 1e-6 * p.wire_ohm * _positions(*c.shape))
+        z1, z0 = rng.standard_normal(c.shape), rng.standard_normal(c.shape)
         nu = np.maximum(p.nu_mean + p.nu_sigma * rng.standard_normal(c.shape), 0)
-        g = g * _drift(p, nu)
         off = rng.standard_normal(c.shape[1])
-        g_units = g / dg
-        g_ref = (p.g_lrs_us + p.g_hrs_us) / 2 / dg * _drift(p, p.nu_mean)
-        q = np.round((g_units - g_ref) * (1 << FRAC)).astype(np.int64)
+        both = []
+        for g_nom, sigma, z in ((p.g_lrs_us, p.sigma_lrs, z1), (p.g_hrs_us, p.sigma_hrs, z0)):
+            g = g_nom * np.exp(sigma * z) if p.distribution == "lognormal" else np.maximum(g_nom * (1 + sigma * z), 0)
+            if p.wire_ohm:
+                g = g / (1 + g * 1e-6 * p.wire_ohm * _positions(*c.shape))
+            g_units = g * _drift(p, nu) / dg
+            both.append((np.round((g_units - g_ref) * (1 << FRAC)).astype(np.int64),
+                         np.round(g_units ** 2 * (1 << (2 * FRAC))).astype(np.int64)))
+        (q1, g21), (q0, g20) = both
         if p.ideal:  # exactly +-1 cell (the float path above rounds to it too; this says so)
-            q = np.where(c == 1, 1 << FRAC, -(1 << FRAC)).astype(np.int64)
-        g2 = np.round(g_units ** 2 * (1 << (2 * FRAC))).astype(np.int64)
-        layers.append(LayerMap(q, g2, np.round(p.offset * off * (1 << FRAC)).astype(np.int64)))
+            q1, q0 = np.full(c.shape, 1 << FRAC, np.int64), np.full(c.shape, -(1 << FRAC), np.int64)
+        layers.append(LayerMap(q1, q0, g21, g20, np.round(p.offset * off * (1 << FRAC)).astype(np.int64), c))
     return ChipMap(p, seed, layers)
 
 
@@ -300,26 +321,31 @@ def _drift(p: Profile, nu):
     return (p.read_time_s / p.t0_s) ** -np.asarray(nu) if p.read_time_s > p.t0_s else np.ones_like(nu, float)
 
 
+def held_cells(cells, faults) -> list[np.ndarray]:
+    """The cells a chip holds: stuck ones (fault maps: 1 stuck at HRS, 2 at LRS) at their state."""
+    return [np.where(f == dev.STUCK_LRS, 1, np.where(f == dev.STUCK_HRS, 0, c)).astype(np.uint8)
+            for c, f in zip(cells, faults)]
+
+
 def faulty_cells(net: BinaryNetwork, profile: Profile, seed: int) -> list[np.ndarray]:
     """The network's cells on chip ``seed``: stuck cells (the profile's yield) hold their state."""
     cells = net.cells
     if profile.yield_ >= 1:
         return cells
-    maps = dev.fault_maps(net.arch, profile.yield_, seed)
-    return [np.where(f == dev.STUCK_LRS, 1, np.where(f == dev.STUCK_HRS, 0, c)).astype(np.uint8)
-            for c, f in zip(cells, maps)]
+    return held_cells(cells, dev.device_faults(net.arch, dev.DeviceParams(yield_=profile.yield_, seed=seed)))
 
 
 def read(x: np.ndarray, chip: ChipMap, layer: int, images: np.ndarray) -> np.ndarray:
     """Column currents (N, n_out) int64 of ``layer`` for inputs ``x`` (N, n_in) in {0, 1},
     ``images`` the image indices that key the read noise."""
     m = chip.layers[layer]
-    n_in = m.q.shape[0]
-    s = crossbar.read_int(x, m.q, bound=n_in * int(np.abs(m.q).max(initial=1))) + m.offset
+    q, g2 = chip._held[layer]
+    n_in = q.shape[0]
+    s = crossbar.read_int(x, q, bound=n_in * int(np.abs(q).max(initial=1))) + m.offset
     sigma = chip.profile.read_noise
     if sigma:
-        v = crossbar.read_int(x, m.g2, bound=n_in * int(m.g2.max(initial=1)))
-        z = NORMAL[noise_words(chip.seed, images, layer, m.q.shape[1]) >> np.uint32(32 - ZBITS)]
+        v = crossbar.read_int(x, g2, bound=n_in * int(g2.max(initial=1)))
+        z = NORMAL[noise_words(chip.seed, images, layer, q.shape[1]) >> np.uint32(32 - ZBITS)]
         s = s + ((z * round(sigma * (1 << CFRAC)) * isqrt(v)) >> (ZFRAC + CFRAC))
     return s
 
@@ -330,16 +356,18 @@ def thresholds(net: BinaryNetwork) -> list[np.ndarray]:
 
 
 def forward(net: BinaryNetwork, x: np.ndarray, chip: ChipMap, *, theta=None, first_image: int = 0,
-            chunk: int = 4096, trace: bool = False):
+            image_ids=None, chunk: int = 4096, trace: bool = False):
     """The analog chip on input bits ``x`` (N, n_in): (priority, argmax, hit), or with ``trace``
     also every layer's currents and activations. ``theta``: per-layer thresholds in current
     units (default: the network's, :func:`thresholds`); image ``i`` of ``x`` is read as image
-    ``first_image + i`` (the noise key)."""
+    ``first_image + i`` (the noise key), or as ``image_ids[i]``."""
     theta = thresholds(net) if theta is None else theta
+    ids = np.arange(first_image, first_image + len(x), dtype=np.int64) if image_ids is None else \
+        np.asarray(image_ids, np.int64)
     outs = []
     for i in range(0, max(len(x), 1), chunk):
         a = np.asarray(x[i:i + chunk], np.uint8)
-        images = np.arange(first_image + i, first_image + i + len(a), dtype=np.int64)
+        images = ids[i:i + chunk]
         sums, acts = [], []
         for k in range(len(chip.layers)):
             s = read(a, chip, k, images)

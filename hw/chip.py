@@ -191,7 +191,7 @@ class Chip(wiring.Component):
 
     def __init__(self, weights, thresholds, *, tile=(128, 128), pipeline: bool = False, output: str = "priority",
                  debug: bool = False, variant: ChipVariant = Binary(), programming: Programming = Programming(),
-                 device: DeviceParams | None = None, cells=None, faults=None):
+                 device: DeviceParams | None = None, cells=None, faults=None, analog=None):
         if not isinstance(weights, (list, tuple)) or not weights or len(weights) != len(thresholds):
             raise ValueError("Chip needs a non-empty list of weight matrices and one threshold vector each")
         for k in range(1, len(weights)):
@@ -218,11 +218,15 @@ class Chip(wiring.Component):
         self.device = device or DeviceParams()
         self.planes, self.slices, self.act_bits = variant.planes, variant.slices, variant.act_bits
         levels = (1 << self.act_bits) - 1
+        # analog reads (rrambnn.hw.analog): per layer an AnalogLayer, thresholds in current units
+        if analog is not None and (len(analog) != n or not isinstance(variant, Binary)):
+            raise ValueError("Analog reads need one analog map per layer of a binary chip")
+        self.analog = analog
         self.layers = [Layer(w, t, self.tile, initial_cells=c, faults=f, index=k, seed=self.device.seed,
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
                              planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=variant.sliced,
                              in_bits=self.act_bits, levels=levels if k < n - 1 else 1,
-                             transposed=variant.backward and k == n - 1)
+                             transposed=variant.backward and k == n - 1, analog=analog[k] if analog else None)
                        for k, (w, t, (c, pc), (f, pf)) in enumerate(zip(weights, thresholds, cells, faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
         self.programmer = Programmer(self.arch, word=programming.word, retries=programming.retries,
@@ -380,10 +384,19 @@ class Chip(wiring.Component):
         x = Signal(self.arch[0], name="x_ff")
         v0 = Signal(name="x_ff_valid")
         stages = [(v0, [(x, self.i.payload)])]
+        image = None
+        if self.analog:  # every accepted image's index (from 0 at reset) keys its read noise
+            count = Signal(32, name="images_taken")
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += count.eq(count + 1)
+            image = Signal(32, name="image_ff")
+            stages[0][1].append((image, count))
         carried = {}  # debug fields travelling with the image
         a = x
         for k, layer in enumerate(self.layers):
             m.d.comb += layer.x.eq(a)
+            if image is not None:
+                m.d.comb += layer.image.eq(image)
             if self.debug:
                 carried[f"act{k}"] = layer.fires
             if self.pipeline and k < L - 1:
@@ -394,6 +407,10 @@ class Chip(wiring.Component):
                     reg = Signal(len(value), name=f"{name}_ff{k}")
                     moves.append((reg, value))
                     carried[name] = reg
+                if image is not None:
+                    reg = Signal(32, name=f"image_ff{k}")
+                    moves.append((reg, image))
+                    image = reg
                 stages.append((vk, moves))
                 a = act
             else:

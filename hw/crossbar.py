@@ -211,7 +211,7 @@ class CrossbarTile(wiring.Component):
     """
 
     def __init__(self, cells, *, faults=None, seed: int = 0x1234567, fail_threshold: int = 0,
-                 endurance: int = 0, compute: bool = True, transposed: bool = False):
+                 endurance: int = 0, compute: bool = True, transposed: bool = False, analog=None):
         cells = np.asarray(cells)
         if cells.ndim != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
             raise ValueError(f"Crossbar cells must be a non-empty 2-D array, not shape {cells.shape}")
@@ -250,7 +250,10 @@ class CrossbarTile(wiring.Component):
             "read_bit": Out(1),
             "read_count": Out(32),
             **({"xt": In(self.cols), "tsums": Out(self.rows * self.tsw)} if transposed else {}),
+            **({"currents": Out(self.cols * analog[3]), "squares": Out(self.cols * analog[4])} if analog else {}),
         })
+        # analog reads (rrambnn.hw.analog): (AnalogLayer, first row, first column, current width, squares width)
+        self.analog = analog
 
     def row_sum(self, r: int):
         """Row r of the transposed read (signed)."""
@@ -262,8 +265,7 @@ class CrossbarTile(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.rows * self.cols
-        m.submodules.array = Instance(
-            MODULE_NAME,
+        common = dict(
             p_ROWS=self.rows, p_COLS=self.cols, p_SW=self.sw, p_RW=self.rw, p_CW=self.cw,
             p_INIT=Const(column_major(self.cells, 1), n),
             p_FAULTS=Const(column_major(self.faults, 2), 2 * n),
@@ -279,4 +281,9 @@ class CrossbarTile(wiring.Component):
             i_read_row=self.read_row, i_read_col=self.read_col, o_read_bit=self.read_bit,
             o_read_count=self.read_count,
         )
+        if self.analog:
+            from rrambnn.hw.analog import tile_instance
+            m.submodules.array = tile_instance(self, *self.analog, common)
+        else:
+            m.submodules.array = Instance(MODULE_NAME, **common)
         return m

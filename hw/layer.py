@@ -93,7 +93,7 @@ class Layer(wiring.Component):
                  initial_cells=None, faults=None, index: int = 0, seed: int = 0,
                  fail_threshold: int = 0, endurance: int = 0, planes: int = 1, plane_cells=None,
                  plane_faults=None, sliced: bool = False, in_bits: int = 1, levels: int = 1,
-                 transposed: bool = False):
+                 transposed: bool = False, analog=None):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
             raise ValueError("Layer weights must be a 2-D array of -1/+1")
@@ -109,6 +109,15 @@ class Layer(wiring.Component):
         self.sliced, self.in_bits, self.levels, self.transposed = sliced, in_bits, levels, transposed
         slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
         self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
+        # analog reads (rrambnn.hw.analog.AnalogLayer): the sums are column currents in 2^-8 cell
+        # units with the sense stage's offsets and read noise; thresholds in the same units
+        self.analog = analog
+        if analog is not None:
+            if planes != 1 or sliced or in_bits != 1 or levels != 1 or transposed:
+                raise ValueError("Analog reads are modelled for binary layers (one plane, 1-bit inputs) only")
+            if analog.map.q1.shape != weights.shape:
+                raise ValueError(f"Layer analog map must have shape {weights.shape}, not {analog.map.q1.shape}")
+            self.bound = analog.current_bound(self.n_in)
         thresholds = np.asarray(thresholds)
         t_shape = (self.n_out,) if levels == 1 else (self.n_out, levels)
         if thresholds.shape != t_shape:
@@ -147,6 +156,12 @@ class Layer(wiring.Component):
         if transposed:
             self.tsw = sum_width(self.n_out * slice_gain)
             serial.update({"tx": In(self.n_out), "tsums": Out(self.n_in * self.tsw)})
+        if analog is not None:
+            from rrambnn.hw.analog import signed_width
+            q = max(int(np.abs(analog.map.q1).max()), int(np.abs(analog.map.q0).max()))
+            self.aw = signed_width(-self.n_in * q, self.n_in * q)
+            self.vw = analog.vw(self.n_in)
+            serial["image"] = In(32)  # the image's index: it keys the read noise
         if levels > 1:
             serial.update({"ramp_step": In(1), "ramp_first": In(1), "ramp_level": In(_bits(levels)),
                            "thr_level": In(_bits(levels)), "codes": Out(self.n_out * self.code_bits)})
@@ -204,7 +219,8 @@ class Layer(wiring.Component):
                                      seed=tile_seed(self.seed, self.index, br, bc, plane=p),
                                      fail_threshold=self.fail_threshold, endurance=self.endurance,
                                      compute=p == 0 or self.sliced,
-                                     transposed=self.transposed and (p == 0 or self.sliced))
+                                     transposed=self.transposed and (p == 0 or self.sliced),
+                                     analog=(self.analog, r0, c0, self.aw, self.vw) if self.analog else None)
                     name = f"tile_r{br}_c{bc}" if p == 0 else f"plane{p}_tile_r{br}_c{bc}"
                     m.submodules[name] = tiles[p, br, bc] = t
                     m.d.comb += t.x.eq(self.x[r0:r0 + t.rows] if p == 0 or self.sliced else 0)
@@ -246,9 +262,27 @@ class Layer(wiring.Component):
                     for p in range(self.planes if self.sliced else 1)))
         if self.levels > 1:
             ramp = self._threshold_ram(m, getattr(platform, "ram_init", True))
+        if self.analog is not None:  # the tiles' currents added, then the sense model
+            from amaranth import Cat, unsigned
+
+            from rrambnn.hw.analog import AnalogSense
+            m.submodules.sense_model = model = AnalogSense(self.analog, self.n_out, self.aw, self.vw, self.sw)
+            cur, sq = [], []
+            for j in range(self.n_out):
+                bc, jl = divmod(j, C)
+                a = Signal(signed(self.aw), name=f"current{j}")
+                v = Signal(unsigned(self.vw), name=f"squares{j}")
+                parts = [tiles[0, br, bc] for br in range(self.row_blocks)]
+                m.d.comb += [a.eq(sum_all([t.currents[jl * self.aw:(jl + 1) * self.aw].as_signed() for t in parts])),
+                             v.eq(sum_all([t.squares[jl * self.vw:(jl + 1) * self.vw] for t in parts]))]
+                cur.append(a)
+                sq.append(v)
+            m.d.comb += [model.a.eq(Cat(*cur)), model.v.eq(Cat(*sq)), model.image.eq(self.image)]
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
-            if sense is not None:  # converted per slice: shift and add in logic
+            if self.analog is not None:
+                total = model.i[j * self.sw:(j + 1) * self.sw].as_signed()
+            elif sense is not None:  # converted per slice: shift and add in logic
                 total = sense.column_sum(j)
             else:  # row tiles add, slices shift and add
                 total = shift_add(sum_all([tiles[p, br, bc].column_sum(jl) for br in range(self.row_blocks)])

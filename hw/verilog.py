@@ -43,6 +43,25 @@ class ChipConfig:
     act_bits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
     restore: bool = False  # the weight-update controller restores a weight whose write failed
     self_training: bool = False  # the training chip with its training periphery (rrambnn.hw.trainer)
+    analog: tuple = ()  # analog reads: a device profile's values as (name, value) pairs (rrambnn.gen.analog)
+    analog_seed: int = 0  # ... and the chip's seed (its conductance map, offsets and read noise)
+
+    @property
+    def profile(self):
+        """The analog device profile, or None (digital reads)."""
+        from rrambnn.gen.analog import Profile
+        return Profile(**dict(self.analog)) if self.analog else None
+
+    def with_profile(self, profile, seed: int) -> "ChipConfig":
+        """This configuration reading through ``profile`` as chip ``seed``; the profile's yield
+        gives the stuck cells (fault maps of that seed). An ideal profile with every cell
+        working is the digital chip: the configuration is returned unchanged."""
+        if profile.ideal:
+            return self
+        items = tuple((f.name, getattr(profile, f.name)) for f in dataclasses.fields(profile)
+                      if f.name not in ("sources", "path"))
+        device = dataclasses.replace(self.device, yield_=profile.yield_, seed=seed)
+        return dataclasses.replace(self, analog=items, analog_seed=seed, device=device)
 
     def for_network(self, net) -> "ChipConfig":
         """This configuration with the precision a network needs (a :class:`SlicedNetwork`'s
@@ -77,11 +96,13 @@ class ChipConfig:
         """The configuration as plain JSON values: what a testbench receives (see :meth:`from_dict`)."""
         d = dataclasses.asdict(self)
         d["tile"] = list(self.tile)
+        d["analog"] = [list(kv) for kv in self.analog]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChipConfig":
-        return cls(**{**d, "tile": tuple(d["tile"]), "device": DeviceParams(**d["device"])})
+        return cls(**{**d, "tile": tuple(d["tile"]), "device": DeviceParams(**d["device"]),
+                      "analog": tuple(tuple(kv) for kv in d.get("analog", ()))})
 
     def tag(self) -> str:
         d = self.device
@@ -89,9 +110,10 @@ class ChipConfig:
         bits = f"-b{self.weight_bits}e{self.err_bits}{'r' if self.restore else ''}" if self.weight_bits > 1 else ""
         if self.slices > 1 or self.act_bits > 1:
             bits += f"-w{self.slices}a{self.act_bits}"
+        analog = f"-analog-{dict(self.analog)['name']}-s{self.analog_seed}" if self.analog else ""
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
                 f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}"
-                f"{'-self' if self.self_training else ''}")
+                f"{'-self' if self.self_training else ''}{analog}")
 
 
 def training_design(arch, ncfg, codes, *, tile=None, output="argmax", debug=False, word=16, pulse_cycles=5,
@@ -171,14 +193,22 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
             initial_cells = [np.concatenate([c[None], np.zeros((n - 1,) + c.shape, np.uint8)]) for c in net.cells]
         faults = plane_faults(net.arch, cfg.device, n) if faults is None else faults
     faults = device_faults(net.arch, cfg.device, faults)
+    thresholds, analog = net.thresholds, None
+    if cfg.analog:
+        if n > 1:
+            raise RrambnnError("analog reads are modelled for the binary chip, not with --weight-bits")
+        from rrambnn.gen import analog as ga
+        from rrambnn.hw.analog import analog_layers
+        maps = ga.chip_map(ga.held_cells(initial_cells or net.cells, faults), cfg.profile, cfg.analog_seed)
+        analog, thresholds = analog_layers(maps), ga.thresholds(net)
     try:
         if n < 1:
             raise ValueError(f"Weight bits must be an integer from 1 to 12, not {n!r}")
         # the sign-forward chip's weight-update controller does not restore (cfg.restore is the training chip's)
         variant = StoragePlanes(n, WeightUpdate(cfg.err_bits)) if n > 1 else Binary()
-        return Chip(net.weights, net.thresholds, tile=cfg.tile, pipeline=cfg.pipeline, output=cfg.output,
+        return Chip(net.weights, thresholds, tile=cfg.tile, pipeline=cfg.pipeline, output=cfg.output,
                     debug=cfg.debug, variant=variant, programming=_programming(cfg), device=cfg.device,
-                    cells=initial_cells, faults=faults)
+                    cells=initial_cells, faults=faults, analog=analog)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None
 
@@ -298,6 +328,10 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
           if chip.slices > 1 or chip.act_bits > 1 else []),
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
+        *([f"// analog reads: device profile {cfg.profile.name}, chip seed {cfg.analog_seed}: column currents, "
+           f"sense offsets and read noise in 2^-8 cell units (rrambnn_crossbar_analog, rrambnn_analog_sense; "
+           f"rrambnn.gen.analog); thresholds and sums in the same units; the read noise is keyed by the index of "
+           f"each accepted image, counted from 0 at reset"] if cfg.analog else []),
         _input_line(net, chip),
         _output_line(cfg),
         _timing_line(chip, cfg),
@@ -404,6 +438,9 @@ def generate(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=Non
     on = "".join(f"/* verilator lint_on {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     ram = RAM_MODULE if chip.threshold_ram_bits else ""
     sense = SENSE_MODULE if analog_sense else ""
+    if cfg.analog:
+        from rrambnn.hw.analog import ANALOG_CROSSBAR_MODULE, SENSE_MODEL_MODULE
+        sense += ANALOG_CROSSBAR_MODULE + SENSE_MODEL_MODULE
     return header(chip, net, cfg) + off + body + on + CROSSBAR_MODULE + ram + sense, chip
 
 

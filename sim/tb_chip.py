@@ -33,7 +33,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from rrambnn.fileio import read_npz
 from rrambnn.gen import device as dev
-from rrambnn.gen.network import REJECT, BinaryNetwork
+from rrambnn.gen.network import REJECT, BinaryNetwork, Trace
 from rrambnn.hw.layer import signed_range
 from rrambnn.hw.verilog import ChipConfig, build_chip
 from rrambnn.sim.runner import testbench_config, write_result
@@ -95,12 +95,18 @@ class Golden:
         self.report = dev.ProgramReport()
         self.generation = 0
         self._sync_weights()
+        self.analog = None  # analog reads: the chip's map (rrambnn.gen.analog), thresholds in current units
+        if cfg.analog:
+            from rrambnn.gen import analog as ga
+            self.analog = ga.chip_map(ga.held_cells(initial_cells, self.device.faults), cfg.profile, cfg.analog_seed)
+            self.theta = ga.thresholds(net)
 
     def _sync_weights(self):
         self.net.weights = self.device.weights()
         self.net.__post_init__()
 
     def apply(self, cmd: tuple):
+        assert self.analog is None, "the analog testbench does not program the arrays"
         rep = dev.program(self.device, [cmd], self.cfg.word, self.cfg.retries)
         self.report.pulses_set += rep.pulses_set
         self.report.pulses_reset += rep.pulses_reset
@@ -108,9 +114,16 @@ class Golden:
         self.generation += 1
         self._sync_weights()
 
-    def payloads(self, x: np.ndarray) -> list[int]:
-        """Expected output payloads, built as one bit matrix in the chip's layout (vectorised)."""
-        t = self.net.forward(x)
+    def payloads(self, x: np.ndarray, images=None) -> list[int]:
+        """Expected output payloads, built as one bit matrix in the chip's layout (vectorised);
+        ``images``: the chip's index of each image (analog reads: its read-noise key)."""
+        if self.analog is not None:
+            from rrambnn.gen import analog as ga
+            prio, amax, hit, sums, acts = ga.forward(self.net, x, self.analog, theta=self.theta, image_ids=images,
+                                                     trace=True)
+            t = Trace(sums=sums, acts=acts, priority=prio, argmax=amax, hit=hit)
+        else:
+            t = self.net.forward(x)
         n = len(x)
         fields = {"cls": t.labels(self.cfg.output)[:, None], "hit": t.hit.astype(np.int64)[:, None]}
         if self.cfg.debug:
@@ -246,15 +259,20 @@ class Scoreboard:
         self.examples: list[dict] = []
         self.labels: list[int] = []  # the chip's answers (REJECT for a priority reject)
 
-    def expect_batch(self, indices: list[int], generation: int):
+    def expect_batch(self, indices: list[int], generation: int, first_image: int):
+        """Expectations of ``indices``, the chip taking them in this order from its
+        ``first_image``-th image on."""
         assert generation == self.golden.generation, "golden model is not at the image's generation"
-        for i, p in zip(indices, self.golden.payloads(self.images[indices])):
+        images = np.arange(first_image, first_image + len(indices))
+        for i, p in zip(indices, self.golden.payloads(self.images[indices], images)):
             self.cache[i, generation] = p
 
     def check(self, got: int, accepted: list[tuple[int, int]]):
         idx, gen = accepted[self.checked]
         if (idx, gen) not in self.cache:
-            self.expect_batch([i for i, g in accepted[self.checked:] if g == gen and (i, g) not in self.cache], gen)
+            assert self.golden.analog is None, "analog reads: expectations are made before the images are sent"
+            self.expect_batch([i for i, g in accepted[self.checked:] if g == gen and (i, g) not in self.cache], gen,
+                              self.checked)
         want = self.cache.pop((idx, gen))
         hit = (got >> self.hit_offset) & 1
         self.labels.append((got >> self.cls_offset) & self.cls_mask if hit or not self.rejects_count else REJECT)
@@ -328,7 +346,7 @@ class Bench:
                                * (self.chip_cfg.retries + 1) * (self.chip_cfg.pulse_cycles + 1))
         programming = bool(commands) or self.commands.current is not None or bool(self.dut.prog_busy.value)
         if not programming:
-            b.expect_batch(list(indices), self.golden.generation)
+            b.expect_batch(list(indices), self.golden.generation, len(d.accepted))
         start = self.cycle
         d.drive()
         self.results.drive()

@@ -58,7 +58,8 @@ def test_a_chip_is_its_seed_and_reads_do_not_depend_on_batching():
     net, x = _net_and_inputs()
     p = A.load_profile("realistic")
     a, b, c = (A.chip_map(net.cells, p, s) for s in (4, 4, 5))
-    assert all((la.q == lb.q).all() and (la.offset == lb.offset).all() for la, lb in zip(a.layers, b.layers))
+    assert all((la.q1 == lb.q1).all() and (la.q0 == lb.q0).all() and (la.offset == lb.offset).all()
+               for la, lb in zip(a.layers, b.layers))
     assert any((la.q != lc.q).any() for la, lc in zip(a.layers, c.layers))
     whole = A.forward(net, x, a, trace=True, chunk=4096)
     small = A.forward(net, x, b, trace=True, chunk=7)
@@ -183,3 +184,89 @@ def test_sweep_variation_writes_and_resumes(tmp_path):
     one_error_line(rr("sweep", "variation", "--effects", "warp"), "--effects knows variation, read-noise")
     one_error_line(rr("sweep", "variation", "--effects", "drift", "--device", "realistic"),
                    "profile realistic has no drift")
+
+
+def test_variation_aware_training_draws_the_profile_in_every_read(mnist_train):
+    """--device-noise: the reads of a training step carry the profile's spreads (an ideal
+    profile adds nothing: the run is the plain one); deterministic for a seed; binary only."""
+    from rrambnn.gen import train as T
+    x, y = mnist_train.images[:600], mnist_train.labels[:600]
+    nz = T.read_noise("realistic")
+    assert nz["g1"] == 2.5 and nz["g0"] == 0.5 and nz["offset"] == 1.0 and nz["read"] == 0.05
+    assert nz["sd1"] == pytest.approx(2.5 * math.sqrt(math.expm1(0.15 ** 2)) * math.exp(0.15 ** 2 / 2))
+    assert T.read_noise("ideal")["sd1"] == 0 and T.read_noise("aihwkit-pcm")["sd1"] == pytest.approx(25 / 12 * 0.042)
+    cfg = dict(arch=(400, 32, 10), epochs=1, batch=100)
+    runs = [T.train(T.TrainConfig(**cfg, device_noise=d), x, y, progress=False)[0] for d in ("", "ideal", "harsh",
+                                                                                             "harsh")]
+    plain, ideal, harsh, again = [[w.copy() for w in n.weights] for n in runs]
+    assert all((a == b).all() for a, b in zip(plain, ideal))
+    assert any((a != b).any() for a, b in zip(plain, harsh)) and all((a == b).all() for a, b in zip(harsh, again))
+    assert runs[2].meta["train_config"]["device_noise"] == "harsh"
+    with pytest.raises(RrambnnError, match="--device-noise trains binary networks"):
+        T.train(T.TrainConfig(**cfg, wbits=3, device_noise="mild"), x, y, progress=False)
+
+
+def test_train_device_noise_cli_checks_the_profile_first(tmp_path):
+    one_error_line(rr("train", "--device-noise", "nope", "--out", str(tmp_path / "w.npz")),
+                   "device profile 'nope': not one of ideal")
+    one_error_line(rr("train", "--arch", "lenet5", "--device-noise", "mild"), "--device-noise is an option of fully")
+
+
+# -- the analog reads in the generated Verilog --------------------------------------------
+
+def test_analog_models_lint_without_waivers(tmp_path):
+    from test_verilog import lint
+
+    from rrambnn.hw.analog import ANALOG_CROSSBAR_MODULE, ANALOG_CROSSBAR_NAME, SENSE_MODEL_MODULE, SENSE_MODEL_NAME
+    for name, text in ((ANALOG_CROSSBAR_NAME, ANALOG_CROSSBAR_MODULE), (SENSE_MODEL_NAME, SENSE_MODEL_MODULE)):
+        p = tmp_path / f"{name}.v"
+        p.write_text(text)
+        r = lint(p, name)
+        assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:3000]
+
+
+def test_analog_chip_verilog_lints_and_ideal_is_the_digital_chip(tmp_path):
+    """An ideal profile emits the digital chip byte for byte; a realistic one adds the two
+    analog models (6 analog arrays and 3 sense models for the reference chip) and lints clean
+    with the project's waivers."""
+    from test_verilog import lint
+
+    from rrambnn.hw.verilog import ChipConfig, generate
+    from rrambnn.weights import shipped
+    from rrambnn.gen.network import BinaryNetwork
+    net = BinaryNetwork.load(shipped())
+    cfg = ChipConfig((128, 128), True, "argmax", True)
+    digital, _ = generate(net, cfg)
+    assert cfg.with_profile(A.load_profile("ideal"), 5) == cfg
+    text, chip = generate(net, cfg.with_profile(A.load_profile("realistic"), 5))
+    assert text != digital and "rrambnn_crossbar_analog" not in digital
+    assert len(re.findall(r"^\s+rrambnn_crossbar_analog #\(", text, re.M)) == 6
+    assert len(re.findall(r"^\s+rrambnn_analog_sense #\(", text, re.M)) == 3
+    p = tmp_path / "rrambnn_chip.v"
+    p.write_text(text)
+    r = lint(p, "rrambnn_chip", "--max-num-width", "4194304")  # the per-cell currents: wide parameters
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:3000]
+
+
+@pytest.mark.parametrize("profile, pipeline, output", [("realistic", False, "argmax"), ("harsh", True, "priority")])
+def test_analog_chip_matches_the_golden_model_bit_for_bit(profile, pipeline, output):
+    """A small chip (tiles split in rows and columns) reading through a profile on Verilator:
+    every image's class, hit, every layer's activations and the last layer's currents equal
+    the golden analog model's, under random idles and backpressure (the read noise keyed by
+    the chip's image counter); a profile that costs accuracy, so the check is not the digital
+    one in disguise."""
+    from conftest import check
+
+    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.sim.chip_sim import simulate
+    net, x = _net_and_inputs(seed=8, arch=(40, 30, 10), n=400)
+    p = A.load_profile(profile).scaled(offset=2.0, read_noise=0.1)
+    cfg = ChipConfig((16, 16), pipeline, output, True).with_profile(p, 11)
+    res = simulate(net, cfg, x, seed=4, throughput_images=200)
+    check(res)
+    chip = A.chip_map(A.faulty_cells(net, p, 11), p, 11)
+    prio, amax, hit = A.forward(net, x, chip)
+    d = net.forward(x, trace=False)
+    analog_answers = prio if output == "priority" else amax
+    assert (np.array(res["hw_labels"]) != (d[0] if output == "priority" else d[1])).any()  # reads do change answers
+    assert (analog_answers >= 0).all() and res["throughput"]["images_per_cycle"] == 1.0

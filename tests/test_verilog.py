@@ -12,10 +12,10 @@ from rrambnn.sim.runner import verilator_env
 from rrambnn.weights import shipped
 
 
-def lint(path, top):
+def lint(path, top, *extra):
     root = verilator_env()
     return subprocess.run([str(root / "bin" / "verilator"), "--lint-only", "-Wall", str(path),
-                           "--top-module", top], capture_output=True, text=True)
+                           "--top-module", top, *extra], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("pipeline, output", [(False, "priority"), (True, "argmax")])
