@@ -55,6 +55,7 @@ class TrainConfig:
     hidden_norm: str = "bn"  # hidden layers: "bn" (batch norm) or "shared" (z = s*y + b_j, one scale a layer)
     wbits: int = 1  # > 1: odd n-bit weight codes in bit slices (rrambnn.gen.sliced)
     abits: int = 1  # > 1: m-bit activations and input pixels
+    device_noise: str = ""  # a device profile: its variation, offsets and read noise injected in every read
 
     def validate(self):
         self.arch = parse_arch(self.arch)
@@ -158,6 +159,7 @@ class FloatBNN:
     hidden_norm: str = "bn"  # "shared": gamma[k] holds log(s_k) (one scale a layer), beta[k] the biases
     wbits: int = 1
     abits: int = 1
+    noise: dict | None = None  # variation-aware training: :func:`read_noise` of a device profile
     W: list = field(default_factory=list)
     gamma: list = field(default_factory=list)
     beta: list = field(default_factory=list)
@@ -198,13 +200,30 @@ class FloatBNN:
     def params(self):
         return [*self.W, *self.gamma, *self.beta, self.log_s, self.b_out]
 
+    def read(self, a, wb):
+        """The crossbar read of a training step: ``a @ wb``, with variation-aware training the
+        device's effects drawn afresh (:func:`read_noise`); the gradient goes through the
+        nominal weights."""
+        y = a @ wb
+        nz = self.noise
+        if nz is None:
+            return y
+        sd = np.where(wb > 0, nz["sd1"], nz["sd0"]).astype(np.float32)
+        y = y + a @ (self.rng.standard_normal(wb.shape, dtype=np.float32) * sd)
+        if nz["offset"]:
+            y = y + self.rng.standard_normal(wb.shape[1], dtype=np.float32) * nz["offset"]
+        if nz["read"]:
+            g2 = np.where(wb > 0, nz["g1"] ** 2, nz["g0"] ** 2).astype(np.float32)
+            y = y + nz["read"] * np.sqrt(a @ g2) * self.rng.standard_normal(y.shape, dtype=np.float32)
+        return y
+
     def forward_train(self, x, momentum):
         cache = []
         a = x
         n_hidden = len(self.arch) - 2
         for k in range(n_hidden):
             wb = self.qw(k)
-            y = a @ wb
+            y = self.read(a, wb)
             if self.hidden_norm == "shared":
                 s = float(np.exp(self.gamma[k][0]))
                 z = s * y + self.beta[k]
@@ -222,7 +241,7 @@ class FloatBNN:
             cache.append((a, wb, xhat, inv, z))
             a = a_next
         wb = self.qw(len(self.W) - 1)
-        y = a @ wb
+        y = self.read(a, wb)
         s = float(np.exp(self.log_s[0]))
         z = s * y + self.b_out
         cache.append((a, wb, y, s))
@@ -275,6 +294,26 @@ class FloatBNN:
             a = activate(z, self.abits).astype(np.float64)
         y = a @ self.qw(len(self.W) - 1).astype(np.float64)
         return np.exp(np.float64(self.log_s[0])) * y + self.b_out.astype(np.float64)
+
+
+def read_noise(spec: str) -> dict:
+    """What variation-aware training injects for device profile ``spec``, in units of one ideal
+    cell (:mod:`rrambnn.gen.analog`): each cell's current spread (the standard deviation of a
+    lognormal or normal device, LRS ``sd1`` and HRS ``sd0``), the sense offset's sigma (drawn per
+    column and step) and the read noise (relative sigma of every cell's current, ``g1``/``g0``
+    the nominal conductances). IR drop and drift are systematic: calibration answers them."""
+    from rrambnn.gen import analog
+    p = analog.load_profile(spec)
+    dg = (p.g_lrs_us - p.g_hrs_us) / 2
+    g1, g0 = p.g_lrs_us / dg, p.g_hrs_us / dg
+
+    def sd(g, sigma):
+        if p.distribution == "lognormal":
+            return g * math.sqrt(math.expm1(sigma * sigma)) * math.exp(sigma * sigma / 2)
+        return g * sigma
+
+    return {"profile": p.name, "sd1": sd(g1, p.sigma_lrs), "sd0": sd(g0, p.sigma_hrs), "offset": p.offset,
+            "read": p.read_noise, "g1": g1, "g0": g0}
 
 
 def _softplus(v):
@@ -416,7 +455,15 @@ def train(cfg: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, 
     """Train, merge and calibrate. Deterministic for a given config (seed included)."""
     pre = cfg.validate()
     rng = np.random.default_rng(cfg.seed)
-    model = FloatBNN(cfg.arch, rng, cfg.hidden_norm, cfg.wbits, cfg.abits)
+    noise = None
+    if cfg.device_noise:
+        if not cfg.binary:
+            raise RrambnnError("--device-noise trains binary networks (the analog device model's chips) for now, "
+                               f"not {cfg.wbits}-bit weights or {cfg.abits}-bit activations")
+        noise = read_noise(cfg.device_noise)
+        if not any(noise[k] for k in ("sd1", "sd0", "offset", "read")):
+            noise = None  # a profile without read effects (ideal, or drift and IR drop only): the plain run
+    model = FloatBNN(cfg.arch, rng, cfg.hidden_norm, cfg.wbits, cfg.abits, noise)
     levels = (1 << cfg.abits) - 1
     opt = Adam(model.params())
     bits28 = pre.binarise(train_images) if cfg.abits == 1 else quantise_pixels(train_images, cfg.abits)

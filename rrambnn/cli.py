@@ -34,12 +34,16 @@ def cmd_train(args):
     if args.out is None:
         raise RrambnnError("the following arguments are required: --out (a fully connected network is trained to "
                            "be written; only a CNN may be trained for its accuracy alone)")
+    if args.device_noise is not None:  # the profile checked before the data is read
+        from rrambnn.gen.analog import load_profile
+        load_profile(args.device_noise)
     d = TrainConfig()
     pick = lambda v, default: default if v is None else v  # noqa: E731
     cfg = TrainConfig(arch=args.arch, crop=pick(args.crop, d.crop), epochs=pick(args.epochs, d.epochs),
                       batch=args.batch, lr=pick(args.lr, d.lr), shift=args.shift, seed=args.seed,
                       output_mode=args.output, ema=pick(args.ema, d.ema), wbits=pick(args.wbits, 1),
-                      abits=pick(args.abits, 1), hidden_norm=pick(args.norm, "bn"))
+                      abits=pick(args.abits, 1), hidden_norm=pick(args.norm, "bn"),
+                      device_noise=args.device_noise or "")
     net = train_and_save(cfg, args.out, args.data, progress=not args.quiet)
     acc = net.meta["accuracy"]
     emit(args, {"out": str(args.out), "accuracy": acc, "train_seconds": net.meta["train_seconds"]}, [
@@ -55,9 +59,10 @@ def cmd_train_cnn(args):
 
     d = CnnTrainConfig()
     pick = lambda v, default: default if v is None else v  # noqa: E731
-    given = [f for f in ("crop", "ema", "norm") if getattr(args, f) is not None]
+    given = [f for f in ("crop", "ema", "norm", "device_noise") if getattr(args, f) is not None]
     if given:
-        raise RrambnnError(f"--{given[0]} is an option of fully connected networks; a layer spec takes its input "
+        raise RrambnnError(f"--{given[0].replace('_', '-')} is an option of fully connected networks; a layer spec "
+                           f"takes its input "
                            f"image from its i<H> token and trains with batch norm")
     cfg = CnnTrainConfig(spec=args.arch, abits=pick(args.abits, d.abits), cobits=pick(args.cobits, d.cobits),
                          wbits=pick(args.wbits, d.wbits), gbits=pick(args.gbits, d.gbits),
@@ -149,7 +154,7 @@ def cmd_bench(args):
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
                     board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
-                    cnn=args.cnn, fuzz=args.fuzz,
+                    cnn=args.cnn, fuzz=args.fuzz, analog=args.analog,
                     progress=not args.json,
                     log=None if args.json else print)
     lines = bench.describe(res)
@@ -198,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "(default: the paper's 0.05; 0: ideal reads)")
     t.add_argument("--momentum", type=float, help=f"CNNs: SGD momentum (default {c.momentum})")
     t.add_argument("--samples", type=int, help="CNNs: training samples per epoch (default 0: all 60,000)")
+    t.add_argument("--device-noise", metavar="FILE.toml|NAME",
+                   help="binary networks: variation-aware training, every read in training with a device profile's "
+                        "variation, sense offsets and read noise drawn afresh (see eval --device)")
     t.add_argument("--norm", choices=("bn", "shared"),
                    help="hidden normalisation: batch norm, or one shared scale per layer (default: bn; fully connected "
                         "networks)")
@@ -238,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
     b.add_argument("--cnn", action="store_true", help="also one LeNet-5 training epoch at 4/4/4/4 through the "
                                                       "crossbar model (about a minute)")
+    b.add_argument("--analog", type=int, default=0, metavar="CHIPS",
+                   help="also the golden analog Monte Carlo: CHIPS chips of the realistic profile on the test set, "
+                        "then calibrated")
     b.add_argument("--fuzz", type=int, default=0, metavar="N",
                    help="also N random single-bit flips of each shipped weights file through the loaders "
                         "(each a network or one error line)")

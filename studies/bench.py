@@ -251,7 +251,8 @@ def write_merged(path, res: dict) -> None:
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
         online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
-        on_chip: int = 0, cnn: bool = False, fuzz: int = 0, progress: bool = False, log=None) -> dict:
+        on_chip: int = 0, cnn: bool = False, fuzz: int = 0, analog: int = 0, progress: bool = False,
+        log=None) -> dict:
     """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
     sections. Returns one dict with a section each."""
     from rrambnn.gen.mnist import load_split
@@ -276,11 +277,49 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
         res["on_chip"] = self_training(data_dir, samples=on_chip, log=log)
     if cnn:
         res["cnn"] = cnn_epoch(data_dir, progress=progress)
+    if analog:
+        res["analog"] = analog_monte_carlo(net, x, te.labels, data_dir, chips=analog, progress=progress)
     if fuzz:
         from rrambnn.studies import fuzz as fz
         res["fuzz"] = {"flips_per_file": fuzz, "files": [fz.bit_flips(p, fuzz, seed=1) for p in fz.shipped_files()],
                        "machine": machine()}
     return res
+
+
+def analog_monte_carlo(net, x, labels, data_dir, *, chips: int, progress: bool = False) -> dict:
+    """The golden analog model of the reference chip on the ``realistic`` profile: ``chips``
+    chips (maps drawn, every test image read with noise), then the same chips calibrated
+    (2,000 training images read through each, thresholds refitted, the test set again)."""
+    from tqdm import tqdm
+
+    from rrambnn.gen import analog
+    from rrambnn.gen.mnist import load_split
+    from rrambnn.studies.variation import check_binary, check_chips
+    check_binary(net)
+    check_chips(chips, "--analog")
+    prof = analog.load_profile("realistic")
+    bar = tqdm(total=2 * chips, desc="bench analog", unit="chip", disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    plain = []
+    for seed in range(chips):
+        plain.append(analog.accuracy(net, x, labels, analog.chip_map(net.cells, prof, seed))["argmax"])
+        bar.update()
+    t_plain = time.perf_counter() - t0
+    x_cal = net.preprocess(load_split("train", data_dir).images[:2000])
+    t1 = time.perf_counter()
+    cal = []
+    for seed in range(chips):
+        chip = analog.chip_map(net.cells, prof, seed)
+        cal.append(analog.accuracy(net, x, labels, chip, theta=analog.calibrate(net, chip, x_cal))["argmax"])
+        bar.update()
+    t_cal = time.perf_counter() - t1
+    bar.close()
+    return {"machine": machine(), "profile": "realistic", "chips": chips, "images": len(x),
+            "seconds": round(t_plain, 2), "chip_images_per_s": round(chips * len(x) / t_plain),
+            "seconds_with_calibration": round(t_cal, 2), "calibration_images": len(x_cal),
+            "argmax_mean": round(float(np.mean(plain)), 4), "argmax_worst": round(float(np.min(plain)), 4),
+            "calibrated_argmax_mean": round(float(np.mean(cal)), 4),
+            "calibrated_argmax_worst": round(float(np.min(cal)), 4)}
 
 
 def cnn_epoch(data_dir, *, progress: bool = False) -> dict:
@@ -336,6 +375,13 @@ def describe(res: dict) -> list[str]:
                      f"{c['disturbance']}, batch {c['batch']}: one 60,000-image epoch in {c['epoch_seconds']} s "
                      f"({c['samples_per_s']:,} samples/s; with BN statistics and export {c['train_call_seconds']} s); "
                      f"golden CNN inference {c['golden_inference_images_per_s']:,} images/s")
+    if "analog" in res:
+        a = res["analog"]
+        lines.append(f"analog Monte Carlo, golden model, profile {a['profile']}: {a['chips']} chips x {a['images']:,} "
+                     f"images in {a['seconds']} s ({a['chip_images_per_s']:,} chip-images/s; argmax mean "
+                     f"{a['argmax_mean'] * 100:.2f}%, worst {a['argmax_worst'] * 100:.2f}%); calibrated from "
+                     f"{a['calibration_images']:,} images each: {a['seconds_with_calibration']} s (mean "
+                     f"{a['calibrated_argmax_mean'] * 100:.2f}%, worst {a['calibrated_argmax_worst'] * 100:.2f}%)")
     if "online" in res:
         o = res["online"]
         lines.append(f"online training, golden n-bit trainer: {o['network']} {o['bits']}-bit, {o['epochs']} epochs x "

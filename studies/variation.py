@@ -77,7 +77,7 @@ def summarise(rows: list[dict], digital: dict) -> dict:
     if "after" in out:  # the fraction of the lost accuracy that calibration wins back
         lost = digital["argmax"] - out["before"]["argmax"]["mean"]
         won = out["after"]["argmax"]["mean"] - out["before"]["argmax"]["mean"]
-        out["recovered_fraction"] = round(won / lost, 4) if lost > 0 else None
+        out["recovered_fraction"] = round(won / lost, 4) if lost > 1e-9 else None
     return out
 
 

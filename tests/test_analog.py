@@ -270,3 +270,18 @@ def test_analog_chip_matches_the_golden_model_bit_for_bit(profile, pipeline, out
     analog_answers = prio if output == "priority" else amax
     assert (np.array(res["hw_labels"]) != (d[0] if output == "priority" else d[1])).any()  # reads do change answers
     assert (analog_answers >= 0).all() and res["throughput"]["images_per_cycle"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["realistic", "aihwkit-pcm"])
+def test_reference_chip_reads_through_a_profile_on_all_test_images(profile):
+    """The reference chip with every effect of the profile (drift too for aihwkit-pcm) on all
+    10,000 test images in both output stages: 0 mismatches against the golden analog model, and
+    the hardware's accuracy is the analog golden one, not the digital twin's."""
+    r = rr("sim", "--device", profile, "--seed", "2", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert res["device"]["name"] == profile and res["images"] == 10000
+    for mode, m in res["modes"].items():
+        assert m["passed"] and m["mismatches"] == 0 and m["checked"] >= 10000 and m["agreement"] == 1.0, (mode, m)
+        assert m["hw_accuracy"] == m["golden_accuracy"] < 0.9687
