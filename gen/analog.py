@@ -45,7 +45,6 @@ no offset, no noise, and every network answers exactly as the digital twin (test
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from statistics import NormalDist
@@ -53,6 +52,7 @@ from statistics import NormalDist
 import numpy as np
 
 from rrambnn.errors import RrambnnError
+from rrambnn.fileio import read_toml
 from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
 from rrambnn.gen.learning import mix32
@@ -163,16 +163,7 @@ def _number(v) -> bool:
 def load_profile(spec: str | Path = "ideal") -> Profile:
     """A device profile by name (:data:`PROFILES`) or path: every value present and in range,
     one error line naming the key otherwise."""
-    spec = str(spec)
-    path = PROFILE_DIR / f"{spec}.toml" if spec in PROFILES else Path(spec)
-    if not path.is_file():
-        raise RrambnnError(f"device profile {spec!r}: not one of {', '.join(PROFILES)} and no file {path}")
-    try:
-        d = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RrambnnError(f"{path}: not a valid TOML device profile ({e})") from None
-    except OSError as e:
-        raise RrambnnError(f"{path}: cannot read the device profile ({e.strerror or e})") from None
+    d, path, shipped = read_toml(spec, PROFILES, PROFILE_DIR, "device profile")
     where = str(path)
     known = {f"{s}.{k}" for s, k, *_ in _NUMBERS}
     for section, table in d.items():  # a misspelt key first: it explains a missing one
@@ -207,7 +198,7 @@ def load_profile(spec: str | Path = "ideal") -> Profile:
                 wire_ohm=values["ir_drop.wire_ohm_per_cell"], nu_mean=values["drift.nu_mean"],
                 nu_sigma=values["drift.nu_sigma"], t0_s=values["drift.t0_s"],
                 read_time_s=values["drift.read_time_s"], yield_=values["faults.yield"], sources=sources,
-                path=f"gen/devices/{path.name}" if spec in PROFILES else str(path))
+                path=f"gen/devices/{path.name}" if shipped else str(path))
     p.check(where)
     return p
 
@@ -319,6 +310,15 @@ def chip_map(cells: list[np.ndarray], profile: Profile, seed: int) -> ChipMap:
 def _drift(p: Profile, nu):
     """The factor (t / t0)^-nu at the profile's read time (1 before t0)."""
     return (p.read_time_s / p.t0_s) ** -np.asarray(nu) if p.read_time_s > p.t0_s else np.ones_like(nu, float)
+
+
+def check_binary(net):
+    """``net`` itself when it is a binary network (what the analog model reads); one error line
+    otherwise."""
+    if not isinstance(net, BinaryNetwork):
+        raise RrambnnError("--device models the binary chip's analog reads; multi-bit, online and CNN networks "
+                           "do not take it yet")
+    return net
 
 
 def held_cells(cells, faults) -> list[np.ndarray]:

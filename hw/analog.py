@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Const, Instance, Module, Signal
+from amaranth import Const, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -245,18 +245,32 @@ class AnalogLayer:
         return max(1, (rows * int(max(self.map.g21.max(), self.map.g20.max()))).bit_length())
 
 
-def tile_instance(tile, analog: AnalogLayer, r0: int, c0: int, aw: int, vw: int, common: dict):
-    """The analog crossbar model's instance for ``tile`` (a CrossbarTile at (r0, c0) of its layer)."""
-    R, C = tile.rows, tile.cols
-    sl = (slice(r0, r0 + R), slice(c0, c0 + C))
-    m = analog.map
-    qw, gw = analog.qw, analog.gw
-    return Instance(
-        ANALOG_CROSSBAR_NAME, **common,
-        p_QW=qw, p_GW=gw, p_AW=aw, p_VW=vw,
-        p_Q1=Const(pack(m.q1[sl], qw), qw * R * C), p_Q0=Const(pack(m.q0[sl], qw), qw * R * C),
-        p_G1=Const(pack(m.g21[sl], gw), gw * R * C), p_G0=Const(pack(m.g20[sl], gw), gw * R * C),
-        o_a=tile.currents, o_v=tile.squares)
+@dataclass(frozen=True, eq=False)
+class TileAnalog:
+    """One tile's part of a layer's analog map (the tile at row ``r0``, column ``c0`` of its
+    layer) and the widths of its current and squares outputs: what a
+    :class:`rrambnn.hw.crossbar.CrossbarTile` made with it instantiates instead of the digital
+    model."""
+
+    layer: AnalogLayer
+    r0: int
+    c0: int
+    aw: int
+    vw: int
+
+    def instance(self, tile, common: dict) -> Instance:
+        """The analog crossbar model's instance for ``tile``; ``common``: the digital model's
+        parameters and ports."""
+        R, C = tile.rows, tile.cols
+        sl = (slice(self.r0, self.r0 + R), slice(self.c0, self.c0 + C))
+        m = self.layer.map
+        qw, gw = self.layer.qw, self.layer.gw
+        return Instance(
+            ANALOG_CROSSBAR_NAME, **common,
+            p_QW=qw, p_GW=gw, p_AW=self.aw, p_VW=self.vw,
+            p_Q1=Const(pack(m.q1[sl], qw), qw * R * C), p_Q0=Const(pack(m.q0[sl], qw), qw * R * C),
+            p_G1=Const(pack(m.g21[sl], gw), gw * R * C), p_G0=Const(pack(m.g20[sl], gw), gw * R * C),
+            o_a=tile.currents, o_v=tile.squares)
 
 
 class AnalogSense(wiring.Component):

@@ -250,10 +250,9 @@ class CrossbarTile(wiring.Component):
             "read_bit": Out(1),
             "read_count": Out(32),
             **({"xt": In(self.cols), "tsums": Out(self.rows * self.tsw)} if transposed else {}),
-            **({"currents": Out(self.cols * analog[3]), "squares": Out(self.cols * analog[4])} if analog else {}),
+            **({"currents": Out(self.cols * analog.aw), "squares": Out(self.cols * analog.vw)} if analog else {}),
         })
-        # analog reads (rrambnn.hw.analog): (AnalogLayer, first row, first column, current width, squares width)
-        self.analog = analog
+        self.analog = analog  # analog reads: a rrambnn.hw.analog.TileAnalog
 
     def row_sum(self, r: int):
         """Row r of the transposed read (signed)."""
@@ -282,8 +281,7 @@ class CrossbarTile(wiring.Component):
             o_read_count=self.read_count,
         )
         if self.analog:
-            from rrambnn.hw.analog import tile_instance
-            m.submodules.array = tile_instance(self, *self.analog, common)
+            m.submodules.array = self.analog.instance(self, common)
         else:
             m.submodules.array = Instance(MODULE_NAME, **common)
         return m

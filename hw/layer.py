@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.device import tile_seed
+from rrambnn.hw.analog import AnalogSense, TileAnalog, signed_width
 from rrambnn.hw.crossbar import CrossbarTile, _bits, sum_width
 
 
@@ -157,7 +158,6 @@ class Layer(wiring.Component):
             self.tsw = sum_width(self.n_out * slice_gain)
             serial.update({"tx": In(self.n_out), "tsums": Out(self.n_in * self.tsw)})
         if analog is not None:
-            from rrambnn.hw.analog import signed_width
             q = max(int(np.abs(analog.map.q1).max()), int(np.abs(analog.map.q0).max()))
             self.aw = signed_width(-self.n_in * q, self.n_in * q)
             self.vw = analog.vw(self.n_in)
@@ -220,7 +220,8 @@ class Layer(wiring.Component):
                                      fail_threshold=self.fail_threshold, endurance=self.endurance,
                                      compute=p == 0 or self.sliced,
                                      transposed=self.transposed and (p == 0 or self.sliced),
-                                     analog=(self.analog, r0, c0, self.aw, self.vw) if self.analog else None)
+                                     analog=TileAnalog(self.analog, r0, c0, self.aw, self.vw) if self.analog
+                                     else None)
                     name = f"tile_r{br}_c{bc}" if p == 0 else f"plane{p}_tile_r{br}_c{bc}"
                     m.submodules[name] = tiles[p, br, bc] = t
                     m.d.comb += t.x.eq(self.x[r0:r0 + t.rows] if p == 0 or self.sliced else 0)
@@ -263,9 +264,6 @@ class Layer(wiring.Component):
         if self.levels > 1:
             ramp = self._threshold_ram(m, getattr(platform, "ram_init", True))
         if self.analog is not None:  # the tiles' currents added, then the sense model
-            from amaranth import Cat, unsigned
-
-            from rrambnn.hw.analog import AnalogSense
             m.submodules.sense_model = model = AnalogSense(self.analog, self.n_out, self.aw, self.vw, self.sw)
             cur, sq = [], []
             for j in range(self.n_out):
@@ -325,7 +323,7 @@ class Layer(wiring.Component):
         outside the box, so it is synthesized and priced with the periphery."""
         from types import SimpleNamespace
 
-        from amaranth import Cat, Instance
+        from amaranth import Instance
 
         from rrambnn.hw.crossbar import sum_width
         n_p = self.planes if self.sliced else 1

@@ -62,7 +62,7 @@ def cmd_verilog(args):
     if args.device is not None:
         from rrambnn.gen.analog import load_profile
         from rrambnn.gen.cnn import check_seed
-        from rrambnn.studies.variation import check_binary
+        from rrambnn.gen.analog import check_binary
         check_seed(args.seed)
         profile = load_profile(args.device)
         if not profile.ideal:
@@ -108,7 +108,7 @@ def _check_modes(args, modes, debug, out_dir=None):
         device = load_profile(args.device)
     net = _cnn_or_none(args) or load_network(args.weights, multi_bit=True)
     if device is not None:
-        from rrambnn.studies.variation import check_binary
+        from rrambnn.gen.analog import check_binary
         check_binary(net)
         if args.simulator != "verilator":
             raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")

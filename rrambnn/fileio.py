@@ -324,6 +324,24 @@ def check_writable(path, *, directory: bool = False, option: str = "--out", file
     return path
 
 
+def read_toml(spec, names, directory: Path, kind: str) -> tuple[dict, Path, bool]:
+    """A TOML file by name (one of ``names``, in ``directory``) or path: (its tables, the path,
+    whether it is a shipped one); one error line when it is missing, unreadable or not TOML
+    (``kind`` names it: "technology", "device profile")."""
+    import tomllib
+    spec = str(spec)
+    shipped = spec in names
+    path = directory / f"{spec}.toml" if shipped else Path(spec)
+    if not path.is_file():
+        raise RrambnnError(f"{kind} {spec!r}: not one of {', '.join(names)} and no file {path}")
+    try:
+        return tomllib.loads(path.read_text()), path, shipped
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RrambnnError(f"{path}: not a valid TOML {kind} file ({e})") from None
+    except OSError as e:
+        raise RrambnnError(f"{path}: cannot read the {kind} file ({e.strerror or e})") from None
+
+
 def json_text(obj, **kw) -> str:
     """``json.dumps`` for the project's outputs: valid JSON only. A NaN or an infinity (which
     json.dumps would write as bare NaN/Infinity) is one error naming where it is, before

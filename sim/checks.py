@@ -34,7 +34,7 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     analog = None
     if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
         from rrambnn.gen import analog as ga
-        from rrambnn.studies.variation import check_binary
+        from rrambnn.gen.analog import check_binary
         check_binary(net)
         analog = ga.chip_map(ga.faulty_cells(net, device, seed), device, seed)
         report["device"] = {**device.describe(), "chip_seed": seed}

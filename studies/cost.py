@@ -25,13 +25,12 @@ and ISAAC do): TOPS = 2 * MACs per image * images per second.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import one_output_set
+from rrambnn.fileio import one_output_set, read_toml
 
 TECH_DIR = Path(__file__).with_name("tech")
 TECHS = ("32nm", "130nm")
@@ -58,16 +57,7 @@ _SCHEMA = {
 def load_tech(spec: str | Path = "32nm") -> dict:
     """A technology file by name (``32nm``, ``130nm``) or path, checked: every number present and
     positive (activity may be 0)."""
-    spec = str(spec)
-    path = TECH_DIR / f"{spec}.toml" if spec in TECHS else Path(spec)
-    if not path.is_file():
-        raise RrambnnError(f"technology {spec!r}: not one of {', '.join(TECHS)} and no file {path}")
-    try:
-        tech = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RrambnnError(f"{path}: not a valid TOML technology file ({e})") from None
-    except OSError as e:
-        raise RrambnnError(f"{path}: cannot read the technology file ({e.strerror or e})") from None
+    tech, path, shipped = read_toml(spec, TECHS, TECH_DIR, "technology")
     for section, keys in _SCHEMA.items():
         table = tech
         for part in filter(None, section.split(".")):
@@ -82,7 +72,7 @@ def load_tech(spec: str | Path = "32nm") -> dict:
                 where = f"{section}.{k}" if section else k
                 raise RrambnnError(f"{path}: {where} must be a finite positive number, not {v!r}")
     tech.setdefault("name", path.stem)
-    tech["path"] = f"studies/tech/{path.name}" if spec in TECHS else str(path)
+    tech["path"] = f"studies/tech/{path.name}" if shipped else str(path)
     return tech
 
 

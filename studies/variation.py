@@ -21,6 +21,7 @@ import numpy as np
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import OutputSet, check_writable, json_text, save_figure, write_text
 from rrambnn.gen import analog
+from rrambnn.gen.analog import check_binary
 from rrambnn.studies.points import run_points
 
 # sweep axes: the profile key each sets, its default values, and how it reads in a table
@@ -92,14 +93,6 @@ def _data(net, data_dir, calibration: int):
         check_calibration(calibration, len(tr.images))
         x_cal = network_inputs(net, tr.images[:calibration])
     return x, y, x_cal
-
-
-def check_binary(net):
-    from rrambnn.gen.network import BinaryNetwork
-    if not isinstance(net, BinaryNetwork):
-        raise RrambnnError("--device models the binary chip's analog reads; multi-bit, online and CNN networks "
-                           "do not take it yet")
-    return net
 
 
 def device_eval(net, profile: analog.Profile, *, chips: int = 5, seed: int = 0, calibration: int = 2000,
