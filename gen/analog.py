@@ -269,6 +269,13 @@ class ChipMap:
     def __post_init__(self):
         self._held = [(m.q, m.g2) for m in self.layers]  # the reads' matrices, for the cells held
 
+    def hold(self, cells: list[np.ndarray]):
+        """The cells the arrays hold now (after programming): each cell reads with its own
+        device's current in its new state."""
+        for m, c in zip(self.layers, cells):
+            m.cells = np.asarray(c, np.uint8)
+        self.__post_init__()
+
 
 def _positions(n_in: int, n_out: int) -> np.ndarray:
     """Wire segments from each cell's row driver and to its sense stage, inside its tile."""

@@ -53,14 +53,16 @@ class ChipConfig:
         return Profile(**dict(self.analog)) if self.analog else None
 
     def with_profile(self, profile, seed: int) -> "ChipConfig":
-        """This configuration reading through ``profile`` as chip ``seed``; the profile's yield
-        gives the stuck cells (fault maps of that seed). An ideal profile with every cell
-        working is the digital chip: the configuration is returned unchanged."""
+        """This configuration reading through ``profile`` as chip ``seed`` (also the device's
+        seed: fault maps, pulse outcomes); a profile yield below 1 gives the stuck cells, else the
+        device keeps its own. An ideal profile with every cell working is the digital chip: the
+        configuration is returned unchanged."""
         if profile.ideal:
             return self
         items = tuple((f.name, getattr(profile, f.name)) for f in dataclasses.fields(profile)
                       if f.name not in ("sources", "path"))
-        device = dataclasses.replace(self.device, yield_=profile.yield_, seed=seed)
+        device = dataclasses.replace(self.device, seed=seed,
+                                     yield_=profile.yield_ if profile.yield_ < 1 else self.device.yield_)
         return dataclasses.replace(self, analog=items, analog_seed=seed, device=device)
 
     def for_network(self, net) -> "ChipConfig":

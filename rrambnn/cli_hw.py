@@ -138,6 +138,13 @@ def cmd_program(args):
     params = dev.DeviceParams(args.yield_, args.pulse_fail, args.endurance, args.seed)
     cfg = ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode, True,
                              word=args.word, retries=args.retries, pulse_cycles=args.pulse_cycles, device=params)
+    if args.device is not None:  # the programmed arrays read through chip --seed of a device profile
+        from rrambnn.gen.analog import load_profile
+        profile = load_profile(args.device)
+        if profile.yield_ < 1 and args.yield_ < 1:
+            raise RrambnnError(f"--yield and the profile's yield ({profile.yield_}) both set the stuck cells; "
+                               f"give one")
+        cfg = cfg.with_profile(profile, args.seed)
     x, labels = mnist_inputs(net, args.data, args.images)
     report = program_and_check(net, x, labels, cfg, faults_file=args.faults, initial=args.initial,
                                read_back=not args.no_read_back, seed=args.seed, waves=args.waves,
@@ -243,6 +250,8 @@ def add_hw_commands(sub):
     data_arg(pr)
     device_args(pr, faults=True)
     chip_args(pr, debug=False)
+    pr.add_argument("--device", metavar="FILE.toml|NAME",
+                    help="the programmed chip reads through a device profile (see eval --device), chip --seed")
     pr.add_argument("--word", type=int, default=16, help="cells per programming command")
     pr.add_argument("--pulse-cycles", type=int, default=5, help="pulse width in clocks (50 ns at 100 MHz)")
     pr.add_argument("--initial", default="hrs", help="array state before programming: hrs, random or weights")

@@ -146,6 +146,11 @@ def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "
     programmed = type(net)(chip.weights(), [t.copy() for t in net.thresholds], net.preprocess, net.output_mode)
     golden_acc = programmed.accuracy(x, labels)
     ideal_acc = net.accuracy(x, labels)
+    if cfg.analog:  # the programmed cells read through the chip's analog map: images 0.. after programming
+        from rrambnn.gen import analog as ga
+        maps = ga.chip_map(ga.held_cells(init, chip.faults), cfg.profile, cfg.analog_seed)
+        maps.hold(chip.cells())
+        golden_acc = ga.accuracy(net, x, labels, maps)
     if log:
         log(f"golden: {len(cmds)} commands, {rep.pulses_set} SET + {rep.pulses_reset} RESET pulses, "
             f"{len(rep.failed)} cells failed; accuracy priority {golden_acc['priority'] * 100:.2f}% "
@@ -162,6 +167,7 @@ def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "
                            "hw_accuracy": float((hw_labels == labels).mean()) if len(hw_labels) == len(labels) else None,
                            "golden_accuracy": golden_acc, "ideal_accuracy": ideal_acc, "output": cfg.output},
         "device": {"yield": params.yield_, "pulse_fail": params.p_fail,
-                   "endurance": params.endurance, "seed": params.seed, "retries": cfg.retries},
+                   "endurance": params.endurance, "seed": params.seed, "retries": cfg.retries,
+                   **({"profile": cfg.profile.describe()} if cfg.analog else {})},
         "log": res["log"], "waves": res.get("waves"),
     }

@@ -106,13 +106,14 @@ class Golden:
         self.net.__post_init__()
 
     def apply(self, cmd: tuple):
-        assert self.analog is None, "the analog testbench does not program the arrays"
         rep = dev.program(self.device, [cmd], self.cfg.word, self.cfg.retries)
         self.report.pulses_set += rep.pulses_set
         self.report.pulses_reset += rep.pulses_reset
         self.report.failed += rep.failed
         self.generation += 1
         self._sync_weights()
+        if self.analog is not None:
+            self.analog.hold(self.device.cells())
 
     def payloads(self, x: np.ndarray, images=None) -> list[int]:
         """Expected output payloads, built as one bit matrix in the chip's layout (vectorised);

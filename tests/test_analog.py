@@ -285,3 +285,21 @@ def test_reference_chip_reads_through_a_profile_on_all_test_images(profile):
     for mode, m in res["modes"].items():
         assert m["passed"] and m["mismatches"] == 0 and m["checked"] >= 10000 and m["agreement"] == 1.0, (mode, m)
         assert m["hw_accuracy"] == m["golden_accuracy"] < 0.9687
+
+
+def test_programmed_analog_chip_reads_its_new_cells():
+    """program --device: the arrays are written with write-verify (pulse failures, stuck cells)
+    from a random state, then classify; each reprogrammed cell reads with its own device's
+    current in its new state, in the hardware and in the golden model (0 mismatches in pulses,
+    failed cells, read-back and every result)."""
+    from rrambnn.gen import device as dev
+    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.sim.checks import program_and_check
+    net, x = _net_and_inputs(seed=9, arch=(40, 30, 10), n=300)
+    labels = np.random.default_rng(0).integers(0, 10, len(x))
+    cfg = ChipConfig.checked("16x16", False, "argmax", True, device=dev.DeviceParams(0.95, 0.05, 0, 4))
+    cfg = cfg.with_profile(A.load_profile("realistic").scaled(offset=2.0, read_noise=0.1), 4)
+    rep = program_and_check(net, x, labels, cfg, initial="random", read_back=True, seed=4)
+    assert rep["passed"], rep["log"]
+    assert rep["hardware"] == rep["golden"] and rep["failed_cells_match"] and rep["classification"]["mismatches"] == 0
+    assert rep["read_back"]["cell_mismatches"] == 0 and rep["device"]["profile"]["name"] == "realistic"
