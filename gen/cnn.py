@@ -44,7 +44,7 @@ FORMAT = "rrambnn-cnn"
 VERSION = 1
 MAX_BITS = 8  # weights and activations held by the chip's slices and bit-serial inputs
 FLOAT_BITS = 32  # training's "no quantiser"
-DISTURB_BLOCK = 500  # images that share one draw of the read disturbance in evaluation
+DISTURB_BLOCK = 500  # images per block of the disturbed evaluation (the draws' order is fixed by it)
 
 
 def check_bits(name: str, n, *, float_ok: bool = False, top: int = MAX_BITS) -> int:
@@ -198,11 +198,11 @@ class CnnNetwork:
         for convolutions; ``acts`` per spec layer, pooled maps included) or the (priority,
         argmax, hit) triple.
 
-        ``disturbance`` d > 0 reads every weight as w * (1 + u), u ~ U[-d, d], one draw per weight
-        for each block of :data:`DISTURB_BLOCK` images in order (seeded): the training literature's
-        read disturbance, not the hardware-exact network (sums are then real numbers compared
-        with the thresholds). Per-read draws for every image and window are the analog device
-        model's job (its counter-based generator in the one crossbar read)."""
+        ``disturbance`` d > 0 reads every weight as w * (1 + u), u ~ U[-d, d], drawn afresh for
+        every read (each image, window, driven word line and column;
+        :class:`rrambnn.gen.crossbar.Disturbed`), blocks of :data:`DISTURB_BLOCK` images in order
+        (seeded): the training literature's read disturbance, not the hardware-exact network
+        (sums are then real numbers compared with the thresholds)."""
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != self.spec.input:
             raise RrambnnError(f"inputs must have shape (N, {', '.join(map(str, self.spec.input))}), not {x.shape}")
@@ -222,8 +222,7 @@ class CnnNetwork:
     def _read(self, k, a, d, rng):
         w = self.weights[k]
         if d:
-            u = rng.uniform(-d, d, size=w.shape)
-            return a.astype(np.float64) @ (w * (1.0 + u))
+            return crossbar.Disturbed(a, w, d, rng, dtype=np.float64).sums
         return crossbar.read(a, w, bound=self.bound(k))
 
     def _chunk(self, x, trace, d, rng):

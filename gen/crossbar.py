@@ -83,3 +83,72 @@ def twin(x: np.ndarray, cells: np.ndarray) -> np.ndarray:
     cp = np.packbits(cells.astype(np.uint8).T, axis=1)  # (cols, bytes)
     both = np.bitwise_count(xp[:, None, :] & cp[None, :, :]).sum(axis=2, dtype=np.int32)
     return 2 * both - np.bitwise_count(xp).sum(axis=1, dtype=np.int32)[:, None]
+
+
+U_LEVELS = 1 << 16  # the read disturbance's draws: 16-bit uniform codes
+
+
+class Disturbed:
+    """One read of every driven cell with the training literature's read disturbance: each weight a
+    read uses is ``w (1 + u)``, ``u ~ U[-d, d]`` drawn afresh for every read, i.e. for every sample
+    (and every convolution window) and every driven word line (a row at 0 is not read: it adds
+    nothing whatever its cells hold). ``u`` is drawn at 16-bit resolution,
+    ``u = d (k + 1/2 - 2^15) / 2^15`` with ``k`` uniform on 0 .. 2^16 - 1 (raw 64-bit draws of the
+    generator's bit generator, four codes each), so it is symmetric and inside (-d, d).
+
+    ``x`` (P, rows) real codes (one read per row of ``x``), ``w`` (rows, cols); :attr:`sums` the
+    disturbed column sums (P, cols). The draws are kept so the backward pass differentiates the
+    read that was made (:meth:`grad_w`, :meth:`grad_x`). The driven cells are processed in
+    blocks small enough to stay in cache."""
+
+    BLOCK = 1 << 14  # driven cells per block
+
+    def __init__(self, x: np.ndarray, w: np.ndarray, d: float, rng: np.random.Generator, dtype=np.float32):
+        x = np.asarray(x)
+        self.dtype = dtype
+        self.x = x.astype(dtype, copy=False)
+        self.w = np.asarray(w, dtype)
+        self.scale = dtype(d / (U_LEVELS // 2))
+        self.p, self.r = np.nonzero(x)
+        self.v = x[self.p, self.r].astype(dtype, copy=False)
+        n, cols = len(self.p), self.w.shape[1]
+        words = -(-n * cols // 4)
+        self.k = rng.bit_generator.random_raw(words).view(np.uint16)[:n * cols].reshape(n, cols)
+        self.sums = self.x @ self.w
+        for p, r, v, u in self._blocks():
+            t = self.w[r]
+            t *= u
+            t *= v[:, None]
+            first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])  # the block's reads (p is sorted)
+            self.sums[p[first]] += self.scale * np.add.reduceat(t, first, axis=0)
+
+    def _blocks(self):
+        """(positions, rows, codes, centred draws) of each block of driven cells."""
+        for s in range(0, len(self.p), self.BLOCK):
+            e = s + self.BLOCK
+            u = self.k[s:e].astype(self.dtype)
+            u -= self.dtype((U_LEVELS - 1) / 2)
+            yield self.p[s:e], self.r[s:e], self.v[s:e], u
+
+    def grad_w(self, dy: np.ndarray) -> np.ndarray:
+        """dL/dw of the disturbed read for the upstream gradient ``dy`` (P, cols)."""
+        g = self.x.T @ dy
+        for p, r, v, u in self._blocks():
+            t = dy[p]
+            t *= u
+            t *= v[:, None]
+            order = np.argsort(r.astype(np.uint16) if len(g) <= 1 << 16 else r, kind="stable")  # radix sort
+            rs = r[order]
+            first = np.flatnonzero(np.r_[True, rs[1:] != rs[:-1]])
+            g[rs[first]] += self.scale * np.add.reduceat(t[order], first, axis=0)
+        return g
+
+    def grad_x(self, dy: np.ndarray) -> np.ndarray:
+        """dL/dx of the disturbed read (P, rows): through ``w (1 + u)`` where the row was driven
+        (the draw that was read), through ``w`` where it was not (no cell was read there)."""
+        dx = dy @ self.w.T
+        for p, r, v, u in self._blocks():
+            t = dy[p]
+            t *= self.w[r]
+            dx[p, r] += self.scale * np.einsum("ic,ic->i", t, u)
+        return dx

@@ -26,10 +26,11 @@ def cmd_train(args):
     from rrambnn.gen.networks import train_and_save
     from rrambnn.gen.train import TrainConfig
 
-    given = [f for f in ("cobits", "gbits", "disturbance", "momentum", "samples", "optimizer")
+    given = [f for f in ("cobits", "gbits", "disturbance", "draws", "momentum", "samples", "optimizer")
              if getattr(args, f) is not None]
     if given:
-        raise RrambnnError(f"--{given[0]} trains through the crossbar model: it needs a layer spec with a convolution "
+        flag = "disturbance-draws" if given[0] == "draws" else given[0]
+        raise RrambnnError(f"--{flag} trains through the crossbar model: it needs a layer spec with a convolution "
                            f"(e.g. --arch lenet5), not the fully connected {args.arch}")
     if args.out is None:
         raise RrambnnError("the following arguments are required: --out (a fully connected network is trained to "
@@ -66,7 +67,8 @@ def cmd_train_cnn(args):
                            f"image from its i<H> token and trains with batch norm")
     cfg = CnnTrainConfig(spec=args.arch, abits=pick(args.abits, d.abits), cobits=pick(args.cobits, d.cobits),
                          wbits=pick(args.wbits, d.wbits), gbits=pick(args.gbits, d.gbits),
-                         disturbance=pick(args.disturbance, d.disturbance), epochs=pick(args.epochs, d.epochs),
+                         disturbance=pick(args.disturbance, d.disturbance), draws=pick(args.draws, d.draws),
+                         epochs=pick(args.epochs, d.epochs),
                          batch=args.batch, lr=args.lr, momentum=pick(args.momentum, d.momentum),
                          optimizer=pick(args.optimizer, d.optimizer),
                          shift=args.shift, seed=args.seed, output_mode=args.output,
@@ -201,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--gbits", type=int, help=f"CNNs, G: back-propagated error bits (1-16 or 32; default {c.gbits})")
     t.add_argument("--disturbance", type=float, help="CNNs: every weight read in training as w*(1+u), u ~ U[-d, d] "
                                                       "(default: the paper's 0.05; 0: ideal reads)")
+    t.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"),
+                   help="CNNs: when training draws the disturbance: afresh for every read (each sample, window, "
+                        "driven row and column; default) or once per weight and minibatch (4-5x faster); "
+                        "evaluation always draws per read")
     t.add_argument("--momentum", type=float, help=f"CNNs: SGD momentum (default {c.momentum})")
     t.add_argument("--samples", type=int, help="CNNs: training samples per epoch (default 0: all 60,000)")
     t.add_argument("--device-noise", metavar="FILE.toml|NAME",

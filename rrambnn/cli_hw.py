@@ -191,7 +191,7 @@ def cmd_sweep_cnn(args):
     ds = parse_floats(args.disturbances, "--disturbances", 0.0, 0.99)
     res = cnn_sweep.sweep(args.out, spec=args.arch, bits=args.bits, disturbances=tuple(ds), seeds=args.seeds,
                           epochs=args.epochs, samples=args.samples, lr=args.lr,
-                          optimizer=args.optimizer, jobs=args.jobs, data_dir=args.data,
+                          optimizer=args.optimizer, draws=args.draws, jobs=args.jobs, data_dir=args.data,
                           progress=not args.json)
     if args.json:
         print_json(res)
@@ -289,6 +289,9 @@ def add_hw_commands(sub):
     c.add_argument("--bits", help="A/CO/W/G combinations, comma-separated (default: the paper's ten, "
                                   "32/32/32/32 to 1/1/1/1)")
     c.add_argument("--disturbances", default="0,0.05", help="read disturbances d, comma-separated")
+    c.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"), default="read",
+                   help="training draws the disturbance afresh for every read, or once per weight and minibatch "
+                        "(4-5x faster); evaluation always per read")
     c.add_argument("--seeds", type=int, default=2, help="training seeds per point")
     c.add_argument("--epochs", type=int, default=3, help="epochs per run")
     c.add_argument("--samples", type=int, default=0, help="training samples per epoch (0: all 60,000)")

@@ -114,7 +114,8 @@ def summarise(rows: list[dict], combos, disturbances) -> list[dict]:
 
 def table(res: dict) -> str:
     lines = [f"Spec {res['spec']}, {res['epochs']} epoch(s) of {res['samples_per_epoch']:,} samples, "
-             f"{res.get('optimizer', 'sgd')} (lr {res.get('lr')}), seeds "
+             f"{res.get('optimizer', 'sgd')} (lr {res.get('lr')}), disturbance drawn per "
+             f"{res.get('disturbance_draws', 'batch (in training; per block of 500 images in evaluation)')}, seeds "
              f"{res['seeds']}; hardware-exact MNIST test accuracy of the integer chip (10,000 images; a priority "
              f"reject counts wrong); 32-bit rows have no chip and give the float model's accuracy.", "",
              "| A/CO/W/G | disturbance | argmax mean | argmax worst | priority mean | priority worst | argmax, reads "
@@ -164,7 +165,8 @@ def plot(res: dict, path: Path):
 
 
 def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0.0, 0.05), seeds: int = 2,
-          epochs: int = 3, samples: int = 0, lr: float | None = None, optimizer: str = "sgd", jobs: int = 2,
+          epochs: int = 3, samples: int = 0, lr: float | None = None, optimizer: str = "sgd", draws: str = "read",
+          jobs: int = 2,
           data_dir=None,
           progress: bool = True) -> dict:
     from rrambnn.gen.cnn_train import CnnTrainConfig
@@ -175,7 +177,7 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
         raise RrambnnError(f"--jobs must be a positive integer, not {jobs!r}")
     if len(set(disturbances)) != len(disturbances):
         raise RrambnnError(f"--disturbances lists a value twice: {', '.join(map(str, disturbances))}")
-    base = {"spec": spec, "epochs": epochs, "samples": samples, "optimizer": optimizer}
+    base = {"spec": spec, "epochs": epochs, "samples": samples, "optimizer": optimizer, "draws": draws}
     if lr is not None:
         base["lr"] = lr
     for a, co, w, g in combos:  # every point checked before the long run
@@ -201,7 +203,7 @@ def sweep(out, *, spec: str = "lenet5", bits: str | None = None, disturbances=(0
                       progress=progress)
     n_train = samples or 60000
     res = {"spec": base["spec"], "epochs": epochs, "samples_per_epoch": n_train, "seeds": seeds,
-           "optimizer": optimizer, "lr": base["lr"],
+           "optimizer": optimizer, "lr": base["lr"], "disturbance_draws": draws,
            "disturbances": list(disturbances), "wall_seconds": round(time.time() - t0, 1),
            "points_run": len(points) - kept, "points_kept": kept,
            "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1), "points": rows,

@@ -145,6 +145,37 @@ def test_disturbed_reads_are_seeded(rng):
     assert any((u != v).any() for u, v in zip(a, c)) and any((u != v).any() for u, v in zip(a, clean))
 
 
+def test_the_disturbed_read_draws_every_read_afresh(rng):
+    """crossbar.Disturbed against the definition: every read (row of x) of every driven cell with
+    its own u in (-d, d), zero rows not read; sums and both gradients."""
+    from rrambnn.gen.crossbar import U_LEVELS, Disturbed
+    x = (rng.random((9, 7)) < 0.5) * rng.integers(1, 4, (9, 7)).astype(np.float64)
+    x[3] = x[2]  # the same inputs read twice: two draws
+    w = rng.normal(size=(7, 5))
+    d = 0.05
+    read = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
+    u = np.zeros((9, 7, 5))
+    u[read.p, read.r] = d * (read.k - (U_LEVELS - 1) / 2) / (U_LEVELS // 2)
+    assert np.abs(u).max() < d and (u[x == 0] == 0).all()
+    assert np.allclose(read.sums, np.einsum("pr,rc,prc->pc", x, w, 1 + u), rtol=0, atol=1e-12)
+    assert not np.allclose(read.sums[2], read.sums[3])
+    dy = rng.normal(size=(9, 5))
+    assert np.allclose(read.grad_w(dy), np.einsum("pr,pc,prc->rc", x, dy, 1 + u), rtol=0, atol=1e-12)
+    assert np.allclose(read.grad_x(dy), np.einsum("pc,rc,prc->pr", dy, w, 1 + u), rtol=0, atol=1e-12)
+    again = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
+    assert (again.sums == read.sums).all()
+
+
+def test_disturbed_evaluation_draws_per_image(rng):
+    """The same image twice in one block reads differently; per-batch training draws still train."""
+    net = random_cnn("i8-c3x4-p2-d10", 2, 2, rng)
+    x = np.repeat(rng.integers(0, 4, (1, 8, 8, 1)).astype(np.uint8), 2, axis=0)
+    t = net.forward(x, disturbance=0.2, seed=1)
+    assert not np.allclose(t.sums[0][0], t.sums[0][1])
+    with pytest.raises(RrambnnError, match="The disturbance draws must be one of read, batch, not 'image'"):
+        cnn_train.CnnTrainConfig(draws="image").validate()
+
+
 # -- quantisers --------------------------------------------------------------------------
 
 def test_quantiser_edges():
@@ -243,7 +274,7 @@ def test_export_is_the_float_staircase(rng, mnist_train):
     t = net.forward(xi)
     mats = [c for c in cache if c[0] == "mat"]
     for k in range(3):
-        _, layer, _, cols2, wq, _, xhat, inv, ste, shape4 = mats[k]
+        _, layer, _, cols2, wq, _, xhat, inv, ste, shape4, _ = mats[k]
         z = model.gamma[k] * xhat + model.beta[k]
         a, _ = model._activate(z)
         codes_f = np.floor(a * 3 + 0.5).reshape(t.acts[[0, 2, 3][k]].shape)
@@ -274,6 +305,8 @@ def test_training_is_deterministic(mnist_train):
     (["--arch", "lenet5", "--disturbance", "-0.1"], "Disturbance must be a number from 0 to below 1, not -0.1"),
     (["--arch", "lenet5", "--abits", "32", "--out", "{tmp}/f.npz"], "have no chip to write"),
     (["--arch", "400-10", "--gbits", "4", "--out", "{tmp}/f.npz"], "--gbits trains through the crossbar model"),
+    (["--arch", "400-10", "--disturbance-draws", "batch", "--out", "{tmp}/f.npz"],
+     "--disturbance-draws trains through the crossbar model"),
     (["--arch", "i28-c5x6-d11"], "MNIST needs 10 outputs"),
     (["--arch", "lenet5", "--crop", "20"], "--crop is an option of fully connected networks"),
     (["--arch", "4²-10", "--out", "{tmp}/f.npz"], "Architecture must look like 400-128-128-10, not '4²-10'"),
