@@ -14,6 +14,7 @@ from rrambnn.cli_cost import add_cost_command
 from rrambnn.cli_explore import add_explore_command
 from rrambnn.cli_fpga import add_fpga_commands
 from rrambnn.cli_hw import add_hw_commands
+from rrambnn.cli_onnx import add_onnx_commands
 from rrambnn.errors import RrambnnError
 
 
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fpga_commands(sub)
     add_explore_command(sub)
     add_cost_command(sub)
+    add_onnx_commands(sub)
     return p
 
 

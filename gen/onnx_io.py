@@ -1,0 +1,602 @@
+"""QONNX / ONNX import and export of fully connected networks (the optional ``[onnx]`` extra).
+
+**Export** (:func:`export`) writes a binary or multi-bit network as a QONNX graph that qonnx's
+own executor runs: the 28x28 image (pixels / 255, NCHW) -> ``Slice`` (the centre crop) ->
+``Flatten`` -> ``MultiThreshold`` (the chip's pixel quantiser: the binarisation threshold, or
+the m-bit rule ``(p (2^m - 1) + 127) // 255``, as thresholds on p / 255 half a pixel step below
+each code's first pixel) -> per layer ``MatMul`` with the weights behind their quantiser
+(``BipolarQuant`` for +-1, ``Quant`` signed narrow of W + 1 bits for W-bit odd codes) ->
+``MultiThreshold`` with the layer's integer thresholds (hidden layers: the activation codes
+0 .. 2^m - 1) -> the last layer's ``Add`` of minus its thresholds: the output ``scores`` are the
+chip's margins ``S - theta``. The argmax stage is ``argmax(scores)`` (lowest index on ties, as
+ONNX's ArgMax); the priority stage is the first class whose score is >= 0 (none: a reject).
+Sums are exact in float32 below 2^24 (float64 is used beyond). The network's metadata and
+output stage travel in the model's ``metadata_props``.
+
+**Import** (:func:`import_model`) reads a chain of MatMul/Gemm layers and the elementwise
+operations between them (Quant, BipolarQuant, MultiThreshold, BatchNormalization, Mul, Add,
+Sub, Div, Sign, Relu, Clip, Identity, Dropout; Flatten, Reshape and a centre Slice before the
+first layer; ArgMax, TopK, Softmax, LogSoftmax at the end), constant-folding weight
+quantisers. Nothing is approximated; every conversion is checked:
+
+* the input: the operations before the first layer are evaluated on all 256 pixel values; they
+  must give a non-decreasing function of the pixel onto equally spaced levels, equal to the
+  chip's binarisation (any threshold) or its m-bit pixel quantiser;
+* weights: each column must be a positive scale times odd integer codes of at most 8 bits (a zero
+  weight is refused: a cell pair holds +-1, never 0); the scale folds into the thresholds;
+* hidden activations: the operations after a layer, evaluated on every possible integer column
+  sum (or, beyond 65,536 sums, found by bisection and checked around each threshold), must be a
+  monotone staircase onto equally spaced levels: its steps are the integer thresholds (a
+  decreasing column has its weights negated, as the training export does);
+* the output layer: its scores must be ``a (S - theta_j)`` plus a constant with one positive
+  ``a`` for every class and integer differences between the ``theta_j`` (so argmax of the chip's
+  integer margins equals the model's).
+
+A binary network (1-bit weights, binary pixels and activations) becomes a ``rrambnn-bnn`` file,
+anything else a ``rrambnn-sliced`` one. Convolutions are not imported or exported yet.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rrambnn.errors import RrambnnError
+
+DOMAIN = "qonnx.custom_op.general"
+ENUMERATE = 1 << 16  # column sums evaluated one by one up to this many values
+MAX_CODE_BITS = 8
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise RrambnnError("ONNX import and export need the onnx package: pip install -e '.[onnx]'") from None
+    return onnx, helper, numpy_helper
+
+
+# -- export -------------------------------------------------------------------------------
+
+def _pixel_thresholds(net) -> np.ndarray:
+    """Thresholds on p / 255 that give the chip's input codes (one per code 1 .. 2^m - 1)."""
+    p = np.arange(256)
+    if hasattr(net, "preprocess"):
+        codes = (p >= net.preprocess.threshold).astype(int)
+    else:
+        from rrambnn.gen.sliced import quantise_pixels
+        codes = quantise_pixels(p.astype(np.uint8), net.abits).astype(int)
+    levels = int(codes.max())
+    first = [int(np.argmax(codes >= c)) for c in range(1, levels + 1)]
+    return np.array([(f - 0.5) / 255 for f in first])
+
+
+def export(net, path, *, batch: int = 1) -> dict:
+    """Write ``net`` (binary or multi-bit, fully connected) as a QONNX model at ``path``, for
+    ``batch`` images at a time (FINN's models take 1; qonnx's executor wants a fixed size)."""
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 100000:
+        raise RrambnnError(f"--batch must be an integer from 1 to 100,000, not {batch!r}")
+    from rrambnn.fileio import atomic_write
+    onnx, helper, nh = _onnx()
+    if hasattr(net, "spec"):
+        raise RrambnnError(f"{net.spec.text}: convolutional networks cannot be exported to ONNX yet (fully connected "
+                           f"binary and multi-bit networks can)")
+    wbits, abits = getattr(net, "wbits", 1), getattr(net, "abits", 1)
+    crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
+    from rrambnn.gen.sliced import sum_bound
+    bound = max(sum_bound(w.shape[0], wbits, abits) for w in net.weights)
+    exact32 = bound < (1 << 24)
+    dt, tp = (np.float32, onnx.TensorProto.FLOAT) if exact32 else (np.float64, onnx.TensorProto.DOUBLE)
+    inits, nodes = [], []
+
+    def const(name, value):
+        inits.append(nh.from_array(np.asarray(value, dt if np.asarray(value).dtype.kind == "f" else None), name))
+        return name
+
+    o = (28 - crop) // 2
+    inits.append(nh.from_array(np.array([o, o], np.int64), "crop_starts"))
+    inits.append(nh.from_array(np.array([o + crop, o + crop], np.int64), "crop_ends"))
+    inits.append(nh.from_array(np.array([2, 3], np.int64), "crop_axes"))
+    nodes.append(helper.make_node("Slice", ["image", "crop_starts", "crop_ends", "crop_axes"], ["cropped"]))
+    nodes.append(helper.make_node("Flatten", ["cropped"], ["pixels"], axis=1))
+    x = "pixels"
+    if not exact32:
+        nodes.append(helper.make_node("Cast", [x], ["pixels64"], to=tp))
+        x = "pixels64"
+    out_dtype = "BINARY" if abits == 1 else f"UINT{abits}"
+    const("t_in", _pixel_thresholds(net)[None, :])
+    nodes.append(helper.make_node("MultiThreshold", [x, "t_in"], ["a0"], domain=DOMAIN, out_dtype=out_dtype))
+    x = "a0"
+    n = len(net.weights)
+    for k, (w, t) in enumerate(zip(net.weights, net.thresholds)):
+        const(f"w{k}_codes", w.astype(dt))
+        if wbits == 1:
+            const(f"w{k}_scale", np.array(1.0))
+            nodes.append(helper.make_node("BipolarQuant", [f"w{k}_codes", f"w{k}_scale"], [f"w{k}"], domain=DOMAIN))
+        else:
+            for nm, v in (("scale", 1.0), ("zeropt", 0.0), ("bitwidth", wbits + 1.0)):
+                const(f"w{k}_{nm}", np.array(v))
+            q = f"w{k}" if exact32 else f"w{k}_q"  # qonnx's Quant gives float32: cast for float64 sums
+            nodes.append(helper.make_node("Quant", [f"w{k}_codes", f"w{k}_scale", f"w{k}_zeropt", f"w{k}_bitwidth"],
+                                          [q], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND"))
+            if not exact32:
+                nodes.append(helper.make_node("Cast", [q], [f"w{k}"], to=tp))
+        nodes.append(helper.make_node("MatMul", [x, f"w{k}"], [f"s{k}"]))
+        if k < n - 1:
+            const(f"t{k}", np.asarray(t, dt).reshape(w.shape[1], -1))
+            nodes.append(helper.make_node("MultiThreshold", [f"s{k}", f"t{k}"], [f"a{k + 1}"], domain=DOMAIN,
+                                          out_dtype=out_dtype))
+            x = f"a{k + 1}"
+        else:
+            const("minus_theta", -np.asarray(t, dt))
+            nodes.append(helper.make_node("Add", [f"s{k}", "minus_theta"], ["scores"]))
+    shapes = {"cropped": (onnx.TensorProto.FLOAT, [batch, 1, crop, crop]),
+              "pixels": (onnx.TensorProto.FLOAT, [batch, crop * crop]), "pixels64": (tp, [batch, crop * crop]),
+              "a0": (tp, [batch, crop * crop])}
+    for k, w in enumerate(net.weights):  # every tensor's shape, so qonnx's executor needs no inference
+        shapes[f"w{k}"] = (tp, list(w.shape))
+        shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(w.shape))
+        shapes[f"s{k}"] = shapes[f"a{k + 1}"] = (tp, [batch, int(w.shape[1])])
+    made = {o for nd in nodes for o in nd.output} - {"scores"}
+    info = [helper.make_tensor_value_info(nm, *shapes[nm]) for nm in sorted(made)]
+    graph = helper.make_graph(
+        nodes, "rrambnn", [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [batch, 1, 28, 28])],
+        [helper.make_tensor_value_info("scores", tp, [batch, int(net.weights[-1].shape[1])])], inits,
+        value_info=info)
+    model = helper.make_model(graph, producer_name="rrambnn", opset_imports=[helper.make_opsetid("", 13),
+                                                                             helper.make_opsetid(DOMAIN, 1)])
+    props = {"rrambnn.output_mode": net.output_mode, "rrambnn.meta": json.dumps(net.meta, sort_keys=True),
+             "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject"}
+    helper.set_model_props(model, props)
+    data = model.SerializeToString()
+    atomic_write(path, lambda f: f.write(data))
+    return {"out": str(path), "arch": "-".join(map(str, net.arch)), "weight_bits": wbits, "activation_bits": abits,
+            "crop": crop, "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
+
+
+# -- a small evaluator of the operations rrambnn reads -------------------------------------
+
+def _attrs(node) -> dict:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _s(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _quant(x, scale, zeropt, bitwidth, signed, narrow, rounding):
+    bw = int(np.asarray(bitwidth).reshape(-1)[0])
+    y = x / scale + zeropt
+    if bw == 1 and signed:
+        y = np.where(y >= 0, 1.0, -1.0)
+    else:
+        if signed:
+            lo, hi = -(2 ** (bw - 1)) + (1 if narrow else 0), 2 ** (bw - 1) - 1
+        else:
+            lo, hi = 0, 2 ** bw - 1 - (1 if narrow else 0)
+        y = np.clip(y, lo, hi)
+        rounding = _s(rounding).upper()
+        if rounding == "ROUND":
+            y = np.round(y)
+        elif rounding == "FLOOR":
+            y = np.floor(y)
+        elif rounding == "CEIL":
+            y = np.ceil(y)
+        elif rounding == "ROUND_TO_ZERO":
+            y = np.trunc(y)
+        else:
+            raise RrambnnError(f"Quant: rounding mode {rounding!r} is not supported")
+    return (y - zeropt) * scale
+
+
+def _multithreshold(x, t, out_scale, out_bias, layout):
+    ch_last = _s(layout) in ("NHWC", "NC") and x.ndim == 2 or _s(layout) == "NHWC"
+    v = x if ch_last or x.ndim == 2 else np.moveaxis(x, 1, -1)
+    t = np.asarray(t)
+    count = (v[..., None] >= (t if t.shape[0] > 1 else t[:1])).sum(axis=-1).astype(x.dtype)
+    out = out_scale * count + out_bias
+    return out if ch_last or x.ndim == 2 else np.moveaxis(out, -1, 1)
+
+
+ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Sign", "Relu", "Clip", "Identity", "Dropout", "BatchNormalization",
+               "Quant", "BipolarQuant", "MultiThreshold", "Neg", "Cast"}
+SHAPE = {"Flatten", "Reshape", "Slice", "Squeeze", "Unsqueeze"}
+LAYER = {"MatMul", "Gemm"}
+HEAD = {"ArgMax", "TopK", "Softmax", "LogSoftmax"}
+CONSTANT_ONLY = {"Transpose", "Constant", "Shape", "Gather", "Concat"}
+
+
+def _run(node, vals: list):
+    """One node on numpy values (the operations :data:`ELEMENTWISE`, :data:`SHAPE`, layers and
+    constant folding)."""
+    op, a = node.op_type, _attrs(node)
+    x = vals[0] if vals else None
+    if op == "Add":
+        return x + vals[1]
+    if op == "Sub":
+        return x - vals[1]
+    if op == "Mul":
+        return x * vals[1]
+    if op == "Div":
+        return x / vals[1]
+    if op == "Neg":
+        return -x
+    if op == "Sign":
+        return np.sign(x)
+    if op == "Relu":
+        return np.maximum(x, 0)
+    if op == "Clip":
+        lo = vals[1] if len(vals) > 1 and vals[1] is not None else a.get("min", -np.inf)
+        hi = vals[2] if len(vals) > 2 and vals[2] is not None else a.get("max", np.inf)
+        return np.clip(x, lo, hi)
+    if op in ("Identity", "Dropout"):
+        return x
+    if op == "BatchNormalization":
+        scale, b, mean, var = vals[1:5]
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        eps = a.get("epsilon", 1e-5)
+        return (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * scale.reshape(shape) + b.reshape(shape)
+    if op == "Quant":
+        return _quant(x, vals[1], vals[2], vals[3], a.get("signed", 1), a.get("narrow", 0),
+                      a.get("rounding_mode", "ROUND"))
+    if op == "BipolarQuant":
+        return np.where(x / vals[1] >= 0, 1.0, -1.0) * vals[1]
+    if op == "MultiThreshold":
+        return _multithreshold(x, vals[1], a.get("out_scale", 1.0), a.get("out_bias", 0.0), a.get("data_layout", ""))
+    if op == "Flatten":
+        ax = a.get("axis", 1)
+        return x.reshape(int(np.prod(x.shape[:ax])), -1)
+    if op == "Reshape":
+        shape = [int(s) for s in vals[1]]
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+        if len(shape) > 1 and shape[0] != -1:
+            shape[0] = x.shape[0]  # the batch: the model's fixed one, or the 256 pixel values the import runs
+        return x.reshape(shape)
+    if op == "Slice":
+        starts, ends = vals[1], vals[2]
+        axes = vals[3] if len(vals) > 3 and vals[3] is not None else range(len(starts))
+        steps = vals[4] if len(vals) > 4 and vals[4] is not None else [1] * len(starts)
+        sl = [slice(None)] * x.ndim
+        for s, e, ax, st in zip(starts, ends, axes, steps):
+            sl[int(ax)] = slice(int(s), int(min(e, 2 ** 62)), int(st))
+        return x[tuple(sl)]
+    if op == "Squeeze":
+        axes = vals[1] if len(vals) > 1 else a.get("axes")
+        return np.squeeze(x, axis=tuple(int(v) for v in axes) if axes is not None else None)
+    if op == "Unsqueeze":
+        axes = vals[1] if len(vals) > 1 else a.get("axes")
+        return np.expand_dims(x, tuple(int(v) for v in axes))
+    if op == "MatMul":
+        return x @ vals[1]
+    if op == "Gemm":
+        A = x.T if a.get("transA", 0) else x
+        B = vals[1].T if a.get("transB", 0) else vals[1]
+        y = a.get("alpha", 1.0) * (A @ B)
+        return y + a.get("beta", 1.0) * vals[2] if len(vals) > 2 and vals[2] is not None else y
+    if op == "Transpose":
+        return np.transpose(x, a.get("perm"))
+    if op == "Cast":
+        return x.astype(np.float64) if x.dtype.kind == "f" else x
+    if op == "Constant":
+        from onnx import numpy_helper
+        return numpy_helper.to_array(a["value"])
+    if op == "Shape":
+        return np.array(x.shape, np.int64)
+    if op == "Gather":
+        return np.take(x, vals[1].astype(np.int64), axis=a.get("axis", 0))
+    if op == "Concat":
+        return np.concatenate(vals, axis=a.get("axis", 0))
+    raise RrambnnError(f"node {node.name or op} ({op}) is not supported")
+
+
+# -- import -------------------------------------------------------------------------------
+
+class _Graph:
+    """The model as constants (initializers and folded constant subgraphs) and the chain of
+    nodes on the data path from the graph input."""
+
+    def __init__(self, model, where):
+        from onnx import numpy_helper
+        g = model.graph
+        self.where = where
+        self.consts = {i.name: numpy_helper.to_array(i).astype(np.float64) if numpy_helper.to_array(i).dtype.kind == "f"
+                       else numpy_helper.to_array(i) for i in g.initializer}
+        inputs = [i.name for i in g.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            raise RrambnnError(f"{where}: the model must have one data input, not {len(inputs)} ({', '.join(inputs)})")
+        self.input = inputs[0]
+        dims = g.input[[i.name for i in g.input].index(self.input)].type.tensor_type.shape.dim
+        self.input_shape = [d.dim_value if d.dim_value > 0 else None for d in dims]
+        self.chain = []
+        for node in g.node:  # ONNX lists nodes in topological order
+            if all((not i) or i in self.consts for i in node.input):
+                if node.op_type not in ELEMENTWISE | SHAPE | LAYER | CONSTANT_ONLY:
+                    raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not supported")
+                vals = [self.consts.get(i) if i else None for i in node.input]
+                try:
+                    out = _run(node, vals)
+                except RrambnnError:
+                    raise
+                except Exception as e:  # a malformed constant subgraph
+                    raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) cannot be "
+                                       f"evaluated: {e}") from None
+                self.consts[node.output[0]] = out
+            else:
+                self.chain.append(node)
+        t = self.input
+        for node in self.chain:
+            dyn = [i for i in node.input if i and i not in self.consts]
+            if dyn != [t] or node.input[0] != t:
+                raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not on a single "
+                                   f"chain from the input (rrambnn imports chains of layers; no branches)")
+            if node.op_type not in ELEMENTWISE | SHAPE | LAYER | HEAD:
+                raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not supported")
+            t = node.output[0]
+
+    def run(self, nodes, x):
+        for node in nodes:
+            x = _run(node, [x] + [self.consts.get(i) if i else None for i in node.input[1:]])
+        return x
+
+
+def _levels(values: np.ndarray, what: str) -> tuple[np.ndarray, float, float]:
+    """Sorted distinct values -> (levels, alpha, beta): levels equally spaced, level c = alpha + beta c."""
+    lv = np.unique(values)
+    if len(lv) < 2:
+        raise RrambnnError(f"{what} takes a single value: no information passes")
+    if len(lv) > 1 << MAX_CODE_BITS:
+        raise RrambnnError(f"{what} takes {len(lv)} values: it is not quantised to at most {MAX_CODE_BITS} bits "
+                           f"(add a Quant, BipolarQuant or MultiThreshold)")
+    beta = (lv[-1] - lv[0]) / (len(lv) - 1)
+    if not np.allclose(lv, lv[0] + beta * np.arange(len(lv)), rtol=0, atol=1e-6 * max(1.0, abs(beta))):
+        raise RrambnnError(f"{what} takes levels that are not equally spaced ({', '.join(f'{v:g}' for v in lv[:6])}"
+                           f"{'...' if len(lv) > 6 else ''}): the next layer's sum would not be an integer sum")
+    return lv, float(lv[0]), float(beta)
+
+
+def _odd_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Float weights (rows, cols) -> (odd int codes, positive column scales, bits)."""
+    if not np.isfinite(w).all():
+        raise RrambnnError(f"{where}: weights are not finite")
+    if (w == 0).any():
+        raise RrambnnError(f"{where}: has zero weights; rrambnn's cells hold odd codes (+-1, +-3, ...), never 0 "
+                           f"(ternary or zero-point weights cannot be held)")
+    top = (1 << MAX_CODE_BITS) - 1
+    codes = np.zeros(w.shape, np.int64)
+    scales = np.zeros(w.shape[1])
+    for j in range(w.shape[1]):
+        col = w[:, j]
+        m = np.abs(col).min()
+        for k in range(1, top + 1, 2):  # the unit is the smallest weight over an odd k
+            c = col / (m / k)
+            r = np.round(c)
+            if np.allclose(c, r, rtol=0, atol=1e-4) and (r % 2 != 0).all():
+                if np.abs(r).max() > top:
+                    break
+                codes[:, j], scales[j] = r, m / k
+                break
+        else:
+            r = None
+        if not scales[j]:
+            raise RrambnnError(f"{where}: column {j} is not a scale times odd integer codes of at most "
+                               f"{MAX_CODE_BITS} bits (a float layer left unquantised?)")
+    bits = max(1, math.ceil(math.log2(int(np.abs(codes).max()) + 1)))
+    return codes, scales, bits
+
+
+def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None = None, crop: int | None = None):
+    """A QONNX/ONNX model of a fully connected chain -> a BinaryNetwork or SlicedNetwork (exact)."""
+    from rrambnn.gen.mnist import Preprocess
+    from rrambnn.gen.network import BinaryNetwork, check_output_mode
+    from rrambnn.gen.sliced import SlicedNetwork, quantise_pixels, sum_bound
+    onnx, _, _ = _onnx()
+    if output_mode is not None:
+        check_output_mode(output_mode)
+    if not (isinstance(input_scale, (int, float)) and math.isfinite(input_scale) and input_scale > 0):
+        raise RrambnnError(f"--input-scale must be a positive number, not {input_scale!r}")
+    where = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise RrambnnError(f"{where}: no such model file")
+    try:
+        model = onnx.load_model_from_string(p.read_bytes())
+    except Exception as e:
+        raise RrambnnError(f"{where}: not an ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    g = _Graph(model, where)
+    # split the chain at its layers
+    segs, mats, head = [[]], [], []
+    for node in g.chain:
+        if head or node.op_type in HEAD:
+            head.append(node)
+        elif node.op_type in LAYER:
+            mats.append(node)
+            segs.append([])
+        else:
+            if node.op_type in SHAPE and mats and node.op_type not in ("Flatten", "Reshape"):
+                raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) after the first layer "
+                                   f"is not supported")
+            segs[-1].append(node)
+    if not mats:
+        raise RrambnnError(f"{where}: no MatMul or Gemm layer (Conv is not imported yet)")
+    # layers' weights (constants) and biases (Gemm's C: an Add before the next segment)
+    weights, biases = [], []
+    for k, node in enumerate(mats):
+        a = _attrs(node)
+        w = g.consts[node.input[1]]
+        if node.op_type == "Gemm":
+            if a.get("transA", 0):
+                raise RrambnnError(f"{where}: Gemm {node.name} with transA is not supported")
+            w = a.get("alpha", 1.0) * (w.T if a.get("transB", 0) else w)
+            c = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            biases.append(None if c is None else a.get("beta", 1.0) * np.asarray(c, np.float64))
+        else:
+            biases.append(None)
+        if w.ndim != 2:
+            raise RrambnnError(f"{where}: layer {k} ({node.op_type}) weights must be 2-D, not {w.shape}")
+        weights.append(np.asarray(w, np.float64))
+    # the input: every pixel value through the first segment
+    shape = [1 if s is None else s for s in g.input_shape] or [1, 784]
+    shape[0] = 256
+    pix = np.arange(256, dtype=np.float64) * input_scale
+    try:
+        v0 = g.run(segs[0], np.broadcast_to(pix.reshape((256,) + (1,) * (len(shape) - 1)), shape).copy())
+    except RrambnnError:
+        raise
+    except Exception as e:
+        raise RrambnnError(f"{where}: the operations before the first layer cannot run on the image: {e}") from None
+    v0 = v0.reshape(256, -1)
+    n_in = v0.shape[1]
+    if n_in != weights[0].shape[0]:
+        raise RrambnnError(f"{where}: {n_in} inputs reach the first layer, whose weights have {weights[0].shape[0]} "
+                           f"rows")
+    if not (v0 == v0[:, :1]).all():
+        raise RrambnnError(f"{where}: the input quantiser differs from pixel to pixel; rrambnn's chips quantise "
+                           f"every pixel alike")
+    lv, alpha, beta = _levels(v0[:, 0], "the input quantiser")
+    code_of_p = np.searchsorted(lv, v0[:, 0])
+    if (np.diff(code_of_p) < 0).any():
+        raise RrambnnError(f"{where}: the input quantiser does not grow with the pixel value")
+    side = math.isqrt(n_in)
+    if side * side != n_in or not 1 <= side <= 28 or (crop is not None and crop != side):
+        raise RrambnnError(f"{where}: {n_in} inputs are not the centre crop"
+                           f"{'' if crop is None else f' of {crop}x{crop}'} of a 28x28 image")
+    in_bits = max(1, math.ceil(math.log2(len(lv))))
+    # weights as odd codes
+    codes, scales, wbits = [], [], 1
+    for k, w in enumerate(weights):
+        c, s, b = _odd_codes(w, f"{where}: layer {k} ({mats[k].op_type} {mats[k].name})")
+        codes.append(c)
+        scales.append(s)
+        wbits = max(wbits, b)
+    # hidden layers: the staircase of each column
+    thresholds, abits = [], in_bits
+    a_lo, a_step, a_bits = alpha, beta, in_bits
+    layer_bits = []
+    for k in range(len(weights)):
+        post = segs[k + 1] if k + 1 < len(segs) else []
+        bias = biases[k]
+        colsum = weights[k].sum(axis=0)
+        gain = a_step * scales[k]  # y = a_lo colsum + gain S (+ bias)
+        offset = a_lo * colsum + (0 if bias is None else bias)
+        bound = sum_bound(codes[k].shape[0], wbits, max(a_bits, 1))
+        last = k == len(weights) - 1
+
+        def g_of(S, post=post, gain=gain, offset=offset):
+            """The layer's output for column sums S (rows of sums, or one row)."""
+            S = np.asarray(S, np.float64)
+            out = g.run(post, offset + gain * np.atleast_2d(S))
+            return out.reshape(-1) if S.ndim < 2 else out
+
+        name = f"{where}: layer {k} ({mats[k].op_type} {mats[k].name})"
+        if last:
+            theta = _output_thresholds(g_of, bound, name)
+            thresholds.append(theta)
+            break
+        th, lv, a_lo, a_step, flip = _staircase(g_of, bound, codes[k].shape[1], name)
+        codes[k][:, flip] *= -1
+        a_bits = max(1, math.ceil(math.log2(len(lv))))
+        layer_bits.append(a_bits)
+        thresholds.append(th)
+    bits = {in_bits, *layer_bits}
+    if len(bits) != 1:
+        raise RrambnnError(f"{where}: pixels and activations have {sorted(bits)} bits; rrambnn's chips use one "
+                           f"activation width for both")
+    abits = bits.pop()
+    meta = {"imported_from": p.name}
+    props = {pp.key: pp.value for pp in model.metadata_props}
+    if "rrambnn.meta" in props:
+        try:
+            meta = json.loads(props["rrambnn.meta"])
+        except ValueError:
+            pass
+    if output_mode is None:  # the model's own (an rrambnn export), else argmax as FINN classifies
+        output_mode = props.get("rrambnn.output_mode", "argmax")
+        check_output_mode(output_mode)
+    if wbits == 1 and abits == 1:
+        T = int(np.argmax(code_of_p >= 1))
+        if T < 1:
+            raise RrambnnError(f"{where}: the input quantiser sets every pixel, even 0: no binarisation threshold")
+        net = BinaryNetwork([c.astype(np.int8) for c in codes],
+                            [t.reshape(-1).astype(np.int32) for t in thresholds],
+                            Preprocess(crop=side, threshold=T), output_mode, meta, where=where)
+    else:
+        want = quantise_pixels(np.arange(256).astype(np.uint8), abits)
+        if not (code_of_p == want).all():
+            bad = int(np.argmax(code_of_p != want))
+            raise RrambnnError(f"{where}: the input quantiser gives pixel {bad} the code {code_of_p[bad]}, rrambnn's "
+                               f"{abits}-bit pixel quantiser (p (2^{abits} - 1) + 127) // 255 gives {want[bad]}")
+        levels = (1 << abits) - 1
+        ths = []
+        for k, t in enumerate(thresholds):
+            if k < len(thresholds) - 1 and t.shape[1] < levels:  # levels never reached: never fire
+                t = np.concatenate([t, np.full((t.shape[0], levels - t.shape[1]),
+                                               sum_bound(codes[k].shape[0], wbits, abits) + 1)], axis=1)
+            ths.append(t.astype(np.int32))
+        net = SlicedNetwork([c.astype(np.int16) for c in codes], ths, wbits, abits, side, output_mode, meta,
+                            where=where)
+    return net
+
+
+def _staircase(g_of, bound: int, cols: int, name: str):
+    """Thresholds of a hidden layer: (cols, levels-1) int, the level set, its alpha/beta, flipped columns."""
+    lo_v, hi_v = g_of(np.full(cols, -float(bound))), g_of(np.full(cols, float(bound)))
+    flip = hi_v < lo_v
+    sgn = np.where(flip, -1.0, 1.0)
+    if bound * 2 + 1 <= ENUMERATE:
+        S = np.arange(-bound, bound + 1, dtype=np.float64)
+    else:
+        S = np.unique(np.round(np.linspace(-bound, bound, ENUMERATE)))
+    vals = g_of(S[:, None] * sgn[None, :])  # (len(S), cols)
+    lv, a0, step = _levels(vals, f"{name}: its activation")
+    idx = np.searchsorted(lv, vals)
+    if (np.diff(idx, axis=0) < 0).any():
+        raise RrambnnError(f"{name}: its activation is not a monotone function of the column sum")
+    L = len(lv) - 1
+    th = np.empty((cols, L), np.int64)
+    for lvl in range(1, L + 1):
+        reached = idx >= lvl
+        first = np.where(reached.any(axis=0), reached.argmax(axis=0), len(S))
+        if len(S) == 2 * bound + 1:
+            th[:, lvl - 1] = np.where(first < len(S), S[np.minimum(first, len(S) - 1)], bound + 1)
+        else:  # bisection between the grid points
+            hi = np.where(first < len(S), S[np.minimum(first, len(S) - 1)], bound + 1)
+            lo = np.where(first > 0, S[np.maximum(first - 1, 0)], -bound - 1)
+            while (hi - lo > 1).any():
+                mid = np.floor((lo + hi) / 2)
+                ok = np.searchsorted(lv, g_of(mid * sgn)) >= lvl
+                hi = np.where(ok & (hi - lo > 1), mid, hi)
+                lo = np.where(~ok & (hi - lo > 1), mid, lo)
+            th[:, lvl - 1] = hi
+            for probe in (hi - 1, hi):  # checked around every threshold
+                inside = (probe >= -bound) & (probe <= bound)
+                got = np.searchsorted(lv, g_of(np.clip(probe, -bound, bound) * sgn)) >= lvl
+                if (inside & (got != (probe == hi))).any():
+                    raise RrambnnError(f"{name}: its activation is not a monotone function of the column sum")
+    th = np.clip(th, -bound, bound + 1)
+    return th, lv, a0, step, flip
+
+
+def _output_thresholds(g_of, bound: int, name: str) -> np.ndarray:
+    """The output layer: scores a (S - theta_j) + const with one positive a and integer differences."""
+    z0 = np.asarray(g_of(np.array(0.0)), np.float64).reshape(-1)
+    z1 = np.asarray(g_of(np.array(1.0)), np.float64).reshape(-1)
+    zb = np.asarray(g_of(np.array(float(bound))), np.float64).reshape(-1)
+    a = z1 - z0
+    if not np.allclose(zb, z0 + a * bound, rtol=1e-6, atol=1e-6 * np.abs(zb).max()):
+        raise RrambnnError(f"{name}: its scores are not an affine function of the column sums (the output layer must "
+                           f"end in scales and biases only, before ArgMax/Softmax)")
+    if (a <= 0).any() or not np.allclose(a, a[0], rtol=1e-5, atol=0):
+        raise RrambnnError(f"{name}: its classes have different or negative scales; argmax of the chip's integer "
+                           f"margins could not equal the model's")
+    theta = -z0 / a[0]
+    d = theta - theta[0]
+    if not np.allclose(d, np.round(d), rtol=0, atol=1e-4):
+        raise RrambnnError(f"{name}: its per-class biases differ by fractions of a sum step; the chip's integer "
+                           f"thresholds cannot keep the model's argmax")
+    base = math.ceil(theta[0] - 1e-6)
+    return np.clip(base + np.round(d), -bound, bound + 1).astype(np.int64)

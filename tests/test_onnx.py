@@ -1,0 +1,232 @@
+"""QONNX/ONNX import and export (the optional [onnx] extra): round trips, qonnx's executor
+against the golden model, FINN-shaped models built with onnx.helper, every refusal."""
+
+import json
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed (pip install -e '.[onnx]')")
+pytest.importorskip("qonnx", reason="the [onnx] extra is not installed (pip install -e '.[onnx]')")
+
+from conftest import one_error_line, rr  # noqa: E402
+from onnx_models import DOMAIN, FINN_SHAPES, Builder, bn, finn_mlp, run_qonnx  # noqa: E402
+from rrambnn.errors import RrambnnError  # noqa: E402
+from rrambnn.gen import onnx_io  # noqa: E402
+from rrambnn.gen.network import BinaryNetwork  # noqa: E402
+from rrambnn.gen.networks import load_network, network_inputs  # noqa: E402
+from rrambnn.gen.sliced import SlicedNetwork, random_sliced  # noqa: E402
+from rrambnn.weights import shipped  # noqa: E402
+
+
+def same_network(a, b):
+    assert type(a) is type(b)
+    assert all((x == y).all() and x.dtype == y.dtype for x, y in zip(a.weights, b.weights))
+    assert all((x == y).all() and x.dtype == y.dtype for x, y in zip(a.thresholds, b.thresholds))
+    assert a.output_mode == b.output_mode and a.meta == b.meta
+    assert getattr(a, "preprocess", None) == getattr(b, "preprocess", None)
+    assert (getattr(a, "wbits", 1), getattr(a, "abits", 1), getattr(a, "crop", 0)) == \
+        (getattr(b, "wbits", 1), getattr(b, "abits", 1), getattr(b, "crop", 0))
+
+
+def agrees_with_qonnx(net, path, images, batch):
+    """qonnx's executor on the exported model: argmax of the scores is the argmax stage, the first
+    score >= 0 the priority stage (none: a reject), for every image."""
+    scores = run_qonnx(onnx.load(path), images, batch)
+    t = net.forward(network_inputs(net, images))
+    assert (scores.argmax(axis=1) == t.argmax).all()
+    fires = scores >= 0
+    assert (fires.any(axis=1) == t.hit).all()
+    assert (np.where(t.hit, fires.argmax(axis=1), 0) == t.priority).all()
+
+
+# -- export, round trips -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["bnn-400-128-128-10.npz", "bnn-400-200-10.npz"])
+def test_shipped_networks_round_trip_byte_for_byte(tmp_path, name):
+    r = rr("export", "--weights", str(shipped(name)), "--out", str(tmp_path / "m.onnx"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["nodes"] > 0
+    r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.npz"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back.npz").read_bytes() == shipped(name).read_bytes()
+
+
+@pytest.mark.parametrize("wbits, abits", [(1, 2), (2, 1), (3, 2), (8, 8)])
+def test_multi_bit_networks_round_trip(tmp_path, rng, wbits, abits, mnist_test):
+    net = random_sliced((400, 23, 17, 10), wbits, abits, rng, crop=20, output_mode="argmax")
+    net.meta = {"note": "random"}
+    res = onnx_io.export(net, tmp_path / "m.onnx", batch=100)
+    assert res["dtype"] == ("float64" if (wbits, abits) == (8, 8) else "float32")  # sums beyond 2^24: exact in float64
+    back = onnx_io.import_model(tmp_path / "m.onnx")
+    same_network(net, back)
+    agrees_with_qonnx(net, tmp_path / "m.onnx", mnist_test.images[:200], 100)
+
+
+def test_the_reference_chip_agrees_with_qonnx(tmp_path, mnist_test):
+    net = load_network()
+    onnx_io.export(net, tmp_path / "m.onnx", batch=500)
+    agrees_with_qonnx(net, tmp_path / "m.onnx", mnist_test.images[:1000], 500)
+
+
+@pytest.mark.slow
+def test_the_reference_chip_agrees_with_qonnx_on_every_test_image(tmp_path, mnist_test):
+    net = load_network()
+    onnx_io.export(net, tmp_path / "m.onnx", batch=1000)
+    agrees_with_qonnx(net, tmp_path / "m.onnx", mnist_test.images, 1000)
+
+
+# -- import of models built elsewhere ----------------------------------------------------
+
+def imported_equals_qonnx(model, tmp_path, images, batch=100, **kw):
+    onnx.save(model, tmp_path / "f.onnx")
+    net = onnx_io.import_model(tmp_path / "f.onnx", **kw)
+    scores = run_qonnx(model, images, batch)
+    t = net.forward(network_inputs(net, images))
+    assert (scores.argmax(axis=1) == t.argmax).all()
+    return net
+
+
+@pytest.mark.parametrize("shape", ["TFC", "SFC"])
+def test_finn_w1a1_shapes_import_exactly(tmp_path, mnist_test, shape):
+    net = imported_equals_qonnx(finn_mlp(FINN_SHAPES[shape], rng=np.random.default_rng(1), batch=100, negative=0.2),
+                                tmp_path, mnist_test.images[:300])
+    assert isinstance(net, BinaryNetwork) and net.arch == (784,) + FINN_SHAPES[shape] + (10,)
+    assert net.preprocess.crop == 28 and net.preprocess.threshold == 128 and net.output_mode == "argmax"
+
+
+def test_finn_w1a2_imports_as_a_multi_bit_network(tmp_path, mnist_test):
+    net = imported_equals_qonnx(finn_mlp(FINN_SHAPES["TFC"], abits=2, gemm=True, negative=0.3, out_bias=True,
+                                         rng=np.random.default_rng(2), batch=100),
+                                tmp_path, mnist_test.images[:300], output_mode="priority")
+    assert isinstance(net, SlicedNetwork) and (net.wbits, net.abits) == (1, 2) and net.output_mode == "priority"
+
+
+@pytest.mark.slow
+def test_lfc_imports_exactly(tmp_path, mnist_test):
+    net = imported_equals_qonnx(finn_mlp(FINN_SHAPES["LFC"], rng=np.random.default_rng(1), batch=100),
+                                tmp_path, mnist_test.images[:1000])
+    assert net.arch == (784, 1024, 1024, 1024, 10)
+
+
+def streamlined(rng, batch=50):
+    """FINN's streamlined form and the other supported nodes: Reshape/Squeeze/Unsqueeze, a
+    centre Slice (crop 20), Div/Add/Sub on the input, MultiThreshold with out_scale/out_bias,
+    Relu + Clip + unsigned Quant, Neg, Identity; Softmax and ArgMax at the end."""
+    b = Builder()
+    x = b.node("Slice", ["image", b.const([4, 4], np.int64), b.const([24, 24], np.int64), b.const([2, 3], np.int64)])
+    x = b.node("Reshape", [x, b.const([batch, 400], np.int64)])
+    x = b.node("Unsqueeze", [x, b.const([2], np.int64)])
+    x = b.node("Squeeze", [x, b.const([2], np.int64)])
+    x = b.node("Div", [x, b.const(0.5)])
+    x = b.node("Add", [x, b.const(-1.0)])
+    x = b.node("MultiThreshold", [x, b.const([[0.0]])], domain=DOMAIN, out_dtype="BIPOLAR", out_scale=2.0,
+               out_bias=-1.0)  # pixel / 255 * 2 - 1 >= 0: p >= 128, as -1/+1
+    w = np.where(rng.random((400, 30)) < 0.5, -1.0, 1.0)
+    x = b.node("MatMul", [x, b.const(w * 0.5)])
+    x = bn(b, x, 30, rng, 0.3)
+    x = b.node("Relu", [x])
+    x = b.node("Clip", [x, b.const(0.0), b.const(1.0)])
+    x = b.node("Quant", [x, b.const(1.0), b.const(0.0), b.const(1.0)], domain=DOMAIN, signed=0, narrow=0,
+               rounding_mode="ROUND")  # 1-bit unsigned: round(clip(BN, 0, 1)) in {0, 1}
+    x = b.node("Identity", [x])
+    w = np.where(rng.random((30, 20)) < 0.5, -1.0, 1.0)
+    x = b.node("MatMul", [x, b.node("Neg", [b.const(w)])])
+    x = b.node("MultiThreshold", [x, b.const(rng.integers(-6, 7, (20, 1)).astype(float) + 0.5)], domain=DOMAIN,
+               out_dtype="BINARY")
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((20, 10)) < 0.5, -0.125, 0.125))])
+    x = b.node("Add", [x, b.const(0.125 * rng.integers(-3, 4, 10))])  # per-class biases of whole sum steps
+    x = b.node("Softmax", [x], axis=1)
+    return b.model("image", x, [batch, 1, 28, 28], 10)
+
+
+def test_every_supported_node_imports_exactly(tmp_path, mnist_test, rng):
+    net = imported_equals_qonnx(streamlined(rng), tmp_path, mnist_test.images[:300], batch=50)
+    assert isinstance(net, BinaryNetwork) and net.arch == (400, 30, 20, 10) and net.preprocess.crop == 20
+
+
+def test_import_of_the_lfc_shape_is_fast(tmp_path):
+    """Not a timed test: the figure is in the benchmark (rrambnn bench --onnx); this checks it runs."""
+    onnx.save(finn_mlp((1024, 1024, 1024), rng=np.random.default_rng(3)), tmp_path / "lfc.onnx")
+    assert onnx_io.import_model(tmp_path / "lfc.onnx").arch == (784, 1024, 1024, 1024, 10)
+
+
+# -- refusals ----------------------------------------------------------------------------
+
+def mlp_with(tmp_path, *, weights=None, act=None, tail=None, name="m.onnx"):
+    """A one-hidden-layer model with one part replaced."""
+    rng = np.random.default_rng(0)
+    b = Builder()
+    x = b.node("Flatten", ["image"], axis=1)
+    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    w = weights if weights is not None else np.where(rng.random((784, 8)) < 0.5, -1.0, 1.0)
+    x = b.node("MatMul", [x, b.const(w)])
+    x = act(b, x) if act else b.node("BipolarQuant", [bn(b, x, 8, rng), b.const(1.0)], domain=DOMAIN)
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((8, 10)) < 0.5, -1.0, 1.0))])
+    if tail:
+        x = tail(b, x)
+    onnx.save(b.model("image", x, [1, 1, 28, 28], 10), tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("ternary", "has zero weights; rrambnn's cells hold odd codes"),
+    ("float", "column 0 is not a scale times odd integer codes of at most 8 bits"),
+    ("wide", "column 0 is not a scale times odd integer codes of at most 8 bits"),
+    ("unquantised", "is not quantised to at most 8 bits"),
+    ("tanh", "(Tanh) is not supported"),
+    ("scales", "classes have different or negative scales"),
+    ("fraction", "per-class biases differ by fractions of a sum step"),
+    ("nonmonotone", "is not a monotone function of the column sum"),
+])
+def test_refusals_name_the_problem(tmp_path, kind, message):
+    rng = np.random.default_rng(5)
+    w = np.where(rng.random((784, 8)) < 0.5, -1.0, 1.0)
+    kw = {
+        "ternary": dict(weights=w * (rng.random(w.shape) < 0.8)),
+        "float": dict(weights=rng.normal(size=w.shape)),
+        "wide": dict(weights=w * np.where(rng.random(w.shape) < 0.5, 1, 511)),
+        "unquantised": dict(act=lambda b, x: bn(b, x, 8, rng)),
+        "tanh": dict(act=lambda b, x: b.node("Tanh", [x])),
+        "scales": dict(tail=lambda b, x: b.node("Mul", [x, b.const(np.arange(1, 11, dtype=float))])),
+        "fraction": dict(tail=lambda b, x: b.node("Add", [x, b.const(np.linspace(0, 0.9, 10))])),
+        "nonmonotone": dict(act=lambda b, x: b.node("BipolarQuant", [b.node("Mul", [x, x]), b.const(1.0)],
+                                                    domain=DOMAIN)),
+    }[kind]
+    if kind == "nonmonotone":  # x * x: the second input is the data path too, a branch
+        message = "is not on a single chain from the input"
+    path = mlp_with(tmp_path, **kw)
+    one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz")), message)
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_finn_w2_weights_are_refused(tmp_path):
+    """FINN's 2-bit weights (Quant signed narrow: -1, 0, +1 times a scale) hold zeros."""
+    b = Builder()
+    x = b.node("Flatten", ["image"], axis=1)
+    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    wq = b.node("Quant", [b.const(np.random.default_rng(0).normal(size=(784, 10))), b.const(0.5), b.const(0.0),
+                          b.const(2.0)], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
+    x = b.node("MatMul", [x, wq])
+    onnx.save(b.model("image", x, [1, 1, 28, 28], 10), tmp_path / "w2.onnx")
+    with pytest.raises(RrambnnError, match="has zero weights"):
+        onnx_io.import_model(tmp_path / "w2.onnx")
+
+
+def test_bad_files_and_flags(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07not a model at all" * 10)
+    one_error_line(rr("import", str(tmp_path / "junk.onnx"), "--out", str(tmp_path / "w.npz")), "not an ONNX model")
+    one_error_line(rr("import", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "w.npz")), "no such model file")
+    one_error_line(rr("import", str(tmp_path / "junk.onnx"), "--out", str(tmp_path / "w.txt")),
+                   "--out must name a .npz file")
+    one_error_line(rr("export", "--out", str(tmp_path / "m.npz")), "--out must name a .onnx file")
+    one_error_line(rr("export", "--out", str(tmp_path / "m.onnx"), "--batch", "0"),
+                   "--batch must be an integer from 1 to 100,000, not 0")
+    one_error_line(rr("export", "--weights", str(shipped("lenet5-4-4-4-4.npz")), "--out", str(tmp_path / "m.onnx")),
+                   "convolutional networks cannot be exported to ONNX yet")
+    path = mlp_with(tmp_path, name="in.onnx")
+    one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz"), "--input-range", "0"),
+                   "--input-range must be a positive number, not 0.0")
+    one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz"), "--crop", "20"),
+                   "784 inputs are not the centre crop of 20x20 of a 28x28 image")
+    assert not list(tmp_path.glob("*.npz")) and not (tmp_path / "m.onnx").exists()
