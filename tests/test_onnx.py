@@ -230,3 +230,21 @@ def test_bad_files_and_flags(tmp_path):
     one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz"), "--crop", "20"),
                    "784 inputs are not the centre crop of 20x20 of a 28x28 image")
     assert not list(tmp_path.glob("*.npz")) and not (tmp_path / "m.onnx").exists()
+
+
+# -- the imported FINN shapes on Verilator -------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, abits", [("TFC", 1), ("TFC", 2), ("SFC", 1), ("LFC", 1)])
+def test_imported_finn_shapes_simulate_with_no_mismatch(tmp_path, shape, abits):
+    """Imported, generated and checked on Verilator on all 10,000 test images, both output stages."""
+    onnx.save(finn_mlp(FINN_SHAPES[shape], abits=abits, rng=np.random.default_rng(1)), tmp_path / "m.onnx")
+    r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz"))
+    assert r.returncode == 0, r.stderr
+    r = rr("sim", "--weights", str(tmp_path / "w.npz"), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["images"] == 10000
+    for mode in ("priority", "argmax"):
+        m = res["modes"][mode]
+        assert m["passed"] and m["mismatches"] == 0 and m["checked"] >= 10000, m
