@@ -157,7 +157,7 @@ def cmd_bench(args):
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
                     board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
-                    cnn=args.cnn, fuzz=args.fuzz, analog=args.analog,
+                    cnn=args.cnn, onnx=args.onnx, fuzz=args.fuzz, analog=args.analog,
                     progress=not args.json,
                     log=None if args.json else print)
     lines = bench.describe(res)
@@ -251,8 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "without and with pulse failures, and the pretrained start "
                                                          "both ways (about 8 minutes)")
     b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
-    b.add_argument("--cnn", action="store_true", help="also one LeNet-5 training epoch at 4/4/4/4 through the "
-                                                      "crossbar model (about a minute)")
+    b.add_argument("--cnn", action="store_true", help="also LeNet-5 training epochs at 4/4/4/4 through the "
+                                                      "crossbar model: ideal reads, the disturbance per minibatch "
+                                                      "and per read (about 3 minutes)")
+    b.add_argument("--onnx", action="store_true", help="also QONNX export and import of a 784-1024-1024-1024-10 "
+                                                       "network (needs the [onnx] extra)")
     b.add_argument("--analog", type=int, default=0, metavar="CHIPS",
                    help="also the golden analog Monte Carlo: CHIPS chips of the realistic profile on the test set, "
                         "then calibrated")

@@ -251,7 +251,7 @@ def write_merged(path, res: dict) -> None:
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
         online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
-        on_chip: int = 0, cnn: bool = False, fuzz: int = 0, analog: int = 0, progress: bool = False,
+        on_chip: int = 0, cnn: bool = False, onnx: bool = False, fuzz: int = 0, analog: int = 0, progress: bool = False,
         log=None) -> dict:
     """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
     sections. Returns one dict with a section each."""
@@ -277,6 +277,8 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
         res["on_chip"] = self_training(data_dir, samples=on_chip, log=log)
     if cnn:
         res["cnn"] = cnn_epoch(data_dir, progress=progress)
+    if onnx:
+        res["onnx"] = onnx_import()
     if analog:
         res["analog"] = analog_monte_carlo(net, x, te.labels, data_dir, chips=analog, progress=progress)
     if fuzz:
@@ -323,25 +325,55 @@ def analog_monte_carlo(net, x, labels, data_dir, *, chips: int, progress: bool =
 
 
 def cnn_epoch(data_dir, *, progress: bool = False) -> dict:
-    """One LeNet-5 epoch over the 60,000 training images at A/CO/W/G 4/4/4/4 with the read
-    disturbance (d = 0.05) through the crossbar model (SGD with momentum, batch 100), and the
-    golden integer network's inference on the 10,000 test images."""
+    """One LeNet-5 epoch over the 60,000 training images at A/CO/W/G 4/4/4/4 through the crossbar
+    model (SGD with momentum, batch 100), three ways: ideal reads, the read disturbance
+    (d = 0.05) drawn once per minibatch, and drawn for every read (the default); and the golden
+    integer network's inference on the 10,000 test images."""
     from rrambnn.gen import cnn_train
     from rrambnn.gen.mnist import load_split
     tr, te = load_split("train", data_dir), load_split("test", data_dir)
-    cfg = cnn_train.CnnTrainConfig(spec="lenet5", abits=4, cobits=4, wbits=4, gbits=4, disturbance=0.05, epochs=1)
-    t0 = time.perf_counter()
-    net, _, hist = cnn_train.train(cfg, tr.images, tr.labels, progress=progress)
-    total = time.perf_counter() - t0
+    runs = {}
+    for name, d, draws in (("ideal_reads", 0.0, "read"), ("disturbed_per_minibatch", 0.05, "batch"),
+                           ("disturbed_per_read", 0.05, "read")):
+        cfg = cnn_train.CnnTrainConfig(spec="lenet5", abits=4, cobits=4, wbits=4, gbits=4, disturbance=d, draws=draws,
+                                       epochs=1)
+        t0 = time.perf_counter()
+        net, _, hist = cnn_train.train(cfg, tr.images, tr.labels, progress=progress)
+        runs[name] = {"disturbance": d, "draws": draws if d else None, "epoch_seconds": round(hist[0]["seconds"], 2),
+                      "samples_per_s": round(len(tr.labels) / hist[0]["seconds"]),
+                      "train_call_seconds": round(time.perf_counter() - t0, 2)}
     x = net.inputs(te.images)
     t1 = time.perf_counter()
     acc = net.accuracy(x, te.labels)
     infer = time.perf_counter() - t1
-    return {"machine": machine(), "spec": net.spec.text, "bits": cfg.bits, "disturbance": cfg.disturbance,
-            "batch": cfg.batch, "epoch_seconds": round(hist[0]["seconds"], 2),
-            "samples_per_s": round(len(tr.labels) / hist[0]["seconds"]),
-            "train_call_seconds": round(total, 2), "test_accuracy_after_one_epoch": acc,
-            "golden_inference_images_per_s": round(len(te.labels) / infer)}
+    t2 = time.perf_counter()
+    net.accuracy(x, te.labels, disturbance=0.05, seed=0)
+    disturbed = time.perf_counter() - t2
+    return {"machine": machine(), "spec": net.spec.text, "bits": cfg.bits, "batch": cfg.batch, "epochs": runs,
+            "test_accuracy_after_one_epoch_per_read": acc,
+            "golden_inference_images_per_s": round(len(te.labels) / infer),
+            "golden_disturbed_per_read_images_per_s": round(len(te.labels) / disturbed)}
+
+
+def onnx_import(*, seed: int = 1) -> dict:
+    """Export and import of a random binary 784-1024-1024-1024-10 network (FINN's LFC shape)
+    through QONNX (the [onnx] extra): seconds each, and that the import gives the network back."""
+    from rrambnn.gen import onnx_io
+    from rrambnn.gen.mnist import Preprocess
+    from rrambnn.gen.network import random_network
+    net = random_network((784, 1024, 1024, 1024, 10), np.random.default_rng(seed))
+    net.preprocess = Preprocess(crop=28, threshold=128)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "lfc.onnx"
+        t0 = time.perf_counter()
+        onnx_io.export(net, path)
+        t1 = time.perf_counter()
+        back = onnx_io.import_model(path)
+        t2 = time.perf_counter()
+        size = path.stat().st_size
+    same = all((a == b).all() for a, b in zip(net.weights + net.thresholds, back.weights + back.thresholds))
+    return {"machine": machine(), "arch": "784-1024-1024-1024-10", "export_seconds": round(t1 - t0, 2),
+            "import_seconds": round(t2 - t1, 2), "model_bytes": size, "round_trip_equal": bool(same)}
 
 
 def self_training(data_dir, *, samples: int, log=None) -> dict:
@@ -371,10 +403,17 @@ def describe(res: dict) -> list[str]:
         lines += describe_hardware(res["hardware"])
     if "cnn" in res:
         c = res["cnn"]
-        lines.append(f"CNN training through the crossbar model: {c['spec']} A/CO/W/G {c['bits']}, disturbance "
-                     f"{c['disturbance']}, batch {c['batch']}: one 60,000-image epoch in {c['epoch_seconds']} s "
-                     f"({c['samples_per_s']:,} samples/s; with BN statistics and export {c['train_call_seconds']} s); "
-                     f"golden CNN inference {c['golden_inference_images_per_s']:,} images/s")
+        e = c["epochs"]
+        lines.append(f"CNN training through the crossbar model: {c['spec']} A/CO/W/G {c['bits']}, batch {c['batch']}: "
+                     f"one 60,000-image epoch in {e['ideal_reads']['epoch_seconds']} s with ideal reads, "
+                     f"{e['disturbed_per_minibatch']['epoch_seconds']} s with the disturbance (d 0.05) drawn per "
+                     f"minibatch, {e['disturbed_per_read']['epoch_seconds']} s drawn per read; golden CNN inference "
+                     f"{c['golden_inference_images_per_s']:,} images/s ({c['golden_disturbed_per_read_images_per_s']:,} "
+                     f"with reads disturbed)")
+    if "onnx" in res:
+        o = res["onnx"]
+        lines.append(f"QONNX: {o['arch']} exported in {o['export_seconds']} s, imported in {o['import_seconds']} s "
+                     f"({o['model_bytes']:,} bytes; round trip equal: {o['round_trip_equal']})")
     if "analog" in res:
         a = res["analog"]
         lines.append(f"analog Monte Carlo, golden model, profile {a['profile']}: {a['chips']} chips x {a['images']:,} "
