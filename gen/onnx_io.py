@@ -33,7 +33,17 @@ quantisers. Nothing is approximated; every conversion is checked:
   integer margins equals the model's).
 
 A binary network (1-bit weights, binary pixels and activations) becomes a ``rrambnn-bnn`` file,
-anything else a ``rrambnn-sliced`` one. Convolutions are not imported or exported yet.
+anything else a ``rrambnn-sliced`` one.
+
+**Convolutional networks** (``rrambnn-cnn``) go out as Slice -> MultiThreshold -> per layer a
+``Conv`` (NCHW; its im2col matrix as a C_out x C_in x k x k kernel behind its quantiser) or, after
+a ``Transpose`` to NHWC and ``Flatten`` (rrambnn's row order), a ``MatMul`` -> ``MultiThreshold``
+(per channel) -> ``MaxPool`` -> ... -> ``Add`` of minus the thresholds. They come in from a chain
+of ``Conv`` (square kernel, one stride, equal padding, no groups or dilation; bias allowed),
+``MaxPool`` (square, stride = window, no padding, floor) after the activation's quantiser,
+``Flatten`` of NCHW (the dense rows are reordered) or of NHWC, and the dense layers, each
+column's staircase checked as above per channel; a padded convolution needs inputs whose lowest
+level is 0 (the chip pads with code 0).
 """
 
 from __future__ import annotations
@@ -83,8 +93,7 @@ def export(net, path, *, batch: int = 1) -> dict:
     from rrambnn.fileio import atomic_write
     onnx, helper, nh = _onnx()
     if hasattr(net, "spec"):
-        raise RrambnnError(f"{net.spec.text}: convolutional networks cannot be exported to ONNX yet (fully connected "
-                           f"binary and multi-bit networks can)")
+        return _export_cnn(net, path, batch)
     wbits, abits = getattr(net, "wbits", 1), getattr(net, "abits", 1)
     crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
     from rrambnn.gen.sliced import sum_bound
@@ -158,6 +167,123 @@ def export(net, path, *, batch: int = 1) -> dict:
             "crop": crop, "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
 
 
+def _weight_quantiser(helper, nodes, const, k, codes, wbits, exact32, tp, onnx):
+    """Initializer ``w{k}_codes`` behind its quantiser node, as tensor ``w{k}``."""
+    const(f"w{k}_codes", codes)
+    if wbits == 1:
+        const(f"w{k}_scale", np.array(1.0))
+        q = f"w{k}" if exact32 else f"w{k}_q"
+        nodes.append(helper.make_node("BipolarQuant", [f"w{k}_codes", f"w{k}_scale"], [q], domain=DOMAIN))
+    else:
+        for nm, v in (("scale", 1.0), ("zeropt", 0.0), ("bitwidth", wbits + 1.0)):
+            const(f"w{k}_{nm}", np.array(v))
+        q = f"w{k}" if exact32 else f"w{k}_q"  # qonnx's quantisers give float32: cast for float64 sums
+        nodes.append(helper.make_node("Quant", [f"w{k}_codes", f"w{k}_scale", f"w{k}_zeropt", f"w{k}_bitwidth"],
+                                      [q], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND"))
+    if not exact32:
+        nodes.append(helper.make_node("Cast", [q], [f"w{k}"], to=tp))
+
+
+def _export_cnn(net, path, batch: int) -> dict:
+    """A network of layer specs: Slice (centre) -> MultiThreshold (pixels) -> per layer Conv
+    (NCHW, its im2col matrix as a C_out x C_in x k x k kernel) or MatMul (after a Transpose to
+    NHWC and Flatten: rrambnn's row order) -> MultiThreshold (channels) -> MaxPool -> ... -> Add(-theta)."""
+    from rrambnn.fileio import atomic_write
+    from rrambnn.gen.spec import Conv, Pool
+    onnx, helper, nh = _onnx()
+    spec = net.spec
+    bound = max(net.bound(k) for k in range(len(net.weights)))
+    exact32 = bound < (1 << 24)
+    dt, tp = (np.float32, onnx.TensorProto.FLOAT) if exact32 else (np.float64, onnx.TensorProto.DOUBLE)
+    inits, nodes, shapes = [], [], {}
+
+    def const(name, value):
+        inits.append(nh.from_array(np.asarray(value, dt if np.asarray(value).dtype.kind == "f" else None), name))
+        return name
+
+    h, w, _ = spec.input
+    oy, ox = (28 - h) // 2, (28 - w) // 2
+    inits += [nh.from_array(np.array([oy, ox], np.int64), "crop_starts"),
+              nh.from_array(np.array([oy + h, ox + w], np.int64), "crop_ends"),
+              nh.from_array(np.array([2, 3], np.int64), "crop_axes")]
+    nodes.append(helper.make_node("Slice", ["image", "crop_starts", "crop_ends", "crop_axes"], ["cropped"]))
+    shapes["cropped"] = (onnx.TensorProto.FLOAT, [batch, 1, h, w])
+    x = "cropped"
+    if not exact32:
+        nodes.append(helper.make_node("Cast", [x], ["cropped64"], to=tp))
+        x = "cropped64"
+        shapes[x] = (tp, [batch, 1, h, w])
+    out_dtype = "BINARY" if net.abits == 1 else f"UINT{net.abits}"
+    from rrambnn.gen.sliced import quantise_pixels
+    codes = quantise_pixels(np.arange(256).astype(np.uint8), net.abits).astype(int)
+    const("t_in", np.array([[(int(np.argmax(codes >= c)) - 0.5) / 255 for c in range(1, codes.max() + 1)]]))
+    nodes.append(helper.make_node("MultiThreshold", [x, "t_in"], ["a0"], domain=DOMAIN, out_dtype=out_dtype,
+                                  data_layout="NCHW"))
+    x = "a0"
+    shapes[x] = (tp, [batch, 1, h, w])
+    sh = spec.shapes()
+    k = 0
+    n_mats = len(net.weights)
+    for i, layer in enumerate(spec.layers):
+        ho, wo, co = sh[i + 1]
+        hi, wi, ci = sh[i]
+        if isinstance(layer, Pool):
+            nodes.append(helper.make_node("MaxPool", [x], [f"p{i}"], kernel_shape=[layer.k, layer.k],
+                                          strides=[layer.k, layer.k]))
+            x = f"p{i}"
+            shapes[x] = (tp, [batch, co, ho, wo])
+            continue
+        wk = net.weights[k].astype(dt)
+        last = k == n_mats - 1
+        if isinstance(layer, Conv):
+            kern = wk.reshape(layer.k, layer.k, ci, co).transpose(3, 2, 0, 1)  # rows (ky, kx, c) -> (co, c, ky, kx)
+            _weight_quantiser(helper, nodes, const, k, kern, net.wbits, exact32, tp, onnx)
+            shapes[f"w{k}"] = (tp, list(kern.shape))
+            shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(kern.shape))
+            p = layer.pad
+            nodes.append(helper.make_node("Conv", [x, f"w{k}"], [f"s{k}"], kernel_shape=[layer.k, layer.k],
+                                          strides=[layer.stride, layer.stride], pads=[p, p, p, p]))
+            shapes[f"s{k}"] = (tp, [batch, co, ho, wo])
+        else:
+            if len(shapes[x][1]) == 4:  # NCHW -> NHWC -> the dense rows in rrambnn's order
+                nodes.append(helper.make_node("Transpose", [x], [f"nhwc{i}"], perm=[0, 2, 3, 1]))
+                shapes[f"nhwc{i}"] = (tp, [batch, hi, wi, ci])
+                nodes.append(helper.make_node("Flatten", [f"nhwc{i}"], [f"flat{i}"], axis=1))
+                x = f"flat{i}"
+                shapes[x] = (tp, [batch, hi * wi * ci])
+            _weight_quantiser(helper, nodes, const, k, wk, net.wbits, exact32, tp, onnx)
+            shapes[f"w{k}"] = (tp, list(wk.shape))
+            shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(wk.shape))
+            nodes.append(helper.make_node("MatMul", [x, f"w{k}"], [f"s{k}"]))
+            shapes[f"s{k}"] = (tp, [batch, co])
+        if last:
+            const("minus_theta", -np.asarray(net.thresholds[k], dt))
+            nodes.append(helper.make_node("Add", [f"s{k}", "minus_theta"], ["scores"]))
+        else:
+            const(f"t{k}", np.asarray(net.thresholds[k], dt))
+            nodes.append(helper.make_node("MultiThreshold", [f"s{k}", f"t{k}"], [f"a{k + 1}"], domain=DOMAIN,
+                                          out_dtype=out_dtype, data_layout="NCHW"))
+            x = f"a{k + 1}"
+            shapes[x] = shapes[f"s{k}"]
+        k += 1
+    made = {o for nd in nodes for o in nd.output} - {"scores"}
+    info = [helper.make_tensor_value_info(nm, *shapes[nm]) for nm in sorted(made)]
+    n_out = int(net.weights[-1].shape[1])
+    graph = helper.make_graph(
+        nodes, "rrambnn", [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [batch, 1, 28, 28])],
+        [helper.make_tensor_value_info("scores", tp, [batch, n_out])], inits, value_info=info)
+    model = helper.make_model(graph, producer_name="rrambnn", opset_imports=[helper.make_opsetid("", 13),
+                                                                             helper.make_opsetid(DOMAIN, 1)])
+    helper.set_model_props(model, {
+        "rrambnn.output_mode": net.output_mode, "rrambnn.meta": json.dumps(net.meta, sort_keys=True),
+        "rrambnn.cobits": str(net.cobits), "rrambnn.spec": spec.text,
+        "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject"})
+    data = model.SerializeToString()
+    atomic_write(path, lambda f: f.write(data))
+    return {"out": str(path), "arch": spec.text, "weight_bits": net.wbits, "activation_bits": net.abits,
+            "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
+
+
 # -- a small evaluator of the operations rrambnn reads -------------------------------------
 
 def _attrs(node) -> dict:
@@ -205,8 +331,9 @@ def _multithreshold(x, t, out_scale, out_bias, layout):
 
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Sign", "Relu", "Clip", "Identity", "Dropout", "BatchNormalization",
                "Quant", "BipolarQuant", "MultiThreshold", "Neg", "Cast"}
-SHAPE = {"Flatten", "Reshape", "Slice", "Squeeze", "Unsqueeze"}
-LAYER = {"MatMul", "Gemm"}
+SHAPE = {"Flatten", "Reshape", "Slice", "Squeeze", "Unsqueeze", "Transpose"}
+LAYER = {"MatMul", "Gemm", "Conv"}
+POOL = {"MaxPool"}
 HEAD = {"ArgMax", "TopK", "Softmax", "LogSoftmax"}
 CONSTANT_ONLY = {"Transpose", "Constant", "Shape", "Gather", "Concat"}
 
@@ -273,6 +400,26 @@ def _run(node, vals: list):
         return np.expand_dims(x, tuple(int(v) for v in axes))
     if op == "MatMul":
         return x @ vals[1]
+    if op == "Conv":
+        from rrambnn.gen.cnn import im2col
+        co, ci, kh, kw = vals[1].shape
+        st, pads = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
+        if kh != kw or st[0] != st[1] or len(set(pads)) > 1 or a.get("group", 1) != 1 or \
+                any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise RrambnnError(f"node {node.name or op} (Conv): rrambnn's convolutions are square, with one stride, "
+                               f"equal padding on every side, no groups and no dilation")
+        cols = im2col(np.moveaxis(x, 1, -1), kh, st[0], pads[0])
+        y = cols @ vals[1].transpose(2, 3, 1, 0).reshape(kh * kw * ci, co)
+        if len(vals) > 2 and vals[2] is not None:
+            y = y + vals[2]
+        return np.moveaxis(y, -1, 1)
+    if op == "MaxPool":
+        from rrambnn.gen.cnn import max_pool
+        ks, st = a.get("kernel_shape"), a.get("strides", [1, 1])
+        if ks[0] != ks[1] or list(st) != list(ks) or any(a.get("pads", [0])) or a.get("ceil_mode", 0):
+            raise RrambnnError(f"node {node.name or op} (MaxPool): rrambnn pools square windows with the stride "
+                               f"of the window, no padding, floor mode")
+        return np.moveaxis(max_pool(np.moveaxis(x, 1, -1), ks[0]), -1, 1)
     if op == "Gemm":
         A = x.T if a.get("transA", 0) else x
         B = vals[1].T if a.get("transB", 0) else vals[1]
@@ -334,7 +481,7 @@ class _Graph:
             if dyn != [t] or node.input[0] != t:
                 raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not on a single "
                                    f"chain from the input (rrambnn imports chains of layers; no branches)")
-            if node.op_type not in ELEMENTWISE | SHAPE | LAYER | HEAD:
+            if node.op_type not in ELEMENTWISE | SHAPE | LAYER | HEAD | POOL:
                 raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not supported")
             t = node.output[0]
 
@@ -417,12 +564,20 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
             mats.append(node)
             segs.append([])
         else:
-            if node.op_type in SHAPE and mats and node.op_type not in ("Flatten", "Reshape"):
+            if node.op_type in SHAPE and mats and node.op_type not in ("Flatten", "Reshape", "Transpose"):
                 raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) after the first layer "
                                    f"is not supported")
             segs[-1].append(node)
     if not mats:
-        raise RrambnnError(f"{where}: no MatMul or Gemm layer (Conv is not imported yet)")
+        raise RrambnnError(f"{where}: no MatMul, Gemm or Conv layer")
+    props = {pp.key: pp.value for pp in model.metadata_props}
+    if any(m.op_type == "Conv" for m in mats) or "rrambnn.spec" in props:
+        return _import_cnn(g, segs, mats, props, where=where, input_scale=input_scale, output_mode=output_mode,
+                           name=p.name)
+    for node in g.chain:
+        if node.op_type in POOL or (node.op_type == "Transpose"):
+            raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) belongs to a convolutional "
+                               f"network, and this one has no Conv")
     # layers' weights (constants) and biases (Gemm's C: an Add before the next segment)
     weights, biases = [], []
     for k, node in enumerate(mats):
@@ -508,7 +663,6 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
                            f"activation width for both")
     abits = bits.pop()
     meta = {"imported_from": p.name}
-    props = {pp.key: pp.value for pp in model.metadata_props}
     if "rrambnn.meta" in props:
         try:
             meta = json.loads(props["rrambnn.meta"])
@@ -600,3 +754,180 @@ def _output_thresholds(g_of, bound: int, name: str) -> np.ndarray:
                            f"thresholds cannot keep the model's argmax")
     base = math.ceil(theta[0] - 1e-6)
     return np.clip(base + np.round(d), -bound, bound + 1).astype(np.int64)
+
+
+def _input_levels(g, seg, input_scale, where):
+    """The operations before the first layer on all 256 pixel values: (outputs (256, ...), levels,
+    alpha, beta, code of each pixel value)."""
+    shape = [1 if s is None else s for s in g.input_shape] or [1, 784]
+    shape[0] = 256
+    pix = np.arange(256, dtype=np.float64) * input_scale
+    try:
+        v = g.run(seg, np.broadcast_to(pix.reshape((256,) + (1,) * (len(shape) - 1)), shape).copy())
+    except RrambnnError:
+        raise
+    except Exception as e:
+        raise RrambnnError(f"{where}: the operations before the first layer cannot run on the image: {e}") from None
+    flat = v.reshape(256, -1)
+    if not (flat == flat[:, :1]).all():
+        raise RrambnnError(f"{where}: the input quantiser differs from pixel to pixel; rrambnn's chips quantise "
+                           f"every pixel alike")
+    lv, alpha, beta = _levels(flat[:, 0], "the input quantiser")
+    code_of_p = np.searchsorted(lv, flat[:, 0])
+    if (np.diff(code_of_p) < 0).any():
+        raise RrambnnError(f"{where}: the input quantiser does not grow with the pixel value")
+    return v, lv, alpha, beta, code_of_p
+
+
+def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
+    """A chain of Conv, MaxPool and MatMul/Gemm layers -> a CnnNetwork (exact, as the dense import)."""
+    from rrambnn.gen.cnn import FLOAT_BITS, CnnNetwork
+    from rrambnn.gen.network import check_output_mode
+    from rrambnn.gen.sliced import quantise_pixels, sum_bound
+    from rrambnn.gen.spec import Conv, Dense, NetSpec, Pool
+    v0, lv, a_lo, a_step, code_of_p = _input_levels(g, segs[0], input_scale, where)
+    if v0.ndim != 4 or v0.shape[1] != 1:
+        raise RrambnnError(f"{where}: a convolutional model's input must reach its first layer as N x 1 x H x W, not "
+                           f"{v0.shape[1:]}")
+    h, w = v0.shape[2], v0.shape[3]
+    in_bits = max(1, math.ceil(math.log2(len(lv))))
+    layers, codes, scales, names, biases, kinds = [], [], [], [], [], []
+    x_shape = (1, h, w)  # C, H, W of the tensor entering the next layer
+    layout = "nchw"
+    for k, node in enumerate(mats):
+        a = _attrs(node)
+        label = f"{where}: layer {k} ({node.op_type} {node.name})"
+        if node.op_type == "Conv":
+            kern = g.consts.get(node.input[1])
+            if kern is None or kern.ndim != 4 or kern.shape[1] != x_shape[0]:
+                raise RrambnnError(f"{label}: its kernel must be a constant C_out x {x_shape[0]} x k x k tensor")
+            co, ci, kk, _ = kern.shape
+            st, pads = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
+            _run(node, [np.zeros((1,) + x_shape), kern])  # checks the shape rules (one line if broken)
+            wmat = np.asarray(kern, np.float64).transpose(2, 3, 1, 0).reshape(kk * kk * ci, co)
+            layers.append(Conv(kk, co, st[0], pads[0]))
+            hh = (x_shape[1] + 2 * pads[0] - kk) // st[0] + 1
+            ww = (x_shape[2] + 2 * pads[0] - kk) // st[0] + 1
+            x_shape = (co, hh, ww)
+            b = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            kinds.append("conv")
+        else:
+            wmat = g.consts.get(node.input[1])
+            if wmat is None:
+                raise RrambnnError(f"{label}: its weights must be a constant")
+            b = None
+            if node.op_type == "Gemm":
+                if a.get("transA", 0):
+                    raise RrambnnError(f"{label}: Gemm with transA is not supported")
+                wmat = a.get("alpha", 1.0) * (wmat.T if a.get("transB", 0) else wmat)
+                c = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+                b = None if c is None else a.get("beta", 1.0) * np.asarray(c, np.float64)
+            wmat = np.asarray(wmat, np.float64)
+            n_in = int(np.prod(x_shape))
+            if wmat.ndim != 2 or wmat.shape[0] != n_in:
+                raise RrambnnError(f"{label}: its weights must have {n_in} rows, not shape {wmat.shape}")
+            if layout == "chw" and x_shape[1] * x_shape[2] > 1:  # NCHW flattened: rows to rrambnn's (h, w, c) order
+                c_, h_, w_ = x_shape
+                wmat = wmat.reshape(c_, h_, w_, -1).transpose(1, 2, 0, 3).reshape(n_in, -1)
+            layers.append(Dense(wmat.shape[1]))
+            x_shape = (wmat.shape[1], 1, 1)
+            kinds.append("dense")
+        c, sc, bits = _odd_codes(wmat, label)
+        codes.append(c)
+        scales.append(sc)
+        biases.append(b)
+        names.append(label)
+        # the operations after this layer: elementwise first, then pooling and layout
+        post = segs[k + 1]
+        ew, tail = [], []
+        for nd in post:
+            if nd.op_type in ELEMENTWISE and not tail:
+                ew.append(nd)
+            elif nd.op_type in POOL | SHAPE:
+                tail.append(nd)
+            else:
+                raise RrambnnError(f"{where}: node {nd.name or nd.op_type} ({nd.op_type}) comes after a pooling or "
+                                   f"layout node; rrambnn pools the activation codes (put MaxPool after the quantiser)")
+        segs[k + 1] = ew
+        for nd in tail:
+            at = _attrs(nd)
+            if nd.op_type == "MaxPool":
+                if kinds[-1] != "conv" and len(layers) and not isinstance(layers[-1], (Conv, Pool)):
+                    raise RrambnnError(f"{where}: MaxPool {nd.name} after a dense layer")
+                _run(nd, [np.zeros((1,) + x_shape)])  # the pooling rules
+                kp = at["kernel_shape"][0]
+                layers.append(Pool(kp))
+                x_shape = (x_shape[0], x_shape[1] // kp, x_shape[2] // kp)
+            elif nd.op_type == "Transpose":
+                if list(at.get("perm", [])) != [0, 2, 3, 1]:
+                    raise RrambnnError(f"{where}: Transpose {nd.name} must take NCHW to NHWC (perm 0,2,3,1)")
+                layout = "nhwc"
+            elif nd.op_type in ("Flatten", "Reshape"):
+                layout = "chw" if layout == "nchw" else "hwc"
+            else:
+                raise RrambnnError(f"{where}: node {nd.name or nd.op_type} ({nd.op_type}) after a layer is not "
+                                   f"supported")
+    wbits = max(max(1, math.ceil(math.log2(int(np.abs(c).max()) + 1))) for c in codes)
+    # each layer's staircase, as the dense import, on per-channel columns
+    thresholds, bits_seen = [], [in_bits]
+    a_bits = in_bits
+    for k in range(len(mats)):
+        wk = codes[k] * scales[k][None, :]
+        colsum = wk.sum(axis=0)
+        gain = a_step * scales[k]
+        offset = a_lo * colsum + (0 if biases[k] is None else biases[k])
+        bound = sum_bound(codes[k].shape[0], wbits, max(a_bits, 1))
+        conv = kinds[k] == "conv"
+        layer = [ly for ly in layers if not isinstance(ly, Pool)][k]
+        if conv and layer.pad and abs(a_lo) > 1e-9:
+            raise RrambnnError(f"{names[k]}: zero padding of inputs whose lowest level is {a_lo:g}, not 0: the chip "
+                               f"pads with code 0")
+
+        def g_of(S, post=segs[k + 1], gain=gain, offset=offset, conv=conv):
+            S = np.asarray(S, np.float64)
+            y = offset + gain * np.atleast_2d(S)
+            if conv:
+                y = y[:, :, None, None]
+            out = g.run(post, y).reshape(y.shape[0], -1)
+            return out.reshape(-1) if S.ndim < 2 else out
+
+        if k == len(mats) - 1:
+            thresholds.append(_output_thresholds(g_of, bound, names[k]))
+            break
+        th, lvk, a_lo, a_step, flip = _staircase(g_of, bound, codes[k].shape[1], names[k])
+        codes[k][:, flip] *= -1
+        a_bits = max(1, math.ceil(math.log2(len(lvk))))
+        bits_seen.append(a_bits)
+        thresholds.append(th)
+    if len(set(bits_seen)) != 1:
+        raise RrambnnError(f"{where}: pixels and activations have {sorted(set(bits_seen))} bits; rrambnn's chips use "
+                           f"one activation width for both")
+    abits = bits_seen[0]
+    want = quantise_pixels(np.arange(256).astype(np.uint8), abits)
+    if not (code_of_p == want).all():
+        bad = int(np.argmax(code_of_p != want))
+        raise RrambnnError(f"{where}: the input quantiser gives pixel {bad} the code {code_of_p[bad]}, rrambnn's "
+                           f"{abits}-bit pixel quantiser gives {want[bad]}")
+    levels = (1 << abits) - 1
+    ths = []
+    for k, t in enumerate(thresholds):
+        if k < len(thresholds) - 1 and t.shape[1] < levels:
+            t = np.concatenate([t, np.full((t.shape[0], levels - t.shape[1]),
+                                           sum_bound(codes[k].shape[0], wbits, abits) + 1)], axis=1)
+        ths.append(t.astype(np.int32))
+    meta = {"imported_from": name}
+    if "rrambnn.meta" in props:
+        try:
+            meta = json.loads(props["rrambnn.meta"])
+        except ValueError:
+            pass
+    if output_mode is None:
+        output_mode = props.get("rrambnn.output_mode", "argmax")
+        check_output_mode(output_mode)
+    try:
+        cobits = int(props.get("rrambnn.cobits", FLOAT_BITS))
+    except ValueError:
+        cobits = FLOAT_BITS
+    spec = NetSpec((h, w, 1), tuple(layers))
+    return CnnNetwork(spec, [c.astype(np.int16) for c in codes], ths, wbits, abits, cobits, output_mode, meta,
+                      where=where)

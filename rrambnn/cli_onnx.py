@@ -19,17 +19,23 @@ def cmd_import(args):
     out = check_writable(args.out)
     net = onnx_io.import_model(args.model, input_scale=1 / args.input_range, output_mode=args.output,
                                crop=args.crop)
-    net.save(out)
     kind = "binary" if not hasattr(net, "abits") else f"{net.wbits}-bit weights, {net.abits}-bit activations"
-    crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
-    res = {"out": str(out), "arch": "-".join(map(str, net.arch)), "crop": crop,
-           "weight_bits": getattr(net, "wbits", 1), "activation_bits": getattr(net, "abits", 1),
-           "output_mode": net.output_mode}
-    if hasattr(net, "preprocess"):
-        res["binarise_threshold"] = net.preprocess.threshold
-    emit(args, res, [f"{args.model}: {res['arch']} ({kind}), centre crop {crop}x{crop}"
-                     + (f", pixels >= {net.preprocess.threshold} are 1" if hasattr(net, "preprocess") else "")
-                     + f", {net.output_mode} output stage", f"wrote {out}"])
+    if hasattr(net, "spec"):
+        res = {"out": str(out), "arch": net.spec.text, "weight_bits": net.wbits, "activation_bits": net.abits,
+               "output_mode": net.output_mode}
+        where_from = f"input {net.spec.input[0]}x{net.spec.input[1]} (the image's centre)"
+    else:
+        crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
+        res = {"out": str(out), "arch": "-".join(map(str, net.arch)), "crop": crop,
+               "weight_bits": getattr(net, "wbits", 1), "activation_bits": getattr(net, "abits", 1),
+               "output_mode": net.output_mode}
+        where_from = f"centre crop {crop}x{crop}"
+        if hasattr(net, "preprocess"):
+            res["binarise_threshold"] = net.preprocess.threshold
+            where_from += f", pixels >= {net.preprocess.threshold} are 1"
+    net.save(out)
+    emit(args, res, [f"{args.model}: {res['arch']} ({kind}), {where_from}, {net.output_mode} output stage",
+                     f"wrote {out}"])
 
 
 def cmd_export(args):
@@ -47,7 +53,7 @@ def cmd_export(args):
 
 
 def add_onnx_commands(sub):
-    i = sub.add_parser("import", help="a QONNX/ONNX model of a fully connected network -> a weights file "
+    i = sub.add_parser("import", help="a QONNX/ONNX model (fully connected or convolutional) -> a weights file "
                                       "(exact; needs pip install -e '.[onnx]')")
     i.add_argument("model", metavar="MODEL.onnx", help="the model (Quant/BipolarQuant/MultiThreshold, MatMul/Gemm, "
                                                        "BatchNormalization, ...)")
@@ -60,7 +66,7 @@ def add_onnx_commands(sub):
                    help="the chip's output stage (default: the model's if rrambnn wrote it, else argmax)")
     json_arg(i)
     i.set_defaults(fn=cmd_import)
-    e = sub.add_parser("export", help="a weights file -> a QONNX model qonnx's executor runs (needs pip install -e "
+    e = sub.add_parser("export", help="a weights file (binary, multi-bit or CNN) -> a QONNX model qonnx's executor runs (needs pip install -e "
                                       "'.[onnx]')")
     weights_arg(e)
     e.add_argument("--out", required=True, help="model .onnx to write")

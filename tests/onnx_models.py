@@ -100,3 +100,43 @@ def run_qonnx(model, images: np.ndarray, batch: int) -> np.ndarray:
     name_in, name_out = m.graph.input[0].name, m.graph.output[0].name
     x = (images.astype(np.float32) / 255)[:, None]
     return np.concatenate([execute_onnx(m, {name_in: x[i:i + batch]})[name_out] for i in range(0, len(x), batch)])
+
+
+def brevitas_cnn(rng, *, batch: int = 1, pool_first: bool = False, pad2: int = 0):
+    """A small CNN as Brevitas exports one: a 2-bit unsigned input Quant, Conv (BipolarQuant
+    kernels with per-channel power-of-two scales, padding 1) -> BatchNormalization -> signed 2-bit
+    Quant -> MaxPool, a second Conv (no padding: its inputs' lowest level is not 0) -> ... ->
+    Flatten of NCHW -> MatMul -> BN -> Quant -> MatMul -> TensorNorm. ``pool_first``: MaxPool
+    before the quantiser (refused); ``pad2``: padding of the second Conv (> 0 refused)."""
+    b = Builder()
+    x = b.node("Quant", ["image", b.const(1 / 3), b.const(0.0), b.const(2.0)], domain=DOMAIN, signed=0, narrow=0,
+               rounding_mode="ROUND")
+
+    def conv(x, ci, co, pad):
+        w = np.where(rng.random((co, ci, 3, 3)) < 0.5, -1.0, 1.0)
+        s = (2.0 ** -rng.integers(0, 4, co)).reshape(co, 1, 1, 1)
+        wq = b.node("BipolarQuant", [b.const(w), b.const(s)], domain=DOMAIN)
+        return b.node("Conv", [x, wq], kernel_shape=[3, 3], pads=[pad] * 4, strides=[1, 1])
+
+    def act(x, c):
+        x = bn(b, x, c, rng, 0.25)
+        return b.node("Quant", [x, b.const(0.5), b.const(0.0), b.const(2.0)], domain=DOMAIN, signed=1, narrow=0,
+                      rounding_mode="ROUND")
+
+    x = conv(x, 1, 4, 1)
+    if pool_first:
+        x = act(b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2]), 4)
+    else:
+        x = b.node("MaxPool", [act(x, 4)], kernel_shape=[2, 2], strides=[2, 2])
+    x = conv(x, 4, 6, pad2)
+    side = 14 + 2 * pad2 - 2
+    x = b.node("MaxPool", [act(x, 6)], kernel_shape=[2, 2], strides=[2, 2])
+    x = b.node("Flatten", [x], axis=1)
+    n = 6 * (side // 2) ** 2
+    x = b.node("MatMul", [x, b.node("BipolarQuant", [b.const(np.where(rng.random((n, 16)) < 0.5, -1.0, 1.0)),
+                                                     b.const(0.25)], domain=DOMAIN)])
+    x = act(x, 16)
+    x = b.node("MatMul", [x, b.node("BipolarQuant", [b.const(np.where(rng.random((16, 10)) < 0.5, -1.0, 1.0)),
+                                                     b.const(0.5)], domain=DOMAIN)])
+    x = b.node("Add", [b.node("Mul", [x, b.const(0.7)]), b.const(0.1)])
+    return b.model("image", x, [batch, 1, 28, 28], 10)

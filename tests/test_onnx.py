@@ -151,6 +151,44 @@ def test_import_of_the_lfc_shape_is_fast(tmp_path):
     assert onnx_io.import_model(tmp_path / "lfc.onnx").arch == (784, 1024, 1024, 1024, 10)
 
 
+# -- convolutional networks ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["lenet5-4-4-4-4.npz", "lenet5-2-2-1-4.npz"])
+def test_shipped_lenet5s_round_trip_and_agree_with_qonnx(tmp_path, mnist_test, name):
+    r = rr("export", "--weights", str(shipped(name)), "--out", str(tmp_path / "m.onnx"))
+    assert r.returncode == 0, r.stderr
+    r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.npz"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back.npz").read_bytes() == shipped(name).read_bytes()
+    net = load_network(shipped(name), cnn=True)
+    onnx_io.export(net, tmp_path / "b.onnx", batch=100)
+    scores = run_qonnx(onnx.load(tmp_path / "b.onnx"), mnist_test.images[:200], 100)
+    t = net.forward(net.inputs(mnist_test.images[:200]))
+    fires = scores >= 0
+    assert (scores.argmax(axis=1) == t.argmax).all() and (fires.any(axis=1) == t.hit).all()
+    assert (np.where(t.hit, fires.argmax(axis=1), 0) == t.priority).all()
+
+
+def test_a_brevitas_like_cnn_imports_exactly(tmp_path, mnist_test):
+    from onnx_models import brevitas_cnn
+    model = brevitas_cnn(np.random.default_rng(4), batch=100)
+    onnx.save(model, tmp_path / "c.onnx")
+    net = onnx_io.import_model(tmp_path / "c.onnx")
+    assert net.spec.text == "i28-c3x4p1-p2-c3x6-p2-d16-d10" and (net.wbits, net.abits) == (1, 2)
+    scores = run_qonnx(model, mnist_test.images[:300], 100)
+    assert (scores.argmax(axis=1) == net.forward(net.inputs(mnist_test.images[:300])).argmax).all()
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"pool_first": True}, "comes after a pooling or layout node; rrambnn pools the activation codes"),
+    ({"pad2": 1}, "zero padding of inputs whose lowest level is -1, not 0"),
+])
+def test_cnn_refusals(tmp_path, kw, message):
+    from onnx_models import brevitas_cnn
+    onnx.save(brevitas_cnn(np.random.default_rng(4), **kw), tmp_path / "c.onnx")
+    one_error_line(rr("import", str(tmp_path / "c.onnx"), "--out", str(tmp_path / "w.npz")), message)
+
+
 # -- refusals ----------------------------------------------------------------------------
 
 def mlp_with(tmp_path, *, weights=None, act=None, tail=None, name="m.onnx"):
@@ -222,8 +260,6 @@ def test_bad_files_and_flags(tmp_path):
     one_error_line(rr("export", "--out", str(tmp_path / "m.npz")), "--out must name a .onnx file")
     one_error_line(rr("export", "--out", str(tmp_path / "m.onnx"), "--batch", "0"),
                    "--batch must be an integer from 1 to 100,000, not 0")
-    one_error_line(rr("export", "--weights", str(shipped("lenet5-4-4-4-4.npz")), "--out", str(tmp_path / "m.onnx")),
-                   "convolutional networks cannot be exported to ONNX yet")
     path = mlp_with(tmp_path, name="in.onnx")
     one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz"), "--input-range", "0"),
                    "--input-range must be a positive number, not 0.0")
