@@ -86,11 +86,10 @@ def _pixel_thresholds(net) -> np.ndarray:
 
 
 def export(net, path, *, batch: int = 1) -> dict:
-    """Write ``net`` (binary or multi-bit, fully connected) as a QONNX model at ``path``, for
+    """Write ``net`` (binary, multi-bit or of layer specs) as a QONNX model at ``path``, for
     ``batch`` images at a time (FINN's models take 1; qonnx's executor wants a fixed size)."""
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 100000:
         raise RrambnnError(f"--batch must be an integer from 1 to 100,000, not {batch!r}")
-    from rrambnn.fileio import atomic_write
     onnx, helper, nh = _onnx()
     if hasattr(net, "spec"):
         return _export_cnn(net, path, batch)
@@ -122,18 +121,7 @@ def export(net, path, *, batch: int = 1) -> dict:
     x = "a0"
     n = len(net.weights)
     for k, (w, t) in enumerate(zip(net.weights, net.thresholds)):
-        const(f"w{k}_codes", w.astype(dt))
-        if wbits == 1:
-            const(f"w{k}_scale", np.array(1.0))
-            nodes.append(helper.make_node("BipolarQuant", [f"w{k}_codes", f"w{k}_scale"], [f"w{k}"], domain=DOMAIN))
-        else:
-            for nm, v in (("scale", 1.0), ("zeropt", 0.0), ("bitwidth", wbits + 1.0)):
-                const(f"w{k}_{nm}", np.array(v))
-            q = f"w{k}" if exact32 else f"w{k}_q"  # qonnx's Quant gives float32: cast for float64 sums
-            nodes.append(helper.make_node("Quant", [f"w{k}_codes", f"w{k}_scale", f"w{k}_zeropt", f"w{k}_bitwidth"],
-                                          [q], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND"))
-            if not exact32:
-                nodes.append(helper.make_node("Cast", [q], [f"w{k}"], to=tp))
+        _weight_quantiser(helper, nodes, const, k, w.astype(dt), wbits, exact32, tp)
         nodes.append(helper.make_node("MatMul", [x, f"w{k}"], [f"s{k}"]))
         if k < n - 1:
             const(f"t{k}", np.asarray(t, dt).reshape(w.shape[1], -1))
@@ -150,6 +138,16 @@ def export(net, path, *, batch: int = 1) -> dict:
         shapes[f"w{k}"] = (tp, list(w.shape))
         shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(w.shape))
         shapes[f"s{k}"] = shapes[f"a{k + 1}"] = (tp, [batch, int(w.shape[1])])
+    data = _write_model(path, nodes, inits, shapes, batch, tp, net, {})
+    return {"out": str(path), "arch": "-".join(map(str, net.arch)), "weight_bits": wbits, "activation_bits": abits,
+            "crop": crop, "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
+
+
+def _write_model(path, nodes, inits, shapes, batch, tp, net, props) -> bytes:
+    """The graph (every tensor's shape given, so qonnx's executor needs no inference), the
+    network's metadata and output stages in ``metadata_props``, written atomically."""
+    from rrambnn.fileio import atomic_write
+    onnx, helper, _ = _onnx()
     made = {o for nd in nodes for o in nd.output} - {"scores"}
     info = [helper.make_tensor_value_info(nm, *shapes[nm]) for nm in sorted(made)]
     graph = helper.make_graph(
@@ -158,16 +156,15 @@ def export(net, path, *, batch: int = 1) -> dict:
         value_info=info)
     model = helper.make_model(graph, producer_name="rrambnn", opset_imports=[helper.make_opsetid("", 13),
                                                                              helper.make_opsetid(DOMAIN, 1)])
-    props = {"rrambnn.output_mode": net.output_mode, "rrambnn.meta": json.dumps(net.meta, sort_keys=True),
-             "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject"}
-    helper.set_model_props(model, props)
+    helper.set_model_props(model, {
+        "rrambnn.output_mode": net.output_mode, "rrambnn.meta": json.dumps(net.meta, sort_keys=True),
+        "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject", **props})
     data = model.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
-    return {"out": str(path), "arch": "-".join(map(str, net.arch)), "weight_bits": wbits, "activation_bits": abits,
-            "crop": crop, "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
+    return data
 
 
-def _weight_quantiser(helper, nodes, const, k, codes, wbits, exact32, tp, onnx):
+def _weight_quantiser(helper, nodes, const, k, codes, wbits, exact32, tp):
     """Initializer ``w{k}_codes`` behind its quantiser node, as tensor ``w{k}``."""
     const(f"w{k}_codes", codes)
     if wbits == 1:
@@ -188,7 +185,6 @@ def _export_cnn(net, path, batch: int) -> dict:
     """A network of layer specs: Slice (centre) -> MultiThreshold (pixels) -> per layer Conv
     (NCHW, its im2col matrix as a C_out x C_in x k x k kernel) or MatMul (after a Transpose to
     NHWC and Flatten: rrambnn's row order) -> MultiThreshold (channels) -> MaxPool -> ... -> Add(-theta)."""
-    from rrambnn.fileio import atomic_write
     from rrambnn.gen.spec import Conv, Pool
     onnx, helper, nh = _onnx()
     spec = net.spec
@@ -237,7 +233,7 @@ def _export_cnn(net, path, batch: int) -> dict:
         last = k == n_mats - 1
         if isinstance(layer, Conv):
             kern = wk.reshape(layer.k, layer.k, ci, co).transpose(3, 2, 0, 1)  # rows (ky, kx, c) -> (co, c, ky, kx)
-            _weight_quantiser(helper, nodes, const, k, kern, net.wbits, exact32, tp, onnx)
+            _weight_quantiser(helper, nodes, const, k, kern, net.wbits, exact32, tp)
             shapes[f"w{k}"] = (tp, list(kern.shape))
             shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(kern.shape))
             p = layer.pad
@@ -251,7 +247,7 @@ def _export_cnn(net, path, batch: int) -> dict:
                 nodes.append(helper.make_node("Flatten", [f"nhwc{i}"], [f"flat{i}"], axis=1))
                 x = f"flat{i}"
                 shapes[x] = (tp, [batch, hi * wi * ci])
-            _weight_quantiser(helper, nodes, const, k, wk, net.wbits, exact32, tp, onnx)
+            _weight_quantiser(helper, nodes, const, k, wk, net.wbits, exact32, tp)
             shapes[f"w{k}"] = (tp, list(wk.shape))
             shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(wk.shape))
             nodes.append(helper.make_node("MatMul", [x, f"w{k}"], [f"s{k}"]))
@@ -266,20 +262,8 @@ def _export_cnn(net, path, batch: int) -> dict:
             x = f"a{k + 1}"
             shapes[x] = shapes[f"s{k}"]
         k += 1
-    made = {o for nd in nodes for o in nd.output} - {"scores"}
-    info = [helper.make_tensor_value_info(nm, *shapes[nm]) for nm in sorted(made)]
-    n_out = int(net.weights[-1].shape[1])
-    graph = helper.make_graph(
-        nodes, "rrambnn", [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [batch, 1, 28, 28])],
-        [helper.make_tensor_value_info("scores", tp, [batch, n_out])], inits, value_info=info)
-    model = helper.make_model(graph, producer_name="rrambnn", opset_imports=[helper.make_opsetid("", 13),
-                                                                             helper.make_opsetid(DOMAIN, 1)])
-    helper.set_model_props(model, {
-        "rrambnn.output_mode": net.output_mode, "rrambnn.meta": json.dumps(net.meta, sort_keys=True),
-        "rrambnn.cobits": str(net.cobits), "rrambnn.spec": spec.text,
-        "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject"})
-    data = model.SerializeToString()
-    atomic_write(path, lambda f: f.write(data))
+    data = _write_model(path, nodes, inits, shapes, batch, tp, net,
+                        {"rrambnn.cobits": str(net.cobits), "rrambnn.spec": spec.text})
     return {"out": str(path), "arch": spec.text, "weight_bits": net.wbits, "activation_bits": net.abits,
             "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
 
