@@ -524,7 +524,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     """A QONNX/ONNX model of a fully connected chain -> a BinaryNetwork or SlicedNetwork (exact)."""
     from rrambnn.gen.mnist import Preprocess
     from rrambnn.gen.network import BinaryNetwork, check_output_mode
-    from rrambnn.gen.sliced import SlicedNetwork, quantise_pixels, sum_bound
+    from rrambnn.gen.sliced import SlicedNetwork, sum_bound
     onnx, _, _ = _onnx()
     if output_mode is not None:
         check_output_mode(output_mode)
@@ -579,27 +579,12 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
             raise RrambnnError(f"{where}: layer {k} ({node.op_type}) weights must be 2-D, not {w.shape}")
         weights.append(np.asarray(w, np.float64))
     # the input: every pixel value through the first segment
-    shape = [1 if s is None else s for s in g.input_shape] or [1, 784]
-    shape[0] = 256
-    pix = np.arange(256, dtype=np.float64) * input_scale
-    try:
-        v0 = g.run(segs[0], np.broadcast_to(pix.reshape((256,) + (1,) * (len(shape) - 1)), shape).copy())
-    except RrambnnError:
-        raise
-    except Exception as e:
-        raise RrambnnError(f"{where}: the operations before the first layer cannot run on the image: {e}") from None
+    v0, lv, alpha, beta, code_of_p = _input_levels(g, segs[0], input_scale, where)
     v0 = v0.reshape(256, -1)
     n_in = v0.shape[1]
     if n_in != weights[0].shape[0]:
         raise RrambnnError(f"{where}: {n_in} inputs reach the first layer, whose weights have {weights[0].shape[0]} "
                            f"rows")
-    if not (v0 == v0[:, :1]).all():
-        raise RrambnnError(f"{where}: the input quantiser differs from pixel to pixel; rrambnn's chips quantise "
-                           f"every pixel alike")
-    lv, alpha, beta = _levels(v0[:, 0], "the input quantiser")
-    code_of_p = np.searchsorted(lv, v0[:, 0])
-    if (np.diff(code_of_p) < 0).any():
-        raise RrambnnError(f"{where}: the input quantiser does not grow with the pixel value")
     side = math.isqrt(n_in)
     if side * side != n_in or not 1 <= side <= 28 or (crop is not None and crop != side):
         raise RrambnnError(f"{where}: {n_in} inputs are not the centre crop"
@@ -641,20 +626,8 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         a_bits = max(1, math.ceil(math.log2(len(lv))))
         layer_bits.append(a_bits)
         thresholds.append(th)
-    bits = {in_bits, *layer_bits}
-    if len(bits) != 1:
-        raise RrambnnError(f"{where}: pixels and activations have {sorted(bits)} bits; rrambnn's chips use one "
-                           f"activation width for both")
-    abits = bits.pop()
-    meta = {"imported_from": p.name}
-    if "rrambnn.meta" in props:
-        try:
-            meta = json.loads(props["rrambnn.meta"])
-        except ValueError:
-            pass
-    if output_mode is None:  # the model's own (an rrambnn export), else argmax as FINN classifies
-        output_mode = props.get("rrambnn.output_mode", "argmax")
-        check_output_mode(output_mode)
+    abits = max(in_bits, *layer_bits)
+    meta, output_mode = _meta_and_mode(props, p.name, output_mode)
     if wbits == 1 and abits == 1:
         T = int(np.argmax(code_of_p >= 1))
         if T < 1:
@@ -663,21 +636,45 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
                             [t.reshape(-1).astype(np.int32) for t in thresholds],
                             Preprocess(crop=side, threshold=T), output_mode, meta, where=where)
     else:
-        want = quantise_pixels(np.arange(256).astype(np.uint8), abits)
-        if not (code_of_p == want).all():
-            bad = int(np.argmax(code_of_p != want))
-            raise RrambnnError(f"{where}: the input quantiser gives pixel {bad} the code {code_of_p[bad]}, rrambnn's "
-                               f"{abits}-bit pixel quantiser (p (2^{abits} - 1) + 127) // 255 gives {want[bad]}")
-        levels = (1 << abits) - 1
-        ths = []
-        for k, t in enumerate(thresholds):
-            if k < len(thresholds) - 1 and t.shape[1] < levels:  # levels never reached: never fire
-                t = np.concatenate([t, np.full((t.shape[0], levels - t.shape[1]),
-                                               sum_bound(codes[k].shape[0], wbits, abits) + 1)], axis=1)
-            ths.append(t.astype(np.int32))
+        ths = _full_thresholds(codes, thresholds, code_of_p, wbits, abits, where)
         net = SlicedNetwork([c.astype(np.int16) for c in codes], ths, wbits, abits, side, output_mode, meta,
                             where=where)
     return net
+
+
+def _full_thresholds(codes, thresholds, code_of_p, wbits: int, abits: int, where: str) -> list[np.ndarray]:
+    """The pixels checked against the chip's ``abits``-bit quantiser; hidden layers with fewer
+    levels than 2^abits get thresholds that never fire for the levels they never reach; int32."""
+    from rrambnn.gen.sliced import quantise_pixels, sum_bound
+    want = quantise_pixels(np.arange(256).astype(np.uint8), abits)
+    if not (code_of_p == want).all():
+        bad = int(np.argmax(code_of_p != want))
+        raise RrambnnError(f"{where}: the input quantiser gives pixel {bad} the code {code_of_p[bad]}, rrambnn's "
+                           f"{abits}-bit pixel quantiser (p (2^{abits} - 1) + 127) // 255 gives {want[bad]} (the "
+                           f"chips quantise pixels and activations to the same width)")
+    levels = (1 << abits) - 1
+    out = []
+    for k, t in enumerate(thresholds):
+        if k < len(thresholds) - 1 and t.shape[1] < levels:
+            t = np.concatenate([t, np.full((t.shape[0], levels - t.shape[1]),
+                                           sum_bound(codes[k].shape[0], wbits, abits) + 1)], axis=1)
+        out.append(t.astype(np.int32))
+    return out
+
+
+def _meta_and_mode(props: dict, name: str, output_mode):
+    """The network's metadata (an rrambnn export's own, else where it came from) and output stage
+    (given, else the model's own, else argmax as FINN classifies)."""
+    from rrambnn.gen.network import check_output_mode
+    meta = {"imported_from": name}
+    if "rrambnn.meta" in props:
+        try:
+            meta = json.loads(props["rrambnn.meta"])
+        except ValueError:
+            pass
+    if output_mode is None:
+        output_mode = props.get("rrambnn.output_mode", "argmax")
+    return meta, check_output_mode(output_mode)
 
 
 def _staircase(g_of, bound: int, cols: int, name: str):
@@ -766,8 +763,7 @@ def _input_levels(g, seg, input_scale, where):
 def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
     """A chain of Conv, MaxPool and MatMul/Gemm layers -> a CnnNetwork (exact, as the dense import)."""
     from rrambnn.gen.cnn import FLOAT_BITS, CnnNetwork
-    from rrambnn.gen.network import check_output_mode
-    from rrambnn.gen.sliced import quantise_pixels, sum_bound
+    from rrambnn.gen.sliced import sum_bound
     from rrambnn.gen.spec import Conv, Dense, NetSpec, Pool
     v0, lv, a_lo, a_step, code_of_p = _input_levels(g, segs[0], input_scale, where)
     if v0.ndim != 4 or v0.shape[1] != 1:
@@ -883,31 +879,9 @@ def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
         a_bits = max(1, math.ceil(math.log2(len(lvk))))
         bits_seen.append(a_bits)
         thresholds.append(th)
-    if len(set(bits_seen)) != 1:
-        raise RrambnnError(f"{where}: pixels and activations have {sorted(set(bits_seen))} bits; rrambnn's chips use "
-                           f"one activation width for both")
-    abits = bits_seen[0]
-    want = quantise_pixels(np.arange(256).astype(np.uint8), abits)
-    if not (code_of_p == want).all():
-        bad = int(np.argmax(code_of_p != want))
-        raise RrambnnError(f"{where}: the input quantiser gives pixel {bad} the code {code_of_p[bad]}, rrambnn's "
-                           f"{abits}-bit pixel quantiser gives {want[bad]}")
-    levels = (1 << abits) - 1
-    ths = []
-    for k, t in enumerate(thresholds):
-        if k < len(thresholds) - 1 and t.shape[1] < levels:
-            t = np.concatenate([t, np.full((t.shape[0], levels - t.shape[1]),
-                                           sum_bound(codes[k].shape[0], wbits, abits) + 1)], axis=1)
-        ths.append(t.astype(np.int32))
-    meta = {"imported_from": name}
-    if "rrambnn.meta" in props:
-        try:
-            meta = json.loads(props["rrambnn.meta"])
-        except ValueError:
-            pass
-    if output_mode is None:
-        output_mode = props.get("rrambnn.output_mode", "argmax")
-        check_output_mode(output_mode)
+    abits = max(bits_seen)
+    ths = _full_thresholds(codes, thresholds, code_of_p, wbits, abits, where)
+    meta, output_mode = _meta_and_mode(props, name, output_mode)
     try:
         cobits = int(props.get("rrambnn.cobits", FLOAT_BITS))
     except ValueError:
