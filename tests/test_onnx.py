@@ -271,9 +271,11 @@ def test_bad_files_and_flags(tmp_path):
 # -- the imported FINN shapes on Verilator -------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape, abits", [("TFC", 1), ("TFC", 2), ("SFC", 1), ("LFC", 1)])
+@pytest.mark.parametrize("shape, abits", [("TFC", 1), ("TFC", 2), ("SFC", 1),
+                                          pytest.param("LFC", 1, marks=pytest.mark.large)])
 def test_imported_finn_shapes_simulate_with_no_mismatch(tmp_path, shape, abits):
-    """Imported, generated and checked on Verilator on all 10,000 test images, both output stages."""
+    """Imported, generated and checked on Verilator on all 10,000 test images, both output stages
+    (LFC: 3.1M cells, an 11-minute Verilator build per stage; run by hand, -m large)."""
     onnx.save(finn_mlp(FINN_SHAPES[shape], abits=abits, rng=np.random.default_rng(1)), tmp_path / "m.onnx")
     r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz"))
     assert r.returncode == 0, r.stderr
