@@ -1,4 +1,4 @@
-"""QONNX / ONNX import and export of fully connected networks (the optional ``[onnx]`` extra).
+"""QONNX / ONNX import and export of fully connected and convolutional networks (the ``[onnx]`` extra).
 
 **Export** (:func:`export`) writes a binary or multi-bit network as a QONNX graph that qonnx's
 own executor runs: the 28x28 image (pixels / 255, NCHW) -> ``Slice`` (the centre crop) ->
@@ -15,9 +15,9 @@ output stage travel in the model's ``metadata_props``.
 
 **Import** (:func:`import_model`) reads a chain of MatMul/Gemm layers and the elementwise
 operations between them (Quant, BipolarQuant, MultiThreshold, BatchNormalization, Mul, Add,
-Sub, Div, Sign, Relu, Clip, Identity, Dropout; Flatten, Reshape and a centre Slice before the
-first layer; ArgMax, TopK, Softmax, LogSoftmax at the end), constant-folding weight
-quantisers. Nothing is approximated; every conversion is checked:
+Sub, Div, Sign, Relu, Clip, Cast, Identity, Dropout; Flatten, Reshape and a centre Slice before
+the first layer; ArgMax, TopK, Softmax, LogSoftmax at the end), constant-folding weight
+quantisers. Every conversion is checked (floats read with tight tolerances, see docs/site/onnx.md):
 
 * the input: the operations before the first layer are evaluated on all 256 pixel values; they
   must give a non-decreasing function of the pixel onto equally spaced levels, equal to the
@@ -93,6 +93,9 @@ def export(net, path, *, batch: int = 1) -> dict:
     onnx, helper, nh = _onnx()
     if hasattr(net, "spec"):
         return _export_cnn(net, path, batch)
+    if getattr(net, "preprocess", True) is None:
+        raise RrambnnError("this network has raw-bit inputs (crop 0): an ONNX model of it would have no image to "
+                           "take; export networks of MNIST images")
     wbits, abits = getattr(net, "wbits", 1), getattr(net, "abits", 1)
     crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
     from rrambnn.gen.sliced import sum_bound
@@ -158,7 +161,8 @@ def _write_model(path, nodes, inits, shapes, batch, tp, net, props) -> bytes:
                                                                              helper.make_opsetid(DOMAIN, 1)])
     helper.set_model_props(model, {
         "rrambnn.output_mode": net.output_mode, "rrambnn.meta": json.dumps(net.meta, sort_keys=True),
-        "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject", **props})
+        "rrambnn.stages": "argmax: argmax(scores); priority: first class with scores >= 0, none: reject",
+        "rrambnn.wbits": str(getattr(net, "wbits", 1)), "rrambnn.abits": str(getattr(net, "abits", 1)), **props})
     data = model.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
     return data
@@ -279,8 +283,18 @@ def _s(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
+ROUNDING = {"ROUND": np.round, "HALF_EVEN": np.round, "CEIL": np.ceil, "FLOOR": np.floor,
+            "UP": lambda x: np.sign(x) * np.ceil(np.abs(x)), "DOWN": np.fix,
+            "HALF_UP": lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
+            "HALF_DOWN": lambda x: np.sign(x) * np.ceil(np.abs(x) - 0.5)}  # qonnx's rounding modes
+
+
 def _quant(x, scale, zeropt, bitwidth, signed, narrow, rounding):
-    bw = int(np.asarray(bitwidth).reshape(-1)[0])
+    """qonnx's IntQuant: clip(x / scale + zeropt), round, minus zeropt, times scale."""
+    bw = np.asarray(bitwidth, np.float64).reshape(-1)
+    if bw.size != 1 or not np.isfinite(bw[0]) or bw[0] != int(bw[0]) or not 1 <= bw[0] <= 32:
+        raise RrambnnError(f"Quant: the bit width must be one integer from 1 to 32, not {bw.tolist()}")
+    bw = int(bw[0])
     y = x / scale + zeropt
     if bw == 1 and signed:
         y = np.where(y >= 0, 1.0, -1.0)
@@ -289,28 +303,24 @@ def _quant(x, scale, zeropt, bitwidth, signed, narrow, rounding):
             lo, hi = -(2 ** (bw - 1)) + (1 if narrow else 0), 2 ** (bw - 1) - 1
         else:
             lo, hi = 0, 2 ** bw - 1 - (1 if narrow else 0)
-        y = np.clip(y, lo, hi)
-        rounding = _s(rounding).upper()
-        if rounding == "ROUND":
-            y = np.round(y)
-        elif rounding == "FLOOR":
-            y = np.floor(y)
-        elif rounding == "CEIL":
-            y = np.ceil(y)
-        elif rounding == "ROUND_TO_ZERO":
-            y = np.trunc(y)
-        else:
-            raise RrambnnError(f"Quant: rounding mode {rounding!r} is not supported")
+        mode = _s(rounding).upper()
+        if mode not in ROUNDING:
+            raise RrambnnError(f"Quant: rounding mode {mode!r} is not one of qonnx's ({', '.join(ROUNDING)})")
+        y = ROUNDING[mode](np.clip(y, lo, hi))
     return (y - zeropt) * scale
 
 
 def _multithreshold(x, t, out_scale, out_bias, layout):
-    ch_last = _s(layout) in ("NHWC", "NC") and x.ndim == 2 or _s(layout) == "NHWC"
-    v = x if ch_last or x.ndim == 2 else np.moveaxis(x, 1, -1)
-    t = np.asarray(t)
-    count = (v[..., None] >= (t if t.shape[0] > 1 else t[:1])).sum(axis=-1).astype(x.dtype)
-    out = out_scale * count + out_bias
-    return out if ch_last or x.ndim == 2 else np.moveaxis(out, -1, 1)
+    """qonnx's MultiThreshold: the count of thresholds each value reaches, times out_scale plus
+    out_bias; the channel axis from data_layout, or guessed from the rank as qonnx does."""
+    layout = _s(layout) or {2: "NC", 3: "NWC", 4: "NCHW"}.get(x.ndim)
+    cdim = layout.index("C") if layout and "C" in layout else 1
+    v = np.moveaxis(x, cdim, -1)
+    t = np.asarray(t, np.float64)
+    if t.ndim != 2 or t.shape[0] not in (1, v.shape[-1]):
+        raise RrambnnError(f"MultiThreshold: thresholds must be (channels or 1) x steps, not {t.shape}")
+    count = (v[..., None] >= t).sum(axis=-1).astype(x.dtype)
+    return np.moveaxis(out_scale * count + out_bias, -1, cdim)
 
 
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Sign", "Relu", "Clip", "Identity", "Dropout", "BatchNormalization",
@@ -355,8 +365,8 @@ def _run(node, vals: list):
     if op == "Quant":
         return _quant(x, vals[1], vals[2], vals[3], a.get("signed", 1), a.get("narrow", 0),
                       a.get("rounding_mode", "ROUND"))
-    if op == "BipolarQuant":
-        return np.where(x / vals[1] >= 0, 1.0, -1.0) * vals[1]
+    if op == "BipolarQuant":  # qonnx: the sign of x (0 -> +1), times the scale
+        return np.where(x >= 0, 1.0, -1.0) * vals[1]
     if op == "MultiThreshold":
         return _multithreshold(x, vals[1], a.get("out_scale", 1.0), a.get("out_bias", 0.0), a.get("data_layout", ""))
     if op == "Flatten":
@@ -384,6 +394,8 @@ def _run(node, vals: list):
         return np.expand_dims(x, tuple(int(v) for v in axes))
     if op == "MatMul":
         return x @ vals[1]
+    if op in ("Conv", "MaxPool") and _s(a.get("auto_pad", "NOTSET")) != "NOTSET":
+        raise RrambnnError(f"node {node.name or op} ({op}): auto_pad is not supported; give pads")
     if op == "Conv":
         from rrambnn.gen.cnn import im2col
         co, ci, kh, kw = vals[1].shape
@@ -412,7 +424,9 @@ def _run(node, vals: list):
     if op == "Transpose":
         return np.transpose(x, a.get("perm"))
     if op == "Cast":
-        return x.astype(np.float64) if x.dtype.kind == "f" else x
+        from onnx import helper as _h
+        to = np.dtype(_h.tensor_dtype_to_np_dtype(a.get("to", 1)))
+        return x.astype(to).astype(np.float64) if to.kind in "iub" else x.astype(np.float64)
     if op == "Constant":
         from onnx import numpy_helper
         return numpy_helper.to_array(a["value"])
@@ -435,8 +449,13 @@ class _Graph:
         from onnx import numpy_helper
         g = model.graph
         self.where = where
-        self.consts = {i.name: numpy_helper.to_array(i).astype(np.float64) if numpy_helper.to_array(i).dtype.kind == "f"
-                       else numpy_helper.to_array(i) for i in g.initializer}
+        self.consts = {}
+        for i in g.initializer:
+            try:
+                v = numpy_helper.to_array(i)
+            except Exception as e:
+                raise RrambnnError(f"{where}: initializer {i.name!r} cannot be read ({type(e).__name__})") from None
+            self.consts[i.name] = v.astype(np.float64) if v.dtype.kind == "f" else v
         inputs = [i.name for i in g.input if i.name not in self.consts]
         if len(inputs) != 1:
             raise RrambnnError(f"{where}: the model must have one data input, not {len(inputs)} ({', '.join(inputs)})")
@@ -445,6 +464,8 @@ class _Graph:
         self.input_shape = [d.dim_value if d.dim_value > 0 else None for d in dims]
         self.chain = []
         for node in g.node:  # ONNX lists nodes in topological order
+            if not node.output:
+                raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) has no output")
             if all((not i) or i in self.consts for i in node.input):
                 if node.op_type not in ELEMENTWISE | SHAPE | LAYER | CONSTANT_ONLY:
                     raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not supported")
@@ -460,9 +481,12 @@ class _Graph:
             else:
                 self.chain.append(node)
         t = self.input
+        self.data_index = {}
         for node in self.chain:
             dyn = [i for i in node.input if i and i not in self.consts]
-            if dyn != [t] or node.input[0] != t:
+            if node.op_type in ("Add", "Mul") and dyn == [t] and len(node.input) == 2 and node.input[1] == t:
+                self.data_index[id(node)] = 1
+            elif dyn != [t] or node.input[0] != t:
                 raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not on a single "
                                    f"chain from the input (rrambnn imports chains of layers; no branches)")
             if node.op_type not in ELEMENTWISE | SHAPE | LAYER | HEAD | POOL:
@@ -471,7 +495,21 @@ class _Graph:
 
     def run(self, nodes, x):
         for node in nodes:
-            x = _run(node, [x] + [self.consts.get(i) if i else None for i in node.input[1:]])
+            vals = [self.consts.get(i) if i else None for i in node.input]
+            vals[self.data_index.get(id(node), 0)] = x
+            if self.data_index.get(id(node), 0) == 1:  # Add(c, x), Mul(c, x): commutative
+                vals[0], vals[1] = vals[1], vals[0]
+            try:
+                x = _run(node, vals)
+            except RrambnnError as e:
+                raise RrambnnError(f"{self.where}: node {node.name or node.op_type} ({node.op_type}): {e}") from None
+            except Exception as e:
+                raise RrambnnError(f"{self.where}: node {node.name or node.op_type} ({node.op_type}) cannot run on "
+                                   f"its inputs: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                                   ) from None
+            if not np.isfinite(x).all():
+                raise RrambnnError(f"{self.where}: node {node.name or node.op_type} ({node.op_type}) gives values that "
+                                   f"are not finite")
         return x
 
 
@@ -498,6 +536,10 @@ def _odd_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
         raise RrambnnError(f"{where}: has zero weights; rrambnn's cells hold odd codes (+-1, +-3, ...), never 0 "
                            f"(ternary or zero-point weights cannot be held)")
     top = (1 << MAX_CODE_BITS) - 1
+    r = np.round(w)
+    if np.allclose(w, r, rtol=0, atol=1e-9) and (r % 2 != 0).all() and np.abs(r).max() <= top:
+        codes = np.ascontiguousarray(r, dtype=np.int64)  # odd integer codes already (an rrambnn export, a scale-1 quantiser): as they are
+        return codes, np.ones(w.shape[1]), max(1, math.ceil(math.log2(int(np.abs(codes).max()) + 1)))
     codes = np.zeros(w.shape, np.int64)
     scales = np.zeros(w.shape[1])
     for j in range(w.shape[1]):
@@ -535,7 +577,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     if not p.is_file():
         raise RrambnnError(f"{where}: no such model file")
     try:
-        model = onnx.load_model_from_string(p.read_bytes())
+        model = onnx.load(str(p))  # external data, if any, beside the model
     except Exception as e:
         raise RrambnnError(f"{where}: not an ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
     g = _Graph(model, where)
@@ -543,6 +585,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     segs, mats, head = [[]], [], []
     for node in g.chain:
         if head or node.op_type in HEAD:
+            _check_head(node, where)
             head.append(node)
         elif node.op_type in LAYER:
             mats.append(node)
@@ -555,9 +598,10 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     if not mats:
         raise RrambnnError(f"{where}: no MatMul, Gemm or Conv layer")
     props = {pp.key: pp.value for pp in model.metadata_props}
+    meta, output_mode = _meta_and_mode(props, p.name, output_mode)
     if any(m.op_type == "Conv" for m in mats) or "rrambnn.spec" in props:
         return _import_cnn(g, segs, mats, props, where=where, input_scale=input_scale, output_mode=output_mode,
-                           name=p.name)
+                           meta=meta, crop=crop)
     for node in g.chain:
         if node.op_type in POOL or (node.op_type == "Transpose"):
             raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) belongs to a convolutional "
@@ -578,6 +622,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         if w.ndim != 2:
             raise RrambnnError(f"{where}: layer {k} ({node.op_type}) weights must be 2-D, not {w.shape}")
         weights.append(np.asarray(w, np.float64))
+    _check_classes(weights[-1].shape[1], where)
     # the input: every pixel value through the first segment
     v0, lv, alpha, beta, code_of_p = _input_levels(g, segs[0], input_scale, where)
     v0 = v0.reshape(256, -1)
@@ -589,6 +634,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     if side * side != n_in or not 1 <= side <= 28 or (crop is not None and crop != side):
         raise RrambnnError(f"{where}: {n_in} inputs are not the centre crop"
                            f"{'' if crop is None else f' of {crop}x{crop}'} of a 28x28 image")
+    _check_centre_crop(g, segs[0], input_scale, (side, side), where)
     in_bits = max(1, math.ceil(math.log2(len(lv))))
     # weights as odd codes
     codes, scales, wbits = [], [], 1
@@ -597,6 +643,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         codes.append(c)
         scales.append(s)
         wbits = max(wbits, b)
+    wbits = _declared_bits(props, "rrambnn.wbits", wbits)
     # hidden layers: the staircase of each column
     thresholds, abits = [], in_bits
     a_lo, a_step, a_bits = alpha, beta, in_bits
@@ -607,7 +654,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         colsum = weights[k].sum(axis=0)
         gain = a_step * scales[k]  # y = a_lo colsum + gain S (+ bias)
         offset = a_lo * colsum + (0 if bias is None else bias)
-        bound = sum_bound(codes[k].shape[0], wbits, max(a_bits, 1))
+        bound = sum_bound(codes[k].shape[0], wbits, _declared_bits(props, "rrambnn.abits", a_bits))
         last = k == len(weights) - 1
 
         def g_of(S, post=post, gain=gain, offset=offset):
@@ -618,7 +665,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
 
         name = f"{where}: layer {k} ({mats[k].op_type} {mats[k].name})"
         if last:
-            theta = _output_thresholds(g_of, bound, name)
+            theta, note = _output_thresholds(g_of, bound, name, post, output_mode)
             thresholds.append(theta)
             break
         th, lv, a_lo, a_step, flip = _staircase(g_of, bound, codes[k].shape[1], name)
@@ -626,8 +673,9 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         a_bits = max(1, math.ceil(math.log2(len(lv))))
         layer_bits.append(a_bits)
         thresholds.append(th)
-    abits = max(in_bits, *layer_bits)
-    meta, output_mode = _meta_and_mode(props, p.name, output_mode)
+    abits = _declared_bits(props, "rrambnn.abits", max([in_bits, *layer_bits]))
+    if note:
+        meta = {**meta, "import_note": note}
     if wbits == 1 and abits == 1:
         T = int(np.argmax(code_of_p >= 1))
         if T < 1:
@@ -640,6 +688,34 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         net = SlicedNetwork([c.astype(np.int16) for c in codes], ths, wbits, abits, side, output_mode, meta,
                             where=where)
     return net
+
+
+def _declared_bits(props: dict, key: str, found: int) -> int:
+    """An rrambnn export's own weight or activation width (its codes may not use it all)."""
+    try:
+        return max(found, int(props.get(key, found)))
+    except ValueError:
+        return found
+
+
+def _check_classes(n: int, where: str):
+    if n != 10:
+        raise RrambnnError(f"{where}: the model has {n} outputs; MNIST needs 10")
+
+
+def _check_head(node, where: str):
+    """What may end the model: ArgMax (first index), TopK (the largest), Softmax or LogSoftmax, over
+    the classes."""
+    a = _attrs(node)
+    name = f"{where}: node {node.name or node.op_type} ({node.op_type})"
+    if node.op_type not in HEAD:
+        raise RrambnnError(f"{name} after the classifier's head; only ArgMax, TopK, Softmax or LogSoftmax may end it")
+    if a.get("axis", 1 if node.op_type in ("ArgMax", "Softmax", "LogSoftmax") else -1) not in (1, -1):
+        raise RrambnnError(f"{name} works along axis {a.get('axis')}, not the classes")
+    if node.op_type == "ArgMax" and a.get("select_last_index", 0):
+        raise RrambnnError(f"{name} selects the last index on ties; the chip's argmax takes the first")
+    if node.op_type == "TopK" and not a.get("largest", 1):
+        raise RrambnnError(f"{name} takes the smallest scores")
 
 
 def _full_thresholds(codes, thresholds, code_of_p, wbits: int, abits: int, where: str) -> list[np.ndarray]:
@@ -688,7 +764,15 @@ def _staircase(g_of, bound: int, cols: int, name: str):
         S = np.unique(np.round(np.linspace(-bound, bound, ENUMERATE)))
     vals = g_of(S[:, None] * sgn[None, :])  # (len(S), cols)
     lv, a0, step = _levels(vals, f"{name}: its activation")
-    idx = np.searchsorted(lv, vals)
+
+    def level_of(v):  # every value must be one of the levels seen
+        i = np.clip(np.searchsorted(lv, v - 1e-9 * max(1.0, abs(step))), 0, len(lv) - 1)
+        if not np.allclose(lv[i], v, rtol=0, atol=1e-9 * max(1.0, abs(step))):
+            raise RrambnnError(f"{name}: its activation takes values between the levels found on a grid of "
+                               f"{len(S):,} sums (levels narrower than the grid's step are not supported)")
+        return i
+
+    idx = level_of(vals)
     if (np.diff(idx, axis=0) < 0).any():
         raise RrambnnError(f"{name}: its activation is not a monotone function of the column sum")
     L = len(lv) - 1
@@ -703,38 +787,98 @@ def _staircase(g_of, bound: int, cols: int, name: str):
             lo = np.where(first > 0, S[np.maximum(first - 1, 0)], -bound - 1)
             while (hi - lo > 1).any():
                 mid = np.floor((lo + hi) / 2)
-                ok = np.searchsorted(lv, g_of(mid * sgn)) >= lvl
+                ok = level_of(g_of(mid * sgn)) >= lvl
                 hi = np.where(ok & (hi - lo > 1), mid, hi)
                 lo = np.where(~ok & (hi - lo > 1), mid, lo)
             th[:, lvl - 1] = hi
-            for probe in (hi - 1, hi):  # checked around every threshold
-                inside = (probe >= -bound) & (probe <= bound)
-                got = np.searchsorted(lv, g_of(np.clip(probe, -bound, bound) * sgn)) >= lvl
-                if (inside & (got != (probe == hi))).any():
-                    raise RrambnnError(f"{name}: its activation is not a monotone function of the column sum")
+    if len(S) != 2 * bound + 1:  # no level skipped between grid points: at each step the next level exactly
+        for lvl in range(1, L + 1):
+            t = th[:, lvl - 1]
+            inside = t <= bound
+            at = level_of(g_of(np.clip(t, -bound, bound) * sgn))
+            before = level_of(g_of(np.clip(t - 1, -bound, bound) * sgn))
+            if (inside & (at < lvl)).any() or (inside & (t > -bound) & (before >= lvl)).any():
+                raise RrambnnError(f"{name}: its activation is not a monotone staircase of the column sum")
+            nxt = th[:, lvl] if lvl < L else np.full(cols, bound + 1)
+            jump = inside & (nxt > t)
+            if (jump & (at != lvl)).any():
+                raise RrambnnError(f"{name}: its activation skips a level between grid points of {len(S):,} sums")
     th = np.clip(th, -bound, bound + 1)
     return th, lv, a0, step, flip
 
 
-def _output_thresholds(g_of, bound: int, name: str) -> np.ndarray:
-    """The output layer: scores a (S - theta_j) + const with one positive a and integer differences."""
-    z0 = np.asarray(g_of(np.array(0.0)), np.float64).reshape(-1)
-    z1 = np.asarray(g_of(np.array(1.0)), np.float64).reshape(-1)
-    zb = np.asarray(g_of(np.array(float(bound))), np.float64).reshape(-1)
-    a = z1 - z0
-    if not np.allclose(zb, z0 + a * bound, rtol=1e-6, atol=1e-6 * np.abs(zb).max()):
-        raise RrambnnError(f"{name}: its scores are not an affine function of the column sums (the output layer must "
-                           f"end in scales and biases only, before ArgMax/Softmax)")
-    if (a <= 0).any() or not np.allclose(a, a[0], rtol=1e-5, atol=0):
+AFFINE = {"Add", "Sub", "Mul", "Div", "Neg", "BatchNormalization", "Identity", "Dropout", "Cast", "Flatten",
+          "Reshape"}  # what may follow the last layer
+
+
+def _output_thresholds(g_of, bound: int, name: str, post, output_mode: str) -> tuple[np.ndarray, str | None]:
+    """The output layer: scores a (S - theta_j) + c with one positive a and whole-step differences
+    of the theta_j; returns the integer thresholds and, when they had to be moved into the chip's
+    range, what that did."""
+    bad = [nd for nd in post if nd.op_type not in AFFINE]
+    if bad:
+        nd = bad[0]
+        raise RrambnnError(f"{name}: node {nd.name or nd.op_type} ({nd.op_type}) after the last layer; only scales "
+                           f"and biases may follow it (then ArgMax, TopK, Softmax or LogSoftmax)")
+    if 2 * bound + 1 <= ENUMERATE:
+        S = np.arange(-bound, bound + 1, dtype=np.float64)
+    else:
+        S = np.unique(np.r_[np.round(np.linspace(-bound, bound, ENUMERATE)), -1.0, 0.0, 1.0])
+    z = np.asarray(g_of(S[:, None] * np.ones((1, 1))), np.float64)  # (len(S), classes)
+    z0 = z[S == 0][0]
+    a = z[S == 1][0] - z0
+    if not np.allclose(z, z0 + S[:, None] * a, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(z).max())):
+        raise RrambnnError(f"{name}: its scores are not an affine function of the column sums")
+    if (a <= 0).any() or not np.allclose(a, a[0], rtol=1e-9, atol=0):
         raise RrambnnError(f"{name}: its classes have different or negative scales; argmax of the chip's integer "
                            f"margins could not equal the model's")
     theta = -z0 / a[0]
     d = theta - theta[0]
-    if not np.allclose(d, np.round(d), rtol=0, atol=1e-4):
+    if not np.allclose(d, np.round(d), rtol=0, atol=1e-6):
         raise RrambnnError(f"{name}: its per-class biases differ by fractions of a sum step; the chip's integer "
                            f"thresholds cannot keep the model's argmax")
-    base = math.ceil(theta[0] - 1e-6)
-    return np.clip(base + np.round(d), -bound, bound + 1).astype(np.int64)
+    th = math.ceil(theta[0] - 1e-9) + np.round(d)
+    if th.min() >= -bound and th.max() <= bound + 1:
+        return th.astype(np.int64), None
+    if output_mode == "priority":  # each class fires exactly where its score is >= 0; the argmax stage may differ
+        return np.clip(th, -bound, bound + 1).astype(np.int64), (
+            "the output thresholds lie beyond the sums' range and were clipped to it: the priority stage is the "
+            "model's (score >= 0), the argmax stage may differ from its argmax")
+    if th.max() - th.min() > 2 * bound + 1:
+        raise RrambnnError(f"{name}: its per-class biases spread over {int(th.max() - th.min())} sum steps, more than "
+                           f"the chip's threshold range ({2 * bound + 1})")
+    shift = -int(th.min()) - bound if th.min() < -bound else bound + 1 - int(th.max())
+    return (th + shift).astype(np.int64), (
+        f"the output thresholds were moved by {shift} sum steps into the chip's range: the argmax stage is the "
+        f"model's, the priority stage fires where score >= {-shift} x the sum step")
+
+
+def _check_centre_crop(g, seg, input_scale, out_hw, where):
+    """The operations before the first layer take each pixel to one input, in raster order, as the
+    centre crop of the 28x28 image rrambnn's chips take (the model's own input counted as the
+    centre of the image): checked by lighting one pixel at a time."""
+    dims = list(g.input_shape[1:])
+    if not dims or any(d is None for d in dims):
+        raise RrambnnError(f"{where}: the model's input needs fixed sizes after the batch, not {g.input_shape}")
+    n_pix = int(np.prod(dims))
+    grid = [d for d in dims if d != 1]
+    if len(grid) == 1 and math.isqrt(grid[0]) ** 2 == grid[0]:
+        grid = [math.isqrt(grid[0])] * 2
+    if len(grid) != 2 or max(grid) > 28 or n_pix > 28 * 28:
+        raise RrambnnError(f"{where}: the model's input {dims} is not a grey image of at most 28x28 pixels")
+    H0, W0 = grid
+    lit = np.zeros((n_pix + 1, n_pix))
+    lit[np.arange(n_pix), np.arange(n_pix)] = 255 * input_scale
+    out = g.run(seg, lit.reshape([n_pix + 1] + dims)).reshape(n_pix + 1, -1)
+    changed = out[:-1] != out[-1]
+    h, w = out_hw
+    oy, ox = (H0 - h) // 2, (W0 - w) // 2
+    want = ((np.arange(h)[:, None] + oy) * W0 + np.arange(w)[None, :] + ox).reshape(-1)
+    ok = changed.shape[1] == h * w and (changed.sum(axis=0) == 1).all() and (changed.sum(axis=1) <= 1).all() \
+        and (changed.argmax(axis=0) == want).all()
+    if not ok or (28 - H0) // 2 + oy != (28 - h) // 2 or (28 - W0) // 2 + ox != (28 - w) // 2:
+        raise RrambnnError(f"{where}: the operations before the first layer do not take the centre {h}x{w} of the "
+                           f"image in raster order (each input one pixel), as rrambnn's chips do")
 
 
 def _input_levels(g, seg, input_scale, where):
@@ -760,7 +904,7 @@ def _input_levels(g, seg, input_scale, where):
     return v, lv, alpha, beta, code_of_p
 
 
-def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
+def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, meta, crop):
     """A chain of Conv, MaxPool and MatMul/Gemm layers -> a CnnNetwork (exact, as the dense import)."""
     from rrambnn.gen.cnn import FLOAT_BITS, CnnNetwork
     from rrambnn.gen.sliced import sum_bound
@@ -770,6 +914,10 @@ def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
         raise RrambnnError(f"{where}: a convolutional model's input must reach its first layer as N x 1 x H x W, not "
                            f"{v0.shape[1:]}")
     h, w = v0.shape[2], v0.shape[3]
+    if h > 28 or w > 28 or (crop is not None and (h, w) != (crop, crop)):
+        raise RrambnnError(f"{where}: the first layer sees {h}x{w} pixels, not "
+                           f"{'a centre crop of the 28x28 image' if crop is None else f'the {crop}x{crop} crop'}")
+    _check_centre_crop(g, segs[0], input_scale, (h, w), where)
     in_bits = max(1, math.ceil(math.log2(len(lv))))
     layers, codes, scales, names, biases, kinds = [], [], [], [], [], []
     x_shape = (1, h, w)  # C, H, W of the tensor entering the next layer
@@ -847,7 +995,9 @@ def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
             else:
                 raise RrambnnError(f"{where}: node {nd.name or nd.op_type} ({nd.op_type}) after a layer is not "
                                    f"supported")
-    wbits = max(max(1, math.ceil(math.log2(int(np.abs(c).max()) + 1))) for c in codes)
+    _check_classes(codes[-1].shape[1], where)
+    wbits = _declared_bits(props, "rrambnn.wbits",
+                           max(max(1, math.ceil(math.log2(int(np.abs(c).max()) + 1))) for c in codes))
     # each layer's staircase, as the dense import, on per-channel columns
     thresholds, bits_seen = [], [in_bits]
     a_bits = in_bits
@@ -856,7 +1006,7 @@ def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
         colsum = wk.sum(axis=0)
         gain = a_step * scales[k]
         offset = a_lo * colsum + (0 if biases[k] is None else biases[k])
-        bound = sum_bound(codes[k].shape[0], wbits, max(a_bits, 1))
+        bound = sum_bound(codes[k].shape[0], wbits, _declared_bits(props, "rrambnn.abits", a_bits))
         conv = kinds[k] == "conv"
         layer = [ly for ly in layers if not isinstance(ly, Pool)][k]
         if conv and layer.pad and abs(a_lo) > 1e-9:
@@ -872,16 +1022,18 @@ def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, name):
             return out.reshape(-1) if S.ndim < 2 else out
 
         if k == len(mats) - 1:
-            thresholds.append(_output_thresholds(g_of, bound, names[k]))
+            theta, note = _output_thresholds(g_of, bound, names[k], segs[k + 1], output_mode)
+            thresholds.append(theta)
             break
         th, lvk, a_lo, a_step, flip = _staircase(g_of, bound, codes[k].shape[1], names[k])
         codes[k][:, flip] *= -1
         a_bits = max(1, math.ceil(math.log2(len(lvk))))
         bits_seen.append(a_bits)
         thresholds.append(th)
-    abits = max(bits_seen)
+    abits = _declared_bits(props, "rrambnn.abits", max(bits_seen))
     ths = _full_thresholds(codes, thresholds, code_of_p, wbits, abits, where)
-    meta, output_mode = _meta_and_mode(props, name, output_mode)
+    if note:
+        meta = {**meta, "import_note": note}
     try:
         cobits = int(props.get("rrambnn.cobits", FLOAT_BITS))
     except ValueError:

@@ -238,6 +238,77 @@ def test_refusals_name_the_problem(tmp_path, kind, message):
     assert not (tmp_path / "w.npz").exists()
 
 
+def test_one_layer_and_odd_code_networks_round_trip(tmp_path, rng):
+    """A single layer; hidden and output columns whose codes are all +-3; a 3-bit network whose
+    codes stay within +-3: back as they were."""
+    from rrambnn.gen.mnist import Preprocess
+    from rrambnn.gen.network import random_network
+    one = random_network((400, 10), rng)
+    one.preprocess = Preprocess(crop=20, threshold=100)
+    net = random_sliced((144, 12, 10), 3, 2, rng, crop=12)
+    net.weights[0][:, 0] = 3 * np.sign(net.weights[0][:, 0])
+    net.weights[1][:, :] = np.where(net.weights[1] > 0, 3, -3).astype(np.int16)
+    for k, w in enumerate(net.weights):
+        net.weights[k] = np.clip(w, -3, 3).astype(np.int16)
+    for n in (one, net):
+        onnx_io.export(n, tmp_path / "m.onnx")
+        same_network(n, onnx_io.import_model(tmp_path / "m.onnx"))
+
+
+def test_a_large_common_output_bias_keeps_the_argmax(tmp_path, mnist_test):
+    """A bias of +5000 on every class: the thresholds are moved into the chip's range
+    (argmax exact; the note says what the priority stage is)."""
+    b = Builder()
+    rng = np.random.default_rng(7)
+    x = b.node("Flatten", ["image"], axis=1)
+    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((784, 10)) < 0.5, -1.0, 1.0))])
+    x = b.node("Add", [b.const(5000.0 + 2 * rng.integers(-3, 4, 10)), x])  # the data second: commutative
+    model = b.model("image", x, [100, 1, 28, 28], 10)
+    net = imported_equals_qonnx(model, tmp_path, mnist_test.images[:300])
+    assert "moved by" in net.meta["import_note"]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("offcentre", "do not take the centre 20x20 of the image in raster order"),
+    ("strided", "do not take the centre 14x14 of the image in raster order"),
+    ("relu", "(Relu) after the last layer; only scales and biases may follow it"),
+    ("softmax-neg", "(Neg) after the classifier's head"),
+    ("topk-smallest", "takes the smallest scores"),
+    ("argmax-last", "selects the last index on ties"),
+    ("bn-length", "cannot run on its inputs"),
+    ("classes", "the model has 12 outputs; MNIST needs 10"),
+])
+def test_more_refusals(tmp_path, kind, message):
+    rng = np.random.default_rng(8)
+    b = Builder()
+    x = "image"
+    n_in = 784
+    if kind in ("offcentre", "strided"):
+        ends, step = ([20, 20], [1, 1]) if kind == "offcentre" else ([28, 28], [2, 2])
+        x = b.node("Slice", [x, b.const([0, 0], np.int64), b.const(ends, np.int64), b.const([2, 3], np.int64),
+                             b.const(step, np.int64)])
+        n_in = 400 if kind == "offcentre" else 196
+    x = b.node("Flatten", [x], axis=1)
+    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((n_in, 8)) < 0.5, -1.0, 1.0))])
+    x = bn(b, x, 7 if kind == "bn-length" else 8, rng)
+    x = b.node("BipolarQuant", [x, b.const(1.0)], domain=DOMAIN)
+    n_out = 12 if kind == "classes" else 10
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((8, n_out)) < 0.5, -1.0, 1.0))])
+    if kind == "relu":
+        x = b.node("Relu", [x])
+    if kind == "softmax-neg":
+        x = b.node("Neg", [b.node("Softmax", [x], axis=1)])
+    if kind == "topk-smallest":
+        x = b.node("TopK", [x, b.const([1], np.int64)], largest=0)
+    if kind == "argmax-last":
+        x = b.node("ArgMax", [x], axis=1, select_last_index=1)
+    onnx.save(b.model("image", x, [1, 1, 28, 28], n_out), tmp_path / "m.onnx")
+    one_error_line(rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz")), message)
+    assert not (tmp_path / "w.npz").exists()
+
+
 def test_finn_w2_weights_are_refused(tmp_path):
     """FINN's 2-bit weights (Quant signed narrow: -1, 0, +1 times a scale) hold zeros."""
     b = Builder()
@@ -258,6 +329,10 @@ def test_bad_files_and_flags(tmp_path):
     one_error_line(rr("import", str(tmp_path / "junk.onnx"), "--out", str(tmp_path / "w.txt")),
                    "--out must name a .npz file")
     one_error_line(rr("export", "--out", str(tmp_path / "m.npz")), "--out must name a .onnx file")
+    from rrambnn.gen.network import random_network
+    random_network((16, 10), np.random.default_rng(0)).save(tmp_path / "raw.npz")
+    one_error_line(rr("export", "--weights", str(tmp_path / "raw.npz"), "--out", str(tmp_path / "r.onnx")),
+                   "raw-bit inputs")
     one_error_line(rr("export", "--out", str(tmp_path / "m.onnx"), "--batch", "0"),
                    "--batch must be an integer from 1 to 100,000, not 0")
     path = mlp_with(tmp_path, name="in.onnx")
@@ -265,7 +340,7 @@ def test_bad_files_and_flags(tmp_path):
                    "--input-range must be a positive number, not 0.0")
     one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz"), "--crop", "20"),
                    "784 inputs are not the centre crop of 20x20 of a 28x28 image")
-    assert not list(tmp_path.glob("*.npz")) and not (tmp_path / "m.onnx").exists()
+    assert not list(tmp_path.glob("w*.npz")) and not (tmp_path / "m.onnx").exists() and not (tmp_path / "r.onnx").exists()
 
 
 # -- the imported FINN shapes on Verilator -------------------------------------------------
