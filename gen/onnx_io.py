@@ -562,7 +562,8 @@ def _odd_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
     return codes, scales, bits
 
 
-def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None = None, crop: int | None = None):
+def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None = None, crop: int | None = None,
+                 binarise: int | None = None, input_levels: tuple[float, float] = (0.0, 1.0)):
     """A QONNX/ONNX model of a fully connected chain -> a BinaryNetwork or SlicedNetwork (exact)."""
     from rrambnn.gen.mnist import Preprocess
     from rrambnn.gen.network import BinaryNetwork, check_output_mode
@@ -572,6 +573,16 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         check_output_mode(output_mode)
     if not (isinstance(input_scale, (int, float)) and math.isfinite(input_scale) and input_scale > 0):
         raise RrambnnError(f"--input-scale must be a positive number, not {input_scale!r}")
+    p256 = np.arange(256, dtype=np.float64)
+    if binarise is None:  # the model's input: the pixel times input_scale
+        pixels = p256 * input_scale
+    else:  # the model takes the image already binarised at ``binarise``, as the two values input_levels
+        lo, hi = (float(v) for v in input_levels)
+        if not (isinstance(binarise, int) and 1 <= binarise <= 255):
+            raise RrambnnError(f"--binarise must be a pixel value from 1 to 255, not {binarise!r}")
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise RrambnnError(f"--input-levels must be two finite numbers, the lower first, not {input_levels!r}")
+        pixels = np.where(p256 >= binarise, hi, lo)
     where = str(path)
     p = Path(path)
     if not p.is_file():
@@ -600,7 +611,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     props = {pp.key: pp.value for pp in model.metadata_props}
     meta, output_mode = _meta_and_mode(props, p.name, output_mode)
     if any(m.op_type == "Conv" for m in mats) or "rrambnn.spec" in props:
-        return _import_cnn(g, segs, mats, props, where=where, input_scale=input_scale, output_mode=output_mode,
+        return _import_cnn(g, segs, mats, props, where=where, pixels=pixels, output_mode=output_mode,
                            meta=meta, crop=crop)
     for node in g.chain:
         if node.op_type in POOL or (node.op_type == "Transpose"):
@@ -624,7 +635,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         weights.append(np.asarray(w, np.float64))
     _check_classes(weights[-1].shape[1], where)
     # the input: every pixel value through the first segment
-    v0, lv, alpha, beta, code_of_p = _input_levels(g, segs[0], input_scale, where)
+    v0, lv, alpha, beta, code_of_p = _input_levels(g, segs[0], pixels, where)
     v0 = v0.reshape(256, -1)
     n_in = v0.shape[1]
     if n_in != weights[0].shape[0]:
@@ -634,7 +645,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     if side * side != n_in or not 1 <= side <= 28 or (crop is not None and crop != side):
         raise RrambnnError(f"{where}: {n_in} inputs are not the centre crop"
                            f"{'' if crop is None else f' of {crop}x{crop}'} of a 28x28 image")
-    _check_centre_crop(g, segs[0], input_scale, (side, side), where)
+    _check_centre_crop(g, segs[0], pixels, (side, side), where)
     in_bits = max(1, math.ceil(math.log2(len(lv))))
     # weights as odd codes
     codes, scales, wbits = [], [], 1
@@ -853,7 +864,7 @@ def _output_thresholds(g_of, bound: int, name: str, post, output_mode: str) -> t
         f"model's, the priority stage fires where score >= {-shift} x the sum step")
 
 
-def _check_centre_crop(g, seg, input_scale, out_hw, where):
+def _check_centre_crop(g, seg, pixels, out_hw, where):
     """The operations before the first layer take each pixel to one input, in raster order, as the
     centre crop of the 28x28 image rrambnn's chips take (the model's own input counted as the
     centre of the image): checked by lighting one pixel at a time."""
@@ -867,8 +878,8 @@ def _check_centre_crop(g, seg, input_scale, out_hw, where):
     if len(grid) != 2 or max(grid) > 28 or n_pix > 28 * 28:
         raise RrambnnError(f"{where}: the model's input {dims} is not a grey image of at most 28x28 pixels")
     H0, W0 = grid
-    lit = np.zeros((n_pix + 1, n_pix))
-    lit[np.arange(n_pix), np.arange(n_pix)] = 255 * input_scale
+    lit = np.full((n_pix + 1, n_pix), pixels[0])
+    lit[np.arange(n_pix), np.arange(n_pix)] = pixels[255]
     out = g.run(seg, lit.reshape([n_pix + 1] + dims)).reshape(n_pix + 1, -1)
     changed = out[:-1] != out[-1]
     h, w = out_hw
@@ -881,12 +892,12 @@ def _check_centre_crop(g, seg, input_scale, out_hw, where):
                            f"image in raster order (each input one pixel), as rrambnn's chips do")
 
 
-def _input_levels(g, seg, input_scale, where):
+def _input_levels(g, seg, pixels, where):
     """The operations before the first layer on all 256 pixel values: (outputs (256, ...), levels,
     alpha, beta, code of each pixel value)."""
     shape = [1 if s is None else s for s in g.input_shape] or [1, 784]
     shape[0] = 256
-    pix = np.arange(256, dtype=np.float64) * input_scale
+    pix = np.asarray(pixels, np.float64)  # the model's input for each pixel value 0 .. 255
     try:
         v = g.run(seg, np.broadcast_to(pix.reshape((256,) + (1,) * (len(shape) - 1)), shape).copy())
     except RrambnnError:
@@ -904,12 +915,12 @@ def _input_levels(g, seg, input_scale, where):
     return v, lv, alpha, beta, code_of_p
 
 
-def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, meta, crop):
+def _import_cnn(g, segs, mats, props, *, where, pixels, output_mode, meta, crop):
     """A chain of Conv, MaxPool and MatMul/Gemm layers -> a CnnNetwork (exact, as the dense import)."""
     from rrambnn.gen.cnn import FLOAT_BITS, CnnNetwork
     from rrambnn.gen.sliced import sum_bound
     from rrambnn.gen.spec import Conv, Dense, NetSpec, Pool
-    v0, lv, a_lo, a_step, code_of_p = _input_levels(g, segs[0], input_scale, where)
+    v0, lv, a_lo, a_step, code_of_p = _input_levels(g, segs[0], pixels, where)
     if v0.ndim != 4 or v0.shape[1] != 1:
         raise RrambnnError(f"{where}: a convolutional model's input must reach its first layer as N x 1 x H x W, not "
                            f"{v0.shape[1:]}")
@@ -917,7 +928,7 @@ def _import_cnn(g, segs, mats, props, *, where, input_scale, output_mode, meta, 
     if h > 28 or w > 28 or (crop is not None and (h, w) != (crop, crop)):
         raise RrambnnError(f"{where}: the first layer sees {h}x{w} pixels, not "
                            f"{'a centre crop of the 28x28 image' if crop is None else f'the {crop}x{crop} crop'}")
-    _check_centre_crop(g, segs[0], input_scale, (h, w), where)
+    _check_centre_crop(g, segs[0], pixels, (h, w), where)
     in_bits = max(1, math.ceil(math.log2(len(lv))))
     layers, codes, scales, names, biases, kinds = [], [], [], [], [], []
     x_shape = (1, h, w)  # C, H, W of the tensor entering the next layer

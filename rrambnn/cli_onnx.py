@@ -17,8 +17,14 @@ def cmd_import(args):
     if not (math.isfinite(args.input_range) and args.input_range > 0):
         raise RrambnnError(f"--input-range must be a positive number, not {args.input_range!r}")
     out = check_writable(args.out)
+    levels = (0.0, 1.0)
+    if args.input_levels is not None:
+        from rrambnn.studies.sweep import parse_floats
+        levels = tuple(parse_floats(args.input_levels, "--input-levels", -1e9, 1e9))
+        if len(levels) != 2 or args.binarise is None:
+            raise RrambnnError("--input-levels takes two values, LO,HI, and goes with --binarise")
     net = onnx_io.import_model(args.model, input_scale=1 / args.input_range, output_mode=args.output,
-                               crop=args.crop)
+                               crop=args.crop, binarise=args.binarise, input_levels=levels)
     kind = "binary" if not hasattr(net, "abits") else f"{net.wbits}-bit weights, {net.abits}-bit activations"
     if hasattr(net, "spec"):
         res = {"out": str(out), "arch": net.spec.text, "weight_bits": net.wbits, "activation_bits": net.abits,
@@ -61,6 +67,11 @@ def add_onnx_commands(sub):
     i.add_argument("--input-range", type=float, default=255.0,
                    help="the model's input is pixel / this (255: pixels in [0, 1], as FINN's MNIST models; 1: raw "
                         "0-255 pixels)")
+    i.add_argument("--binarise", type=int, metavar="T",
+                   help="the model takes the image already binarised: pixels >= T as the upper input level, the "
+                        "others as the lower (for models with no input quantiser of their own)")
+    i.add_argument("--input-levels", metavar="LO,HI",
+                   help="with --binarise: the model's two input values (default 0,1; FINN's bipolar: --input-levels=-1,1)")
     i.add_argument("--crop", type=int, help="the centre crop the model's inputs are (default: sqrt of its inputs)")
     i.add_argument("--output", choices=("priority", "argmax"),
                    help="the chip's output stage (default: the model's if rrambnn wrote it, else argmax)")

@@ -309,6 +309,35 @@ def test_more_refusals(tmp_path, kind, message):
     assert not (tmp_path / "w.npz").exists()
 
 
+def test_a_model_of_binarised_images_takes_the_threshold_from_flags(tmp_path, mnist_test):
+    """A model with no input quantiser whose input is the bipolar image (FINN's streamlined
+    form): --binarise T --input-levels -1,1 say how the image becomes its input."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+    rng = np.random.default_rng(9)
+    b = Builder()
+    x = b.node("Flatten", ["image"], axis=1)
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((784, 16)) < 0.5, -1.0, 1.0))])
+    x = b.node("BipolarQuant", [bn(b, x, 16, rng, 0.3), b.const(1.0)], domain=DOMAIN)
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((16, 10)) < 0.5, -1.0, 1.0))])
+    onnx.save(b.model("image", x, [300, 1, 28, 28], 10), tmp_path / "m.onnx")
+    r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz"), "--binarise", "100",
+           "--input-levels=-1,1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["binarise_threshold"] == 100
+    net = load_network(tmp_path / "w.npz")
+    images = mnist_test.images[:300]
+    m = ModelWrapper(str(tmp_path / "m.onnx")).transform(InferShapes())
+    scores = execute_onnx(m, {"image": np.where(images >= 100, 1.0, -1.0).astype(np.float32)[:, None]})[
+        m.graph.output[0].name]
+    assert (scores.argmax(axis=1) == net.forward(net.preprocess(images)).argmax).all()
+    one_error_line(rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "v.npz"), "--input-levels", "1,-1"),
+                   "--input-levels takes two values, LO,HI, and goes with --binarise")
+    one_error_line(rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "v.npz"), "--binarise", "0"),
+                   "--binarise must be a pixel value from 1 to 255, not 0")
+
+
 def test_finn_w2_weights_are_refused(tmp_path):
     """FINN's 2-bit weights (Quant signed narrow: -1, 0, +1 times a scale) hold zeros."""
     b = Builder()
