@@ -332,7 +332,7 @@ HEAD = {"ArgMax", "TopK", "Softmax", "LogSoftmax"}
 CONSTANT_ONLY = {"Transpose", "Constant", "Shape", "Gather", "Concat"}
 
 
-def _run(node, vals: list):
+def _run(node, vals: list, data: bool = True):
     """One node on numpy values (the operations :data:`ELEMENTWISE`, :data:`SHAPE`, layers and
     constant folding)."""
     op, a = node.op_type, _attrs(node)
@@ -375,7 +375,7 @@ def _run(node, vals: list):
     if op == "Reshape":
         shape = [int(s) for s in vals[1]]
         shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
-        if len(shape) > 1 and shape[0] != -1:
+        if data and len(shape) > 1 and shape[0] != -1:
             shape[0] = x.shape[0]  # the batch: the model's fixed one, or the 256 pixel values the import runs
         return x.reshape(shape)
     if op == "Slice":
@@ -471,7 +471,7 @@ class _Graph:
                     raise RrambnnError(f"{where}: node {node.name or node.op_type} ({node.op_type}) is not supported")
                 vals = [self.consts.get(i) if i else None for i in node.input]
                 try:
-                    out = _run(node, vals)
+                    out = _run(node, vals, data=False)
                 except RrambnnError:
                     raise
                 except Exception as e:  # a malformed constant subgraph
@@ -562,9 +562,20 @@ def _odd_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
     return codes, scales, bits
 
 
-def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None = None, crop: int | None = None,
-                 binarise: int | None = None, input_levels: tuple[float, float] = (0.0, 1.0)):
-    """A QONNX/ONNX model of a fully connected chain -> a BinaryNetwork or SlicedNetwork (exact)."""
+def import_model(path, **kw):
+    """A QONNX/ONNX model -> a BinaryNetwork, SlicedNetwork or CnnNetwork (exact; see the module
+    docstring). Whatever a malformed model makes fail is one error naming the file."""
+    try:
+        return _import_model(path, **kw)
+    except RrambnnError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError, OverflowError, AttributeError,
+            RecursionError, MemoryError, FloatingPointError) as e:
+        raise RrambnnError(f"{path}: the model cannot be imported ({type(e).__name__}: {str(e)[:160]})") from None
+
+
+def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None = None, crop: int | None = None,
+                  binarise: int | None = None, input_levels: tuple[float, float] = (0.0, 1.0)):
     from rrambnn.gen.mnist import Preprocess
     from rrambnn.gen.network import BinaryNetwork, check_output_mode
     from rrambnn.gen.sliced import SlicedNetwork, sum_bound
@@ -572,7 +583,7 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
     if output_mode is not None:
         check_output_mode(output_mode)
     if not (isinstance(input_scale, (int, float)) and math.isfinite(input_scale) and input_scale > 0):
-        raise RrambnnError(f"--input-scale must be a positive number, not {input_scale!r}")
+        raise RrambnnError(f"the input scale (1 / --input-range) must be a positive number, not {input_scale!r}")
     p256 = np.arange(256, dtype=np.float64)
     if binarise is None:  # the model's input: the pixel times input_scale
         pixels = p256 * input_scale
@@ -585,12 +596,18 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
         pixels = np.where(p256 >= binarise, hi, lo)
     where = str(path)
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise RrambnnError(f"{where}: no such model file")
+    if not p.is_file():
+        raise RrambnnError(f"{where}: not a regular file")
     try:
         model = onnx.load(str(p))  # external data, if any, beside the model
     except Exception as e:
         raise RrambnnError(f"{where}: not an ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise RrambnnError(f"{where}: not a valid ONNX model ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
     g = _Graph(model, where)
     # split the chain at its layers
     segs, mats, head = [[]], [], []
@@ -704,9 +721,10 @@ def import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None 
 def _declared_bits(props: dict, key: str, found: int) -> int:
     """An rrambnn export's own weight or activation width (its codes may not use it all)."""
     try:
-        return max(found, int(props.get(key, found)))
+        v = int(props.get(key, found))
     except ValueError:
         return found
+    return max(found, v) if 1 <= v <= 8 else found  # anything else is not an rrambnn width: ignored
 
 
 def _check_classes(n: int, where: str):
@@ -756,9 +774,11 @@ def _meta_and_mode(props: dict, name: str, output_mode):
     meta = {"imported_from": name}
     if "rrambnn.meta" in props:
         try:
-            meta = json.loads(props["rrambnn.meta"])
-        except ValueError:
-            pass
+            m = json.loads(props["rrambnn.meta"])
+        except (ValueError, RecursionError):
+            m = None
+        if isinstance(m, dict):
+            meta = m
     if output_mode is None:
         output_mode = props.get("rrambnn.output_mode", "argmax")
     return meta, check_output_mode(output_mode)

@@ -299,7 +299,7 @@ def main(argv=None):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
     except RrambnnError as e:
         _close_progress_bars()
-        print(f"rrambnn {args.cmd}: error: {e}", file=sys.stderr)
+        print(f"rrambnn {args.cmd}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
         sys.exit(2)
     except KeyboardInterrupt:
         _close_progress_bars()

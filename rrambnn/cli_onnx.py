@@ -10,7 +10,10 @@ from rrambnn.cli_args import emit, json_arg, weights_arg
 def cmd_import(args):
     from rrambnn.errors import RrambnnError
     from rrambnn.fileio import check_writable
+    from rrambnn.fileio import check_name_lengths
     from rrambnn.gen import onnx_io
+    check_name_lengths(args.model, "MODEL", sibling=False)
+    check_name_lengths(args.out)
     if Path(args.out).suffix != ".npz" or Path(args.out).is_dir():
         raise RrambnnError(f"--out must name a .npz file, not {str(args.out)!r}")
     import math
@@ -48,7 +51,11 @@ def cmd_export(args):
     from rrambnn.errors import RrambnnError
     from rrambnn.fileio import check_writable
     from rrambnn.gen import onnx_io
+    from rrambnn.fileio import check_name_lengths
     from rrambnn.gen.networks import load_network
+    if args.weights:
+        check_name_lengths(args.weights, "--weights", sibling=False)
+    check_name_lengths(args.out)
     if Path(args.out).suffix != ".onnx" or Path(args.out).is_dir():
         raise RrambnnError(f"--out must name a .onnx file, not {str(args.out)!r}")
     out = check_writable(args.out)

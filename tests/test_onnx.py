@@ -300,13 +300,51 @@ def test_more_refusals(tmp_path, kind, message):
         x = b.node("Relu", [x])
     if kind == "softmax-neg":
         x = b.node("Neg", [b.node("Softmax", [x], axis=1)])
-    if kind == "topk-smallest":
-        x = b.node("TopK", [x, b.const([1], np.int64)], largest=0)
+    if kind == "topk-smallest":  # values and indices, as ONNX's TopK has
+        b.nodes.append(b.h.make_node("TopK", [x, b.const([1], np.int64)], ["top_v", "top_i"], largest=0))
+        x, n_out = "top_v", 1
     if kind == "argmax-last":
         x = b.node("ArgMax", [x], axis=1, select_last_index=1)
     onnx.save(b.model("image", x, [1, 1, 28, 28], n_out), tmp_path / "m.onnx")
     one_error_line(rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz")), message)
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_hostile_models_are_one_line(tmp_path):
+    """Malformed layers, metadata and names: one line each (classes found by a hostile battery)."""
+    from rrambnn.gen.mnist import Preprocess
+    from rrambnn.gen.network import random_network
+    rng = np.random.default_rng(3)
+
+    def save(nodes_fn, name):
+        b = Builder()
+        x = b.node("Flatten", ["image"], axis=1)
+        x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+        onnx.save(b.model("image", nodes_fn(b, x), [1, 1, 28, 28], 10), tmp_path / name)
+        return tmp_path / name
+
+    w = np.where(rng.random((10, 784)) < 0.5, -1.0, 1.0)
+    bad_bias = save(lambda b, x: b.node("Gemm", [x, b.const(w), b.const(np.zeros(3))], transB=1), "bias.onnx")
+    one_error_line(rr("import", str(bad_bias), "--out", str(tmp_path / "w.npz")), "bias.onnx")
+    net = random_network((784, 10), rng)
+    net.preprocess = Preprocess(crop=28, threshold=128)
+    onnx_io.export(net, tmp_path / "e.onnx")
+    m = onnx.load(tmp_path / "e.onnx")
+    for p in m.metadata_props:
+        if p.key == "rrambnn.wbits":
+            p.value = "5000"
+        if p.key == "rrambnn.meta":
+            p.value = "[" * 100000
+    onnx.save(m, tmp_path / "meta.onnx")
+    r = rr("import", str(tmp_path / "meta.onnx"), "--out", str(tmp_path / "w.npz"))
+    assert r.returncode == 0, r.stderr  # nonsense metadata is ignored, the network itself is read
+    nl = save(lambda b, x: b.node("Tanh", [x]), "nl.onnx")
+    m = onnx.load(nl)
+    m.graph.node[-1].name = "x\ny"
+    onnx.save(m, nl)
+    one_error_line(rr("import", str(nl), "--out", str(tmp_path / "v.npz")), "(Tanh) is not supported")
+    one_error_line(rr("import", "x" * 300 + ".onnx", "--out", str(tmp_path / "v.npz")), "is 305 bytes long")
+    one_error_line(rr("export", "--out", str(tmp_path / ("y" * 300 + ".onnx"))), "bytes long")
 
 
 def test_a_model_of_binarised_images_takes_the_threshold_from_flags(tmp_path, mnist_test):
