@@ -30,6 +30,11 @@ def machine() -> dict:
             "numpy": np.__version__}
 
 
+def _ratio(a, b):
+    """a / b to two decimals; None when b rounded to 0 (a run too short to time)."""
+    return round(a / b, 2) if b else None
+
+
 def _best_rate(fn, n_images, repeats):
     best = float("inf")
     for _ in range(repeats):
@@ -105,10 +110,10 @@ def online_training(data, *, epochs: int = 50, samples: int | None = None, pretr
             "samples_per_s": ideal["samples_per_s"], "peak_argmax": ideal["peak_argmax"],
             "switches": ideal["switches"],
             "blank": {"ideal": ideal, "pulse_failures": failing,
-                      "slowdown": round(failing["seconds"] / ideal["seconds"], 2),
-                      "first_epoch_slowdown": round(failing["first_epoch_seconds"] / ideal["first_epoch_seconds"], 2)},
+                      "slowdown": _ratio(ideal["samples_per_s"], failing["samples_per_s"]),
+                      "first_epoch_slowdown": _ratio(failing["first_epoch_seconds"], ideal["first_epoch_seconds"])},
             "pretrained": {"ideal": pre[0], "pulse_failures": pre[1],
-                           "slowdown": round(pre[1]["seconds"] / pre[0]["seconds"], 2)},
+                           "slowdown": _ratio(pre[0]["samples_per_s"], pre[1]["samples_per_s"])},
             "machine": machine()}
 
 
