@@ -214,9 +214,7 @@ def _export_cnn(net, path, batch: int) -> dict:
         x = "cropped64"
         shapes[x] = (tp, [batch, 1, h, w])
     out_dtype = "BINARY" if net.abits == 1 else f"UINT{net.abits}"
-    from rrambnn.gen.sliced import quantise_pixels
-    codes = quantise_pixels(np.arange(256).astype(np.uint8), net.abits).astype(int)
-    const("t_in", np.array([[(int(np.argmax(codes >= c)) - 0.5) / 255 for c in range(1, codes.max() + 1)]]))
+    const("t_in", _pixel_thresholds(net)[None, :])
     nodes.append(helper.make_node("MultiThreshold", [x, "t_in"], ["a0"], domain=DOMAIN, out_dtype=out_dtype,
                                   data_layout="NCHW"))
     x = "a0"
@@ -637,19 +635,9 @@ def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None
     # layers' weights (constants) and biases (Gemm's C: an Add before the next segment)
     weights, biases = [], []
     for k, node in enumerate(mats):
-        a = _attrs(node)
-        w = g.consts[node.input[1]]
-        if node.op_type == "Gemm":
-            if a.get("transA", 0):
-                raise RrambnnError(f"{where}: Gemm {node.name} with transA is not supported")
-            w = a.get("alpha", 1.0) * (w.T if a.get("transB", 0) else w)
-            c = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            biases.append(None if c is None else a.get("beta", 1.0) * np.asarray(c, np.float64))
-        else:
-            biases.append(None)
-        if w.ndim != 2:
-            raise RrambnnError(f"{where}: layer {k} ({node.op_type}) weights must be 2-D, not {w.shape}")
-        weights.append(np.asarray(w, np.float64))
+        w, b = _dense_weights(g, node, f"{where}: layer {k} ({node.op_type} {node.name})")
+        weights.append(w)
+        biases.append(b)
     _check_classes(weights[-1].shape[1], where)
     # the input: every pixel value through the first segment
     v0, lv, alpha, beta, code_of_p = _input_levels(g, segs[0], pixels, where)
@@ -684,12 +672,7 @@ def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None
         offset = a_lo * colsum + (0 if bias is None else bias)
         bound = sum_bound(codes[k].shape[0], wbits, _declared_bits(props, "rrambnn.abits", a_bits))
         last = k == len(weights) - 1
-
-        def g_of(S, post=post, gain=gain, offset=offset):
-            """The layer's output for column sums S (rows of sums, or one row)."""
-            S = np.asarray(S, np.float64)
-            out = g.run(post, offset + gain * np.atleast_2d(S))
-            return out.reshape(-1) if S.ndim < 2 else out
+        g_of = _layer_function(g, post, gain, offset)
 
         name = f"{where}: layer {k} ({mats[k].op_type} {mats[k].name})"
         if last:
@@ -725,6 +708,38 @@ def _declared_bits(props: dict, key: str, found: int) -> int:
     except ValueError:
         return found
     return max(found, v) if 1 <= v <= 8 else found  # anything else is not an rrambnn width: ignored
+
+
+def _dense_weights(g, node, label: str):
+    """A MatMul or Gemm layer's constant weights (rows = inputs) and Gemm's bias (or None)."""
+    a = _attrs(node)
+    w = g.consts.get(node.input[1])
+    if w is None:
+        raise RrambnnError(f"{label}: its weights must be a constant")
+    b = None
+    if node.op_type == "Gemm":
+        if a.get("transA", 0):
+            raise RrambnnError(f"{label}: Gemm with transA is not supported")
+        w = a.get("alpha", 1.0) * (w.T if a.get("transB", 0) else w)
+        c = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        b = None if c is None else a.get("beta", 1.0) * np.asarray(c, np.float64)
+    w = np.asarray(w, np.float64)
+    if w.ndim != 2:
+        raise RrambnnError(f"{label}: its weights must be 2-D, not {w.shape}")
+    return w, b
+
+
+def _layer_function(g, post, gain, offset, conv: bool = False):
+    """The operations after a layer as a function of its integer column sums S (rows of sums, or
+    one row): y = offset + gain S per column, through ``post`` (per channel for a convolution)."""
+    def g_of(S):
+        S = np.asarray(S, np.float64)
+        y = offset + gain * np.atleast_2d(S)
+        if conv:
+            y = y[:, :, None, None]
+        out = g.run(post, y).reshape(y.shape[0], -1)
+        return out.reshape(-1) if S.ndim < 2 else out
+    return g_of
 
 
 def _check_classes(n: int, where: str):
@@ -971,19 +986,9 @@ def _import_cnn(g, segs, mats, props, *, where, pixels, output_mode, meta, crop)
             b = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
             kinds.append("conv")
         else:
-            wmat = g.consts.get(node.input[1])
-            if wmat is None:
-                raise RrambnnError(f"{label}: its weights must be a constant")
-            b = None
-            if node.op_type == "Gemm":
-                if a.get("transA", 0):
-                    raise RrambnnError(f"{label}: Gemm with transA is not supported")
-                wmat = a.get("alpha", 1.0) * (wmat.T if a.get("transB", 0) else wmat)
-                c = g.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-                b = None if c is None else a.get("beta", 1.0) * np.asarray(c, np.float64)
-            wmat = np.asarray(wmat, np.float64)
+            wmat, b = _dense_weights(g, node, label)
             n_in = int(np.prod(x_shape))
-            if wmat.ndim != 2 or wmat.shape[0] != n_in:
+            if wmat.shape[0] != n_in:
                 raise RrambnnError(f"{label}: its weights must have {n_in} rows, not shape {wmat.shape}")
             if layout == "chw" and x_shape[1] * x_shape[2] > 1:  # NCHW flattened: rows to rrambnn's (h, w, c) order
                 c_, h_, w_ = x_shape
@@ -1043,14 +1048,7 @@ def _import_cnn(g, segs, mats, props, *, where, pixels, output_mode, meta, crop)
         if conv and layer.pad and abs(a_lo) > 1e-9:
             raise RrambnnError(f"{names[k]}: zero padding of inputs whose lowest level is {a_lo:g}, not 0: the chip "
                                f"pads with code 0")
-
-        def g_of(S, post=segs[k + 1], gain=gain, offset=offset, conv=conv):
-            S = np.asarray(S, np.float64)
-            y = offset + gain * np.atleast_2d(S)
-            if conv:
-                y = y[:, :, None, None]
-            out = g.run(post, y).reshape(y.shape[0], -1)
-            return out.reshape(-1) if S.ndim < 2 else out
+        g_of = _layer_function(g, segs[k + 1], gain, offset, conv)
 
         if k == len(mats) - 1:
             theta, note = _output_thresholds(g_of, bound, names[k], segs[k + 1], output_mode)

@@ -37,6 +37,12 @@ class Builder:
         return h.make_model(graph, opset_imports=[h.make_opsetid("", 13), h.make_opsetid(DOMAIN, 1)])
 
 
+def bipolar_input(b: Builder, name: str = "image"):
+    """The image flattened and binarised at pixel / 255 >= 0.5 to -1/+1 (a BipolarQuant)."""
+    x = b.node("Flatten", [name], axis=1)
+    return b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+
+
 def bn(b: Builder, x, cols, rng, negative=0.0):
     gamma = rng.uniform(0.5, 2.0, cols) * np.where(rng.random(cols) < negative, -1, 1)
     return b.node("BatchNormalization", [x, b.const(gamma), b.const(rng.normal(0, 0.5, cols)),

@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed (pi
 pytest.importorskip("qonnx", reason="the [onnx] extra is not installed (pip install -e '.[onnx]')")
 
 from conftest import one_error_line, rr  # noqa: E402
-from onnx_models import DOMAIN, FINN_SHAPES, Builder, bn, finn_mlp, run_qonnx  # noqa: E402
+from onnx_models import DOMAIN, FINN_SHAPES, Builder, bipolar_input, bn, finn_mlp, run_qonnx  # noqa: E402
 from rrambnn.errors import RrambnnError  # noqa: E402
 from rrambnn.gen import onnx_io  # noqa: E402
 from rrambnn.gen.network import BinaryNetwork  # noqa: E402
@@ -195,8 +195,7 @@ def mlp_with(tmp_path, *, weights=None, act=None, tail=None, name="m.onnx"):
     """A one-hidden-layer model with one part replaced."""
     rng = np.random.default_rng(0)
     b = Builder()
-    x = b.node("Flatten", ["image"], axis=1)
-    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    x = bipolar_input(b)
     w = weights if weights is not None else np.where(rng.random((784, 8)) < 0.5, -1.0, 1.0)
     x = b.node("MatMul", [x, b.const(w)])
     x = act(b, x) if act else b.node("BipolarQuant", [bn(b, x, 8, rng), b.const(1.0)], domain=DOMAIN)
@@ -215,7 +214,7 @@ def mlp_with(tmp_path, *, weights=None, act=None, tail=None, name="m.onnx"):
     ("tanh", "(Tanh) is not supported"),
     ("scales", "classes have different or negative scales"),
     ("fraction", "per-class biases differ by fractions of a sum step"),
-    ("nonmonotone", "is not a monotone function of the column sum"),
+    ("branch", "is not on a single chain from the input"),
 ])
 def test_refusals_name_the_problem(tmp_path, kind, message):
     rng = np.random.default_rng(5)
@@ -228,11 +227,9 @@ def test_refusals_name_the_problem(tmp_path, kind, message):
         "tanh": dict(act=lambda b, x: b.node("Tanh", [x])),
         "scales": dict(tail=lambda b, x: b.node("Mul", [x, b.const(np.arange(1, 11, dtype=float))])),
         "fraction": dict(tail=lambda b, x: b.node("Add", [x, b.const(np.linspace(0, 0.9, 10))])),
-        "nonmonotone": dict(act=lambda b, x: b.node("BipolarQuant", [b.node("Mul", [x, x]), b.const(1.0)],
-                                                    domain=DOMAIN)),
+        "branch": dict(act=lambda b, x: b.node("BipolarQuant", [b.node("Mul", [x, x]), b.const(1.0)],  # x * x
+                                               domain=DOMAIN)),
     }[kind]
-    if kind == "nonmonotone":  # x * x: the second input is the data path too, a branch
-        message = "is not on a single chain from the input"
     path = mlp_with(tmp_path, **kw)
     one_error_line(rr("import", str(path), "--out", str(tmp_path / "w.npz")), message)
     assert not (tmp_path / "w.npz").exists()
@@ -260,8 +257,7 @@ def test_a_large_common_output_bias_keeps_the_argmax(tmp_path, mnist_test):
     (argmax exact; the note says what the priority stage is)."""
     b = Builder()
     rng = np.random.default_rng(7)
-    x = b.node("Flatten", ["image"], axis=1)
-    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    x = bipolar_input(b)
     x = b.node("MatMul", [x, b.const(np.where(rng.random((784, 10)) < 0.5, -1.0, 1.0))])
     x = b.node("Add", [b.const(5000.0 + 2 * rng.integers(-3, 4, 10)), x])  # the data second: commutative
     model = b.model("image", x, [100, 1, 28, 28], 10)
@@ -318,8 +314,7 @@ def test_hostile_models_are_one_line(tmp_path):
 
     def save(nodes_fn, name):
         b = Builder()
-        x = b.node("Flatten", ["image"], axis=1)
-        x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+        x = bipolar_input(b)
         onnx.save(b.model("image", nodes_fn(b, x), [1, 1, 28, 28], 10), tmp_path / name)
         return tmp_path / name
 
@@ -379,8 +374,7 @@ def test_a_model_of_binarised_images_takes_the_threshold_from_flags(tmp_path, mn
 def test_finn_w2_weights_are_refused(tmp_path):
     """FINN's 2-bit weights (Quant signed narrow: -1, 0, +1 times a scale) hold zeros."""
     b = Builder()
-    x = b.node("Flatten", ["image"], axis=1)
-    x = b.node("BipolarQuant", [b.node("Sub", [x, b.const(0.5)]), b.const(1.0)], domain=DOMAIN)
+    x = bipolar_input(b)
     wq = b.node("Quant", [b.const(np.random.default_rng(0).normal(size=(784, 10))), b.const(0.5), b.const(0.0),
                           b.const(2.0)], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
     x = b.node("MatMul", [x, wq])
