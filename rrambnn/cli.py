@@ -158,6 +158,7 @@ def cmd_bench(args):
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
                     board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
                     cnn=args.cnn, onnx=args.onnx, fuzz=args.fuzz, analog=args.analog,
+                    first_run_=args.first_run,
                     progress=not args.json,
                     log=None if args.json else print)
     lines = bench.describe(res)
@@ -243,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_arg(b)
     b.add_argument("--images", type=int, default=100000, help="golden benchmark batch size")
     b.add_argument("--hardware", action="store_true", help="also Verilator build time and cocotb throughput")
+    b.add_argument("--first-run", action="store_true",
+                   help="also the README's first command from scratch: a fresh venv, pip install -e of this "
+                        "checkout without pip's cache, rrambnn run with an empty build cache; phases timed "
+                        "(about a minute)")
     b.add_argument("--fpga", action="store_true", help="also board builds (minutes to an hour) and the boards' "
                                                        "folds on Verilator")
     b.add_argument("--boards", default="icebreaker,ulx3s-85f", help="--fpga: boards, comma-separated")

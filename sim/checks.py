@@ -56,7 +56,8 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             "images_per_cycle": res.get("throughput", {}).get("images_per_cycle"),
             "latency_cycles": res.get("throughput", {}).get("latency_cycles"),
             "testbench_images_per_s": res.get("random_phase", {}).get("images_per_s"),
-            "build_s": res["build_s"], "seed": seed, "log": res["log"], "waves": res.get("waves"),
+            "generate_s": res.get("generate_s"), "build_s": res["build_s"], "build_cached": res.get("build_cached"),
+            "sim_wall_s": res.get("sim_wall_s"), "seed": seed, "log": res["log"], "waves": res.get("waves"),
             "compared": "class, hit, every layer's activations, last column sums" if debug else "class, hit",
         }
         if not res["passed"] and log:

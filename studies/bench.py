@@ -170,6 +170,66 @@ def describe_hardware(res: dict) -> list[str]:
     return lines
 
 
+# -- the first run -------------------------------------------------------------------------
+
+def first_run(data_dir=None, *, log=None) -> dict:
+    """The README's first command as a new user runs it: a fresh virtual environment, ``pip
+    install -e`` of this checkout (pip's download cache off: wheels come from the index or the
+    machine's configured wheel sources), then ``rrambnn run`` with an empty build cache in an
+    empty directory. Phases: install (venv + pip), and per output stage the Verilog generation,
+    the Verilator build (verilate + compile) and the simulation of all test images; the two
+    stages run side by side on two cores, so the run's wall time is not their sum."""
+    import subprocess
+    import sys
+    from rrambnn.gen.mnist import find_mnist_dir
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "pyproject.toml").is_file():
+        raise RrambnnError(f"--first-run needs a source checkout (pip install -e); {checkout} has no pyproject.toml")
+    data = find_mnist_dir(data_dir)
+
+    def step(what, cmd, **kw):
+        if log:
+            log(f"first run: {what}")
+        t = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise RrambnnError(f"first run: {what} failed (exit {r.returncode}): {tail[0]}")
+        return r, round(time.perf_counter() - t, 2)
+
+    with tempfile.TemporaryDirectory(prefix="rrambnn-first-run-") as tmp:
+        tmp = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if k not in ("RRAMBNN_CACHE", "VIRTUAL_ENV", "PYTHONPATH")}
+        _, venv_s = step("python -m venv", [sys.executable, "-m", "venv", str(tmp / "venv")], env=env)
+        pip = [str(tmp / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir",
+               "--disable-pip-version-check"]
+        _, pip_s = step("pip install -e .", pip + ["-e", str(checkout)], env=env)
+        (tmp / "work").mkdir()
+        env["RRAMBNN_CACHE"] = str(tmp / "cache")
+        r, run_s = step("rrambnn run", [str(tmp / "venv" / "bin" / "rrambnn"), "run", "--data", str(data), "--json"],
+                        env=env, cwd=tmp / "work")
+        report = json.loads(r.stdout.strip().splitlines()[-1])
+    stages = {}
+    for mode, m in report["modes"].items():
+        stages[mode] = {k: m.get(k) for k in ("generate_s", "build_s", "sim_wall_s", "mismatches", "checked",
+                                             "hw_accuracy", "testbench_images_per_s")}
+    return {"machine": machine(), "install_s": round(venv_s + pip_s, 2), "venv_s": venv_s, "pip_install_s": pip_s,
+            "run_s": run_s, "total_s": round(venv_s + pip_s + run_s, 2), "images": report["images"],
+            "passed": all(m["passed"] for m in report["modes"].values()), "stages": stages,
+            "pip": "--no-cache-dir: every wheel fetched from the configured index or wheel sources "
+                   "(a local wheel directory on the measuring machine; downloads add network time)"}
+
+
+def describe_first_run(r: dict) -> list[str]:
+    lines = [f"first run ({'0 mismatches' if r['passed'] else 'FAILED'}, {r['images']:,} images per stage): "
+             f"install {r['install_s']} s (venv {r['venv_s']} s, pip {r['pip_install_s']} s) + rrambnn run "
+             f"{r['run_s']} s = {r['total_s']} s"]
+    for mode, s in r["stages"].items():
+        lines.append(f"  {mode}: generate {s['generate_s']} s, Verilator build {s['build_s']} s, simulate "
+                     f"{s['sim_wall_s']} s ({s['mismatches']} mismatches in {s['checked']:,} checks)")
+    return lines
+
+
 # -- boards -------------------------------------------------------------------------------
 
 def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10000, link_images: int = 1000,
@@ -256,8 +316,8 @@ def write_merged(path, res: dict) -> None:
 
 def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, online: bool = False,
         online_epochs: int = 50, fpga: bool = False, board_names=("icebreaker", "ulx3s-85f"), sim_images: int = 10000,
-        on_chip: int = 0, cnn: bool = False, onnx: bool = False, fuzz: int = 0, analog: int = 0, progress: bool = False,
-        log=None) -> dict:
+        on_chip: int = 0, cnn: bool = False, onnx: bool = False, fuzz: int = 0, analog: int = 0,
+        first_run_: bool = False, progress: bool = False, log=None) -> dict:
     """The benchmarks `rrambnn bench` asks for: golden inference always, then the optional
     sections. Returns one dict with a section each."""
     from rrambnn.gen.mnist import load_split
@@ -271,6 +331,8 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
     x = net.preprocess(te.images)
     xs = np.concatenate([x] * max(1, images // len(x)))
     res = {"golden": golden_inference(net, xs)}
+    if first_run_:
+        res["first_run"] = first_run(data_dir, log=log)
     if hardware_:
         res["hardware"] = hardware(net, te, images=sim_images)
     if online:
@@ -404,6 +466,8 @@ def describe(res: dict) -> list[str]:
              f"golden inference ({g['images']} images): {g['golden_images_per_s']:,} images/s "
              f"(with full trace {g['golden_traced_images_per_s']:,}); float matmul net "
              f"{g['float_matmul_images_per_s']:,} images/s; ratio {g['golden_over_float']}"]
+    if "first_run" in res:
+        lines += describe_first_run(res["first_run"])
     if "hardware" in res:
         lines += describe_hardware(res["hardware"])
     if "cnn" in res:

@@ -7,7 +7,8 @@ import pytest
 from conftest import rr
 
 WALL = {"seconds", "wall_seconds", "train_seconds", "train_seconds_total", "seconds_per_epoch", "files", "outputs",
-        "elapsed_s", "wall_s", "build_s", "sim_wall_s", "log", "images_per_s", "samples_per_s", "out"}
+        "train_seconds_mean", "elapsed_s", "wall_s", "build_s", "sim_wall_s", "generate_s", "build_cached", "log", "images_per_s",
+        "samples_per_s", "out"}
 
 
 def _strip(d):
@@ -19,11 +20,25 @@ def _strip(d):
     return d
 
 
-def _twice(args_a, args_b):
+def _npz(path):
+    """A weights file's arrays (as bytes) and metadata, without the wall times it records."""
+    import numpy as np
+    with np.load(path) as z:
+        out = {k: z[k].tobytes() for k in z.files if k != "meta"}
+        out["meta"] = _strip(json.loads(str(z["meta"])))
+    return out
+
+
+def _twice(args_a, args_b, outs=()):
+    """Both runs' JSON without wall times; the output directories ``outs`` (one per run) named
+    alike, so files written inside them compare by name."""
     a, b = rr(*args_a, "--json"), rr(*args_b, "--json")
     assert a.returncode == 0, a.stderr[-2000:]
     assert b.returncode == 0, b.stderr[-2000:]
-    return _strip(json.loads(a.stdout.strip().splitlines()[-1])), _strip(json.loads(b.stdout.strip().splitlines()[-1]))
+    texts = [r.stdout.strip().splitlines()[-1] for r in (a, b)]
+    for text_i, out in zip(range(2), outs):
+        texts[text_i] = texts[text_i].replace(json.dumps(str(out))[1:-1], "OUT")
+    return _strip(json.loads(texts[0])), _strip(json.loads(texts[1]))
 
 
 def test_online_training_on_a_realistic_device_repeats(tmp_path):
@@ -53,3 +68,39 @@ def test_online_sweeps_repeat_whatever_the_worker_count(tmp_path, what, values):
             "--pulse-fail", "0.01", "--seed", "2"]
     a, b = _twice(args + ["--jobs", "1", "--out", str(tmp_path / "a")], args + ["--jobs", "2", "--out", str(tmp_path / "b")])
     assert a == b
+
+
+@pytest.mark.parametrize("second", [["--jobs", "2"], ["--jobs", "2", "--backend", "dask"]], ids=["jobs", "dask"])
+def test_explore_repeats_whatever_the_workers_and_backend(tmp_path, second):
+    pytest.importorskip("distributed")
+    args = ["explore", "--axis", "crop=8", "--axis", "hidden=8,12", "--layers", "1", "--epochs", "1", "--seeds", "2",
+            "--no-synth"]
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a, b = _twice(args + ["--jobs", "1", "--out", str(a_dir)], args + second + ["--out", str(b_dir)], (a_dir, b_dir))
+    assert a == b and len(a["rows"]) == 2
+    for name in ("c8-h8x1-w1-a1-signed-s1.npz", "c8-h12x1-w1-a1-signed-s0.npz"):  # the trained networks too
+        assert _npz(a_dir / "weights" / name) == _npz(b_dir / "weights" / name)
+
+
+def test_the_variation_sweep_repeats_whatever_the_worker_count(tmp_path):
+    args = ["sweep", "variation", "--effects", "variation,offset", "--variation", "0.2", "--offset", "2",
+            "--chips", "2", "--calibration", "200", "--seed", "3"]
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a, b = _twice(args + ["--jobs", "1", "--out", str(a_dir)], args + ["--jobs", "2", "--out", str(b_dir)],
+                  (a_dir, b_dir))
+    assert a == b and len(a["curves"]) == 2
+
+
+def test_the_cnn_bits_sweep_repeats_whatever_the_worker_count(tmp_path):
+    args = ["sweep", "cnn-bits", "--arch", "i12-c3x4s2-d10", "--bits", "2/2/2/4,32/32/32/32", "--disturbances", "0.05",
+            "--seeds", "1", "--epochs", "1", "--samples", "300", "--disturbance-draws", "read"]
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a, b = _twice(args + ["--jobs", "1", "--out", str(a_dir)], args + ["--jobs", "2", "--out", str(b_dir)],
+                  (a_dir, b_dir))
+    assert a == b
+
+
+def test_analog_evaluation_repeats(tmp_path):
+    args = ["eval", "--device", "realistic", "--chips", "2", "--seed", "4", "--calibration", "200"]
+    a, b = _twice(args, args)
+    assert a == b and len(a["per_chip"]) == 2
