@@ -278,8 +278,10 @@ class CnnNetwork:
         write_npz(path, arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CnnNetwork":
-        e = Entries(path, read_npz(path, ".npz weights file"))
+    def load(cls, path: str | os.PathLike, entries: dict | None = None) -> "CnnNetwork":
+        """The network in ``path`` (``entries``: its entries when already read, see
+        :func:`rrambnn.gen.netfile.read_network`)."""
+        e = Entries(path, read_npz(path, ".npz weights file") if entries is None else entries)
         e.header(FORMAT, VERSION)
         try:
             spec = parse_spec(e.str("spec"))

@@ -503,3 +503,36 @@ def float_accuracy(model: CnnModel, images, labels, *, disturbed: bool = False, 
     rng = np.random.default_rng(seed) if disturbed else None
     batch = DISTURB_BLOCK if disturbed else 1000  # the integer network's blocks (the draws' order)
     return float((model.predict(x, batch=batch, rng=rng).argmax(axis=1) == labels).mean())
+
+
+def train_cnn_and_save(cfg, out, data_dir=None, *, progress: bool = False, log=None) -> dict:
+    """Train a network of any layer spec through the crossbar model
+    (:class:`rrambnn.gen.cnn_train.CnnTrainConfig`); calibrate its output thresholds on training
+    images; record its hardware-exact test accuracy, the float model's and, with a disturbance,
+    the accuracy under disturbed reads; write it to ``out`` (when given). Returns the result."""
+    from pathlib import Path
+
+    from rrambnn.fileio import check_writable
+    from rrambnn.gen.mnist import load_split
+    cfg.validate()
+    if out is not None:
+        if Path(out).suffix != ".npz" or Path(out).is_dir():
+            raise RrambnnError(f"--out must name a .npz file, not {str(out)!r}")
+        if not cfg.integer:
+            raise RrambnnError(f"A/CO/W/G {cfg.bits}: weights or activations wider than 8 bits have no chip to write "
+                               f"(leave out --out to train and evaluate the float model)")
+        out = check_writable(out)
+    tr = load_split("train", data_dir)
+    te = load_split("test", data_dir)
+    net, model, history = train(cfg, tr.images, tr.labels, progress=progress, log=log)
+    res = {"spec": model.spec.text, "bits": cfg.bits, "disturbance": cfg.disturbance, "seed": cfg.seed,
+           "epochs": cfg.epochs, "train_seconds": history[-1]["seconds"] if history else 0.0,
+           **evaluate(net, model, tr, te)}
+    calibration = res.pop("calibration", None)
+    if net is not None:
+        net.meta.update({"calibration": calibration, "accuracy": res["accuracy"], "history": history,
+                         **{k: v for k, v in res.items() if k not in ("accuracy",)}})
+        if out is not None:
+            net.save(out)
+    res["history"] = history
+    return res

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import npz_format, read_npz, write_npz
+from rrambnn.fileio import read_npz, write_npz
 from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
 from rrambnn.gen import planes
@@ -852,14 +852,10 @@ def save_codes(path, arch, cfg: NbitConfig, codes: list[np.ndarray], meta: dict)
     write_npz(path, arrays)
 
 
-def is_online_file(path) -> bool:
-    """Whether ``path`` holds an n-bit online network (False for anything else, unreadable included)."""
-    return npz_format(path) == FORMAT
-
-
-def load_codes(path) -> dict:
-    """Read and check a file written by :func:`save_codes`."""
-    d = read_npz(path, ".npz file")
+def load_codes(path, entries: dict | None = None) -> dict:
+    """Read and check a file written by :func:`save_codes` (``entries``: its entries when already
+    read)."""
+    d = read_npz(path, ".npz file") if entries is None else entries
     if "format" not in d or d["format"].shape != () or str(d["format"]) != FORMAT:
         raise RrambnnError(f"{path}: not an n-bit online network (format {FORMAT!r})")
     try:

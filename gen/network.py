@@ -243,8 +243,10 @@ class BinaryNetwork:
         write_npz(path, arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BinaryNetwork":
-        e = Entries(path, read_npz(path, ".npz weights file"))
+    def load(cls, path: str | os.PathLike, entries: dict | None = None) -> "BinaryNetwork":
+        """The network in ``path`` (``entries``: its entries when already read, see
+        :func:`rrambnn.gen.netfile.read_network`)."""
+        e = Entries(path, read_npz(path, ".npz weights file") if entries is None else entries)
         e.header(FORMAT, VERSION)
         weights, thresholds = e.layers(e.arch())
         meta = e.json("meta")

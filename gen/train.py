@@ -537,3 +537,24 @@ def recompute_bn_stats(model: FloatBNN, x: np.ndarray):
 
 def _jsonable(d):
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def train_and_save(cfg, out, data_dir=None, *, progress: bool = False):
+    """Train a network (:class:`rrambnn.gen.train.TrainConfig`), record its test accuracy and
+    history in its metadata, and write it to ``out`` (.npz). Returns the network."""
+    from pathlib import Path
+
+    from rrambnn.gen.mnist import load_split
+    from rrambnn.fileio import check_writable
+    from rrambnn.gen.netfile import network_inputs
+    cfg.validate()
+    if Path(out).suffix != ".npz" or Path(out).is_dir():
+        raise RrambnnError(f"--out must name a .npz file, not {str(out)!r}")
+    out = check_writable(out)
+    tr = load_split("train", data_dir)
+    te = load_split("test", data_dir)
+    net, _, history = train(cfg, tr.images, tr.labels, progress=progress)
+    net.meta["accuracy"] = net.accuracy(network_inputs(net, te.images), te.labels)
+    net.meta["history"] = history
+    net.save(out)
+    return net

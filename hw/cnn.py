@@ -490,7 +490,7 @@ def make_chip(net: CnnNetwork, *, tile="128x128", positions: int = 1, output: st
               debug: bool = False) -> CnnChip:
     """The CNN chip of ``net`` with user parameters: every refusal one :class:`RrambnnError` line
     (a bad tile or positions, a map over the register limit, more arrays than the generator builds)."""
-    from rrambnn.hw.verilog import MAX_TILES
+    from rrambnn.hw.config import MAX_TILES
     try:
         tile = check_tile(tile)
         spec = net.spec

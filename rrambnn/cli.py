@@ -24,7 +24,7 @@ def cmd_train(args):
     from rrambnn.gen.spec import looks_like_layer_spec
     if looks_like_layer_spec(args.arch):  # convolutions (or a name): trained through the crossbar model
         return cmd_train_cnn(args)
-    from rrambnn.gen.networks import train_and_save
+    from rrambnn.gen.train import train_and_save
     from rrambnn.gen.train import TrainConfig
 
     given = [f for f in ("cobits", "gbits", "disturbance", "draws", "momentum", "samples", "optimizer")
@@ -57,7 +57,7 @@ def cmd_train(args):
 
 def cmd_train_cnn(args):
     from rrambnn.gen.cnn_train import CnnTrainConfig
-    from rrambnn.gen.networks import train_cnn_and_save
+    from rrambnn.gen.cnn_train import train_cnn_and_save
 
     d = CnnTrainConfig()
     pick = lambda v, default: default if v is None else v  # noqa: E731
@@ -96,7 +96,7 @@ def cmd_train_cnn(args):
 # -- eval ------------------------------------------------------------------------
 
 def cmd_eval(args):
-    from rrambnn.gen.networks import evaluate, load_network
+    from rrambnn.gen.netfile import evaluate, load_network
 
     from rrambnn.gen.cnn import check_disturbance, check_seed
     check_disturbance(args.disturbance)
@@ -115,7 +115,7 @@ def cmd_eval(args):
     where = f"crop {res['crop']}x{res['crop']}" if "crop" in res else f"converter {res['converter_bits']} bits"
     more = []
     if args.disturbance:
-        from rrambnn.gen.networks import network_inputs
+        from rrambnn.gen.netfile import network_inputs
         from rrambnn.gen.mnist import load_split
         te = load_split("test", args.data)
         ad = net.accuracy(network_inputs(net, te.images), te.labels, disturbance=args.disturbance, seed=args.seed)
@@ -149,7 +149,7 @@ def _eval_device(args, net):
 
 def cmd_bench(args):
     from rrambnn.fileio import check_writable
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     from rrambnn.studies import bench
 
     if args.out is not None:

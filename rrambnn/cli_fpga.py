@@ -12,7 +12,8 @@ def _self_training(args, spec):
     """`fpga --self-training`: the self-training chip's periphery on the board, and why no bitstream."""
     from rrambnn.fileio import check_writable
     from rrambnn.fpga.build import self_training_fit
-    from rrambnn.hw.verilog import build_chip, chip_design
+    from rrambnn.hw.config import chip_design
+    from rrambnn.hw.verilog import build_chip
     from rrambnn.weights import ONLINE_NBIT, shipped
     for opt in ("lanes", "chunks", "rows", "freq"):
         if getattr(args, opt) is not None:
@@ -50,7 +51,7 @@ def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
 def cmd_fpga(args):
     from rrambnn.fpga.build import board_spec
     from rrambnn.fpga.twin import build_bitstream
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     spec = board_spec(args.board)
     if args.self_training:
         return _self_training(args, spec)
@@ -95,7 +96,7 @@ def cmd_fpga(args):
 def cmd_board(args):
     from rrambnn.fpga.host import (Board, bench_against_golden, check_timeout, classify_against_golden, open_serial,
                                    twin_for)
-    from rrambnn.gen.networks import load_network, mnist_inputs
+    from rrambnn.gen.netfile import load_network, mnist_inputs
     # every argument is checked before the port is opened
     check_timeout(args.timeout)
     net = x = labels = None

@@ -18,16 +18,17 @@ def _precision(chip) -> str:
     return "".join(f", {p}" for p in parts)
 
 
-def _cnn_or_none(args):
-    """The CNN of ``--weights`` when it holds one (None otherwise); refuses the options a CNN chip
-    does not have, and ``--positions`` for the other chips."""
-    from rrambnn.fileio import npz_format
-    from rrambnn.gen.cnn import FORMAT
-    if not args.weights or npz_format(args.weights) != FORMAT:
+def _network(args):
+    """The network of ``--weights`` (default: the shipped one), read once (see
+    :func:`rrambnn.gen.netfile.read_network`); for a CNN, refuses the options a CNN chip does not
+    have, for the other chips ``--positions``."""
+    from rrambnn.gen.cnn import CnnNetwork
+    from rrambnn.gen.netfile import read_network
+    net = read_network(args.weights)
+    if not isinstance(net, CnnNetwork):
         if getattr(args, "positions", None) is not None:
             raise RrambnnError("--positions applies to CNN chips (a weights file of format rrambnn-cnn)")
-        return None
-    from rrambnn.gen.networks import load_network
+        return net
     for flag, given in (("--pipeline", getattr(args, "pipeline", False)),
                         ("--weight-bits", getattr(args, "weight_bits", 1) != 1),
                         ("--err-bits", getattr(args, "err_bits", None) is not None),
@@ -35,15 +36,18 @@ def _cnn_or_none(args):
         if given:
             raise RrambnnError(f"{flag} does not apply to the CNN chip (it computes one image at a time, inference "
                                f"only)")
-    return load_network(args.weights, cnn=True)
+    return net
 
 
 def cmd_verilog(args):
     from rrambnn.fileio import atomic_write, check_writable
-    from rrambnn.hw.verilog import chip_design, write_verilog
+    from rrambnn.hw.config import chip_design
+    from rrambnn.hw.verilog import write_verilog
 
+    from rrambnn.gen.cnn import CnnNetwork
     check_writable(args.out)
-    cnn = _cnn_or_none(args)
+    read = _network(args)
+    cnn = read if isinstance(read, CnnNetwork) else None
     if cnn is not None and args.device is not None:
         raise RrambnnError("--device models the binary chip's analog reads; multi-bit, online and CNN networks do "
                            "not take it yet")
@@ -56,7 +60,7 @@ def cmd_verilog(args):
               f"{chip.tile[0]}x{chip.tile[1]} ({cnn.wbits}-bit weights, {cnn.abits}-bit activations), "
               f"{chip.positions} position(s) per step, {chip.interval} cycles per image, output {chip.output}")
         return
-    net, cfg = chip_design(args.weights, tile=args.tile, pipeline=args.pipeline, output=args.output,
+    net, cfg = chip_design(args.weights, network=read, tile=args.tile, pipeline=args.pipeline, output=args.output,
                            debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits,
                            self_training=args.self_training)
     if args.device is not None:
@@ -100,13 +104,13 @@ def _print_report(args, report):
 
 
 def _check_modes(args, modes, debug, out_dir=None):
-    from rrambnn.gen.networks import load_network, mnist_inputs
+    from rrambnn.gen.netfile import accept, mnist_inputs
     from rrambnn.sim.checks import check_modes
     device = None
     if args.device is not None:
         from rrambnn.gen.analog import load_profile
         device = load_profile(args.device)
-    net = _cnn_or_none(args) or load_network(args.weights, multi_bit=True)
+    net = accept(_network(args), args.weights, multi_bit=True, cnn=True)
     if device is not None:
         from rrambnn.gen.analog import check_binary
         check_binary(net)
@@ -130,8 +134,8 @@ def cmd_run(args):
 
 def cmd_program(args):
     from rrambnn.gen import device as dev
-    from rrambnn.gen.networks import load_network, mnist_inputs
-    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.gen.netfile import load_network, mnist_inputs
+    from rrambnn.hw.config import ChipConfig
     from rrambnn.sim.checks import program_and_check
 
     net = load_network(args.weights)
@@ -168,7 +172,7 @@ def cmd_program(args):
 
 
 def cmd_sweep(args):
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     from rrambnn.studies import sweep
     res = sweep.yield_study(load_network(args.weights), args.out, yields=args.yields, seeds=args.seeds,
                             p_fail=args.pulse_fail, retries=args.retries, spot_checks=args.spot_checks,

@@ -52,7 +52,7 @@ def cmd_export(args):
     from rrambnn.fileio import check_writable
     from rrambnn.gen import onnx_io
     from rrambnn.fileio import check_name_lengths
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     if args.weights:
         check_name_lengths(args.weights, "--weights", sibling=False)
     check_name_lengths(args.out)

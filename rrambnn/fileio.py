@@ -179,16 +179,6 @@ def read_npz(path, what: str) -> dict:
         raise RrambnnError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
 
 
-def npz_format(path) -> str | None:
-    """The ``format`` entry of an .npz (None for anything else, unreadable files included)."""
-    try:
-        z = _load_npz(path, only={"format"})
-    except (DamagedNpz, OSError):
-        return None
-    f = z.get("format")
-    return str(f) if f is not None and f.shape == () and f.dtype.kind == "U" else None
-
-
 def write_npz(path, arrays: dict) -> Path:
     """A compressed .npz, written atomically."""
     return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))

@@ -87,7 +87,8 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
     """The chip of ``net`` in output stage ``mode`` on the simulator, its results against the
     golden model (and its Verilog written to ``out_dir`` when given)."""
     from rrambnn.gen.cnn import CnnNetwork
-    from rrambnn.hw.verilog import ChipConfig, write_verilog
+    from rrambnn.hw.config import ChipConfig
+    from rrambnn.hw.verilog import write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
     tile, pipeline, debug, seed, waves, out_dir, simulator, positions, device = (
         opts[k] for k in ("tile", "pipeline", "debug", "seed", "waves", "out_dir", "simulator", "positions",

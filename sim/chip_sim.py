@@ -12,7 +12,8 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fileio import write_npz
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.folded import emulation_twin
-from rrambnn.hw.verilog import ChipConfig, generate, to_verilog, training_design
+from rrambnn.hw.config import ChipConfig, training_design
+from rrambnn.hw.verilog import generate, to_verilog
 from rrambnn.sim import runner
 
 FOLDED_TOP = "rrambnn_emulation"

@@ -170,7 +170,8 @@ class ChipHarness(Harness):
     def __init__(self, arch=(3, 3, 2), *, pipeline: bool = False, output: str = "priority", seed: int = 1,
                  capacity: int | None = None):
         from rrambnn.gen.network import random_network
-        from rrambnn.hw.verilog import ChipConfig, build_chip
+        from rrambnn.hw.config import ChipConfig
+        from rrambnn.hw.verilog import build_chip
         self.net = random_network(arch, np.random.default_rng(seed), output_mode=output)
         cfg = ChipConfig((4, 4), pipeline, output, word=2, retries=1, pulse_cycles=1)
         self.dut = build_chip(self.net, cfg)

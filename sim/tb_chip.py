@@ -35,7 +35,8 @@ from rrambnn.fileio import read_npz
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import REJECT, BinaryNetwork, Trace
 from rrambnn.hw.layer import signed_range
-from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 
 

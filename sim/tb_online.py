@@ -28,7 +28,8 @@ from cocotb.triggers import RisingEdge
 from rrambnn.fileio import read_npz
 from rrambnn.gen import online, planes
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import (ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream,
                                  unpack_fields)

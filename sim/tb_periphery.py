@@ -21,7 +21,7 @@ from rrambnn.gen.device import DeviceParams, load_fault_maps, program
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.periphery import periphery_of
-from rrambnn.hw.verilog import ChipConfig
+from rrambnn.hw.config import ChipConfig
 from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_fields, pack_rows, read_config, start, stream
 

@@ -31,7 +31,8 @@ from cocotb.triggers import RisingEdge
 from rrambnn.fileio import read_npz
 from rrambnn.gen import learning
 from rrambnn.hw.trainer import sample_cycles
-from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, pack_fields, pack_rows, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device

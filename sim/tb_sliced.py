@@ -19,7 +19,8 @@ from cocotb.triggers import RisingEdge
 
 from rrambnn.gen.network import answers
 from rrambnn.gen.sliced import SlicedNetwork, bit_planes
-from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, field_table, pack_fields, pack_rows, start, stream, \
     unpack_fields

@@ -30,7 +30,8 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen import learning, online
-from rrambnn.hw.verilog import ChipConfig, build_chip
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
 from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command

@@ -124,7 +124,8 @@ def hardware(net: BinaryNetwork, test_split, images: int = 10000) -> dict:
     scoreboard over ``images`` test images with random idles/backpressure and a
     free-flowing throughput phase."""
     from rrambnn.fpga.build import synth_stats
-    from rrambnn.hw.verilog import ChipConfig, generate
+    from rrambnn.hw.config import ChipConfig
+    from rrambnn.hw.verilog import generate
     from rrambnn.sim import chip_sim
 
     x = net.preprocess(test_split.images[:images])

@@ -315,14 +315,18 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
     architecture, priced with ``tech``; ``weight_bits`` > 1: the binary network's chip with
     n-bit weights in storage planes and the weight-update controller; a CNN file: its CNN chip
     with ``positions`` output columns per step (:func:`cnn_cost`)."""
-    from rrambnn.hw.verilog import ChipConfig, build_chip, chip_design
+    from rrambnn.gen.cnn import CnnNetwork
+    from rrambnn.gen.netfile import read_network
+    from rrambnn.hw.config import ChipConfig, chip_design
+    from rrambnn.hw.verilog import build_chip
     spec, tech = tech, load_tech(tech)
     if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or not 0 < clock_mhz <= 10000):
         raise RrambnnError(f"--clock must be a frequency in MHz from 0 to 10,000, not {clock_mhz!r}")
-    if arch is None and (cnn := _cnn_file(weights)) is not None:
+    read = None if arch is not None else read_network(weights)
+    if isinstance(read, CnnNetwork):
         if self_training or weight_bits != 1:
             raise RrambnnError("--self-training and --weight-bits build MLP chips; a CNN file's chip has neither")
-        return cnn_cost(cnn, weights, tech=spec, clock_mhz=clock_mhz, tile=tile, output=output,
+        return cnn_cost(read, weights, tech=spec, clock_mhz=clock_mhz, tile=tile, output=output,
                         positions=positions, log=log)
     if positions != 1:
         raise RrambnnError("--positions goes with a CNN weights file (rrambnn-cnn)")
@@ -332,7 +336,7 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
         net = arch_network(arch, wbits, abits, output or "priority")
         cfg = ChipConfig.checked(tile, False, output or "priority", weight_bits=weight_bits).for_network(net)
     else:
-        net, cfg = chip_design(weights, tile=tile, output=output, self_training=self_training,
+        net, cfg = chip_design(weights, network=read, tile=tile, output=output, self_training=self_training,
                                weight_bits=weight_bits)
     chip = build_chip(net, cfg)
     if log:
@@ -344,15 +348,6 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
                      "wbits": cfg.slices, "abits": cfg.act_bits, "weight_bits": cfg.weight_bits,
                      "self_training": cfg.self_training}
     return res
-
-
-def _cnn_file(weights):
-    """The CNN of a weights file, or None when it holds another network."""
-    from rrambnn.fileio import npz_format
-    from rrambnn.gen.cnn import FORMAT, CnnNetwork
-    if weights and npz_format(weights) == FORMAT:
-        return CnnNetwork.load(weights)
-    return None
 
 
 def cnn_cost(net, weights, *, tech="32nm", clock_mhz=None, tile="128x128", output=None, positions: int = 1,

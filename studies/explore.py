@@ -220,8 +220,9 @@ def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priorit
     """The generated chip's cost: Yosys cells of the digital periphery by type (the analog-sense
     view: crossbar arrays, sense stages and threshold RAMs black-boxed), threshold RAM bits,
     cycles per image at full rate and what the chip contains (:func:`rrambnn.studies.cost.inventory`)."""
-    from rrambnn.gen.networks import load_network
-    from rrambnn.hw.verilog import ChipConfig, build_chip
+    from rrambnn.gen.netfile import load_network
+    from rrambnn.hw.config import ChipConfig
+    from rrambnn.hw.verilog import build_chip
     from rrambnn.studies.cost import inventory, periphery_cells
     net = load_network(weights_path, multi_bit=True)
     cfg = ChipConfig(tuple(tile), False, output).for_network(net)

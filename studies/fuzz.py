@@ -17,11 +17,8 @@ from rrambnn.errors import RrambnnError
 def load_any(path):
     """What the commands load a weights file with: an n-bit online network's codes, or any other
     network (binary, multi-bit, CNN)."""
-    from rrambnn.gen import learning
-    from rrambnn.gen.networks import load_network
-    if learning.is_online_file(path):
-        return learning.load_codes(path)
-    return load_network(path, multi_bit=True, cnn=True)
+    from rrambnn.gen.netfile import read_network
+    return read_network(path)
 
 
 def bit_flips(path, n: int, seed: int = 0) -> dict:

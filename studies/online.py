@@ -78,7 +78,7 @@ class OnlineRequest:
 def start_network(req: OnlineRequest):
     """The starting network: a binary network (sign), or for nbit a dict with the arch and,
     for a pretrained start, the codes of an n-bit online network file."""
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     from rrambnn.weights import ONLINE_NBIT, shipped
     req.check()
     if req.nbit:
@@ -225,7 +225,7 @@ REPLAY_KEYS = ("passed", "commands", "cycles", "replay_wall_s", "readback_wall_s
 def replay_sign(run, cfg, x_te, *, seed: int, log=None) -> dict:
     """The recorded commands through the weight-update controller on Verilator, from the chip's
     initial state, against the golden online chip; then ``x_te`` classified."""
-    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.hw.config import ChipConfig
     from rrambnn.sim.chip_sim import replay
 
     chip, start = run["chip"], run["start_net"]
@@ -345,9 +345,11 @@ def describe_on_chip(res: dict) -> list[str]:
 _DATA: dict = {}  # per worker process: the preprocessed dataset, loaded once for all its points
 
 
-def _point(req: OnlineRequest, point: dict) -> dict:
-    """One sweep point in a worker process."""
-    net = start_network(req)
+def _point(req: OnlineRequest, start, point: dict) -> dict:
+    """One sweep point in a worker process, from its own copy of the starting network ``start``
+    (read once by :func:`sweep`; training changes the copy)."""
+    import copy
+    net = copy.deepcopy(start)
     cfg = rule_config(req, net, bits=point.get("bits"), endurance=point.get("endurance"))
     key = (req.data, req.forward, req.arch, req.weights)  # the starting network sets the crop
     if key not in _DATA:
@@ -403,7 +405,7 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
         key = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return cache / f"{what}-{pt[what]}-{key}.json"
 
-    rows = run_points(points, path_of, functools.partial(_point, req), jobs=jobs, desc=f"sweep {what}",
+    rows = run_points(points, path_of, functools.partial(_point, req, net), jobs=jobs, desc=f"sweep {what}",
                       progress=progress)
     for row in rows:  # the energy of the pulses counted (rows cached before it was reported get it too)
         row.setdefault("write_energy", online_report.write_energy(row))

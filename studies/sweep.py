@@ -134,7 +134,7 @@ def yield_study(net: BinaryNetwork, out: Path, *, yields: str, seeds: int = 5, p
     res["network"] = "-".join(map(str, net.arch))
     spot = []
     if spot_checks:
-        from rrambnn.hw.verilog import ChipConfig
+        from rrambnn.hw.config import ChipConfig
         from rrambnn.sim.chip_sim import simulate
         faulty_points = [y for y in values if y < 1.0][:spot_checks] or values[:spot_checks]
         for y in faulty_points:

@@ -84,7 +84,7 @@ def summarise(rows: list[dict], digital: dict) -> dict:
 
 def _data(net, data_dir, calibration: int):
     from rrambnn.gen.mnist import load_split
-    from rrambnn.gen.networks import network_inputs
+    from rrambnn.gen.netfile import network_inputs
     te = load_split("test", data_dir)
     x, y = network_inputs(net, te.images), te.labels
     x_cal = np.zeros((0, x.shape[1]), np.uint8)
@@ -137,16 +137,24 @@ def eval_lines(res: dict) -> list[str]:
 _DATA: dict = {}  # per worker process
 
 
-def _point(net_path, data_dir, calibration: int, point: dict) -> dict:
-    from rrambnn.gen.networks import load_network
+def _point(net, data_dir, calibration: int, point: dict) -> dict:
     if "data" not in _DATA:
-        net = load_network(net_path)
         _DATA["data"] = (net, *_data(net, data_dir, calibration))
     net, x, y, x_cal = _DATA["data"]
     prof = analog.Profile(**point["profile"])
     t0 = time.time()
     rows = chips_accuracy(net, x, y, x_cal, prof, range(point["first_seed"], point["first_seed"] + point["chips"]))
     return {"effect": point["effect"], "value": point["value"], "rows": rows, "seconds": round(time.time() - t0, 2)}
+
+
+def _network_key(net) -> str:
+    """What a kept point's network is: a hash of its weights, thresholds and input stage (the
+    file was read once; its bytes also hold metadata that does not change a chip)."""
+    h = hashlib.sha1(json.dumps([net.arch, net.output_mode, None if net.preprocess is None else
+                                 [net.preprocess.crop, net.preprocess.threshold]]).encode())
+    for a in (*net.weights, *net.thresholds):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:12]
 
 
 def effect_profile(base: analog.Profile, effect: str, value: float) -> analog.Profile:
@@ -185,7 +193,7 @@ def sweep(net_path, out, *, device: str = "realistic", effects: str = "variation
           data_dir=None, progress: bool = True) -> dict:
     """Accuracy (mean, spread, worst over ``chips`` chips) against each effect's strength, alone,
     before and after calibration; md/json/png in ``out``, points kept for a resumed run."""
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     net = check_binary(load_network(net_path))
     base = analog.load_profile(device)
     check_chips(chips)
@@ -198,7 +206,7 @@ def sweep(net_path, out, *, device: str = "realistic", effects: str = "variation
     out = check_writable(out, directory=True, files=("variation.json", "variation.md", "variation.png"))
     cache = out / ".variation-points"
     cache.mkdir(parents=True, exist_ok=True)
-    net_key = hashlib.sha1(Path(net_path).read_bytes() if net_path else b"shipped").hexdigest()[:12]
+    net_key = _network_key(net)
     points = [{"effect": e, "value": v, "chips": chips, "first_seed": seed,
                "profile": _fields(profiles[e, v])} for e, vs in axes for v in vs]
 
@@ -208,7 +216,7 @@ def sweep(net_path, out, *, device: str = "realistic", effects: str = "variation
 
     t0 = time.time()
     kept = sum(path_of(pt).is_file() for pt in points)
-    rows = run_points(points, path_of, functools.partial(_point, net_path, data_dir, calibration), jobs=jobs,
+    rows = run_points(points, path_of, functools.partial(_point, net, data_dir, calibration), jobs=jobs,
                       desc="sweep variation", progress=progress)
     curves = [{"effect": r["effect"], "value": r["value"], **summarise(r["rows"], digital),
                "seconds": r["seconds"]} for r in rows]

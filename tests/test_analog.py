@@ -97,7 +97,7 @@ def test_isqrt_is_exact():
 def test_calibration_wins_back_accuracy_on_a_harsh_device(mnist_test, mnist_train):
     """On the shipped reference network: harsh chips lose accuracy; thresholds refitted per chip
     from training images win most of it back (test images, mean of 2 chips)."""
-    from rrambnn.gen.networks import load_network, network_inputs
+    from rrambnn.gen.netfile import load_network, network_inputs
     net = load_network(None)
     x, y = network_inputs(net, mnist_test.images[:3000]), mnist_test.labels[:3000]
     xc = network_inputs(net, mnist_train.images[:1000])
@@ -231,7 +231,8 @@ def test_analog_chip_verilog_lints_and_ideal_is_the_digital_chip(tmp_path):
     with the project's waivers."""
     from test_verilog import lint
 
-    from rrambnn.hw.verilog import ChipConfig, generate
+    from rrambnn.hw.config import ChipConfig
+    from rrambnn.hw.verilog import generate
     from rrambnn.weights import shipped
     from rrambnn.gen.network import BinaryNetwork
     net = BinaryNetwork.load(shipped())
@@ -257,7 +258,7 @@ def test_analog_chip_matches_the_golden_model_bit_for_bit(profile, pipeline, out
     one in disguise."""
     from conftest import check
 
-    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.hw.config import ChipConfig
     from rrambnn.sim.chip_sim import simulate
     net, x = _net_and_inputs(seed=8, arch=(40, 30, 10), n=400)
     p = A.load_profile(profile).scaled(offset=2.0, read_noise=0.1)
@@ -293,7 +294,7 @@ def test_programmed_analog_chip_reads_its_new_cells():
     current in its new state, in the hardware and in the golden model (0 mismatches in pulses,
     failed cells, read-back and every result)."""
     from rrambnn.gen import device as dev
-    from rrambnn.hw.verilog import ChipConfig
+    from rrambnn.hw.config import ChipConfig
     from rrambnn.sim.checks import program_and_check
     net, x = _net_and_inputs(seed=9, arch=(40, 30, 10), n=300)
     labels = np.random.default_rng(0).integers(0, 10, len(x))

@@ -338,7 +338,7 @@ def test_train_and_eval_a_small_cnn(tmp_path):
 
 def test_old_mlp_files_load_and_evaluate_as_before(mnist_test):
     from rrambnn.gen.network import BinaryNetwork
-    from rrambnn.gen.networks import evaluate, load_network
+    from rrambnn.gen.netfile import evaluate, load_network
     from rrambnn.weights import shipped
     net = load_network(None, multi_bit=True, cnn=True)
     assert isinstance(net, BinaryNetwork)

@@ -9,7 +9,7 @@ from conftest import check
 
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork, random_network
-from rrambnn.hw.verilog import ChipConfig
+from rrambnn.hw.config import ChipConfig
 from rrambnn.sim.chip_sim import simulate
 from rrambnn.weights import shipped
 

@@ -180,7 +180,8 @@ def test_analog_sense_view_of_the_verilog():
     """The cost view's Verilog declares the sense stage as a black box and instantiates it per
     layer; Yosys then counts far fewer cells than with the behavioural sense stage."""
     from rrambnn.fpga.build import synth_stats
-    from rrambnn.hw.verilog import ChipConfig, generate
+    from rrambnn.hw.config import ChipConfig
+    from rrambnn.hw.verilog import generate
     net = cost.arch_network("64-16-10")
     full, _ = generate(net, ChipConfig((32, 32)))
     view, _ = generate(net, ChipConfig((32, 32)), analog_sense=True)

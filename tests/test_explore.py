@@ -10,7 +10,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.studies import explore as ex
 from rrambnn.gen.mnist import Preprocess
 from rrambnn.gen.network import BinaryNetwork
-from rrambnn.gen.networks import load_network
+from rrambnn.gen.netfile import load_network
 from rrambnn.gen.train import TrainConfig, signed_merge, train
 
 SMALL = dict(seeds=1, epochs=1, jobs=1, progress=False, train_limit=3000)

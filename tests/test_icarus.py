@@ -9,7 +9,7 @@ from test_cocotb import check_random_network
 
 from rrambnn.gen import device as dev
 from rrambnn.gen.network import BinaryNetwork, random_network
-from rrambnn.hw.verilog import ChipConfig
+from rrambnn.hw.config import ChipConfig
 from rrambnn.sim.chip_sim import simulate
 from rrambnn.sim.runner import icarus_missing
 from rrambnn.weights import shipped

@@ -6,7 +6,7 @@ import pytest
 from rrambnn.gen import device as dev
 from rrambnn.gen import online, planes
 from rrambnn.gen.network import random_network
-from rrambnn.hw.verilog import ChipConfig
+from rrambnn.hw.config import ChipConfig
 from rrambnn.sim.chip_sim import replay
 
 

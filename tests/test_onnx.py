@@ -14,7 +14,7 @@ from onnx_models import DOMAIN, FINN_SHAPES, Builder, bipolar_input, bn, finn_ml
 from rrambnn.errors import RrambnnError  # noqa: E402
 from rrambnn.gen import onnx_io  # noqa: E402
 from rrambnn.gen.network import BinaryNetwork  # noqa: E402
-from rrambnn.gen.networks import load_network, network_inputs  # noqa: E402
+from rrambnn.gen.netfile import load_network, network_inputs  # noqa: E402
 from rrambnn.gen.sliced import SlicedNetwork, random_sliced  # noqa: E402
 from rrambnn.weights import shipped  # noqa: E402
 

@@ -14,7 +14,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fpga.host import BoardInfo, decode_result, parse_query, query_length
 from rrambnn.gen.mnist import read_idx
 from rrambnn.gen.network import BinaryNetwork, random_network
-from rrambnn.gen.networks import load_network
+from rrambnn.gen.netfile import load_network
 from rrambnn.hw.host import PROTOCOL_VERSION
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -11,7 +11,8 @@ from rrambnn.gen import learning
 from rrambnn.hw.crossbar import CrossbarTile
 from rrambnn.hw.layer import Layer
 from rrambnn.hw.trainer import SelfTrainingChip, Trainer, chip_interval, sample_cycles
-from rrambnn.hw.verilog import build_chip, training_design
+from rrambnn.hw.config import training_design
+from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.chip_sim import self_train
 
 

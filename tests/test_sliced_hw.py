@@ -12,7 +12,8 @@ from rrambnn.gen import device as dev
 from rrambnn.gen.sliced import crop_inputs, random_sliced
 from rrambnn.gen.train import TrainConfig, train
 from rrambnn.fpga.build import synth_stats
-from rrambnn.hw.verilog import ChipConfig, build_chip, generate
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import build_chip, generate
 from rrambnn.hw.chip import Chip, ComputingPlanes
 from rrambnn.hw.updater import WeightUpdate
 from rrambnn.hw.layer import Layer
@@ -100,7 +101,7 @@ def test_multi_bit_chip_lints_and_synthesizes_with_the_ram_as_a_macro(tmp_path):
 
 
 def test_multi_bit_weights_file_errors_are_one_line(tmp_path):
-    from rrambnn.gen.networks import load_network
+    from rrambnn.gen.netfile import load_network
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(RrambnnError, match="not a readable .npz weights file"):
         load_network(tmp_path / "x.npz")

@@ -6,7 +6,8 @@ import pytest
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.network import BinaryNetwork, random_network
 from rrambnn.fpga.build import synth_stats
-from rrambnn.hw.verilog import ChipConfig, generate, port_table
+from rrambnn.hw.config import ChipConfig
+from rrambnn.hw.verilog import generate, port_table
 from rrambnn.hw.crossbar import CROSSBAR_MODULE
 from rrambnn.sim.runner import verilator_env
 from rrambnn.weights import shipped
