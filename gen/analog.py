@@ -55,7 +55,7 @@ from rrambnn.errors import RrambnnError
 from rrambnn.fileio import read_toml
 from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
-from rrambnn.gen.learning import mix32
+from rrambnn.gen.online_nbit import mix32
 from rrambnn.gen.network import BinaryNetwork, priority_encode, score
 
 FRAC = 8  # fractional bits of a column current: 2^-8 of one ideal cell

@@ -4,7 +4,7 @@ with the network it read (its MNIST inputs, its test accuracy).
 Four kinds of .npz exist (their formats are in docs/site/formats.md): a binary network
 (:class:`rrambnn.gen.network.BinaryNetwork`, format ``rrambnn-bnn``), a multi-bit network
 (:class:`rrambnn.gen.sliced.SlicedNetwork`, ``rrambnn-sliced``), an n-bit online network
-(offset codes, :func:`rrambnn.gen.learning.load_codes`, ``rrambnn-online``) and a network of any
+(offset codes, :func:`rrambnn.gen.online_nbit.load_codes`, ``rrambnn-online``) and a network of any
 layer spec, convolutions included (:class:`rrambnn.gen.cnn.CnnNetwork`, ``rrambnn-cnn``).
 :func:`read_network` reads a file once (every entry checked) and builds the object its format
 names; :func:`accept` decides whether a command takes it. A command reads its weights file once
@@ -22,8 +22,8 @@ from rrambnn.fileio import read_npz
 def read_network(path=None):
     """The network in ``path`` (default: the shipped reference network), read once: a
     :class:`BinaryNetwork`, :class:`SlicedNetwork`, :class:`CnnNetwork`, or the dict of an n-bit
-    online network (:func:`rrambnn.gen.learning.load_codes`)."""
-    from rrambnn.gen import learning
+    online network (:func:`rrambnn.gen.online_nbit.load_codes`)."""
+    from rrambnn.gen import online_nbit
     from rrambnn.gen.cnn import FORMAT as CNN, CnnNetwork
     from rrambnn.gen.network import BinaryNetwork
     from rrambnn.gen.sliced import FORMAT as SLICED, SlicedNetwork
@@ -34,8 +34,8 @@ def read_network(path=None):
     entries = read_npz(path, ".npz weights file")
     fmt = entries.get("format")
     fmt = str(fmt) if fmt is not None and fmt.shape == () and fmt.dtype.kind == "U" else None
-    if fmt == learning.FORMAT:
-        return learning.load_codes(path, entries)
+    if fmt == online_nbit.FORMAT:
+        return online_nbit.load_codes(path, entries)
     cls = {CNN: CnnNetwork, SLICED: SlicedNetwork}.get(fmt, BinaryNetwork)
     return cls.load(path, entries)
 

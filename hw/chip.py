@@ -26,7 +26,7 @@ The chip's *variant* says what its arrays hold and compute with:
 * :class:`ComputingPlanes` n, m (multi-bit inference, :mod:`rrambnn.gen.sliced`): every layer
   has n computing planes whose column sums are shifted and added (plane b = bit b of the
   weight's offset code); m-bit activations. With a weight update (the *training chip*,
-  :mod:`rrambnn.gen.learning`) the controller updates the offset codes of these planes (least
+  :mod:`rrambnn.gen.online_nbit`) the controller updates the offset codes of these planes (least
   significant plane first): the arrays that store the n-bit weights compute with them.
 
 With more than one plane, programming commands and failed-cell addresses carry a ``plane`` and
@@ -121,7 +121,7 @@ class ComputingPlanes(ChipVariant):
     """Multi-bit inference (:mod:`rrambnn.gen.sliced`): ``slices``-bit weights as bit slices in
     ``slices`` computing planes (column sums shifted and added), ``act_bits``-bit activations.
     With ``update`` (a :class:`rrambnn.hw.updater.WeightUpdate`) the training chip
-    (:mod:`rrambnn.gen.learning`): the weight-update controller updates the planes' offset codes.
+    (:mod:`rrambnn.gen.online_nbit`): the weight-update controller updates the planes' offset codes.
     ``backward``: the last layer also has the transposed read (ports ``tr_x`` -> ``tr_sums``),
     for the self-training chip's backward pass (:mod:`rrambnn.hw.trainer`)."""
 

@@ -113,13 +113,13 @@ class ChipConfig:
 
 def training_design(arch, ncfg, codes, *, tile=None, output="argmax", debug=False, word=16, pulse_cycles=5,
                     err_bits=None, self_training=False):
-    """The training chip of an n-bit online network (:mod:`rrambnn.gen.learning`; ``ncfg`` its
+    """The training chip of an n-bit online network (:mod:`rrambnn.gen.online_nbit`; ``ncfg`` its
     :class:`NbitConfig`, ``codes`` its offset codes): the network its arrays compute and the
     chip's configuration (weight-update controller in the offset code, restore as the rule says,
     rank-1 steps as wide as the rule's largest unless ``err_bits``). ``self_training``: the
     self-training chip (:mod:`rrambnn.hw.trainer`; debug results, which its trainer reads)."""
-    from rrambnn.gen import learning
-    net = learning.training_network(arch, ncfg, codes)
+    from rrambnn.gen import online_nbit
+    net = online_nbit.training_network(arch, ncfg, codes)
     cfg = ChipConfig.checked(ncfg.tile if tile is None else tile, False, output, debug, word=word,
                              retries=ncfg.retries, pulse_cycles=pulse_cycles, device=ncfg.device,
                              weight_bits=ncfg.bits, err_bits=ncfg.step_bits if err_bits is None else err_bits)
@@ -135,7 +135,7 @@ def chip_design(weights=None, *, network=None, tile="128x128", pipeline=False, o
     (``weight_bits`` > 1: with storage planes and the weight-update controller, ``err_bits`` its
     rank-1 width). ``network``: the file's network when the command has read it already
     (:func:`rrambnn.gen.netfile.read_network`)."""
-    from rrambnn.gen import learning
+    from rrambnn.gen import online_nbit
     from rrambnn.gen.netfile import accept, is_online, read_network
     net = read_network(weights) if network is None else network
     if self_training and not is_online(net):
@@ -147,8 +147,8 @@ def chip_design(weights=None, *, network=None, tile="128x128", pipeline=False, o
             raise RrambnnError(f"{weights} holds {d['bits']}-bit weights; --weight-bits {weight_bits} differs")
         if pipeline:
             raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")
-        ncfg = learning.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"],
-                                   lr_shift=learning.default_lr_shift(d["bits"], pretrained=self_training))
+        ncfg = online_nbit.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"],
+                                   lr_shift=online_nbit.default_lr_shift(d["bits"], pretrained=self_training))
         return training_design(d["arch"], ncfg, d["codes"], tile=tile, output=output or "argmax", debug=debug,
                                err_bits=err_bits, self_training=self_training)
     net = accept(net, weights, multi_bit=True)

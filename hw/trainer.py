@@ -1,5 +1,5 @@
 """The self-training chip: the training chip plus a training periphery that runs the whole
-step of :mod:`rrambnn.gen.learning` on chip.
+step of :mod:`rrambnn.gen.online_nbit` on chip.
 
 :class:`Trainer` takes samples (image bits, label) on ``train`` and, per sample:
 
@@ -21,7 +21,7 @@ step of :mod:`rrambnn.gen.learning` on chip.
    trainer waits for (write-verify, restore) before it goes on.
 
 ``SR(v, s, r) = floor((v + (r >> (32 - s))) / 2^s)``, ``mix32`` and ``draw`` are those of
-:mod:`rrambnn.gen.learning`. The learning rate's shifts are ``s = min(31, base + lr_decay)``:
+:mod:`rrambnn.gen.online_nbit`. The learning rate's shifts are ``s = min(31, base + lr_decay)``:
 ``lr_decay`` is a port the host raises by one every ``decay`` epochs (the schedule; no arithmetic
 of the step). :func:`sample_cycles` is the exact cycle count of a step.
 """
@@ -40,7 +40,7 @@ MAX_SHIFT = 31
 
 
 def mix32(x):
-    """The 32-bit finaliser of the draws, as logic (same as :func:`rrambnn.gen.learning.mix32`)."""
+    """The 32-bit finaliser of the draws, as logic (same as :func:`rrambnn.gen.online_nbit.mix32`)."""
     x = x[:32]
     x = x ^ (x >> 16)
     x = (x * MIX_A)[:32]
@@ -75,7 +75,7 @@ def _stochastic_round(v, s, r):
 
 class Trainer(wiring.Component):
     """The training periphery of a self-training chip of ``arch`` (n_in, n_hid, n_out) under
-    the rule ``ncfg`` (:class:`rrambnn.gen.learning.NbitConfig`): see the module docstring.
+    the rule ``ncfg`` (:class:`rrambnn.gen.online_nbit.NbitConfig`): see the module docstring.
 
     ``out_layout``: the chip's result layout (with ``act0`` and ``sums``); ``sum_width``: the
     output sums' width; ``tsum_width``: the transposed read's row-sum width; ``cmd_layout``:

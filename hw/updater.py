@@ -67,7 +67,7 @@ class WeightUpdate:
 
 class WeightUpdater(wiring.Component):
     """``offset``: the weights are offset codes u in [0, 2^n - 1] (plane b = bit b, the code of
-    :mod:`rrambnn.gen.learning` and the multi-bit chip); an update gives clip(u + d, 0, 2^n - 1)
+    :mod:`rrambnn.gen.online_nbit` and the multi-bit chip); an update gives clip(u + d, 0, 2^n - 1)
     and the cells are written from plane 0 (least significant) up. Element deltas are then
     n + 1 bits wide (a step can span the whole code).
 

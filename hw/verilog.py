@@ -82,7 +82,7 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
                     variant=ComputingPlanes(n, net.abits, update, backward=cfg.self_training),
                     programming=_programming(cfg), device=cfg.device, cells=cells, faults=faults)
         if cfg.self_training:
-            from rrambnn.gen.learning import rule_of
+            from rrambnn.gen.online_nbit import rule_of
             from rrambnn.hw.trainer import SelfTrainingChip
             return SelfTrainingChip(chip, rule_of(net))
         return chip
@@ -159,11 +159,11 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
            f"{cfg.weight_bits} computing planes; weight-update controller in the offset code (u' = clip(u + d), "
            f"plane 0 written first{', a weight whose write fails restored to its old code' if cfg.restore else ''}), "
            f"{cfg.err_bits}-bit rank-1 steps, {cfg.weight_bits + 1}-bit element deltas; "
-           f"inputs: the binarised pixels, code 0 or 1 in each pixel's field; see rrambnn.gen.learning"]
+           f"inputs: the binarised pixels, code 0 or 1 in each pixel's field; see rrambnn.gen.online_nbit"]
           if cfg.weight_bits > 1 and chip.slices > 1 else []),
         *([f"// self-training chip: samples (image bits, label) on train; the trainer runs the forward pass, the "
            f"output error, the backward pass by transposed reads of layer {len(chip.arch) - 2}'s arrays, the hidden "
-           f"steps and the updates itself (rrambnn.hw.trainer; the rule of rrambnn.gen.learning, seed "
+           f"steps and the updates itself (rrambnn.hw.trainer; the rule of rrambnn.gen.online_nbit, seed "
            f"{net.meta['config']['seed']}); inference images wait while a step is under way"]
           if cfg.self_training else []),
         *([f"// multi-bit inference: {chip.slices}-bit weights as bit slices in {chip.slices} computing planes "

@@ -12,10 +12,10 @@ SEED_HELP = "training order, blank weights, stochastic rounding, fault maps, pul
 
 def _online_args(p: argparse.ArgumentParser):
     """The options of one online-training run."""
-    from rrambnn.gen.learning import PRETRAINED_LR_SHIFT, NbitConfig, default_lr_shift
-    from rrambnn.gen.online import OnlineConfig
+    from rrambnn.gen.online_nbit import PRETRAINED_LR_SHIFT, NbitConfig, default_lr_shift
+    from rrambnn.gen.online_sign import SignConfig
     from rrambnn.studies.online import ONLINE_ARCHS
-    d, nb = OnlineConfig(), NbitConfig()
+    d, nb = SignConfig(), NbitConfig()
     p.add_argument("--forward", default="nbit",
                    help="nbit: the n-bit forward and backward pass of the measured macro (sigmoid MLP, n-bit "
                         "errors, stochastic rounding; default); sign: the binary chip's forward on the sign "

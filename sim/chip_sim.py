@@ -92,12 +92,12 @@ def _finish(res: dict, b, gen_s: float, cfg: ChipConfig | None) -> dict:
     return res
 
 
-def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.ndarray, *, seed: int = 1,
+def replay_sign(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.ndarray, *, seed: int = 1,
            p_idle: float = 0.2, p_stall: float = 0.2, waves: bool | None = None, log=None) -> dict:
     """Replay update ``commands`` through the weight-update controller of the chip whose planes start
     as ``cells`` with ``faults`` (per layer, (n, n_in, n_out)); then read back every cell and counter
     and classify ``x``; all against the golden online chip. Returns the testbench's result."""
-    from rrambnn.gen.online import save_trace
+    from rrambnn.gen.online_sign import save_trace
 
     b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x, cells, faults, waves, log, names=("cells", "faults"))
     trace = run_dir / "trace.npz"
@@ -105,7 +105,7 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
     if log:
         log(f"replaying {len(commands)} update commands (seed {seed})")
     t = time.time()
-    res = runner.run_test(b, "rrambnn.sim.tb_online", {
+    res = runner.run_test(b, "rrambnn.sim.tb_sign_replay", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"),
         "arrays": str(arrays_path), "trace": str(trace), "seed": seed,
         "chip": cfg.to_dict(),
@@ -115,16 +115,16 @@ def replay(net: BinaryNetwork, cfg: ChipConfig, cells, faults, commands, x: np.n
     return _finish(res, b, gen_s, cfg)
 
 
-def replay_training(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16, pulse_cycles: int = 5,
+def replay_nbit(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16, pulse_cycles: int = 5,
                     p_idle: float = 0.2, p_stall: float = 0.2, waves: bool | None = None, log=None) -> dict:
-    """A recorded n-bit training run (:func:`rrambnn.gen.learning.save_trace`) on the training
+    """A recorded n-bit training run (:func:`rrambnn.gen.online_nbit.save_trace`) on the training
     chip on Verilator: every sample's forward pass and updates against the golden chip, then
     counters, failed cells, every cell and counter read back, and the test inputs ``x`` (bits)
     classified. Returns the testbench's result."""
-    from rrambnn.gen import learning
-    tr = learning.load_trace(trace_path)
+    from rrambnn.gen import online_nbit
+    tr = online_nbit.load_trace(trace_path)
     arch, ncfg = tr["arch"], tr["config"]
-    net, cfg = training_design(arch, ncfg, [learning.decode(c) for c in tr["cells"]], debug=True, word=word,
+    net, cfg = training_design(arch, ncfg, [online_nbit.decode(c) for c in tr["cells"]], debug=True, word=word,
                                pulse_cycles=pulse_cycles)
     t = time.time()
     text, chip = generate(net, cfg, tr["cells"], tr["faults"])
@@ -136,7 +136,7 @@ def replay_training(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16,
     if log:
         log(f"replaying {len(tr['samples'])} training samples (seed {seed})")
     t = time.time()
-    res = runner.run_test(b, "rrambnn.sim.tb_training", {
+    res = runner.run_test(b, "rrambnn.sim.tb_nbit_replay", {
         "trace": str(Path(trace_path).resolve()), "images": str(run_dir / "images.npy"), "seed": seed,
         "chip": cfg.to_dict(), "p_idle": p_idle, "p_stall": p_stall,
     }, test_dir=run_dir)
@@ -305,7 +305,7 @@ def _progress_bar(path: Path, total: int, desc: str | None):
         bar.close()
 
 
-def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed: int = 1, word: int = 16,
+def simulate_self_training(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed: int = 1, word: int = 16,
                pulse_cycles: int = 5, lr_decay: int = 0, p_idle: float = 0.2, p_stall: float = 0.2,
                p_image: float = 0.05, golden_cfg=None, waves: bool | None = None, log=None,
                progress: bool = False) -> dict:
@@ -315,11 +315,11 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
     ``train``, every step's cycles against the cycle model, then counters, failed cells, every
     cell and counter, and ``x_test`` classified, all against the golden trainer (of rule
     ``golden_cfg``, default ``ncfg``: another rule must be caught). Returns the testbench's result."""
-    from rrambnn.gen import learning, planes
+    from rrambnn.gen import online_nbit, planes
     faults = planes.plane_faults(arch, ncfg.device, ncfg.bits) if faults is None else faults
-    golden = learning.NbitChip(arch, ncfg, codes, faults=faults)  # the cells as programmed (stuck ones held)
+    golden = online_nbit.NbitChip(arch, ncfg, codes, faults=faults)  # the cells as programmed (stuck ones held)
     cells = [c.copy() for c in golden.initial]
-    net, cfg = training_design(arch, ncfg, [learning.decode(c) for c in cells], word=word, pulse_cycles=pulse_cycles,
+    net, cfg = training_design(arch, ncfg, [online_nbit.decode(c) for c in cells], word=word, pulse_cycles=pulse_cycles,
                                self_training=True)
     b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x_test, cells, faults, waves, log, names=("cells", "faults"))
     write_npz(run_dir / "samples.npz", {"x": np.asarray(x_train, np.uint8), "labels": np.asarray(y_train, np.int64),
@@ -329,10 +329,10 @@ def self_train(arch, ncfg, codes, x_train, y_train, x_test, *, faults=None, seed
     t = time.time()
     done = run_dir / "progress.txt"
     with _progress_bar(done, len(x_train), "on-chip" if progress else None):
-        res = runner.run_test(b, "rrambnn.sim.tb_selftrain", {
+        res = runner.run_test(b, "rrambnn.sim.tb_self_training", {
             "arrays": str(arrays_path), "samples": str(run_dir / "samples.npz"), "seed": seed,
-            "arch": list(arch), "rule": learning.config_dict(golden_cfg or ncfg),
-            "chip_rule": learning.config_dict(ncfg), "chip": cfg.to_dict(), "lr_decay": lr_decay,
+            "arch": list(arch), "rule": online_nbit.config_dict(golden_cfg or ncfg),
+            "chip_rule": online_nbit.config_dict(ncfg), "chip": cfg.to_dict(), "lr_decay": lr_decay,
             "p_idle": p_idle, "p_stall": p_stall, "p_image": p_image, "progress": str(done),
         }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)

@@ -82,15 +82,15 @@ def online_training(data, *, epochs: int = 50, samples: int | None = None, pretr
     without pulse failures (the order-free path) and with p_fail = 0.01 (every tile following
     its generator stream, restores before the next weight); then from the shipped pretrained
     network for ``pretrained_samples`` samples, both ways. Samples/s of each and the ratios."""
-    from rrambnn.gen import learning
+    from rrambnn.gen import online_nbit
     from rrambnn.gen.device import DeviceParams
     from rrambnn.weights import ONLINE_NBIT, shipped
 
     def timed(p_fail, codes, n_epochs, n, lr_shift=None):
-        cfg = learning.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=p_fail, endurance=10_000),
+        cfg = online_nbit.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=p_fail, endurance=10_000),
                                   **({} if lr_shift is None else {"lr_shift": lr_shift}))
         t = time.perf_counter()
-        r = learning.run((400, 200, 10), cfg, data, codes=codes, epochs=n_epochs, samples=n, progress=progress,
+        r = online_nbit.run((400, 200, 10), cfg, data, codes=codes, epochs=n_epochs, samples=n, progress=progress,
                          desc=f"bench online p_fail {p_fail}")
         wall = time.perf_counter() - t
         res = r["result"]
@@ -101,9 +101,9 @@ def online_training(data, *, epochs: int = 50, samples: int | None = None, pretr
                 "cells_failed": sum(e["cells_failed"] for e in res["per_epoch"])}
 
     blank = [timed(p, None, epochs, samples) for p in (0.0, 0.01)]
-    codes = learning.load_codes(shipped(ONLINE_NBIT))["codes"]
+    codes = online_nbit.load_codes(shipped(ONLINE_NBIT))["codes"]
     k = min(pretrained_samples, len(data[0]))
-    pre = [timed(p, codes, 1, k, learning.PRETRAINED_LR_SHIFT) for p in (0.0, 0.01)]
+    pre = [timed(p, codes, 1, k, online_nbit.PRETRAINED_LR_SHIFT) for p in (0.0, 0.01)]
     ideal, failing = blank
     return {"network": "400-200-10", "bits": 8, "device": {"yield": 0.99, "endurance": 10_000},
             "epochs": epochs, "samples": ideal["samples"], "seconds": ideal["seconds"],
@@ -337,7 +337,7 @@ def run(net, data_dir=None, *, images: int = 100000, hardware_: bool = False, on
     if hardware_:
         res["hardware"] = hardware(net, te, images=sim_images)
     if online:
-        from rrambnn.gen.learning import binary_data
+        from rrambnn.gen.online_nbit import binary_data
         res["online"] = online_training(binary_data(data_dir), epochs=online_epochs, progress=progress)
     if fpga:
         res["fpga"] = boards(net, te, boards=board_names, images=sim_images, log=log)

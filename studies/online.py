@@ -82,17 +82,17 @@ def start_network(req: OnlineRequest):
     from rrambnn.weights import ONLINE_NBIT, shipped
     req.check()
     if req.nbit:
-        from rrambnn.gen import learning
+        from rrambnn.gen import online_nbit
         from rrambnn.gen.network import parse_arch
         if req.weights:
-            return learning.load_codes(req.weights)
+            return online_nbit.load_codes(req.weights)
         if req.arch not in ONLINE_ARCHS:
             raise RrambnnError(f"--arch must be one of {', '.join(ONLINE_ARCHS)} (or give --weights), not {req.arch!r}")
         if req.arch != "400-200-10":
             raise RrambnnError(f"the n-bit rule trains networks with one hidden layer (400-200-10), not {req.arch}; "
                                f"--forward sign trains {req.arch}")
         if req.start == "pretrained":
-            return learning.load_codes(shipped(ONLINE_NBIT))
+            return online_nbit.load_codes(shipped(ONLINE_NBIT))
         return {"arch": parse_arch(req.arch), "codes": None}
     if req.weights:
         return load_network(req.weights)
@@ -102,11 +102,11 @@ def start_network(req: OnlineRequest):
 
 
 def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
-    """The rule's configuration (:class:`NbitConfig` or :class:`OnlineConfig`) for ``req``
+    """The rule's configuration (:class:`NbitConfig` or :class:`SignConfig`) for ``req``
     starting from ``net``, at a sweep point's ``bits`` or ``endurance`` where given."""
     from rrambnn.gen.device import DeviceParams
-    from rrambnn.gen.learning import NbitConfig, default_lr_shift
-    from rrambnn.gen.online import OnlineConfig
+    from rrambnn.gen.online_nbit import NbitConfig, default_lr_shift
+    from rrambnn.gen.online_sign import SignConfig
     req.check()
     device = DeviceParams(req.yield_, req.pulse_fail, req.endurance if endurance is None else endurance, req.seed)
     bits = req.bits if bits is None else bits
@@ -124,9 +124,9 @@ def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
                          decay=NbitConfig.decay if req.decay is None else req.decay, range_shift=range_shift,
                          restore=req.restore, retries=req.retries, device=device, seed=req.seed)
     else:
-        d = OnlineConfig()
+        d = SignConfig()
         pick = lambda v, default: default if v is None else v  # noqa: E731
-        cfg = OnlineConfig(bits=bits, err_bits=pick(req.err_bits, d.err_bits), batch=pick(req.batch, d.batch),
+        cfg = SignConfig(bits=bits, err_bits=pick(req.err_bits, d.err_bits), batch=pick(req.batch, d.batch),
                            margin=pick(req.margin, d.margin), window=pick(req.window, d.window),
                            init_magnitude=req.init_magnitude, retries=req.retries, device=device, seed=req.seed)
     if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != cfg.bits:
@@ -141,7 +141,7 @@ def dataset(net, data_dir):
 
     from rrambnn.gen.mnist import load_split
     if isinstance(net, dict):
-        from rrambnn.gen.learning import binary_data
+        from rrambnn.gen.online_nbit import binary_data
         return binary_data(data_dir, int(round(net["arch"][0] ** 0.5)))
     if net.preprocess is None:
         raise RrambnnError("this network has raw-bit inputs (crop 0); it cannot be trained on MNIST")
@@ -152,13 +152,13 @@ def dataset(net, data_dir):
 
 def train(req: OnlineRequest, net, cfg, data, *, record: int = 0, progress: bool = False) -> dict:
     """One run in either forward mode (what `online` and every sweep point do)."""
-    from rrambnn.gen import learning, online
+    from rrambnn.gen import online_nbit, online_sign
     samples = req.samples or None
     if isinstance(net, dict):
         codes = None if req.start == "blank" else net["codes"]
-        return learning.run(net["arch"], cfg, data, codes=codes, epochs=req.epochs, samples=samples,
+        return online_nbit.run(net["arch"], cfg, data, codes=codes, epochs=req.epochs, samples=samples,
                             record=record, progress=progress)
-    r = online.run(net, cfg, data, blank=req.start == "blank", epochs=req.epochs, samples=samples,
+    r = online_sign.run(net, cfg, data, blank=req.start == "blank", epochs=req.epochs, samples=samples,
                    record_updates=record, progress=progress)
     r["result"]["forward"] = "sign"
     return r
@@ -169,8 +169,8 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
            log=None) -> dict:
     """`rrambnn online`: one run, its report in ``out`` (JSON and plots), optionally the trained
     codes (``save``), the recorded trace and its replay on Verilator."""
-    from rrambnn.gen import learning
-    from rrambnn.gen import online as sign_online
+    from rrambnn.gen import online_nbit
+    from rrambnn.gen import online_sign
     from rrambnn.studies import online_report
 
     net = start_network(req)
@@ -195,15 +195,15 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
     res["write_energy"] = online_report.write_energy(res)
     res["files"] = online_report.write_run(res, out)  # written before a replay, which can fail
     if save:
-        learning.save_codes(save, res["arch"], cfg, run["chip"].codes(),
+        online_nbit.save_codes(save, res["arch"], cfg, run["chip"].codes(),
                             {"trained_by": "rrambnn online", "result": {k: res[k] for k in ("rule", "start", "epochs",
                              "samples_per_epoch", "device", "seed", "final", "best", "best_epoch")}})
         res["files"]["network"] = str(save)
     if trace:
         if req.nbit:
-            learning.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
+            online_nbit.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
         else:
-            sign_online.save_trace(trace, run["trace"], res["arch"])
+            online_sign.save_trace(trace, run["trace"], res["arch"])
         res["files"]["trace"] = str(trace)
     if replay:
         x_te = data[2][:replay_images]
@@ -226,24 +226,24 @@ def replay_sign(run, cfg, x_te, *, seed: int, log=None) -> dict:
     """The recorded commands through the weight-update controller on Verilator, from the chip's
     initial state, against the golden online chip; then ``x_te`` classified."""
     from rrambnn.hw.config import ChipConfig
-    from rrambnn.sim.chip_sim import replay
+    from rrambnn.sim.chip_sim import replay_sign
 
     chip, start = run["chip"], run["start_net"]
     hw_cfg = ChipConfig.checked("128x128", False, start.output_mode, False, retries=cfg.retries,
                                 device=cfg.device, weight_bits=cfg.bits, err_bits=cfg.err_bits)
     faults = [a.faults for a in chip.arrays]
-    r = replay(start, hw_cfg, chip.initial, faults, run["trace"], x_te, seed=seed, log=log)
+    r = replay_sign(start, hw_cfg, chip.initial, faults, run["trace"], x_te, seed=seed, log=log)
     return {k: r.get(k) for k in REPLAY_KEYS}
 
 
 def replay_nbit(trace: Path, run, x_te, *, seed: int, log=None) -> dict:
     """The recorded samples on the training chip on Verilator (forward passes, updates, then every
     cell and counter, and ``x_te`` classified), against the golden n-bit chip."""
-    from rrambnn.gen import learning
-    from rrambnn.sim.chip_sim import replay_training
+    from rrambnn.gen import online_nbit
+    from rrambnn.sim.chip_sim import replay_nbit
 
-    learning.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
-    r = replay_training(trace, x_te, seed=seed, log=log)
+    online_nbit.save_trace(trace, run["chip"], run["trace"], run["initial_codes"])
+    r = replay_nbit(trace, x_te, seed=seed, log=log)
     keys = REPLAY_KEYS + ("samples", "cycles_per_sample", "forward_mismatches", "step_mismatches")
     return {"trace": str(trace), **{k: r.get(k) for k in keys}}
 
@@ -260,9 +260,9 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
     import numpy as np
 
     from rrambnn.fileio import atomic_write
-    from rrambnn.gen import learning, planes
+    from rrambnn.gen import online_nbit, planes
     from rrambnn.hw.trainer import chip_interval, sample_cycles
-    from rrambnn.sim.chip_sim import self_train
+    from rrambnn.sim.chip_sim import simulate_self_training
 
     if not req.nbit:
         raise RrambnnError("--on-chip trains with the n-bit rule (--forward nbit): the self-training chip runs it")
@@ -277,17 +277,17 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
     data = dataset(net, req.data)
     x_tr, y_tr, x_te, y_te = data
     arch = net["arch"]
-    codes, programming = learning.start_codes(arch, cfg, None if req.start == "blank" else net["codes"], data)
-    order = next(learning.sample_order(cfg, len(x_tr), req.samples or None, 1))[:samples]
+    codes, programming = online_nbit.start_codes(arch, cfg, None if req.start == "blank" else net["codes"], data)
+    order = next(online_nbit.sample_order(cfg, len(x_tr), req.samples or None, 1))[:samples]
     faults = planes.plane_faults(arch, cfg.device, cfg.bits)
-    golden = learning.NbitChip(arch, cfg, codes, faults=faults)
+    golden = online_nbit.NbitChip(arch, cfg, codes, faults=faults)
     before = golden.accuracy(x_te, y_te)
     t = time.time()
     for i in order:
         golden.apply(x_tr[i], golden.compute(x_tr[i], int(y_tr[i])))
     golden_s = time.time() - t
     after = golden.accuracy(x_te, y_te)
-    r = self_train(arch, cfg, codes, x_tr[order], y_tr[order], x_te[:images], faults=faults, seed=req.seed + 1,
+    r = simulate_self_training(arch, cfg, codes, x_tr[order], y_tr[order], x_te[:images], faults=faults, seed=req.seed + 1,
                    log=log, progress=progress)
     cps = r.get("cycles_per_sample")
     per = np.array(r.get("busy_per_sample") or [0])
@@ -360,7 +360,7 @@ def _point(req: OnlineRequest, start, point: dict) -> dict:
 
 def rule_record(cfg) -> dict:
     """A rule configuration as plain values (part of a sweep point's cache key)."""
-    from rrambnn.gen.learning import NbitConfig, config_dict
+    from rrambnn.gen.online_nbit import NbitConfig, config_dict
     return config_dict(cfg) if isinstance(cfg, NbitConfig) else dataclasses.asdict(cfg)
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from rrambnn.gen import device as dev
-from rrambnn.gen import online, planes
+from rrambnn.gen import online_sign, planes
 from rrambnn.gen.network import random_network
 from rrambnn.hw.config import ChipConfig
-from rrambnn.sim.chip_sim import replay
+from rrambnn.sim.chip_sim import replay_sign
 
 
 def random_commands(net, rng, n_cmds, bits, err_bits):
@@ -20,9 +20,9 @@ def random_commands(net, rng, n_cmds, bits, err_bits):
         if rng.random() < 0.5:
             x = (rng.random(n_in) < 0.4).astype(np.uint8)
             e = rng.integers(-E, E + 1, n_out) * (rng.random(n_out) < 0.5)
-            cmds.append(online.Command(k, True, x=x, e=e.astype(np.int64)))
+            cmds.append(online_sign.Command(k, True, x=x, e=e.astype(np.int64)))
         else:
-            cmds.append(online.Command(k, False, row=int(rng.integers(n_in)), col=int(rng.integers(n_out)),
+            cmds.append(online_sign.Command(k, False, row=int(rng.integers(n_in)), col=int(rng.integers(n_out)),
                                        delta=int(rng.choice([-M, M, int(rng.integers(-M, M + 1))]))))
     return cmds
 
@@ -43,7 +43,7 @@ def test_random_updates_match_golden(arch, tile, bits, err_bits, yield_, p_fail,
     cfg = ChipConfig(tile, False, "priority", word=8, retries=retries, pulse_cycles=2, device=params,
                      weight_bits=bits, err_bits=err_bits)
     print(f"arch {arch} tile {tile} bits {bits} device {params} seed {seed}")
-    res = replay(net, cfg, cells, faults, cmds, x, seed=seed)
+    res = replay_sign(net, cfg, cells, faults, cmds, x, seed=seed)
     assert res["passed"], f"{res.get('failures')}; log {res['log']}; waves {res.get('waves')}"
     assert res["hardware"] == res["golden"] and res["failed_match"] and res["codes_match"]
     assert res["cell_mismatches"] == 0 and res["count_mismatches"] == 0 and res["class_mismatches"] == 0

@@ -1,21 +1,21 @@
 """cocotb testbench: a recorded n-bit online-training run replayed on the training chip.
 
 The chip is the multi-bit chip whose n computing planes hold the offset-code weights, with the
-weight-update controller working in that code (:mod:`rrambnn.gen.learning`). For every
+weight-update controller working in that code (:mod:`rrambnn.gen.online_nbit`). For every
 recorded sample:
 
 1. an image driver (random idle cycles) sends the sample's input bits; a result monitor
    (random backpressure) takes the forward pass: the hidden codes (``act0``) and the output
    sums (``sums``) must equal what the golden chip computes from its present cells;
 2. the sample's commands (the hidden layer's rank-1 step, the output layer's element updates)
-   go to ``upd`` (random idle cycles); the golden :class:`rrambnn.gen.learning.NbitChip`
+   go to ``upd`` (random idle cycles); the golden :class:`rrambnn.gen.online_nbit.NbitChip`
    applies the same step, and the step it computes from its own state must equal the recorded
    one.
 
 A monitor with random backpressure collects the failed-cell stream throughout. At the end:
 pulse, failure and update counters, the failed cells in order, every cell and switch counter
 of every plane read back, and the classification of test images. Configuration arrives as
-JSON through $RRAMBNN_TB_CONFIG (written by :func:`rrambnn.sim.chip_sim.replay_training`);
+JSON through $RRAMBNN_TB_CONFIG (written by :func:`rrambnn.sim.chip_sim.replay_nbit`);
 the seed is logged.
 """
 
@@ -29,12 +29,12 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from rrambnn.gen import learning, online
+from rrambnn.gen import online_nbit, online_sign
 from rrambnn.hw.config import ChipConfig
 from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, start, unpack_fields
-from rrambnn.sim.tb_online import COUNTERS, check_device, pack_command
+from rrambnn.sim.tb_sign_replay import COUNTERS, check_device, pack_command
 from rrambnn.sim.tb_sliced import image_payloads
 
 
@@ -45,14 +45,14 @@ def _vector(value: int, n: int, width: int, signed: bool = False) -> np.ndarray:
     return v
 
 
-def commands(x: np.ndarray, st: learning.Step, n_hid: int) -> list[online.Command]:
+def commands(x: np.ndarray, st: online_nbit.Step, n_hid: int) -> list[online_sign.Command]:
     """A sample's commands as the weight-update controller takes them."""
     out = []
     if len(st.cols):
         e = np.zeros(n_hid, np.int64)
         e[st.cols] = st.step
-        out.append(online.Command(0, True, x=x.astype(np.uint8), e=e))
-    out += [online.Command(1, False, row=int(r), col=int(c), delta=int(d))
+        out.append(online_sign.Command(0, True, x=x.astype(np.uint8), e=e))
+    out += [online_sign.Command(1, False, row=int(r), col=int(c), delta=int(d))
             for r, c, d in zip(st.rows2, st.cols2, st.delta2)]
     return out
 
@@ -105,14 +105,14 @@ class Replay:
             await self.tick()
 
 
-def device_result(state: dict, golden: learning.NbitChip) -> dict:
+def device_result(state: dict, golden: online_nbit.NbitChip) -> dict:
     """The device part of a training testbench's result: counters, failed cells, read-back, wear."""
     E = golden.cfg.device.endurance
     return {"hardware": state["hardware"], "golden": {k: golden.stats[k] for k in COUNTERS},
             "failed_cells": len(state["hw_failed"]), "failed_match": state["failed_match"],
             "cells_read": int(sum(a.cells.size for a in golden.arrays)),
             "cell_mismatches": state["cell_mismatches"], "count_mismatches": state["count_mismatches"],
-            "codes_match": all((learning.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
+            "codes_match": all((online_nbit.decode(h) == c).all() for h, c in zip(state["hw_cells"], golden.codes())),
             "switches_total": int(sum(a.counts.sum() for a in golden.arrays)),
             "worn_out_cells": int(sum((a.counts >= E).sum() for a in golden.arrays)) if E else 0,
             "examples": state["examples"], "readback_wall_s": state["readback_wall_s"]}
@@ -121,12 +121,12 @@ def device_result(state: dict, golden: learning.NbitChip) -> dict:
 @cocotb.test()
 async def training_replay_matches_golden(dut):
     cfg = testbench_config()
-    tr = learning.load_trace(cfg["trace"])
+    tr = online_nbit.load_trace(cfg["trace"])
     arch, ncfg = tr["arch"], tr["config"]
-    net = learning.training_network(arch, ncfg, [learning.decode(c) for c in tr["cells"]])
+    net = online_nbit.training_network(arch, ncfg, [online_nbit.decode(c) for c in tr["cells"]])
     chip_cfg = ChipConfig.from_dict(cfg["chip"])
     hw = build_chip(net, chip_cfg, tr["cells"], tr["faults"])
-    golden = learning.chip_from_cells(arch, ncfg, tr["cells"], tr["faults"])
+    golden = online_nbit.chip_from_cells(arch, ncfg, tr["cells"], tr["faults"])
     golden.failed = []
     x_test = np.load(cfg["images"])
     seed = int(cfg["seed"])
@@ -186,7 +186,7 @@ async def training_replay_matches_golden(dut):
 
     # test images on the trained chip: hidden codes, output sums and class of each
     class_mismatches = 0
-    h_gold, o_gold = learning.forward_batch(golden.w, x_test, golden.ramps)
+    h_gold, o_gold = online_nbit.forward_batch(golden.w, x_test, golden.ramps)
     for j, x in enumerate(x_test):
         await bench.send(dut.i__valid, dut.i__ready, dut.i__payload, image_payloads(x[None], ncfg.m)[0],
                          limit=4 * hw.interval + 100)

@@ -39,7 +39,7 @@ from rrambnn.gen.network import BinaryNetwork
 
 
 @dataclass(frozen=True)
-class OnlineConfig:
+class SignConfig:
     bits: int = 8
     err_bits: int = 2
     batch: int = 1
@@ -95,10 +95,10 @@ class Stats:
                 "weight_updates": self.weight_updates, "commands": self.commands}
 
 
-class OnlineChip:
+class SignChip:
     """The golden chip for online training: thresholds, n planes of cells per layer, device."""
 
-    def __init__(self, net: BinaryNetwork, cfg: OnlineConfig, *, blank: bool = False, faults=None, cells=None):
+    def __init__(self, net: BinaryNetwork, cfg: SignConfig, *, blank: bool = False, faults=None, cells=None):
         """Start from ``net``'s weights as signs (or random signs, ``blank``) with every magnitude at
         ``cfg.init_magnitude``; or from explicit ``cells`` per layer, (n, n_in, n_out)."""
         self.cfg = cfg
@@ -201,7 +201,7 @@ class OnlineChip:
 
 # -- the trainer ---------------------------------------------------------------------
 
-def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: OnlineConfig) -> list[np.ndarray]:
+def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: SignConfig) -> list[np.ndarray]:
     """Quantised errors per layer for a batch: (B, n_out) int per layer (see the module doc)."""
     L = len(net.weights)
     out = []
@@ -219,7 +219,7 @@ def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: 
     return out[::-1]
 
 
-def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cfg: OnlineConfig) -> list[Command]:
+def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cfg: SignConfig) -> list[Command]:
     """The update commands one batch produces (errors from the current weights)."""
     tr = net.forward(x)
     ins = [x] + tr.acts[:-1]
@@ -246,7 +246,7 @@ class EpochResult:
     seconds: float
 
 
-def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, samples: int | None = None,
+def train(chip: SignChip, x_train, y_train, x_test, y_test, *, epochs: int, samples: int | None = None,
           record_updates: int = 0, progress=None) -> tuple[list[EpochResult], list[Command]]:
     """Online training for ``epochs`` over ``samples`` training images per epoch (all by
     default; shuffled by the chip's seed). Returns the accuracy per epoch (epoch 0 = before
@@ -280,7 +280,7 @@ def train(chip: OnlineChip, x_train, y_train, x_test, y_test, *, epochs: int, sa
     return results, trace
 
 
-def switch_stats(chip: OnlineChip) -> dict:
+def switch_stats(chip: SignChip) -> dict:
     """Switches per bit position (plane 0 = sign, plane b = magnitude bit b-1) and wear."""
     n = chip.cfg.bits
     per_plane = np.zeros(n, np.int64)
@@ -350,7 +350,7 @@ def start_network(net: BinaryNetwork, blank: bool) -> BinaryNetwork:
                          net.preprocess, net.output_mode, {"start": "blank"})
 
 
-def run(net: BinaryNetwork, cfg: OnlineConfig, data, *, blank: bool, epochs: int, samples: int | None,
+def run(net: BinaryNetwork, cfg: SignConfig, data, *, blank: bool, epochs: int, samples: int | None,
         record_updates: int = 0, progress: bool = False, desc: str = "online") -> dict:
     """Online training on ``data`` = (x_train, y_train, x_test, y_test); returns accuracy per epoch,
     pulse and switch statistics, and (``record_updates`` > 0) the first commands holding at least
@@ -359,7 +359,7 @@ def run(net: BinaryNetwork, cfg: OnlineConfig, data, *, blank: bool, epochs: int
 
     x_tr, y_tr, x_te, y_te = data
     start = start_network(net, blank)
-    chip = OnlineChip(start, cfg, blank=blank)
+    chip = SignChip(start, cfg, blank=blank)
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     bar = tqdm(total=n * epochs, desc=desc, unit="img", disable=not progress, leave=False)
     results, trace = train(chip, x_tr, y_tr, x_te, y_te, epochs=epochs, samples=n,

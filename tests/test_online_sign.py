@@ -7,7 +7,7 @@ import pytest
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
-from rrambnn.gen import online
+from rrambnn.gen import online_sign
 from rrambnn.gen.network import random_network
 from conftest import one_error_line, rr
 
@@ -15,11 +15,11 @@ from conftest import one_error_line, rr
 
 def test_rank1_command_updates_active_rows_and_error_columns():
     net = random_network("6-4", np.random.default_rng(0))
-    chip = online.OnlineChip(net, online.OnlineConfig(bits=4, init_magnitude=3))
+    chip = online_sign.SignChip(net, online_sign.SignConfig(bits=4, init_magnitude=3))
     before = chip.codes()[0].copy()
     x = np.array([1, 0, 1, 0, 0, 1], np.uint8)
     e = np.array([1, 0, -1, 0])
-    chip.apply(online.Command(0, True, x=x, e=e))
+    chip.apply(online_sign.Command(0, True, x=x, e=e))
     after = chip.codes()[0]
     want = before.copy()
     for r in np.flatnonzero(x):
@@ -28,19 +28,19 @@ def test_rank1_command_updates_active_rows_and_error_columns():
     assert (after == want).all()
     assert chip.stats.weight_updates == 6
     # element commands saturate; zero deltas are not updates
-    chip.apply(online.Command(0, False, row=1, col=1, delta=7))
-    chip.apply(online.Command(0, False, row=1, col=1, delta=7))
-    chip.apply(online.Command(0, False, row=2, col=2, delta=0))
+    chip.apply(online_sign.Command(0, False, row=1, col=1, delta=7))
+    chip.apply(online_sign.Command(0, False, row=1, col=1, delta=7))
+    chip.apply(online_sign.Command(0, False, row=2, col=2, delta=0))
     assert chip.codes()[0][1, 1] == 7 and chip.stats.weight_updates == 8
 
 
 def test_errors_follow_the_hinge_and_the_window():
     net = random_network("8-5-3", np.random.default_rng(2))
-    cfg = online.OnlineConfig(bits=4, margin=1, window=1000)
+    cfg = online_sign.SignConfig(bits=4, margin=1, window=1000)
     x = np.random.default_rng(3).integers(0, 2, (4, 8)).astype(np.uint8)
     tr = net.forward(x)
     y = np.array([0, 1, 2, 0])
-    errs = online.errors(net, tr.sums, y, cfg)
+    errs = online_sign.errors(net, tr.sums, y, cfg)
     m = tr.sums[-1] - net.thresholds[-1]
     for b in range(4):
         for j in range(3):
@@ -48,7 +48,7 @@ def test_errors_follow_the_hinge_and_the_window():
             assert errs[1][b, j] == want
     back = errs[1] @ net.weights[1].astype(np.int64).T
     assert (errs[0] == np.clip(back, -1, 1)).all()  # window wide open, ternary errors
-    narrow = online.errors(net, tr.sums, y, online.OnlineConfig(bits=4, window=0))
+    narrow = online_sign.errors(net, tr.sums, y, online_sign.SignConfig(bits=4, window=0))
     assert (narrow[0][np.abs(tr.sums[0] - net.thresholds[0]) > 0] == 0).all()
 
 
@@ -58,8 +58,8 @@ def test_training_learns_and_counts_wear(mnist_train, mnist_test):
     net = BinaryNetwork.load(shipped("bnn-400-200-10.npz"))
     data = (net.preprocess(mnist_train.images[:3000]), mnist_train.labels[:3000].astype(np.int64),
             net.preprocess(mnist_test.images[:2000]), mnist_test.labels[:2000].astype(np.int64))
-    cfg = online.OnlineConfig(bits=6, device=dev.DeviceParams(endurance=20, seed=1))
-    r = online.run(net, cfg, data, blank=True, epochs=1, samples=3000, record_updates=10 ** 9)
+    cfg = online_sign.SignConfig(bits=6, device=dev.DeviceParams(endurance=20, seed=1))
+    r = online_sign.run(net, cfg, data, blank=True, epochs=1, samples=3000, record_updates=10 ** 9)
     res = r["result"]
     assert res["per_epoch"][0]["argmax"] < 0.2 < 0.6 < res["final"]["argmax"]  # learns from random signs
     sw = res["switches"]
@@ -68,7 +68,7 @@ def test_training_learns_and_counts_wear(mnist_train, mnist_test):
     trace = r["trace"]  # every command of the run
     assert trace and all(c.rank1 for c in trace)
     # replaying the recorded commands from the initial state gives the same cells, counters, pulses
-    again = online.OnlineChip(r["start_net"], cfg, cells=r["chip"].initial)
+    again = online_sign.SignChip(r["start_net"], cfg, cells=r["chip"].initial)
     for c in trace:
         again.apply(c)
     for a, b in zip(again.arrays, r["chip"].arrays):
@@ -78,24 +78,24 @@ def test_training_learns_and_counts_wear(mnist_train, mnist_test):
 
 def test_trace_round_trip(tmp_path):
     net = random_network("7-5-3", np.random.default_rng(4))
-    cmds = [online.Command(0, True, x=np.array([1, 0, 1, 1, 0, 0, 1], np.uint8), e=np.array([0, 1, -1, 0, 1])),
-            online.Command(1, False, row=4, col=2, delta=-3)]
-    online.save_trace(tmp_path / "t.npz", cmds, net.arch)
-    arch, back = online.load_trace(tmp_path / "t.npz")
+    cmds = [online_sign.Command(0, True, x=np.array([1, 0, 1, 1, 0, 0, 1], np.uint8), e=np.array([0, 1, -1, 0, 1])),
+            online_sign.Command(1, False, row=4, col=2, delta=-3)]
+    online_sign.save_trace(tmp_path / "t.npz", cmds, net.arch)
+    arch, back = online_sign.load_trace(tmp_path / "t.npz")
     assert arch == net.arch and len(back) == 2
     assert (back[0].x == cmds[0].x).all() and (back[0].e == cmds[0].e).all() and back[1].delta == -3
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(RrambnnError, match="not a readable update trace"):
-        online.load_trace(tmp_path / "bad.npz")
+        online_sign.load_trace(tmp_path / "bad.npz")
 
 
 def test_config_errors():
     with pytest.raises(RrambnnError, match="Weight bits must be an integer from 2 to 12, not 13"):
-        online.OnlineConfig(bits=13)
+        online_sign.SignConfig(bits=13)
     with pytest.raises(RrambnnError, match="Initial magnitude must be from 0 to 7 for 4-bit weights, not 9"):
-        online.OnlineConfig(bits=4, init_magnitude=9)
+        online_sign.SignConfig(bits=4, init_magnitude=9)
     with pytest.raises(RrambnnError, match="Batch size must be an integer >= 1, not 0"):
-        online.OnlineConfig(batch=0)
+        online_sign.SignConfig(batch=0)
 
 
 def test_cli_online_writes_plots_and_json(tmp_path):
@@ -107,7 +107,7 @@ def test_cli_online_writes_plots_and_json(tmp_path):
     assert res["bits"] == 4 and len(res["per_epoch"]) == 2 and res["switches"]["planes"][0] == "sign"
     for f in ("online.json", "accuracy.png", "switches.png", "trace.npz"):
         assert (tmp_path / f).stat().st_size > 0
-    arch, cmds = online.load_trace(tmp_path / "trace.npz")
+    arch, cmds = online_sign.load_trace(tmp_path / "trace.npz")
     assert arch == (400, 200, 10) and cmds
 
 
@@ -148,14 +148,14 @@ def test_cli_online_errors():
 def test_batched_element_commands_equal_one_by_one():
     rng = np.random.default_rng(9)
     net = random_network("30-20-6", rng)
-    cfg = online.OnlineConfig(bits=5, tile=(8, 8), device=dev.DeviceParams(yield_=0.9, p_fail=0.2, endurance=3, seed=2))
-    a, b = online.OnlineChip(net, cfg, blank=True), online.OnlineChip(net, cfg, blank=True)
+    cfg = online_sign.SignConfig(bits=5, tile=(8, 8), device=dev.DeviceParams(yield_=0.9, p_fail=0.2, endurance=3, seed=2))
+    a, b = online_sign.SignChip(net, cfg, blank=True), online_sign.SignChip(net, cfg, blank=True)
     cmds = []
     for step in range(5):
         for k, (n_in, n_out) in enumerate(zip(net.arch[:-1], net.arch[1:])):
             d = rng.integers(-15, 16, (n_in, n_out)) * (rng.random((n_in, n_out)) < 0.3)
-            cmds += [online.Command(k, False, row=int(r), col=int(c), delta=int(d[r, c])) for r, c in zip(*np.nonzero(d))]
-        cmds.append(online.Command(0, True, x=(rng.random(30) < 0.5).astype(np.uint8), e=rng.integers(-1, 2, 20)))
+            cmds += [online_sign.Command(k, False, row=int(r), col=int(c), delta=int(d[r, c])) for r, c in zip(*np.nonzero(d))]
+        cmds.append(online_sign.Command(0, True, x=(rng.random(30) < 0.5).astype(np.uint8), e=rng.integers(-1, 2, 20)))
     for c in cmds:
         a.apply(c)
     b.apply_all(cmds)

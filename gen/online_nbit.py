@@ -8,7 +8,7 @@ a few multiplies and shifts, so a run is deterministic for a seed. The training 
 generated here computes the forward pass and applies the updates (weight-update controller,
 write-verify, device); the host computes the errors and the rounded steps with this module
 and sends them as commands, and a recorded run replays on it bit for bit
-(:mod:`rrambnn.sim.tb_training`).
+(:mod:`rrambnn.sim.tb_nbit_replay`).
 
 **Weight code.** A weight is an n-bit *offset* code ``u`` in [0, U], U = 2^n - 1, held by n
 binary cells (plane b = bit b of u, plane n-1 the most significant); its value is the odd

@@ -2,7 +2,7 @@
 
 A command driver (random idle cycles) feeds the recorded update commands to ``upd``; a
 monitor (random backpressure) collects the failed-cell stream; the golden online chip
-(:class:`rrambnn.gen.online.OnlineChip`) applies the same commands. Checked, against the
+(:class:`rrambnn.gen.online_sign.SignChip`) applies the same commands. Checked, against the
 golden model:
 
 * the failed-cell addresses, in order (in-order checker);
@@ -12,7 +12,7 @@ golden model:
 * classification of a few images afterwards (inference sees the updated sign cells).
 
 Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
-:func:`rrambnn.sim.chip_sim.replay`); the seed is logged.
+:func:`rrambnn.sim.chip_sim.replay_sign`); the seed is logged.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.fileio import read_npz
-from rrambnn.gen import online, planes
+from rrambnn.gen import online_sign, planes
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.config import ChipConfig
 from rrambnn.hw.verilog import build_chip
@@ -35,7 +35,7 @@ from rrambnn.sim.tb_chip import (ImageDriver, Monitor, field_table, pack_fields,
                                  unpack_fields)
 
 
-def pack_command(layout, cmd: online.Command) -> int:
+def pack_command(layout, cmd: online_sign.Command) -> int:
     """An update command as the ``upd`` payload (rank-1 vectors padded to the widest layer)."""
     x = e = 0
     if cmd.rank1:
@@ -110,11 +110,11 @@ async def replay_matches_golden(dut):
     cells = [arrays[f"cells{k}"] for k in range(L)]
     faults = [arrays[f"faults{k}"] for k in range(L)]
     hw = build_chip(net, chip_cfg, cells, faults)
-    golden = online.OnlineChip(net, online.OnlineConfig(bits=chip_cfg.weight_bits, err_bits=chip_cfg.err_bits,
+    golden = online_sign.SignChip(net, online_sign.SignConfig(bits=chip_cfg.weight_bits, err_bits=chip_cfg.err_bits,
                                                         retries=chip_cfg.retries, tile=chip_cfg.tile,
                                                         device=chip_cfg.device),
                                faults=faults, cells=cells)
-    _, commands = online.load_trace(cfg["trace"])
+    _, commands = online_sign.load_trace(cfg["trace"])
     x_img = np.load(cfg["images"])
     seed = int(cfg["seed"])
     rng = random.Random(seed)

@@ -7,18 +7,18 @@ from conftest import one_error_line, rr
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
-from rrambnn.gen import learning
+from rrambnn.gen import online_nbit
 from rrambnn.hw.crossbar import CrossbarTile
 from rrambnn.hw.layer import Layer
 from rrambnn.hw.trainer import SelfTrainingChip, Trainer, chip_interval, sample_cycles
 from rrambnn.hw.config import training_design
 from rrambnn.hw.verilog import build_chip
-from rrambnn.sim.chip_sim import self_train
+from rrambnn.sim.chip_sim import simulate_self_training
 
 
 def _chip(arch=(16, 12, 4), **kw):
-    ncfg = learning.NbitConfig(**{"bits": 4, **kw})
-    return ncfg, learning.NbitChip(arch, ncfg, learning.blank_codes(arch, ncfg))
+    ncfg = online_nbit.NbitConfig(**{"bits": 4, **kw})
+    return ncfg, online_nbit.NbitChip(arch, ncfg, online_nbit.blank_codes(arch, ncfg))
 
 
 @pytest.mark.parametrize("bits, yield_", [(4, 1.0), (8, 0.9), (3, 0.8)])
@@ -51,21 +51,21 @@ def test_parameter_messages():
         CrossbarTile(np.zeros((4, 4)), transposed=1)
     with pytest.raises(TypeError, match="Layer transposed must be a bool, not 'yes'"):
         Layer(np.ones((4, 4)), np.zeros(4), transposed="yes")
-    ncfg = learning.NbitConfig(bits=4)
+    ncfg = online_nbit.NbitConfig(bits=4)
     with pytest.raises(ValueError, match="one hidden layer"):
         Trainer((16, 12, 8, 4), ncfg, out_layout=None, sum_width=8, tsum_width=8, cmd_layout=None)
     with pytest.raises(ValueError, match="learning-rate shifts >= 0"):
-        Trainer((16, 12, 4), learning.NbitConfig(bits=2, lr_shift=0), out_layout=None, sum_width=8, tsum_width=8,
+        Trainer((16, 12, 4), online_nbit.NbitConfig(bits=2, lr_shift=0), out_layout=None, sum_width=8, tsum_width=8,
                 cmd_layout=None)
-    net, cfg = training_design((16, 12, 4), ncfg, learning.blank_codes((16, 12, 4), ncfg))
+    net, cfg = training_design((16, 12, 4), ncfg, online_nbit.blank_codes((16, 12, 4), ncfg))
     with pytest.raises(ValueError, match="needs a training chip with the backward read"):
         SelfTrainingChip(build_chip(net, cfg), ncfg)
 
 
 def test_self_training_chip_ports():
     """The training chip's ports without the update stream and the transposed read, plus train."""
-    ncfg = learning.NbitConfig(bits=4)
-    codes = learning.blank_codes((16, 12, 4), ncfg)
+    ncfg = online_nbit.NbitConfig(bits=4)
+    codes = online_nbit.blank_codes((16, 12, 4), ncfg)
     net, cfg = training_design((16, 12, 4), ncfg, codes, self_training=True)
     chip = build_chip(net, cfg)
     assert isinstance(chip, SelfTrainingChip) and cfg.debug
@@ -77,7 +77,7 @@ def test_self_training_chip_ports():
 
 
 def test_cycle_model_without_error_is_fixed():
-    ncfg = learning.NbitConfig(bits=4)
+    ncfg = online_nbit.NbitConfig(bits=4)
     idle = sample_cycles((16, 12, 4), ncfg, interval=26, updated=False)
     assert idle == 1 + 25 + 1 + 4 * 4 + 1 + 1
     busy = sample_cycles((16, 12, 4), ncfg, interval=26, updated=True)
@@ -85,16 +85,16 @@ def test_cycle_model_without_error_is_fixed():
 
 
 def _random_run(arch, bits, restore, tile, yield_, p_fail, endurance, seed, samples=50, lr_decay=0, golden_cfg=None):
-    ncfg = learning.NbitConfig(bits=bits, restore=restore, tile=tile, seed=seed,
+    ncfg = online_nbit.NbitConfig(bits=bits, restore=restore, tile=tile, seed=seed,
                                device=dev.DeviceParams(yield_=yield_, p_fail=p_fail, endurance=endurance, seed=seed))
     rng = np.random.default_rng(seed)
-    codes = learning.blank_codes(arch, ncfg)
+    codes = online_nbit.blank_codes(arch, ncfg)
     x = (rng.random((samples, arch[0])) < 0.4).astype(np.uint8)
     x[3] = 0  # a blank image: no hidden update
     y = rng.integers(0, arch[2], samples)
     xt = (rng.random((20, arch[0])) < 0.4).astype(np.uint8)
     print(f"arch {arch} bits {bits} restore {restore} tile {tile} device {ncfg.device} seed {seed}")
-    return self_train(arch, ncfg, codes, x, y, xt, seed=seed, lr_decay=lr_decay, p_image=0.2, golden_cfg=golden_cfg)
+    return simulate_self_training(arch, ncfg, codes, x, y, xt, seed=seed, lr_decay=lr_decay, p_image=0.2, golden_cfg=golden_cfg)
 
 
 @pytest.mark.parametrize("arch, bits, restore, tile, yield_, p_fail, endurance, seed, lr_decay", [
@@ -117,7 +117,7 @@ def test_self_training_testbench_catches_a_different_rule():
     """The scoreboard is not blind: a golden trainer with other random draws disagrees."""
     import dataclasses
     arch, bits, seed = (16, 12, 4), 4, 41
-    ncfg = learning.NbitConfig(bits=bits, tile=(8, 3), seed=seed + 1,
+    ncfg = online_nbit.NbitConfig(bits=bits, tile=(8, 3), seed=seed + 1,
                                device=dev.DeviceParams(yield_=0.95, p_fail=0.05, endurance=30, seed=seed))
     res = _random_run(arch, bits, True, (8, 3), 0.95, 0.05, 30, seed, golden_cfg=dataclasses.replace(ncfg))
     assert not res["passed"], "a golden trainer with other draws agreed with the chip"
@@ -157,8 +157,8 @@ def test_on_chip_cli_errors(tmp_path):
 
 
 def _small_online_file(path, arch=(16, 12, 4)):
-    ncfg = learning.NbitConfig(bits=8)
-    learning.save_codes(path, arch, ncfg, learning.blank_codes(arch, ncfg), {"trained_by": "test"})
+    ncfg = online_nbit.NbitConfig(bits=8)
+    online_nbit.save_codes(path, arch, ncfg, online_nbit.blank_codes(arch, ncfg), {"trained_by": "test"})
     return path
 
 

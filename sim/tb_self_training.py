@@ -2,7 +2,7 @@
 
 Samples (image bits, label) go to ``train`` with random idle cycles; nothing else is sent: the
 chip runs the forward pass, the output error, the transposed reads, the hidden steps and the
-updates itself (:mod:`rrambnn.hw.trainer`). The golden :class:`rrambnn.gen.learning.NbitChip`
+updates itself (:mod:`rrambnn.hw.trainer`). The golden :class:`rrambnn.gen.online_nbit.NbitChip`
 takes the same samples. Checked:
 
 * per sample, the cycles ``train_busy`` is high against :func:`rrambnn.hw.trainer.sample_cycles`
@@ -14,7 +14,7 @@ takes the same samples. Checked:
   read back, and the classification of test images.
 
 Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
-:func:`rrambnn.sim.chip_sim.self_train`); the seed is logged.
+:func:`rrambnn.sim.chip_sim.simulate_self_training`); the seed is logged.
 """
 
 from __future__ import annotations
@@ -29,20 +29,20 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.fileio import read_npz
-from rrambnn.gen import learning
+from rrambnn.gen import online_nbit
 from rrambnn.hw.trainer import sample_cycles
 from rrambnn.hw.config import ChipConfig
 from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
 from rrambnn.sim.tb_chip import Monitor, field_table, pack_fields, pack_rows, start, unpack_fields
-from rrambnn.sim.tb_online import COUNTERS, check_device
+from rrambnn.sim.tb_sign_replay import COUNTERS, check_device
 from rrambnn.sim.tb_sliced import image_payloads
-from rrambnn.sim.tb_training import _vector, device_result
+from rrambnn.sim.tb_nbit_replay import _vector, device_result
 
 STAT_KEYS = ("weight_updates", "cell_writes", "pulses_set", "pulses_reset", "cells_failed", "restored")
 
 
-def step_counts(x: np.ndarray, st: learning.Step, before: dict, after: dict) -> dict:
+def step_counts(x: np.ndarray, st: online_nbit.Step, before: dict, after: dict) -> dict:
     """What the cycle model needs of one golden step (stats before and after it)."""
     d = {k: after[k] - before[k] for k in STAT_KEYS}
     return {"updated": bool(st.eq.any()), "rank1_rows": int(x.sum()), "rank1_cols": len(st.cols),
@@ -70,15 +70,15 @@ async def chip_trains_itself_like_golden(dut):
     cfg = testbench_config()
     arrays = read_npz(cfg["arrays"], "testbench arrays")
     data = read_npz(cfg["samples"], "testbench samples")
-    ncfg = learning.config_from(cfg["rule"])
+    ncfg = online_nbit.config_from(cfg["rule"])
     arch = tuple(cfg["arch"])
     cells = [arrays[f"cells{k}"] for k in range(2)]
     faults = [arrays[f"faults{k}"] for k in range(2)]
     chip_cfg = ChipConfig.from_dict(cfg["chip"])
-    chip_rule = learning.config_from(cfg["chip_rule"])  # the golden trainer's rule is ncfg (a test may differ)
-    net = learning.training_network(arch, chip_rule, [learning.decode(c) for c in cells])
+    chip_rule = online_nbit.config_from(cfg["chip_rule"])  # the golden trainer's rule is ncfg (a test may differ)
+    net = online_nbit.training_network(arch, chip_rule, [online_nbit.decode(c) for c in cells])
     hw = build_chip(net, chip_cfg, cells, faults)
-    golden = learning.chip_from_cells(arch, ncfg, cells, faults)
+    golden = online_nbit.chip_from_cells(arch, ncfg, cells, faults)
     golden.failed = []
     x_tr, y_tr = data["x"], data["labels"]
     x_test = data["x_test"]
@@ -181,7 +181,7 @@ async def chip_trains_itself_like_golden(dut):
             dut.i__valid.value = 0
             held_images += 1
             h_hw, o_hw, c_hw = await classify(image, 4 * interval + 100, taken)
-            h_g, o_g = learning.forward_batch(golden.w, image[None], golden.ramps)
+            h_g, o_g = online_nbit.forward_batch(golden.w, image[None], golden.ramps)
             if not ((h_hw == h_g[0]).all() and (o_hw == o_g[0]).all() and c_hw == int(o_g[0].argmax())):
                 image_mismatches += 1
         if progress_path and ((i + 1) % 10 == 0 or i + 1 == len(x_tr)):
@@ -208,7 +208,7 @@ async def chip_trains_itself_like_golden(dut):
     failures += state["failures"]
 
     class_mismatches = 0
-    h_gold, o_gold = learning.forward_batch(golden.w, x_test, golden.ramps)
+    h_gold, o_gold = online_nbit.forward_batch(golden.w, x_test, golden.ramps)
     for j, x in enumerate(x_test):
         h_hw, o_hw, c_hw = await classify(x, 4 * interval + 100)
         class_mismatches += not ((h_hw == h_gold[j]).all() and (o_hw == o_gold[j]).all()

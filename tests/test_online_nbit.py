@@ -7,7 +7,7 @@ import pytest
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import device as dev
-from rrambnn.gen import learning as L
+from rrambnn.gen import online_nbit as L
 from rrambnn.gen import planes
 from conftest import one_error_line, rr
 
@@ -287,7 +287,7 @@ def test_training_chip_replays_on_verilator(tmp_path, p_fail, restore):
     an endurance limit and pulse failures (the golden chip then writes weight by weight) or
     none (all of a command's writes in one step), with and without restore: every forward
     pass, command, cell and counter."""
-    from rrambnn.sim.chip_sim import replay_training
+    from rrambnn.sim.chip_sim import replay_nbit
     rng = np.random.default_rng(5)
     data = _data(rng)
     cfg = L.NbitConfig(bits=4, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, p_fail, 5, 3), restore=restore,
@@ -295,7 +295,7 @@ def test_training_chip_replays_on_verilator(tmp_path, p_fail, restore):
     r = L.run((16, 12, 6), cfg, data, epochs=1, samples=40, record=40)
     L.save_trace(tmp_path / "t.npz", r["chip"], r["trace"], r["initial_codes"])
     print(f"device {cfg.device}, seed {cfg.seed}")
-    res = replay_training(tmp_path / "t.npz", data[2], seed=7)
+    res = replay_nbit(tmp_path / "t.npz", data[2], seed=7)
     assert res["passed"], f"{res.get('failures')}; log {res['log']}"
     assert res["forward_mismatches"] == res["step_mismatches"] == 0 and res["hardware"] == res["golden"]
     assert res["failed_match"] and res["codes_match"] and res["cell_mismatches"] == res["count_mismatches"] == 0
