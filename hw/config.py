@@ -144,7 +144,7 @@ def chip_design(weights=None, *, network=None, tile="128x128", pipeline=False, o
     if is_online(net):
         d = net
         if weight_bits not in (1, d["bits"]):
-            raise RrambnnError(f"{weights} holds {d['bits']}-bit weights; --weight-bits {weight_bits} differs")
+            raise RrambnnError(f"{weights} holds {d['bits']}-bit weights; --update-bits {weight_bits} differs")
         if pipeline:
             raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")
         ncfg = online_nbit.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"],

@@ -43,7 +43,7 @@ def check_bits(bits) -> int:
 
 def _check_err_bits(err_bits):
     if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
-        raise ValueError(f"Error bits must be an integer from 2 to 8, not {err_bits!r}")
+        raise ValueError(f"Step bits (the rank-1 step width) must be an integer from 2 to 8, not {err_bits!r}")
 
 
 def _check_restore(restore):

@@ -42,7 +42,7 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
     thresholds, analog = net.thresholds, None
     if cfg.analog:
         if n > 1:
-            raise RrambnnError("analog reads are modelled for the binary chip, not with --weight-bits")
+            raise RrambnnError("analog reads are modelled for the binary chip, not with --update-bits")
         from rrambnn.gen import analog as ga
         from rrambnn.hw.analog import analog_layers
         maps = ga.chip_map(ga.held_cells(initial_cells or net.cells, faults), cfg.profile, cfg.analog_seed)

@@ -16,6 +16,12 @@ def data_arg(p: argparse.ArgumentParser):
                    help="MNIST directory (default: $RRAMBNN_MNIST, else ../shared/mnist of the checkout)")
 
 
+def old_flag(p: argparse.ArgumentParser, flag: str, dest: str, type=None):
+    """An earlier spelling of an option, kept working for scripts (hidden from --help and the
+    reference: one name per concept)."""
+    p.add_argument(flag, dest=dest, type=type, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def json_arg(p: argparse.ArgumentParser):
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rrambnn.cli_args import chip_args, data_arg, device_args, json_arg, print_json, weights_arg
+from rrambnn.cli_args import chip_args, data_arg, device_args, json_arg, old_flag, print_json, weights_arg
 from rrambnn.cli_online import add_online_commands, add_sweep_args, cmd_sweep_online
 from rrambnn.errors import RrambnnError
 
@@ -30,8 +30,8 @@ def _network(args):
             raise RrambnnError("--positions applies to CNN chips (a weights file of format rrambnn-cnn)")
         return net
     for flag, given in (("--pipeline", getattr(args, "pipeline", False)),
-                        ("--weight-bits", getattr(args, "weight_bits", 1) != 1),
-                        ("--err-bits", getattr(args, "err_bits", None) is not None),
+                        ("--update-bits", getattr(args, "weight_bits", 1) != 1),
+                        ("--step-bits", getattr(args, "err_bits", None) is not None),
                         ("--self-training", getattr(args, "self_training", False))):
         if given:
             raise RrambnnError(f"{flag} does not apply to the CNN chip (it computes one image at a time, inference "
@@ -72,7 +72,7 @@ def cmd_verilog(args):
         if not profile.ideal:
             check_binary(net)
             if cfg.weight_bits > 1:
-                raise RrambnnError("--device models the binary chip's analog reads; --weight-bits does not take it")
+                raise RrambnnError("--device models the binary chip's analog reads; --update-bits does not take it")
         cfg = cfg.with_profile(profile, args.seed)
     chip = write_verilog(net, cfg, args.out)
     online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
@@ -211,11 +211,13 @@ def add_hw_commands(sub):
     weights_arg(v)
     v.add_argument("--out", required=True, help="output .v file")
     chip_args(v)
-    v.add_argument("--weight-bits", type=int, default=1,
+    v.add_argument("--update-bits", dest="weight_bits", type=int, default=1,
                    help="1: binary inference chip; 2..12: n-bit weights in n planes + the weight-update controller")
-    v.add_argument("--err-bits", type=int, default=None,
-                   help="rank-1 error (step) width of the weight-update controller (default 2; for an n-bit online "
+    old_flag(v, "--weight-bits", "weight_bits", int)
+    v.add_argument("--step-bits", dest="err_bits", type=int, default=None,
+                   help="rank-1 step width of the weight-update controller (default 2; for an n-bit online "
                         "network file, the width its blank-start rule needs)")
+    old_flag(v, "--err-bits", "err_bits", int)
     v.add_argument("--self-training", action="store_true",
                    help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
                         "backward by transposed reads and updates on chip; the fine-tuning learning rate)")
@@ -290,8 +292,9 @@ def add_hw_commands(sub):
     c = what.add_parser("cnn-bits", help="the low-bit CNN paper's A/CO/W/G combinations, trained through the "
                                          "crossbar model, with and without the read disturbance")
     c.add_argument("--arch", default="lenet5", help="layer spec (see train --help)")
-    c.add_argument("--bits", help="A/CO/W/G combinations, comma-separated (default: the paper's ten, "
-                                  "32/32/32/32 to 1/1/1/1)")
+    c.add_argument("--values", dest="bits", help="A/CO/W/G combinations, comma-separated (default: the paper's "
+                                                 "ten, 32/32/32/32 to 1/1/1/1)")
+    old_flag(c, "--bits", "bits")
     c.add_argument("--disturbances", default="0,0.05", help="read disturbances d, comma-separated")
     c.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"), default="read",
                    help="training draws the disturbance afresh for every read, or once per weight and minibatch "

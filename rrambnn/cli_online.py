@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rrambnn.cli_args import data_arg, device_args, json_arg, print_json
+from rrambnn.cli_args import data_arg, device_args, json_arg, old_flag, print_json
 from rrambnn.errors import RrambnnError
 
 SEED_HELP = "training order, blank weights, stochastic rounding, fault maps, pulse failures"
@@ -28,9 +28,12 @@ def _online_args(p: argparse.ArgumentParser):
     p.add_argument("--start", default="pretrained",
                    help="pretrained (nbit: the shipped online-400-200-10.npz; sign: the signs of the shipped "
                         "binary network) or blank (random weights)")
-    p.add_argument("--bits", type=int, default=d.bits,
+    p.add_argument("--wbits", dest="bits", type=int, default=d.bits,
                    help=f"weight bits n (cells per weight), 2..12 (default {d.bits}; the endurance sweep's)")
-    p.add_argument("--act-bits", type=int, default=None, help="nbit: neuron bits m (default min(n, 8))")
+    old_flag(p, "--bits", "bits", int)
+    p.add_argument("--abits", dest="act_bits", type=int, default=None,
+                   help="nbit: activation (neuron) bits m (default min(n, 8))")
+    old_flag(p, "--act-bits", "act_bits", int)
     p.add_argument("--err-bits", type=int, default=None,
                    help="error precision in bits (default: nbit n; sign 2 = ternary)")
     p.add_argument("--lr-shift", type=int, default=None,

@@ -32,7 +32,7 @@ CONVERGED = 0.5  # below this test accuracy (argmax) a run counts as not converg
 def parse_bits(text: str | None) -> list[tuple[int, int, int, int]]:
     from rrambnn.gen.cnn import check_bits
     if text is not None and not str(text).strip():
-        raise RrambnnError("--bits is empty; give A/CO/W/G combinations separated by commas (e.g. 4/4/4/4,2/2/1/4)")
+        raise RrambnnError("--values is empty; give A/CO/W/G combinations separated by commas (e.g. 4/4/4/4,2/2/1/4)")
     combos = []
     for item in (text or ",".join(PAPER_BITS)).split(","):
         parts = item.strip().split("/")
@@ -41,13 +41,13 @@ def parse_bits(text: str | None) -> list[tuple[int, int, int, int]]:
         except ValueError:
             bits = ()
         if len(bits) != 4:
-            raise RrambnnError(f"--bits takes A/CO/W/G combinations separated by commas (e.g. 4/4/4/4,2/2/1/4), "
+            raise RrambnnError(f"--values takes A/CO/W/G combinations separated by commas (e.g. 4/4/4/4,2/2/1/4), "
                                f"not {item!r}")
         for name, b in zip(("A", "CO", "W", "G"), bits):
             check_bits(f"{name} bits in {item!r}", b, float_ok=True, top=16)
         combos.append(bits)
     if len(set(combos)) != len(combos):
-        raise RrambnnError(f"--bits lists a combination twice: {text!r}")
+        raise RrambnnError(f"--values lists a combination twice: {text!r}")
     return combos
 
 

@@ -325,7 +325,7 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
     read = None if arch is not None else read_network(weights)
     if isinstance(read, CnnNetwork):
         if self_training or weight_bits != 1:
-            raise RrambnnError("--self-training and --weight-bits build MLP chips; a CNN file's chip has neither")
+            raise RrambnnError("--self-training and --update-bits build MLP chips; a CNN file's chip has neither")
         return cnn_cost(read, weights, tech=spec, clock_mhz=clock_mhz, tile=tile, output=output,
                         positions=positions, log=log)
     if positions != 1:

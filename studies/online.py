@@ -61,7 +61,7 @@ class OnlineRequest:
                 if getattr(self, opt) is not None:
                     raise RrambnnError(f"--{opt.replace('_', '-')} belongs to --forward sign")
         elif any(getattr(self, opt) is not None for opt in NBIT_ONLY):
-            raise RrambnnError("--act-bits, --range-shift, --lr-shift and --decay belong to --forward nbit")
+            raise RrambnnError("--abits, --range-shift, --lr-shift and --decay belong to --forward nbit")
         if self.start not in ("pretrained", "blank"):
             raise RrambnnError(f"--start must be pretrained or blank, not {self.start!r}")
         if self.epochs < 1:
@@ -114,7 +114,7 @@ def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
         lr = req.lr_shift if req.lr_shift is not None else default_lr_shift(bits, req.start == "pretrained")
         act_bits, range_shift = req.act_bits, req.range_shift
         if isinstance(net, dict) and net.get("codes") is not None and req.start == "pretrained":
-            for opt, mine, theirs in (("act-bits", act_bits, net["act_bits"]),
+            for opt, mine, theirs in (("abits", act_bits, net["act_bits"]),
                                       ("range-shift", range_shift, net["range_shift"])):
                 if mine is not None and theirs is not None and mine != theirs:
                     raise RrambnnError(f"--{opt} {mine} differs from the starting network's {theirs}")
@@ -130,7 +130,7 @@ def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
                            margin=pick(req.margin, d.margin), window=pick(req.window, d.window),
                            init_magnitude=req.init_magnitude, retries=req.retries, device=device, seed=req.seed)
     if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != cfg.bits:
-        raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --bits is {cfg.bits} "
+        raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --wbits is {cfg.bits} "
                            f"(a blank start takes any)")
     return cfg
 
@@ -181,7 +181,7 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
             raise RrambnnError(f"--{name} must be a positive integer, not {v}")
     if replay and req.nbit and (cfg.bits > 8 or cfg.m > 8):
         raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}: "
-                           f"--replay needs --bits 8 or less")
+                           f"--replay needs --wbits 8 or less")
     for name, path in (("--trace", trace), ("--save", save)):
         if path is not None:
             check_writable(path, option=name)

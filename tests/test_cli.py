@@ -291,3 +291,24 @@ def test_a_failed_run_prints_no_warning_before_its_error_line_and_a_good_one_kee
     assert bad.returncode == 2 and bad.stderr == "rrambnn eval: error: the data ran out\n", bad.stderr
     good = subprocess.run([sys.executable, "-c", code, "ok"], capture_output=True, text=True)
     assert good.returncode == 0 and "RuntimeWarning: overflow in the ramp" in good.stderr, good.stderr
+
+
+@pytest.mark.parametrize("command, old, new, dest", [
+    (["online"], "--bits", "--wbits", "bits"),
+    (["online"], "--act-bits", "--abits", "act_bits"),
+    (["sweep", "bits"], "--bits", "--wbits", "bits"),
+    (["verilog", "--out", "x.v"], "--weight-bits", "--update-bits", "weight_bits"),
+    (["verilog", "--out", "x.v"], "--err-bits", "--step-bits", "err_bits"),
+    (["cost"], "--weight-bits", "--update-bits", "weight_bits"),
+    (["sweep", "cnn-bits"], "--bits", "--values", "bits"),
+])
+def test_earlier_flag_spellings_still_work_and_help_shows_one_name(command, old, new, dest):
+    """One name per concept (wbits/abits for precision, update bits and step bits for the weight-update
+    controller); the earlier spellings stay as hidden aliases for scripts."""
+    from rrambnn.cli import build_parser
+    parser = build_parser()
+    value = "4/4/4/4" if command[-1] == "cnn-bits" else "4"
+    assert getattr(parser.parse_args([*command, old, value]), dest) == getattr(parser.parse_args([*command, new, value]),
+                                                                               dest)
+    help_text = rr(*command[:2 if command[0] == "sweep" else 1], "--help").stdout
+    assert new in help_text and old + " " not in help_text and old + "\n" not in help_text

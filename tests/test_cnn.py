@@ -347,7 +347,7 @@ def test_old_mlp_files_load_and_evaluate_as_before(mnist_test):
 
 
 def test_sweep_cnn_bits_resumes_and_reproduces(tmp_path):
-    args = ["sweep", "cnn-bits", "--arch", "i12-c3x4-p2-d10", "--bits", "2/2/1/4,32/32/32/32", "--seeds", "1",
+    args = ["sweep", "cnn-bits", "--arch", "i12-c3x4-p2-d10", "--values", "2/2/1/4,32/32/32/32", "--seeds", "1",
             "--epochs", "1", "--samples", "300", "--disturbances", "0,0.05", "--jobs", "1", "--out", str(tmp_path)]
     r = rr(*args, "--json")
     assert r.returncode == 0, r.stderr
@@ -368,7 +368,7 @@ def test_sweep_cnn_bits_resumes_and_reproduces(tmp_path):
     fresh = json.loads(r.stdout.strip().splitlines()[-1])
     strip = lambda rows: [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]  # noqa: E731
     assert strip(fresh["points"]) == strip(first["points"])
-    one_error_line(rr("sweep", "cnn-bits", "--bits", "4/4/4", "--out", str(tmp_path)), "--bits takes A/CO/W/G")
-    one_error_line(rr("sweep", "cnn-bits", "--bits", "", "--out", str(tmp_path)), "--bits is empty")
+    one_error_line(rr("sweep", "cnn-bits", "--values", "4/4/4", "--out", str(tmp_path)), "--values takes A/CO/W/G")
+    one_error_line(rr("sweep", "cnn-bits", "--values", "", "--out", str(tmp_path)), "--values is empty")
     one_error_line(rr("sweep", "cnn-bits", "--disturbances", "0,0", "--out", str(tmp_path)), "lists a value twice")
     one_error_line(rr("sweep", "cnn-bits", "--epochs", "0", "--out", str(tmp_path)), "Epochs must be a positive")

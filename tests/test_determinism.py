@@ -92,7 +92,7 @@ def test_the_variation_sweep_repeats_whatever_the_worker_count(tmp_path):
 
 
 def test_the_cnn_bits_sweep_repeats_whatever_the_worker_count(tmp_path):
-    args = ["sweep", "cnn-bits", "--arch", "i12-c3x4s2-d10", "--bits", "2/2/2/4,32/32/32/32", "--disturbances", "0.05",
+    args = ["sweep", "cnn-bits", "--arch", "i12-c3x4s2-d10", "--values", "2/2/2/4,32/32/32/32", "--disturbances", "0.05",
             "--seeds", "1", "--epochs", "1", "--samples", "300", "--disturbance-draws", "read"]
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a, b = _twice(args + ["--jobs", "1", "--out", str(a_dir)], args + ["--jobs", "2", "--out", str(b_dir)],

@@ -319,10 +319,10 @@ def test_cli_online_nbit(tmp_path):
 
 def test_cli_online_nbit_errors(tmp_path):
     one_error_line(rr("online", "--margin", "3"), "--margin belongs to --forward sign")
-    one_error_line(rr("online", "--forward", "sign", "--act-bits", "4"), "belong to --forward nbit")
+    one_error_line(rr("online", "--forward", "sign", "--abits", "4"), "belong to --forward nbit")
     one_error_line(rr("online", "--forward", "float"), "--forward must be nbit or sign, not 'float'")
     one_error_line(rr("online", "--arch", "400-128-128-10"), "one hidden layer (400-200-10)")
-    one_error_line(rr("online", "--bits", "6"), "the starting network has 8-bit weights; --bits is 6")
+    one_error_line(rr("online", "--wbits", "6"), "the starting network has 8-bit weights; --wbits is 6")
     one_error_line(rr("online", "--save", str(tmp_path)), "--save must name a file")
     one_error_line(rr("sweep", "bits", "--values", "6,8"), "needs --start blank")
 

@@ -124,7 +124,7 @@ def test_cli_sweeps(tmp_path):
                "--out", str(tmp_path), "--json")  # resumes: both points from the kept results
     assert again.returncode == 0 and [p["bits"] for p in json.loads(again.stdout)["points"]] == [6, 2]
     assert json.loads(again.stdout)["points"][1] == res["points"][0]
-    r = rr("sweep", "endurance", "--start", "blank", "--values", "0,5", "--bits", "4", "--samples", "150",
+    r = rr("sweep", "endurance", "--start", "blank", "--values", "0,5", "--wbits", "4", "--samples", "150",
            "--epochs", "1", "--jobs", "1", "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
     pts = json.loads(r.stdout)["points"]
@@ -133,7 +133,7 @@ def test_cli_sweeps(tmp_path):
 
 
 def test_cli_online_errors():
-    one_error_line(rr("online", "--bits", "1"), "Weight bits must be an integer from 2 to 12, not 1")
+    one_error_line(rr("online", "--wbits", "1"), "Weight bits must be an integer from 2 to 12, not 1")
     one_error_line(rr("online", "--arch", "400-10"), "--arch must be one of 400-200-10, 400-128-128-10")
     one_error_line(rr("online", "--start", "warm"), "--start must be pretrained or blank, not 'warm'")
     one_error_line(rr("online", "--yield", "1.5"), "Bit yield must be a number from 0 to 1")
@@ -141,8 +141,8 @@ def test_cli_online_errors():
     one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not 'noise'")
     one_error_line(rr("verilog", "--weight-bits", "13", "--out", "/tmp/never.v"),
                    "Weight planes must be an integer from 1 to 12, not 13")
-    one_error_line(rr("verilog", "--weight-bits", "4", "--err-bits", "9", "--out", "/tmp/never.v"),
-                   "Error bits must be an integer from 2 to 8, not 9")
+    one_error_line(rr("verilog", "--update-bits", "4", "--step-bits", "9", "--out", "/tmp/never.v"),
+                   "Step bits (the rank-1 step width) must be an integer from 2 to 8, not 9")
 
 
 def test_batched_element_commands_equal_one_by_one():
