@@ -36,7 +36,7 @@ def add_cost_command(sub):
     c.add_argument("--arch", help="cost an architecture without weights, e.g. 400-128-128-10 (with --wbits/--abits)")
     c.add_argument("--wbits", type=int, default=None, help="with --arch: weight bits (bit slices; default 1)")
     c.add_argument("--abits", type=int, default=None, help="with --arch: activation bits (bit-serial; default 1)")
-    c.add_argument("--update-bits", dest="weight_bits", type=int, default=1,
+    c.add_argument("--update-bits", dest="weight_bits", metavar="N", type=int, default=1,
                    help="1: the inference chip; 2..12: the binary network's chip with n-bit weights in n planes "
                         "and the weight-update controller (as rrambnn verilog --update-bits)")
     old_flag(c, "--weight-bits", "weight_bits", int)

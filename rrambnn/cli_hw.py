@@ -211,10 +211,10 @@ def add_hw_commands(sub):
     weights_arg(v)
     v.add_argument("--out", required=True, help="output .v file")
     chip_args(v)
-    v.add_argument("--update-bits", dest="weight_bits", type=int, default=1,
+    v.add_argument("--update-bits", dest="weight_bits", metavar="N", type=int, default=1,
                    help="1: binary inference chip; 2..12: n-bit weights in n planes + the weight-update controller")
     old_flag(v, "--weight-bits", "weight_bits", int)
-    v.add_argument("--step-bits", dest="err_bits", type=int, default=None,
+    v.add_argument("--step-bits", dest="err_bits", metavar="B", type=int, default=None,
                    help="rank-1 step width of the weight-update controller (default 2; for an n-bit online "
                         "network file, the width its blank-start rule needs)")
     old_flag(v, "--err-bits", "err_bits", int)
@@ -292,7 +292,7 @@ def add_hw_commands(sub):
     c = what.add_parser("cnn-bits", help="the low-bit CNN paper's A/CO/W/G combinations, trained through the "
                                          "crossbar model, with and without the read disturbance")
     c.add_argument("--arch", default="lenet5", help="layer spec (see train --help)")
-    c.add_argument("--values", dest="bits", help="A/CO/W/G combinations, comma-separated (default: the paper's "
+    c.add_argument("--values", dest="bits", metavar="A/CO/W/G,...", help="A/CO/W/G combinations, comma-separated (default: the paper's "
                                                  "ten, 32/32/32/32 to 1/1/1/1)")
     old_flag(c, "--bits", "bits")
     c.add_argument("--disturbances", default="0,0.05", help="read disturbances d, comma-separated")

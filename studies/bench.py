@@ -194,7 +194,7 @@ def first_run(data_dir=None, *, log=None) -> dict:
         t = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, **kw)
         if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or ["(no output)"]
             raise RrambnnError(f"first run: {what} failed (exit {r.returncode}): {tail[0]}")
         return r, round(time.perf_counter() - t, 2)
 
@@ -209,7 +209,10 @@ def first_run(data_dir=None, *, log=None) -> dict:
         env["RRAMBNN_CACHE"] = str(tmp / "cache")
         r, run_s = step("rrambnn run", [str(tmp / "venv" / "bin" / "rrambnn"), "run", "--data", str(data), "--json"],
                         env=env, cwd=tmp / "work")
-        report = json.loads(r.stdout.strip().splitlines()[-1])
+        try:
+            report = json.loads(r.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise RrambnnError("first run: rrambnn run --json printed no JSON result") from None
     stages = {}
     for mode, m in report["modes"].items():
         stages[mode] = {k: m.get(k) for k in ("generate_s", "build_s", "sim_wall_s", "mismatches", "checked",

@@ -138,9 +138,11 @@ _DATA: dict = {}  # per worker process
 
 
 def _point(net, data_dir, calibration: int, point: dict) -> dict:
-    if "data" not in _DATA:
-        _DATA["data"] = (net, *_data(net, data_dir, calibration))
-    net, x, y, x_cal = _DATA["data"]
+    key = (_network_key(net), str(data_dir), calibration)  # a second sweep in this process reads its own
+    if key not in _DATA:
+        _DATA.clear()
+        _DATA[key] = _data(net, data_dir, calibration)
+    x, y, x_cal = _DATA[key]
     prof = analog.Profile(**point["profile"])
     t0 = time.time()
     rows = chips_accuracy(net, x, y, x_cal, prof, range(point["first_seed"], point["first_seed"] + point["chips"]))
