@@ -1,7 +1,7 @@
 """Network files: the one reader every command, flow and study uses, and what a command does
 with the network it read (its MNIST inputs, its test accuracy).
 
-Four kinds of .npz exist (their formats are in docs/site/formats.md): a binary network
+Four kinds of .npz exist (their formats are in docs/site/weights-format.md): a binary network
 (:class:`rrambnn.gen.network.BinaryNetwork`, format ``rrambnn-bnn``), a multi-bit network
 (:class:`rrambnn.gen.sliced.SlicedNetwork`, ``rrambnn-sliced``), an n-bit online network
 (offset codes, :func:`rrambnn.gen.online_nbit.load_codes`, ``rrambnn-online``) and a network of any

@@ -137,8 +137,8 @@ def eval_lines(res: dict) -> list[str]:
 _DATA: dict = {}  # per worker process
 
 
-def _point(net, data_dir, calibration: int, point: dict) -> dict:
-    key = (_network_key(net), str(data_dir), calibration)  # a second sweep in this process reads its own
+def _point(net, net_key: str, data_dir, calibration: int, point: dict) -> dict:
+    key = (net_key, str(data_dir), calibration)  # a second sweep in this process reads its own
     if key not in _DATA:
         _DATA.clear()
         _DATA[key] = _data(net, data_dir, calibration)
@@ -218,7 +218,7 @@ def sweep(net_path, out, *, device: str = "realistic", effects: str = "variation
 
     t0 = time.time()
     kept = sum(path_of(pt).is_file() for pt in points)
-    rows = run_points(points, path_of, functools.partial(_point, net, data_dir, calibration), jobs=jobs,
+    rows = run_points(points, path_of, functools.partial(_point, net, net_key, data_dir, calibration), jobs=jobs,
                       desc="sweep variation", progress=progress)
     curves = [{"effect": r["effect"], "value": r["value"], **summarise(r["rows"], digital),
                "seconds": r["seconds"]} for r in rows]

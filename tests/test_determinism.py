@@ -29,16 +29,19 @@ def _npz(path):
     return out
 
 
-def _twice(args_a, args_b, outs=()):
-    """Both runs' JSON without wall times; the output directories ``outs`` (one per run) named
-    alike, so files written inside them compare by name."""
-    a, b = rr(*args_a, "--json"), rr(*args_b, "--json")
-    assert a.returncode == 0, a.stderr[-2000:]
-    assert b.returncode == 0, b.stderr[-2000:]
-    texts = [r.stdout.strip().splitlines()[-1] for r in (a, b)]
-    for text_i, out in zip(range(2), outs):
-        texts[text_i] = texts[text_i].replace(json.dumps(str(out))[1:-1], "OUT")
-    return _strip(json.loads(texts[0])), _strip(json.loads(texts[1]))
+def _run(args, out=None):
+    """One run's JSON without wall times; its output directory ``out`` named OUT, so files
+    written inside it compare by name."""
+    r = rr(*args, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = r.stdout.strip().splitlines()[-1]
+    if out is not None:
+        text = text.replace(json.dumps(str(out))[1:-1], "OUT")
+    return _strip(json.loads(text))
+
+
+def _twice(args_a, args_b, outs=(None, None)):
+    return _run(args_a, outs[0]), _run(args_b, outs[1])
 
 
 def test_online_training_on_a_realistic_device_repeats(tmp_path):
@@ -76,8 +79,7 @@ def test_explore_repeats_whatever_the_workers_and_backend(tmp_path):
             "--no-synth"]
     one, two, dask = tmp_path / "one", tmp_path / "two", tmp_path / "dask"
     a, b = _twice(args + ["--jobs", "1", "--out", str(one)], args + ["--jobs", "2", "--out", str(two)], (one, two))
-    _, c = _twice(args + ["--jobs", "1", "--out", str(one)], args + ["--jobs", "2", "--backend", "dask", "--out",
-                                                                      str(dask)], (one, dask))
+    c = _run(args + ["--jobs", "2", "--backend", "dask", "--out", str(dask)], dask)
     assert a == b == c and len(a["rows"]) == 2
     for name in ("c8-h8x1-w1-a1-signed-s0.npz", "c8-h12x1-w1-a1-signed-s0.npz"):  # the trained networks too
         assert _npz(one / "weights" / name) == _npz(two / "weights" / name) == _npz(dask / "weights" / name)
