@@ -28,7 +28,7 @@ from rrambnn.hw.crossbar import MODULE_NAME
 from rrambnn.hw.sram import RAM_NAME
 from rrambnn.hw.verilog import TOP_NAME
 
-VARIANTS = ("emulation", "periphery")
+VARIANTS = ("emulation", "macro")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ class BoardSpec:
     family: str  # "ice40" or "ecp5"
     f_in: float  # the board oscillator, Hz
     f_clk: float  # default design clock of the emulation in its default fold, Hz
-    f_periphery: float  # default design clock of the periphery variant, Hz
+    f_macro: float  # default design clock of the macro variant, Hz
     lanes: tuple  # folded twin of the 400-128-128-10 reference network (the default fold without ``rows``)
     chunks: tuple
     segment: int  # popcount bits before the pipeline register

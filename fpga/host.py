@@ -30,7 +30,7 @@ class BoardInfo:
     image_bytes: int
     write_bytes: int
     clock_hz: int
-    kind: int = 0  # 0: emulation twin; 1: periphery of an external macro
+    kind: int = 0  # 0: emulation twin; 1: the macro periphery (the macro variant)
 
 
 def parse_query(reply: bytes) -> BoardInfo:
@@ -92,25 +92,25 @@ def encode_bench(x: np.ndarray, n: int) -> bytes:
 
 
 def encode_write(twin, payload: dict) -> bytes:
-    """``W`` and the packed ``wr`` payload of ``twin`` (an emulation twin or a periphery), little endian."""
+    """``W`` and the packed ``wr`` payload of ``twin`` (an emulation twin or a macro periphery), little endian."""
     value = twin.wr_layout.const(payload).as_value().value
     return bytes([OP_WRITE]) + value.to_bytes(nbytes(twin.wr_layout.size), "little")
 
 
 def twin_for(net, info: BoardInfo):
     """The design a board described by ``info`` runs (an emulation twin,
-    :class:`rrambnn.hw.folded.TwinNetwork`, or a periphery), holding ``net``'s weights: it packs
+    :class:`rrambnn.hw.folded.TwinNetwork`, or a macro periphery), holding ``net``'s weights: it packs
     writes exactly as the board unpacks them. Returns it and the query reply it would give
     (which must equal the board's)."""
     from rrambnn.hw.folded import emulation_twin
     from rrambnn.hw.host import query_reply
-    from rrambnn.hw.periphery import Periphery, periphery_of
+    from rrambnn.hw.macro import MacroPeriphery, macro_periphery_of
 
     if tuple(net.arch) != info.arch:
         raise RrambnnError(f"the board runs a {'-'.join(map(str, info.arch))} network, "
                            f"the weights are {'-'.join(map(str, net.arch))}")
-    if info.kind == Periphery.kind:
-        design = periphery_of(net, output=info.output)
+    if info.kind == MacroPeriphery.kind:
+        design = macro_periphery_of(net, output=info.output)
     elif all(c == 0 for c in info.chunks):  # event-driven layers report (row lanes, 0)
         design = emulation_twin(net, rows=list(info.lanes), output=info.output)
     else:

@@ -69,8 +69,8 @@ def twin_timing(net, twin, data_dir=None) -> dict:
 
 def build_bitstream(net, spec, variant: str, out: Path, *, lanes=None, chunks=None, rows=None, freq_mhz=None,
                     baud: int = 115200, data_dir=None, log=None) -> dict:
-    """Build ``variant`` (emulation: the twin behind its UART host link; periphery: the digital
-    periphery for an external crossbar macro) of ``net`` for board ``spec`` into ``out``: the
+    """Build ``variant`` (emulation: the twin behind its UART host link; macro: the digital
+    periphery of a test chip whose arrays are an external crossbar macro) of ``net`` for board ``spec`` into ``out``: the
     report of :func:`rrambnn.fpga.build.build` with the design's fold and cycles per image."""
     from rrambnn.fileio import check_writable
     from rrambnn.fpga.build import build
@@ -90,8 +90,8 @@ def build_bitstream(net, spec, variant: str, out: Path, *, lanes=None, chunks=No
             extra["rows"] = [layer.rows for layer in twin.layers]
         extra.update(twin_timing(net, twin, data_dir))
     else:
-        from rrambnn.fpga.periphery import periphery_design
-        f_clk = spec.pll(freq_mhz * 1e6 if freq_mhz else spec.f_periphery).f_out
-        design, extra = periphery_design(net, f_clk=f_clk, baud=baud)
+        from rrambnn.fpga.macro import macro_design
+        f_clk = spec.pll(freq_mhz * 1e6 if freq_mhz else spec.f_macro).f_out
+        design, extra = macro_design(net, f_clk=f_clk, baud=baud)
     return build(spec, design, out, f_clk=f_clk, name=f"rrambnn_{variant}", interval=extra.get("interval_cycles"),
                  extra=extra, log=log)

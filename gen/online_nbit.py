@@ -100,8 +100,8 @@ def _int(name, v, lo, hi=None):
 class NbitConfig:
     """The rule's precision and schedule, and the device the chip has."""
 
-    bits: int = 8  # n: weight code bits
-    act_bits: int | None = None  # m: neuron bits (default min(n, 8))
+    wbits: int = 8  # n: weight code bits
+    abits: int | None = None  # m: neuron bits (default min(n, 8))
     err_bits: int | None = None  # e: error bits (default n)
     lr_shift: int | None = None  # eta = 2^-lr_shift (default: default_lr_shift(bits), a blank start's)
     decay: int = 5  # eta halves every `decay` epochs (0: constant)
@@ -113,15 +113,15 @@ class NbitConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _int("Weight bits", self.bits, 2, MAX_BITS)
+        _int("Weight bits", self.wbits, 2, MAX_BITS)
         if not isinstance(self.restore, bool):
             raise RrambnnError(f"Restore must be a bool, not {self.restore!r}")
-        if self.act_bits is not None:
-            _int("Neuron bits", self.act_bits, 1, MAX_ACT_BITS)
+        if self.abits is not None:
+            _int("Neuron bits", self.abits, 1, MAX_ACT_BITS)
         if self.err_bits is not None:
             _int("Error bits", self.err_bits, 2, 16)
         if self.lr_shift is None:
-            object.__setattr__(self, "lr_shift", default_lr_shift(self.bits))
+            object.__setattr__(self, "lr_shift", default_lr_shift(self.wbits))
         _int("Learning-rate shift", self.lr_shift, 0, 16)
         _int("Decay period", self.decay, 0)
         if self.range_shift is not None:
@@ -131,15 +131,15 @@ class NbitConfig:
 
     @property
     def m(self) -> int:
-        return self.act_bits if self.act_bits is not None else min(self.bits, MAX_ACT_BITS)
+        return self.abits if self.abits is not None else min(self.wbits, MAX_ACT_BITS)
 
     @property
     def e(self) -> int:
-        return self.err_bits if self.err_bits is not None else self.bits
+        return self.err_bits if self.err_bits is not None else self.wbits
 
     @property
     def k(self) -> int:
-        return self.range_shift if self.range_shift is not None else int(self.bits < 8)
+        return self.range_shift if self.range_shift is not None else int(self.wbits < 8)
 
     @property
     def r1(self) -> float:
@@ -152,7 +152,7 @@ class NbitConfig:
 
     @property
     def U(self) -> int:
-        return (1 << self.bits) - 1
+        return (1 << self.wbits) - 1
 
     @property
     def H(self) -> int:
@@ -170,7 +170,7 @@ class NbitConfig:
     @property
     def sd(self) -> int:
         """Hidden error: delta = g * d / 2^sd, rounded."""
-        return self.bits + self.m + 3
+        return self.wbits + self.m + 3
 
     def shifts(self, epoch: int = 1) -> tuple[int, int]:
         """(s1, s2) in epoch ``epoch`` (from 1): the real-valued rule's learning rate eta turned
@@ -199,7 +199,7 @@ class NbitConfig:
 
     def describe(self) -> dict:
         s1, s2 = self.shifts(1)
-        return {"weight_bits": self.bits, "neuron_bits": self.m, "error_bits": self.e, "lr_shift": self.lr_shift,
+        return {"weight_bits": self.wbits, "neuron_bits": self.m, "error_bits": self.e, "lr_shift": self.lr_shift,
                 "decay_epochs": self.decay, "restore": self.restore, "r1": self.r1, "r2": self.r2, "s1": s1, "s2": s2, "sd": self.sd, "es": self.es}
 
 
@@ -313,7 +313,7 @@ class NbitChip:
             raise RrambnnError(f"the n-bit rule trains networks with one hidden layer (e.g. 400-200-10), "
                                f"not {'-'.join(map(str, arch))}")
         self.arch, self.cfg = tuple(arch), cfg
-        n = cfg.bits
+        n = cfg.wbits
         for k, u in enumerate(codes):
             if u.shape != (arch[k], arch[k + 1]) or u.min() < 0 or u.max() > cfg.U:
                 raise RrambnnError(f"layer {k} codes must have shape ({arch[k]}, {arch[k + 1]}) and lie in "
@@ -458,7 +458,7 @@ class NbitChip:
         """:meth:`_pass` without pulse failures, where a cell fails exactly when it is stuck or
         worn out: both passes from one list of changed cells (the restore pass: the cells of
         the failed weights that did switch)."""
-        n = self.cfg.bits
+        n = self.cfg.wbits
         a = self.arrays[layer]
         p, i, want = self._changed(old, new)
         got = new.copy()
@@ -499,7 +499,7 @@ class NbitChip:
         if len(failed):
             self.stats["cells_failed"] += len(failed)
             if self.failed is not None:
-                n = self.cfg.bits
+                n = self.cfg.wbits
                 keys = np.sort(failed)
                 self.failed += [(layer, int(k % n), int(rr[k // (2 * n)]), int(cc[k // (2 * n)])) for k in keys]
 
@@ -507,7 +507,7 @@ class NbitChip:
         """:meth:`_pass` with pulse failures and restore: pass 0 of every weight tried ahead
         tile by tile; at each weight with a failed cell its restore pass is written before the
         weights after it. The same pulses, in the same order, as one weight at a time."""
-        n = self.cfg.bits
+        n = self.cfg.wbits
         p, i, want = self._changed(old, new)
         got = new.copy()
         if not len(p):
@@ -544,7 +544,7 @@ class NbitChip:
         where a cell wears out with that switch. The passes and restores are tried together,
         each tile in write order; when a pulse failure makes an outcome differ from the
         foreseen one, nothing is written and None is returned (then the weights go in runs)."""
-        n = self.cfg.bits
+        n = self.cfg.wbits
         a = self.arrays[layer]
         rows, cols = rr[i], cc[i]
         bad = a.stuck_or_worn(p, rows, cols)
@@ -582,7 +582,7 @@ class NbitChip:
     def _changed(self, cur, want_codes):
         """The cells where ``want_codes`` differ from ``cur``: (plane, weight index, bit wanted),
         weight by weight."""
-        wide = self.cfg.bits > 8  # codes of up to 16 bits: two bytes per weight, little-endian
+        wide = self.cfg.wbits > 8  # codes of up to 16 bits: two bytes per weight, little-endian
         d = (cur ^ want_codes).astype("<u2" if wide else np.uint8)
         f = np.flatnonzero(np.unpackbits(d.view(np.uint8), bitorder="little").view(bool))
         i, p = (f >> 4, f & 15) if wide else (f >> 3, f & 7)
@@ -592,7 +592,7 @@ class NbitChip:
         """Write-verify the bits where ``want_codes`` differ from ``cur``; returns the codes held
         afterwards and the order keys of the failed cells (weight * 2n + pass * n + plane, the
         weight counted in the whole command)."""
-        n = self.cfg.bits
+        n = self.cfg.wbits
         p, i, want = self._changed(cur, want_codes)
         got = want_codes.copy()
         if not len(p):
@@ -764,7 +764,7 @@ def train(chip: NbitChip, data, *, epochs: int, samples: int | None = None, reco
 def switch_stats(chip: NbitChip) -> dict:
     """Switches per bit position (plane b = code bit b, b = n-1 the most significant) and wear,
     per layer and in total."""
-    n = chip.cfg.bits
+    n = chip.cfg.wbits
     E = chip.cfg.device.endurance
     per_layer = []
     for a in chip.arrays:
@@ -793,9 +793,9 @@ def start_codes(arch, cfg: NbitConfig, codes, data) -> tuple[list[np.ndarray], d
     codes = [np.asarray(c, np.int64).copy() for c in codes]
     if cfg.device.yield_ >= 1:
         return codes, None
-    faults = planes.plane_faults(arch, cfg.device, cfg.bits)
+    faults = planes.plane_faults(arch, cfg.device, cfg.wbits)
     naive = NbitChip(arch, cfg, codes, faults=faults).accuracy(data[2], data[3])
-    codes, passes = fault_aware_codes(codes, faults, cfg.bits)
+    codes, passes = fault_aware_codes(codes, faults, cfg.wbits)
     return codes, {"naive": naive, "fault_aware_passes": passes}
 
 
@@ -823,7 +823,7 @@ def run(arch, cfg: NbitConfig, data, *, codes=None, epochs: int, samples: int | 
     per_epoch, trace = train(chip, data, epochs=epochs, samples=n, record=record, progress=bar.update)
     bar.close()
     d = cfg.device
-    res = {"forward": "nbit", "arch": list(arch), "bits": cfg.bits, "rule": cfg.describe(), "start": start,
+    res = {"forward": "nbit", "arch": list(arch), "bits": cfg.wbits, "rule": cfg.describe(), "start": start,
            "samples_per_epoch": n, "epochs": epochs,
            "device": {"yield": d.yield_, "p_fail": d.p_fail, "endurance": d.endurance, "seed": d.seed},
            "seed": cfg.seed, "seconds": round(time.time() - t0, 1),
@@ -844,7 +844,7 @@ FORMAT = "rrambnn-online"
 def save_codes(path, arch, cfg: NbitConfig, codes: list[np.ndarray], meta: dict):
     """An n-bit online network: offset codes per layer and the rule's precision."""
     arrays = {"format": np.array(FORMAT), "version": np.array(1, np.int32), "arch": np.array(arch, np.int32),
-              "crop": np.array(int(round(math.sqrt(arch[0]))), np.int32), "bits": np.array(cfg.bits, np.int32),
+              "crop": np.array(int(round(math.sqrt(arch[0]))), np.int32), "bits": np.array(cfg.wbits, np.int32),
               "act_bits": np.array(cfg.m, np.int32), "range_shift": np.array(cfg.k, np.int32),
               "meta": np.array(json.dumps(meta, sort_keys=True))}
     for k, u in enumerate(codes):
@@ -894,12 +894,12 @@ def training_network(arch, cfg: NbitConfig, codes):
     slices, the hidden quantised sigmoid as every hidden neuron's threshold ramp, output
     thresholds 0 (the priority encoder fires on o >= 0). Inputs are the binary pixels (codes 0/1)."""
     from rrambnn.gen.sliced import SlicedNetwork
-    if cfg.bits > 8 or cfg.m > 8:
-        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}")
+    if cfg.wbits > 8 or cfg.m > 8:
+        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.wbits}/{cfg.m}")
     T1, _ = cfg.ramps()
     w = [(2 * np.asarray(u, np.int64) - cfg.U).astype(np.int16) for u in codes]
     th = [np.tile(T1.astype(np.int32), (arch[1], 1)), np.zeros(arch[2], np.int32)]
-    return SlicedNetwork(w, th, cfg.bits, cfg.m, int(round(math.sqrt(arch[0]))), "argmax",
+    return SlicedNetwork(w, th, cfg.wbits, cfg.m, int(round(math.sqrt(arch[0]))), "argmax",
                          {"rule": cfg.describe(), "config": config_dict(cfg)})
 
 
@@ -916,7 +916,7 @@ TRACE_FORMAT = "rrambnn-training-trace"
 
 def config_dict(cfg: NbitConfig) -> dict:
     d = cfg.device
-    return {"bits": cfg.bits, "act_bits": cfg.act_bits, "err_bits": cfg.err_bits, "lr_shift": cfg.lr_shift,
+    return {"wbits": cfg.wbits, "abits": cfg.abits, "err_bits": cfg.err_bits, "lr_shift": cfg.lr_shift,
             "decay": cfg.decay, "range_shift": cfg.range_shift, "restore": cfg.restore, "retries": cfg.retries, "tile": list(cfg.tile),
             "device": {"yield_": d.yield_, "p_fail": d.p_fail, "endurance": d.endurance, "seed": d.seed},
             "seed": cfg.seed}

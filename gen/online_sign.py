@@ -40,7 +40,7 @@ from rrambnn.gen.network import BinaryNetwork
 
 @dataclass(frozen=True)
 class SignConfig:
-    bits: int = 8
+    wbits: int = 8
     err_bits: int = 2
     batch: int = 1
     margin: int = 2
@@ -52,16 +52,16 @@ class SignConfig:
     seed: int = 0
 
     def __post_init__(self):
-        planes.check_bits(self.bits)
+        planes.check_bits(self.wbits)
         if not isinstance(self.err_bits, int) or not 2 <= self.err_bits <= 8:
             raise RrambnnError(f"Error bits must be an integer from 2 to 8, not {self.err_bits!r}")
         dev.check_retries(self.retries)
         for name, v, lo in (("Batch size", self.batch, 1), ("Margin", self.margin, 0), ("STE window", self.window, 0)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise RrambnnError(f"{name} must be an integer >= {lo}, not {v!r}")
-        M = planes.max_magnitude(self.bits)
+        M = planes.max_magnitude(self.wbits)
         if self.init_magnitude is not None and not 0 <= self.init_magnitude <= M:
-            raise RrambnnError(f"Initial magnitude must be from 0 to {M} for {self.bits}-bit weights, "
+            raise RrambnnError(f"Initial magnitude must be from 0 to {M} for {self.wbits}-bit weights, "
                                f"not {self.init_magnitude!r}")
 
     @property
@@ -104,7 +104,7 @@ class SignChip:
         self.cfg = cfg
         self.net = net
         self.arch = net.arch
-        n = cfg.bits
+        n = cfg.wbits
         if cells is None:
             rng = np.random.default_rng([cfg.seed, 0x0111E])
             M = planes.max_magnitude(n)
@@ -230,7 +230,7 @@ def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cf
             if e[0].any() and xi[0].any():
                 cmds.append(Command(k, True, x=xi[0].astype(np.uint8), e=e[0].astype(np.int64)))
         return cmds
-    M = planes.max_magnitude(cfg.bits)
+    M = planes.max_magnitude(cfg.wbits)
     for k, (xi, e) in enumerate(zip(ins, errs)):
         d = np.clip(xi.astype(np.int64).T @ e, -M, M)
         for r, c in zip(*np.nonzero(d)):
@@ -282,7 +282,7 @@ def train(chip: SignChip, x_train, y_train, x_test, y_test, *, epochs: int, samp
 
 def switch_stats(chip: SignChip) -> dict:
     """Switches per bit position (plane 0 = sign, plane b = magnitude bit b-1) and wear."""
-    n = chip.cfg.bits
+    n = chip.cfg.wbits
     per_plane = np.zeros(n, np.int64)
     max_per_plane = np.zeros(n, np.int64)
     worn = np.zeros(n, np.int64)
@@ -365,7 +365,7 @@ def run(net: BinaryNetwork, cfg: SignConfig, data, *, blank: bool, epochs: int, 
     results, trace = train(chip, x_tr, y_tr, x_te, y_te, epochs=epochs, samples=n,
                            record_updates=record_updates, progress=bar.update)
     bar.close()
-    out = {"arch": list(start.arch), "bits": cfg.bits, "err_bits": cfg.err_bits, "batch": cfg.batch,
+    out = {"arch": list(start.arch), "bits": cfg.wbits, "err_bits": cfg.err_bits, "batch": cfg.batch,
            "start": "blank" if blank else "pretrained", "samples_per_epoch": n, "epochs": epochs,
            "device": {"yield": cfg.device.yield_, "p_fail": cfg.device.p_fail, "endurance": cfg.device.endurance,
                       "seed": cfg.device.seed},

@@ -78,16 +78,16 @@ class ChipVariant:
     * ``planes``: arrays per layer, each a plane of the layer's tiling;
     * ``sliced``: every plane computes (plane b = bit b of the weights' offset codes), not
       only plane 0;
-    * ``slices``: the computing planes;
-    * ``act_bits``: bits per activation (> 1: bit-serial layers, threshold ramps);
+    * ``wbits``: weight bits, one computing plane each;
+    * ``abits``: bits per activation (> 1: bit-serial layers, threshold ramps);
     * ``update``: the weight-update controller (:class:`rrambnn.hw.updater.WeightUpdate`), or
       None.
     """
 
     planes = 1
     sliced = False
-    slices = 1
-    act_bits = 1
+    wbits = 1
+    abits = 1
     update = None
     backward = False
 
@@ -103,41 +103,41 @@ class StoragePlanes(ChipVariant):
     weights in ``bits`` planes of arrays. Plane 0 (the sign) computes, planes 1.. store the
     magnitude bits; the weight-update controller ``update`` works in that code (sign last)."""
 
-    bits: int
+    wbits: int
     update: WeightUpdate = WeightUpdate()
 
     def __post_init__(self):
-        check_bits(self.bits)
+        check_bits(self.wbits)
         if not isinstance(self.update, WeightUpdate):
             raise TypeError(f"Storage planes need a WeightUpdate, not {self.update!r}")
 
     @property
     def planes(self) -> int:
-        return self.bits
+        return self.wbits
 
 
 @dataclass(frozen=True)
 class ComputingPlanes(ChipVariant):
-    """Multi-bit inference (:mod:`rrambnn.gen.sliced`): ``slices``-bit weights as bit slices in
-    ``slices`` computing planes (column sums shifted and added), ``act_bits``-bit activations.
+    """Multi-bit inference (:mod:`rrambnn.gen.sliced`): ``wbits``-bit weights as bit slices in
+    ``wbits`` computing planes (column sums shifted and added), ``abits``-bit activations.
     With ``update`` (a :class:`rrambnn.hw.updater.WeightUpdate`) the training chip
     (:mod:`rrambnn.gen.online_nbit`): the weight-update controller updates the planes' offset codes.
     ``backward``: the last layer also has the transposed read (ports ``tr_x`` -> ``tr_sums``),
     for the self-training chip's backward pass (:mod:`rrambnn.hw.trainer`)."""
 
-    slices: int = 1
-    act_bits: int = 1
+    wbits: int = 1
+    abits: int = 1
     update: WeightUpdate | None = None
     backward: bool = False
 
     def __post_init__(self):
-        _bounded_int("Weight slices", self.slices, 1, 8)
-        _bounded_int("Activation bits", self.act_bits, 1, 8)
+        _bounded_int("Weight bits", self.wbits, 1, 8)
+        _bounded_int("Activation bits", self.abits, 1, 8)
         if self.update is not None:
             if not isinstance(self.update, WeightUpdate):
                 raise TypeError(f"Computing planes' update must be a WeightUpdate or None, not {self.update!r}")
-            if self.slices < 2:
-                raise ValueError(f"A weight-update controller needs weights of 2 or more slices, not {self.slices}")
+            if self.wbits < 2:
+                raise ValueError(f"A weight-update controller needs weights of 2 or more bits, not {self.wbits}")
         if not isinstance(self.backward, bool):
             raise TypeError(f"Computing planes' backward must be a bool, not {self.backward!r}")
         if self.backward and self.update is None:
@@ -145,11 +145,11 @@ class ComputingPlanes(ChipVariant):
 
     @property
     def planes(self) -> int:
-        return self.slices
+        return self.wbits
 
     @property
     def sliced(self) -> bool:
-        return self.slices > 1
+        return self.wbits > 1
 
 
 def _plane_arrays(name: str, arrays, n: int, planes: int) -> list:
@@ -208,7 +208,7 @@ class Chip(wiring.Component):
             raise TypeError(f"Chip variant must be a Binary, StoragePlanes or ComputingPlanes, not {variant!r}")
         if not isinstance(programming, Programming):
             raise TypeError(f"Chip programming parameters must be a Programming, not {programming!r}")
-        if variant.act_bits > 1 and pipeline:
+        if variant.abits > 1 and pipeline:
             raise ValueError("Multi-bit activations run bit-serially: the pipeline option needs 1-bit activations")
         n = len(weights)
         cells = _plane_arrays("cell image", cells, n, variant.planes)
@@ -216,8 +216,8 @@ class Chip(wiring.Component):
         self.pipeline, self.output, self.debug = pipeline, output, debug
         self.variant, self.programming = variant, programming
         self.device = device or DeviceParams()
-        self.planes, self.slices, self.act_bits = variant.planes, variant.slices, variant.act_bits
-        levels = (1 << self.act_bits) - 1
+        self.planes, self.wbits, self.abits = variant.planes, variant.wbits, variant.abits
+        levels = (1 << self.abits) - 1
         # analog reads (rrambnn.hw.analog): per layer an AnalogLayer, thresholds in current units
         if analog is not None and (len(analog) != n or not isinstance(variant, Binary)):
             raise ValueError("Analog reads need one analog map per layer of a binary chip")
@@ -225,7 +225,7 @@ class Chip(wiring.Component):
         self.layers = [Layer(w, t, self.tile, initial_cells=c, faults=f, index=k, seed=self.device.seed,
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
                              planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=variant.sliced,
-                             in_bits=self.act_bits, levels=levels if k < n - 1 else 1,
+                             in_bits=self.abits, levels=levels if k < n - 1 else 1,
                              transposed=variant.backward and k == n - 1, analog=analog[k] if analog else None)
                        for k, (w, t, (c, pc), (f, pf)) in enumerate(zip(weights, thresholds, cells, faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
@@ -234,7 +234,7 @@ class Chip(wiring.Component):
                                      planes=self.planes)
         self.updater = None
         if variant.update is not None:  # computing planes hold offset codes, storage planes sign-magnitude
-            self.updater = WeightUpdater(self.arch, bits=self.planes, err_bits=variant.update.err_bits,
+            self.updater = WeightUpdater(self.arch, wbits=self.planes, step_bits=variant.update.step_bits,
                                          word=programming.word, cmd_layout=self.programmer.cmd_layout,
                                          offset=variant.sliced, restore=variant.update.restore)
         n_out = self.arch[-1]
@@ -246,8 +246,8 @@ class Chip(wiring.Component):
         self.out_layout = data.StructLayout(fields)
         self.latency = (len(self.layers) + 1) if pipeline else 1
         self.interval = 1  # cycles per image at full rate
-        if self.act_bits > 1:  # accept; per layer its input planes (+ the ramp); result; hand-over
-            self.interval = len(self.layers) * self.act_bits + (len(self.layers) - 1) * levels + 3
+        if self.abits > 1:  # accept; per layer its input planes (+ the ramp); result; hand-over
+            self.interval = len(self.layers) * self.abits + (len(self.layers) - 1) * levels + 3
             self.latency = self.interval - 1
         max_in = max(layer.n_in for layer in self.layers)
         max_out = max(layer.n_out for layer in self.layers)
@@ -262,10 +262,10 @@ class Chip(wiring.Component):
             last = self.layers[-1]
             planes.update({"tr_x": In(last.n_out), "tr_sums": Out(last.n_in * last.tsw)})
         thr_fields = {"layer": lw, "index": _bits(max_out)}
-        if self.act_bits > 1:
+        if self.abits > 1:
             thr_fields["level"] = _bits(levels)
         super().__init__({
-            "i": In(stream.Signature(self.arch[0] * self.act_bits)),
+            "i": In(stream.Signature(self.arch[0] * self.abits)),
             "o": Out(stream.Signature(self.out_layout)),
             "thr": In(stream.Signature(data.StructLayout({
                 **thr_fields, "value": signed(max(layer.tw for layer in self.layers))}))),
@@ -336,7 +336,7 @@ class Chip(wiring.Component):
         # while a result waits to be taken (its result is combinational from the input flip-flops,
         # and a held result must not change)
         thr_take = self.thr.valid
-        if self.act_bits == 1 and not self.pipeline:
+        if self.abits == 1 and not self.pipeline:
             thr_take = Signal(name="thr_take")
             m.d.comb += thr_take.eq(self.thr.valid & self.thr.ready)
         # a write to a neuron the layer does not have, or of a value its threshold register cannot
@@ -375,7 +375,7 @@ class Chip(wiring.Component):
                 if upd is not None:
                     m.d.comb += upd.code.eq(layer.read_bits)
 
-        if self.act_bits > 1:
+        if self.abits > 1:
             self._serial_datapath(m, hold)
             return m
         # Stage 0: the input flip-flops (closed while the programming controller holds).
@@ -453,7 +453,7 @@ class Chip(wiring.Component):
     def _serial_datapath(self, m, hold):
         """Multi-bit activations: one image at a time, each layer fed bit-serially (MSB plane
         first), hidden layers quantised by their threshold ramp; ``interval`` cycles an image."""
-        L, bits = len(self.layers), self.act_bits
+        L, bits = len(self.layers), self.abits
         levels = (1 << bits) - 1
         x = Signal(self.arch[0] * bits, name="x_ff")  # pixel i's code in bits [i*m, (i+1)*m)
         k = Signal(range(max(2, L)), name="seq_layer")

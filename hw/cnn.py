@@ -123,7 +123,7 @@ class CnnChip(wiring.Component):
         self._plan()
         fields = {"cls": _bits(net.spec.n_outputs), "hit": 1}
         if debug:
-            for i, bits in enumerate(self.act_bits):
+            for i, bits in enumerate(self.debug_bits):
                 fields[f"act{i}"] = bits
             fields["sums"] = self.layers[-1][0].n_out * self.layers[-1][0].sw
         self.out_layout = data.StructLayout(fields)
@@ -160,7 +160,7 @@ class CnnChip(wiring.Component):
         src = FeatureMap("map_in", h, w, c, m, pad_of(layers[0]))
         self.maps = [src]
         self.steps: list[Step] = []
-        self.act_bits = []  # debug: bits of each spec layer's map
+        self.debug_bits = []  # debug: bits of each spec layer's map
         self.act_sources = []  # per spec layer: the map or None (the last layer's fires)
         k = 0
         i = 0
@@ -190,17 +190,17 @@ class CnnChip(wiring.Component):
                 if pool > 1:
                     if self.debug:
                         step.debug_map = FeatureMap(f"map{k}_unpooled", ho, wo, co, m)
-                    self.act_bits.append(ho * wo * co * m)
+                    self.debug_bits.append(ho * wo * co * m)
                     self.act_sources.append(step.debug_map)
-                    self.act_bits.append(dst.bits)
+                    self.debug_bits.append(dst.bits)
                     self.act_sources.append(dst)
                 else:
-                    self.act_bits.append(dst.bits)
+                    self.debug_bits.append(dst.bits)
                     self.act_sources.append(dst)
                 src = dst
                 i = after
             else:
-                self.act_bits.append(co)
+                self.debug_bits.append(co)
                 self.act_sources.append(None)
                 i += 1
             k += 1

@@ -30,12 +30,12 @@ class ChipConfig:
     retries: int = 3  # write-verify retries after the first pulse
     pulse_cycles: int = 5  # 50 ns at the chip's 100 MHz
     device: DeviceParams = DeviceParams()
-    weight_bits: int = 1  # > 1: multi-bit weights in planes + the weight-update controller
-    err_bits: int = 2  # rank-1 error width of the weight-update controller
-    slices: int = 1  # > 1: multi-bit inference weights, one computing plane of arrays per bit
-    act_bits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
+    update_bits: int = 1  # > 1: multi-bit weights in planes + the weight-update controller
+    step_bits: int = 2  # rank-1 step width of the weight-update controller
+    wbits: int = 1  # > 1: multi-bit inference weights, one computing plane of arrays per bit
+    abits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
     restore: bool = False  # the weight-update controller restores a weight whose write failed
-    self_training: bool = False  # the training chip with its training periphery (rrambnn.hw.trainer)
+    self_training: bool = False  # the training chip with its trainer (rrambnn.hw.trainer)
     analog: tuple = ()  # analog reads: a device profile's values as (name, value) pairs (rrambnn.gen.analog)
     analog_seed: int = 0  # ... and the chip's seed (its conductance map, offsets and read noise)
 
@@ -62,12 +62,12 @@ class ChipConfig:
         """This configuration with the precision a network needs (a :class:`SlicedNetwork`'s
         weight and activation bits; binary networks keep it as it is)."""
         if isinstance(net, SlicedNetwork):
-            return dataclasses.replace(self, slices=net.wbits, act_bits=net.abits)
+            return dataclasses.replace(self, wbits=net.wbits, abits=net.abits)
         return self
 
     @classmethod
     def checked(cls, tile="128x128", pipeline=False, output="priority", debug=False, *,
-                word=16, retries=3, pulse_cycles=5, device=None, weight_bits=1, err_bits=2) -> "ChipConfig":
+                word=16, retries=3, pulse_cycles=5, device=None, update_bits=1, step_bits=2) -> "ChipConfig":
         """Validate user parameters, turning generator errors into one-line user errors."""
         try:
             tile = check_tile(tile)
@@ -78,11 +78,11 @@ class ChipConfig:
         except ValueError as e:
             raise RrambnnError(str(e)) from None
         cfg = cls(tile, bool(pipeline), output, bool(debug), word, retries, pulse_cycles,
-                  device or DeviceParams(), weight_bits, err_bits)
+                  device or DeviceParams(), update_bits, step_bits)
         try:  # the controllers' own checks
-            Programmer.check_parameters(word=word, retries=retries, pulse_cycles=pulse_cycles, planes=weight_bits)
-            if weight_bits > 1:
-                WeightUpdater.check_parameters(bits=weight_bits, err_bits=err_bits)
+            Programmer.check_parameters(word=word, retries=retries, pulse_cycles=pulse_cycles, planes=update_bits)
+            if update_bits > 1:
+                WeightUpdater.check_parameters(wbits=update_bits, step_bits=step_bits)
         except (TypeError, ValueError) as e:
             raise RrambnnError(str(e)) from None
         return cfg
@@ -102,9 +102,9 @@ class ChipConfig:
     def tag(self) -> str:
         d = self.device
         dev = "" if d.ideal else f"-y{d.yield_}-p{d.p_fail}-e{d.endurance}-s{d.seed}"
-        bits = f"-b{self.weight_bits}e{self.err_bits}{'r' if self.restore else ''}" if self.weight_bits > 1 else ""
-        if self.slices > 1 or self.act_bits > 1:
-            bits += f"-w{self.slices}a{self.act_bits}"
+        bits = f"-b{self.update_bits}e{self.step_bits}{'r' if self.restore else ''}" if self.update_bits > 1 else ""
+        if self.wbits > 1 or self.abits > 1:
+            bits += f"-w{self.wbits}a{self.abits}"
         analog = f"-analog-{dict(self.analog)['name']}-s{self.analog_seed}" if self.analog else ""
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
                 f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}"
@@ -112,27 +112,27 @@ class ChipConfig:
 
 
 def training_design(arch, ncfg, codes, *, tile=None, output="argmax", debug=False, word=16, pulse_cycles=5,
-                    err_bits=None, self_training=False):
+                    step_bits=None, self_training=False):
     """The training chip of an n-bit online network (:mod:`rrambnn.gen.online_nbit`; ``ncfg`` its
     :class:`NbitConfig`, ``codes`` its offset codes): the network its arrays compute and the
     chip's configuration (weight-update controller in the offset code, restore as the rule says,
-    rank-1 steps as wide as the rule's largest unless ``err_bits``). ``self_training``: the
+    rank-1 steps as wide as the rule's largest unless ``step_bits``). ``self_training``: the
     self-training chip (:mod:`rrambnn.hw.trainer`; debug results, which its trainer reads)."""
     from rrambnn.gen import online_nbit
     net = online_nbit.training_network(arch, ncfg, codes)
     cfg = ChipConfig.checked(ncfg.tile if tile is None else tile, False, output, debug, word=word,
                              retries=ncfg.retries, pulse_cycles=pulse_cycles, device=ncfg.device,
-                             weight_bits=ncfg.bits, err_bits=ncfg.step_bits if err_bits is None else err_bits)
+                             update_bits=ncfg.wbits, step_bits=ncfg.step_bits if step_bits is None else step_bits)
     cfg = dataclasses.replace(cfg, restore=ncfg.restore, debug=debug or self_training, self_training=self_training)
     return net, cfg.for_network(net)
 
 
 def chip_design(weights=None, *, network=None, tile="128x128", pipeline=False, output=None, debug=False,
-                weight_bits=1, err_bits=None, self_training=False):
+                update_bits=1, step_bits=None, self_training=False):
     """The chip of a weights file (default: the shipped network) and its configuration: the
     training chip of an n-bit online network (``self_training``: the self-training chip, whose
     rule fine-tunes the network: the pretrained learning rate), else the binary or multi-bit chip
-    (``weight_bits`` > 1: with storage planes and the weight-update controller, ``err_bits`` its
+    (``update_bits`` > 1: with storage planes and the weight-update controller, ``step_bits`` its
     rank-1 width). ``network``: the file's network when the command has read it already
     (:func:`rrambnn.gen.netfile.read_network`)."""
     from rrambnn.gen import online_nbit
@@ -143,17 +143,17 @@ def chip_design(weights=None, *, network=None, tile="128x128", pipeline=False, o
                            "(e.g. weights/online-400-200-10.npz)")
     if is_online(net):
         d = net
-        if weight_bits not in (1, d["bits"]):
-            raise RrambnnError(f"{weights} holds {d['bits']}-bit weights; --update-bits {weight_bits} differs")
+        if update_bits not in (1, d["bits"]):
+            raise RrambnnError(f"{weights} holds {d['bits']}-bit weights; --update-bits {update_bits} differs")
         if pipeline:
             raise RrambnnError("the training chip feeds its layers bit-serially: --pipeline does not apply")
-        ncfg = online_nbit.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"],
+        ncfg = online_nbit.NbitConfig(wbits=d["bits"], abits=d["act_bits"], range_shift=d["range_shift"],
                                    lr_shift=online_nbit.default_lr_shift(d["bits"], pretrained=self_training))
         return training_design(d["arch"], ncfg, d["codes"], tile=tile, output=output or "argmax", debug=debug,
-                               err_bits=err_bits, self_training=self_training)
+                               step_bits=step_bits, self_training=self_training)
     net = accept(net, weights, multi_bit=True)
-    cfg = ChipConfig.checked(tile, pipeline, output or net.output_mode, debug, weight_bits=weight_bits,
-                             err_bits=2 if err_bits is None else err_bits)
+    cfg = ChipConfig.checked(tile, pipeline, output or net.output_mode, debug, update_bits=update_bits,
+                             step_bits=2 if step_bits is None else step_bits)
     return net, cfg.for_network(net)
 
 
@@ -164,7 +164,7 @@ def check_size(arch, cfg: ChipConfig) -> int:
     """The number of crossbar arrays of the chip, refused above :data:`MAX_TILES` before any of
     it is built (elaborating tens of thousands of arrays takes gigabytes and hours)."""
     rows, cols = cfg.tile
-    planes = max(cfg.weight_bits, cfg.slices)
+    planes = max(cfg.update_bits, cfg.wbits)
     n = planes * sum(-(-a // rows) * -(-b // cols) for a, b in zip(arch[:-1], arch[1:]))
     if n > MAX_TILES:
         raise RrambnnError(f"a {'-'.join(map(str, arch))} chip needs {n:,} crossbar tiles of {rows}x{cols}; the "

@@ -317,7 +317,7 @@ class TwinNetwork(wiring.Component):
     common part of :class:`FoldedNetwork` (folded layers) and :class:`EventNetwork`
     (event-driven layers); :func:`emulation_twin` builds the one a network asks for.
 
-    Ports (:class:`rrambnn.hw.interfaces.CoreSignature`, shared with the periphery):
+    Ports (:class:`rrambnn.hw.interfaces.CoreSignature`, shared with the macro periphery):
 
     * ``i``: image bits in; ``o``: ``cls`` and ``hit`` out (valid/ready); ``idle``: no image in
       flight and no result waiting.

@@ -3,7 +3,7 @@
 Host to board (every command starts with an opcode byte):
 
 * ``Q`` (0x51): query. Reply: ``R`` ``B``, protocol version, number of layers ``L``, output
-  stage (0 priority, 1 argmax), the design (0 emulation twin, 1 periphery of an external
+  stage (0 priority, 1 argmax), the design (0 emulation twin, 1 macro periphery of an external
   crossbar macro), the ``L + 1`` layer sizes, then per layer ``lanes`` and
   ``chunk`` (an event-driven layer, :mod:`rrambnn.hw.sparse`: its row lanes and 0; all sizes
   16-bit little endian), then the byte lengths of an image and of a
@@ -54,7 +54,7 @@ def check_core(net):
     """``net`` if it is a classifier core the host link can drive: the ports of a
     :class:`rrambnn.hw.interfaces.CoreSignature` (``i``, ``o``, ``wr``, ``idle``) for its ``arch``
     and ``wr_layout``, and the query's ``output``, ``kind`` and ``fold()`` (an emulation twin
-    of :mod:`rrambnn.hw.folded`, a :class:`rrambnn.hw.periphery.Periphery`)."""
+    of :mod:`rrambnn.hw.folded`, a :class:`rrambnn.hw.macro.MacroPeriphery`)."""
     try:
         core = CoreSignature(net.arch[0], net.arch[-1], net.wr_layout)
     except (AttributeError, TypeError, IndexError):
@@ -62,12 +62,12 @@ def check_core(net):
     if (core is None or not core.implemented_by(net)
             or not all(hasattr(net, name) for name in ("output", "kind", "fold"))):
         raise TypeError(f"Host link needs a classifier core (the ports i, o, wr, idle of a CoreSignature, "
-                        f"as an emulation twin or a Periphery has), not {net!r}")
+                        f"as an emulation twin or a MacroPeriphery has), not {net!r}")
     return net
 
 
 def query_reply(net, clock_hz: int = 0) -> bytes:
-    """The bytes a board running ``net`` (a classifier core: an emulation twin or a Periphery,
+    """The bytes a board running ``net`` (a classifier core: an emulation twin or a MacroPeriphery,
     see :func:`check_core`) at ``clock_hz`` (0: unknown) answers to ``Q``."""
     def u16(v):
         return int(v).to_bytes(2, "little")
@@ -84,7 +84,7 @@ def query_reply(net, clock_hz: int = 0) -> bytes:
 
 
 class HostLink(wiring.Component):
-    """A classifier core (an emulation twin or a Periphery, see :func:`check_core`) behind a UART
+    """A classifier core (an emulation twin or a MacroPeriphery, see :func:`check_core`) behind a UART
     (``rx``/``tx``; ``divisor`` cycles per bit). ``error``: a received byte was lost or badly
     framed (sticky, for an LED). ``idle``: waiting for an opcode, nothing received, in flight or
     waiting to be sent. ``timeout``: cycles without a byte after which a partial command is
@@ -219,7 +219,7 @@ class HostLink(wiring.Component):
                         m.next = "OPCODE"
             with m.State("SEND_WRITE"):
                 m.d.comb += [net.wr.payload.eq(top_wr[:net.wr_layout.size]), net.wr.valid.eq(1)]
-                with m.If(net.wr.ready):  # the write is done (a cell write-verified, for the periphery)
+                with m.If(net.wr.ready):  # the write is done (a cell write-verified, for the macro periphery)
                     m.d.sync += reply.eq(REPLY_OK)
                     m.next = "REPLY"
             with m.State("REPLY"):

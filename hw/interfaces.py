@@ -1,7 +1,7 @@
 """Port sets that several components share, as :class:`wiring.Signature` subclasses.
 
 * :class:`CoreSignature`: a classifier core behind the host link (the emulation twins of
-  :mod:`rrambnn.hw.folded`, the periphery of :mod:`rrambnn.hw.periphery`);
+  :mod:`rrambnn.hw.folded`, the macro periphery of :mod:`rrambnn.hw.macro`);
 * :class:`TwinLayerSignature`: one layer of an emulation twin (:class:`rrambnn.hw.folded.FoldedLayer`,
   :class:`rrambnn.hw.sparse.SparseLayer`).
 
@@ -64,7 +64,7 @@ class CoreSignature(wiring.Signature):
 
     def implemented_by(self, obj) -> bool:
         """Whether ``obj``'s signature has every member of this one (same flow, shape and
-        initial value). It may have more: the periphery also has its crossbar port."""
+        initial value). It may have more: the macro periphery also has its crossbar port."""
         sig = getattr(obj, "signature", None)
         if not isinstance(sig, wiring.Signature):
             return False

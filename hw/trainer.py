@@ -1,4 +1,4 @@
-"""The self-training chip: the training chip plus a training periphery that runs the whole
+"""The self-training chip: the training chip plus a trainer that runs the whole
 step of :mod:`rrambnn.gen.online_nbit` on chip.
 
 :class:`Trainer` takes samples (image bits, label) on ``train`` and, per sample:
@@ -74,7 +74,7 @@ def _stochastic_round(v, s, r):
 
 
 class Trainer(wiring.Component):
-    """The training periphery of a self-training chip of ``arch`` (n_in, n_hid, n_out) under
+    """The trainer of a self-training chip of ``arch`` (n_in, n_hid, n_out) under
     the rule ``ncfg`` (:class:`rrambnn.gen.online_nbit.NbitConfig`): see the module docstring.
 
     ``out_layout``: the chip's result layout (with ``act0`` and ``sums``); ``sum_width``: the
@@ -194,7 +194,7 @@ class Trainer(wiring.Component):
         m.d.comb += draw1.eq(mix32(key ^ (1 << 24) ^ (orow * n_out + col)))
         d2_raw = Signal(signed(mb + eb + 2))
         m.d.comb += d2_raw.eq(_stochastic_round(prod, s2, draw1))
-        d2 = Signal(signed(cfg.bits + 1))
+        d2 = Signal(signed(cfg.wbits + 1))
         _saturate(m, d2, d2_raw, U)
 
         cmd = self.upd.payload
@@ -363,7 +363,7 @@ class SelfTrainingChip(wiring.Component):
     # what the generator, its header and the testbenches ask of a chip
     def __getattr__(self, name):
         if name in ("arch", "layers", "updater", "programmer", "interval", "latency", "out_layout", "planes",
-                    "slices", "act_bits", "output", "debug", "pipeline", "tile", "variant", "device",
+                    "wbits", "abits", "output", "debug", "pipeline", "tile", "variant", "device",
                     "n_tiles", "threshold_ram_bits", "programming"):
             return getattr(self.chip, name)
         raise AttributeError(name)

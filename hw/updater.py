@@ -34,16 +34,16 @@ from rrambnn.hw.crossbar import _bits
 from rrambnn.hw.output import PriorityEncoder
 
 
-def check_bits(bits) -> int:
+def check_bits(wbits) -> int:
     """Validate the bits of a weight the controller updates."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_BITS:
-        raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {bits!r}")
-    return bits
+    if not isinstance(wbits, int) or isinstance(wbits, bool) or not 2 <= wbits <= MAX_BITS:
+        raise ValueError(f"Weight bits must be an integer from 2 to {MAX_BITS}, not {wbits!r}")
+    return wbits
 
 
-def _check_err_bits(err_bits):
-    if not isinstance(err_bits, int) or isinstance(err_bits, bool) or not 2 <= err_bits <= 8:
-        raise ValueError(f"Step bits (the rank-1 step width) must be an integer from 2 to 8, not {err_bits!r}")
+def _check_step_bits(step_bits):
+    if not isinstance(step_bits, int) or isinstance(step_bits, bool) or not 2 <= step_bits <= 8:
+        raise ValueError(f"Step bits (the rank-1 step width) must be an integer from 2 to 8, not {step_bits!r}")
 
 
 def _check_restore(restore):
@@ -54,14 +54,14 @@ def _check_restore(restore):
 @dataclass(frozen=True)
 class WeightUpdate:
     """A chip's weight-update controller (:class:`WeightUpdater`), checked when made: rank-1
-    errors of ``err_bits`` bits; ``restore``: a weight whose write failed gets its old code back.
+    errors of ``step_bits`` bits; ``restore``: a weight whose write failed gets its old code back.
     The weights' bits and code come from the chip's arrays."""
 
-    err_bits: int = 2
+    step_bits: int = 2
     restore: bool = False
 
     def __post_init__(self):
-        _check_err_bits(self.err_bits)
+        _check_step_bits(self.step_bits)
         _check_restore(self.restore)
 
 
@@ -76,28 +76,28 @@ class WeightUpdater(wiring.Component):
     keeps its old code (cells failing again are reported again and stay)."""
 
     @staticmethod
-    def check_parameters(*, bits: int, err_bits: int = 2, offset: bool = False, restore: bool = False) -> None:
+    def check_parameters(*, wbits: int, step_bits: int = 2, offset: bool = False, restore: bool = False) -> None:
         """Raise ValueError or TypeError for a parameter the constructor would refuse (without
         building one)."""
-        check_bits(bits)
-        _check_err_bits(err_bits)
+        check_bits(wbits)
+        _check_step_bits(step_bits)
         if not isinstance(offset, bool):
             raise TypeError(f"Offset code must be a bool, not {offset!r}")
         _check_restore(restore)
 
-    def __init__(self, arch, *, bits: int, err_bits: int = 2, word: int = 16, cmd_layout=None,
+    def __init__(self, arch, *, wbits: int, step_bits: int = 2, word: int = 16, cmd_layout=None,
                  offset: bool = False, restore: bool = False):
-        self.check_parameters(bits=bits, err_bits=err_bits, offset=offset, restore=restore)
+        self.check_parameters(wbits=wbits, step_bits=step_bits, offset=offset, restore=restore)
         if cmd_layout is None:
             raise ValueError("WeightUpdater needs the programming controller's command layout")
         self.restore = restore
-        self.arch, self.bits, self.err_bits, self.word, self.offset = tuple(arch), bits, err_bits, word, offset
+        self.arch, self.wbits, self.step_bits, self.word, self.offset = tuple(arch), wbits, step_bits, word, offset
         self.max_in, self.max_out = max(arch[:-1]), max(arch[1:])
         self.lw = _bits(len(arch) - 1)
         self.rw, self.cw = _bits(self.max_in), _bits(self.max_out)
         self.cmd_layout = data.StructLayout({
-            "layer": self.lw, "rank1": 1, "row": self.rw, "col": self.cw, "delta": signed(bits + offset),
-            "x": self.max_in, "e": data.ArrayLayout(signed(err_bits), self.max_out),
+            "layer": self.lw, "rank1": 1, "row": self.rw, "col": self.cw, "delta": signed(wbits + offset),
+            "x": self.max_in, "e": data.ArrayLayout(signed(step_bits), self.max_out),
         })
         self.addr_layout = data.StructLayout({"layer": self.lw, "row": self.rw, "col": self.cw})
         super().__init__({
@@ -105,7 +105,7 @@ class WeightUpdater(wiring.Component):
             "busy": Out(1),
             # to the arrays: the weight being read, and its n cells (plane 0 = the sign, or bit 0 of an offset code)
             "addr": Out(self.addr_layout),
-            "code": In(bits),
+            "code": In(wbits),
             # to the programming controller
             "prog": Out(stream.Signature(cmd_layout)),
             "prog_busy": In(1),
@@ -114,8 +114,8 @@ class WeightUpdater(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, W = self.bits, self.word
-        dw = max(n + self.offset, self.err_bits) + 1
+        n, W = self.wbits, self.word
+        dw = max(n + self.offset, self.step_bits) + 1
         M = max_magnitude(n)
 
         layer = Signal(self.lw, name="upd_layer")

@@ -24,7 +24,7 @@ TOP_NAME = "rrambnn_chip"
 def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """The chip for ``net``: cells start as ``initial_cells`` (default: the network's weights),
     ``faults`` per layer (default: from ``cfg.device``'s yield and seed). With
-    ``cfg.weight_bits`` n > 1 (a :class:`StoragePlanes` chip) both are per layer (n, n_in, n_out):
+    ``cfg.update_bits`` n > 1 (a :class:`StoragePlanes` chip) both are per layer (n, n_in, n_out):
     every plane's cells and faults (default: the network's weights as signs, magnitudes 0, faults
     of :func:`planes.plane_faults`). A :class:`SlicedNetwork` gets a :class:`ComputingPlanes` chip
     (see :func:`_build_sliced_chip`)."""
@@ -32,7 +32,7 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
     check_size(net.arch, cfg)
     if isinstance(net, SlicedNetwork):
         return _build_sliced_chip(net, cfg.for_network(net), initial_cells, faults)
-    n = cfg.weight_bits
+    n = cfg.update_bits
     if n > 1:
         from rrambnn.gen.planes import plane_faults
         if initial_cells is None:
@@ -51,7 +51,7 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
         if n < 1:
             raise ValueError(f"Weight bits must be an integer from 1 to 12, not {n!r}")
         # the sign-forward chip's weight-update controller does not restore (cfg.restore is the training chip's)
-        variant = StoragePlanes(n, WeightUpdate(cfg.err_bits)) if n > 1 else Binary()
+        variant = StoragePlanes(n, WeightUpdate(cfg.step_bits)) if n > 1 else Binary()
         return Chip(net.weights, thresholds, tile=cfg.tile, pipeline=cfg.pipeline, output=cfg.output,
                     debug=cfg.debug, variant=variant, programming=_programming(cfg), device=cfg.device,
                     cells=initial_cells, faults=faults, analog=analog)
@@ -62,7 +62,7 @@ def build_chip(net: BinaryNetwork, cfg: ChipConfig, initial_cells=None, faults=N
 def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, faults=None) -> Chip:
     """A multi-bit network's chip: slice b of every weight in plane b of the arrays (all planes
     compute), bit-serial layers and threshold ramps for multi-bit activations; with
-    ``cfg.weight_bits`` > 1 the training chip (a weight-update controller in the offset code).
+    ``cfg.update_bits`` > 1 the training chip (a weight-update controller in the offset code).
     ``initial_cells`` and ``faults`` per layer are (n, n_in, n_out) like the planes of the
     online chip."""
     from rrambnn.gen.planes import plane_faults
@@ -72,11 +72,11 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
     thresholds = [t[:, 0] if t.ndim == 2 and t.shape[1] == 1 else t for t in net.thresholds]
     try:
         update = None
-        if cfg.weight_bits > 1:
-            if cfg.weight_bits != n:
-                raise ValueError(f"A training chip computes with the weights it stores: weight slices ({n}) and "
-                                 f"weight bits ({cfg.weight_bits}) must be equal")
-            update = WeightUpdate(cfg.err_bits, cfg.restore)
+        if cfg.update_bits > 1:
+            if cfg.update_bits != n:
+                raise ValueError(f"A training chip computes with the weights it stores: weight bits ({n}) and "
+                                 f"update bits ({cfg.update_bits}) must be equal")
+            update = WeightUpdate(cfg.step_bits, cfg.restore)
         chip = Chip([np.where(c[0] > 0, 1, -1).astype(np.int8) for c in cells], thresholds, tile=cfg.tile,
                     pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug,
                     variant=ComputingPlanes(n, net.abits, update, backward=cfg.self_training),
@@ -102,11 +102,11 @@ def port_table(chip: Chip) -> list[tuple[str, str, int, str]]:
         width = len(value.as_value()) if isinstance(value, data.View) else len(value)
         direction = "input" if member.flow == wiring.In else "output"
         desc = _describe(path, value)
-        if path == ("i", "payload") and chip.act_bits > 1:
-            desc = f"pixel i = row*crop + col as a {chip.act_bits}-bit code in bits [i*{chip.act_bits} +: {chip.act_bits}]"
-        if path == ("read_plane",) and chip.slices > 1:
+        if path == ("i", "payload") and chip.abits > 1:
+            desc = f"pixel i = row*crop + col as a {chip.abits}-bit code in bits [i*{chip.abits} +: {chip.abits}]"
+        if path == ("read_plane",) and chip.wbits > 1:
             desc = "cell read: plane (plane b holds bit b of the offset weight code)"
-        if path == ("thr", "ready") and chip.act_bits == 1 and not chip.pipeline:
+        if path == ("thr", "ready") and chip.abits == 1 and not chip.pipeline:
             desc = "low while a result waits to be taken (a held result never changes)"
         rows.append((name, direction, width, desc))
     return rows
@@ -152,26 +152,26 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         f"{'pipelined' if cfg.pipeline else 'not pipelined'}, latency {chip.latency} cycle(s), "
         f"tile {cfg.tile[0]}x{cfg.tile[1]}, {chip.n_tiles} crossbar tile(s)",
         f"// top module {TOP_NAME}; crossbar model {MODULE_NAME} (behavioural, simulation only)",
-        *([f"// online training: {cfg.weight_bits}-bit sign-magnitude weights in {cfg.weight_bits} planes of arrays "
-           f"(plane 0 = sign), weight-update controller with {cfg.err_bits}-bit rank-1 errors"]
-          if cfg.weight_bits > 1 and chip.slices == 1 else []),
-        *([f"// training chip: {cfg.weight_bits}-bit offset-code weights (w = 2u - {(1 << cfg.weight_bits) - 1}) in "
-           f"{cfg.weight_bits} computing planes; weight-update controller in the offset code (u' = clip(u + d), "
+        *([f"// online training: {cfg.update_bits}-bit sign-magnitude weights in {cfg.update_bits} planes of arrays "
+           f"(plane 0 = sign), weight-update controller with {cfg.step_bits}-bit rank-1 errors"]
+          if cfg.update_bits > 1 and chip.wbits == 1 else []),
+        *([f"// training chip: {cfg.update_bits}-bit offset-code weights (w = 2u - {(1 << cfg.update_bits) - 1}) in "
+           f"{cfg.update_bits} computing planes; weight-update controller in the offset code (u' = clip(u + d), "
            f"plane 0 written first{', a weight whose write fails restored to its old code' if cfg.restore else ''}), "
-           f"{cfg.err_bits}-bit rank-1 steps, {cfg.weight_bits + 1}-bit element deltas; "
+           f"{cfg.step_bits}-bit rank-1 steps, {cfg.update_bits + 1}-bit element deltas; "
            f"inputs: the binarised pixels, code 0 or 1 in each pixel's field; see rrambnn.gen.online_nbit"]
-          if cfg.weight_bits > 1 and chip.slices > 1 else []),
+          if cfg.update_bits > 1 and chip.wbits > 1 else []),
         *([f"// self-training chip: samples (image bits, label) on train; the trainer runs the forward pass, the "
            f"output error, the backward pass by transposed reads of layer {len(chip.arch) - 2}'s arrays, the hidden "
            f"steps and the updates itself (rrambnn.hw.trainer; the rule of rrambnn.gen.online_nbit, seed "
            f"{net.meta['config']['seed']}); inference images wait while a step is under way"]
           if cfg.self_training else []),
-        *([f"// multi-bit inference: {chip.slices}-bit weights as bit slices in {chip.slices} computing planes "
-           f"(column sums shifted and added), {chip.act_bits}-bit activations "
-           + (f"bit-serial (MSB plane first), hidden layers quantised by a {(1 << chip.act_bits) - 1}-level "
+        *([f"// multi-bit inference: {chip.wbits}-bit weights as bit slices in {chip.wbits} computing planes "
+           f"(column sums shifted and added), {chip.abits}-bit activations "
+           + (f"bit-serial (MSB plane first), hidden layers quantised by a {(1 << chip.abits) - 1}-level "
               f"threshold ramp over rrambnn_threshold_ram; {chip.interval} cycles per image"
-              if chip.act_bits > 1 else "") + "; see rrambnn.gen.sliced"]
-          if chip.slices > 1 or chip.act_bits > 1 else []),
+              if chip.abits > 1 else "") + "; see rrambnn.gen.sliced"]
+          if chip.wbits > 1 or chip.abits > 1 else []),
         f"// programming: {cfg.word}-cell command words, {cfg.retries} retries, {cfg.pulse_cycles}-cycle pulses; "
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
         *([f"// analog reads: device profile {cfg.profile.name}, chip seed {cfg.analog_seed}: column currents, "
@@ -184,11 +184,11 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         "// reset (rst, synchronous): empties the pipeline and the controllers and clears the n_* counters; the "
         "crossbar model's cells and switch counters are not reset; "
         + ("thresholds written at run time return to the generated values (cells keep their states)"
-           if chip.act_bits == 1 else
+           if chip.abits == 1 else
            "the threshold RAMs and the cells keep their contents (run-time threshold writes survive)"),
         *(["// thr.level: which threshold of a hidden neuron's ramp, 0 = the lowest (the sum must reach level l's "
            "threshold for code l+1; levels ascend); the output layer has one threshold, level 0"]
-          if chip.act_bits > 1 else []),
+          if chip.abits > 1 else []),
         "// threshold writes (thr): value in two's complement; per layer the register range "
         + ", ".join(f"{k}: [{signed_range(layer.tw)[0]}, {signed_range(layer.tw)[1]}]"
                     for k, layer in enumerate(chip.layers))
@@ -217,20 +217,20 @@ def _input_line(net, chip) -> str:
         crop, how = pre.crop, f"pixel >= {pre.threshold} is 1"
     elif crop:
         training = "rule" in (getattr(net, "meta", None) or {})  # the training chips take binarised pixels
-        how = (f"pixel p as the {chip.act_bits}-bit code (p * {(1 << chip.act_bits) - 1} + 127) // 255"
-               if chip.act_bits > 1 and not training else
-               f"pixel >= 128 is 1 (the code 0 or 1 in the pixel's {chip.act_bits}-bit field)" if training else
+        how = (f"pixel p as the {chip.abits}-bit code (p * {(1 << chip.abits) - 1} + 127) // 255"
+               if chip.abits > 1 and not training else
+               f"pixel >= 128 is 1 (the code 0 or 1 in the pixel's {chip.abits}-bit field)" if training else
                "pixel >= 128 is 1")
     else:
         return f"// input: {chip.arch[0]} raw bits (this network has no MNIST crop)"
     o = (28 - crop) // 2
-    field = f"bits [i*{chip.act_bits} +: {chip.act_bits}]" if chip.act_bits > 1 else "bit i"
+    field = f"bits [i*{chip.abits} +: {chip.abits}]" if chip.abits > 1 else "bit i"
     return (f"// input: the centre {crop}x{crop} crop of a 28x28 image (rows and columns {o}..{o + crop - 1}), "
             f"{how}; pixel (row r, column c) of the crop is i = r*{crop} + c, in {field} of i__payload")
 
 
 def _timing_line(chip, cfg) -> str:
-    if chip.act_bits > 1:
+    if chip.abits > 1:
         return (f"// timing: one image at a time, {chip.interval} cycles each; o__payload is registered and held "
                 f"until taken; i__ready, o__valid are registered state, thr__ready is 1")
     if cfg.pipeline:

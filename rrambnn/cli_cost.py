@@ -20,7 +20,7 @@ def cmd_cost(args):
     cost.load_tech(args.tech)  # a bad technology fails before the synthesis
     res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits or 1, abits=args.abits or 1,
                            tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,
-                           self_training=args.self_training, weight_bits=args.weight_bits, positions=args.positions,
+                           self_training=args.self_training, update_bits=args.update_bits, positions=args.positions,
                            log=None if args.json else lambda s: print(s, file=sys.stderr, flush=True))
     files = cost.write_outputs(res, args.out)
     if args.json:
@@ -36,10 +36,10 @@ def add_cost_command(sub):
     c.add_argument("--arch", help="cost an architecture without weights, e.g. 400-128-128-10 (with --wbits/--abits)")
     c.add_argument("--wbits", type=int, default=None, help="with --arch: weight bits (bit slices; default 1)")
     c.add_argument("--abits", type=int, default=None, help="with --arch: activation bits (bit-serial; default 1)")
-    c.add_argument("--update-bits", dest="weight_bits", metavar="N", type=int, default=1,
+    c.add_argument("--update-bits", dest="update_bits", metavar="N", type=int, default=1,
                    help="1: the inference chip; 2..12: the binary network's chip with n-bit weights in n planes "
                         "and the weight-update controller (as rrambnn verilog --update-bits)")
-    old_flag(c, "--weight-bits", "weight_bits", int)
+    old_flag(c, "--weight-bits", "update_bits", int)
     c.add_argument("--tech", default="32nm",
                    help="technology: 32nm (default; ISAAC's figures and the thesis's totals), 130nm (the "
                         "macro's node), or a TOML file in their format")

@@ -151,19 +151,25 @@ def cmd_board(args):
                            f"(first: images {res['first_differences'][:5]})")
 
 
+def _variant(text: str) -> str:
+    """The FPGA variant's name; ``periphery``, its name before the macro variant was renamed, still works."""
+    return "macro" if text == "periphery" else text
+
+
 def add_fpga_commands(sub):
     from rrambnn.fpga.build import BOARDS, VARIANTS
 
     f = sub.add_parser("fpga", help="build an FPGA bitstream (YoWASP toolchain) and report resources and Fmax")
     f.add_argument("--board", required=True, choices=list(BOARDS), help="the board to build for")
-    f.add_argument("--variant", default="emulation", choices=list(VARIANTS),
+    f.add_argument("--variant", default="emulation", type=_variant, choices=list(VARIANTS),
                    help="emulation: the whole classifier, weights in block RAM, UART host link; "
-                        "periphery: the digital periphery with a narrow port to an external crossbar macro")
+                        "macro: the digital periphery with a narrow port to an external crossbar macro "
+                        "(was called periphery; that name still works)")
     weights_arg(f)
     data_arg(f)
     f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's for the variant: "
                                               "iCEBreaker 27; ULX3S 72 event-driven (its default fold), 50 "
-                                              "folded or periphery; a PLL makes it)")
+                                              "folded or macro; a PLL makes it)")
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "

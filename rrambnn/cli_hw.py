@@ -10,10 +10,10 @@ from rrambnn.errors import RrambnnError
 def _precision(chip) -> str:
     """How a multi-bit chip computes, for the command's summary line ('' for binary chips)."""
     parts = []
-    if chip.slices > 1:
-        parts.append(f"{chip.slices}-bit weights in {chip.slices} computing planes")
-    if chip.act_bits > 1:
-        parts.append(f"{chip.act_bits}-bit activations bit-serial, {chip.interval} cycles/image, "
+    if chip.wbits > 1:
+        parts.append(f"{chip.wbits}-bit weights in {chip.wbits} computing planes")
+    if chip.abits > 1:
+        parts.append(f"{chip.abits}-bit activations bit-serial, {chip.interval} cycles/image, "
                      f"{chip.threshold_ram_bits:,} threshold RAM bits")
     return "".join(f", {p}" for p in parts)
 
@@ -30,8 +30,8 @@ def _network(args):
             raise RrambnnError("--positions applies to CNN chips (a weights file of format rrambnn-cnn)")
         return net
     for flag, given in (("--pipeline", getattr(args, "pipeline", False)),
-                        ("--update-bits", getattr(args, "weight_bits", 1) != 1),
-                        ("--step-bits", getattr(args, "err_bits", None) is not None),
+                        ("--update-bits", getattr(args, "update_bits", 1) != 1),
+                        ("--step-bits", getattr(args, "step_bits", None) is not None),
                         ("--self-training", getattr(args, "self_training", False))):
         if given:
             raise RrambnnError(f"{flag} does not apply to the CNN chip (it computes one image at a time, inference "
@@ -61,7 +61,7 @@ def cmd_verilog(args):
               f"{chip.positions} position(s) per step, {chip.interval} cycles per image, output {chip.output}")
         return
     net, cfg = chip_design(args.weights, network=read, tile=args.tile, pipeline=args.pipeline, output=args.output,
-                           debug=args.debug, weight_bits=args.weight_bits, err_bits=args.err_bits,
+                           debug=args.debug, update_bits=args.update_bits, step_bits=args.step_bits,
                            self_training=args.self_training)
     if args.device is not None:
         from rrambnn.gen.analog import load_profile
@@ -71,14 +71,14 @@ def cmd_verilog(args):
         profile = load_profile(args.device)
         if not profile.ideal:
             check_binary(net)
-            if cfg.weight_bits > 1:
+            if cfg.update_bits > 1:
                 raise RrambnnError("--device models the binary chip's analog reads; --update-bits does not take it")
         cfg = cfg.with_profile(profile, args.seed)
     chip = write_verilog(net, cfg, args.out)
-    online = (f", {cfg.weight_bits}-bit weights in {cfg.weight_bits} planes with the weight-update controller"
+    online = (f", {cfg.update_bits}-bit weights in {cfg.update_bits} planes with the weight-update controller"
               f"{' (the training chip: offset code, restore)' if cfg.restore else ''}"
-              f"{' and the training periphery (the self-training chip)' if cfg.self_training else ''}"
-              if cfg.weight_bits > 1 else "")
+              f"{' and the trainer (the self-training chip)' if cfg.self_training else ''}"
+              if cfg.update_bits > 1 else "")
     print(f"wrote {args.out}: {'-'.join(map(str, chip.arch))}, {chip.n_tiles} crossbar tile(s) of "
           f"{cfg.tile[0]}x{cfg.tile[1]}, output {cfg.output}, latency {chip.latency} cycle(s){online}{_precision(chip)}")
 
@@ -211,13 +211,13 @@ def add_hw_commands(sub):
     weights_arg(v)
     v.add_argument("--out", required=True, help="output .v file")
     chip_args(v)
-    v.add_argument("--update-bits", dest="weight_bits", metavar="N", type=int, default=1,
+    v.add_argument("--update-bits", dest="update_bits", metavar="N", type=int, default=1,
                    help="1: binary inference chip; 2..12: n-bit weights in n planes + the weight-update controller")
-    old_flag(v, "--weight-bits", "weight_bits", int)
-    v.add_argument("--step-bits", dest="err_bits", metavar="B", type=int, default=None,
+    old_flag(v, "--weight-bits", "update_bits", int)
+    v.add_argument("--step-bits", dest="step_bits", metavar="B", type=int, default=None,
                    help="rank-1 step width of the weight-update controller (default 2; for an n-bit online "
                         "network file, the width its blank-start rule needs)")
-    old_flag(v, "--err-bits", "err_bits", int)
+    old_flag(v, "--err-bits", "step_bits", int)
     v.add_argument("--self-training", action="store_true",
                    help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
                         "backward by transposed reads and updates on chip; the fine-tuning learning rate)")

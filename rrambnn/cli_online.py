@@ -28,12 +28,12 @@ def _online_args(p: argparse.ArgumentParser):
     p.add_argument("--start", default="pretrained",
                    help="pretrained (nbit: the shipped online-400-200-10.npz; sign: the signs of the shipped "
                         "binary network) or blank (random weights)")
-    p.add_argument("--wbits", dest="bits", metavar="N", type=int, default=d.bits,
-                   help=f"weight bits n (cells per weight), 2..12 (default {d.bits}; the endurance sweep's)")
-    old_flag(p, "--bits", "bits", int)
-    p.add_argument("--abits", dest="act_bits", metavar="M", type=int, default=None,
+    p.add_argument("--wbits", metavar="N", type=int, default=d.wbits,
+                   help=f"weight bits n (cells per weight), 2..12 (default {d.wbits}; the endurance sweep's)")
+    old_flag(p, "--bits", "wbits", int)
+    p.add_argument("--abits", metavar="M", type=int, default=None,
                    help="nbit: activation (neuron) bits m (default min(n, 8))")
-    old_flag(p, "--act-bits", "act_bits", int)
+    old_flag(p, "--act-bits", "abits", int)
     p.add_argument("--err-bits", type=int, default=None,
                    help="error precision in bits (default: nbit n; sign 2 = ternary)")
     p.add_argument("--lr-shift", type=int, default=None,

@@ -241,10 +241,10 @@ def simulate_host(net: BinaryNetwork, lanes, chunks, x: np.ndarray, *, segment: 
     return _finish(res, b, gen_s, None)
 
 
-PERIPHERY_TOP = "rrambnn_periphery_bench"
+MACRO_TOP = "rrambnn_macro_bench"
 
 
-def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), device=None, faults=None,
+def simulate_macro(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), device=None, faults=None,
                        retries: int = 3, pulse_cycles: int = 5, writes: int = 40, seed: int = 1,
                        p_idle: float = 0.2, p_stall: float = 0.2, waves: bool | None = None, log=None) -> dict:
     """The periphery variant (periphery + behavioural crossbar macro on the byte port) as Verilog
@@ -253,25 +253,25 @@ def simulate_periphery(net: BinaryNetwork, x: np.ndarray, *, tile=(128, 128), de
 
     from rrambnn.gen.device import DeviceParams, device_faults
     from rrambnn.hw.crossbar import CROSSBAR_MODULE
-    from rrambnn.hw.periphery import CrossbarMacro, PeripheryBench, periphery_of
+    from rrambnn.hw.macro import CrossbarMacro, MacroBench, macro_periphery_of
 
     device = device or DeviceParams()
     faults = device_faults(net.arch, device, faults)
     cfg = ChipConfig(tuple(tile), output=net.output_mode, retries=retries, pulse_cycles=pulse_cycles, device=device)
     t = time.time()
-    periphery = periphery_of(net, retries=retries, pulse_cycles=pulse_cycles)
-    bench = PeripheryBench(periphery, CrossbarMacro(net.weights, tile=tile, faults=faults, device=device))
-    text = to_verilog(bench, PERIPHERY_TOP) + CROSSBAR_MODULE
+    periphery = macro_periphery_of(net, retries=retries, pulse_cycles=pulse_cycles)
+    bench = MacroBench(periphery, CrossbarMacro(net.weights, tile=tile, faults=faults, device=device))
+    text = to_verilog(bench, MACRO_TOP) + CROSSBAR_MODULE
     gen_s = time.time() - t
     tag = f"periphery-{'-'.join(map(str, net.arch))}"
-    b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=PERIPHERY_TOP)
+    b, run_dir = _build_run(text, net, x, waves, log, tag=tag[:60], top=MACRO_TOP)
     write_npz(run_dir / "faults.npz", {f"fault{k}": np.asarray(f, np.int8) for k, f in enumerate(faults)})
     t = time.time()
-    res = runner.run_test(b, "rrambnn.sim.tb_periphery", {
+    res = runner.run_test(b, "rrambnn.sim.tb_macro", {
         "weights": str(run_dir / "weights.npz"), "images": str(run_dir / "images.npy"),
         "faults": str(run_dir / "faults.npz"), "seed": seed, "chip": cfg.to_dict(), "writes": writes,
         "p_idle": p_idle, "p_stall": p_stall,
-    }, test_dir=run_dir, top=PERIPHERY_TOP)
+    }, test_dir=run_dir, top=MACRO_TOP)
     res["sim_wall_s"] = round(time.time() - t, 2)
     res["interval_cycles"] = periphery.interval
     return _finish(res, b, gen_s, None)
@@ -316,7 +316,7 @@ def simulate_self_training(arch, ncfg, codes, x_train, y_train, x_test, *, fault
     cell and counter, and ``x_test`` classified, all against the golden trainer (of rule
     ``golden_cfg``, default ``ncfg``: another rule must be caught). Returns the testbench's result."""
     from rrambnn.gen import online_nbit, planes
-    faults = planes.plane_faults(arch, ncfg.device, ncfg.bits) if faults is None else faults
+    faults = planes.plane_faults(arch, ncfg.device, ncfg.wbits) if faults is None else faults
     golden = online_nbit.NbitChip(arch, ncfg, codes, faults=faults)  # the cells as programmed (stuck ones held)
     cells = [c.copy() for c in golden.initial]
     net, cfg = training_design(arch, ncfg, [online_nbit.decode(c) for c in cells], word=word, pulse_cycles=pulse_cycles,

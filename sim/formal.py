@@ -115,7 +115,7 @@ class UpdaterHarness(Harness):
 
     def __init__(self, arch=(2, 2, 2), *, bits: int = 3, offset: bool = True, word: int = 2):
         self.prog = Programmer(arch, word=word, planes=bits)  # its command layout only
-        self.dut = WeightUpdater(arch, bits=bits, err_bits=2, word=word, cmd_layout=self.prog.cmd_layout,
+        self.dut = WeightUpdater(arch, wbits=bits, step_bits=2, word=word, cmd_layout=self.prog.cmd_layout,
                                  offset=offset)
         self.order = list(range(bits)) if offset else plane_order(bits)
         self.bound = 36  # a bounded check this deep covers whole commands (4 weights of 3 cells)
@@ -123,7 +123,7 @@ class UpdaterHarness(Harness):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = u = self.dut
-        n = u.bits
+        n = u.wbits
         rank = [self.order.index(p) for p in range(n)]  # write position of each plane
         pl = u.prog.payload
         issue = u.prog.valid & u.prog.ready

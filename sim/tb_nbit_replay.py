@@ -132,7 +132,7 @@ async def training_replay_matches_golden(dut):
     seed = int(cfg["seed"])
     rng = random.Random(seed)
     p_idle, p_stall = cfg.get("p_idle", 0.2), cfg.get("p_stall", 0.2)
-    dut._log.info(f"seed {seed} (replay with the same seed); {len(tr['samples'])} samples, {ncfg.bits}-bit weights, "
+    dut._log.info(f"seed {seed} (replay with the same seed); {len(tr['samples'])} samples, {ncfg.wbits}-bit weights, "
                   f"{ncfg.m}-bit neurons")
     gc.freeze()
     await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid, dut.failed__ready,
@@ -145,7 +145,7 @@ async def training_replay_matches_golden(dut):
     n_hid, n_out = arch[1], arch[2]
     code_w, sum_w = hw.layers[0].code_bits, hw.layers[-1].sw
     layout = hw.updater.cmd_layout
-    per_cmd = (1 + ncfg.retries) * (chip_cfg.pulse_cycles + 2) * ncfg.bits + 16
+    per_cmd = (1 + ncfg.retries) * (chip_cfg.pulse_cycles + 2) * ncfg.wbits + 16
     failures = []
     forward_mismatches = step_mismatches = n_cmds = 0
     t0 = time.perf_counter()

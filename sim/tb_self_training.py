@@ -88,7 +88,7 @@ async def chip_trains_itself_like_golden(dut):
     lr_decay = int(cfg.get("lr_decay", 0))
     progress_path = Path(cfg["progress"]) if cfg.get("progress") else None  # samples done, for a progress bar
     epoch = 1 + lr_decay * ncfg.decay if ncfg.decay else 1
-    dut._log.info(f"seed {seed} (replay with the same seed); {len(x_tr)} samples, {ncfg.bits}-bit weights, "
+    dut._log.info(f"seed {seed} (replay with the same seed); {len(x_tr)} samples, {ncfg.wbits}-bit weights, "
                   f"{ncfg.m}-bit neurons, lr_decay {lr_decay}")
     gc.freeze()
     await start(dut, [(h, 0) for h in (dut.i__valid, dut.o__ready, dut.thr__valid, dut.prog__valid,

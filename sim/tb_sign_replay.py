@@ -110,7 +110,7 @@ async def replay_matches_golden(dut):
     cells = [arrays[f"cells{k}"] for k in range(L)]
     faults = [arrays[f"faults{k}"] for k in range(L)]
     hw = build_chip(net, chip_cfg, cells, faults)
-    golden = online_sign.SignChip(net, online_sign.SignConfig(bits=chip_cfg.weight_bits, err_bits=chip_cfg.err_bits,
+    golden = online_sign.SignChip(net, online_sign.SignConfig(wbits=chip_cfg.update_bits, err_bits=chip_cfg.step_bits,
                                                         retries=chip_cfg.retries, tile=chip_cfg.tile,
                                                         device=chip_cfg.device),
                                faults=faults, cells=cells)
@@ -133,7 +133,7 @@ async def replay_matches_golden(dut):
     sent = last_accept = 0
     valid = False
     limit = 2000 + 4000 * sum(max(1, int(cmd.x.sum()) * int(np.count_nonzero(cmd.e))) if cmd.rank1 else 1
-                              for cmd in commands) * chip_cfg.weight_bits
+                              for cmd in commands) * chip_cfg.update_bits
     failed_mon.drive()
     while True:
         if not valid and sent < len(payloads) and not (p_idle and rng.random() < p_idle):

@@ -87,7 +87,7 @@ def online_training(data, *, epochs: int = 50, samples: int | None = None, pretr
     from rrambnn.weights import ONLINE_NBIT, shipped
 
     def timed(p_fail, codes, n_epochs, n, lr_shift=None):
-        cfg = online_nbit.NbitConfig(bits=8, device=DeviceParams(yield_=0.99, p_fail=p_fail, endurance=10_000),
+        cfg = online_nbit.NbitConfig(wbits=8, device=DeviceParams(yield_=0.99, p_fail=p_fail, endurance=10_000),
                                   **({} if lr_shift is None else {"lr_shift": lr_shift}))
         t = time.perf_counter()
         r = online_nbit.run((400, 200, 10), cfg, data, codes=codes, epochs=n_epochs, samples=n, progress=progress,
@@ -238,7 +238,7 @@ def describe_first_run(r: dict) -> list[str]:
 
 def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int = 10000, link_images: int = 1000,
            log=print) -> dict:
-    """For each board: the emulation and periphery bitstreams (resources, Fmax, images/s), then
+    """For each board: the emulation and macro bitstreams (resources, Fmax, images/s), then
     the board's fold of the twin on Verilator against the golden model (stream regression on
     ``images`` test images, the UART link on ``link_images``)."""
     from rrambnn.fpga.build import board_spec
@@ -253,7 +253,7 @@ def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int =
         twin, _ = emulation_design(net, spec)
         timing = twin_timing(net, twin)
         with tempfile.TemporaryDirectory(dir=".") as d:
-            for variant in ("emulation", "periphery"):
+            for variant in ("emulation", "macro"):
                 try:
                     rep = build_bitstream(net, spec, variant, Path(d) / variant, log=log)
                 except RrambnnError as e:
@@ -283,8 +283,8 @@ def boards(net, test_split, *, boards=("icebreaker", "ulx3s-85f"), images: int =
 def describe_boards(res: dict) -> list[str]:
     lines = []
     for board, r in res.items():
-        for variant in ("emulation", "periphery"):
-            e = r[variant]
+        for variant in ("emulation", "macro"):
+            e = r[variant] if variant in r else r["periphery"]  # results written before the rename
             if "error" in e:
                 lines.append(f"{board} {variant}: {e['error']}")
                 continue

@@ -308,11 +308,11 @@ def arch_network(arch, wbits: int = 1, abits: int = 1, output: str = "priority")
 
 
 def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech="32nm", clock_mhz=None,
-                tile="128x128", output=None, self_training: bool = False, weight_bits: int = 1, positions: int = 1,
+                tile="128x128", output=None, self_training: bool = False, update_bits: int = 1, positions: int = 1,
                 log=None) -> dict:
     """`rrambnn cost`: the chip of a weights file (default: the shipped network; an n-bit online
     network gives its training chip, ``self_training`` the self-training chip) or of an
-    architecture, priced with ``tech``; ``weight_bits`` > 1: the binary network's chip with
+    architecture, priced with ``tech``; ``update_bits`` > 1: the binary network's chip with
     n-bit weights in storage planes and the weight-update controller; a CNN file: its CNN chip
     with ``positions`` output columns per step (:func:`cnn_cost`)."""
     from rrambnn.gen.cnn import CnnNetwork
@@ -324,7 +324,7 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
         raise RrambnnError(f"--clock must be a frequency in MHz from 0 to 10,000, not {clock_mhz!r}")
     read = None if arch is not None else read_network(weights)
     if isinstance(read, CnnNetwork):
-        if self_training or weight_bits != 1:
+        if self_training or update_bits != 1:
             raise RrambnnError("--self-training and --update-bits build MLP chips; a CNN file's chip has neither")
         return cnn_cost(read, weights, tech=spec, clock_mhz=clock_mhz, tile=tile, output=output,
                         positions=positions, log=log)
@@ -334,10 +334,10 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
         if weights is not None:
             raise RrambnnError("give --weights or --arch, not both")
         net = arch_network(arch, wbits, abits, output or "priority")
-        cfg = ChipConfig.checked(tile, False, output or "priority", weight_bits=weight_bits).for_network(net)
+        cfg = ChipConfig.checked(tile, False, output or "priority", update_bits=update_bits).for_network(net)
     else:
         net, cfg = chip_design(weights, network=read, tile=tile, output=output, self_training=self_training,
-                               weight_bits=weight_bits)
+                               update_bits=update_bits)
     chip = build_chip(net, cfg)
     if log:
         log(f"synthesizing the digital periphery with Yosys ({'-'.join(map(str, chip_arch(chip)))}, "
@@ -345,7 +345,7 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
     cells = periphery_cells(chip)
     res = price(inventory(chip, cfg.output), cells, tech, clock_mhz)
     res["design"] = {"weights": None if arch is not None else str(weights or "shipped"), "tile": list(cfg.tile),
-                     "wbits": cfg.slices, "abits": cfg.act_bits, "weight_bits": cfg.weight_bits,
+                     "wbits": cfg.wbits, "abits": cfg.abits, "update_bits": cfg.update_bits,
                      "self_training": cfg.self_training}
     return res
 
@@ -362,7 +362,7 @@ def cnn_cost(net, weights, *, tech="32nm", clock_mhz=None, tile="128x128", outpu
             f"position(s) per step, {chip.n_tiles} arrays)")
     res = price(cnn_inventory(chip, chip.output), periphery_cells(chip), tech, clock_mhz)
     res["design"] = {"weights": str(weights), "tile": list(chip.tile), "wbits": net.wbits, "abits": net.abits,
-                     "weight_bits": 1, "self_training": False, "positions": chip.positions, "cnn": True}
+                     "update_bits": 1, "self_training": False, "positions": chip.positions, "cnn": True}
     if log:
         log("the reference MLP chip at the same technology and clock, for comparison")
     ref = design_cost(None, tech=spec, clock_mhz=res["clock_mhz"])
@@ -397,8 +397,8 @@ def describe(res: dict) -> list[str]:
     lines = [f"{'-'.join(map(str, res['arch']))} ({res['output']} output"
              + (f", {d['wbits']}-bit weights x {d['abits']}-bit activations" if d.get("wbits", 1) > 1
                 or d.get("abits", 1) > 1 else "")
-             + (f", {d['weight_bits']}-bit weights in storage planes with the update controller"
-                if d.get("weight_bits", 1) > 1 and not d.get("self_training") else "")
+             + (f", {d['update_bits']}-bit weights in storage planes with the update controller"
+                if d.get("update_bits", 1) > 1 and not d.get("self_training") else "")
              + (", self-training chip" if d.get("self_training") else "")
              + f") at {res['tech']}, {res['clock_mhz']:g} MHz, {res['cycles_per_image']} cycle(s) per image", "",
              "| component | count | area (um^2) | area % | power (mW) | power % | energy/image (pJ) | what |",
@@ -428,7 +428,7 @@ def describe(res: dict) -> list[str]:
                          f"{x['tops_per_mm2']:.1f} | {x['tops_per_w']:.1f} |")
     if res.get("tech_file") == "studies/tech/32nm.toml" and res["arch"] == [400, 128, 128, 10] \
             and not d.get("self_training") and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1 \
-            and d.get("weight_bits", 1) == 1:
+            and d.get("update_bits", 1) == 1:
         lines.append(f"published (the thesis, 32 nm): {PUBLISHED['tops_per_mm2']} TOPS/mm^2, {PUBLISHED['tops_per_w']} "
                      f"TOPS/W; the sense stage's two figures are calibrated to them on the priority chip")
     return lines

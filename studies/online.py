@@ -16,7 +16,7 @@ from rrambnn.fileio import check_writable, json_text
 ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-128-128-10.npz"}
 FORWARDS = ("nbit", "sign")
 SIGN_ONLY = ("batch", "margin", "window", "init_magnitude")
-NBIT_ONLY = ("act_bits", "range_shift", "lr_shift", "decay")
+NBIT_ONLY = ("abits", "range_shift", "lr_shift", "decay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +28,8 @@ class OnlineRequest:
     arch: str = "400-200-10"
     weights: str | None = None
     start: str = "pretrained"
-    bits: int = 8
-    act_bits: int | None = None
+    wbits: int = 8
+    abits: int | None = None
     err_bits: int | None = None
     lr_shift: int | None = None
     decay: int | None = None
@@ -109,28 +109,28 @@ def rule_config(req: OnlineRequest, net, bits=None, endurance=None):
     from rrambnn.gen.online_sign import SignConfig
     req.check()
     device = DeviceParams(req.yield_, req.pulse_fail, req.endurance if endurance is None else endurance, req.seed)
-    bits = req.bits if bits is None else bits
+    bits = req.wbits if bits is None else bits
     if req.nbit:
         lr = req.lr_shift if req.lr_shift is not None else default_lr_shift(bits, req.start == "pretrained")
-        act_bits, range_shift = req.act_bits, req.range_shift
+        abits, range_shift = req.abits, req.range_shift
         if isinstance(net, dict) and net.get("codes") is not None and req.start == "pretrained":
-            for opt, mine, theirs in (("abits", act_bits, net["act_bits"]),
+            for opt, mine, theirs in (("abits", abits, net["act_bits"]),
                                       ("range-shift", range_shift, net["range_shift"])):
                 if mine is not None and theirs is not None and mine != theirs:
                     raise RrambnnError(f"--{opt} {mine} differs from the starting network's {theirs}")
-            act_bits = net["act_bits"] if act_bits is None else act_bits
+            abits = net["act_bits"] if abits is None else abits
             range_shift = net["range_shift"] if range_shift is None else range_shift
-        cfg = NbitConfig(bits=bits, act_bits=act_bits, err_bits=req.err_bits, lr_shift=lr,
+        cfg = NbitConfig(wbits=bits, abits=abits, err_bits=req.err_bits, lr_shift=lr,
                          decay=NbitConfig.decay if req.decay is None else req.decay, range_shift=range_shift,
                          restore=req.restore, retries=req.retries, device=device, seed=req.seed)
     else:
         d = SignConfig()
         pick = lambda v, default: default if v is None else v  # noqa: E731
-        cfg = SignConfig(bits=bits, err_bits=pick(req.err_bits, d.err_bits), batch=pick(req.batch, d.batch),
+        cfg = SignConfig(wbits=bits, err_bits=pick(req.err_bits, d.err_bits), batch=pick(req.batch, d.batch),
                            margin=pick(req.margin, d.margin), window=pick(req.window, d.window),
                            init_magnitude=req.init_magnitude, retries=req.retries, device=device, seed=req.seed)
-    if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != cfg.bits:
-        raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --wbits is {cfg.bits} "
+    if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != cfg.wbits:
+        raise RrambnnError(f"the starting network has {net['bits']}-bit weights; --wbits is {cfg.wbits} "
                            f"(a blank start takes any)")
     return cfg
 
@@ -179,8 +179,8 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
                     ("replay-images", replay_images)):
         if v < 1:
             raise RrambnnError(f"--{name} must be a positive integer, not {v}")
-    if replay and req.nbit and (cfg.bits > 8 or cfg.m > 8):
-        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}: "
+    if replay and req.nbit and (cfg.wbits > 8 or cfg.m > 8):
+        raise RrambnnError(f"the training chip holds at most 8-bit weights and neurons, not {cfg.wbits}/{cfg.m}: "
                            f"--replay needs --wbits 8 or less")
     for name, path in (("--trace", trace), ("--save", save)):
         if path is not None:
@@ -230,7 +230,7 @@ def replay_sign(run, cfg, x_te, *, seed: int, log=None) -> dict:
 
     chip, start = run["chip"], run["start_net"]
     hw_cfg = ChipConfig.checked("128x128", False, start.output_mode, False, retries=cfg.retries,
-                                device=cfg.device, weight_bits=cfg.bits, err_bits=cfg.err_bits)
+                                device=cfg.device, update_bits=cfg.wbits, step_bits=cfg.err_bits)
     faults = [a.faults for a in chip.arrays]
     r = replay_sign(start, hw_cfg, chip.initial, faults, run["trace"], x_te, seed=seed, log=log)
     return {k: r.get(k) for k in REPLAY_KEYS}
@@ -271,15 +271,15 @@ def on_chip(req: OnlineRequest, out: Path, *, samples: int = 200, images: int = 
             raise RrambnnError(f"--{name} must be a positive integer, not {v}")
     net = start_network(req)
     cfg = rule_config(req, net)
-    if cfg.bits > 8 or cfg.m > 8:
-        raise RrambnnError(f"the self-training chip holds at most 8-bit weights and neurons, not {cfg.bits}/{cfg.m}")
+    if cfg.wbits > 8 or cfg.m > 8:
+        raise RrambnnError(f"the self-training chip holds at most 8-bit weights and neurons, not {cfg.wbits}/{cfg.m}")
     out = check_writable(out, directory=True)
     data = dataset(net, req.data)
     x_tr, y_tr, x_te, y_te = data
     arch = net["arch"]
     codes, programming = online_nbit.start_codes(arch, cfg, None if req.start == "blank" else net["codes"], data)
     order = next(online_nbit.sample_order(cfg, len(x_tr), req.samples or None, 1))[:samples]
-    faults = planes.plane_faults(arch, cfg.device, cfg.bits)
+    faults = planes.plane_faults(arch, cfg.device, cfg.wbits)
     golden = online_nbit.NbitChip(arch, cfg, codes, faults=faults)
     before = golden.accuracy(x_te, y_te)
     t = time.time()
@@ -386,7 +386,7 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
     net = start_network(req)
     rules = []
     for pt in points:  # validate every point before the long run
-        bits = pt.get("bits", req.bits)
+        bits = pt.get("bits", req.wbits)
         if isinstance(net, dict) and net["codes"] is not None and req.start == "pretrained" and net["bits"] != bits:
             raise RrambnnError(f"the pretrained network has {net['bits']}-bit weights: sweep {what} over "
                                f"{bits} bits needs --start blank")
@@ -411,8 +411,8 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
         row.setdefault("write_energy", online_report.write_energy(row))
     res = {"axis": what, "forward": req.forward, "network": "-".join(map(str, rows[0]["arch"])),
            "start": req.start, "epochs": req.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
-           "fixed": {"bits": req.bits, "endurance": req.endurance, "yield": req.yield_, "pulse_fail": req.pulse_fail,
-                     "act_bits": req.act_bits, "err_bits": req.err_bits, "lr_shift": req.lr_shift,
+           "fixed": {"bits": req.wbits, "endurance": req.endurance, "yield": req.yield_, "pulse_fail": req.pulse_fail,
+                     "act_bits": req.abits, "err_bits": req.err_bits, "lr_shift": req.lr_shift,
                      "decay": req.decay, "batch": req.batch, "seed": req.seed},
            "points": rows}
     res["files"] = online_report.write_sweep(res, out, what)

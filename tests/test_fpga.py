@@ -181,23 +181,23 @@ def test_icebreaker_emulation_builds_and_meets_the_target(tmp_path):
 
 @pytest.mark.fpga
 @pytest.mark.slow
-def test_icebreaker_periphery_builds_and_timing_failure_is_loud(tmp_path):
-    r = run_cli("fpga", "--board", "icebreaker", "--variant", "periphery", "--out", str(tmp_path / "ok"), "--json")
+def test_icebreaker_macro_builds_and_timing_failure_is_loud(tmp_path):
+    r = run_cli("fpga", "--board", "icebreaker", "--variant", "macro", "--out", str(tmp_path / "ok"), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
-    check_report(json.loads(r.stdout), "icebreaker", "periphery")
+    check_report(json.loads(r.stdout), "icebreaker", "macro")
     # the same design at a clock it cannot reach: one error line, the report kept
-    r = run_cli("fpga", "--board", "icebreaker", "--variant", "periphery", "--freq", "120", "--out",
+    r = run_cli("fpga", "--board", "icebreaker", "--variant", "macro", "--freq", "120", "--out",
                 str(tmp_path / "fast"))
     assert r.returncode == 2 and "timing not met on icebreaker" in r.stderr, r.stderr[-2000:]
     assert len(r.stderr.strip().splitlines()) == 1
-    report = json.loads((tmp_path / "fast" / "rrambnn_periphery-report.json").read_text())
+    report = json.loads((tmp_path / "fast" / "rrambnn_macro-report.json").read_text())
     assert report["timing_met"] is False and report["fmax_mhz"] < 120
 
 
 @pytest.mark.fpga
 @pytest.mark.slow
 @pytest.mark.ulx3s
-@pytest.mark.parametrize("variant", ["emulation", "periphery"])
+@pytest.mark.parametrize("variant", ["emulation", "macro"])
 def test_ulx3s_builds(variant, tmp_path):
     r = run_cli("fpga", "--board", "ulx3s-85f", "--variant", variant, "--out", str(tmp_path), "--json", timeout=5400)
     assert r.returncode == 0, r.stderr[-2000:]

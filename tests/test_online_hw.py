@@ -41,7 +41,7 @@ def test_random_updates_match_golden(arch, tile, bits, err_bits, yield_, p_fail,
     cmds = random_commands(net, rng, 60, bits, err_bits)
     x = rng.integers(0, 2, (100, net.arch[0])).astype(np.uint8)
     cfg = ChipConfig(tile, False, "priority", word=8, retries=retries, pulse_cycles=2, device=params,
-                     weight_bits=bits, err_bits=err_bits)
+                     update_bits=bits, step_bits=err_bits)
     print(f"arch {arch} tile {tile} bits {bits} device {params} seed {seed}")
     res = replay_sign(net, cfg, cells, faults, cmds, x, seed=seed)
     assert res["passed"], f"{res.get('failures')}; log {res['log']}; waves {res.get('waves')}"

@@ -43,14 +43,14 @@ def test_stochastic_round_is_unbiased_and_exact_on_multiples():
 
 def test_config_errors_and_derived_precision():
     with pytest.raises(RrambnnError, match="Weight bits must be an integer from 2 to 12, not 13"):
-        L.NbitConfig(bits=13)
+        L.NbitConfig(wbits=13)
     with pytest.raises(RrambnnError, match="Neuron bits must be an integer from 1 to 8, not 9"):
-        L.NbitConfig(act_bits=9)
+        L.NbitConfig(abits=9)
     with pytest.raises(RrambnnError, match="Learning-rate shift must be an integer from 0 to 16, not -1"):
         L.NbitConfig(lr_shift=-1)
     c = L.NbitConfig()
     assert (c.m, c.e, c.U, c.H, c.E, c.sd, c.shifts(1), c.shifts(6)) == (8, 8, 255, 255, 127, 19, (6, 13), (7, 14))
-    assert c.r1 == 1.0 and L.NbitConfig(bits=6).r1 == 0.5 and L.NbitConfig(bits=12).m == 8
+    assert c.r1 == 1.0 and L.NbitConfig(wbits=6).r1 == 0.5 and L.NbitConfig(wbits=12).m == 8
     T1, T2 = c.ramps()
     assert len(T1) == 255 and (np.diff(T1) >= 0).all() and T1[127] == 0 and T1[0] == -T1[-1]
     with pytest.raises(RrambnnError, match="one hidden layer"):
@@ -93,7 +93,7 @@ def test_vectorised_writes_equal_the_plane_by_plane_writes():
 
 
 def test_restore_keeps_the_old_code_of_a_weight_with_a_stuck_cell():
-    cfg = L.NbitConfig(bits=4, tile=(4, 4))
+    cfg = L.NbitConfig(wbits=4, tile=(4, 4))
     codes = [np.full((4, 3), 8, np.int64), np.full((3, 2), 8, np.int64)]
     faults = [np.zeros((4, 4, 3), np.int8), np.zeros((4, 3, 2), np.int8)]
     faults[0][0, 1, 2] = dev.STUCK_LRS  # bit 0 of weight (1, 2) stuck at 1: u = 9
@@ -105,7 +105,7 @@ def test_restore_keeps_the_old_code_of_a_weight_with_a_stuck_cell():
     chip._update(0, np.array([1]), np.array([2]), np.array([1]))  # 7 -> 8 needs bit 0 = 0: fails, restored
     assert chip.u[0][1, 2] == 7 and chip.failed == [(0, 0, 1, 2)]
     assert (L.decode(chip.arrays[0].cells) == chip.u[0]).all() and chip.stats["cells_failed"] == 1
-    off = L.NbitChip((4, 3, 2), L.NbitConfig(bits=4, tile=(4, 4), restore=False), codes, faults=faults)
+    off = L.NbitChip((4, 3, 2), L.NbitConfig(wbits=4, tile=(4, 4), restore=False), codes, faults=faults)
     off._update(0, np.array([1]), np.array([2]), np.array([-2]))
     off._update(0, np.array([1]), np.array([2]), np.array([1]))
     assert off.u[0][1, 2] == 9  # without restore the weight keeps the bits that did switch: 0111 -> 1001
@@ -120,7 +120,7 @@ def test_free_pass_equals_the_two_writes(restore, bits):
     arch, seed = (9, 7, 3), 12
     print(f"restore {restore} bits {bits} seed {seed}")
     rng = np.random.default_rng(seed)
-    cfg = L.NbitConfig(bits=bits, tile=(4, 3), restore=restore, device=dev.DeviceParams(0.85, 0.0, 4, seed))
+    cfg = L.NbitConfig(wbits=bits, tile=(4, 3), restore=restore, device=dev.DeviceParams(0.85, 0.0, 4, seed))
     codes = [rng.integers(0, 2 ** bits, (a, b)) for a, b in zip(arch[:-1], arch[1:])]
     free, ref = L.NbitChip(arch, cfg, codes), L.NbitChip(arch, cfg, codes)
     free.failed, ref.failed = [], []
@@ -158,7 +158,7 @@ def test_reading_ahead_equals_sample_by_sample(p_fail, online_mnist):
     samples have no error and some do."""
     data, codes = online_mnist
     data = (data[0], data[1], data[2][:200], data[3][:200])
-    cfg = L.NbitConfig(bits=8, lr_shift=L.PRETRAINED_LR_SHIFT, device=dev.DeviceParams(0.97, p_fail, 40, 2), seed=4)
+    cfg = L.NbitConfig(wbits=8, lr_shift=L.PRETRAINED_LR_SHIFT, device=dev.DeviceParams(0.97, p_fail, 40, 2), seed=4)
     runs = []
     for batch in (1, 5, 512):
         chip = L.NbitChip((400, 200, 10), cfg, codes)
@@ -184,7 +184,7 @@ def test_updates_in_runs_equal_one_weight_at_a_time(p_fail, endurance, yield_, r
     seed = 11
     print(f"p_fail {p_fail} endurance {endurance} yield {yield_} retries {retries} seed {seed}")
     rng = np.random.default_rng(seed)
-    cfg = L.NbitConfig(bits=bits, tile=(4, 3), retries=retries, device=dev.DeviceParams(yield_, p_fail, endurance, seed))
+    cfg = L.NbitConfig(wbits=bits, tile=(4, 3), retries=retries, device=dev.DeviceParams(yield_, p_fail, endurance, seed))
     codes = [rng.integers(0, 2 ** bits, (a, b)) for a, b in zip(arch[:-1], arch[1:])]
     runs, ref = L.NbitChip(arch, cfg, codes), L.NbitChip(arch, cfg, codes)
     runs.failed, ref.failed = [], []
@@ -238,14 +238,14 @@ def _data(rng, n_tr=300, n_te=40, n_in=16, n_out=6):
 
 def test_training_is_deterministic_and_learns():
     data = _data(np.random.default_rng(0))
-    cfg = L.NbitConfig(bits=6, lr_shift=1, decay=0, tile=(8, 8), seed=3)
+    cfg = L.NbitConfig(wbits=6, lr_shift=1, decay=0, tile=(8, 8), seed=3)
     a = L.run((16, 12, 6), cfg, data, epochs=3, samples=None)
     b = L.run((16, 12, 6), cfg, data, epochs=3, samples=None)
     assert a["result"]["per_epoch"] == [dict(e, seconds=ea["seconds"]) for e, ea in
                                         zip(b["result"]["per_epoch"], a["result"]["per_epoch"])]
     assert all((x.cells == y.cells).all() for x, y in zip(a["chip"].arrays, b["chip"].arrays))
     assert a["result"]["best"]["argmax"] > 0.9 > a["result"]["per_epoch"][0]["argmax"]
-    c = L.run((16, 12, 6), L.NbitConfig(bits=6, lr_shift=1, decay=0, tile=(8, 8), seed=4), data, epochs=1, samples=None)
+    c = L.run((16, 12, 6), L.NbitConfig(wbits=6, lr_shift=1, decay=0, tile=(8, 8), seed=4), data, epochs=1, samples=None)
     assert not all((x.cells == y.cells).all() for x, y in zip(a["chip"].arrays, c["chip"].arrays))
     sw = a["result"]["switches"]
     assert sw["total"] == a["result"]["per_epoch"][-1]["switches"] > 0 and sw["switches"][0] > sw["switches"][-1]
@@ -253,7 +253,7 @@ def test_training_is_deterministic_and_learns():
 
 def test_trace_and_network_files_round_trip(tmp_path):
     data = _data(np.random.default_rng(1))
-    cfg = L.NbitConfig(bits=5, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, 0.0, 4, 1), seed=2)
+    cfg = L.NbitConfig(wbits=5, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, 0.0, 4, 1), seed=2)
     r = L.run((16, 12, 6), cfg, data, epochs=1, samples=50, record=20)
     L.save_trace(tmp_path / "t.npz", r["chip"], r["trace"], r["initial_codes"])
     t = L.load_trace(tmp_path / "t.npz")
@@ -290,7 +290,7 @@ def test_training_chip_replays_on_verilator(tmp_path, p_fail, restore):
     from rrambnn.sim.chip_sim import replay_nbit
     rng = np.random.default_rng(5)
     data = _data(rng)
-    cfg = L.NbitConfig(bits=4, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, p_fail, 5, 3), restore=restore,
+    cfg = L.NbitConfig(wbits=4, lr_shift=0, tile=(8, 8), device=dev.DeviceParams(0.9, p_fail, 5, 3), restore=restore,
                        seed=2)
     r = L.run((16, 12, 6), cfg, data, epochs=1, samples=40, record=40)
     L.save_trace(tmp_path / "t.npz", r["chip"], r["trace"], r["initial_codes"])
@@ -362,7 +362,7 @@ def test_shipped_online_network(mnist_test):
     from rrambnn.gen.mnist import Preprocess
     from rrambnn.weights import ONLINE_NBIT, shipped
     d = L.load_codes(shipped(ONLINE_NBIT))
-    cfg = L.NbitConfig(bits=d["bits"], act_bits=d["act_bits"], range_shift=d["range_shift"])
+    cfg = L.NbitConfig(wbits=d["bits"], abits=d["act_bits"], range_shift=d["range_shift"])
     chip = L.NbitChip(d["arch"], cfg, d["codes"])
     acc = chip.accuracy(Preprocess()(mnist_test.images), mnist_test.labels.astype(np.int64))
     assert acc["argmax"] >= 0.97 and acc["priority"] >= 0.95

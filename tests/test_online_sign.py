@@ -15,7 +15,7 @@ from conftest import one_error_line, rr
 
 def test_rank1_command_updates_active_rows_and_error_columns():
     net = random_network("6-4", np.random.default_rng(0))
-    chip = online_sign.SignChip(net, online_sign.SignConfig(bits=4, init_magnitude=3))
+    chip = online_sign.SignChip(net, online_sign.SignConfig(wbits=4, init_magnitude=3))
     before = chip.codes()[0].copy()
     x = np.array([1, 0, 1, 0, 0, 1], np.uint8)
     e = np.array([1, 0, -1, 0])
@@ -36,7 +36,7 @@ def test_rank1_command_updates_active_rows_and_error_columns():
 
 def test_errors_follow_the_hinge_and_the_window():
     net = random_network("8-5-3", np.random.default_rng(2))
-    cfg = online_sign.SignConfig(bits=4, margin=1, window=1000)
+    cfg = online_sign.SignConfig(wbits=4, margin=1, window=1000)
     x = np.random.default_rng(3).integers(0, 2, (4, 8)).astype(np.uint8)
     tr = net.forward(x)
     y = np.array([0, 1, 2, 0])
@@ -48,7 +48,7 @@ def test_errors_follow_the_hinge_and_the_window():
             assert errs[1][b, j] == want
     back = errs[1] @ net.weights[1].astype(np.int64).T
     assert (errs[0] == np.clip(back, -1, 1)).all()  # window wide open, ternary errors
-    narrow = online_sign.errors(net, tr.sums, y, online_sign.SignConfig(bits=4, window=0))
+    narrow = online_sign.errors(net, tr.sums, y, online_sign.SignConfig(wbits=4, window=0))
     assert (narrow[0][np.abs(tr.sums[0] - net.thresholds[0]) > 0] == 0).all()
 
 
@@ -58,7 +58,7 @@ def test_training_learns_and_counts_wear(mnist_train, mnist_test):
     net = BinaryNetwork.load(shipped("bnn-400-200-10.npz"))
     data = (net.preprocess(mnist_train.images[:3000]), mnist_train.labels[:3000].astype(np.int64),
             net.preprocess(mnist_test.images[:2000]), mnist_test.labels[:2000].astype(np.int64))
-    cfg = online_sign.SignConfig(bits=6, device=dev.DeviceParams(endurance=20, seed=1))
+    cfg = online_sign.SignConfig(wbits=6, device=dev.DeviceParams(endurance=20, seed=1))
     r = online_sign.run(net, cfg, data, blank=True, epochs=1, samples=3000, record_updates=10 ** 9)
     res = r["result"]
     assert res["per_epoch"][0]["argmax"] < 0.2 < 0.6 < res["final"]["argmax"]  # learns from random signs
@@ -91,9 +91,9 @@ def test_trace_round_trip(tmp_path):
 
 def test_config_errors():
     with pytest.raises(RrambnnError, match="Weight bits must be an integer from 2 to 12, not 13"):
-        online_sign.SignConfig(bits=13)
+        online_sign.SignConfig(wbits=13)
     with pytest.raises(RrambnnError, match="Initial magnitude must be from 0 to 7 for 4-bit weights, not 9"):
-        online_sign.SignConfig(bits=4, init_magnitude=9)
+        online_sign.SignConfig(wbits=4, init_magnitude=9)
     with pytest.raises(RrambnnError, match="Batch size must be an integer >= 1, not 0"):
         online_sign.SignConfig(batch=0)
 
@@ -148,7 +148,7 @@ def test_cli_online_errors():
 def test_batched_element_commands_equal_one_by_one():
     rng = np.random.default_rng(9)
     net = random_network("30-20-6", rng)
-    cfg = online_sign.SignConfig(bits=5, tile=(8, 8), device=dev.DeviceParams(yield_=0.9, p_fail=0.2, endurance=3, seed=2))
+    cfg = online_sign.SignConfig(wbits=5, tile=(8, 8), device=dev.DeviceParams(yield_=0.9, p_fail=0.2, endurance=3, seed=2))
     a, b = online_sign.SignChip(net, cfg, blank=True), online_sign.SignChip(net, cfg, blank=True)
     cmds = []
     for step in range(5):

@@ -1,4 +1,4 @@
-"""The self-training chip: the transposed read (golden and Verilog), the training periphery on
+"""The self-training chip: the transposed read (golden and Verilog), the trainer on
 Verilator against the golden trainer, the cycle model, and the checks of its parameters."""
 
 import numpy as np
@@ -17,14 +17,14 @@ from rrambnn.sim.chip_sim import simulate_self_training
 
 
 def _chip(arch=(16, 12, 4), **kw):
-    ncfg = online_nbit.NbitConfig(**{"bits": 4, **kw})
+    ncfg = online_nbit.NbitConfig(**{"wbits": 4, **kw})
     return ncfg, online_nbit.NbitChip(arch, ncfg, online_nbit.blank_codes(arch, ncfg))
 
 
 @pytest.mark.parametrize("bits, yield_", [(4, 1.0), (8, 0.9), (3, 0.8)])
 def test_backward_read_is_w_transpose_e(bits, yield_):
     """Bit-serial transposed reads of the output layer's planes give g = w2 @ eq, stuck cells included."""
-    ncfg, chip = _chip((16, 20, 10), bits=bits, tile=(8, 4), device=dev.DeviceParams(yield_=yield_, seed=3))
+    ncfg, chip = _chip((16, 20, 10), wbits=bits, tile=(8, 4), device=dev.DeviceParams(yield_=yield_, seed=3))
     rng = np.random.default_rng(bits)
     for _ in range(30):
         eq = rng.integers(-ncfg.E, ncfg.E + 1, 10) * (rng.random(10) < 0.7)
@@ -51,11 +51,11 @@ def test_parameter_messages():
         CrossbarTile(np.zeros((4, 4)), transposed=1)
     with pytest.raises(TypeError, match="Layer transposed must be a bool, not 'yes'"):
         Layer(np.ones((4, 4)), np.zeros(4), transposed="yes")
-    ncfg = online_nbit.NbitConfig(bits=4)
+    ncfg = online_nbit.NbitConfig(wbits=4)
     with pytest.raises(ValueError, match="one hidden layer"):
         Trainer((16, 12, 8, 4), ncfg, out_layout=None, sum_width=8, tsum_width=8, cmd_layout=None)
     with pytest.raises(ValueError, match="learning-rate shifts >= 0"):
-        Trainer((16, 12, 4), online_nbit.NbitConfig(bits=2, lr_shift=0), out_layout=None, sum_width=8, tsum_width=8,
+        Trainer((16, 12, 4), online_nbit.NbitConfig(wbits=2, lr_shift=0), out_layout=None, sum_width=8, tsum_width=8,
                 cmd_layout=None)
     net, cfg = training_design((16, 12, 4), ncfg, online_nbit.blank_codes((16, 12, 4), ncfg))
     with pytest.raises(ValueError, match="needs a training chip with the backward read"):
@@ -64,7 +64,7 @@ def test_parameter_messages():
 
 def test_self_training_chip_ports():
     """The training chip's ports without the update stream and the transposed read, plus train."""
-    ncfg = online_nbit.NbitConfig(bits=4)
+    ncfg = online_nbit.NbitConfig(wbits=4)
     codes = online_nbit.blank_codes((16, 12, 4), ncfg)
     net, cfg = training_design((16, 12, 4), ncfg, codes, self_training=True)
     chip = build_chip(net, cfg)
@@ -77,7 +77,7 @@ def test_self_training_chip_ports():
 
 
 def test_cycle_model_without_error_is_fixed():
-    ncfg = online_nbit.NbitConfig(bits=4)
+    ncfg = online_nbit.NbitConfig(wbits=4)
     idle = sample_cycles((16, 12, 4), ncfg, interval=26, updated=False)
     assert idle == 1 + 25 + 1 + 4 * 4 + 1 + 1
     busy = sample_cycles((16, 12, 4), ncfg, interval=26, updated=True)
@@ -85,7 +85,7 @@ def test_cycle_model_without_error_is_fixed():
 
 
 def _random_run(arch, bits, restore, tile, yield_, p_fail, endurance, seed, samples=50, lr_decay=0, golden_cfg=None):
-    ncfg = online_nbit.NbitConfig(bits=bits, restore=restore, tile=tile, seed=seed,
+    ncfg = online_nbit.NbitConfig(wbits=bits, restore=restore, tile=tile, seed=seed,
                                device=dev.DeviceParams(yield_=yield_, p_fail=p_fail, endurance=endurance, seed=seed))
     rng = np.random.default_rng(seed)
     codes = online_nbit.blank_codes(arch, ncfg)
@@ -117,7 +117,7 @@ def test_self_training_testbench_catches_a_different_rule():
     """The scoreboard is not blind: a golden trainer with other random draws disagrees."""
     import dataclasses
     arch, bits, seed = (16, 12, 4), 4, 41
-    ncfg = online_nbit.NbitConfig(bits=bits, tile=(8, 3), seed=seed + 1,
+    ncfg = online_nbit.NbitConfig(wbits=bits, tile=(8, 3), seed=seed + 1,
                                device=dev.DeviceParams(yield_=0.95, p_fail=0.05, endurance=30, seed=seed))
     res = _random_run(arch, bits, True, (8, 3), 0.95, 0.05, 30, seed, golden_cfg=dataclasses.replace(ncfg))
     assert not res["passed"], "a golden trainer with other draws agreed with the chip"
@@ -157,7 +157,7 @@ def test_on_chip_cli_errors(tmp_path):
 
 
 def _small_online_file(path, arch=(16, 12, 4)):
-    ncfg = online_nbit.NbitConfig(bits=8)
+    ncfg = online_nbit.NbitConfig(wbits=8)
     online_nbit.save_codes(path, arch, ncfg, online_nbit.blank_codes(arch, ncfg), {"trained_by": "test"})
     return path
 

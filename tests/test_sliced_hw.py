@@ -68,14 +68,14 @@ def test_multi_bit_parameters_are_validated():
         Layer(w, np.zeros(3, int), (4, 4), levels=3)
     with pytest.raises(ValueError, match="Layer thresholds must not decrease from level to level"):
         Layer(w, np.array([[0, 1, 0]] * 3), (4, 4), levels=3)
-    with pytest.raises(ValueError, match="Weight slices must be an integer from 1 to 8, not 0"):
-        Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=ComputingPlanes(slices=0))
+    with pytest.raises(ValueError, match="Weight bits must be an integer from 1 to 8, not 0"):
+        Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=ComputingPlanes(wbits=0))
     with pytest.raises(ValueError, match="Multi-bit activations run bit-serially: the pipeline option needs"):
-        Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=ComputingPlanes(act_bits=2), pipeline=True)
+        Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=ComputingPlanes(abits=2), pipeline=True)
     net = random_sliced((4, 3), 2, 1, np.random.default_rng(0))
-    with pytest.raises(RrambnnError, match=r"weight slices \(2\) and weight bits \(3\) must be equal"):
-        build_chip(net, ChipConfig((4, 4), weight_bits=3))
-    training = ComputingPlanes(slices=2, update=WeightUpdate())
+    with pytest.raises(RrambnnError, match=r"weight bits \(2\) and update bits \(3\) must be equal"):
+        build_chip(net, ChipConfig((4, 4), update_bits=3))
+    training = ComputingPlanes(wbits=2, update=WeightUpdate())
     assert Chip([w], [np.zeros(3, int)], tile=(4, 4), variant=training).updater.offset  # a training chip
 
 

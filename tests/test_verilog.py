@@ -73,7 +73,7 @@ def test_reference_periphery_synthesizes():
 def test_online_chip_lints_and_synthesizes(tmp_path, rng):
     """Multi-bit weights: storage-only arrays per magnitude plane, the update port, lint-clean."""
     net = random_network("20-12-5", rng)
-    text, chip = generate(net, ChipConfig((8, 8), False, "priority", weight_bits=3, err_bits=3))
+    text, chip = generate(net, ChipConfig((8, 8), False, "priority", update_bits=3, step_bits=3))
     p = tmp_path / "rrambnn_chip.v"
     p.write_text(text)
     r = lint(p, "rrambnn_chip")

@@ -12,15 +12,15 @@ from amaranth.sim import Simulator
 from rrambnn.gen.device import Chip as DeviceChip
 from rrambnn.gen.device import DeviceParams, fault_maps
 from rrambnn.gen.network import BinaryNetwork, random_network
-from rrambnn.hw.periphery import Periphery
+from rrambnn.hw.macro import MacroPeriphery
 from rrambnn.sim.tb_chip import pack_rows
-from rrambnn.sim.tb_periphery import PeripheryGolden, random_writes
+from rrambnn.sim.tb_macro import MacroGolden, random_writes
 
 
-def run_periphery(net, device, faults, tile, x, writes, seed):
+def run_macro(net, device, faults, tile, x, writes, seed):
     """The periphery alone; the testbench plays the macro on the byte port with the golden
     device model (its own copy of the arrays)."""
-    dut = Periphery(net.arch, net.thresholds, output=net.output_mode, retries=3, pulse_cycles=3)
+    dut = MacroPeriphery(net.arch, net.thresholds, output=net.output_mode, retries=3, pulse_cycles=3)
     arrays = DeviceChip(net.arch, tile, net.cells, device, faults)
     rng = random.Random(seed)
     got, counters = [], []
@@ -101,21 +101,21 @@ def run_periphery(net, device, faults, tile, x, writes, seed):
     ("20-9-4", (8, 8), "priority", 0.8, 0.5, 5),
     ("13-6-5", (16, 16), "argmax", 1.0, 0.0, 2),
 ])
-def test_periphery_matches_golden(arch, tile, output, yield_, p_fail, seed):
+def test_macro_matches_golden(arch, tile, output, yield_, p_fail, seed):
     rng = np.random.default_rng(seed)
     net = random_network(arch, rng, output_mode=output)
     device = DeviceParams(yield_=yield_, p_fail=p_fail, seed=seed)
     faults = fault_maps(net.arch, yield_, seed)
     x = rng.integers(0, 2, (10, net.arch[0])).astype(np.uint8)
     writes = random_writes(net.arch, rng, 30)
-    golden = PeripheryGolden(net, tile, device, faults)
+    golden = MacroGolden(net, tile, device, faults)
     want = golden.classify(x, output)
     want_counters = []
     for w in writes:
         golden.write(*w)
         want_counters.append(tuple(golden.counters))
     want += golden.classify(x, output)
-    got, counters = run_periphery(net, device, faults, tile, x, writes, seed)
+    got, counters = run_macro(net, device, faults, tile, x, writes, seed)
     assert got == want
     assert counters == want_counters
     if p_fail:
@@ -123,10 +123,10 @@ def test_periphery_matches_golden(arch, tile, output, yield_, p_fail, seed):
 
 
 def test_parameters_are_checked():
-    with pytest.raises(ValueError, match="Periphery columns are addressed with one byte: at most 256 outputs, not 300"):
-        Periphery((10, 300), [np.zeros(300)])
+    with pytest.raises(ValueError, match="Macro periphery columns are addressed with one byte: at most 256 outputs, not 300"):
+        MacroPeriphery((10, 300), [np.zeros(300)])
     with pytest.raises(ValueError, match="Retries must be an integer from 0 to 255, not -1"):
-        Periphery((10, 3), [np.zeros(3)], retries=-1)
+        MacroPeriphery((10, 3), [np.zeros(3)], retries=-1)
 
 
 @pytest.mark.parametrize("arch, tile, yield_, p_fail, n, seed", [
@@ -134,8 +134,8 @@ def test_parameters_are_checked():
     pytest.param("400-128-128-10", (128, 128), 0.99, 0.02, 60, 6,  # the reference network on MNIST
                  marks=pytest.mark.slow),
 ])
-def test_periphery_verilog_matches_golden(arch, tile, yield_, p_fail, n, seed, mnist_test):
-    from rrambnn.sim.chip_sim import simulate_periphery
+def test_macro_verilog_matches_golden(arch, tile, yield_, p_fail, n, seed, mnist_test):
+    from rrambnn.sim.chip_sim import simulate_macro
     from rrambnn.weights import shipped
     if arch == "400-128-128-10":
         net = BinaryNetwork.load(shipped())
@@ -145,7 +145,7 @@ def test_periphery_verilog_matches_golden(arch, tile, yield_, p_fail, n, seed, m
         net = random_network(arch, rng, output_mode="argmax")
         x = rng.integers(0, 2, (n, net.arch[0])).astype(np.uint8)
     device = DeviceParams(yield_=yield_, p_fail=p_fail, seed=seed)
-    res = simulate_periphery(net, x, tile=tile, device=device, writes=40, seed=seed)
+    res = simulate_macro(net, x, tile=tile, device=device, writes=40, seed=seed)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 2 * n, (res.get("examples"), res["log"])
     assert res["counter_mismatches"] == 0 and res["counters"][0] + res["counters"][1] > 0
     assert res["cycles_per_image"] == res["interval_cycles"]

@@ -1,4 +1,4 @@
-"""cocotb testbench of the periphery variant: :class:`rrambnn.hw.periphery.Periphery` and the
+"""cocotb testbench of the periphery variant: :class:`rrambnn.hw.macro.MacroPeriphery` and the
 behavioural crossbar macro (the chip's arrays and device model behind the byte port), against
 the golden network and the golden device model.
 
@@ -6,7 +6,7 @@ Images (random idles and backpressure) -> results checked in order; then cell wr
 (write-verify over the port: faults, pulse failures, retries) and threshold writes, the pulse
 and failure counters checked after each; then the images again, on the arrays as written.
 Configuration arrives as JSON through $RRAMBNN_TB_CONFIG (written by
-:func:`rrambnn.sim.chip_sim.simulate_periphery`); the seed is logged.
+:func:`rrambnn.sim.chip_sim.simulate_macro`); the seed is logged.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from rrambnn.gen.device import Chip as DeviceChip
 from rrambnn.gen.device import DeviceParams, load_fault_maps, program
 from rrambnn.gen.network import BinaryNetwork
 from rrambnn.hw.crossbar import _bits
-from rrambnn.hw.periphery import periphery_of
+from rrambnn.hw.macro import macro_periphery_of
 from rrambnn.hw.config import ChipConfig
 from rrambnn.sim.runner import write_result
 from rrambnn.sim.tb_chip import ImageDriver, Monitor, pack_fields, pack_rows, read_config, start, stream
 
 
-class PeripheryGolden:
+class MacroGolden:
     """The network as the arrays hold it (device model cells), thresholds in the periphery;
     writes are write-verified exactly as the periphery does (``retries`` more pulses)."""
 
@@ -65,13 +65,13 @@ def random_writes(arch, rng, n):
 
 
 @cocotb.test()
-async def periphery_matches_golden(dut):
+async def macro_matches_golden(dut):
     cfg, net, x, seed, rng = read_config(dut)
     chip = ChipConfig.from_dict(cfg["chip"])
     faults = load_fault_maps(cfg["faults"], net.arch)
-    periphery = periphery_of(net, output=chip.output, retries=chip.retries,
+    periphery = macro_periphery_of(net, output=chip.output, retries=chip.retries,
                              pulse_cycles=chip.pulse_cycles)  # its write layout
-    golden = PeripheryGolden(net, chip.tile, chip.device, faults, chip.retries)
+    golden = MacroGolden(net, chip.tile, chip.device, faults, chip.retries)
     output = chip.output
     cls_w = _bits(net.arch[-1])
 

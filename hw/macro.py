@@ -53,12 +53,12 @@ FRAME_BYTES = 5
 
 def _check_arch(arch):
     if not isinstance(arch, (tuple, list)) or len(arch) < 2 or len(arch) - 1 > 31:
-        raise ValueError(f"Periphery needs 2 to 32 layer sizes, not {arch!r}")
+        raise ValueError(f"Macro periphery needs 2 to 32 layer sizes, not {arch!r}")
     for n in arch:
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 2040:
             raise ValueError(f"Layer sizes must be integers from 1 to 2040, not {n!r}")
     if max(arch[1:]) > 256:
-        raise ValueError(f"Periphery columns are addressed with one byte: at most 256 outputs, not {max(arch[1:])}")
+        raise ValueError(f"Macro periphery columns are addressed with one byte: at most 256 outputs, not {max(arch[1:])}")
     return tuple(arch)
 
 
@@ -68,7 +68,7 @@ def field(value, width: int):
     return Cat(value, Const(0, max(0, width - len(value))))[:width]
 
 
-class Periphery(wiring.Component):
+class MacroPeriphery(wiring.Component):
     """The test chip's digital periphery for a network of ``arch`` with ``thresholds``."""
 
     kind = 1  # for the host link's query reply
@@ -77,7 +77,7 @@ class Periphery(wiring.Component):
         self.arch = _check_arch(arch)
         check_output_stage(output)
         if len(thresholds) != len(self.arch) - 1:
-            raise ValueError("Periphery needs one threshold vector per layer")
+            raise ValueError("Macro periphery needs one threshold vector per layer")
         if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 255:
             raise ValueError(f"Retries must be an integer from 0 to 255, not {retries!r}")
         if not isinstance(pulse_cycles, int) or isinstance(pulse_cycles, bool) or not 1 <= pulse_cycles <= 1 << 16:
@@ -321,19 +321,19 @@ class CrossbarMacro(wiring.Component):
         return m
 
 
-def periphery_of(net, *, output: str | None = None, retries: int = 3, pulse_cycles: int = 5) -> Periphery:
+def macro_periphery_of(net, *, output: str | None = None, retries: int = 3, pulse_cycles: int = 5) -> MacroPeriphery:
     """The periphery of the binary network ``net`` (its shape and thresholds; ``output``
     defaults to its output stage). Every periphery is built here: the board design, the host's
     write packing, the testbench and its golden side."""
-    return Periphery(net.arch, net.thresholds, output=output or net.output_mode, retries=retries,
+    return MacroPeriphery(net.arch, net.thresholds, output=output or net.output_mode, retries=retries,
                      pulse_cycles=pulse_cycles)
 
 
-class PeripheryBench(wiring.Component):
-    """Periphery and macro model wired together: the simulation top of the periphery variant
+class MacroBench(wiring.Component):
+    """The macro periphery and the macro model wired together: the simulation top of the macro variant
     (the periphery's core ports and counters)."""
 
-    def __init__(self, periphery: Periphery, macro: CrossbarMacro):
+    def __init__(self, periphery: MacroPeriphery, macro: CrossbarMacro):
         self.periphery, self.macro = periphery, macro
         super().__init__({
             **CoreSignature(periphery.arch[0], periphery.arch[-1], periphery.wr_layout).members,

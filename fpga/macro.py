@@ -1,4 +1,4 @@
-"""The periphery variant on a board: :class:`rrambnn.hw.periphery.Periphery` behind the UART
+"""The macro variant on a board: :class:`rrambnn.hw.macro.MacroPeriphery` behind the UART
 host link, its crossbar port on the board's pins (where a test chip is wired).
 
 Pins (3.3 V LVCMOS; ``xb_clk`` is the design clock, forwarded through a DDR output, and every
@@ -22,7 +22,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.hw.host import HostLink
-from rrambnn.hw.periphery import Periphery, periphery_of
+from rrambnn.hw.macro import MacroPeriphery, macro_periphery_of
 
 PINS = {
     "ice40": ({"dout": ("1 2 3 4 7 8 9 10", ("pmod", 0)), "din": ("1 2 3 4 7 8 9 10", ("pmod", 1)),
@@ -41,8 +41,8 @@ def crossbar_port_resource(family: str) -> Resource:
                                  for name, (p, conn) in pins.items()), attrs)
 
 
-class PeripheryBoard(wiring.Component):
-    """The periphery and its host link; the crossbar port as plain signals for the pins."""
+class MacroBoard(wiring.Component):
+    """The macro periphery and its host link; the crossbar port as plain signals for the pins."""
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
@@ -52,7 +52,7 @@ class PeripheryBoard(wiring.Component):
     xb_din: In(8)
     xb_rvalid: In(1)
 
-    def __init__(self, periphery: Periphery, divisor: int, clock_hz: int):
+    def __init__(self, periphery: MacroPeriphery, divisor: int, clock_hz: int):
         self.periphery = periphery
         self.link = HostLink(periphery, divisor, clock_hz=clock_hz)
         super().__init__()
@@ -75,15 +75,15 @@ class PeripheryBoard(wiring.Component):
                      port.clk.o_clk.eq(ClockSignal("sync")), port.clk.o0.eq(1), port.clk.o1.eq(0)]
 
 
-def periphery_design(net, *, f_clk: float, baud: int = 115200):
-    """The periphery board design for ``net`` and what the report says about it."""
+def macro_design(net, *, f_clk: float, baud: int = 115200):
+    """The macro variant's board design for ``net`` and what the report says about it."""
     from rrambnn.errors import RrambnnError
     try:
-        periphery = periphery_of(net)
+        periphery = macro_periphery_of(net)
     except ValueError as e:
         raise RrambnnError(str(e)) from None
     divisor = round(f_clk / baud)
-    extra = {"variant": "periphery", "arch": list(net.arch), "interval_cycles": periphery.interval,
+    extra = {"variant": "macro", "arch": list(net.arch), "interval_cycles": periphery.interval,
              "crossbar_port": "5-byte frames on xb_dout/xb_dvalid, replies on xb_din/xb_rvalid, xb_clk forwarded",
              "pins": 19, "baud": baud}
-    return PeripheryBoard(periphery, divisor, int(f_clk)), extra
+    return MacroBoard(periphery, divisor, int(f_clk)), extra
