@@ -245,6 +245,11 @@ class Chip(wiring.Component):
             fields["sums"] = n_out * self.layers[-1].sw
         self.out_layout = data.StructLayout(fields)
         self.latency = (len(self.layers) + 1) if pipeline else 1
+        # the valid flags of the datapath's register stages (input flip-flops, with the pipeline
+        # also every hidden layer's and the result's): the formal harness counts them
+        self.stage_valids = [Signal(name="x_ff_valid")] + ([Signal(name=f"act{k}_ff_valid")
+                                                           for k in range(len(self.layers) - 1)]
+                                                          + [Signal(name="result_ff_valid")] if pipeline else [])
         self.interval = 1  # cycles per image at full rate
         if self.abits > 1:  # accept; per layer its input planes (+ the ramp); result; hand-over
             self.interval = len(self.layers) * self.abits + (len(self.layers) - 1) * levels + 3
@@ -382,7 +387,7 @@ class Chip(wiring.Component):
         upstream_valid = Signal(name="i_take")  # an image offered while the controller does not hold
         m.d.comb += upstream_valid.eq(self.i.valid & ~hold)
         x = Signal(self.arch[0], name="x_ff")
-        v0 = Signal(name="x_ff_valid")
+        v0 = self.stage_valids[0]
         stages = [(v0, [(x, self.i.payload)])]
         image = None
         if self.analog:  # every accepted image's index (from 0 at reset) keys its read noise
@@ -401,7 +406,7 @@ class Chip(wiring.Component):
                 carried[f"act{k}"] = layer.fires
             if self.pipeline and k < L - 1:
                 act = Signal(layer.n_out, name=f"act{k}_ff")
-                vk = Signal(name=f"act{k}_ff_valid")
+                vk = self.stage_valids[k + 1]
                 moves = [(act, layer.fires)]
                 for name, value in list(carried.items()):
                     reg = Signal(len(value), name=f"{name}_ff{k}")
@@ -426,7 +431,7 @@ class Chip(wiring.Component):
             m.d.comb += result.sums.eq(last.sums)
         if self.pipeline:
             out = Signal(self.out_layout, name="result_ff")
-            vo = Signal(name="result_ff_valid")
+            vo = self.stage_valids[-1]
             stages.append((vo, [(out, result)]))
             result = out
 

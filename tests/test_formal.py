@@ -46,6 +46,22 @@ def test_chip_holds_results_and_loses_none(tmp_path, pipeline, output):
     assert res["passed"], res
 
 
+@pytest.mark.parametrize("pipeline, output", [(False, "priority"), (False, "argmax"), (True, "priority"),
+                                              (True, "argmax")])
+def test_chip_stream_handshake_is_proved_unbounded(tmp_path, pipeline, output):
+    """k-induction closes for the handshake, whatever the cells hold: a held result never changes,
+    no result without an image in flight, never more images than stages, the arrays never pulsed
+    with an image in flight (the invariant: the scoreboard counts exactly the full stages)."""
+    res = prove(ChipHarness(pipeline=pipeline, output=output, golden=False), tmp_path, mode="prove", depth=4)
+    assert res["passed"] and res["mode"] == "prove", res
+
+
+def test_chip_handshake_proof_can_fail(tmp_path):
+    """The same proof with one stage too few fails (in its base case)."""
+    res = prove(ChipHarness(pipeline=True, capacity=2, golden=False), tmp_path, mode="prove", depth=4)
+    assert res["status"] == "FAIL" and res["failed"], res
+
+
 def test_chip_properties_are_reachable(tmp_path):
     """Cover: a full pipeline delivers a golden-checked result; a result is held while a
     threshold write is offered. The properties above are not vacuous."""
