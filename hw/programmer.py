@@ -4,7 +4,9 @@ Takes commands ``(layer, row, word, bits, mask)`` (with ``plane`` after ``layer`
 arrays hold multi-bit weights): the target states of columns
 ``word*W .. word*W+W-1`` of one row (bit i of ``bits`` for column word*W+i; cells
 whose ``mask`` bit is 0, or whose column is past the layer's width, are skipped).
-For every cell, in increasing column order: read it; if it differs, pulse it
+For every cell the command writes (its mask's cells within the layer's width; the scan goes
+straight from one to the next, so a one-cell command costs no word scan), in increasing column
+order: read it; if it differs, pulse it
 (SET for 1, RESET for 0; a pulse lasts ``pulse_cycles`` clocks and lands at the
 end), read back, and retry up to ``retries`` more times; a cell still wrong is
 reported as failed. One pulse at a time, to one cell, in one direction: a cell
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Array, Const, Module, Signal
+from amaranth import Array, Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -116,6 +118,21 @@ class Programmer(wiring.Component):
         col = Signal(self.cw + 1 + _bits(W) + 1, name="col")
         want = Signal()
         in_range = Signal()
+        # the direct path: the scan visits only the cells a command writes (its mask's cells within
+        # the layer's width), in increasing column order, so a one-cell command does not scan its word
+        def cells_of(c):
+            return Cat(*[c.mask[j] & (c.word * W + j < widths[c.layer]) for j in range(W)])
+
+        def first_after(cells, after):
+            """The lowest index of ``cells`` above ``after`` (-1: from 0), or W if none."""
+            first = Signal(range(W + 1))
+            m.d.comb += first.eq(W)
+            for j in reversed(range(W)):
+                with m.If(cells[j] & (j > after if isinstance(after, int) else after < j)):
+                    m.d.comb += first.eq(j)
+            return first
+
+        nxt = first_after(cells_of(cmd), i)  # the command's next cell after the current one
         m.d.comb += [
             col.eq(cmd.word * W + i),
             want.eq(cmd.bits.bit_select(i, 1)),
@@ -131,7 +148,8 @@ class Programmer(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.hold.eq(self.cmd.valid), self.cmd.ready.eq(self.drained)]
                 with m.If(self.cmd.valid & self.drained):
-                    m.d.sync += [cmd.eq(self.cmd.payload), i.eq(0), self.done.eq(0)]
+                    m.d.sync += [cmd.eq(self.cmd.payload), i.eq(first_after(cells_of(self.cmd.payload), -1)),
+                                 self.done.eq(0)]
                     m.next = "SCAN"
             with m.State("SCAN"):  # read the cell (combinational read port)
                 m.d.comb += [self.hold.eq(1), self.busy.eq(1)]
@@ -139,7 +157,7 @@ class Programmer(wiring.Component):
                     m.d.sync += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Elif(~in_range | (self.read_bit == want)):
-                    m.d.sync += i.eq(i + 1)
+                    m.d.sync += i.eq(nxt)
                 with m.Else():
                     m.d.sync += [tries.eq(0), timer.eq(self.pulse_cycles - 1)]
                     m.next = "PULSE"
@@ -158,7 +176,7 @@ class Programmer(wiring.Component):
             with m.State("VERIFY"):
                 m.d.comb += [self.hold.eq(1), self.busy.eq(1)]
                 with m.If(self.read_bit == want):
-                    m.d.sync += i.eq(i + 1)
+                    m.d.sync += i.eq(nxt)
                     m.next = "SCAN"
                 with m.Elif(tries <= self.retries):
                     m.d.sync += timer.eq(self.pulse_cycles - 1)
@@ -168,7 +186,7 @@ class Programmer(wiring.Component):
             with m.State("FAIL"):
                 m.d.comb += [self.hold.eq(1), self.busy.eq(1),
                              fifo.w_data.eq(self.addr), fifo.w_en.eq(1)]
-                m.d.sync += [self.n_failed.eq(self.n_failed + 1), i.eq(i + 1)]
+                m.d.sync += [self.n_failed.eq(self.n_failed + 1), i.eq(nxt)]
                 with m.If(~fifo.w_rdy):
                     m.d.sync += self.overflow.eq(1)
                 m.next = "SCAN"

@@ -299,7 +299,7 @@ def chip_interval(ncfg, n_layers: int = 2) -> int:
 
 def sample_cycles(arch, ncfg, *, interval: int, updated: bool, rank1_rows: int = 0, rank1_cols: int = 0,
                   out_rows: int = 0, out_cols: int = 0, elements: int = 0, weights: int = 0, cell_writes: int = 0,
-                  pulses: int = 0, failed: int = 0, restored: int = 0, restore: bool = False, word: int = 16,
+                  pulses: int = 0, failed: int = 0, restored: int = 0, restore: bool = False,
                   pulse_cycles: int = 5) -> int:
     """Cycles from a sample's acceptance on ``train`` to the trainer's return to idle (the
     cycles ``train_busy`` is high), for a chip whose bit-serial pass takes ``interval`` cycles:
@@ -314,8 +314,9 @@ def sample_cycles(arch, ncfg, *, interval: int, updated: bool, rank1_rows: int =
       (row step, end of row), per weight (``weights``) column step, read and a final issue step
       3 (with restore 4: the read-back check, and 1 more for a weight written back,
       ``restored``); per cell written (``cell_writes``) 2 (issue, wait) + the programming
-      controller's word scan (word + 1), per pulse (``pulses``) pulse_cycles + 1 (pulse +
-      verify), per failed cell 1 (its report).
+      controller's 2 (the cell's read, the end of the command: its direct path visits only the
+      command's one cell, whatever the word width), per pulse (``pulses``) pulse_cycles + 1
+      (pulse + verify), per failed cell 1 (its report).
     """
     n_in, n_hid, n_out = arch
     m, e = ncfg.m, ncfg.e
@@ -328,7 +329,7 @@ def sample_cycles(arch, ncfg, *, interval: int, updated: bool, rank1_rows: int =
     c += commands  # the WAIT state's last cycle
     rows = (rank1_rows if rank1_rows and rank1_cols else 0) + elements
     upd = commands + 2 * rows + weights * (3 + (1 if restore else 0)) + (restored if restore else 0)
-    upd += cell_writes * (2 + word + 1) + pulses * (pulse_cycles + 1) + failed
+    upd += cell_writes * (2 + 2) + pulses * (pulse_cycles + 1) + failed
     return c + upd
 
 

@@ -146,7 +146,7 @@ async def chip_trains_itself_like_golden(dut):
         before = dict(golden.stats)
         golden.apply(x, st)
         counts = step_counts(x, st, before, golden.stats)
-        model = sample_cycles(arch, ncfg, interval=interval, restore=ncfg.restore, word=chip_cfg.word,
+        model = sample_cycles(arch, ncfg, interval=interval, restore=ncfg.restore,
                               pulse_cycles=chip_cfg.pulse_cycles, **counts)
         limit = 4 * model + 10 * per_cell + 20000  # a step the model does not describe is a mismatch, not a hang
         n = 0
