@@ -91,6 +91,9 @@ class HostLink(wiring.Component):
     dropped. ``uart=False`` leaves the UART out: bytes come and go as streams (``bytes_in``,
     ``bytes_out``), for the formal proofs."""
 
+    STATES = ("OPCODE", "IMAGE", "WRITE", "BENCH_COUNT", "SEND_IMAGE", "BENCH_WAIT", "BENCH_REPLY", "SEND_WRITE",
+              "REPLY", "INFO")
+
     def __init__(self, net, divisor: int, clock_hz: int = 0, *, timeout: int | None = None, uart: bool = True):
         check_core(net)
         if net.arch[-1] > 128:
@@ -105,6 +108,16 @@ class HostLink(wiring.Component):
         ports = {"rx": In(1, init=1), "tx": Out(1, init=1)} if uart else {
             "bytes_in": In(stream.Signature(8)), "bytes_out": Out(stream.Signature(8))}
         super().__init__({**ports, "error": Out(1), "idle": Out(1)})
+        # a bench run's state, named here so that the formal harness can state its invariants
+        self.bench = Signal(name="bench")  # a bench command is being served
+        self.bench_running = Signal(name="running")  # its images are in the core
+        self.bench_sent = Signal(32, name="sent")
+        self.bench_done = Signal(32, name="done")
+        self.bench_reps = Signal(32, name="reps", reset_less=True)
+        # the parser's state (one flag per state) and byte counter, for the same purpose
+        self.in_state = {name: Signal(name=f"in_{name.lower()}") for name in self.STATES}
+        self.count = Signal(range(max(nbytes(net.arch[0]), nbytes(net.wr_layout.size), len(self.info)) + 1),
+                            name="count")
 
     def elaborate(self, platform):
         m = Module()
@@ -130,7 +143,7 @@ class HostLink(wiring.Component):
 
         n_img, n_wr = nbytes(net.arch[0]), nbytes(net.wr_layout.size)
         shift = Signal(8 * max(n_img, n_wr), reset_less=True)
-        count = Signal(range(max(n_img, n_wr, len(self.info)) + 1))
+        count = self.count
         drained = Signal()  # nothing in flight and no result waiting
         m.d.comb += drained.eq(net.idle)
 
@@ -142,11 +155,9 @@ class HostLink(wiring.Component):
         rom = Array(Const(b, 8) for b in self.info)
 
         # bench runs: N copies of one image, results swallowed and counted, cycles timed
-        bench = Signal()  # a bench command is being served
-        running = Signal()  # its images are in the twin
-        reps = Signal(32, reset_less=True)
-        sent = Signal(32)
-        done = Signal(32)
+        bench = self.bench
+        running = self.bench_running
+        reps, sent, done = self.bench_reps, self.bench_sent, self.bench_done
         cycles = Signal(32)
         last = Signal(8, reset_less=True)
         with m.If(running):
@@ -234,6 +245,7 @@ class HostLink(wiring.Component):
                         m.next = "OPCODE"
 
         receiving = fsm.ongoing("IMAGE") | fsm.ongoing("WRITE") | fsm.ongoing("BENCH_COUNT")
+        m.d.comb += [flag.eq(fsm.ongoing(name)) for name, flag in self.in_state.items()]
         with m.If(receiving & ~fifo.r_rdy & ~timed_out):
             m.d.sync += quiet.eq(quiet + 1)
         with m.Else():

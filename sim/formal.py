@@ -48,14 +48,15 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from amaranth import Array, Const, Elaboratable, Module, Mux, ResetSignal, Signal
+from amaranth import Array, Const, Elaboratable, Fragment, Module, Mux, ResetSignal, Signal
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cover
-from amaranth.lib import data
+from amaranth.lib import data, wiring
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.planes import plane_order
 from rrambnn.hw.crossbar import CROSSBAR_MODULE
+from rrambnn.hw.interfaces import CoreSignature
 from rrambnn.hw.programmer import Programmer
 from rrambnn.hw.updater import WeightUpdater
 
@@ -274,6 +275,119 @@ class HostHarness(Harness):
             Assert(waited < self.stall),
             Cover(stopped & ~h.idle & (waited == self.stall - 2)),  # long waits exist: not vacuous
         ]
+        return m
+
+
+class ContractCore(wiring.Component):
+    """Any classifier core, as the host link sees it (:class:`rrambnn.hw.interfaces.CoreSignature`):
+    it holds up to ``capacity`` images, gives each one result, in order, and answers within
+    ``response`` cycles: when it has an image without a result waiting, a result appears within
+    that many cycles; when it can take an image (room left) or a write is offered, it takes it
+    within that many. Which cycle, and what result, is free (the harness's free inputs ``take``,
+    ``give``, ``accept``, ``result``); the harness assumes the deadlines. The host link's proof
+    holds for every core that keeps this contract (an emulation twin does: its cycle model
+    bounds every image, :mod:`rrambnn.hw.folded`)."""
+
+    kind = 0
+    output = "priority"
+
+    def __init__(self, n_in: int = 8, n_out: int = 2, *, capacity: int = 2, response: int = 2):
+        self.arch = (n_in, n_out)
+        self.wr_layout = data.StructLayout({"cell": 4, "value": 1})
+        self.capacity, self.response = capacity, response
+        self.take, self.give, self.accept = Signal(name="core_take"), Signal(name="core_give"), \
+            Signal(name="core_accept")
+        self.in_flight = Signal(range(capacity + 1), name="core_in_flight")
+        self.pending = Signal(name="core_result_waiting")
+        super().__init__(CoreSignature(n_in, n_out, self.wr_layout))
+        self.result = Signal(self.o.payload.shape().size, name="core_result")
+
+    def fold(self):
+        return [(1, 1)]
+
+    def free_inputs(self) -> list:
+        return [self.take, self.give, self.accept, self.result]
+
+    def elaborate(self, platform):
+        m = Module()
+        room = self.in_flight < self.capacity
+        m.d.comb += [self.i.ready.eq(self.take & room), self.wr.ready.eq(self.accept), self.o.valid.eq(self.pending),
+                     self.idle.eq((self.in_flight == 0) & ~self.pending)]
+        payload = Signal.like(self.result, name="core_payload")
+        m.d.comb += self.o.payload.eq(payload)
+        taken_in = self.i.valid & self.i.ready
+        given = self.o.valid & self.o.ready
+        m.d.sync += self.in_flight.eq(self.in_flight + taken_in - given)
+        with m.If(given):
+            m.d.sync += self.pending.eq(0)
+        with m.If(~self.pending & (self.in_flight != 0) & self.give):
+            m.d.sync += [self.pending.eq(1), payload.eq(self.result)]
+        # the deadlines the harness assumes: cycles a result, an image or a write has been owed
+        owed = {name: Signal(range(self.response + 2), name=f"core_owes_{name}") for name in ("result", "take", "write")}
+        for name, cond in (("result", ~self.pending & (self.in_flight != 0) & ~self.give),
+                           ("take", self.i.valid & room & ~self.take), ("write", self.wr.valid & ~self.accept)):
+            with m.If(cond):
+                m.d.sync += owed[name].eq(Mux(owed[name] == self.response + 1, owed[name], owed[name] + 1))
+            with m.Else():
+                m.d.sync += owed[name].eq(0)
+        self.owed = owed
+        return m
+
+
+class HostContractHarness(Harness):
+    """The host link (without its UART) around any :class:`ContractCore`: whatever bytes arrive,
+    once they stop and the replies are taken, the link is never ``stall`` cycles without progress
+    unless it is idle (as :class:`HostHarness`, for every core that keeps the contract), proved by
+    k-induction."""
+
+    def __init__(self, *, timeout: int = 4, stall: int = 12, response: int = 2):
+        from rrambnn.hw.host import HostLink
+        self.core = ContractCore(response=response)
+        self.dut = HostLink(self.core, 4, timeout=timeout, uart=False)
+        self.stall = stall
+        self.stop = Signal(name="stop")
+        self.bound = stall + 8
+
+    def ports(self) -> list:
+        return super().ports() + [self.stop] + self.core.free_inputs()
+
+    def elaborate(self, platform):
+        m = Module()
+        h, core = self.dut, self.core
+        stopped = Signal(name="stopped")
+        waited = Signal(range(self.stall + 1), name="cycles_without_progress")
+        progress = (h.bytes_out.valid & h.bytes_out.ready | core.i.valid & core.i.ready
+                    | core.o.valid & core.o.ready)
+        m.d.sync += stopped.eq(stopped | self.stop)
+        with m.If(~stopped | h.idle | progress):
+            m.d.sync += waited.eq(0)
+        with m.Elif(waited < self.stall):
+            m.d.sync += waited.eq(waited + 1)
+        frag = Fragment.get(h, platform)  # elaborate the link (and its core) now: their state is named below
+        m.submodules.dut = frag
+        m.d.comb += [Assume(~ResetSignal()),
+                     Assume(~stopped | (~h.bytes_in.valid & h.bytes_out.ready))]
+        m.d.comb += [Assume(v <= core.response) for v in core.owed.values()]
+        # the invariants k-induction needs: a bench run counts exactly the images in the core, once
+        # every image is sent some are still there, and each state's byte counter stays in range
+        st, count = h.in_state, h.count
+        running, sent, done, reps = h.bench_running, h.bench_sent, h.bench_done, h.bench_reps
+        starting = st["IMAGE"] | st["SEND_IMAGE"]
+        n_img, n_wr = -(-core.arch[0] // 8), -(-core.wr_layout.size // 8)
+        m.d.comb += [Assert(sum(flag.as_unsigned() for flag in st.values()) == 1),  # a state it has
+                     Assert(~h.bench | starting | st["BENCH_WAIT"]), Assert(h.bench | (sent == 0)),
+                     Assert(core.in_flight <= core.capacity), Assert(~core.pending | (core.in_flight != 0)),
+                     Assert(~(h.bench & ~running & starting) | ((sent == 0) & (done == 0))),
+                     Assert(~(running & st["SEND_IMAGE"]) | (sent < reps) | (sent == 0)),
+                     Assert(~running | (h.bench & (st["SEND_IMAGE"] | st["BENCH_WAIT"]))),
+                     Assert(~running | ((sent - done)[:32] == core.in_flight)),
+                     Assert(~running | (done < reps) | (done == 0)),
+                     Assert(~(st["BENCH_WAIT"] & running) | ((sent >= reps) & (sent != 0))),
+                     Assert(~st["IMAGE"] | (count < n_img)), Assert(~st["WRITE"] | (count < n_wr)),
+                     Assert(~st["BENCH_COUNT"] | (count < 4)), Assert(~st["BENCH_REPLY"] | (count < 5)),
+                     Assert(~st["INFO"] | (count < len(h.info)))]
+        m.d.comb += [Assert(waited < self.stall),
+                     Cover(stopped & (waited == 8))]  # 8 cycles without progress happen: the bound is not vacuous
         return m
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from rrambnn.sim.formal import (ChipHarness, HostHarness, ProgrammerHarness, UpdaterHarness, programmer_bound,
-                                 prove, tools_missing)
+from rrambnn.sim.formal import (ChipHarness, HostContractHarness, HostHarness, ProgrammerHarness, UpdaterHarness,
+                                 programmer_bound, prove, tools_missing)
 
 pytestmark = pytest.mark.skipif(bool(tools_missing()), reason=f"formal tools missing: {tools_missing()}")
 
@@ -91,4 +91,20 @@ def test_host_link_without_timeout_would_wedge(tmp_path):
     """With a partial-command timeout longer than the bound (as good as none, which the link
     had before), a truncated command leaves the link waiting: the check finds it."""
     res = prove(HostHarness(timeout=12), tmp_path, mode="bmc")
+    assert res["status"] == "FAIL" and res["failed"], res
+
+
+def test_host_link_is_proved_unbounded_for_any_core_that_keeps_the_contract(tmp_path):
+    """k-induction closes: after any byte sequence and silence, the host link (parser, FIFOs, bench
+    counters) never waits 12 cycles without progress unless it is idle, for every core that
+    answers within 2 cycles (ContractCore); the cover shows 8-cycle waits happen."""
+    res = prove(HostContractHarness(), tmp_path / "prove", mode="prove", depth=16)
+    assert res["passed"] and res["mode"] == "prove", res
+    res = prove(HostContractHarness(), tmp_path / "cover", mode="cover", depth=20)
+    assert res["passed"], res
+
+
+def test_host_link_proof_finds_the_wedge_without_timeout(tmp_path):
+    """The same proof with a partial-command timeout longer than the bound fails."""
+    res = prove(HostContractHarness(timeout=16), tmp_path, mode="prove", depth=16)
     assert res["status"] == "FAIL" and res["failed"], res
