@@ -241,10 +241,11 @@ class UpdaterHarness(Harness):
                              done.eq(0), last.eq(0), addr.eq(u.addr.as_value()), fresh.eq(0)]
             goal = old if self.restore_to == "old" else intended
             moving_on = new | ~u.busy  # the controller has left the previous weight
+            rewrite = issue & (cur == RESTORE)
             m.d.comb += [
                 Assert(~issue | (cur != CHECKED)),  # a weight that read back right gets no further write
-                # a restore write sets a cell the read-back found off the old code, to the old state
-                Assert(~(issue & (cur == RESTORE)) | ((bad & plane_bit).any() & (wbit == (goal & plane_bit).any()))),
+                Assert(~rewrite | (bad & plane_bit).any()),  # a restore write: a cell the read-back found off
+                Assert(~rewrite | (wbit == (goal & plane_bit).any())),  # the old code, set to its old state
                 Assert(~moving_on | (phase != FWD)),  # no weight is left without its read-back
                 Assert(~moving_on | (phase != RESTORE) | (done == bad)),  # every such cell is written back
                 # reachable (``mode cover``): a restore of two cells completes; a weight of two
