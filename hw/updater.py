@@ -249,4 +249,8 @@ class WeightUpdater(wiring.Component):
                             m.d.sync += cols_left.eq(without(cols_left, col, self.max_out))
                             m.next = "COL"
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        # the controller's state, read (never driven) by the formal harness (sim/formal.py) to state
+        # the invariants that make its properties inductive
+        self._state = {"fsm": fsm.state, "encoding": dict(fsm.encoding), "diff": diff, "target": target,
+                       "orig": orig, "restoring": restoring}
         return m

@@ -16,14 +16,30 @@ every command and every sequence of cell reads:
 * it pulses only cells that change: at every pulse the cell reads the other state than the
   pulse writes (assuming, as for a real cell, that a cell's read changes only after a pulse).
 
-Properties of the weight-update controller (:class:`rrambnn.hw.updater.WeightUpdater`, without
-restore), for every command, every cell state it reads and every controller response:
+Properties of the weight-update controller (:class:`rrambnn.hw.updater.WeightUpdater`), for
+every command, every cell state it reads and every controller response, proved by k-induction
+(offset and sign-magnitude codes; with restore in the offset code, as the training chip builds
+it); each proof takes about a second:
 
 * it hands the programming controller one cell per command (one mask bit);
 * it writes a weight's cells in the code's order, each at most once: from the least
   significant plane up, the sign cell (sign-magnitude) or the most significant plane (offset
   code) last;
-* it takes no update command while busy.
+* it takes no update command while busy, and issues commands only while busy;
+* with restore: every weight is read back before the controller moves on; if the read-back
+  equals the old code (as read when the weight was counted) with the weight's writes applied,
+  no further write follows; otherwise exactly the cells whose read-back differs from the old
+  code are written back, each to its old state, once, in the code's order (a cell that fails
+  again stays: the write-back is not read back).
+
+The harness tracks the weight being written (its address, the planes handed over, the last
+one's position; with restore the old code, the code the writes set, the read-back's cells) and
+adds strengthening invariants that relate these trackers to the controller's state registers
+(its FSM state, the planes still to write, the target and old code; the controller exposes
+them as ``_state``). With them the properties are 1-inductive; without them k-induction does
+not close at any depth tried (4 to 40): a controller waiting for the programming controller
+can sit in an unreachable state for any number of cycles. Not proved here: that the new code
+is the golden model's saturated sum (the simulation tests check it against the golden model).
 
 Properties of a whole chip (:class:`rrambnn.hw.chip.Chip`, binary, both output stages,
 pipelined or not, with its crossbar arrays: the behavioural Verilog model, read by SymbiYosys
@@ -40,6 +56,8 @@ programming commands and host reads:
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import shutil
 import subprocess
@@ -48,7 +66,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from amaranth import Array, Const, Elaboratable, Fragment, Module, Mux, ResetSignal, Signal
+from amaranth import Array, Cat, Const, Elaboratable, Fragment, Module, Mux, ResetSignal, Signal
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import data, wiring
@@ -110,54 +128,158 @@ class ProgrammerHarness(Harness):
         return m
 
 
+class _Elaborated(Elaboratable):
+    """A design elaborated in advance (a harness that reads the design's state registers needs
+    them before its own statements are built)."""
+
+    def __init__(self, fragment):
+        self.fragment = fragment
+
+    def elaborate(self, platform):
+        return self.fragment
+
+
 class UpdaterHarness(Harness):
     """The weight-update controller with free inputs (commands, the cells it reads, the
-    programming controller's answers) and its ordering properties."""
+    programming controller's answers) and its properties: one cell a command, each cell of a
+    weight at most once and in the code's order, no command taken while busy; with ``restore``
+    the restore path (a weight whose read-back differs from what its writes set gets exactly
+    the differing cells written back to the old code, in the code's order, each once; a weight
+    that reads back right gets no further write; no weight is left unchecked).
 
-    def __init__(self, arch=(2, 2, 2), *, bits: int = 3, offset: bool = True, word: int = 2):
+    ``invariants``: the strengthening invariants (relations between the controller's state
+    registers and the harness's trackers) that make the properties inductive; without them
+    k-induction does not close (a bounded check does not need them)."""
+
+    FWD, RESTORE, CHECKED = 0, 1, 2  # phases of the weight being written (restore)
+
+    def __init__(self, arch=(2, 2, 2), *, bits: int = 3, offset: bool = True, word: int = 2,
+                 restore: bool = False, invariants: bool = True):
         self.prog = Programmer(arch, word=word, planes=bits)  # its command layout only
         self.dut = WeightUpdater(arch, wbits=bits, step_bits=2, word=word, cmd_layout=self.prog.cmd_layout,
-                                 offset=offset)
+                                 offset=offset, restore=restore)
+        self.restore, self.invariants = restore, invariants
         self.order = list(range(bits)) if offset else plane_order(bits)
+        self.restore_to = "old"  # the code the restore writes must set ("new": a broken property, for a test)
         self.bound = 36  # a bounded check this deep covers whole commands (4 weights of 3 cells)
+        self.induction_depth = 4  # the invariants make the properties 1-inductive; 4 is a margin
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = u = self.dut
+        m.submodules.dut = _Elaborated(Fragment.get(self.dut, platform))
+        u = self.dut
+        st = u._state
         n = u.wbits
+        fsm, enc = st["fsm"], st["encoding"]
+        diff, target = st["diff"], st["target"]
+
+        def in_state(*names):  # (a state the controller does not have is never occupied)
+            return Cat(*(fsm == enc[s] for s in names if s in enc)).any()
+
         rank = [self.order.index(p) for p in range(n)]  # write position of each plane
+        # comparisons, not tables: yosys turns a switch of 8 or more constants into a ROM, whose
+        # contents k-induction leaves free (the proof then fails on tables no design has)
+        def before(k):  # the planes written before position k
+            return Cat(*(k > rank[p] for p in range(n)))
+
         pl = u.prog.payload
         issue = u.prog.valid & u.prog.ready
+        wbit = (pl.bits & pl.mask) != 0  # the state the command writes
+        plane_bit = Signal(n, name="plane_bit")
+        m.d.comb += plane_bit.eq(Const(1, n) << pl.plane)
         # the weight being written: planes already handed over, and the last one's position
         addr = Signal.like(u.addr.as_value(), name="last_addr")
         done = Signal(n, name="planes_done")
         last = Signal(range(n + 1), name="last_rank")
         same = Signal()
         pos = Signal(range(n + 1))
-        # a new weight update starts when the controller counts it (n_updates): from then on, until
-        # its first write, the planes handed over belong to the new update
+        # a new weight update starts when the controller counts it (n_updates, the cycle after it
+        # read the weight): from then on, until its first write, the planes handed over belong to
+        # the new update
         counted = Signal(32, name="updates_seen")
         fresh = Signal(name="fresh_update")
+        new = Signal(name="new_weight")
+        m.d.comb += new.eq(u.n_updates != counted)
         m.d.sync += counted.eq(u.n_updates)
-        started = fresh | (u.n_updates != counted)
-        with m.If(u.n_updates != counted):
+        started = fresh | new
+        with m.If(new):
             m.d.sync += fresh.eq(1)
         with m.If(issue):
             m.d.sync += fresh.eq(0)
         m.d.comb += same.eq(~started & (u.addr.as_value() == addr))
-        with m.Switch(pl.plane):
-            for p in range(n):
-                with m.Case(p):
-                    m.d.comb += pos.eq(rank[p])
+        m.d.comb += pos.eq(functools.reduce(operator.or_, (Mux(pl.plane == p, rank[p], 0) for p in range(n))))
         with m.If(issue):
             m.d.sync += [addr.eq(u.addr.as_value()), last.eq(pos + 1),
-                         done.eq(Mux(same, done, 0) | (1 << pl.plane))]
+                         done.eq(Mux(same, done, 0) | plane_bit)]
             m.d.comb += [
                 Assert((pl.mask != 0) & ((pl.mask & (pl.mask - 1)) == 0)),  # one cell a command
-                Assert(~same | ~done.bit_select(pl.plane, 1)),  # each cell of a weight at most once
+                Assert(~same | ~(done & plane_bit).any()),  # each cell of a weight at most once (a phase)
                 Assert(~same | (pos >= last)),  # in the code's write order
             ]
         m.d.comb += [Assume(~ResetSignal()), Assert(~(u.busy & u.upd.ready)), Assert(~u.prog.valid | u.busy)]
+
+        if self.restore:
+            FWD, RESTORE, CHECKED = self.FWD, self.RESTORE, self.CHECKED
+            # the old code: the cells as read in the cycle the controller counted the weight
+            prev_code = Signal(n, name="prev_code")
+            old = Signal(n, name="old_code")
+            intended = Signal(n, name="intended_code")  # the old code with the forward writes applied
+            bad = Signal(n, name="restore_cells")  # cells the read-back finds off the old code
+            phase = Signal(2, init=CHECKED, name="phase")
+            cur = Signal(2, name="cur_phase")
+            base = Signal(n)
+            m.d.sync += prev_code.eq(u.code)
+            m.d.comb += [cur.eq(Mux(new, FWD, phase)), base.eq(Mux(new, prev_code, intended))]
+            m.d.sync += intended.eq(base)
+            with m.If(new):
+                m.d.sync += [old.eq(prev_code), phase.eq(FWD)]
+            with m.If(issue & (cur == FWD)):
+                m.d.sync += intended.eq(base & ~plane_bit | Mux(wbit, plane_bit, 0))
+            # the read-back: the controller's check state, once the programming controller is idle
+            check = in_state("CHECK") & ~u.prog_busy
+            with m.If(check):
+                m.d.sync += [bad.eq(u.code ^ old), phase.eq(Mux(u.code != intended, RESTORE, CHECKED)),
+                             done.eq(0), last.eq(0), addr.eq(u.addr.as_value()), fresh.eq(0)]
+            goal = old if self.restore_to == "old" else intended
+            moving_on = new | ~u.busy  # the controller has left the previous weight
+            rewrite = issue & (cur == RESTORE)
+            m.d.comb += [
+                Assert(~issue | (cur != CHECKED)),  # a weight that read back right gets no further write
+                Assert(~rewrite | (bad & plane_bit).any()),  # a restore write: a cell the read-back found off
+                Assert(~rewrite | (wbit == (goal & plane_bit).any())),  # the old code, set to its old state
+                Assert(~moving_on | (phase != FWD)),  # no weight is left without its read-back
+                Assert(~moving_on | (phase != RESTORE) | (done == bad)),  # every such cell is written back
+                # reachable (``mode cover``): a restore of two cells completes; a weight of two
+                # written cells reads back right
+                Cover(moving_on & (phase == RESTORE) & ((bad & (bad - 1)) != 0)),
+                Cover(moving_on & (phase == CHECKED) & ((old ^ intended) & ((old ^ intended) - 1) != 0)),
+            ]
+        else:
+            m.d.comb += Cover(issue & same & (last == n - 1))  # a weight's last cell after the others
+
+        if self.invariants:
+            # strengthening invariants: the controller's state registers against the trackers
+            in_weight = in_state("ISSUE", "WAIT")
+            m.d.comb += [
+                Assert(fsm < len(enc)),
+                Assert(last <= n),
+                Assert(~new | (in_state("ISSUE") & (u.n_updates == (counted + 1)[:32]))),
+                Assert(new | fresh | ~in_weight | ((u.addr.as_value() == addr) & ((diff & before(last)) == 0)
+                                                  & ((done & ~before(last)) == 0))),
+            ]
+            if self.restore:
+                orig, restoring = st["orig"], st["restoring"]
+                m.d.comb += [
+                    Assert(phase != 3),
+                    Assert(~in_state("CHECK") | (diff == 0)),
+                    Assert(~new | ((prev_code == orig) & ~restoring & (diff == (target ^ orig)))),
+                    Assert(new | (phase != FWD) | (in_state("ISSUE", "WAIT", "CHECK") & ~restoring & (orig == old)
+                                                   & ((intended ^ target) == diff))),
+                    Assert(new | (phase != RESTORE) | Mux(in_weight, restoring & ~fresh & (target == old)
+                                                          & ((diff & done) == 0) & ((diff | done) == bad),
+                                                          ~in_state("CHECK") & (done == bad))),
+                    Assert(new | (phase != CHECKED) | ~in_state("ISSUE", "WAIT", "CHECK")),
+                ]
         return m
 
 
@@ -410,6 +532,8 @@ def prove(harness, workdir: Path, *, mode: str = "prove", depth: int | None = No
     verilog = getattr(harness, "verilog", {})
     for name, text in verilog.items():
         (workdir / name).write_text(text)
+    if depth is None and mode == "prove":
+        depth = getattr(harness, "induction_depth", None)
     depth = depth or getattr(harness, "bound", 20) + 4
     # -defer: a module is elaborated only with the parameters the design gives it
     read = "".join(f"read_verilog -sv -formal -defer {name}\n" for name in verilog)

@@ -1,7 +1,11 @@
 """Formal proofs (SymbiYosys) of the write-verify and weight-update controllers' promises."""
 
+from pathlib import Path
+
 import pytest
 
+from rrambnn.hw.updater import WeightUpdater
+from rrambnn.sim import formal
 from rrambnn.sim.formal import (ChipHarness, HostContractHarness, HostHarness, ProgrammerHarness, UpdaterHarness,
                                  programmer_bound, prove, tools_missing)
 
@@ -21,20 +25,64 @@ def test_the_documented_bound_is_exact(tmp_path):
     assert not res["passed"] and res["status"] == "FAIL" and res["failed"], res
 
 
-@pytest.mark.parametrize("offset", [True, False], ids=["offset-code", "sign-magnitude"])
-def test_weight_updater_writes_each_cell_once_in_order(tmp_path, offset):
-    """Bounded check over whole commands: one cell a command, each cell of a weight at most once,
-    least significant first, the sign / most significant cell last; no command taken while busy."""
-    res = prove(UpdaterHarness(offset=offset), tmp_path, mode="bmc")
+UPDATERS = {  # the controllers the chips build: offset code (multi-bit chip; with restore: the training chip),
+    # sign-magnitude (sign-forward chip); and a larger one (8-bit weights, 16-bit words, a 16-16-10 network)
+    "offset-code": dict(offset=True),
+    "offset-code-restore": dict(offset=True, restore=True),
+    "sign-magnitude": dict(offset=False),
+    "8bit-16-16-10-restore": dict(arch=(16, 16, 10), bits=8, word=16, offset=True, restore=True),
+}
+
+
+@pytest.mark.parametrize("kind", list(UPDATERS))
+def test_weight_updater_properties_are_proved(tmp_path, kind):
+    """k-induction (with the harness's strengthening invariants): one cell a command, each cell of
+    a weight at most once, least significant first, the sign / most significant cell last; no
+    command taken while busy; with restore, a weight that reads back wrong gets exactly the cells
+    off its old code written back to the old code (in the same order, each once), one that reads
+    back right no further write, and none is left unchecked."""
+    res = prove(UpdaterHarness(**UPDATERS[kind]), tmp_path)
+    assert res["passed"] and res["mode"] == "prove", res
+
+
+@pytest.mark.parametrize("restore", [False, True], ids=["no-restore", "restore"])
+def test_weight_updater_properties_are_reachable(tmp_path, restore):
+    """Cover: a weight's last cell written after all the others; a restore of two cells that
+    completes, and a weight of two written cells that reads back right. Not vacuous."""
+    res = prove(UpdaterHarness(restore=restore), tmp_path, mode="cover")
     assert res["passed"], res
 
 
+def fails_at(res, comment: str) -> bool:
+    """Whether the check failed at the assertion of sim/formal.py whose line has ``comment``."""
+    lines = Path(formal.__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if comment in text)
+    return res["status"] == "FAIL" and any(f"formal.py:{line} " in f"{f} " for f in res["failed"])
+
+
 def test_the_order_property_can_fail(tmp_path):
-    """The same check with the write order reversed finds a counterexample."""
-    harness = UpdaterHarness(offset=True)
+    """The same properties with the write order reversed: a bounded check finds a counterexample
+    (the invariants left out, so that a property, not an invariant, fails)."""
+    harness = UpdaterHarness(offset=True, invariants=False)
     harness.order = list(reversed(harness.order))
     res = prove(harness, tmp_path, mode="bmc")
-    assert res["status"] == "FAIL" and res["failed"], res
+    assert fails_at(res, "# in the code's write order"), res
+
+
+@pytest.mark.parametrize("change", ["no-read-back", "new-code"])
+def test_the_restore_properties_can_fail(tmp_path, change):
+    """A controller without the restore path (no read-back) under the restore properties, or the
+    restore writes required to set the new code instead of the old: a counterexample."""
+    harness = UpdaterHarness(offset=True, restore=True, invariants=False)
+    if change == "no-read-back":
+        u = harness.dut
+        harness.dut = WeightUpdater(u.arch, wbits=u.wbits, step_bits=u.step_bits, word=u.word,
+                                    cmd_layout=harness.prog.cmd_layout, offset=True)
+    else:
+        harness.restore_to = "new"
+    res = prove(harness, tmp_path, mode="bmc")
+    assert fails_at(res, "# no weight is left without its read-back" if change == "no-read-back"
+                    else "# the old code, set to its old state"), res
 
 
 @pytest.mark.parametrize("pipeline, output", [(False, "priority"), (False, "argmax"), (True, "priority")])
