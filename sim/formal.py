@@ -44,14 +44,24 @@ is the golden model's saturated sum (the simulation tests check it against the g
 Properties of a whole chip (:class:`rrambnn.hw.chip.Chip`, binary, both output stages,
 pipelined or not, with its crossbar arrays: the behavioural Verilog model, read by SymbiYosys
 next to the harness), for every pattern of ``i.valid``, ``o.ready``, threshold writes,
-programming commands and host reads:
+programming commands and host reads, proved by k-induction whatever the cells hold (the
+invariant: the scoreboard counts exactly the chip's full register stages, ``stage_valids``):
 
 * a held result (``o.valid`` high, ``o.ready`` low) never changes and stays valid;
-* no result is lost or duplicated: a result is delivered only for an image in flight, at most
-  as many images are in flight as the chip has stages, and until the first threshold write or
-  programming command every result equals the golden model's (:class:`BinaryNetwork`) for its
-  image, in the order the images were taken (the harness holds the golden answers of all
-  ``2^n_in`` images as a table).
+* no result is lost or duplicated: a result is delivered only for an image in flight, and at
+  most as many images are in flight as the chip has stages;
+* the arrays are never programmed with an image in flight;
+
+and, bounded (it depends on the cells' contents): until the first threshold write or
+programming command every result equals the golden model's (:class:`BinaryNetwork`) for its
+image, in the order the images were taken (the harness holds the golden answers of all
+``2^n_in`` images as a table).
+
+Properties of the host link (:class:`rrambnn.hw.host.HostLink`, bytes as streams): after any
+byte sequence and silence, it is never ``stall`` cycles without progress unless idle. Proved by
+k-induction around :class:`ContractCore` (any core that answers within a bounded time; the
+invariants: one parser state, byte counters in range, a bench run counting exactly the images
+in the core), and checked bounded around a real emulation twin (:class:`HostHarness`).
 """
 
 from __future__ import annotations
