@@ -366,6 +366,25 @@ class ChipHarness(Harness):
         return m
 
 
+def watch_progress(m, link, core, stop, stall: int):
+    """The host-link harnesses' common part: from the cycle ``stop`` is first high no byte arrives
+    and replies are taken (assumed); ``waited`` counts the cycles since the last progress (a reply
+    byte sent, an image taken or a result returned by ``core``) while the link is not idle,
+    saturating at ``stall``. Returns (stopped, waited)."""
+    stopped = Signal(name="stopped")
+    waited = Signal(range(stall + 1), name="cycles_without_progress")
+    progress = (link.bytes_out.valid & link.bytes_out.ready | core.i.valid & core.i.ready
+                | core.o.valid & core.o.ready)
+    m.d.sync += stopped.eq(stopped | stop)
+    with m.If(~stopped | link.idle | progress):
+        m.d.sync += waited.eq(0)
+    with m.Elif(waited < stall):
+        m.d.sync += waited.eq(waited + 1)
+    m.d.comb += [Assume(~ResetSignal()),
+                 Assume(~stopped | (~link.bytes_in.valid & link.bytes_out.ready))]  # silence; replies taken
+    return stopped, waited
+
+
 class HostHarness(Harness):
     """The host link (:class:`rrambnn.hw.host.HostLink` without its UART, bytes as streams) around
     a small emulation twin. Whatever bytes arrive, once they stop (``stop``, free, sticky) and
@@ -391,19 +410,8 @@ class HostHarness(Harness):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = h = self.dut
-        core = h.net
-        stopped = Signal(name="stopped")
-        waited = Signal(range(self.stall + 1), name="cycles_without_progress")
-        progress = (h.bytes_out.valid & h.bytes_out.ready | core.i.valid & core.i.ready
-                    | core.o.valid & core.o.ready)
-        m.d.sync += stopped.eq(stopped | self.stop)
-        with m.If(~stopped | h.idle | progress):
-            m.d.sync += waited.eq(0)
-        with m.Elif(waited < self.stall):
-            m.d.sync += waited.eq(waited + 1)
+        stopped, waited = watch_progress(m, h, h.net, self.stop, self.stall)
         m.d.comb += [
-            Assume(~ResetSignal()),
-            Assume(~stopped | (~h.bytes_in.valid & h.bytes_out.ready)),  # silence; replies are taken
             Assert(waited < self.stall),
             Cover(stopped & ~h.idle & (waited == self.stall - 2)),  # long waits exist: not vacuous
         ]
@@ -486,19 +494,9 @@ class HostContractHarness(Harness):
     def elaborate(self, platform):
         m = Module()
         h, core = self.dut, self.core
-        stopped = Signal(name="stopped")
-        waited = Signal(range(self.stall + 1), name="cycles_without_progress")
-        progress = (h.bytes_out.valid & h.bytes_out.ready | core.i.valid & core.i.ready
-                    | core.o.valid & core.o.ready)
-        m.d.sync += stopped.eq(stopped | self.stop)
-        with m.If(~stopped | h.idle | progress):
-            m.d.sync += waited.eq(0)
-        with m.Elif(waited < self.stall):
-            m.d.sync += waited.eq(waited + 1)
+        stopped, waited = watch_progress(m, h, core, self.stop, self.stall)
         frag = Fragment.get(h, platform)  # elaborate the link (and its core) now: their state is named below
         m.submodules.dut = frag
-        m.d.comb += [Assume(~ResetSignal()),
-                     Assume(~stopped | (~h.bytes_in.valid & h.bytes_out.ready))]
         m.d.comb += [Assume(v <= core.response) for v in core.owed.values()]
         # the invariants k-induction needs: a bench run counts exactly the images in the core, once
         # every image is sent some are still there, and each state's byte counter stays in range

@@ -62,3 +62,16 @@ def mnist_train():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def network_and_images(arch: str, n: int, seed: int, mnist_test):
+    """The shipped reference network and n MNIST test images for "400-128-128-10", else a random
+    argmax network of ``arch`` and n random images (the Verilog-against-golden tests' inputs)."""
+    from rrambnn.gen.network import BinaryNetwork, random_network
+    from rrambnn.weights import shipped
+    if arch == "400-128-128-10":
+        net = BinaryNetwork.load(shipped())
+        return net, net.preprocess(mnist_test.images[:n])
+    rng = np.random.default_rng(seed)
+    net = random_network(arch, rng, output_mode="argmax")
+    return net, rng.integers(0, 2, (n, net.arch[0])).astype(np.uint8)

@@ -14,6 +14,7 @@ from rrambnn.gen.network import random_network
 from rrambnn.hw.folded import EventNetwork, FoldedNetwork
 from rrambnn.hw.host import HostLink, query_reply
 from rrambnn.hw.uart import UARTRx, UARTTx
+from conftest import network_and_images
 
 DIV = 5
 
@@ -254,15 +255,7 @@ def test_silent_port_is_one_clear_error():
 ])
 def test_host_link_verilog_matches_golden(arch, lanes, chunks, rows, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_host
-    from rrambnn.gen.network import BinaryNetwork
-    from rrambnn.weights import shipped
-    if arch == "400-128-128-10":
-        net = BinaryNetwork.load(shipped())
-        x = net.preprocess(mnist_test.images[:n])
-    else:
-        rng = np.random.default_rng(seed)
-        net = random_network(arch, rng, output_mode="argmax")
-        x = rng.integers(0, 2, (n, net.arch[0])).astype(np.uint8)
+    net, x = network_and_images(arch, n, seed, mnist_test)
     res = simulate_host(net, lanes, chunks, x, segment=16, rows=rows, seed=seed, bench=100)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == n, (res.get("examples"), res["log"])
     assert res["bench"]["images"] == 100

@@ -11,10 +11,11 @@ from amaranth.sim import Simulator
 
 from rrambnn.gen.device import Chip as DeviceChip
 from rrambnn.gen.device import DeviceParams, fault_maps
-from rrambnn.gen.network import BinaryNetwork, random_network
+from rrambnn.gen.network import random_network
 from rrambnn.hw.macro import MacroPeriphery
 from rrambnn.sim.tb_chip import pack_rows
 from rrambnn.sim.tb_macro import MacroGolden, random_writes
+from conftest import network_and_images
 
 
 def run_macro(net, device, faults, tile, x, writes, seed):
@@ -136,14 +137,7 @@ def test_parameters_are_checked():
 ])
 def test_macro_verilog_matches_golden(arch, tile, yield_, p_fail, n, seed, mnist_test):
     from rrambnn.sim.chip_sim import simulate_macro
-    from rrambnn.weights import shipped
-    if arch == "400-128-128-10":
-        net = BinaryNetwork.load(shipped())
-        x = net.preprocess(mnist_test.images[:n])
-    else:
-        rng = np.random.default_rng(seed)
-        net = random_network(arch, rng, output_mode="argmax")
-        x = rng.integers(0, 2, (n, net.arch[0])).astype(np.uint8)
+    net, x = network_and_images(arch, n, seed, mnist_test)
     device = DeviceParams(yield_=yield_, p_fail=p_fail, seed=seed)
     res = simulate_macro(net, x, tile=tile, device=device, writes=40, seed=seed)
     assert res["passed"] and res["mismatches"] == 0 and res["checked"] == 2 * n, (res.get("examples"), res["log"])
