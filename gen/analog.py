@@ -44,7 +44,6 @@ no offset, no noise, and every network answers exactly as the digital twin (test
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from statistics import NormalDist
@@ -52,7 +51,7 @@ from statistics import NormalDist
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import read_toml
+from rrambnn.fileio import TOML_LIMIT, read_toml, shown, toml_number
 from rrambnn.gen import crossbar
 from rrambnn.gen import device as dev
 from rrambnn.gen.online_nbit import mix32
@@ -127,8 +126,9 @@ class Profile:
                                 ("nu_sigma", 0, False), ("t0_s", 0, True), ("read_time_s", 0, True)):
             v = getattr(self, key)
             if not _number(v) or (v <= lo if strict else v < lo):
-                raise RrambnnError(f"{where}: {key} must be a finite number {'>' if strict else '>='} {lo}, "
-                                   f"not {v!r}")
+                raise RrambnnError(f"{where}: {key} must be a number {'>' if strict else '>='} {lo} and at most "
+                                   f"{TOML_LIMIT:g}, "
+                                   f"not {shown(v)}")
         if not self.g_lrs_us > self.g_hrs_us:
             raise RrambnnError(f"{where}: g_lrs_us ({self.g_lrs_us}) must exceed g_hrs_us ({self.g_hrs_us})")
         if self.distribution not in ("lognormal", "normal"):
@@ -157,7 +157,7 @@ class Profile:
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return toml_number(v)
 
 
 def load_profile(spec: str | Path = "ideal") -> Profile:
@@ -184,7 +184,8 @@ def load_profile(spec: str | Path = "ideal") -> Profile:
             raise RrambnnError(f"{where}: {section}.{key} is missing")
         v = table[key]
         if not _number(v):
-            raise RrambnnError(f"{where}: {section}.{key} must be a finite number, not {v!r}")
+            raise RrambnnError(f"{where}: {section}.{key} must be a finite number of at most {TOML_LIMIT:g}, "
+                               f"not {shown(v)}")
         values[f"{section}.{key}"] = float(v)
         src = table.get("source")
         if not isinstance(src, str) or not src.strip():

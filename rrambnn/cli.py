@@ -9,7 +9,8 @@ import sys
 import warnings
 
 from rrambnn import __version__
-from rrambnn.cli_args import Parser, data_arg, emit, json_arg, weights_arg
+from rrambnn.cli_args import (MAX_EPOCHS, MNIST_TEST, MNIST_TRAIN, Parser, data_arg, emit, float_arg, int_arg,
+                              json_arg, ranged_int, seed_arg, weights_arg)
 from rrambnn.cli_cost import add_cost_command
 from rrambnn.cli_explore import add_explore_command
 from rrambnn.cli_fpga import add_fpga_commands
@@ -101,8 +102,9 @@ def cmd_eval(args):
     from rrambnn.gen.cnn import check_disturbance, check_seed
     check_disturbance(args.disturbance)
     check_seed(args.seed)
-    if args.device is None and (args.read_time is not None):
-        raise RrambnnError("--read-time needs --device (it sets when a device profile's chips are read)")
+    for flag, value in (("--read-time", args.read_time), ("--chips", args.chips), ("--calibration", args.calibration)):
+        if args.device is None and value is not None:
+            raise RrambnnError(f"{flag} goes with --device (the analog reads of a device profile's chips)")
     net = load_network(args.weights, multi_bit=True, cnn=True)
     if args.device is not None:
         return _eval_device(args, net)
@@ -139,7 +141,8 @@ def _eval_device(args, net):
     profile = analog.load_profile(args.device)
     if args.read_time is not None:
         profile = profile.scaled(read_time_s=args.read_time)
-    res = variation.device_eval(net, profile, chips=args.chips, seed=args.seed, calibration=args.calibration,
+    res = variation.device_eval(net, profile, chips=5 if args.chips is None else args.chips, seed=args.seed,
+                                calibration=2000 if args.calibration is None else args.calibration,
                                 data_dir=args.data, progress=not args.json)
     res = {"weights": str(args.weights or "shipped"), **res}
     emit(args, res, variation.eval_lines(res))
@@ -152,11 +155,13 @@ def cmd_bench(args):
     from rrambnn.gen.netfile import load_network
     from rrambnn.studies import bench
 
+    if args.boards is not None and not args.fpga:
+        raise RrambnnError("--boards goes with --fpga (the boards whose bitstreams are built)")
     if args.out is not None:
         check_writable(args.out)
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
-                    board_names=args.boards.split(","), sim_images=args.sim_images, on_chip=args.on_chip,
+                    board_names=(args.boards or "icebreaker,ulx3s-85f").split(","), sim_images=args.sim_images, on_chip=args.on_chip,
                     cnn=args.cnn, onnx=args.onnx, fuzz=args.fuzz, analog=args.analog,
                     first_run_=args.first_run,
                     progress=not args.json,
@@ -183,34 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
                         "convolutions (i28-c5x6p2-p2-c5x16-p2-d120-d84-d10, or the name lenet5): "
                         "c<k>x<channels>[s<stride>][p<pad>], p<pool>, d<neurons>")
     t.add_argument("--out", help="output .npz (required for fully connected networks)")
-    t.add_argument("--crop", type=int, help=f"centre crop of the 28x28 images, pixels per side (default: {d.crop}; "
+    t.add_argument("--crop", type=int_arg, help=f"centre crop of the 28x28 images, pixels per side (default: {d.crop}; "
                                              f"fully connected networks)")
-    t.add_argument("--epochs", type=int, help=f"training epochs (default: {d.epochs}; CNNs {c.epochs})")
-    t.add_argument("--batch", type=int, default=d.batch, help="minibatch size")
-    t.add_argument("--lr", type=float, help=f"learning rate (default: Adam {d.lr}; CNNs: SGD 0.1, Adam 0.01)")
+    t.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), help=f"training epochs (default: {d.epochs}; CNNs {c.epochs})")
+    t.add_argument("--batch", type=ranged_int(1, MNIST_TRAIN), default=d.batch, help="minibatch size")
+    t.add_argument("--lr", type=float_arg, help=f"learning rate (default: Adam {d.lr}; CNNs: SGD 0.1, Adam 0.01)")
     t.add_argument("--optimizer", choices=("sgd", "adam"), help="CNNs: SGD with momentum (the paper's) or Adam "
                                                                   "(default sgd)")
-    t.add_argument("--shift", type=int, default=d.shift, help="augmentation: random translation, pixels")
-    t.add_argument("--ema", type=float, help=f"parameter moving-average decay, 0: off (default: {d.ema}; fully "
+    t.add_argument("--shift", type=int_arg, default=d.shift, help="augmentation: random translation, pixels")
+    t.add_argument("--ema", type=float_arg, help=f"parameter moving-average decay, 0: off (default: {d.ema}; fully "
                                              f"connected networks)")
-    t.add_argument("--seed", type=int, default=d.seed, help="initial weights, batches, augmentation")
-    t.add_argument("--output", default="priority", help="the output stage the weights file names for its chip: "
+    t.add_argument("--seed", type=seed_arg, default=d.seed, help="initial weights, batches, augmentation")
+    t.add_argument("--output", default="priority", choices=("priority", "argmax"),
+                   help="the output stage the weights file names for its chip: "
                                                              "priority|argmax")
-    t.add_argument("--wbits", type=int, help=f"W: weight bits, stored as bit slices in binary cells (1-8; CNNs "
+    t.add_argument("--wbits", type=int_arg, help=f"W: weight bits, stored as bit slices in binary cells (1-8; CNNs "
                                               f"1-16 or 32 = float; default: 1, CNNs {c.wbits})")
-    t.add_argument("--abits", type=int, help=f"A: activation and pixel bits (1-8, > 1: bit-serial layers; CNNs 1-16 "
+    t.add_argument("--abits", type=int_arg, help=f"A: activation and pixel bits (1-8, > 1: bit-serial layers; CNNs 1-16 "
                                               f"or 32; default: 1, CNNs {c.abits})")
-    t.add_argument("--cobits", type=int, help=f"CNNs, CO: crossbar-output converter bits (1-16 or 32; default "
+    t.add_argument("--cobits", type=int_arg, help=f"CNNs, CO: crossbar-output converter bits (1-16 or 32; default "
                                                f"{c.cobits})")
-    t.add_argument("--gbits", type=int, help=f"CNNs, G: back-propagated error bits (1-16 or 32; default {c.gbits})")
-    t.add_argument("--disturbance", type=float, help="CNNs: every weight read in training as w*(1+u), u ~ U[-d, d] "
+    t.add_argument("--gbits", type=int_arg, help=f"CNNs, G: back-propagated error bits (1-16 or 32; default {c.gbits})")
+    t.add_argument("--disturbance", type=float_arg, help="CNNs: every weight read in training as w*(1+u), u ~ U[-d, d] "
                                                       "(default: the paper's 0.05; 0: ideal reads)")
     t.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"),
                    help="CNNs: when training draws the disturbance: afresh for every read (each sample, window, "
                         "driven row and column; default) or once per weight and minibatch (4-5x faster); "
                         "evaluation always draws per read")
-    t.add_argument("--momentum", type=float, help=f"CNNs: SGD momentum (default {c.momentum})")
-    t.add_argument("--samples", type=int, help="CNNs: training samples per epoch (default 0: all 60,000)")
+    t.add_argument("--momentum", type=float_arg, help=f"CNNs: SGD momentum (default {c.momentum})")
+    t.add_argument("--samples", type=ranged_int(0, MNIST_TRAIN), help="CNNs: training samples per epoch (default 0: all 60,000)")
     t.add_argument("--device-noise", metavar="FILE.toml|NAME",
                    help="binary networks: variation-aware training, every read in training with a device profile's "
                         "variation, sense offsets and read noise drawn afresh (see eval --device)")
@@ -224,16 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="accuracy of the hardware-exact network on the MNIST test set")
     weights_arg(e)
-    e.add_argument("--disturbance", type=float, default=0.0,
+    e.add_argument("--disturbance", type=float_arg, default=0.0,
                    help="CNNs: also the accuracy with every weight read as w*(1+u), u ~ U[-d, d]")
-    e.add_argument("--seed", type=int, default=0, help="--disturbance: the draws' seed; --device: the first chip's")
+    e.add_argument("--seed", type=seed_arg, default=0, help="--disturbance: the draws' seed; --device: the first chip's")
     e.add_argument("--device", metavar="FILE.toml|NAME",
                    help="binary chips: analog reads of a device profile (ideal, mild, realistic, harsh, aihwkit-pcm, "
                         "or a TOML file): accuracy of --chips chips before and after calibration")
-    e.add_argument("--chips", type=int, default=5, help="--device: chips drawn (seeds --seed, --seed + 1, ...)")
-    e.add_argument("--calibration", type=int, default=2000,
-                   help="--device: training images read through each chip to refit its thresholds (0: none)")
-    e.add_argument("--read-time", type=float, help="--device: seconds after programming (drift; default: the "
+    e.add_argument("--chips", type=ranged_int(1, 10_000), default=None,
+                   help="--device: chips drawn (seeds --seed, --seed + 1, ...; default 5)")
+    e.add_argument("--calibration", type=ranged_int(0, MNIST_TRAIN), default=None,
+                   help="--device: training images read through each chip to refit its thresholds (0: none; default 2000)")
+    e.add_argument("--read-time", type=float_arg, help="--device: seconds after programming (drift; default: the "
                                                    "profile's)")
     data_arg(e)
     json_arg(e)
@@ -242,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="rerunnable benchmarks (golden model; --hardware adds Verilator)")
     weights_arg(b)
     data_arg(b)
-    b.add_argument("--images", type=int, default=100000, help="golden benchmark batch size")
+    b.add_argument("--images", type=ranged_int(1, 10_000_000), default=100000, help="golden benchmark batch size")
     b.add_argument("--hardware", action="store_true", help="also Verilator build time and cocotb throughput")
     b.add_argument("--first-run", action="store_true",
                    help="also the README's first command from scratch: a fresh venv, pip install -e of this "
@@ -250,25 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "(about a minute)")
     b.add_argument("--fpga", action="store_true", help="also board builds (minutes to an hour) and the boards' "
                                                        "folds on Verilator")
-    b.add_argument("--boards", default="icebreaker,ulx3s-85f", help="--fpga: boards, comma-separated")
+    b.add_argument("--boards", default=None, help="--fpga: boards, comma-separated (default icebreaker,ulx3s-85f)")
     b.add_argument("--online", action="store_true", help="also the n-bit golden trainer: 400-200-10, 8 bits, 50 "
                                                          "blank epochs of 60,000 samples with the device model, "
                                                          "without and with pulse failures, and the pretrained start "
                                                          "both ways (about 8 minutes)")
-    b.add_argument("--online-epochs", type=int, default=50, help="--online: epochs (default 50)")
+    b.add_argument("--online-epochs", type=int_arg, default=50, help="--online: epochs (default 50)")
     b.add_argument("--cnn", action="store_true", help="also LeNet-5 training epochs at 4/4/4/4 through the "
                                                       "crossbar model: ideal reads, the disturbance per minibatch "
                                                       "and per read (about 3 minutes)")
     b.add_argument("--onnx", action="store_true", help="also QONNX export and import of a 784-1024-1024-1024-10 "
                                                        "network (needs the [onnx] extra)")
-    b.add_argument("--analog", type=int, default=0, metavar="CHIPS",
+    b.add_argument("--analog", type=ranged_int(0, 10_000), default=0, metavar="CHIPS",
                    help="also the golden analog Monte Carlo: CHIPS chips of the realistic profile on the test set, "
                         "then calibrated")
-    b.add_argument("--fuzz", type=int, default=0, metavar="N",
+    b.add_argument("--fuzz", type=ranged_int(0, 10_000_000), default=0, metavar="N",
                    help="also N random single-bit flips of each shipped weights file through the loaders "
                         "(each a network or one error line)")
-    b.add_argument("--sim-images", type=int, default=10000, help="--hardware, --fpga: test images simulated")
-    b.add_argument("--on-chip", type=int, default=0, metavar="N",
+    b.add_argument("--sim-images", type=ranged_int(1, MNIST_TEST), default=10000, help="--hardware, --fpga: test images simulated")
+    b.add_argument("--on-chip", type=ranged_int(0, MNIST_TRAIN), default=0, metavar="N",
                    help="also the self-training chip (400-200-10) on Verilator: N samples against the golden trainer")
     b.add_argument("--out", help="also write the results as JSON here (sections of an earlier run in the file "
                                  "that this run does not repeat are kept)")

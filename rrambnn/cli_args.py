@@ -5,6 +5,64 @@ from __future__ import annotations
 import argparse
 
 
+INT_LIMIT = 1 << 62  # no count, seed or size of this tool comes near it; larger ints overflow numpy
+
+
+def int_arg(text: str) -> int:
+    """An integer option: a whole number of at most 2^62 in magnitude (refused up front, so no
+    command later overflows or runs for ever on it)."""
+    try:
+        v = int(text, 10)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if abs(v) > INT_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at most 2^62 in magnitude, not {text}")
+    return v
+
+
+def float_arg(text: str) -> float:
+    """A number option: finite (NaN and infinities are refused up front)."""
+    import math
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return v
+
+
+def ranged_int(lo: int, hi: int):
+    """An integer option from ``lo`` to ``hi`` (refused up front otherwise)."""
+    def parse(text: str) -> int:
+        v = int_arg(text)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {lo:,} to {hi:,}, not {text}")
+        return v
+    parse.__name__ = "int"
+    return parse
+
+
+def fraction_arg(text: str) -> float:
+    """A probability or fraction option: a number from 0 to 1 (refused up front otherwise)."""
+    v = float_arg(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
+    return v
+
+
+SEED_LIMIT = 2 ** 32 - 1  # the seeds every generator of the project takes (numpy, the chips' xorshift32)
+
+
+def seed_arg(text: str) -> int:
+    """A seed option: a whole number from 0 to 2^32 - 1."""
+    return ranged_int(0, SEED_LIMIT)(text)
+
+
+MAX_EPOCHS = 10_000  # a run of more epochs is a typo, not a plan (the reference network took 150)
+MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
+
+
 def weights_arg(p: argparse.ArgumentParser, required=False):
     from rrambnn.weights import REFERENCE
     p.add_argument("--weights", metavar="W", required=required,
@@ -29,14 +87,15 @@ def json_arg(p: argparse.ArgumentParser):
 def device_args(p: argparse.ArgumentParser, *, seed_help: str = "device seed: fault maps and pulse outcomes",
                 faults: bool = False):
     """The device model: yield, pulse failures, endurance, write-verify retries, seed."""
-    p.add_argument("--yield", dest="yield_", type=float, default=1.0,
+    p.add_argument("--yield", dest="yield_", type=fraction_arg, default=1.0,
                    help="bit yield: fraction of healthy cells in every array and plane (default 1.0)")
-    p.add_argument("--pulse-fail", type=float, default=0.0,
+    p.add_argument("--pulse-fail", type=fraction_arg, default=0.0,
                    help="probability that a SET/RESET pulse fails (default 0)")
-    p.add_argument("--endurance", type=int, default=0,
+    p.add_argument("--endurance", type=ranged_int(0, 2 ** 32 - 1), default=0,
                    help="switches a cell survives before it sticks (0: unlimited; default 0)")
-    p.add_argument("--retries", type=int, default=3, help="write-verify retries after the first pulse (default 3)")
-    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    p.add_argument("--retries", type=ranged_int(0, 255), default=3,
+                   help="write-verify retries after the first pulse (default 3)")
+    p.add_argument("--seed", type=seed_arg, default=0, help=f"{seed_help} (default 0)")
     if faults:
         p.add_argument("--faults", help="measured fault map (.npz with fault0.. codes 0 ok, 1 stuck HRS, "
                                         "2 stuck LRS)")
@@ -45,9 +104,9 @@ def device_args(p: argparse.ArgumentParser, *, seed_help: str = "device seed: fa
 def chip_args(p: argparse.ArgumentParser, debug=True):
     p.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS (default 128x128)")
     p.add_argument("--pipeline", action="store_true", help="register every layer (latency layers+1)")
-    p.add_argument("--output", default=None,
+    p.add_argument("--output", default=None, choices=("priority", "argmax"),
                    help="output stage: priority|argmax (default: the weights file's)")
-    p.add_argument("--positions", type=int, default=None,
+    p.add_argument("--positions", type=ranged_int(1, 4096), default=None,
                    help="CNN chips: output columns each convolution computes per step, i.e. copies of its kernel "
                         "tiles (1 = time-multiplexed; default 1)")
     if debug:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rrambnn.cli_args import json_arg, old_flag, print_json, weights_arg
+from rrambnn.cli_args import float_arg, int_arg, json_arg, old_flag, print_json, ranged_int, weights_arg
 
 
 def cmd_cost(args):
@@ -18,7 +18,8 @@ def cmd_cost(args):
         raise RrambnnError("--self-training costs the chip of an n-bit online weights file: give --weights, not --arch")
     check_writable(args.out, directory=True, files=("cost.json", "cost.md", "cost.png"))
     cost.load_tech(args.tech)  # a bad technology fails before the synthesis
-    res = cost.design_cost(args.weights, arch=args.arch, wbits=args.wbits or 1, abits=args.abits or 1,
+    res = cost.design_cost(args.weights, arch=args.arch, wbits=1 if args.wbits is None else args.wbits,
+                           abits=1 if args.abits is None else args.abits,
                            tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,
                            self_training=args.self_training, update_bits=args.update_bits, positions=args.positions,
                            log=None if args.json else lambda s: print(s, file=sys.stderr, flush=True))
@@ -34,21 +35,21 @@ def add_cost_command(sub):
     c = sub.add_parser("cost", help="area, power, energy per image, TOPS/mm^2 and TOPS/W of a design")
     weights_arg(c)
     c.add_argument("--arch", help="cost an architecture without weights, e.g. 400-128-128-10 (with --wbits/--abits)")
-    c.add_argument("--wbits", type=int, default=None, help="with --arch: weight bits (bit slices; default 1)")
-    c.add_argument("--abits", type=int, default=None, help="with --arch: activation bits (bit-serial; default 1)")
-    c.add_argument("--update-bits", dest="update_bits", metavar="N", type=int, default=1,
+    c.add_argument("--wbits", type=int_arg, default=None, help="with --arch: weight bits (bit slices; default 1)")
+    c.add_argument("--abits", type=int_arg, default=None, help="with --arch: activation bits (bit-serial; default 1)")
+    c.add_argument("--update-bits", dest="update_bits", metavar="N", type=int_arg, default=1,
                    help="1: the inference chip; 2..12: the binary network's chip with n-bit weights in n planes "
                         "and the weight-update controller (as rrambnn verilog --update-bits)")
-    old_flag(c, "--weight-bits", "update_bits", int)
+    old_flag(c, "--weight-bits", "update_bits", int_arg)
     c.add_argument("--tech", default="32nm",
                    help="technology: 32nm (default; ISAAC's figures and the thesis's totals), 130nm (the "
                         "macro's node), or a TOML file in their format")
-    c.add_argument("--clock", type=float, default=None, help="clock in MHz (default: the technology file's, 100)")
+    c.add_argument("--clock", type=float_arg, default=None, help="clock in MHz (default: the technology file's, 100)")
     c.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS (default 128x128)")
-    c.add_argument("--output", default=None, help="output stage: priority|argmax (default: the weights file's)")
+    c.add_argument("--output", default=None, choices=("priority", "argmax"), help="output stage: priority|argmax (default: the weights file's)")
     c.add_argument("--self-training", action="store_true",
                    help="with an n-bit online network: cost the self-training chip (default: its training chip)")
-    c.add_argument("--positions", type=int, default=1,
+    c.add_argument("--positions", type=ranged_int(1, 4096), default=1,
                    help="a CNN weights file: output columns each convolution computes per step (default 1)")
     c.add_argument("--out", default="out/cost", help="directory for cost.json, cost.md, cost.png (default out/cost)")
     json_arg(c)

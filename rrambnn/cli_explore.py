@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rrambnn.cli_args import data_arg, json_arg, print_json
+from rrambnn.cli_args import MAX_EPOCHS, data_arg, int_arg, json_arg, print_json, ranged_int
 
 
 def cmd_explore(args):
@@ -24,10 +24,10 @@ def add_explore_command(sub):
     e.add_argument("--axis", action="append", metavar="NAME[=V,V,...]",
                    help=f"an axis to sweep (repeat to cross); names: {', '.join(AXES)}; alone: all its values "
                         f"(default: crop, hidden=64,128,192, bn)")
-    e.add_argument("--layers", type=int, default=2, help="hidden layers (default 2, as the reference chip)")
-    e.add_argument("--seeds", type=int, default=2, help="trainings per point (seeds)")
-    e.add_argument("--epochs", type=int, default=10, help="training epochs per point (the reference used 150)")
-    e.add_argument("--jobs", type=int, default=2, help="local worker processes")
+    e.add_argument("--layers", type=int_arg, default=2, help="hidden layers (default 2, as the reference chip)")
+    e.add_argument("--seeds", type=int_arg, default=2, help="trainings per point (seeds)")
+    e.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=10, help="training epochs per point (the reference used 150)")
+    e.add_argument("--jobs", type=int_arg, default=2, help="local worker processes")
     e.add_argument("--backend", choices=["local", "ray", "dask"], default="local",
                    help="hand the points to Ray or Dask (when installed) instead of local processes")
     e.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS for tiles and the generated chip")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrambnn.cli_args import data_arg, json_arg, print_json, weights_arg
+from rrambnn.cli_args import data_arg, float_arg, int_arg, json_arg, print_json, weights_arg
 from rrambnn.errors import RrambnnError
 
 
@@ -167,14 +167,14 @@ def add_fpga_commands(sub):
                         "(was called periphery; that name still works)")
     weights_arg(f)
     data_arg(f)
-    f.add_argument("--freq", type=float, help="design clock in MHz (default: the board's for the variant: "
+    f.add_argument("--freq", type=float_arg, help="design clock in MHz (default: the board's for the variant: "
                                               "iCEBreaker 27; ULX3S 72 event-driven (its default fold), 50 "
                                               "folded or macro; a PLL makes it)")
     f.add_argument("--lanes", help="emulation: neurons per cycle, per layer (comma-separated) or one for all")
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
                                   "lanes per layer (comma-separated; the ULX3S default 32,24,16)")
-    f.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link")
+    f.add_argument("--baud", type=int_arg, default=115200, help="UART baud rate of the host link")
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
     f.add_argument("--self-training", action="store_true",
                    help="the self-training chip of an n-bit online network (--weights; default the shipped "
@@ -188,11 +188,11 @@ def add_fpga_commands(sub):
                    help="info: what the board runs; program: write a weights file's cells and thresholds; "
                         "classify: test images vs the golden model; bench: one image N times, timed on the board")
     b.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyUSB1) or a pyserial URL")
-    b.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link")
-    b.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
+    b.add_argument("--baud", type=int_arg, default=115200, help="UART baud rate of the host link")
+    b.add_argument("--timeout", type=float_arg, default=2.0, help="seconds to wait for a reply")
     weights_arg(b)
     data_arg(b)
-    b.add_argument("--images", type=int, default=10000, help="classify: number of MNIST test images")
-    b.add_argument("--repeat", type=int, default=1_000_000, help="bench: images fed back to back")
+    b.add_argument("--images", type=int_arg, default=10000, help="classify: number of MNIST test images")
+    b.add_argument("--repeat", type=int_arg, default=1_000_000, help="bench: images fed back to back")
     json_arg(b)
     b.set_defaults(fn=cmd_board)

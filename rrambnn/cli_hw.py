@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rrambnn.cli_args import chip_args, data_arg, device_args, json_arg, old_flag, print_json, weights_arg
+from rrambnn.cli_args import (MAX_EPOCHS, MNIST_TEST, MNIST_TRAIN, chip_args, data_arg, device_args, float_arg,
+                              fraction_arg, int_arg, json_arg, old_flag, print_json, ranged_int, seed_arg,
+                              weights_arg)
 from rrambnn.cli_online import add_online_commands, add_sweep_args, cmd_sweep_online
 from rrambnn.errors import RrambnnError
 
@@ -138,6 +140,8 @@ def cmd_program(args):
     from rrambnn.hw.config import ChipConfig
     from rrambnn.sim.checks import program_and_check
 
+    if args.positions is not None:
+        raise RrambnnError("--positions applies to CNN chips; program writes the arrays of MLP chips")
     net = load_network(args.weights)
     params = dev.DeviceParams(args.yield_, args.pulse_fail, args.endurance, args.seed)
     cfg = ChipConfig.checked(args.tile, args.pipeline, args.output or net.output_mode, True,
@@ -211,20 +215,20 @@ def add_hw_commands(sub):
     weights_arg(v)
     v.add_argument("--out", required=True, help="output .v file")
     chip_args(v)
-    v.add_argument("--update-bits", dest="update_bits", metavar="N", type=int, default=1,
+    v.add_argument("--update-bits", dest="update_bits", metavar="N", type=int_arg, default=1,
                    help="1: binary inference chip; 2..12: n-bit weights in n planes + the weight-update controller")
-    old_flag(v, "--weight-bits", "update_bits", int)
-    v.add_argument("--step-bits", dest="step_bits", metavar="B", type=int, default=None,
+    old_flag(v, "--weight-bits", "update_bits", int_arg)
+    v.add_argument("--step-bits", dest="step_bits", metavar="B", type=int_arg, default=None,
                    help="rank-1 step width of the weight-update controller (default 2; for an n-bit online "
                         "network file, the width its blank-start rule needs)")
-    old_flag(v, "--err-bits", "step_bits", int)
+    old_flag(v, "--err-bits", "step_bits", int_arg)
     v.add_argument("--self-training", action="store_true",
                    help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
                         "backward by transposed reads and updates on chip; the fine-tuning learning rate)")
     v.add_argument("--device", metavar="FILE.toml|NAME",
                    help="binary chips: the crossbar model reads through a device profile (see eval --device; "
                         "ideal: the digital chip, byte for byte)")
-    v.add_argument("--seed", type=int, default=1, help="--device: the chip's seed (as sim --seed)")
+    v.add_argument("--seed", type=seed_arg, default=1, help="--device: the chip's seed (as sim --seed)")
     v.set_defaults(fn=cmd_verilog)
 
     for name, fn, helptext in (
@@ -234,8 +238,8 @@ def add_hw_commands(sub):
         s = sub.add_parser(name, help=helptext)
         weights_arg(s)
         data_arg(s)
-        s.add_argument("--images", type=int, default=10000, help="number of MNIST test images")
-        s.add_argument("--seed", type=int, default=1, help="testbench seed (idles, backpressure); with --device "
+        s.add_argument("--images", type=int_arg, default=10000, help="number of MNIST test images")
+        s.add_argument("--seed", type=seed_arg, default=1, help="testbench seed (idles, backpressure); with --device "
                                                            "also the chip's (conductances, offsets, read noise)")
         s.add_argument("--device", metavar="FILE.toml|NAME",
                        help="binary chips: analog reads of a device profile (see eval --device), carried into the "
@@ -258,10 +262,10 @@ def add_hw_commands(sub):
     chip_args(pr, debug=False)
     pr.add_argument("--device", metavar="FILE.toml|NAME",
                     help="the programmed chip reads through a device profile (see eval --device), chip --seed")
-    pr.add_argument("--word", type=int, default=16, help="cells per programming command")
-    pr.add_argument("--pulse-cycles", type=int, default=5, help="pulse width in clocks (50 ns at 100 MHz)")
+    pr.add_argument("--word", type=int_arg, default=16, help="cells per programming command")
+    pr.add_argument("--pulse-cycles", type=int_arg, default=5, help="pulse width in clocks (50 ns at 100 MHz)")
     pr.add_argument("--initial", default="hrs", help="array state before programming: hrs, random or weights")
-    pr.add_argument("--images", type=int, default=10000, help="test images classified after programming")
+    pr.add_argument("--images", type=int_arg, default=10000, help="test images classified after programming")
     pr.add_argument("--no-read-back", action="store_true", help="skip reading back every cell and counter")
     pr.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
     json_arg(pr)
@@ -276,11 +280,11 @@ def add_hw_commands(sub):
     data_arg(y)
     y.add_argument("--yields", default="1.0,0.99,0.98,0.97,0.96,0.95,0.94,0.92,0.9,0.85,0.8",
                    help="bit yields to try")
-    y.add_argument("--seeds", type=int, default=5, help="chips (fault maps) per yield")
-    y.add_argument("--pulse-fail", type=float, default=0.0, help="probability that a SET/RESET pulse fails")
-    y.add_argument("--retries", type=int, default=3, help="write-verify retries after the first pulse")
-    y.add_argument("--spot-checks", type=int, default=1, help="faulty points also run on Verilator")
-    y.add_argument("--spot-images", type=int, default=2000, help="test images per spot check")
+    y.add_argument("--seeds", type=int_arg, default=5, help="chips (fault maps) per yield")
+    y.add_argument("--pulse-fail", type=fraction_arg, default=0.0, help="probability that a SET/RESET pulse fails")
+    y.add_argument("--retries", type=ranged_int(0, 255), default=3, help="write-verify retries after the first pulse")
+    y.add_argument("--spot-checks", type=ranged_int(0, 1000), default=1, help="faulty points also run on Verilator")
+    y.add_argument("--spot-images", type=ranged_int(1, MNIST_TEST), default=2000, help="test images per spot check")
     y.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNG")
     json_arg(y)
     y.set_defaults(fn=cmd_sweep)
@@ -299,13 +303,13 @@ def add_hw_commands(sub):
     c.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"), default="read",
                    help="training draws the disturbance afresh for every read, or once per weight and minibatch "
                         "(4-5x faster); evaluation always per read")
-    c.add_argument("--seeds", type=int, default=2, help="training seeds per point")
-    c.add_argument("--epochs", type=int, default=3, help="epochs per run")
-    c.add_argument("--samples", type=int, default=0, help="training samples per epoch (0: all 60,000)")
+    c.add_argument("--seeds", type=int_arg, default=2, help="training seeds per point")
+    c.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=3, help="epochs per run")
+    c.add_argument("--samples", type=ranged_int(0, MNIST_TRAIN), default=0, help="training samples per epoch (0: all 60,000)")
     c.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="SGD with momentum (the paper's) or "
                                                                               "Adam")
-    c.add_argument("--lr", type=float, help="learning rate (default: train's for the optimizer)")
-    c.add_argument("--jobs", type=int, default=2, help="runs in parallel processes")
+    c.add_argument("--lr", type=float_arg, help="learning rate (default: train's for the optimizer)")
+    c.add_argument("--jobs", type=int_arg, default=2, help="runs in parallel processes")
     c.add_argument("--out", default="out/sweep", help="directory for cnn-bits.md/.json/.png (and the kept points)")
     data_arg(c)
     json_arg(c)
@@ -320,10 +324,10 @@ def add_hw_commands(sub):
                     help="effects to sweep, each alone: variation, read-noise, offset, ir-drop, drift")
     for name, (_, default, meaning) in variation_effects().items():
         va.add_argument(f"--{name}", metavar="VALUES", help=f"{meaning} (default {default})")
-    va.add_argument("--chips", type=int, default=20, help="chips per point")
-    va.add_argument("--seed", type=int, default=0, help="the first chip's seed")
-    va.add_argument("--calibration", type=int, default=2000, help="training images per chip's calibration (0: none)")
-    va.add_argument("--jobs", type=int, default=2, help="points in parallel processes")
+    va.add_argument("--chips", type=ranged_int(1, 10_000), default=20, help="chips per point")
+    va.add_argument("--seed", type=seed_arg, default=0, help="the first chip's seed")
+    va.add_argument("--calibration", type=ranged_int(0, MNIST_TRAIN), default=2000, help="training images per chip's calibration (0: none)")
+    va.add_argument("--jobs", type=int_arg, default=2, help="points in parallel processes")
     va.add_argument("--out", default="out/sweep", help="directory for variation.md/.json/.png (and the kept points)")
     json_arg(va)
     va.set_defaults(fn=cmd_sweep_variation)
@@ -340,6 +344,9 @@ def cmd_sweep_variation(args):
     from rrambnn.studies import variation
     check_seed(args.seed)
     values = {e: getattr(args, e.replace("-", "_")) for e in variation.EFFECTS}
+    for e, v in values.items():
+        if v is not None and not v.strip():
+            raise RrambnnError(f"--{e} gives no values (leave it out for the default points)")
     res = variation.sweep(args.weights, args.out, device=args.device, effects=args.effects, values=values,
                           chips=args.chips, seed=args.seed, calibration=args.calibration, jobs=args.jobs,
                           data_dir=args.data, progress=not args.json)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rrambnn.cli_args import data_arg, device_args, json_arg, old_flag, print_json
+from rrambnn.cli_args import (MAX_EPOCHS, MNIST_TRAIN, data_arg, device_args, int_arg, json_arg, old_flag,
+                              print_json, ranged_int)
 from rrambnn.errors import RrambnnError
 
 SEED_HELP = "training order, blank weights, stochastic rounding, fault maps, pulse failures"
@@ -28,34 +29,34 @@ def _online_args(p: argparse.ArgumentParser):
     p.add_argument("--start", default="pretrained",
                    help="pretrained (nbit: the shipped online-400-200-10.npz; sign: the signs of the shipped "
                         "binary network) or blank (random weights)")
-    p.add_argument("--wbits", metavar="N", type=int, default=d.wbits,
+    p.add_argument("--wbits", metavar="N", type=int_arg, default=d.wbits,
                    help=f"weight bits n (cells per weight), 2..12 (default {d.wbits}; the endurance sweep's)")
-    old_flag(p, "--bits", "wbits", int)
-    p.add_argument("--abits", metavar="M", type=int, default=None,
+    old_flag(p, "--bits", "wbits", int_arg)
+    p.add_argument("--abits", metavar="M", type=int_arg, default=None,
                    help="nbit: activation (neuron) bits m (default min(n, 8))")
-    old_flag(p, "--act-bits", "abits", int)
-    p.add_argument("--err-bits", type=int, default=None,
+    old_flag(p, "--act-bits", "abits", int_arg)
+    p.add_argument("--err-bits", type=int_arg, default=None,
                    help="error precision in bits (default: nbit n; sign 2 = ternary)")
-    p.add_argument("--lr-shift", type=int, default=None,
+    p.add_argument("--lr-shift", type=int_arg, default=None,
                    help=f"nbit: learning rate 2^-K (default from a blank start {default_lr_shift(8)} at 8 bits and "
                         f"more, {default_lr_shift(7)} below; {PRETRAINED_LR_SHIFT} fine-tuning a pretrained network)")
-    p.add_argument("--decay", type=int, default=None, help=f"nbit: the learning rate halves every K epochs "
+    p.add_argument("--decay", type=int_arg, default=None, help=f"nbit: the learning rate halves every K epochs "
                                                            f"(0: constant; default {nb.decay})")
     p.add_argument("--no-restore", dest="restore", action="store_false",
                    help="nbit: leave a weight whose write failed as the cells hold it (default: restore its old code)")
-    p.add_argument("--range-shift", type=int, default=None,
+    p.add_argument("--range-shift", type=int_arg, default=None,
                    help="nbit: real weight range 2^-K (default 1 below 8 bits, else 0)")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--batch", type=ranged_int(1, MNIST_TRAIN), default=None,
                    help=f"sign: 1 = a rank-1 command per layer and sample; >1 summed element updates "
                         f"(default {d.batch})")
-    p.add_argument("--margin", type=int, default=None, help=f"sign: hinge margin of the output error "
+    p.add_argument("--margin", type=int_arg, default=None, help=f"sign: hinge margin of the output error "
                                                             f"(default {d.margin})")
-    p.add_argument("--window", type=int, default=None, help=f"sign: straight-through window of the hidden error "
+    p.add_argument("--window", type=int_arg, default=None, help=f"sign: straight-through window of the hidden error "
                                                             f"(default {d.window})")
-    p.add_argument("--init-magnitude", type=int, default=None,
+    p.add_argument("--init-magnitude", type=int_arg, default=None,
                    help="sign: starting magnitude of every weight (default: half range pretrained, M//8 blank)")
-    p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
-    p.add_argument("--samples", type=int, default=10000, help="training images per epoch (0: all 60,000; default "
+    p.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=3, help="epochs (default 3)")
+    p.add_argument("--samples", type=ranged_int(0, MNIST_TRAIN), default=10000, help="training images per epoch (0: all 60,000; default "
                                                               "10,000)")
     device_args(p, seed_help=SEED_HELP)
     data_arg(p)
@@ -122,17 +123,17 @@ def add_online_commands(sub):
     o.add_argument("--save", metavar="FILE", help="nbit: write the trained codes as an online network .npz "
                                                   "(a later --weights start)")
     o.add_argument("--trace", help="write the first commands (see --trace-updates) as an update trace .npz")
-    o.add_argument("--trace-updates", type=int, default=5000, help="sign: weight updates in the recorded trace")
-    o.add_argument("--trace-samples", type=int, default=1000, help="nbit: training samples in the recorded trace")
+    o.add_argument("--trace-updates", type=int_arg, default=5000, help="sign: weight updates in the recorded trace")
+    o.add_argument("--trace-samples", type=int_arg, default=1000, help="nbit: training samples in the recorded trace")
     o.add_argument("--replay", action="store_true",
                    help="replay the trace on Verilator, bit for bit (nbit: every sample's forward pass on the "
                         "n-bit chip, then its updates through the weight-update controller)")
-    o.add_argument("--replay-images", type=int, default=200, help="test images classified after the replay")
+    o.add_argument("--replay-images", type=int_arg, default=200, help="test images classified after the replay")
     o.add_argument("--on-chip", action="store_true",
                    help="nbit: stream the run's first training samples into the self-training chip on Verilator "
                         "(it computes every step itself) and check it against the golden trainer")
-    o.add_argument("--on-chip-samples", type=int, default=200, help="samples for --on-chip (default 200)")
-    o.add_argument("--on-chip-images", type=int, default=200,
+    o.add_argument("--on-chip-samples", type=int_arg, default=200, help="samples for --on-chip (default 200)")
+    o.add_argument("--on-chip-images", type=int_arg, default=200,
                    help="test images the chip classifies after --on-chip (default 200)")
     o.set_defaults(fn=cmd_online)
 
@@ -142,5 +143,5 @@ def add_sweep_args(sw, what: str):
     _online_args(sw)
     sw.add_argument("--values", help="weight bits to try (default 2,3,4,5,6,8,10,12)" if what == "bits" else
                     "endurance limits to try, 0 = unlimited (default 0,100000,30000,10000,3000,1000,300)")
-    sw.add_argument("--jobs", type=int, default=2, help="points run in parallel (processes)")
+    sw.add_argument("--jobs", type=int_arg, default=2, help="points run in parallel (processes)")
     sw.add_argument("--out", default="out/sweep", help="directory for the table, JSON and PNGs")

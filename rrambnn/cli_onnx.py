@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrambnn.cli_args import emit, json_arg, weights_arg
+from rrambnn.cli_args import emit, float_arg, int_arg, json_arg, weights_arg
 
 
 def cmd_import(args):
@@ -71,15 +71,15 @@ def add_onnx_commands(sub):
     i.add_argument("model", metavar="MODEL.onnx", help="the model (Quant/BipolarQuant/MultiThreshold, MatMul/Gemm, "
                                                        "BatchNormalization, ...)")
     i.add_argument("--out", required=True, help="weights .npz to write")
-    i.add_argument("--input-range", type=float, default=255.0,
+    i.add_argument("--input-range", type=float_arg, default=255.0,
                    help="the model's input is pixel / this (255: pixels in [0, 1], as FINN's MNIST models; 1: raw "
                         "0-255 pixels)")
-    i.add_argument("--binarise", type=int, metavar="T",
+    i.add_argument("--binarise", type=int_arg, metavar="T",
                    help="the model takes the image already binarised: pixels >= T as the upper input level, the "
                         "others as the lower (for models with no input quantiser of their own)")
     i.add_argument("--input-levels", metavar="LO,HI",
                    help="with --binarise: the model's two input values (default 0,1; FINN's bipolar: --input-levels=-1,1)")
-    i.add_argument("--crop", type=int, help="the centre crop the model's inputs are (default: sqrt of its inputs)")
+    i.add_argument("--crop", type=int_arg, help="the centre crop the model's inputs are (default: sqrt of its inputs)")
     i.add_argument("--output", choices=("priority", "argmax"),
                    help="the chip's output stage (default: the model's if rrambnn wrote it, else argmax)")
     json_arg(i)
@@ -88,6 +88,6 @@ def add_onnx_commands(sub):
                                       "'.[onnx]')")
     weights_arg(e)
     e.add_argument("--out", required=True, help="model .onnx to write")
-    e.add_argument("--batch", type=int, default=1, help="images per execution (the model's fixed batch size)")
+    e.add_argument("--batch", type=int_arg, default=1, help="images per execution (the model's fixed batch size)")
     json_arg(e)
     e.set_defaults(fn=cmd_export)

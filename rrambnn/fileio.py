@@ -60,6 +60,8 @@ def atomic_write(path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise RrambnnError(f"{path}: a directory is in the way of this output file")
+    if path.exists() and not path.is_file():  # a device, FIFO or socket is never replaced by a result
+        raise RrambnnError(f"{path}: a special file is in the way of this output file")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         umask = os.umask(0)
@@ -298,6 +300,8 @@ def check_writable(path, *, directory: bool = False, option: str = "--out", file
             raise RrambnnError(f"{option} must name a directory, not the file {path}")
         if not directory and path.is_dir():
             raise RrambnnError(f"{option} must name a file, not the directory {path}")
+        if not directory and path.exists() and not path.is_file():  # a device, FIFO or socket: never replaced
+            raise RrambnnError(f"{option} must name a regular file, not the special file {path}")
     except OSError as e:
         raise RrambnnError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
     where = path if directory else path.parent
@@ -311,6 +315,8 @@ def check_writable(path, *, directory: bool = False, option: str = "--out", file
     for name in files:
         if (path / name).is_dir():
             raise RrambnnError(f"{path / name}: a directory is in the way of this output file")
+        if (path / name).exists() and not (path / name).is_file():
+            raise RrambnnError(f"{path / name}: a special file is in the way of this output file")
     return path
 
 
@@ -330,6 +336,25 @@ def read_toml(spec, names, directory: Path, kind: str) -> tuple[dict, Path, bool
         raise RrambnnError(f"{path}: not a valid TOML {kind} file ({e})") from None
     except OSError as e:
         raise RrambnnError(f"{path}: cannot read the {kind} file ({e.strerror or e})") from None
+
+
+TOML_LIMIT = 1e12  # no value of a technology file or device profile comes near it (in its unit)
+
+
+def toml_number(v, limit: float = TOML_LIMIT) -> bool:
+    """Whether a TOML value is a real number (not a bool, not NaN or infinite) of at most
+    ``limit`` in magnitude; a huge integer is compared as it is (never converted to a float, which
+    would overflow)."""
+    import math
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return abs(v) <= limit if isinstance(v, int) else math.isfinite(v) and abs(v) <= limit
+
+
+def shown(v, width: int = 40) -> str:
+    """``repr(v)`` cut to ``width`` characters, for an error line about a value that may be huge."""
+    text = repr(v)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def json_text(obj, **kw) -> str:

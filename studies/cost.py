@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rrambnn.errors import RrambnnError
-from rrambnn.fileio import one_output_set, read_toml
+from rrambnn.fileio import TOML_LIMIT, one_output_set, read_toml, shown, toml_number
 
 TECH_DIR = Path(__file__).with_name("tech")
 TECHS = ("32nm", "130nm")
@@ -54,6 +54,12 @@ _SCHEMA = {
 }
 
 
+# the values with a narrower sense than "positive": (lowest, highest, whole number)
+_RANGES = {"clock_mhz": (1e-6, 10_000, False),  # as --clock
+           "vdd": (0.1, 10, False), "node_nm": (1, 10_000, False),
+           "adc.bits": (1, 16, True), "logic.activity": (0, 1, False)}
+
+
 def load_tech(spec: str | Path = "32nm") -> dict:
     """A technology file by name (``32nm``, ``130nm``) or path, checked: every number present and
     positive (activity may be 0)."""
@@ -66,12 +72,15 @@ def load_tech(spec: str | Path = "32nm") -> dict:
             raise RrambnnError(f"{path}: the technology file has no [{section}] table")
         for k in keys:
             v = table.get(k)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
-                and (v > 0 or (k == "activity" and v == 0))
-            if not ok:
-                where = f"{section}.{k}" if section else k
-                raise RrambnnError(f"{path}: {where} must be a finite positive number, not {v!r}")
-    tech.setdefault("name", path.stem)
+            where = f"{section}.{k}" if section else k
+            if not (toml_number(v) and (v > 0 or (k == "activity" and v == 0))):
+                raise RrambnnError(f"{path}: {where} must be a positive number of at most {TOML_LIMIT:g}, not {shown(v)}")
+            lo, hi, integer = _RANGES.get(where, (None, None, False))
+            if (integer and not isinstance(v, int)) or (hi is not None and not lo <= v <= hi):
+                raise RrambnnError(f"{path}: {where} must be {'a whole number' if integer else 'a number'} from "
+                                   f"{lo:g} to {hi:g}, not {shown(v)}")
+    if not isinstance(tech.setdefault("name", path.stem), str):
+        raise RrambnnError(f"{path}: name must be a string, not {tech['name']!r}")
     tech["path"] = f"studies/tech/{path.name}" if shipped else str(path)
     return tech
 

@@ -89,10 +89,12 @@ def parse_axes(specs, layers: int = 2) -> list[Point]:
     values; unnamed axes stay at the reference chip's."""
     values = {name: [REFERENCE[name]] for name in AXES}
     for spec in specs:
-        name, _, text = spec.partition("=")
+        name, sep, text = spec.partition("=")
         name = name.strip()
         if name not in AXES:
             raise RrambnnError(f"unknown axis {name!r}; axes are {', '.join(AXES)}")
+        if sep and not text.strip():
+            raise RrambnnError(f"--axis {spec!r} gives no values (name the axis alone for all of its values)")
         if not text:
             values[name] = list(AXES[name])
             continue

@@ -366,12 +366,13 @@ def rule_record(cfg) -> dict:
 
 def parse_values(what: str, values: str | None) -> list[dict]:
     from rrambnn.studies.sweep import parse_floats
-    if what == "bits":
-        return [{"bits": int(b)} for b in parse_floats(values or "2,3,4,5,6,8,10,12", "--values", 2, 12,
+    default = {"bits": "2,3,4,5,6,8,10,12", "endurance": "0,100000,30000,10000,3000,1000,300"}
+    if what == "bits":  # an empty --values is an error, not the defaults
+        return [{"bits": int(b)} for b in parse_floats(default[what] if values is None else values, "--values", 2, 12,
                                                         integer=True)]
     if what == "endurance":
-        return [{"endurance": int(e)} for e in parse_floats(values or "0,100000,30000,10000,3000,1000,300",
-                                                             "--values", 0, 2 ** 32 - 1, integer=True)]
+        return [{"endurance": int(e)} for e in parse_floats(default[what] if values is None else values, "--values", 0,
+                                                             2 ** 32 - 1, integer=True)]
     raise RrambnnError(f"rrambnn sweep knows yield, bits, endurance and cnn-bits, not {what!r}")
 
 

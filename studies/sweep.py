@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ from rrambnn.gen.network import BinaryNetwork
 def parse_floats(text: str, name: str, lo: float, hi: float, *, integer: bool = False) -> list[float]:
     """A comma-separated list of numbers from ``lo`` to ``hi`` (whole numbers with ``integer``)."""
     what = "whole numbers" if integer else "numbers"
-    try:
-        vals = [float(v) for v in str(text).split(",") if v.strip()]
+    try:  # every element a finite number: no empty element, no NaN or infinity
+        vals = [float(v) for v in str(text).split(",")]
     except ValueError:
         raise RrambnnError(f"{name} must be a comma-separated list of {what}, not {text!r}") from None
-    if integer and any(v != int(v) for v in vals):
-        raise RrambnnError(f"{name} must be a comma-separated list of {what}, not {text!r}")
+    if not all(math.isfinite(v) for v in vals) or (integer and any(v != int(v) for v in vals)):
+        raise RrambnnError(f"{name} must be a comma-separated list of finite {what}, not {text!r}")
     if not vals or any(not lo <= v <= hi for v in vals):
         raise RrambnnError(f"{name} must lie between {lo} and {hi}, not {text!r}")
     return vals

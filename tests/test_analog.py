@@ -122,8 +122,8 @@ def test_stuck_cells_of_the_profile_yield():
 
 
 BAD = [
-    (lambda t: t.replace("g_hrs_us = 20.0", "g_hrs_us = 0.0"), "g_hrs_us must be a finite number > 0, not 0.0"),
-    (lambda t: t.replace("sigma_lrs = 0.15", "sigma_lrs = -0.1"), "sigma_lrs must be a finite number >= 0"),
+    (lambda t: t.replace("g_hrs_us = 20.0", "g_hrs_us = 0.0"), "g_hrs_us must be a number > 0 and at most 1e+12, not 0.0"),
+    (lambda t: t.replace("sigma_lrs = 0.15", "sigma_lrs = -0.1"), "sigma_lrs must be a number >= 0 and at most 1e+12"),
     (lambda t: t.replace("sigma_lrs = 0.15\n", ""), "variation.sigma_lrs is missing"),
     (lambda t: t.replace("wire_ohm_per_cell = 2.5", "wire_ohm = 2.5"), "unknown key ir_drop.wire_ohm (units"),
     (lambda t: t.replace('distribution = "lognormal"', 'distribution = "cauchy"'), "distribution must be"),
@@ -151,10 +151,11 @@ def test_eval_device_cli(tmp_path):
     read time without a profile; the JSON report of two chips otherwise."""
     bad = tmp_path / "bad.toml"
     bad.write_text((A.PROFILE_DIR / "realistic.toml").read_text().replace("sigma_hrs = 0.40", "sigma_hrs = -1"))
-    one_error_line(rr("eval", "--device", str(bad)), "sigma_hrs must be a finite number >= 0, not -1.0")
+    one_error_line(rr("eval", "--device", str(bad)), "sigma_hrs must be a number >= 0 and at most 1e+12, not -1.0")
     one_error_line(rr("eval", "--device", "nope"), "not one of ideal, mild, realistic, harsh, aihwkit-pcm")
-    one_error_line(rr("eval", "--read-time", "10"), "--read-time needs --device")
-    one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "--chips must be an integer from 1 to 10000")
+    one_error_line(rr("eval", "--read-time", "10"), "--read-time goes with --device")
+    one_error_line(rr("eval", "--chips", "3"), "--chips goes with --device")
+    one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "argument --chips: must be a whole number from 1 to 10,000, not 0")
     from rrambnn.weights import shipped
     one_error_line(rr("eval", "--weights", str(shipped("lenet5-4-4-4-4.npz")), "--device", "mild"),
                    "--device models the binary chip's analog reads")

@@ -37,7 +37,7 @@ def test_train_errors_keep_existing_output(tmp_path):
     out.write_bytes(b"precious")
     one_error_line(rr("train", "--arch", "400-12-x", "--out", str(out)), "Architecture must look like")
     one_error_line(rr("train", "--arch", "300-10", "--out", str(out)), "does not match crop 20x20")
-    one_error_line(rr("train", "--epochs", "0", "--out", str(out)), "Epochs must be a positive integer, not 0")
+    one_error_line(rr("train", "--epochs", "0", "--out", str(out)), "argument --epochs: must be a whole number from 1 to 10,000, not 0")
     one_error_line(rr("train", "--out", str(tmp_path / "w.txt")), "--out must name a .npz file")
     one_error_line(rr("train", "--out", str(out), "--data", str(tmp_path)), "MNIST file train-images-idx3-ubyte")
     assert out.read_bytes() == b"precious"
@@ -73,8 +73,8 @@ def test_program_command(small_weights):
 
 def test_program_errors(small_weights, tmp_path):
     out, _ = small_weights
-    one_error_line(rr("program", "--weights", str(out), "--yield", "1.2"), "Bit yield must be a number from 0 to 1")
-    one_error_line(rr("program", "--weights", str(out), "--retries", "-1"), "Retries must be an integer from 0 to 255")
+    one_error_line(rr("program", "--weights", str(out), "--yield", "1.2"), "argument --yield: must be a number from 0 to 1")
+    one_error_line(rr("program", "--weights", str(out), "--retries", "-1"), "argument --retries: must be a whole number from 0 to 255")
     one_error_line(rr("program", "--weights", str(out), "--faults", str(tmp_path / "nope.npz")), "not a fault-map file")
     one_error_line(rr("program", "--weights", str(out), "--initial", "zeros"), "Initial array state must be hrs, random or weights")
 
@@ -101,7 +101,7 @@ def test_verilog_command(tmp_path, bad_weights):
     assert text.startswith("// rrambnn inference chip") and "module rrambnn_crossbar" in text
     one_error_line(rr("verilog", "--out", str(out), "--tile", "0x4"), "Tile rows must be an integer from 1 to 1024, not 0")
     one_error_line(rr("verilog", "--out", str(out), "--tile", "abc"), "Tile size must look like 128x128")
-    one_error_line(rr("verilog", "--out", str(out), "--output", "softmax"), "Output stage must be 'priority' or 'argmax'")
+    one_error_line(rr("verilog", "--out", str(out), "--output", "softmax"), "argument --output: invalid choice: 'softmax'")
     one_error_line(rr("verilog", "--out", str(out), "--weights", str(bad_weights)), "not a readable .npz")
     assert out.read_text() == text  # failed runs left the earlier output alone
 
@@ -136,7 +136,7 @@ def _corrupted_copy(tmp_path):
 
 
 @pytest.mark.parametrize("args, text", [
-    (["train", "--seed", "-1", "--out", "{tmp}/a.npz"], "Seed must be an integer from 0 to 2^32 - 1, not -1"),
+    (["train", "--seed", "-1", "--out", "{tmp}/a.npz"], "argument --seed: must be a whole number from 0 to 4,294,967,295, not -1"),
     (["train", "--arch", "400-100000000-10", "--out", "{tmp}/a.npz"], "Architecture layers hold at most"),
     (["train", "--out", ""], "--out must name a .npz file, not ''"),
     (["train", "--out", "/proc/rrambnn/a.npz"], "cannot write there"),
@@ -145,11 +145,11 @@ def _corrupted_copy(tmp_path):
     (["eval", "--weights", ""], "the weights file name is empty"),
     (["eval", "--bogus"], "unrecognized arguments: --bogus"),
     (["train"], "the following arguments are required: --out"),
-    (["sweep", "yield", "--retries", "-1", "--out", "{tmp}/s"], "Retries must be an integer from 0 to 255"),
-    (["sweep", "yield", "--retries", "1000000", "--out", "{tmp}/s"], "Retries must be an integer from 0 to 255"),
-    (["sweep", "bits", "--values", "2.5", "--out", "{tmp}/s"], "comma-separated list of whole numbers"),
+    (["sweep", "yield", "--retries", "-1", "--out", "{tmp}/s"], "argument --retries: must be a whole number from 0 to 255"),
+    (["sweep", "yield", "--retries", "1000000", "--out", "{tmp}/s"], "argument --retries: must be a whole number from 0 to 255"),
+    (["sweep", "bits", "--values", "2.5", "--out", "{tmp}/s"], "comma-separated list of finite whole numbers"),
     (["sweep", "loudness"], "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not 'loudness'"),
-    (["bench", "--images", "0"], "--images must be a positive integer, not 0"),
+    (["bench", "--images", "0"], "argument --images: must be a whole number from 1 to 10,000,000"),
     (["online", "--out", "{tmp}/file"], "--out must name a directory, not the file"),
     (["fpga", "--board", "icebreaker", "--baud", "0", "--out", "{tmp}/f"], "--baud must be from 300 to 12,000,000"),
     (["fpga", "--board", "icebreaker", "--variant", "macro", "--lanes", "4", "--out", "{tmp}/f"],
@@ -317,3 +317,43 @@ def test_earlier_flag_spellings_still_work_and_help_shows_one_name(command, old,
         assert "{emulation,macro}" in help_text and "was called periphery; that name still works" in help_text
     else:
         assert new in help_text and old + " " not in help_text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "99999999999999999999999"], "argument --epochs: must be a whole number of at most 2^62"),
+    (["train", "--batch", "99999999"], "argument --batch: must be a whole number from 1 to 60,000"),
+    (["online", "--epochs", "99999999999"], "argument --epochs: must be a whole number from 1 to 10,000"),
+    (["online", "--pulse-fail", "nan"], "argument --pulse-fail: must be a finite number, not 'nan'"),
+    (["program", "--yield", "1.5"], "argument --yield: must be a number from 0 to 1, not 1.5"),
+    (["eval", "--chips", "3"], "--chips goes with --device"),
+    (["eval", "--calibration", "0"], "--calibration goes with --device"),
+    (["verilog", "--out", "x.v", "--output="], "argument --output: invalid choice: ''"),
+    (["cost", "--arch", "16-4-2", "--wbits", "0"], "--wbits must be from 1 to 8, not 0"),
+    (["sweep", "yield", "--yields=0.9,,0"], "--yields must be a comma-separated list of numbers, not '0.9,,0'"),
+    (["sweep", "yield", "--spot-checks=-1"], "argument --spot-checks: must be a whole number from 0 to 1,000"),
+    (["sweep", "yield", "--spot-images", "0"], "argument --spot-images: must be a whole number from 1 to 10,000"),
+    (["sweep", "yield", "--pulse-fail=-1"], "argument --pulse-fail: must be a number from 0 to 1"),
+    (["sweep", "bits", "--values=2,nan"], "--values must be a comma-separated list of finite whole numbers"),
+    (["sweep", "variation", "--variation="], "--variation gives no values"),
+    (["explore", "--axis", "hidden="], "--axis 'hidden=' gives no values"),
+    (["bench", "--boards", "icebreaker"], "--boards goes with --fpga"),
+    (["bench", "--hardware", "--sim-images=-1"], "argument --sim-images: must be a whole number from 1 to 10,000"),
+    (["sweep", "endurance", "--values="], "--values must be a comma-separated list of whole numbers, not ''"),
+    (["sim", "--seed=-1"], "argument --seed: must be a whole number from 0 to 4,294,967,295, not -1"),
+    (["program", "--positions", "2"], "--positions applies to CNN chips"),
+    (["run", "--positions=0"], "argument --positions: must be a whole number from 1 to 4,096, not 0"),
+])
+def test_hostile_numbers_and_flags_are_refused_up_front(tmp_path, args, message):
+    """Round three of hostile input (an outside battery): huge, NaN and out-of-range numbers, empty
+    list elements and flags that do nothing without another are one line before any work."""
+    one_error_line(rr(*args, cwd=tmp_path), message)
+
+
+def test_a_special_file_is_never_replaced_by_an_output(tmp_path):
+    """An output path naming a FIFO (or a device such as /dev/full) is refused; before, the result
+    was renamed over it."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    one_error_line(rr("verilog", "--out", str(fifo)), "must name a regular file, not the special file")
+    assert fifo.is_fifo()

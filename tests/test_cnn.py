@@ -310,7 +310,7 @@ def test_training_is_deterministic(mnist_train):
     (["--arch", "i28-c5x6-d11"], "MNIST needs 10 outputs"),
     (["--arch", "lenet5", "--crop", "20"], "--crop is an option of fully connected networks"),
     (["--arch", "4²-10", "--out", "{tmp}/f.npz"], "Architecture must look like 400-128-128-10, not '4²-10'"),
-    (["--arch", "400-10", "--epochs", "0", "--out", "{tmp}/f.npz"], "Epochs must be a positive integer, not 0"),
+    (["--arch", "400-10", "--epochs", "0", "--out", "{tmp}/f.npz"], "argument --epochs: must be a whole number from 1 to 10,000, not 0"),
     (["--arch", "400-10", "--wbits", "0", "--out", "{tmp}/f.npz"], "Weight bits must be an integer from 1 to 8"),
 ])
 def test_train_cnn_bad_input(tmp_path, args, message):
@@ -332,8 +332,8 @@ def test_train_and_eval_a_small_cnn(tmp_path):
     assert ev["accuracy"] == res["accuracy"] and ev["arch"] == res["spec"] and ev["converter_bits"] == 2
     one_error_line(rr("program", "--weights", str(out)), "this command does not take it yet (eval, verilog, sim, run and cost do)")
     one_error_line(rr("eval", "--weights", str(out), "--disturbance", "-0.1"), "Disturbance must be a number from 0")
-    one_error_line(rr("eval", "--weights", str(out), "--disturbance", "nan"), "Disturbance must be a number from 0")
-    one_error_line(rr("eval", "--disturbance", "0.05", "--seed", "-1"), "Seed must be an integer from 0 to 2^32 - 1")
+    one_error_line(rr("eval", "--weights", str(out), "--disturbance", "nan"), "argument --disturbance: must be a finite number, not 'nan'")
+    one_error_line(rr("eval", "--disturbance", "0.05", "--seed", "-1"), "argument --seed: must be a whole number from 0 to 4,294,967,295")
 
 
 def test_old_mlp_files_load_and_evaluate_as_before(mnist_test):
@@ -371,4 +371,4 @@ def test_sweep_cnn_bits_resumes_and_reproduces(tmp_path):
     one_error_line(rr("sweep", "cnn-bits", "--values", "4/4/4", "--out", str(tmp_path)), "--values takes A/CO/W/G")
     one_error_line(rr("sweep", "cnn-bits", "--values", "", "--out", str(tmp_path)), "--values is empty")
     one_error_line(rr("sweep", "cnn-bits", "--disturbances", "0,0", "--out", str(tmp_path)), "lists a value twice")
-    one_error_line(rr("sweep", "cnn-bits", "--epochs", "0", "--out", str(tmp_path)), "Epochs must be a positive")
+    one_error_line(rr("sweep", "cnn-bits", "--epochs", "0", "--out", str(tmp_path)), "argument --epochs: must be a whole number from 1 to 10,000, not 0")

@@ -136,7 +136,7 @@ def test_cli_online_errors():
     one_error_line(rr("online", "--wbits", "1"), "Weight bits must be an integer from 2 to 12, not 1")
     one_error_line(rr("online", "--arch", "400-10"), "--arch must be one of 400-200-10, 400-128-128-10")
     one_error_line(rr("online", "--start", "warm"), "--start must be pretrained or blank, not 'warm'")
-    one_error_line(rr("online", "--yield", "1.5"), "Bit yield must be a number from 0 to 1")
+    one_error_line(rr("online", "--yield", "1.5"), "argument --yield: must be a number from 0 to 1")
     one_error_line(rr("sweep", "bits", "--values", "1,4"), "--values must lie between 2 and 12")
     one_error_line(rr("sweep", "noise"), "rrambnn sweep knows yield, bits, endurance, cnn-bits and variation, not 'noise'")
     one_error_line(rr("verilog", "--weight-bits", "13", "--out", "/tmp/never.v"),
