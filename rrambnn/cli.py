@@ -161,7 +161,8 @@ def cmd_bench(args):
         check_writable(args.out)
     res = bench.run(load_network(args.weights), args.data, images=args.images, hardware_=args.hardware,
                     online=args.online, online_epochs=args.online_epochs, fpga=args.fpga,
-                    board_names=(args.boards or "icebreaker,ulx3s-85f").split(","), sim_images=args.sim_images, on_chip=args.on_chip,
+                    board_names=("icebreaker,ulx3s-85f" if args.boards is None else args.boards).split(","),
+                    sim_images=args.sim_images, on_chip=args.on_chip,
                     cnn=args.cnn, onnx=args.onnx, fuzz=args.fuzz, analog=args.analog,
                     first_run_=args.first_run,
                     progress=not args.json,

@@ -337,6 +337,7 @@ def test_earlier_flag_spellings_still_work_and_help_shows_one_name(command, old,
     (["sweep", "variation", "--variation="], "--variation gives no values"),
     (["explore", "--axis", "hidden="], "--axis 'hidden=' gives no values"),
     (["bench", "--boards", "icebreaker"], "--boards goes with --fpga"),
+    (["bench", "--fpga", "--boards", ""], "unknown board ''"),  # not the defaults (two builds)
     (["bench", "--hardware", "--sim-images=-1"], "argument --sim-images: must be a whole number from 1 to 10,000"),
     (["sweep", "endurance", "--values="], "--values must be a comma-separated list of whole numbers, not ''"),
     (["sim", "--seed=-1"], "argument --seed: must be a whole number from 0 to 4,294,967,295, not -1"),
