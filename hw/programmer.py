@@ -123,16 +123,17 @@ class Programmer(wiring.Component):
         def cells_of(c):
             return Cat(*[c.mask[j] & (c.word * W + j < widths[c.layer]) for j in range(W)])
 
-        def first_after(cells, after):
-            """The lowest index of ``cells`` above ``after`` (-1: from 0), or W if none."""
+        def lowest(cells):
+            """The lowest index set in ``cells`` (W bits), or W if none."""
             first = Signal(range(W + 1))
             m.d.comb += first.eq(W)
             for j in reversed(range(W)):
-                with m.If(cells[j] & (j > after if isinstance(after, int) else after < j)):
+                with m.If(cells[j]):
                     m.d.comb += first.eq(j)
             return first
 
-        nxt = first_after(cells_of(cmd), i)  # the command's next cell after the current one
+        # the command's next cell after the current one: its cells above bit i
+        nxt = lowest(cells_of(cmd) & ~((Const(2, W + 1) << i) - 1)[:W])
         m.d.comb += [
             col.eq(cmd.word * W + i),
             want.eq(cmd.bits.bit_select(i, 1)),
@@ -148,7 +149,7 @@ class Programmer(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.hold.eq(self.cmd.valid), self.cmd.ready.eq(self.drained)]
                 with m.If(self.cmd.valid & self.drained):
-                    m.d.sync += [cmd.eq(self.cmd.payload), i.eq(first_after(cells_of(self.cmd.payload), -1)),
+                    m.d.sync += [cmd.eq(self.cmd.payload), i.eq(lowest(cells_of(self.cmd.payload))),
                                  self.done.eq(0)]
                     m.next = "SCAN"
             with m.State("SCAN"):  # read the cell (combinational read port)

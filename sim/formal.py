@@ -439,6 +439,9 @@ class ContractCore(wiring.Component):
             Signal(name="core_accept")
         self.in_flight = Signal(range(capacity + 1), name="core_in_flight")
         self.pending = Signal(name="core_result_waiting")
+        # cycles a result, an image or a write has been owed (the harness assumes the deadlines)
+        self.owed = {name: Signal(range(response + 2), name=f"core_owes_{name}")
+                     for name in ("result", "take", "write")}
         super().__init__(CoreSignature(n_in, n_out, self.wr_layout))
         self.result = Signal(self.o.payload.shape().size, name="core_result")
 
@@ -462,15 +465,13 @@ class ContractCore(wiring.Component):
             m.d.sync += self.pending.eq(0)
         with m.If(~self.pending & (self.in_flight != 0) & self.give):
             m.d.sync += [self.pending.eq(1), payload.eq(self.result)]
-        # the deadlines the harness assumes: cycles a result, an image or a write has been owed
-        owed = {name: Signal(range(self.response + 2), name=f"core_owes_{name}") for name in ("result", "take", "write")}
+        owed = self.owed
         for name, cond in (("result", ~self.pending & (self.in_flight != 0) & ~self.give),
                            ("take", self.i.valid & room & ~self.take), ("write", self.wr.valid & ~self.accept)):
             with m.If(cond):
                 m.d.sync += owed[name].eq(Mux(owed[name] == self.response + 1, owed[name], owed[name] + 1))
             with m.Else():
                 m.d.sync += owed[name].eq(0)
-        self.owed = owed
         return m
 
 
@@ -495,8 +496,7 @@ class HostContractHarness(Harness):
         m = Module()
         h, core = self.dut, self.core
         stopped, waited = watch_progress(m, h, core, self.stop, self.stall)
-        frag = Fragment.get(h, platform)  # elaborate the link (and its core) now: their state is named below
-        m.submodules.dut = frag
+        m.submodules.dut = h
         m.d.comb += [Assume(v <= core.response) for v in core.owed.values()]
         # the invariants k-induction needs: a bench run counts exactly the images in the core, once
         # every image is sent some are still there, and each state's byte counter stays in range
