@@ -21,6 +21,15 @@ A design point of ``wbits`` = n and ``abits`` = m generalises the binary network
 
 The batch-norm merge that produces these thresholds is exact for any n, m
 (:func:`rrambnn.gen.train.signed_merge`).
+
+**Ternary weights** (``ternary=True``, n = 2; what FINN calls 2-bit weights: a signed narrow
+2-bit quantiser, -1/0/+1 times a scale) are the codes c in {-2, 0, 2} held as two slices of
+*equal* significance, a differential pair in two planes of binary cells:
+
+    c = s_0 + s_1,   s_0 = +1 if c >= 0 else -1,   s_1 = +1 if c > 0 else -1
+
+so c = 0 is one LRS and one HRS cell. The layer's sum is the two slices' sums added without a
+shift; everything else (activations, thresholds, output stage) is as above.
 """
 
 from __future__ import annotations
@@ -59,10 +68,30 @@ def crop_inputs(images: np.ndarray, crop: int, abits: int) -> np.ndarray:
     return quantise_pixels(images[:, o:o + crop, o:o + crop], abits).reshape(len(images), crop * crop)
 
 
-def weight_slices(w: np.ndarray, wbits: int) -> np.ndarray:
-    """Odd codes (n_in, n_out) -> slices (n, n_in, n_out) of -1/+1 with w = sum_b 2^b s_b."""
+def slice_gains(wbits: int, ternary: bool = False) -> list[int]:
+    """What each weight slice's column sum weighs: 2^b, or 1 and 1 for ternary weights."""
+    return [1, 1] if ternary else [1 << b for b in range(wbits)]
+
+
+def weight_top(wbits: int, ternary: bool = False) -> int:
+    """The largest weight code: 2^n - 1, or 2 for ternary weights."""
+    return sum(slice_gains(wbits, ternary))
+
+
+def weight_slices(w: np.ndarray, wbits: int, ternary: bool = False) -> np.ndarray:
+    """Codes (n_in, n_out) -> slices (n, n_in, n_out) of -1/+1 with w = sum_b gain_b s_b
+    (:func:`slice_gains`)."""
+    if ternary:
+        return np.stack([np.where(w >= 0, 1, -1), np.where(w > 0, 1, -1)]).astype(np.int8)
     u = (w.astype(np.int32) + (1 << wbits) - 1) // 2
     return np.stack([(((u >> b) & 1) * 2 - 1).astype(np.int8) for b in range(wbits)])
+
+
+def slice_codes(cells: np.ndarray, wbits: int, ternary: bool = False) -> np.ndarray:
+    """Cell states (n, n_in, n_out), 1 = LRS, -> the codes they hold (the inverse of
+    :func:`weight_slices`; any cell pattern is a valid code)."""
+    return sum(g * (2 * cells[b].astype(np.int32) - 1)
+               for b, g in enumerate(slice_gains(wbits, ternary))).astype(np.int16)
 
 
 def bit_planes(x: np.ndarray, bits: int) -> np.ndarray:
@@ -70,16 +99,16 @@ def bit_planes(x: np.ndarray, bits: int) -> np.ndarray:
     return np.stack([((x >> k) & 1).astype(np.uint8) for k in range(bits)])
 
 
-def sum_bound(n_in: int, wbits: int, abits: int) -> int:
+def sum_bound(n_in: int, wbits: int, abits: int, ternary: bool = False) -> int:
     """max |S| of a layer with ``n_in`` inputs."""
-    return n_in * ((1 << wbits) - 1) * ((1 << abits) - 1)
+    return n_in * weight_top(wbits, ternary) * ((1 << abits) - 1)
 
 
 @dataclass
 class SlicedNetwork:
     """An integer, hardware-exact network with n-bit weights and m-bit activations."""
 
-    weights: list[np.ndarray]  # int16 (n_in, n_out), odd codes in [-(2^n-1), 2^n-1]
+    weights: list[np.ndarray]  # int16 (n_in, n_out), odd codes in [-(2^n-1), 2^n-1] (ternary: -2, 0, 2)
     thresholds: list[np.ndarray]  # int32: hidden (n_out, 2^m - 1) non-decreasing rows; last (n_out,)
     wbits: int = 1
     abits: int = 1
@@ -87,10 +116,15 @@ class SlicedNetwork:
     output_mode: str = "priority"
     meta: dict = field(default_factory=dict)
     where: str = field(default="network", repr=False, compare=False)
+    ternary: bool = False  # 2-bit weights -1/0/+1 as codes -2/0/2 in two equal slices
 
     def __post_init__(self):
         self.validate(self.where)
-        self._bounds = [sum_bound(w.shape[0], self.wbits, self.abits) for w in self.weights]
+        self._bounds = [self.bound(k) for k in range(len(self.weights))]
+
+    def bound(self, k: int) -> int:
+        """max |S| of layer k."""
+        return sum_bound(self.weights[k].shape[0], self.wbits, self.abits, self.ternary)
 
     @property
     def arch(self) -> tuple[int, ...]:
@@ -101,10 +135,11 @@ class SlicedNetwork:
         return (1 << self.abits) - 1
 
     def slices(self, k: int) -> np.ndarray:
-        return weight_slices(self.weights[k], self.wbits)
+        return weight_slices(self.weights[k], self.wbits, self.ternary)
 
     def cells(self, k: int) -> np.ndarray:
-        """Cell states of layer k, (n, n_in, n_out), 1 = LRS; slice b holds weight bit b."""
+        """Cell states of layer k, (n, n_in, n_out), 1 = LRS; slice b holds weight bit b (ternary:
+        the two cells of the differential pair)."""
         return (self.slices(k) > 0).astype(np.uint8)
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
@@ -113,11 +148,15 @@ class SlicedNetwork:
     def validate(self, where: str = "network"):
         self.wbits = check_bits("Weight bits", self.wbits)
         self.abits = check_bits("Activation bits", self.abits)
+        if not isinstance(self.ternary, bool):
+            raise RrambnnError(f"{where}: ternary must be a bool, not {self.ternary!r}")
+        if self.ternary and self.wbits != 2:
+            raise RrambnnError(f"{where}: ternary weights are 2-bit (two cells per weight), not {self.wbits}-bit")
         if not isinstance(self.crop, int) or not 1 <= self.crop <= 28:
             raise RrambnnError(f"{where}: crop must be an integer from 1 to 28, not {self.crop!r}")
         if len(self.weights) == 0 or len(self.weights) != len(self.thresholds):
             raise RrambnnError(f"{where}: needs one threshold array per weight matrix")
-        top = (1 << self.wbits) - 1
+        top = weight_top(self.wbits, self.ternary)
         prev = None
         for i, (w, t) in enumerate(zip(self.weights, self.thresholds)):
             if not isinstance(w, np.ndarray) or w.ndim != 2:
@@ -125,7 +164,10 @@ class SlicedNetwork:
             if prev is not None and w.shape[0] != prev:
                 raise RrambnnError(f"{where}: layer {i} weights have {w.shape[0]} rows, previous layer has "
                                    f"{prev} outputs")
-            if w.dtype != np.int16 or w.size == 0 or (w % 2 == 0).any() or np.abs(w).max() > top:
+            if self.ternary and (w.dtype != np.int16 or w.size == 0 or not np.isin(w, (-2, 0, 2)).all()):
+                raise RrambnnError(f"{where}: layer {i} weights must be int16 ternary codes -2, 0 or 2")
+            if not self.ternary and (w.dtype != np.int16 or w.size == 0 or (w % 2 == 0).any()
+                                     or np.abs(w).max() > top):
                 raise RrambnnError(f"{where}: layer {i} weights must be int16 odd codes from -{top} to {top} "
                                    f"({self.wbits}-bit slices)")
             last = i == len(self.weights) - 1
@@ -133,7 +175,7 @@ class SlicedNetwork:
             if not isinstance(t, np.ndarray) or t.shape != shape or t.dtype != np.int32:
                 raise RrambnnError(f"{where}: layer {i} thresholds must be int32 of shape {shape}, not "
                                    f"{getattr(t, 'dtype', type(t))} {getattr(t, 'shape', '')}")
-            bound = sum_bound(w.shape[0], self.wbits, self.abits)
+            bound = sum_bound(w.shape[0], self.wbits, self.abits, self.ternary)
             if t.size and (t.min() < -bound or t.max() > bound + 1):
                 raise RrambnnError(f"{where}: layer {i} thresholds must lie in [-{bound}, {bound + 1}]")
             if not last and (np.diff(t, axis=1) < 0).any():
@@ -181,12 +223,13 @@ class SlicedNetwork:
 
     def twin_sums(self, k: int, x: np.ndarray) -> np.ndarray:
         """Layer k's column sums the hardware way: per activation bit-plane and weight slice, the
-        crossbar twin 2*popcount(x AND c) - popcount(x), shifted by 2^(plane + slice) and added."""
+        crossbar twin 2*popcount(x AND c) - popcount(x), weighted by 2^plane * the slice's gain
+        (2^slice; ternary: 1) and added."""
         cells = self.cells(k)
         total = np.zeros((len(x), self.arch[k + 1]), np.int64)
         for p, plane in enumerate(bit_planes(x, self.abits)):
-            for b in range(self.wbits):
-                total += crossbar.twin(plane, cells[b]).astype(np.int64) << (p + b)
+            for b, g in enumerate(slice_gains(self.wbits, self.ternary)):
+                total += (crossbar.twin(plane, cells[b]).astype(np.int64) * g) << p
         return total
 
     def classify(self, x, mode=None):
@@ -205,6 +248,7 @@ class SlicedNetwork:
                   "arch": np.array(self.arch, np.int32), "crop": np.array(self.crop, np.int32),
                   "wbits": np.array(self.wbits, np.int32), "abits": np.array(self.abits, np.int32),
                   "output_mode": np.array(self.output_mode), "meta": np.array(json.dumps(self.meta, sort_keys=True)),
+                  **({"weight_code": np.array("ternary")} if self.ternary else {}),
                   **layer_arrays(self.weights, self.thresholds)}
         write_npz(path, arrays)
 
@@ -216,21 +260,27 @@ class SlicedNetwork:
         e.header(FORMAT, VERSION)
         weights, thresholds = e.layers(e.arch())
         meta = e.json("meta")
+        code = e.str("weight_code") if "weight_code" in e.data else "binary"
+        if code not in ("binary", "ternary"):
+            raise e.error(f"'weight_code' must be 'binary' or 'ternary', not {code!r}")
         try:
             return cls(weights, thresholds, e.int("wbits"), e.int("abits"), e.int("crop"), e.str("output_mode"), meta,
-                       where=str(path))
+                       where=str(path), ternary=code == "ternary")
         except RrambnnError as err:
             raise rethrow_in(path, err) from None
 
 
 def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: int | None = None,
-                  output_mode: str = "priority") -> SlicedNetwork:
+                  output_mode: str = "priority", ternary: bool = False) -> SlicedNetwork:
     """Random codes and thresholds near the middle of each layer's sum distribution (tests)."""
-    top = (1 << wbits) - 1
+    top = weight_top(wbits, ternary)
     weights, thresholds = [], []
     levels = (1 << abits) - 1
     for k, (n_in, n_out) in enumerate(zip(arch[:-1], arch[1:])):
-        weights.append((rng.integers(0, top + 1, size=(n_in, n_out)) * 2 - top).astype(np.int16))
+        if ternary:
+            weights.append((rng.integers(-1, 2, size=(n_in, n_out)) * 2).astype(np.int16))
+        else:
+            weights.append((rng.integers(0, top + 1, size=(n_in, n_out)) * 2 - top).astype(np.int16))
         spread = max(1, int(np.sqrt(n_in) * top * levels / 2))
         if k == len(arch) - 2:
             thresholds.append(rng.integers(-spread, spread + 1, size=n_out).astype(np.int32))
@@ -240,5 +290,5 @@ def random_sliced(arch, wbits: int, abits: int, rng: np.random.Generator, crop: 
     crop = crop if crop is not None else int(round(np.sqrt(arch[0])))
     if crop * crop != arch[0]:
         raise RrambnnError(f"random_sliced needs a square input size, not {arch[0]}")
-    return SlicedNetwork(weights, thresholds, wbits, abits, crop, output_mode)
+    return SlicedNetwork(weights, thresholds, wbits, abits, crop, output_mode, ternary=ternary)
 

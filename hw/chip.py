@@ -86,6 +86,7 @@ class ChipVariant:
 
     planes = 1
     sliced = False
+    ternary = False
     wbits = 1
     abits = 1
     update = None
@@ -123,12 +124,14 @@ class ComputingPlanes(ChipVariant):
     With ``update`` (a :class:`rrambnn.hw.updater.WeightUpdate`) the training chip
     (:mod:`rrambnn.gen.online_nbit`): the weight-update controller updates the planes' offset codes.
     ``backward``: the last layer also has the transposed read (ports ``tr_x`` -> ``tr_sums``),
-    for the self-training chip's backward pass (:mod:`rrambnn.hw.trainer`)."""
+    for the self-training chip's backward pass (:mod:`rrambnn.hw.trainer`).
+    ``ternary``: 2-bit weights -1/0/+1 as two planes of equal weight (codes -2, 0, 2), inference only."""
 
     wbits: int = 1
     abits: int = 1
     update: WeightUpdate | None = None
     backward: bool = False
+    ternary: bool = False
 
     def __post_init__(self):
         _bounded_int("Weight bits", self.wbits, 1, 8)
@@ -142,6 +145,12 @@ class ComputingPlanes(ChipVariant):
             raise TypeError(f"Computing planes' backward must be a bool, not {self.backward!r}")
         if self.backward and self.update is None:
             raise ValueError("A backward pass (transposed read) needs the weight-update controller")
+        if not isinstance(self.ternary, bool):
+            raise TypeError(f"Computing planes' ternary must be a bool, not {self.ternary!r}")
+        if self.ternary and self.wbits != 2:
+            raise ValueError(f"Ternary weights take 2 computing planes, not {self.wbits}")
+        if self.ternary and self.update is not None:
+            raise ValueError("Ternary weights are for inference: the weight-update controller works in offset codes")
 
     @property
     def planes(self) -> int:
@@ -226,7 +235,8 @@ class Chip(wiring.Component):
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
                              planes=self.planes, plane_cells=pc, plane_faults=pf, sliced=variant.sliced,
                              in_bits=self.abits, levels=levels if k < n - 1 else 1,
-                             transposed=variant.backward and k == n - 1, analog=analog[k] if analog else None)
+                             transposed=variant.backward and k == n - 1, analog=analog[k] if analog else None,
+                             ternary=variant.ternary)
                        for k, (w, t, (c, pc), (f, pf)) in enumerate(zip(weights, thresholds, cells, faults))]
         self.arch = (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
         self.programmer = Programmer(self.arch, word=programming.word, retries=programming.retries,

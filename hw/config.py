@@ -34,6 +34,7 @@ class ChipConfig:
     step_bits: int = 2  # rank-1 step width of the weight-update controller
     wbits: int = 1  # > 1: multi-bit inference weights, one computing plane of arrays per bit
     abits: int = 1  # > 1: multi-bit activations (bit-serial layers, threshold ramps)
+    ternary: bool = False  # 2-bit weights -1/0/+1, two planes of equal weight (rrambnn.gen.sliced)
     restore: bool = False  # the weight-update controller restores a weight whose write failed
     self_training: bool = False  # the training chip with its trainer (rrambnn.hw.trainer)
     analog: tuple = ()  # analog reads: a device profile's values as (name, value) pairs (rrambnn.gen.analog)
@@ -62,7 +63,7 @@ class ChipConfig:
         """This configuration with the precision a network needs (a :class:`SlicedNetwork`'s
         weight and activation bits; binary networks keep it as it is)."""
         if isinstance(net, SlicedNetwork):
-            return dataclasses.replace(self, wbits=net.wbits, abits=net.abits)
+            return dataclasses.replace(self, wbits=net.wbits, abits=net.abits, ternary=net.ternary)
         return self
 
     @classmethod
@@ -104,7 +105,7 @@ class ChipConfig:
         dev = "" if d.ideal else f"-y{d.yield_}-p{d.p_fail}-e{d.endurance}-s{d.seed}"
         bits = f"-b{self.update_bits}e{self.step_bits}{'r' if self.restore else ''}" if self.update_bits > 1 else ""
         if self.wbits > 1 or self.abits > 1:
-            bits += f"-w{self.wbits}a{self.abits}"
+            bits += f"-{'t' if self.ternary else 'w'}{self.wbits}a{self.abits}"
         analog = f"-analog-{dict(self.analog)['name']}-s{self.analog_seed}" if self.analog else ""
         return (f"t{self.tile[0]}x{self.tile[1]}-{'pipe' if self.pipeline else 'comb'}-{self.output}"
                 f"{'-dbg' if self.debug else ''}-w{self.word}r{self.retries}p{self.pulse_cycles}{bits}{dev}"

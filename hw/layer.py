@@ -71,6 +71,8 @@ class Layer(wiring.Component):
     ``sliced``: every plane computes (multi-bit inference weights, :mod:`rrambnn.gen.sliced`):
     plane b holds weight bit b of the offset code and the column sum is
     S_j = sum_b 2^b * S_jb, the slices' sums shifted and added before the sense stage.
+    ``ternary`` (two sliced planes): the planes are a differential pair of equal weight (codes
+    -2, 0, 2), their sums added without a shift.
 
     ``in_bits`` m > 1: the input arrives bit-serially, most significant plane first, one plane
     per ``acc_step`` (``acc_first`` on the first): an accumulator per column keeps
@@ -94,7 +96,7 @@ class Layer(wiring.Component):
                  initial_cells=None, faults=None, index: int = 0, seed: int = 0,
                  fail_threshold: int = 0, endurance: int = 0, planes: int = 1, plane_cells=None,
                  plane_faults=None, sliced: bool = False, in_bits: int = 1, levels: int = 1,
-                 transposed: bool = False, analog=None):
+                 transposed: bool = False, analog=None, ternary: bool = False):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.isin(weights, (-1, 1)).all():
             raise ValueError("Layer weights must be a 2-D array of -1/+1")
@@ -107,8 +109,14 @@ class Layer(wiring.Component):
             raise ValueError(f"Layer levels must be an integer from 1 to 255, not {levels!r}")
         if not isinstance(transposed, bool):
             raise TypeError(f"Layer transposed must be a bool, not {transposed!r}")
+        if not isinstance(ternary, bool):
+            raise TypeError(f"Layer ternary must be a bool, not {ternary!r}")
+        if ternary and (not sliced or planes != 2):
+            raise ValueError("Ternary layers need two sliced planes")
         self.sliced, self.in_bits, self.levels, self.transposed = sliced, in_bits, levels, transposed
-        slice_gain = (1 << planes) - 1 if sliced and isinstance(planes, int) and 1 <= planes <= 12 else 1
+        self.ternary = ternary
+        slice_gain = (2 if ternary else (1 << planes) - 1) if sliced and isinstance(planes, int) \
+            and 1 <= planes <= 12 else 1
         self.bound = self.n_in * slice_gain * ((1 << in_bits) - 1)  # max |S_j|
         # analog reads (rrambnn.hw.analog.AnalogLayer): the sums are column currents in 2^-8 cell
         # units with the sense stage's offsets and read noise; thresholds in the same units
@@ -259,8 +267,8 @@ class Layer(wiring.Component):
             for r in range(self.n_in):
                 br, rl = divmod(r, R)
                 m.d.comb += self.tsums[r * self.tsw:(r + 1) * self.tsw].eq(shift_add(
-                    sum_all([tiles[p, br, bc].row_sum(rl) for bc in range(self.col_blocks)])
-                    for p in range(self.planes if self.sliced else 1)))
+                    (sum_all([tiles[p, br, bc].row_sum(rl) for bc in range(self.col_blocks)])
+                     for p in range(self.planes if self.sliced else 1)), self.ternary))
         if self.levels > 1:
             ramp = self._threshold_ram(m, getattr(platform, "ram_init", True))
         if self.analog is not None:  # the tiles' currents added, then the sense model
@@ -283,8 +291,8 @@ class Layer(wiring.Component):
             elif sense is not None:  # converted per slice: shift and add in logic
                 total = sense.column_sum(j)
             else:  # row tiles add, slices shift and add
-                total = shift_add(sum_all([tiles[p, br, bc].column_sum(jl) for br in range(self.row_blocks)])
-                                  for p in range(self.planes if self.sliced else 1))
+                total = shift_add((sum_all([tiles[p, br, bc].column_sum(jl) for br in range(self.row_blocks)])
+                                   for p in range(self.planes if self.sliced else 1)), self.ternary)
             s = Signal(signed(self.sw), name=f"sum{j}")  # named: shared by sense and output stage
             if self.in_bits > 1:  # bit-serial input: acc = 2*acc + S(plane), MSB first
                 now = Signal(signed(self.sw), name=f"plane_sum{j}")
@@ -338,8 +346,8 @@ class Layer(wiring.Component):
         def slices(bits, i, width):  # the n_p converted slice sums of column (row) i
             return (bits[k * width:(k + 1) * width].as_signed() for k in range(i * n_p, (i + 1) * n_p))
 
-        sense.column_sum = lambda j: shift_add(slices(sense.sums, j, psw))
-        sense.row_sum = lambda r: shift_add(slices(sense.tsums, r, ptw))
+        sense.column_sum = lambda j: shift_add(slices(sense.sums, j, psw), self.ternary)
+        sense.row_sum = lambda r: shift_add(slices(sense.tsums, r, ptw), self.ternary)
         m.submodules.sense = Instance(
             SENSE_NAME, p_PW=len(parts), p_TPW=len(tparts), p_TW=len(sense.theta), p_N=self.n_out,
             p_SW=len(sense.sums), p_RW=len(sense.tsums),
@@ -391,11 +399,12 @@ def sum_all(values):
     return acc
 
 
-def shift_add(slices):
-    """Bit-slice sums combined: slice p weighs 2^p."""
+def shift_add(slices, equal: bool = False):
+    """Bit-slice sums combined: slice p weighs 2^p (``equal``: every slice weighs 1, a ternary
+    weight's differential pair)."""
     total = 0
     for p, part in enumerate(slices):
-        total = total + (part << p) if p else part
+        total = total + (part << (0 if equal else p)) if p else part
     return total
 
 

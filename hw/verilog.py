@@ -79,7 +79,8 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
             update = WeightUpdate(cfg.step_bits, cfg.restore)
         chip = Chip([np.where(c[0] > 0, 1, -1).astype(np.int8) for c in cells], thresholds, tile=cfg.tile,
                     pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug,
-                    variant=ComputingPlanes(n, net.abits, update, backward=cfg.self_training),
+                    variant=ComputingPlanes(n, net.abits, update, backward=cfg.self_training,
+                                            ternary=net.ternary),
                     programming=_programming(cfg), device=cfg.device, cells=cells, faults=faults)
         if cfg.self_training:
             from rrambnn.gen.online_nbit import rule_of
@@ -166,8 +167,10 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
            f"steps and the updates itself (rrambnn.hw.trainer; the rule of rrambnn.gen.online_nbit, seed "
            f"{net.meta['config']['seed']}); inference images wait while a step is under way"]
           if cfg.self_training else []),
-        *([f"// multi-bit inference: {chip.wbits}-bit weights as bit slices in {chip.wbits} computing planes "
-           f"(column sums shifted and added), {chip.abits}-bit activations "
+        *([(f"// multi-bit inference: ternary weights -1/0/+1 (codes -2/0/2) as differential pairs in 2 computing "
+            f"planes (column sums added), " if chip.variant.ternary else
+            f"// multi-bit inference: {chip.wbits}-bit weights as bit slices in {chip.wbits} computing planes "
+            f"(column sums shifted and added), ") + f"{chip.abits}-bit activations "
            + (f"bit-serial (MSB plane first), hidden layers quantised by a {(1 << chip.abits) - 1}-level "
               f"threshold ramp over rrambnn_threshold_ram; {chip.interval} cycles per image"
               if chip.abits > 1 else "") + "; see rrambnn.gen.sliced"]

@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from rrambnn.gen.network import answers
-from rrambnn.gen.sliced import SlicedNetwork, bit_planes
+from rrambnn.gen.sliced import SlicedNetwork, bit_planes, slice_codes
 from rrambnn.hw.config import ChipConfig
 from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
@@ -34,9 +34,9 @@ def effective_network(net: SlicedNetwork, faults, cells=None) -> SlicedNetwork:
         cells_k = net.cells(k) if cells is None else cells[k]
         f = np.asarray(faults[k])
         c = np.where(f == 1, 0, np.where(f == 2, 1, cells_k))
-        weights.append(sum(((2 * c[b].astype(np.int32) - 1) << b) for b in range(net.wbits)).astype(np.int16))
+        weights.append(slice_codes(c, net.wbits, net.ternary))
     return SlicedNetwork(weights, [t.copy() for t in net.thresholds], net.wbits, net.abits, net.crop,
-                         net.output_mode, net.meta)
+                         net.output_mode, net.meta, ternary=net.ternary)
 
 
 def image_payloads(x: np.ndarray, abits: int) -> list[int]:

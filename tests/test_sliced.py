@@ -6,7 +6,7 @@ import pytest
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.network import BinaryNetwork, random_network
 from rrambnn.gen.sliced import (SlicedNetwork, bit_planes, crop_inputs, quantise_pixels, random_sliced,
-                                weight_slices)
+                                slice_codes, sum_bound, weight_slices)
 from rrambnn.gen.train import TrainConfig, activate, signed_merge, train, weight_codes
 
 
@@ -18,6 +18,42 @@ def test_slices_rebuild_every_code(wbits):
     assert set(np.unique(s)) <= {-1, 1}
     rebuilt = sum(s[b].astype(np.int32) << b for b in range(wbits))
     assert (rebuilt == codes).all()
+
+
+@pytest.mark.parametrize("wbits,ternary", [(1, False), (3, False), (2, True)])
+def test_cells_give_back_their_codes(wbits, ternary):
+    codes = (np.array([[-2, 0, 2]]) if ternary else np.arange(-(1 << wbits) + 1, 1 << wbits, 2)[None]).astype(np.int16)
+    s = weight_slices(codes, wbits, ternary)
+    assert (slice_codes((s > 0).astype(np.uint8), wbits, ternary) == codes).all()
+    if ternary:  # a differential pair: 0 is one LRS and one HRS cell, the pair (HRS, LRS) also reads 0
+        assert s[:, 0, 1].tolist() == [1, -1]
+        assert slice_codes(np.array([[[0]], [[1]]], np.uint8), 2, True).item() == 0
+
+
+def test_ternary_network_sums_are_the_two_equal_slices(tmp_path):
+    rng = np.random.default_rng(7)
+    net = random_sliced((49, 23, 10), 2, 2, rng, ternary=True)
+    assert set(np.unique(net.weights[0])) == {-2, 0, 2} and net.bound(0) == 49 * 2 * 3 == sum_bound(49, 2, 2, True)
+    x = rng.integers(0, 4, size=(300, 49))
+    t = net.forward(x)
+    assert (t.sums[0] == x @ net.weights[0].astype(np.int64)).all()
+    assert (net.twin_sums(0, x) == t.sums[0]).all() and (net.twin_sums(1, t.acts[0]) == t.sums[1]).all()
+    net.save(tmp_path / "t.npz")
+    back = SlicedNetwork.load(tmp_path / "t.npz")
+    assert back.ternary and all((a == b).all() for a, b in zip(net.weights, back.weights))
+    assert np.load(tmp_path / "t.npz")["weight_code"] == "ternary"
+    binary = random_sliced((16, 10), 2, 1, rng)
+    binary.save(tmp_path / "b.npz")
+    assert "weight_code" not in np.load(tmp_path / "b.npz").files  # binary-weighted files are unchanged
+    with pytest.raises(RrambnnError, match="layer 0 weights must be int16 ternary codes -2, 0 or 2"):
+        SlicedNetwork([np.ones((4, 3), np.int16)], [np.zeros(3, np.int32)], 2, 1, 2, ternary=True)
+    with pytest.raises(RrambnnError, match="ternary weights are 2-bit \\(two cells per weight\\), not 3-bit"):
+        SlicedNetwork([np.zeros((4, 3), np.int16)], [np.zeros(3, np.int32)], 3, 1, 2, ternary=True)
+    bad = dict(np.load(tmp_path / "t.npz"))
+    bad["weight_code"] = np.array("quinary")
+    np.savez(tmp_path / "q.npz", **bad)
+    with pytest.raises(RrambnnError, match="'weight_code' must be 'binary' or 'ternary', not 'quinary'"):
+        SlicedNetwork.load(tmp_path / "q.npz")
 
 
 def test_pixels_quantise_like_the_binary_chip_at_one_bit(mnist_test):

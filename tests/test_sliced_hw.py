@@ -51,6 +51,22 @@ def test_random_multi_bit_chips(arch, tile, wbits, abits, output, yield_, seed):
     assert res["interval_model"] == (1 if abits == 1 else layers * abits + (layers - 1) * levels + 3)
 
 
+def test_random_ternary_chip():
+    """Ternary weights (FINN's 2-bit: -1/0/+1) as differential pairs in two equal planes, with
+    stuck cells (a stuck cell of a pair moves the weight by one step) and 2-bit activations."""
+    seed = 35
+    rng = np.random.default_rng(seed)
+    net = random_sliced((25, 17, 9, 5), 2, 2, rng, output_mode="argmax", ternary=True)
+    x = rng.integers(0, 4, (200, 25)).astype(np.uint8)
+    print(f"ternary 25-17-9-5 tile 8x6 a2 argmax yield 0.95 seed {seed}")
+    cfg = ChipConfig((8, 6), False, "argmax", debug=True, word=4, device=dev.DeviceParams(0.95, 0.0, 0, seed))
+    chip = build_chip(net, cfg)
+    assert chip.layers[0].bound == 25 * 2 * 3 and chip.variant.ternary
+    res = simulate_sliced(net, cfg, x, seed=seed, throughput_images=100, program_commands=12)
+    check(res, 600)
+    assert res["programmed"] == 12
+
+
 def test_trained_multi_bit_network_runs_bit_exact_on_mnist(mnist_train, mnist_test):
     cfg = TrainConfig(arch="144-24-16-10", crop=12, epochs=1, seed=2, wbits=2, abits=2, hidden_norm="shared")
     net, _, _ = train(cfg, mnist_train.images[:4000], mnist_train.labels[:4000], progress=False)
