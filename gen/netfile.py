@@ -104,4 +104,5 @@ def evaluate(net, data_dir=None) -> dict:
                 "converter_bits": net.cobits}
     return {"arch": "-".join(map(str, net.arch)), "crop": int(round(x.shape[1] ** 0.5)), "images": len(te.labels),
             "accuracy": net.accuracy(x, te.labels), "default_output": net.output_mode,
-            **({"weight_bits": net.wbits, "activation_bits": net.abits} if hasattr(net, "abits") else {})}
+            **({"weight_bits": net.wbits, "activation_bits": net.abits} if hasattr(net, "abits") else {}),
+            **({"weight_code": "ternary"} if getattr(net, "ternary", False) else {})}

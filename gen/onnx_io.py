@@ -5,7 +5,8 @@ own executor runs: the 28x28 image (pixels / 255, NCHW) -> ``Slice`` (the centre
 ``Flatten`` -> ``MultiThreshold`` (the chip's pixel quantiser: the binarisation threshold, or
 the m-bit rule ``(p (2^m - 1) + 127) // 255``, as thresholds on p / 255 half a pixel step below
 each code's first pixel) -> per layer ``MatMul`` with the weights behind their quantiser
-(``BipolarQuant`` for +-1, ``Quant`` signed narrow of W + 1 bits for W-bit odd codes) ->
+(``BipolarQuant`` for +-1, ``Quant`` signed narrow of W + 1 bits for W-bit odd codes, ``Quant``
+signed narrow of 2 bits with scale 2 for ternary codes -2/0/2) ->
 ``MultiThreshold`` with the layer's integer thresholds (hidden layers: the activation codes
 0 .. 2^m - 1) -> the last layer's ``Add`` of minus its thresholds: the output ``scores`` are the
 chip's margins ``S - theta``. The argmax stage is ``argmax(scores)`` (lowest index on ties, as
@@ -22,8 +23,10 @@ quantisers. Every conversion is checked (floats read with tight tolerances, see 
 * the input: the operations before the first layer are evaluated on all 256 pixel values; they
   must give a non-decreasing function of the pixel onto equally spaced levels, equal to the
   chip's binarisation (any threshold) or its m-bit pixel quantiser;
-* weights: each column must be a positive scale times odd integer codes of at most 8 bits (a zero
-  weight is refused: a cell pair holds +-1, never 0); the scale folds into the thresholds;
+* weights: each column must be a positive scale times odd integer codes of at most 8 bits; the
+  scale folds into the thresholds. A network with zero weights is read as ternary (FINN's 2-bit
+  weights, -1/0/+1): every column a positive scale times -1, 0, +1, held as codes -2/0/2 in a
+  differential pair of cells (:mod:`rrambnn.gen.sliced`); other codes with zeros are refused;
 * hidden activations: the operations after a layer, evaluated on every possible integer column
   sum (or, beyond 65,536 sums, found by bisection and checked around each threshold), must be a
   monotone staircase onto equally spaced levels: its steps are the integer thresholds (a
@@ -99,7 +102,8 @@ def export(net, path, *, batch: int = 1) -> dict:
     wbits, abits = getattr(net, "wbits", 1), getattr(net, "abits", 1)
     crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
     from rrambnn.gen.sliced import sum_bound
-    bound = max(sum_bound(w.shape[0], wbits, abits) for w in net.weights)
+    ternary = getattr(net, "ternary", False)
+    bound = max(sum_bound(w.shape[0], wbits, abits, ternary) for w in net.weights)
     exact32 = bound < (1 << 24)
     dt, tp = (np.float32, onnx.TensorProto.FLOAT) if exact32 else (np.float64, onnx.TensorProto.DOUBLE)
     inits, nodes = [], []
@@ -124,7 +128,7 @@ def export(net, path, *, batch: int = 1) -> dict:
     x = "a0"
     n = len(net.weights)
     for k, (w, t) in enumerate(zip(net.weights, net.thresholds)):
-        _weight_quantiser(helper, nodes, const, k, w.astype(dt), wbits, exact32, tp)
+        _weight_quantiser(helper, nodes, const, k, w.astype(dt), wbits, exact32, tp, ternary)
         nodes.append(helper.make_node("MatMul", [x, f"w{k}"], [f"s{k}"]))
         if k < n - 1:
             const(f"t{k}", np.asarray(t, dt).reshape(w.shape[1], -1))
@@ -141,8 +145,9 @@ def export(net, path, *, batch: int = 1) -> dict:
         shapes[f"w{k}"] = (tp, list(w.shape))
         shapes[f"w{k}_q"] = (onnx.TensorProto.FLOAT, list(w.shape))
         shapes[f"s{k}"] = shapes[f"a{k + 1}"] = (tp, [batch, int(w.shape[1])])
-    data = _write_model(path, nodes, inits, shapes, batch, tp, net, {})
+    data = _write_model(path, nodes, inits, shapes, batch, tp, net, {"rrambnn.wcode": "ternary"} if ternary else {})
     return {"out": str(path), "arch": "-".join(map(str, net.arch)), "weight_bits": wbits, "activation_bits": abits,
+            **({"weight_code": "ternary"} if ternary else {}),
             "crop": crop, "nodes": len(nodes), "dtype": np.dtype(dt).name, "bytes": len(data)}
 
 
@@ -168,10 +173,17 @@ def _write_model(path, nodes, inits, shapes, batch, tp, net, props) -> bytes:
     return data
 
 
-def _weight_quantiser(helper, nodes, const, k, codes, wbits, exact32, tp):
-    """Initializer ``w{k}_codes`` behind its quantiser node, as tensor ``w{k}``."""
+def _weight_quantiser(helper, nodes, const, k, codes, wbits, exact32, tp, ternary: bool = False):
+    """Initializer ``w{k}_codes`` behind its quantiser node, as tensor ``w{k}`` (ternary codes
+    -2/0/2: FINN's 2-bit weight quantiser, signed narrow, scale 2)."""
     const(f"w{k}_codes", codes)
-    if wbits == 1:
+    if ternary:
+        for nm, v in (("scale", 2.0), ("zeropt", 0.0), ("bitwidth", 2.0)):
+            const(f"w{k}_{nm}", np.array(v))
+        q = f"w{k}" if exact32 else f"w{k}_q"
+        nodes.append(helper.make_node("Quant", [f"w{k}_codes", f"w{k}_scale", f"w{k}_zeropt", f"w{k}_bitwidth"],
+                                      [q], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND"))
+    elif wbits == 1:
         const(f"w{k}_scale", np.array(1.0))
         q = f"w{k}" if exact32 else f"w{k}_q"
         nodes.append(helper.make_node("BipolarQuant", [f"w{k}_codes", f"w{k}_scale"], [q], domain=DOMAIN))
@@ -526,13 +538,29 @@ def _levels(values: np.ndarray, what: str) -> tuple[np.ndarray, float, float]:
     return lv, float(lv[0]), float(beta)
 
 
+def _ternary_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Float weights (rows, cols) of a network with zero weights -> (codes -2/0/2, positive column
+    scales, 2): each column a scale times -1, 0, +1 (an all-zero column: scale 1)."""
+    if not np.isfinite(w).all():
+        raise RrambnnError(f"{where}: weights are not finite")
+    m = np.abs(w).max(axis=0)
+    r = w / np.where(m > 0, m, 1)
+    q = np.round(r)
+    bad = np.flatnonzero((np.abs(r - q) > 1e-4).any(axis=0))
+    if bad.size:
+        raise RrambnnError(f"{where}: column {bad[0]} is not a scale times -1, 0, +1; the network has zero weights, "
+                           f"which rrambnn holds only as ternary codes (FINN's 2-bit weights, a cell pair per weight) "
+                           f"in every layer")
+    return (2 * q).astype(np.int64), np.where(m > 0, m / 2, 1.0), 2
+
+
 def _odd_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Float weights (rows, cols) -> (odd int codes, positive column scales, bits)."""
     if not np.isfinite(w).all():
         raise RrambnnError(f"{where}: weights are not finite")
     if (w == 0).any():
-        raise RrambnnError(f"{where}: has zero weights; rrambnn's cells hold odd codes (+-1, +-3, ...), never 0 "
-                           f"(ternary or zero-point weights cannot be held)")
+        raise RrambnnError(f"{where}: has zero weights; this chip's cells hold odd codes (+-1, +-3, ...), never 0 "
+                           f"(ternary weights are imported for fully connected networks only)")
     top = (1 << MAX_CODE_BITS) - 1
     r = np.round(w)
     if np.allclose(w, r, rtol=0, atol=1e-9) and (r % 2 != 0).all() and np.abs(r).max() <= top:
@@ -652,14 +680,16 @@ def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None
                            f"{'' if crop is None else f' of {crop}x{crop}'} of a 28x28 image")
     _check_centre_crop(g, segs[0], pixels, (side, side), where)
     in_bits = max(1, math.ceil(math.log2(len(lv))))
-    # weights as odd codes
+    # weights as odd codes, or ternary codes -2/0/2 when any weight is zero
     codes, scales, wbits = [], [], 1
+    ternary = props.get("rrambnn.wcode") == "ternary" or any((w == 0).any() for w in weights)
     for k, w in enumerate(weights):
-        c, s, b = _odd_codes(w, f"{where}: layer {k} ({mats[k].op_type} {mats[k].name})")
+        label = f"{where}: layer {k} ({mats[k].op_type} {mats[k].name})"
+        c, s, b = _ternary_codes(w, label) if ternary else _odd_codes(w, label)
         codes.append(c)
         scales.append(s)
         wbits = max(wbits, b)
-    wbits = _declared_bits(props, "rrambnn.wbits", wbits)
+    wbits = 2 if ternary else _declared_bits(props, "rrambnn.wbits", wbits)
     # hidden layers: the staircase of each column
     thresholds, abits = [], in_bits
     a_lo, a_step, a_bits = alpha, beta, in_bits
@@ -670,7 +700,7 @@ def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None
         colsum = weights[k].sum(axis=0)
         gain = a_step * scales[k]  # y = a_lo colsum + gain S (+ bias)
         offset = a_lo * colsum + (0 if bias is None else bias)
-        bound = sum_bound(codes[k].shape[0], wbits, _declared_bits(props, "rrambnn.abits", a_bits))
+        bound = sum_bound(codes[k].shape[0], wbits, _declared_bits(props, "rrambnn.abits", a_bits), ternary)
         last = k == len(weights) - 1
         g_of = _layer_function(g, post, gain, offset)
 
@@ -687,7 +717,7 @@ def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None
     abits = _declared_bits(props, "rrambnn.abits", max([in_bits, *layer_bits]))
     if note:
         meta = {**meta, "import_note": note}
-    if wbits == 1 and abits == 1:
+    if wbits == 1 and abits == 1 and not ternary:
         T = int(np.argmax(code_of_p >= 1))
         if T < 1:
             raise RrambnnError(f"{where}: the input quantiser sets every pixel, even 0: no binarisation threshold")
@@ -695,9 +725,9 @@ def _import_model(path, *, input_scale: float = 1 / 255, output_mode: str | None
                             [t.reshape(-1).astype(np.int32) for t in thresholds],
                             Preprocess(crop=side, threshold=T), output_mode, meta, where=where)
     else:
-        ths = _full_thresholds(codes, thresholds, code_of_p, wbits, abits, where)
+        ths = _full_thresholds(codes, thresholds, code_of_p, wbits, abits, where, ternary)
         net = SlicedNetwork([c.astype(np.int16) for c in codes], ths, wbits, abits, side, output_mode, meta,
-                            where=where)
+                            where=where, ternary=ternary)
     return net
 
 
@@ -762,7 +792,8 @@ def _check_head(node, where: str):
         raise RrambnnError(f"{name} takes the smallest scores")
 
 
-def _full_thresholds(codes, thresholds, code_of_p, wbits: int, abits: int, where: str) -> list[np.ndarray]:
+def _full_thresholds(codes, thresholds, code_of_p, wbits: int, abits: int, where: str,
+                     ternary: bool = False) -> list[np.ndarray]:
     """The pixels checked against the chip's ``abits``-bit quantiser; hidden layers with fewer
     levels than 2^abits get thresholds that never fire for the levels they never reach; int32."""
     from rrambnn.gen.sliced import quantise_pixels, sum_bound
@@ -777,7 +808,7 @@ def _full_thresholds(codes, thresholds, code_of_p, wbits: int, abits: int, where
     for k, t in enumerate(thresholds):
         if k < len(thresholds) - 1 and t.shape[1] < levels:
             t = np.concatenate([t, np.full((t.shape[0], levels - t.shape[1]),
-                                           sum_bound(codes[k].shape[0], wbits, abits) + 1)], axis=1)
+                                           sum_bound(codes[k].shape[0], wbits, abits, ternary) + 1)], axis=1)
         out.append(t.astype(np.int32))
     return out
 

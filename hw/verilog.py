@@ -167,8 +167,8 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
            f"steps and the updates itself (rrambnn.hw.trainer; the rule of rrambnn.gen.online_nbit, seed "
            f"{net.meta['config']['seed']}); inference images wait while a step is under way"]
           if cfg.self_training else []),
-        *([(f"// multi-bit inference: ternary weights -1/0/+1 (codes -2/0/2) as differential pairs in 2 computing "
-            f"planes (column sums added), " if chip.variant.ternary else
+        *([("// multi-bit inference: ternary weights -1/0/+1 (codes -2/0/2) as differential pairs in 2 computing "
+            "planes (column sums added), " if chip.variant.ternary else
             f"// multi-bit inference: {chip.wbits}-bit weights as bit slices in {chip.wbits} computing planes "
             f"(column sums shifted and added), ") + f"{chip.abits}-bit activations "
            + (f"bit-serial (MSB plane first), hidden layers quantised by a {(1 << chip.abits) - 1}-level "

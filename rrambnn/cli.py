@@ -112,8 +112,8 @@ def cmd_eval(args):
         raise RrambnnError("--disturbance evaluates networks of layer specs (CNNs) for now")
     res = {"weights": str(args.weights or "shipped"), **evaluate(net, args.data)}
     acc = res["accuracy"]
-    bits = (f"  {res['weight_bits']}-bit weights, {res['activation_bits']}-bit activations"
-            if "weight_bits" in res else "")
+    bits = (f"  {'ternary' if res.get('weight_code') == 'ternary' else str(res['weight_bits']) + '-bit'} weights, "
+            f"{res['activation_bits']}-bit activations" if "weight_bits" in res else "")
     where = f"crop {res['crop']}x{res['crop']}" if "crop" in res else f"converter {res['converter_bits']} bits"
     more = []
     if args.disturbance:

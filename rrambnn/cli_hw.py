@@ -12,7 +12,9 @@ from rrambnn.errors import RrambnnError
 def _precision(chip) -> str:
     """How a multi-bit chip computes, for the command's summary line ('' for binary chips)."""
     parts = []
-    if chip.wbits > 1:
+    if chip.variant.ternary:
+        parts.append("ternary weights as cell pairs in 2 computing planes")
+    elif chip.wbits > 1:
         parts.append(f"{chip.wbits}-bit weights in {chip.wbits} computing planes")
     if chip.abits > 1:
         parts.append(f"{chip.abits}-bit activations bit-serial, {chip.interval} cycles/image, "

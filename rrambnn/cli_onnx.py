@@ -28,7 +28,8 @@ def cmd_import(args):
             raise RrambnnError("--input-levels takes two values, LO,HI, and goes with --binarise")
     net = onnx_io.import_model(args.model, input_scale=1 / args.input_range, output_mode=args.output,
                                crop=args.crop, binarise=args.binarise, input_levels=levels)
-    kind = "binary" if not hasattr(net, "abits") else f"{net.wbits}-bit weights, {net.abits}-bit activations"
+    kind = "binary" if not hasattr(net, "abits") else \
+        f"{'ternary' if getattr(net, 'ternary', False) else f'{net.wbits}-bit'} weights, {net.abits}-bit activations"
     if hasattr(net, "spec"):
         res = {"out": str(out), "arch": net.spec.text, "weight_bits": net.wbits, "activation_bits": net.abits,
                "output_mode": net.output_mode}
@@ -37,7 +38,7 @@ def cmd_import(args):
         crop = net.preprocess.crop if hasattr(net, "preprocess") else net.crop
         res = {"out": str(out), "arch": "-".join(map(str, net.arch)), "crop": crop,
                "weight_bits": getattr(net, "wbits", 1), "activation_bits": getattr(net, "abits", 1),
-               "output_mode": net.output_mode}
+               "output_mode": net.output_mode, **({"weight_code": "ternary"} if getattr(net, "ternary", False) else {})}
         where_from = f"centre crop {crop}x{crop}"
         if hasattr(net, "preprocess"):
             res["binarise_threshold"] = net.preprocess.threshold

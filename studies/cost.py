@@ -355,7 +355,7 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
     res = price(inventory(chip, cfg.output), cells, tech, clock_mhz)
     res["design"] = {"weights": None if arch is not None else str(weights or "shipped"), "tile": list(cfg.tile),
                      "wbits": cfg.wbits, "abits": cfg.abits, "update_bits": cfg.update_bits,
-                     "self_training": cfg.self_training}
+                     "self_training": cfg.self_training, "ternary": cfg.ternary}
     return res
 
 
@@ -404,7 +404,8 @@ def calibrate(inv: dict, cells: dict, tech: dict, target=PUBLISHED) -> dict:
 def describe(res: dict) -> list[str]:
     d = res["design"] if "design" in res else {}
     lines = [f"{'-'.join(map(str, res['arch']))} ({res['output']} output"
-             + (f", {d['wbits']}-bit weights x {d['abits']}-bit activations" if d.get("wbits", 1) > 1
+             + (f", {'ternary' if d.get('ternary') else str(d['wbits']) + '-bit'} weights x {d['abits']}-bit "
+                f"activations" if d.get("wbits", 1) > 1
                 or d.get("abits", 1) > 1 else "")
              + (f", {d['update_bits']}-bit weights in storage planes with the update controller"
                 if d.get("update_bits", 1) > 1 and not d.get("self_training") else "")

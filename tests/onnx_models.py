@@ -51,14 +51,22 @@ def bn(b: Builder, x, cols, rng, negative=0.0):
 
 
 def finn_mlp(hidden, *, abits: int = 1, rng, batch: int = 1, gemm: bool = False, negative: float = 0.0,
-             out_bias: bool = False):
+             out_bias: bool = False, wbits: int = 1):
     """FINN's FC network as brevitas exports it to QONNX: (N,1,28,28) pixels / 255 -> Flatten ->
     2x - 1 -> input quantiser -> [MatMul with BipolarQuant weights (per-column scales in hidden
     layers) -> BatchNormalization -> activation quantiser] x len(hidden) -> MatMul -> TensorNorm
     (a scalar Mul and Add). A = 1: BipolarQuant activations and inputs; A = 2: signed 2-bit Quant
     activations and an unsigned 2-bit Quant input (round(3 x)). ``gemm``: Gemm (transB) layers;
-    ``negative``: the fraction of batch-norm scales below zero."""
+    ``negative``: the fraction of batch-norm scales below zero; ``wbits`` 2: FINN's 2-bit weights,
+    a signed narrow 2-bit Quant (-1, 0, +1 times the scale) instead of BipolarQuant."""
     b = Builder()
+
+    def wquant(w, scale):
+        if wbits == 1:
+            return b.node("BipolarQuant", [b.const(w), b.const(scale)], domain=DOMAIN)
+        return b.node("Quant", [b.const(w), b.const(scale), b.const(0.0), b.const(2.0)], domain=DOMAIN, signed=1,
+                      narrow=1, rounding_mode="ROUND")
+
     x = b.node("Flatten", ["image"], axis=1)
     if abits == 1:
         x = b.node("Mul", [x, b.const(2.0)])
@@ -75,14 +83,12 @@ def finn_mlp(hidden, *, abits: int = 1, rng, batch: int = 1, gemm: bool = False,
         # values (arbitrary float scales make its float32 sums break ties and cross thresholds by rounding)
         scale = (np.float32(0.25) if last else (2.0 ** -rng.integers(0, 5, n_out)).astype(np.float32))
         if gemm:
-            wq = b.node("BipolarQuant", [b.const(w.T), b.const(np.asarray(scale).reshape(-1, 1) if not last
-                                                                else scale)], domain=DOMAIN)
+            wq = wquant(w.T, np.asarray(scale).reshape(-1, 1) if not last else scale)
             step = (2.0 if abits == 1 else 0.5) * 0.25  # the last layer's sum step: input level spacing x scale
             args = [x, wq] + ([b.const(step * rng.integers(-4, 5, n_out))] if last and out_bias else [])
             x = b.node("Gemm", args, transB=1)
         else:
-            wq = b.node("BipolarQuant", [b.const(w), b.const(scale)], domain=DOMAIN)
-            x = b.node("MatMul", [x, wq])
+            x = b.node("MatMul", [x, wquant(w, scale)])
         if last:
             x = b.node("Mul", [x, b.const(0.7)])
             x = b.node("Add", [x, b.const(0.25)])

@@ -11,7 +11,6 @@ pytest.importorskip("qonnx", reason="the [onnx] extra is not installed (pip inst
 
 from conftest import one_error_line, rr  # noqa: E402
 from onnx_models import DOMAIN, FINN_SHAPES, Builder, bipolar_input, bn, finn_mlp, run_qonnx  # noqa: E402
-from rrambnn.errors import RrambnnError  # noqa: E402
 from rrambnn.gen import onnx_io  # noqa: E402
 from rrambnn.gen.network import BinaryNetwork  # noqa: E402
 from rrambnn.gen.netfile import load_network, network_inputs  # noqa: E402
@@ -207,7 +206,6 @@ def mlp_with(tmp_path, *, weights=None, act=None, tail=None, name="m.onnx"):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("ternary", "has zero weights; rrambnn's cells hold odd codes"),
     ("float", "column 0 is not a scale times odd integer codes of at most 8 bits"),
     ("wide", "column 0 is not a scale times odd integer codes of at most 8 bits"),
     ("unquantised", "is not quantised to at most 8 bits"),
@@ -220,7 +218,6 @@ def test_refusals_name_the_problem(tmp_path, kind, message):
     rng = np.random.default_rng(5)
     w = np.where(rng.random((784, 8)) < 0.5, -1.0, 1.0)
     kw = {
-        "ternary": dict(weights=w * (rng.random(w.shape) < 0.8)),
         "float": dict(weights=rng.normal(size=w.shape)),
         "wide": dict(weights=w * np.where(rng.random(w.shape) < 0.5, 1, 511)),
         "unquantised": dict(act=lambda b, x: bn(b, x, 8, rng)),
@@ -371,16 +368,54 @@ def test_a_model_of_binarised_images_takes_the_threshold_from_flags(tmp_path, mn
                    "--binarise must be a pixel value from 1 to 255, not 0")
 
 
-def test_finn_w2_weights_are_refused(tmp_path):
-    """FINN's 2-bit weights (Quant signed narrow: -1, 0, +1 times a scale) hold zeros."""
+@pytest.mark.parametrize("shape, gemm", [("TFC", False), ("TFC", True),
+                                         pytest.param("SFC", False, marks=pytest.mark.slow),
+                                         pytest.param("LFC", True, marks=pytest.mark.slow)])
+def test_finn_w2a2_imports_as_a_ternary_network(tmp_path, mnist_test, shape, gemm):
+    """FINN's 2-bit weights (Quant signed narrow: -1, 0, +1 times a per-column scale) become
+    ternary codes -2/0/2, held as cell pairs; qonnx's class on 300 images."""
+    model = finn_mlp(FINN_SHAPES[shape], wbits=2, abits=2, gemm=gemm, negative=0.3, out_bias=gemm,
+                     rng=np.random.default_rng(3), batch=100)
+    net = imported_equals_qonnx(model, tmp_path, mnist_test.images[:300])
+    assert isinstance(net, SlicedNetwork) and net.ternary and (net.wbits, net.abits) == (2, 2)
+    assert all(set(np.unique(w)) == {-2, 0, 2} for w in net.weights)
+    assert net.arch == (784,) + FINN_SHAPES[shape] + (10,)
+
+
+@pytest.mark.parametrize("abits", [1, 2])
+def test_ternary_networks_round_trip_and_agree_with_qonnx(tmp_path, rng, mnist_test, abits):
+    net = random_sliced((400, 23, 17, 10), 2, abits, rng, crop=20, output_mode="priority", ternary=True)
+    res = onnx_io.export(net, tmp_path / "m.onnx", batch=100)
+    assert res["weight_code"] == "ternary"
+    back = onnx_io.import_model(tmp_path / "m.onnx")
+    same_network(net, back)
+    assert back.ternary
+    agrees_with_qonnx(net, tmp_path / "m.onnx", mnist_test.images[:200], 100)
+    net.save(tmp_path / "t.npz")  # and through the CLI, file for file
+    r = rr("export", "--weights", str(tmp_path / "t.npz"), "--out", str(tmp_path / "c.onnx"))
+    assert r.returncode == 0, r.stderr
+    r = rr("import", str(tmp_path / "c.onnx"), "--out", str(tmp_path / "back.npz"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back.npz").read_bytes() == (tmp_path / "t.npz").read_bytes()
+
+
+def test_zero_weights_that_are_not_ternary_are_refused(tmp_path):
+    """A zero weight makes the network ternary: a column with 0, 1 and 3 (a zero-point 3-bit
+    quantiser) cannot be held, nor can ternary kernels in a convolution."""
+    rng = np.random.default_rng(4)
+    w = rng.choice([-1.0, 0.0, 1.0, 3.0], size=(784, 8))
+    one_error_line(rr("import", str(mlp_with(tmp_path, weights=w)), "--out", str(tmp_path / "w.npz")),
+                   "column 0 is not a scale times -1, 0, +1; the network has zero weights")
     b = Builder()
-    x = bipolar_input(b)
-    wq = b.node("Quant", [b.const(np.random.default_rng(0).normal(size=(784, 10))), b.const(0.5), b.const(0.0),
-                          b.const(2.0)], domain=DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
-    x = b.node("MatMul", [x, wq])
-    onnx.save(b.model("image", x, [1, 1, 28, 28], 10), tmp_path / "w2.onnx")
-    with pytest.raises(RrambnnError, match="has zero weights"):
-        onnx_io.import_model(tmp_path / "w2.onnx")
+    x = b.node("Quant", ["image", b.const(1 / 3), b.const(0.0), b.const(2.0)], domain=DOMAIN, signed=0, narrow=0,
+               rounding_mode="ROUND")
+    x = b.node("Conv", [x, b.const(rng.choice([-1.0, 0.0, 1.0], size=(4, 1, 3, 3)))], kernel_shape=[3, 3])
+    x = b.node("Flatten", [x], axis=1)
+    x = b.node("MatMul", [x, b.const(np.where(rng.random((4 * 26 * 26, 10)) < 0.5, -1.0, 1.0))])
+    onnx.save(b.model("image", x, [1, 1, 28, 28], 10), tmp_path / "c.onnx")
+    one_error_line(rr("import", str(tmp_path / "c.onnx"), "--out", str(tmp_path / "c.npz")),
+                   "has zero weights; this chip's cells hold odd codes")
+    assert not (tmp_path / "w.npz").exists() and not (tmp_path / "c.npz").exists()
 
 
 def test_bad_files_and_flags(tmp_path):
@@ -407,12 +442,13 @@ def test_bad_files_and_flags(tmp_path):
 # -- the imported FINN shapes on Verilator -------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape, abits", [("TFC", 1), ("TFC", 2), ("SFC", 1),
-                                          pytest.param("LFC", 1, marks=pytest.mark.large)])
-def test_imported_finn_shapes_simulate_with_no_mismatch(tmp_path, shape, abits):
+@pytest.mark.parametrize("shape, wbits, abits", [("TFC", 1, 1), ("TFC", 1, 2), ("TFC", 2, 2), ("SFC", 1, 1),
+                                                 ("SFC", 2, 2), pytest.param("LFC", 1, 1, marks=pytest.mark.large)])
+def test_imported_finn_shapes_simulate_with_no_mismatch(tmp_path, shape, wbits, abits):
     """Imported, generated and checked on Verilator on all 10,000 test images, both output stages
     (LFC: 3.1M cells, an 11-minute Verilator build per stage; run by hand, -m large)."""
-    onnx.save(finn_mlp(FINN_SHAPES[shape], abits=abits, rng=np.random.default_rng(1)), tmp_path / "m.onnx")
+    onnx.save(finn_mlp(FINN_SHAPES[shape], wbits=wbits, abits=abits, rng=np.random.default_rng(1)),
+              tmp_path / "m.onnx")
     r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz"))
     assert r.returncode == 0, r.stderr
     r = rr("sim", "--weights", str(tmp_path / "w.npz"), "--json")
