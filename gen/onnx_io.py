@@ -540,7 +540,9 @@ def _levels(values: np.ndarray, what: str) -> tuple[np.ndarray, float, float]:
 
 def _ternary_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Float weights (rows, cols) of a network with zero weights -> (codes -2/0/2, positive column
-    scales, 2): each column a scale times -1, 0, +1 (an all-zero column: scale 1)."""
+    scales, 2): each column a scale times -1, 0, +1. An all-zero column takes the largest scale of the
+    layer's other columns (so a last layer whose classes share one scale keeps it; 1 if the whole
+    layer is zero)."""
     if not np.isfinite(w).all():
         raise RrambnnError(f"{where}: weights are not finite")
     m = np.abs(w).max(axis=0)
@@ -551,7 +553,8 @@ def _ternary_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, i
         raise RrambnnError(f"{where}: column {bad[0]} is not a scale times -1, 0, +1; the network has zero weights, "
                            f"which rrambnn holds only as ternary codes (FINN's 2-bit weights, a cell pair per weight) "
                            f"in every layer")
-    return (2 * q).astype(np.int64), np.where(m > 0, m / 2, 1.0), 2
+    common = m.max() / 2 if (m > 0).any() else 1.0
+    return (2 * q).astype(np.int64), np.where(m > 0, m / 2, common), 2
 
 
 def _odd_codes(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, int]:

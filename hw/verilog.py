@@ -106,7 +106,9 @@ def port_table(chip: Chip) -> list[tuple[str, str, int, str]]:
         if path == ("i", "payload") and chip.abits > 1:
             desc = f"pixel i = row*crop + col as a {chip.abits}-bit code in bits [i*{chip.abits} +: {chip.abits}]"
         if path == ("read_plane",) and chip.wbits > 1:
-            desc = "cell read: plane (plane b holds bit b of the offset weight code)"
+            desc = ("cell read: plane (plane 0 holds s0 = +1 iff code >= 0, plane 1 holds s1 = +1 iff code > 0)"
+                    if chip.variant.ternary else
+                    "cell read: plane (plane b holds bit b of the offset weight code)")
         if path == ("thr", "ready") and chip.abits == 1 and not chip.pipeline:
             desc = "low while a result waits to be taken (a held result never changes)"
         rows.append((name, direction, width, desc))

@@ -51,14 +51,15 @@ def bn(b: Builder, x, cols, rng, negative=0.0):
 
 
 def finn_mlp(hidden, *, abits: int = 1, rng, batch: int = 1, gemm: bool = False, negative: float = 0.0,
-             out_bias: bool = False, wbits: int = 1):
+             out_bias: bool = False, wbits: int = 1, zero_class: int | None = None):
     """FINN's FC network as brevitas exports it to QONNX: (N,1,28,28) pixels / 255 -> Flatten ->
     2x - 1 -> input quantiser -> [MatMul with BipolarQuant weights (per-column scales in hidden
     layers) -> BatchNormalization -> activation quantiser] x len(hidden) -> MatMul -> TensorNorm
     (a scalar Mul and Add). A = 1: BipolarQuant activations and inputs; A = 2: signed 2-bit Quant
     activations and an unsigned 2-bit Quant input (round(3 x)). ``gemm``: Gemm (transB) layers;
     ``negative``: the fraction of batch-norm scales below zero; ``wbits`` 2: FINN's 2-bit weights,
-    a signed narrow 2-bit Quant (-1, 0, +1 times the scale) instead of BipolarQuant."""
+    a signed narrow 2-bit Quant (-1, 0, +1 times the scale) instead of BipolarQuant; ``zero_class``:
+    that class's weights all 0 (a pruned output, with 2-bit weights)."""
     b = Builder()
 
     def wquant(w, scale):
@@ -79,6 +80,8 @@ def finn_mlp(hidden, *, abits: int = 1, rng, batch: int = 1, gemm: bool = False,
     for k, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
         last = k == len(widths) - 2
         w = rng.normal(size=(n_in, n_out)).astype(np.float32)
+        if last and zero_class is not None:
+            w[:, zero_class] = 0
         # powers of two: float32 sums are then exact, so qonnx's float execution has the model's real
         # values (arbitrary float scales make its float32 sums break ties and cross thresholds by rounding)
         scale = (np.float32(0.25) if last else (2.0 ** -rng.integers(0, 5, n_out)).astype(np.float32))

@@ -77,19 +77,26 @@ def test_the_reference_chip_agrees_with_qonnx_on_every_test_image(tmp_path, mnis
 
 # -- import of models built elsewhere ----------------------------------------------------
 
-def imported_equals_qonnx(model, tmp_path, images, batch=100, **kw):
+def imported_equals_qonnx(model, tmp_path, images, batch=100, priority=False, **kw):
+    """qonnx's argmax on ``images``; with ``priority`` (a model whose last node gives the scores, not
+    a softmax) also the priority stage: the first score >= 0, none a reject."""
     onnx.save(model, tmp_path / "f.onnx")
     net = onnx_io.import_model(tmp_path / "f.onnx", **kw)
     scores = run_qonnx(model, images, batch)
     t = net.forward(network_inputs(net, images))
     assert (scores.argmax(axis=1) == t.argmax).all()
+    if priority:
+        assert "import_note" not in net.meta  # thresholds not moved: the priority stage is score >= 0
+        fires = scores >= 0
+        assert (fires.any(axis=1) == t.hit).all()
+        assert (np.where(t.hit, fires.argmax(axis=1), 0) == t.priority).all()
     return net
 
 
 @pytest.mark.parametrize("shape", ["TFC", "SFC"])
 def test_finn_w1a1_shapes_import_exactly(tmp_path, mnist_test, shape):
     net = imported_equals_qonnx(finn_mlp(FINN_SHAPES[shape], rng=np.random.default_rng(1), batch=100, negative=0.2),
-                                tmp_path, mnist_test.images[:300])
+                                tmp_path, mnist_test.images[:300], priority=True)
     assert isinstance(net, BinaryNetwork) and net.arch == (784,) + FINN_SHAPES[shape] + (10,)
     assert net.preprocess.crop == 28 and net.preprocess.threshold == 128 and net.output_mode == "argmax"
 
@@ -376,10 +383,18 @@ def test_finn_w2a2_imports_as_a_ternary_network(tmp_path, mnist_test, shape, gem
     ternary codes -2/0/2, held as cell pairs; qonnx's class on 300 images."""
     model = finn_mlp(FINN_SHAPES[shape], wbits=2, abits=2, gemm=gemm, negative=0.3, out_bias=gemm,
                      rng=np.random.default_rng(3), batch=100)
-    net = imported_equals_qonnx(model, tmp_path, mnist_test.images[:300])
+    net = imported_equals_qonnx(model, tmp_path, mnist_test.images[:300], priority=True)
     assert isinstance(net, SlicedNetwork) and net.ternary and (net.wbits, net.abits) == (2, 2)
     assert all(set(np.unique(w)) == {-2, 0, 2} for w in net.weights)
     assert net.arch == (784,) + FINN_SHAPES[shape] + (10,)
+
+
+def test_an_all_zero_output_column_keeps_the_common_scale(tmp_path, mnist_test):
+    """A pruned class (every weight 0) has no scale of its own: it takes its layer's, so the
+    classes still share one scale (0.25 here) and the argmax is qonnx's."""
+    model = finn_mlp(FINN_SHAPES["TFC"], wbits=2, abits=2, zero_class=3, rng=np.random.default_rng(5), batch=100)
+    net = imported_equals_qonnx(model, tmp_path, mnist_test.images[:300], priority=True)
+    assert net.ternary and (net.weights[-1][:, 3] == 0).all() and (net.weights[-1][:, 2] != 0).any()
 
 
 @pytest.mark.parametrize("abits", [1, 2])
@@ -443,14 +458,19 @@ def test_bad_files_and_flags(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, wbits, abits", [("TFC", 1, 1), ("TFC", 1, 2), ("TFC", 2, 2), ("SFC", 1, 1),
-                                                 ("SFC", 2, 2), pytest.param("LFC", 1, 1, marks=pytest.mark.large)])
+                                                 ("SFC", 1, 2), ("SFC", 2, 2),
+                                                 *(pytest.param("LFC", w, a, marks=pytest.mark.large)
+                                                   for w, a in ((1, 1), (1, 2), (2, 2)))])
 def test_imported_finn_shapes_simulate_with_no_mismatch(tmp_path, shape, wbits, abits):
     """Imported, generated and checked on Verilator on all 10,000 test images, both output stages
-    (LFC: 3.1M cells, an 11-minute Verilator build per stage; run by hand, -m large)."""
+    (LFC: 3.1M cells per plane, an 11-minute Verilator build per stage at W1A1; run by hand,
+    -m large)."""
     onnx.save(finn_mlp(FINN_SHAPES[shape], wbits=wbits, abits=abits, rng=np.random.default_rng(1)),
               tmp_path / "m.onnx")
     r = rr("import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "w.npz"))
     assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "w.npz") as f:  # imported as what FINN trained: ternary iff 2-bit weights
+        assert ("weight_code" in f.files and str(f["weight_code"]) == "ternary") == (wbits == 2)
     r = rr("sim", "--weights", str(tmp_path / "w.npz"), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])

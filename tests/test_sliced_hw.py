@@ -13,7 +13,7 @@ from rrambnn.gen.sliced import crop_inputs, random_sliced
 from rrambnn.gen.train import TrainConfig, train
 from rrambnn.fpga.build import synth_stats
 from rrambnn.hw.config import ChipConfig
-from rrambnn.hw.verilog import build_chip, generate
+from rrambnn.hw.verilog import build_chip, generate, port_table
 from rrambnn.hw.chip import Chip, ComputingPlanes
 from rrambnn.hw.updater import WeightUpdate
 from rrambnn.hw.layer import Layer
@@ -62,6 +62,7 @@ def test_random_ternary_chip():
     cfg = ChipConfig((8, 6), False, "argmax", debug=True, word=4, device=dev.DeviceParams(0.95, 0.0, 0, seed))
     chip = build_chip(net, cfg)
     assert chip.layers[0].bound == 25 * 2 * 3 and chip.variant.ternary
+    assert "s1 = +1 iff code > 0" in {r[0]: r[3] for r in port_table(chip)}["read_plane"]
     res = simulate_sliced(net, cfg, x, seed=seed, throughput_images=100, program_commands=12)
     check(res, 600)
     assert res["programmed"] == 12
