@@ -12,6 +12,8 @@ def cmd_cost(args):
     from rrambnn.fileio import check_writable
     from rrambnn.studies import cost
 
+    if args.published:
+        return published(args)
     if args.arch is None and (args.wbits is not None or args.abits is not None):
         raise RrambnnError("--wbits and --abits go with --arch: a weights file carries its own precision")
     if args.arch is not None and args.self_training:
@@ -29,6 +31,32 @@ def cmd_cost(args):
         return
     print("\n".join(cost.describe(res)))
     print("wrote " + ", ".join(files.values()))
+
+
+def published(args):
+    """`cost --published`: the published figures next to the model's (the held-out checks)."""
+    from rrambnn.errors import RrambnnError
+    from rrambnn.fileio import check_writable, json_text, write_text
+    from rrambnn.studies import cost
+    given = [f for f, v in (("--weights", args.weights), ("--arch", args.arch), ("--clock", args.clock),
+                            ("--self-training", args.self_training)) if v]
+    if given:
+        raise RrambnnError(f"--published prices its own designs (the thesis chip, ISAAC's IMA): {given[0]} does not go with it")
+    cost.published_tech(args.tech)  # a file that cannot be compared fails before anything is made
+    check_writable(args.out, directory=True, files=("published.json", "published.md"))
+    tab = cost.published_table(args.tech)
+    text = "\n".join(cost.describe_published(tab)) + "\n"
+    from pathlib import Path
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = json_text(tab, indent=1) + "\n"  # refused before anything is written if not finite
+    write_text(out / "published.json", data)
+    write_text(out / "published.md", text)
+    if args.json:
+        print_json({**tab, "outputs": {"json": str(out / "published.json"), "md": str(out / "published.md")}})
+        return
+    print(text, end="")
+    print(f"wrote {out / 'published.json'}, {out / 'published.md'}")
 
 
 def add_cost_command(sub):
@@ -51,6 +79,9 @@ def add_cost_command(sub):
                    help="with an n-bit online network: cost the self-training chip (default: its training chip)")
     c.add_argument("--positions", type=ranged_int(1, 4096), default=1,
                    help="a CNN weights file: output columns each convolution computes per step (default 1)")
+    c.add_argument("--published", action="store_true",
+                   help="the published figures next to the model's: the thesis chip (calibrated), ISAAC's IMA "
+                        "(held out), the macro's write energy (published.md, published.json in --out)")
     c.add_argument("--out", default="out/cost", help="directory for cost.json, cost.md, cost.png (default out/cost)")
     json_arg(c)
     c.set_defaults(fn=cmd_cost)

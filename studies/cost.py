@@ -42,7 +42,9 @@ MACRO_WRITE = {8: (5.22e-3, 3.99e8), 12: (9.11e-3, 6.96e8)}
 
 _SCHEMA = {
     "": ("node_nm", "vdd", "clock_mhz"),
-    "crossbar": ("area_um2_per_cell", "read_power_uw_per_cell"),
+    "cell": ("area_f2",),
+    "crossbar": ("read_power_uw_per_cell",),
+    "row_driver": ("area_um2", "power_uw"),
     "sense": ("area_um2", "power_uw"),
     "adc": ("bits", "rate_gsps", "power_mw", "area_um2"),
     "sample_hold": ("area_um2", "power_uw"),
@@ -51,7 +53,14 @@ _SCHEMA = {
     "logic.cells_um2": ("inv", "nand2", "nor2", "and2", "or2", "xor2", "xnor2", "mux2", "aoi21", "oai21", "aoi22",
                         "oai22", "dff", "dffr"),
     "write": ("energy_pj_per_pulse", "pulse_ns"),
+    "chip": ("wiring_area", "post_layout_energy", "io_area", "io_power"),
 }
+
+# The smallest cell of each type, in F^2 (F the node): a crosspoint cell with a selector stacked
+# on the device (1S1R) sits at every crossing of lines drawn at pitch 2F, 2F x 2F; a cell with an
+# access transistor (1T1R) cannot be smaller than a one-transistor DRAM cell, 6F^2 (the densest
+# 1T cell in production; published 1T1R RRAM cells are larger, e.g. NeuroSim's 4F x 12F).
+CELL_MIN_F2 = {"1S1R": 4.0, "1T1R": 6.0}
 
 
 # the values with a narrower sense than "positive": (lowest, highest, whole number)
@@ -79,6 +88,15 @@ def load_tech(spec: str | Path = "32nm") -> dict:
             if (integer and not isinstance(v, int)) or (hi is not None and not lo <= v <= hi):
                 raise RrambnnError(f"{path}: {where} must be {'a whole number' if integer else 'a number'} from "
                                    f"{lo:g} to {hi:g}, not {shown(v)}")
+    cell = tech["cell"]
+    if cell.get("type") not in CELL_MIN_F2:
+        raise RrambnnError(f"{path}: cell.type must be one of {', '.join(CELL_MIN_F2)}, not {shown(cell.get('type'))}")
+    if cell["area_f2"] < CELL_MIN_F2[cell["type"]]:
+        raise RrambnnError(f"{path}: cell.area_f2 {cell['area_f2']:g} is below the smallest {cell['type']} cell, "
+                           f"{CELL_MIN_F2[cell['type']]:g} F^2")
+    for k in ("wiring_area", "post_layout_energy"):
+        if tech["chip"][k] < 1:
+            raise RrambnnError(f"{path}: chip.{k} is a factor of at least 1, not {shown(tech['chip'][k])}")
     if not isinstance(tech.setdefault("name", path.stem), str):
         raise RrambnnError(f"{path}: name must be a string, not {tech['name']!r}")
     tech["path"] = f"studies/tech/{path.name}" if shipped else str(path)
@@ -109,6 +127,35 @@ def library_cells(cell_type: str) -> tuple[tuple[str, ...], bool]:
             async_reset = prefix in ("$_DFFSRE_", "$_DFFSR_") or len(pol) >= 3 and prefix in ("$_DFF_", "$_DFFE_")
             return ("dffr" if async_reset else "dff",) + extra, True
     raise RrambnnError(f"the cost model has no library price for the Yosys cell {cell_type}")
+
+
+# Published ranges every technology file's figures must fall in (``test_no_physically_implausible_value``):
+# * a crossbar cell: from its type's minimum (CELL_MIN_F2) to 100 F^2 (published 1T1R RRAM cells:
+#   NeuroSim's 4F x 12F = 48 F^2; embedded RRAM macros at 22-40 nm report tens of F^2);
+# * a cell's mean read resistance at a 0.2 V read, implied by the read power: 1 kohm to 10 Mohm
+#   (RRAM LRS of kohms to HRS of megohms; NeuroSim V1.4's default device 100 kohm / 1.7 Mohm);
+# * the converter's Walden figure of merit, power / (2^bits x rate): 0.1 fJ to 1 pJ a conversion
+#   step (the span of B. Murmann's ADC performance survey, ISSCC/VLSI 1997-2024);
+# * a sense stage (a comparator, no converter) at most an 8-bit converter's area and power.
+def plausibility(tech: dict) -> dict:
+    """``name: (low, high, value)`` of the figures checked against the published ranges above."""
+    cell, a = tech["cell"], tech["adc"]
+    p_cell = tech["crossbar"]["read_power_uw_per_cell"] * 1e-6
+    adc8_area, adc8_j = _adc(tech, 8)
+    adc8_w = adc8_j * a["rate_gsps"] * 1e9
+    return {
+        "cell area (F^2)": (CELL_MIN_F2[cell["type"]], 100.0, cell["area_f2"]),
+        "mean cell read resistance at 0.2 V (ohm)": (1e3, 1e7, 0.2 ** 2 / p_cell),
+        "converter figure of merit (J a conversion step)": (1e-16, 1e-12,
+                                                             a["power_mw"] * 1e-3 / (2 ** a["bits"] * a["rate_gsps"] * 1e9)),
+        "sense stage area / an 8-bit converter's": (0.0, 1.0, tech["sense"]["area_um2"] / adc8_area),
+        "sense stage power / an 8-bit converter's": (0.0, 1.0, tech["sense"]["power_uw"] * 1e-6 / adc8_w),
+    }
+
+
+def cell_area_um2(tech: dict, area_f2: float | None = None) -> float:
+    """One crossbar cell's area: its size in F^2 (the file's cell, or ``area_f2``) at the node."""
+    return (tech["cell"]["area_f2"] if area_f2 is None else area_f2) * (tech["node_nm"] * 1e-3) ** 2
 
 
 def logic_cost(cells_by_type: dict, tech: dict) -> dict:
@@ -157,6 +204,10 @@ def _layer_inventory(layer, output: str, last: bool, reads: int = 1) -> dict:
     return {
         "n_in": layer.n_in, "n_out": layer.n_out, "planes": layer.planes, "computing_planes": computing,
         "tiles": layer.n_tiles * layer.planes,
+        # a driver (1-bit DAC) on every row of every computing tile (a row of tiles shares the
+        # input, each tile drives its own word line); the transposed read drives the columns
+        "row_drivers": (layer.n_in * layer.col_blocks
+                        + (layer.n_out * layer.row_blocks if layer.transposed else 0)) * computing,
         "computing_cells": layer.n_in * layer.n_out * computing,
         "storage_cells": layer.n_in * layer.n_out * (layer.planes - computing),
         "read_cycles": layer.in_bits * reads,  # one array read per input bit plane and step
@@ -224,9 +275,15 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
     comp = sum(lay["computing_cells"] for lay in layers)
     stor = sum(lay["storage_cells"] for lay in layers)
     tiles = sum(lay["tiles"] for lay in layers)
-    add("crossbar arrays", tiles, (comp + stor) * xb["area_um2_per_cell"],
+    add("crossbar arrays", tiles, (comp + stor) * cell_area_um2(tech, inv.get("cell_f2")),
         sum(lay["computing_cells"] * lay["read_cycles"] for lay in layers) * xb["read_power_uw_per_cell"] * 1e-6 / f,
-        f"{comp:,} computing + {stor:,} storage cells" if stor else f"{comp:,} cells")
+        (f"{comp:,} computing + {stor:,} storage cells" if stor else f"{comp:,} cells")
+        + f" of {inv.get('cell_f2') or tech['cell']['area_f2']:g} F^2")
+    drivers = sum(lay["row_drivers"] for lay in layers)
+    if drivers:  # biased while the chip runs, as ISAAC's DACs
+        rd = tech["row_driver"]
+        add("row drivers", drivers, drivers * rd["area_um2"], drivers * rd["power_uw"] * 1e-6 * image_s,
+            "a 1-bit driver (DAC) on every word line of every computing tile")
     sense = sum(lay["sense_columns"] for lay in layers)
     if sense:
         add("sense stages", sense, sense * se["area_um2"], sense * se["power_uw"] * 1e-6 * image_s,
@@ -258,6 +315,9 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
         add("threshold RAMs", ram_bits, ram_bits * sr["area_um2_per_bit"],
             sum(lay["ram_word_reads"] * lay["ram_word_bits"] for lay in layers) * sr["read_pj_per_bit"] * 1e-12,
             "bits; one word per ramp level")
+    for name, bits, accessed in inv.get("buffers", ()):  # SRAM buffers of a design priced outside the generator
+        add(name, bits, bits * sr["area_um2_per_bit"], accessed * sr["read_pj_per_bit"] * 1e-12,
+            f"SRAM bits; {accessed:,} accessed per image")
     lg = logic_cost(cells, tech)
     thr = min(sum(lay["threshold_register_bits"] for lay in layers), lg["flip_flops"])
     if thr:  # the threshold registers' share of the synthesized flip-flops (resettable, with an enable)
@@ -273,9 +333,10 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
             "bits: the line-buffer memory, register files of flip-flops with enable (of the synthesized ones)")
         lg = {**lg, "area_um2": lg["area_um2"] - maps * one["area_um2"], "flip_flops": lg["flip_flops"] - maps,
               "energy_per_cycle_j": lg["energy_per_cycle_j"] - maps * one["energy_per_cycle_j"]}
-    add("digital periphery", lg["flip_flops"] + lg["gates"], lg["area_um2"], lg["energy_per_cycle_j"] * interval,
-        f"{lg['flip_flops']:,} flip-flops, {lg['gates']:,} gates: input registers, controllers, output stage "
-        f"(Yosys cells priced as library cells)")
+    add(inv.get("logic_name", "digital periphery"), lg["flip_flops"] + lg["gates"], lg["area_um2"],
+        lg["energy_per_cycle_j"] * inv.get("logic_cycles", interval),
+        inv.get("logic_what", f"{lg['flip_flops']:,} flip-flops, {lg['gates']:,} gates: input registers, controllers, "
+                              f"output stage (Yosys cells priced as library cells)"))
     area_mm2 = sum(r["area_um2"] for r in rows) * 1e-6
     energy = sum(r["energy_per_image_j"] for r in rows)
     images_s = f / interval
@@ -285,12 +346,30 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
         r["area_share"] = r["area_um2"] * 1e-6 / area_mm2
         r["power_mw"] = r["energy_per_image_j"] * images_s * 1e3
         r["power_share"] = r["energy_per_image_j"] / energy if energy else 0.0
-    return {"tech": tech["name"], "tech_file": tech["path"], "clock_mhz": f / 1e6, "arch": inv["arch"],
+    return {"chip": chip_level(rows, area_mm2, power_w * 1e3, tops, tech), "tech": tech["name"], "tech_file": tech["path"], "clock_mhz": f / 1e6, "arch": inv["arch"],
             "output": inv["output"], "cycles_per_image": interval, "images_per_s": images_s,
             "ops_per_image": 2 * inv["macs"], "area_mm2": area_mm2, "power_mw": power_w * 1e3,
             "energy_per_image_pj": energy * 1e12, "tops": tops, "tops_per_mm2": tops / area_mm2,
             "tops_per_w": tops / power_w, "write_energy_pj_per_pulse": tech["write"]["energy_pj_per_pulse"],
             "breakdown": rows, "inventory": inv, "cells_by_type": cells}
+
+
+STANDARD_CELLS = ("threshold registers", "feature maps", "digital periphery", "shift-and-add")
+
+
+def chip_level(rows: list[dict], area_mm2: float, power_mw: float, tops: float, tech: dict) -> dict:
+    """The chip around the core (``tech["chip"]``, reported apart from the core's figures): the
+    standard cells' wiring and placement (their area x ``wiring_area``), post-layout energy (all
+    power x ``post_layout_energy``: wires, clock tree), then I/O (+ ``io_area`` of the area,
+    + ``io_power`` of the power)."""
+    c = tech["chip"]
+    std = sum(r["area_um2"] for r in rows if r["component"] in STANDARD_CELLS) * 1e-6
+    placed = area_mm2 + std * (c["wiring_area"] - 1)
+    area = placed * (1 + c["io_area"])
+    power = power_mw * c["post_layout_energy"] * (1 + c["io_power"])
+    return {"area_mm2": area, "power_mw": power, "tops_per_mm2": tops / area, "tops_per_w": tops / (power * 1e-3),
+            "wiring_mm2": placed - area_mm2, "io_mm2": area - placed,
+            "area_factor": area / area_mm2, "power_factor": power / power_mw}
 
 
 # -- designs --------------------------------------------------------------------------
@@ -385,6 +464,100 @@ def chip_arch(chip):
     return getattr(chip, "chip", chip).arch
 
 
+# -- a held-out check: ISAAC's in-situ multiply-accumulate unit ---------------------------
+
+# ISAAC (Shafiee et al., ISCA 2016), one IMA as published (Section 5, Table 2): 8 arrays of
+# 128x128 cells of 2 bits, 16-bit weights over 8 cells of a row, 16-bit inputs fed one bit a
+# 100 ns crossbar cycle through 1-bit DACs, 8-bit ADCs at 1.28 GS/s shared by 128 columns each,
+# 4 shift-and-add units at 1.2 GHz, a 2 KB input register and a 256 B output register.
+ISAAC_IMA = {"arrays": 8, "rows": 128, "cols": 128, "cell_bits": 2, "weight_bits": 16, "input_bits": 16,
+             "adc_bits": 8, "read_mhz": 10.0, "digital_mhz": 1200.0, "shift_add_units": 4,
+             "input_register_bytes": 2048, "output_register_bytes": 256}
+# Its published figures: Table 2's IMA total (12 IMAs: 0.157 mm^2, 289 mW), the thesis's
+# 1.55 TOPS/mm^2 for one IMA, and the TOPS/W that Table 2's power gives the same ops.
+ISAAC_PUBLISHED = {"area_mm2": 0.157 / 12, "power_mw": 289 / 12, "tops_per_mm2": 1.55}
+ISAAC_PUBLISHED["tops_per_w"] = (2 * 8 * 128 * (128 * 2 // 16) / 1.6e-6) / 1e12 / (ISAAC_PUBLISHED["power_mw"] * 1e-3)
+
+# One shift-and-add unit in generic cells: a 24-bit accumulator (ripple adder: two XOR, two AND
+# and an OR a bit; a register with an enable) behind a 5-level barrel shifter of the 8-bit
+# converter output (the slice's and the input bit's weight).
+_SHIFT_ADD = {"$_XOR_": 48, "$_AND_": 48, "$_OR_": 24, "$_MUX_": 5 * 24, "$_DFFE_PP_": 24}
+
+
+def isaac_ima(tech="32nm") -> dict:
+    """ISAAC's IMA priced with this model's rules and ``tech``: converters sized by
+    :func:`price` to the columns' conversion rate, a sample-and-hold per column, a row driver per
+    word line, crossbar cells at the smallest crosspoint cell (1S1R, ISAAC's crossbar has no
+    access transistors), the shift-and-add units as library cells at the digital clock, the
+    registers as SRAM bits (the input register read every cycle, the output register written
+    once per input). One "image" is one 16-bit input vector (16 crossbar cycles)."""
+    p = ISAAC_IMA
+    tech = load_tech(tech)
+    cols = p["arrays"] * p["cols"]
+    weights_per_row = p["cols"] * p["cell_bits"] // p["weight_bits"]
+    layer = {"n_in": p["rows"], "n_out": cols, "planes": 1, "computing_planes": 1, "tiles": p["arrays"],
+             "row_drivers": p["arrays"] * p["rows"], "computing_cells": cols * p["rows"], "storage_cells": 0,
+             "read_cycles": p["input_bits"], "sense_columns": 0, "converted_columns": cols,
+             "conversions": cols * p["input_bits"], "adc_bits": p["adc_bits"], "transposed_rows": 0,
+             "transposed_bits": 0, "ram_bits": 0, "ram_word_reads": 0, "ram_word_bits": 0,
+             "threshold_register_bits": 0}
+    ir, orr = 8 * p["input_register_bytes"], 8 * p["output_register_bytes"]
+    inv = {"arch": ["ISAAC IMA"], "interval": p["input_bits"], "layers": [layer], "output": "-",
+           "macs": p["arrays"] * p["rows"] * weights_per_row, "self_training": False,
+           "cell_f2": CELL_MIN_F2["1S1R"],
+           "buffers": [("input register", ir, p["input_bits"] * p["arrays"] * p["rows"]), ("output register", orr, orr)],
+           "logic_name": "shift-and-add", "logic_cycles": p["input_bits"] * p["digital_mhz"] / p["read_mhz"],
+           "logic_what": f"{p['shift_add_units']} units at {p['digital_mhz']:g} MHz (library cells)"}
+    cells = {k: v * p["shift_add_units"] for k, v in _SHIFT_ADD.items()}
+    res = price(inv, cells, tech, p["read_mhz"])
+    res["published"] = dict(ISAAC_PUBLISHED)
+    res["ratios"] = {k: res[k] / ISAAC_PUBLISHED[k] for k in ("area_mm2", "power_mw", "tops_per_mm2", "tops_per_w")}
+    return res
+
+
+def published_tech(tech) -> dict:
+    """``tech`` loaded, if the published figures can be set beside it (a 32 nm file)."""
+    t = load_tech(tech)
+    if t["node_nm"] != 32:
+        raise RrambnnError(f"the published figures are at 32 nm: technology {t['name']} is at {t['node_nm']:g} nm")
+    return t
+
+
+def published_table(tech="32nm") -> dict:
+    """Every published figure next to the model's, and the ratio: the thesis chip's totals
+    (calibrated), ISAAC's IMA (held out), the macro's write energy (its source)."""
+    t = published_tech(tech)
+    ref = design_cost(None, tech=tech)
+    ima = isaac_ima(tech)
+    rows = [
+        ("thesis reference chip (400-128-128-10, 32 nm, 100 MHz)", "TOPS/mm^2", PUBLISHED["tops_per_mm2"],
+         ref["tops_per_mm2"], "calibrated (sense stage area)"),
+        ("thesis reference chip", "TOPS/W", PUBLISHED["tops_per_w"], ref["tops_per_w"],
+         "calibrated (sense stage power)"),
+        ("ISAAC IMA (Table 2: 0.157 mm^2 / 12)", "area (mm^2)", ISAAC_PUBLISHED["area_mm2"], ima["area_mm2"], "held out"),
+        ("ISAAC IMA (Table 2: 289 mW / 12)", "power (mW)", ISAAC_PUBLISHED["power_mw"], ima["power_mw"], "held out"),
+        ("ISAAC IMA (the thesis's figure)", "TOPS/mm^2", ISAAC_PUBLISHED["tops_per_mm2"], ima["tops_per_mm2"],
+         "held out"),
+        ("ISAAC IMA (Table 2's power, 16-bit ops)", "TOPS/W", ISAAC_PUBLISHED["tops_per_w"], ima["tops_per_w"],
+         "held out"),
+        ("16 Mb RRAM macro (130 nm), 50 epochs", "write energy (pJ a pulse)",
+         MACRO_WRITE[8][0] / MACRO_WRITE[8][1] * 1e12, t["write"]["energy_pj_per_pulse"], "its source"),
+    ]
+    return {"tech": t["name"], "rows": [{"design": d, "figure": f, "published": p, "model": m, "ratio": m / p,
+                                         "kind": k} for d, f, p, m, k in rows],
+            "reference": {k: ref[k] for k in ("area_mm2", "power_mw", "tops_per_mm2", "tops_per_w", "chip")},
+            "isaac_ima": {k: ima[k] for k in ("area_mm2", "power_mw", "tops_per_mm2", "tops_per_w", "chip", "breakdown")}}
+
+
+def describe_published(tab: dict) -> list[str]:
+    lines = [f"Published figures next to the model's ({tab['tech']})", "",
+             "| design | figure | published | model | ratio | |", "|---|---|---|---|---|---|"]
+    for r in tab["rows"]:
+        lines.append(f"| {r['design']} | {r['figure']} | {r['published']:.4g} | {r['model']:.4g} | {r['ratio']:.2f} | "
+                     f"{r['kind']} |")
+    return lines
+
+
 def calibrate(inv: dict, cells: dict, tech: dict, target=PUBLISHED) -> dict:
     """The sense stage's area and power per column that make the chip ``inv`` meet ``target``
     (TOPS/mm^2 and TOPS/W) with every other figure of ``tech`` as it is: how the 32 nm file's
@@ -424,6 +597,11 @@ def describe(res: dict) -> list[str]:
               f"{res['images_per_s']:,.0f} images/s: {res['tops']:.3f} TOPS, {res['tops_per_mm2']:.1f} TOPS/mm^2, "
               f"{res['tops_per_w']:.1f} TOPS/W",
               f"writes: {res['write_energy_pj_per_pulse']:g} pJ per programming pulse"]
+    if "chip" in res:
+        c = res["chip"]
+        lines.append(f"chip level (standard cells' wiring and placement, post-layout energy, I/O; reported apart): "
+                     f"{c['area_mm2']:.5f} mm^2 (x{c['area_factor']:.2f}), {c['power_mw']:.2f} mW "
+                     f"(x{c['power_factor']:.2f}): {c['tops_per_mm2']:.1f} TOPS/mm^2, {c['tops_per_w']:.1f} TOPS/W")
     if d.get("cnn"):
         inv = res["inventory"]
         lines.append(f"CNN chip: {d['positions']} output column(s) per convolution step, {len(inv['layers'])} crossbar "
@@ -439,8 +617,12 @@ def describe(res: dict) -> list[str]:
     if res.get("tech_file") == "studies/tech/32nm.toml" and res["arch"] == [400, 128, 128, 10] \
             and not d.get("self_training") and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1 \
             and d.get("update_bits", 1) == 1:
+        sense = next((r for r in res["breakdown"] if r["component"] == "sense stages"), None)
         lines.append(f"published (the thesis, 32 nm): {PUBLISHED['tops_per_mm2']} TOPS/mm^2, {PUBLISHED['tops_per_w']} "
-                     f"TOPS/W; the sense stage's two figures are calibrated to them on the priority chip")
+                     f"TOPS/W; the sense stage's two figures are calibrated to them on the priority chip"
+                     + (f" (the calibrated sense stages are {sense['area_share'] * 100:.0f}% of the area and "
+                        f"{sense['power_share'] * 100:.0f}% of the power: the part of the totals the model does not "
+                        f"explain from sources)" if sense else ""))
     return lines
 
 

@@ -237,8 +237,8 @@ def periphery_cost(p: Point, weights_path: str, tile=(128, 128), output="priorit
 def cost_key(p: Point, tile) -> str:
     """The cost depends on the shape, the precision and the tile, not on the weights' values
     (v3: the digital periphery in the analog-sense view, with cells by type; slices converted one
-    by one, their shift-add in the periphery)."""
-    key = f"cost3:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+    by one, their shift-add in the periphery; v4: the inventory counts row drivers)."""
+    key = f"cost4:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
     return key if p.binary else f"{key}:w{p.wbits}a{p.abits}"
 
 
@@ -270,7 +270,7 @@ class Cache:
 
     def get(self, key):
         value = self.data.get(key)
-        need = CACHE_FIELDS.get(key.split(":", 1)[0].rstrip("0123456789"), ())  # cost3:... is a cost
+        need = CACHE_FIELDS.get(key.split(":", 1)[0].rstrip("0123456789"), ())  # cost4:... is a cost
         return value if isinstance(value, dict) and all(k in value for k in need) else None
 
     def put(self, key, value):

@@ -210,8 +210,8 @@ def test_a_damaged_cache_is_one_line_or_work_done_again(tmp_path):
         Cache(path)
     path.rmdir()
     path.write_text('{"eval:p:s0:e1": {"priority": 0.9}, "eval:q:s0:e1": {"priority": 0.9, "argmax": 0.91},'
-                    ' "cost3:400-10:t128x128": {"cells": 5}, "eval:r:s0:e1": [0.9]}')
+                    ' "cost4:400-10:t128x128": {"cells": 5}, "eval:r:s0:e1": [0.9]}')
     c = Cache(path)
     assert c.get("eval:p:s0:e1") is None and c.get("eval:r:s0:e1") is None  # missing a field, wrong type
     assert c.get("eval:q:s0:e1") == {"priority": 0.9, "argmax": 0.91}
-    assert c.get("cost3:400-10:t128x128") is None and c.get("eval:absent") is None
+    assert c.get("cost4:400-10:t128x128") is None and c.get("eval:absent") is None

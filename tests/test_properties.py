@@ -236,12 +236,12 @@ def test_a_damaged_tech_file_is_a_technology_or_one_error(tmp_path, cut, flips):
     except RrambnnError as e:
         assert "\n" not in str(e)
         return
-    assert tech["crossbar"]["area_um2_per_cell"] > 0 and tech["clock_mhz"] > 0
+    assert cost.cell_area_um2(tech) > 0 and tech["crossbar"]["read_power_uw_per_cell"] > 0 and tech["clock_mhz"] > 0
 
 
 @SETTINGS
 @given(data=st.binary(max_size=512) | st.sampled_from([b'{"eval:p:s0:e1": {"priority": 1}}', b"[]", b"null",
-                                                        b'{"cost3:x": 5}', b"\xff", b"[" * 5000]))
+                                                        b'{"cost4:x": 5}', b"\xff", b"[" * 5000]))
 def test_any_bytes_as_an_explore_cache_are_a_cache_or_one_error(tmp_path, data):
     from rrambnn.studies.explore import Cache
     path = tmp_path / "cache.json"
