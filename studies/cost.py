@@ -280,9 +280,10 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
         (f"{comp:,} computing + {stor:,} storage cells" if stor else f"{comp:,} cells")
         + f" of {inv.get('cell_f2') or tech['cell']['area_f2']:g} F^2")
     drivers = sum(lay["row_drivers"] for lay in layers)
-    if drivers:  # biased while the chip runs, as ISAAC's DACs
+    if drivers:  # ISAAC's DAC power, spent while its line is read (as the cells' read power)
         rd = tech["row_driver"]
-        add("row drivers", drivers, drivers * rd["area_um2"], drivers * rd["power_uw"] * 1e-6 * image_s,
+        add("row drivers", drivers, drivers * rd["area_um2"],
+            sum(lay["row_drivers"] * lay["read_cycles"] for lay in layers) * rd["power_uw"] * 1e-6 / f,
             "a 1-bit driver (DAC) on every word line of every computing tile")
     sense = sum(lay["sense_columns"] for lay in layers)
     if sense:
