@@ -18,8 +18,8 @@ def cmd_cost(args):
         raise RrambnnError("--wbits and --abits go with --arch: a weights file carries its own precision")
     if args.arch is not None and args.self_training:
         raise RrambnnError("--self-training costs the chip of an n-bit online weights file: give --weights, not --arch")
+    cost.load_tech(args.tech)  # a bad technology fails before the synthesis, and before anything is made
     check_writable(args.out, directory=True, files=("cost.json", "cost.md", "cost.png"))
-    cost.load_tech(args.tech)  # a bad technology fails before the synthesis
     res = cost.design_cost(args.weights, arch=args.arch, wbits=1 if args.wbits is None else args.wbits,
                            abits=1 if args.abits is None else args.abits,
                            tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,
@@ -36,10 +36,13 @@ def cmd_cost(args):
 def published(args):
     """`cost --published`: the published figures next to the model's (the held-out checks)."""
     from rrambnn.errors import RrambnnError
-    from rrambnn.fileio import check_writable, json_text, write_text
+    from rrambnn.fileio import check_writable, json_text, one_output_set, write_text
     from rrambnn.studies import cost
-    given = [f for f, v in (("--weights", args.weights), ("--arch", args.arch), ("--clock", args.clock),
-                            ("--self-training", args.self_training)) if v]
+    defaults = (("--weights", args.weights, None), ("--arch", args.arch, None), ("--clock", args.clock, None),
+                ("--self-training", args.self_training, False), ("--wbits", args.wbits, None),
+                ("--abits", args.abits, None), ("--tile", args.tile, "128x128"), ("--output", args.output, None),
+                ("--update-bits", args.update_bits, 1), ("--positions", args.positions, 1))
+    given = [f for f, v, default in defaults if v != default]
     if given:
         raise RrambnnError(f"--published prices its own designs (the thesis chip, ISAAC's IMA): {given[0]} does not go with it")
     cost.published_tech(args.tech)  # a file that cannot be compared fails before anything is made
@@ -50,8 +53,12 @@ def published(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = json_text(tab, indent=1) + "\n"  # refused before anything is written if not finite
-    write_text(out / "published.json", data)
-    write_text(out / "published.md", text)
+
+    @one_output_set  # both files, or the earlier ones left whole
+    def write():
+        write_text(out / "published.json", data)
+        write_text(out / "published.md", text)
+    write()
     if args.json:
         print_json({**tab, "outputs": {"json": str(out / "published.json"), "md": str(out / "published.md")}})
         return

@@ -75,6 +75,8 @@ def test_multi_bit_chips_pay_for_converters_rams_and_cycles():
     # stage), thresholds in RAM, 2*2 + 3 + 3 cycles an image
     assert "converters (ADC)" in parts["a2"] and parts["a2"]["threshold RAMs"]["count"] == 16 * 3 * 9
     assert "sense stages" not in parts["a2"] and "26 sample-and-holds" in parts["a2"]["converters (ADC)"]["what"]
+    # a driver per word line, powered for each of its line's reads: (64 + 16) rows x 2 bit planes
+    assert parts["a2"]["row drivers"]["energy_per_image_j"] == pytest.approx((64 + 16) * 2 * 3.9063e-6 / 100e6)
     assert a2["cycles_per_image"] == 2 * 2 + 3 + 3 and a2["energy_per_image_pj"] > 5 * one["energy_per_image_pj"]
     # argmax reads the output sums: converters for the last layer, comparators for the hidden one
     assert parts["arg"]["converters (ADC)"]["count"] == 1  # 10 sums a cycle: one 1.28 GS/s converter
@@ -282,10 +284,18 @@ def test_the_published_table_command(tmp_path):
     tab = json.loads(r.stdout.strip().splitlines()[-1])
     rows = {(x["design"].split(" (")[0], x["figure"]): x for x in tab["rows"]}
     assert rows[("thesis reference chip", "TOPS/mm^2")]["ratio"] == pytest.approx(1, rel=0.10)
-    assert rows[("ISAAC IMA", "TOPS/W")]["kind"] == "held out"
+    assert rows[("ISAAC IMA", "TOPS/W")]["kind"] == cost.COMPOSED
     assert "| ISAAC IMA (the thesis's figure) | TOPS/mm^2 | 1.55 |" in (tmp_path / "published.md").read_text()
     one_error_line(rr("cost", "--published", "--arch", "64-10", "--out", str(tmp_path / "x")),
                    "--published prices its own designs (the thesis chip, ISAAC's IMA): --arch does not go with it")
+    one_error_line(rr("cost", "--published", "--tile", "64x64", "--out", str(tmp_path / "x")), "--tile does not go with it")
+    good = (cost.TECH_DIR / "32nm.toml").read_text()
+    (tmp_path / "small.toml").write_text(good.replace("area_f2 = 48", "area_f2 = 2"))
+    (tmp_path / "list.toml").write_text(good.replace('type = "1T1R"', 'type = ["1T1R"]'))
+    one_error_line(rr("cost", "--tech", str(tmp_path / "small.toml"), "--out", str(tmp_path / "x")),
+                   "cell.area_f2 2 is below the smallest 1T1R cell, 6 F^2")
+    one_error_line(rr("cost", "--tech", str(tmp_path / "list.toml"), "--out", str(tmp_path / "x")),
+                   "cell.type must be one of 1S1R, 1T1R, not ['1T1R']")
     one_error_line(rr("cost", "--published", "--tech", "130nm", "--out", str(tmp_path / "x")),
                    "the published figures are at 32 nm: technology 130nm is at 130 nm")
     assert not (tmp_path / "x").exists()
