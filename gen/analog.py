@@ -84,8 +84,8 @@ class Profile:
     """One device profile (a TOML file): conductances, spreads, noise, offsets, wires, drift."""
 
     name: str = "ideal"
-    g_lrs_us: float = 100.0
-    g_hrs_us: float = 10.0
+    g_lrs_us: float = 10.0  # as the ideal profile's
+    g_hrs_us: float = 0.58824
     read_voltage_v: float = 0.2
     distribution: str = "lognormal"
     sigma_lrs: float = 0.0

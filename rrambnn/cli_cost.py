@@ -18,12 +18,15 @@ def cmd_cost(args):
         raise RrambnnError("--wbits and --abits go with --arch: a weights file carries its own precision")
     if args.arch is not None and args.self_training:
         raise RrambnnError("--self-training costs the chip of an n-bit online weights file: give --weights, not --arch")
-    cost.load_tech(args.tech)  # a bad technology fails before the synthesis, and before anything is made
-    check_writable(args.out, directory=True, files=("cost.json", "cost.md", "cost.png"))
+    from rrambnn.gen.analog import load_profile
+    cost.load_tech(args.tech)  # a bad technology or device fails before the synthesis, and before anything is made
+    device = load_profile(args.device)
     res = cost.design_cost(args.weights, arch=args.arch, wbits=1 if args.wbits is None else args.wbits,
                            abits=1 if args.abits is None else args.abits,
                            tech=args.tech, clock_mhz=args.clock, tile=args.tile, output=args.output,
                            self_training=args.self_training, update_bits=args.update_bits, positions=args.positions,
+                           device=device,
+                           ready=lambda: check_writable(args.out, directory=True, files=("cost.json", "cost.md", "cost.png")),
                            log=None if args.json else lambda s: print(s, file=sys.stderr, flush=True))
     files = cost.write_outputs(res, args.out)
     if args.json:
@@ -41,7 +44,8 @@ def published(args):
     defaults = (("--weights", args.weights, None), ("--arch", args.arch, None), ("--clock", args.clock, None),
                 ("--self-training", args.self_training, False), ("--wbits", args.wbits, None),
                 ("--abits", args.abits, None), ("--tile", args.tile, "128x128"), ("--output", args.output, None),
-                ("--update-bits", args.update_bits, 1), ("--positions", args.positions, 1))
+                ("--update-bits", args.update_bits, 1), ("--positions", args.positions, 1),
+                ("--device", args.device, "ideal"))
     given = [f for f, v, default in defaults if v != default]
     if given:
         raise RrambnnError(f"--published prices its own designs (the thesis chip, ISAAC's IMA): {given[0]} does not go with it")
@@ -79,7 +83,12 @@ def add_cost_command(sub):
     c.add_argument("--tech", default="32nm",
                    help="technology: 32nm (default; ISAAC's figures and the thesis's totals), 130nm (the "
                         "macro's node), or a TOML file in their format")
-    c.add_argument("--clock", type=float_arg, default=None, help="clock in MHz (default: the technology file's, 100)")
+    c.add_argument("--clock", type=float_arg, default=None,
+                   help="clock in MHz (default: the technology file's, 100); refused beyond the design's highest "
+                        "(its columns' read: settling and the sense decision; a converter's rate)")
+    c.add_argument("--device", default="ideal", metavar="FILE.toml|NAME",
+                   help="device profile whose conductances and read voltage price the crossbar reads, and whose "
+                        "wire resistance sets the IR-drop limit (default ideal: NeuroSim V1.4's RRAM; see eval --device)")
     c.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS (default 128x128)")
     c.add_argument("--output", default=None, choices=("priority", "argmax"), help="output stage: priority|argmax (default: the weights file's)")
     c.add_argument("--self-training", action="store_true",

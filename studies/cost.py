@@ -43,7 +43,7 @@ MACRO_WRITE = {8: (5.22e-3, 3.99e8), 12: (9.11e-3, 6.96e8)}
 _SCHEMA = {
     "": ("node_nm", "vdd", "clock_mhz"),
     "cell": ("area_f2",),
-    "crossbar": ("read_power_uw_per_cell",),
+    "crossbar": ("column_cap_ff_per_cell", "sense_decision_ns"),
     "row_driver": ("area_um2", "power_uw"),
     "sense": ("area_um2", "power_uw"),
     "adc": ("bits", "rate_gsps", "power_mw", "area_um2"),
@@ -82,6 +82,8 @@ def load_tech(spec: str | Path = "32nm") -> dict:
         for k in keys:
             v = table.get(k)
             where = f"{section}.{k}" if section else k
+            if k not in table:
+                raise RrambnnError(f"{path}: {where} is missing")
             if not (toml_number(v) and (v > 0 or (k == "activity" and v == 0))):
                 raise RrambnnError(f"{path}: {where} must be a positive number of at most {TOML_LIMIT:g}, not {shown(v)}")
             lo, hi, integer = _RANGES.get(where, (None, None, False))
@@ -129,28 +131,102 @@ def library_cells(cell_type: str) -> tuple[tuple[str, ...], bool]:
     raise RrambnnError(f"the cost model has no library price for the Yosys cell {cell_type}")
 
 
-# Published ranges every technology file's figures must fall in (``test_no_physically_implausible_value``):
+# Published ranges every technology file's (and device profile's) figures must fall in
+# (``test_no_physically_implausible_value``):
 # * a crossbar cell: from its type's minimum (CELL_MIN_F2) to 100 F^2 (published 1T1R RRAM cells:
 #   NeuroSim's 4F x 12F = 48 F^2; embedded RRAM macros at 22-40 nm report tens of F^2);
-# * a cell's mean read resistance at a 0.2 V read, implied by the read power: 1 kohm to 10 Mohm
-#   (RRAM LRS of kohms to HRS of megohms; NeuroSim V1.4's default device 100 kohm / 1.7 Mohm);
+# * the LRS resistance: 1 kohm to 10 Mohm (RRAM LRS of kohms to HRS of megohms; NeuroSim V1.4's
+#   default device 100 kohm / 1.7 Mohm); a read voltage of 0.05 to 0.6 V (NeuroSim V1.4 reads at
+#   0.5-0.55 V; a read stays well below the 2 V and more of a SET);
+# * a column's capacitance per cell: 0.01 to 1 fF (NeuroSim: 0.2 fF/um of wire over a cell
+#   pitch of 4F, plus an access transistor's drain);
+# * a read: 0.1 to 100 ns (NeuroSim V1.4's read pulse is 10 ns; its sense amplifier 1 ns and more);
 # * the converter's Walden figure of merit, power / (2^bits x rate): 0.1 fJ to 1 pJ a conversion
 #   step (the span of B. Murmann's ADC performance survey, ISSCC/VLSI 1997-2024);
 # * a sense stage (a comparator, no converter) at most an 8-bit converter's area and power.
-def plausibility(tech: dict) -> dict:
-    """``name: (low, high, value)`` of the figures checked against the published ranges above."""
+def plausibility(tech: dict, device=None) -> dict:
+    """``name: (low, high, value)`` of the figures checked against the published ranges above
+    (``device``: a device profile, default ``ideal``)."""
+    device = profile(device)
     cell, a = tech["cell"], tech["adc"]
-    p_cell = tech["crossbar"]["read_power_uw_per_cell"] * 1e-6
     adc8_area, adc8_j = _adc(tech, 8)
     adc8_w = adc8_j * a["rate_gsps"] * 1e9
     return {
         "cell area (F^2)": (CELL_MIN_F2[cell["type"]], 100.0, cell["area_f2"]),
-        "mean cell read resistance at 0.2 V (ohm)": (1e3, 1e7, 0.2 ** 2 / p_cell),
-        "converter figure of merit (J a conversion step)": (1e-16, 1e-12,
-                                                             a["power_mw"] * 1e-3 / (2 ** a["bits"] * a["rate_gsps"] * 1e9)),
+        "LRS resistance (ohm)": (1e3, 1e7, 1e6 / device.g_lrs_us),
+        "read voltage (V)": (0.05, 0.6, device.read_voltage_v),
+        "column capacitance per cell (fF)": (0.01, 1.0, tech["crossbar"]["column_cap_ff_per_cell"]),
+        "read of a 128-row column (ns)": (0.1, 100.0, read_pulse({"n_in": 128}, tech, device)["pulse_ns"]),
+        "converter figure of merit (J a conversion step)": (1e-16, 1e-12, _adc(tech, a["bits"])[1] / 2 ** a["bits"]),
         "sense stage area / an 8-bit converter's": (0.0, 1.0, tech["sense"]["area_um2"] / adc8_area),
         "sense stage power / an 8-bit converter's": (0.0, 1.0, tech["sense"]["power_uw"] * 1e-6 / adc8_w),
     }
+
+
+def read_pulse(layer: dict, tech: dict, device) -> dict:
+    """How long one read of a layer's columns lasts (ns): the column settles, then the sense stage
+    (or the sample-and-hold ahead of a converter) decides. After NeuroSim V1.4 (SubArray.cpp, its
+    parallel read): the column's time constant is its capacitance (``rows`` x the tech file's
+    capacitance per cell: every row tile's column is tied to one sense stage) times the mean
+    cell resistance (R_LRS + R_HRS) / 2 plus the access transistor's 0.25 R_LRS, over half the
+    rows (the cells in parallel), and it has settled enough after 0.2 of it ("a 15-20% voltage
+    drop is enough for sensing"); then the decision, ``sense_decision_ns``."""
+    rows = layer["n_in"]
+    r_lrs, r_hrs = 1e6 / device.g_lrs_us, 1e6 / device.g_hrs_us
+    c_col = rows * tech["crossbar"]["column_cap_ff_per_cell"] * 1e-15
+    tau = c_col * ((r_lrs + r_hrs) / 2 + 0.25 * r_lrs) / max(rows // 2, 1)
+    settle = 0.2 * tau * 1e9
+    return {"rows": rows, "settle_ns": settle, "pulse_ns": settle + tech["crossbar"]["sense_decision_ns"]}
+
+
+def ir_drop_rows(device, tile_rows: int = 128, tile_cols: int = 128, limit: int = 1 << 20) -> int | None:
+    """The most rows one sense stage can sum before first-order IR drop alone (the device's wire
+    resistance, :mod:`rrambnn.gen.analog`'s model ``G / (1 + G R d)``, ``d`` the wire segments
+    from the row driver and to the sense stage inside a 128x128 array) can move a column's sum by
+    half of one cell's signal ``G_LRS - G_HRS``: worst case, the array's farthest column, every
+    cell in its LRS, every row driven, row tiles of 128 rows. None: no wire resistance."""
+    if not device.wire_ohm:
+        return None
+    g = device.g_lrs_us * 1e-6
+    d = tile_cols + np.arange(1, tile_rows + 1)
+    lost = np.concatenate([[0.0], np.cumsum(g - g / (1 + g * device.wire_ohm * d))])  # rows 0..tile_rows of a tile
+    half = (device.g_lrs_us - device.g_hrs_us) * 1e-6 / 2
+    n = 0
+    while n < limit:  # a whole tile at a time, then row by row (the error grows with every row)
+        if (n // tile_rows + 1) * lost[tile_rows] < half:
+            n += tile_rows
+            continue
+        full = n // tile_rows * lost[tile_rows]
+        return n + int(np.searchsorted(full + lost, half, side="left")) - 1
+    return limit
+
+
+def feasibility(inv: dict, tech: dict, device) -> dict:
+    """The highest clock a design can run at: every array read (one a cycle) lasts its read pulse
+    (:func:`read_pulse`), and a converted sum must be converted within a cycle (a converter's
+    rate). The IR-drop limit on the rows summed into one sense stage (:func:`ir_drop_rows`) is
+    reported beside it (a systematic error: the thresholds of a chip can be refitted to it,
+    ``rrambnn eval --device``; not refused). The digital periphery's critical path is not checked."""
+    layers = [read_pulse(lay, tech, device) for lay in inv["layers"]]
+    slow = max(range(len(layers)), key=lambda k: layers[k]["pulse_ns"])
+    limits = [(1e3 / layers[slow]["pulse_ns"], f"a {layers[slow]['rows']}-row column's read: it settles in "
+               f"{layers[slow]['settle_ns']:.3g} ns and the sense stage decides in "
+               f"{tech['crossbar']['sense_decision_ns']:g} ns, device {device.name}")]
+    if any(lay["conversions"] or lay["transposed_rows"] for lay in inv["layers"]):
+        limits.append((tech["adc"]["rate_gsps"] * 1e3, f"a conversion takes 1/{tech['adc']['rate_gsps']:g} GS/s and "
+                       f"must end within its cycle"))
+    f_max, why = min(limits)
+    limit = ir_drop_rows(device)
+    rows = max(lay["n_in"] for lay in inv["layers"])
+    return {"max_clock_mhz": f_max, "limited_by": why, "layers": layers,
+            "ir_drop": {"wire_ohm_per_cell": device.wire_ohm, "limit_rows": limit, "rows_summed": rows,
+                        "exceeded": limit is not None and rows > limit}}
+
+
+def profile(device=None):
+    """A device profile: a :class:`rrambnn.gen.analog.Profile`, a name or path, or None (``ideal``)."""
+    from rrambnn.gen.analog import Profile, load_profile
+    return device if isinstance(device, Profile) else load_profile("ideal" if device is None else device)
 
 
 def cell_area_um2(tech: dict, area_f2: float | None = None) -> float:
@@ -258,13 +334,27 @@ def _adc(tech: dict, bits: int) -> tuple[float, float]:
     return a["area_um2"] * scale, a["power_mw"] * 1e-3 / (a["rate_gsps"] * 1e9) * scale
 
 
-def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) -> dict:
+def check_clock(inv: dict, tech: dict, clock_mhz, device) -> dict:
+    """:func:`feasibility`, refusing a clock (``clock_mhz`` or the tech file's) beyond the highest."""
+    feas = feasibility(inv, tech, profile(device))
+    if float(clock_mhz or tech["clock_mhz"]) > feas["max_clock_mhz"] * (1 + 1e-9):
+        given = f"--clock {clock_mhz:g} MHz" if clock_mhz else f"the technology file's clock {tech['clock_mhz']:g} MHz"
+        raise RrambnnError(f"{given} is beyond the highest clock this design can run at, "
+                           f"{feas['max_clock_mhz']:,.0f} MHz ({feas['limited_by']})")
+    return feas
+
+
+def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None, device=None) -> dict:
     """Area, power, energy per image and figures of merit of a chip: ``inv`` from
-    :func:`inventory`, ``cells`` from :func:`periphery_cells`, ``tech`` from :func:`load_tech`."""
+    :func:`inventory`, ``cells`` from :func:`periphery_cells`, ``tech`` from :func:`load_tech`,
+    the cells' conductances and read voltage from ``device`` (a device profile, default
+    ``ideal``). A clock beyond the design's highest (:func:`feasibility`) is refused."""
+    device = profile(device)
     f = float(clock_mhz or tech["clock_mhz"]) * 1e6
+    feas = check_clock(inv, tech, clock_mhz, device)
     interval = inv["interval"]
     image_s = interval / f
-    xb, se, sr = tech["crossbar"], tech["sense"], tech["sram"]
+    se, sr = tech["sense"], tech["sram"]
     rows = []
 
     def add(name, count, area_um2, energy_j, what):
@@ -275,10 +365,19 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
     comp = sum(lay["computing_cells"] for lay in layers)
     stor = sum(lay["storage_cells"] for lay in layers)
     tiles = sum(lay["tiles"] for lay in layers)
+    # Reads, worst case (the energy depends on the data): every row driven, every computing cell
+    # in its LRS, plus the reference current (G_LRS + G_HRS) / 2 a row that each column's sum is
+    # taken against (DESIGN: negative weights), for the read pulse of its layer's columns
+    v2 = device.read_voltage_v ** 2 * 1e-6
+    ref = (device.g_lrs_us + device.g_hrs_us) / 2 if inv.get("reference_current", True) else 0.0
+    e_cell = v2 * (device.g_lrs_us + ref)
     add("crossbar arrays", tiles, (comp + stor) * cell_area_um2(tech, inv.get("cell_f2")),
-        sum(lay["computing_cells"] * lay["read_cycles"] for lay in layers) * xb["read_power_uw_per_cell"] * 1e-6 / f,
+        sum(lay["computing_cells"] * lay["read_cycles"] * e_cell * t["pulse_ns"] * 1e-9
+            for lay, t in zip(layers, feas["layers"])),
         (f"{comp:,} computing + {stor:,} storage cells" if stor else f"{comp:,} cells")
-        + f" of {inv.get('cell_f2') or tech['cell']['area_f2']:g} F^2")
+        + f" of {inv.get('cell_f2') or tech['cell']['area_f2']:g} F^2; reads priced from device {device.name} "
+          f"({device.g_lrs_us:g} / {device.g_hrs_us:g} uS at {device.read_voltage_v:g} V), worst case: every row "
+          f"driven, every cell LRS" + (", with the reference current" if ref else ""))
     drivers = sum(lay["row_drivers"] + lay.get("transposed_drivers", 0) for lay in layers)
     if drivers:  # ISAAC's DAC power, spent while its line is read (as the cells' read power); the
         # transposed read's drivers work in training steps only: their area, no inference energy
@@ -353,6 +452,7 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None) ->
             "ops_per_image": 2 * inv["macs"], "area_mm2": area_mm2, "power_mw": power_w * 1e3,
             "energy_per_image_pj": energy * 1e12, "tops": tops, "tops_per_mm2": tops / area_mm2,
             "tops_per_w": tops / power_w, "write_energy_pj_per_pulse": tech["write"]["energy_pj_per_pulse"],
+            "device": device.name, "feasibility": feas,
             "breakdown": rows, "inventory": inv, "cells_by_type": cells}
 
 
@@ -399,17 +499,21 @@ def arch_network(arch, wbits: int = 1, abits: int = 1, output: str = "priority")
 
 def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech="32nm", clock_mhz=None,
                 tile="128x128", output=None, self_training: bool = False, update_bits: int = 1, positions: int = 1,
-                log=None) -> dict:
+                device="ideal", ready=None, log=None) -> dict:
     """`rrambnn cost`: the chip of a weights file (default: the shipped network; an n-bit online
     network gives its training chip, ``self_training`` the self-training chip) or of an
     architecture, priced with ``tech``; ``update_bits`` > 1: the binary network's chip with
     n-bit weights in storage planes and the weight-update controller; a CNN file: its CNN chip
-    with ``positions`` output columns per step (:func:`cnn_cost`)."""
+    with ``positions`` output columns per step (:func:`cnn_cost`). ``device``: the device
+    profile (name, path or :class:`rrambnn.gen.analog.Profile`) whose cells are read; ``ready``
+    is called once the design is known to be feasible, before the synthesis (the command checks
+    its output folder there)."""
     from rrambnn.gen.cnn import CnnNetwork
     from rrambnn.gen.netfile import read_network
     from rrambnn.hw.config import ChipConfig, chip_design
     from rrambnn.hw.verilog import build_chip
     spec, tech = tech, load_tech(tech)
+    device = profile(device)
     if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or not 0 < clock_mhz <= 10000):
         raise RrambnnError(f"--clock must be a frequency in MHz from 0 to 10,000, not {clock_mhz!r}")
     read = None if arch is not None else read_network(weights)
@@ -417,7 +521,7 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
         if self_training or update_bits != 1:
             raise RrambnnError("--self-training and --update-bits build MLP chips; a CNN file's chip has neither")
         return cnn_cost(read, weights, tech=spec, clock_mhz=clock_mhz, tile=tile, output=output,
-                        positions=positions, log=log)
+                        positions=positions, device=device, ready=ready, log=log)
     if positions != 1:
         raise RrambnnError("--positions goes with a CNN weights file (rrambnn-cnn)")
     if arch is not None:
@@ -429,11 +533,15 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
         net, cfg = chip_design(weights, network=read, tile=tile, output=output, self_training=self_training,
                                update_bits=update_bits)
     chip = build_chip(net, cfg)
+    inv = inventory(chip, cfg.output)
+    check_clock(inv, tech, clock_mhz, device)  # before the synthesis
+    if ready:
+        ready()
     if log:
         log(f"synthesizing the digital periphery with Yosys ({'-'.join(map(str, chip_arch(chip)))}, "
             f"{cfg.output} output)")
     cells = periphery_cells(chip)
-    res = price(inventory(chip, cfg.output), cells, tech, clock_mhz)
+    res = price(inv, cells, tech, clock_mhz, device)
     res["design"] = {"weights": None if arch is not None else str(weights or "shipped"), "tile": list(cfg.tile),
                      "wbits": cfg.wbits, "abits": cfg.abits, "update_bits": cfg.update_bits,
                      "self_training": cfg.self_training, "ternary": cfg.ternary}
@@ -441,21 +549,25 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
 
 
 def cnn_cost(net, weights, *, tech="32nm", clock_mhz=None, tile="128x128", output=None, positions: int = 1,
-             log=None) -> dict:
+             device=None, ready=None, log=None) -> dict:
     """The CNN chip of ``net`` priced like the MLP chips (:func:`cnn_inventory`), beside the
     reference MLP chip (the shipped binary network) at the same technology and clock."""
     from rrambnn.hw.cnn import make_chip
     spec, tech = tech, load_tech(tech)
     chip = make_chip(net, tile=tile, positions=positions, output=output)
+    inv = cnn_inventory(chip, chip.output)
+    check_clock(inv, tech, clock_mhz, device)  # before the synthesis
+    if ready:
+        ready()
     if log:
         log(f"synthesizing the CNN chip's digital periphery with Yosys ({net.spec.text}, {chip.positions} "
             f"position(s) per step, {chip.n_tiles} arrays)")
-    res = price(cnn_inventory(chip, chip.output), periphery_cells(chip), tech, clock_mhz)
+    res = price(inv, periphery_cells(chip), tech, clock_mhz, device)
     res["design"] = {"weights": str(weights), "tile": list(chip.tile), "wbits": net.wbits, "abits": net.abits,
                      "update_bits": 1, "self_training": False, "positions": chip.positions, "cnn": True}
     if log:
         log("the reference MLP chip at the same technology and clock, for comparison")
-    ref = design_cost(None, tech=spec, clock_mhz=res["clock_mhz"])
+    ref = design_cost(None, tech=spec, clock_mhz=res["clock_mhz"], device=device)
     res["reference_mlp"] = {k: ref[k] for k in ("arch", "output", "cycles_per_image", "images_per_s",
                                                 "ops_per_image", "area_mm2", "power_mw", "energy_per_image_pj",
                                                 "tops", "tops_per_mm2", "tops_per_w")}
@@ -506,7 +618,7 @@ def isaac_ima(tech="32nm") -> dict:
     ir, orr = 8 * p["input_register_bytes"], 8 * p["output_register_bytes"]
     inv = {"arch": ["ISAAC IMA"], "interval": p["input_bits"], "layers": [layer], "output": "-",
            "macs": p["arrays"] * p["rows"] * weights_per_row, "self_training": False,
-           "cell_f2": CELL_MIN_F2["1S1R"],
+           "cell_f2": CELL_MIN_F2["1S1R"], "reference_current": False,
            "buffers": [("input register", ir, p["input_bits"] * p["arrays"] * p["rows"]), ("output register", orr, orr)],
            "logic_name": "shift-and-add", "logic_cycles": p["input_bits"] * p["digital_mhz"] / p["read_mhz"],
            "logic_what": f"{p['shift_add_units']} units at {p['digital_mhz']:g} MHz (library cells)"}
@@ -517,7 +629,7 @@ def isaac_ima(tech="32nm") -> dict:
     return res
 
 
-# ISAAC's IMA is not fitted, but its converter, DAC, sample-and-hold, array read power and
+# ISAAC's IMA is not fitted, but its converter, DAC, sample-and-hold and
 # input-register prices are ISAAC's own Table 2 figures: the check tests the composition.
 COMPOSED = "held out: composition (component prices are ISAAC's)"
 
@@ -604,6 +716,18 @@ def describe(res: dict) -> list[str]:
               f"{res['images_per_s']:,.0f} images/s: {res['tops']:.3f} TOPS, {res['tops_per_mm2']:.1f} TOPS/mm^2, "
               f"{res['tops_per_w']:.1f} TOPS/W",
               f"writes: {res['write_energy_pj_per_pulse']:g} pJ per programming pulse"]
+    if "feasibility" in res:
+        fz = res["feasibility"]
+        lines.append(f"highest clock {fz['max_clock_mhz']:,.0f} MHz: {fz['limited_by']}; a read lasts "
+                     f"{max(x['pulse_ns'] for x in fz['layers']):.3g} ns (the digital periphery's critical path "
+                     f"is not checked)")
+        ir = fz["ir_drop"]
+        if ir["limit_rows"] is not None:
+            lines.append(f"IR drop (device {res['device']}, {ir['wire_ohm_per_cell']:g} ohm a cell): from "
+                         f"{ir['limit_rows'] + 1:,} rows on, the far column's sum can be off by half a cell's signal "
+                         f"(worst case); this design sums up to {ir['rows_summed']:,} rows into one sense stage"
+                         + (": its chips need their thresholds refitted (rrambnn eval --device)" if ir["exceeded"]
+                            else ""))
     if "chip" in res:
         c = res["chip"]
         lines.append(f"chip level (standard cells' wiring and placement, post-layout energy, I/O; reported apart): "
@@ -625,7 +749,7 @@ def describe(res: dict) -> list[str]:
             and not d.get("self_training") and d.get("wbits", 1) == 1 and d.get("abits", 1) == 1 \
             and d.get("update_bits", 1) == 1:
         sense = next((r for r in res["breakdown"] if r["component"] == "sense stages"), None) \
-            if res["output"] == "priority" and res["clock_mhz"] == 100 else None
+            if res["output"] == "priority" and res["clock_mhz"] == 100 and res.get("device") == "ideal" else None
         lines.append(f"published (the thesis, 32 nm): {PUBLISHED['tops_per_mm2']} TOPS/mm^2, {PUBLISHED['tops_per_w']} "
                      f"TOPS/W; the sense stage's two figures are calibrated to them on the priority chip"
                      + (f" (the calibrated sense stages are {sense['area_share'] * 100:.0f}% of the area and "

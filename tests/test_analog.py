@@ -39,8 +39,8 @@ def test_ideal_profile_reads_the_digital_twin_exactly():
     thresholds."""
     net, x = _net_and_inputs()
     digital = net.forward(x, trace=True)
-    for g_hrs in (10.0, 33.0):
-        p = A.Profile(g_hrs_us=g_hrs)
+    for g_lrs, g_hrs in ((100.0, 10.0), (100.0, 33.0), (10.0, 0.58824)):
+        p = A.Profile(g_lrs_us=g_lrs, g_hrs_us=g_hrs)
         assert p.ideal
         chip = A.chip_map(net.cells, p, seed=7)
         prio, amax, hit, sums, acts = A.forward(net, x, chip, trace=True, chunk=97)

@@ -120,6 +120,11 @@ def test_library_prices_and_tech_file_errors(tmp_path):
         (lambda t: t.replace("power_uw = 0.0097656", "power_uw = inf"),
          "sample_hold.power_uw must be a positive number of at most 1e+12, not inf"),
         (lambda t: t.replace("[sram]", "[ram]"), "has no [sram] table"),
+        (lambda t: t.replace("vdd = 0.9", "vdd = 0"), "vdd must be a positive number of at most 1e+12, not 0"),
+        (lambda t: t.replace("sense_decision_ns = 1.0", "sense_decision_ns = -1.0"),
+         "crossbar.sense_decision_ns must be a positive number of at most 1e+12, not -1.0"),
+        (lambda t: t.replace("column_cap_ff_per_cell = 0.11\n", ""),
+         "crossbar.column_cap_ff_per_cell is missing"),
     ]:
         bad.write_text(edit(good))
         with pytest.raises(RrambnnError, match=re.escape(message)):
@@ -309,3 +314,85 @@ def test_no_physically_implausible_value(tech):
     t = cost.load_tech(tech)
     for name, (lo, hi, value) in cost.plausibility(t).items():
         assert lo <= value <= hi, (name, value, lo, hi)
+
+
+def test_crossbar_reads_are_priced_from_the_device_profile(reference):
+    """A read spends V^2 (G_LRS + (G_LRS + G_HRS) / 2) a cell (worst case: every row driven,
+    every cell LRS, and the reference current each column's sum is taken against) for its
+    layer's read pulse: the column settling (NeuroSim's 0.2 x C_col x R_mean / (rows / 2)) and
+    the sense decision. Ten times the conductance costs about ten times the energy; a slower
+    clock does not lengthen the pulse."""
+    from rrambnn.gen.analog import load_profile
+    t = cost.load_tech("32nm")
+    ideal = load_profile("ideal")
+    r_mean = (1e5 + 1.7e6) / 2 + 0.25 * 1e5  # 100 kohm / 1.7 Mohm, the access transistor's 0.25 R_LRS
+    assert cost.read_pulse({"n_in": 128}, t, ideal)["pulse_ns"] == pytest.approx(
+        1.0 + 0.2 * 128 * 0.11e-15 * r_mean / 64 * 1e9, rel=1e-4)
+    energy = {}
+    for name in ("ideal", "realistic"):
+        d = load_profile(name)
+        r = cost.price(reference["inventory"], reference["cells_by_type"], t, device=d)
+        xb = next(b for b in r["breakdown"] if b["component"] == "crossbar arrays")
+        want = sum(cells * cost.read_pulse({"n_in": n}, t, d)["pulse_ns"] * 1e-9
+                   for cells, n in ((400 * 128, 400), (128 * 128, 128), (128 * 10, 128)))
+        want *= d.read_voltage_v ** 2 * (d.g_lrs_us + (d.g_lrs_us + d.g_hrs_us) / 2) * 1e-6
+        assert xb["energy_per_image_j"] == pytest.approx(want) and f"device {name}" in xb["what"]
+        energy[name] = want
+    assert 9 < energy["realistic"] / energy["ideal"] < 11
+    slow = cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=10)
+    assert next(b for b in slow["breakdown"] if b["component"] == "crossbar arrays")["energy_per_image_j"] == \
+        pytest.approx(energy["ideal"])
+    assert reference["device"] == "ideal"
+
+
+def test_clocks_beyond_the_design_are_refused(reference, tmp_path):
+    """The highest clock: one array read a cycle (its pulse), and a converted sum converted
+    within its cycle; a clock beyond it is one error line, before the synthesis and before
+    anything is written."""
+    from rrambnn.gen.analog import load_profile
+    t, d = cost.load_tech("32nm"), load_profile("ideal")
+    fz = cost.feasibility(reference["inventory"], t, d)
+    assert fz["max_clock_mhz"] == pytest.approx(1e3 / cost.read_pulse({"n_in": 400}, t, d)["pulse_ns"])
+    assert "400-row column" in fz["limited_by"]
+    cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=950)
+    with pytest.raises(RrambnnError, match="--clock 1000 MHz is beyond the highest clock this design can run at, 961 MHz"):
+        cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=1000)
+    fast = {**t, "crossbar": {**t["crossbar"], "sense_decision_ns": 0.1}}
+    multi = cost.design_cost(arch="64-16-10", abits=2)
+    assert cost.feasibility(multi["inventory"], fast, d)["max_clock_mhz"] == pytest.approx(1280)  # the converters
+    assert cost.feasibility(reference["inventory"], fast, d)["max_clock_mhz"] > 5000  # no converter
+    one_error_line(rr("cost", "--clock", "2000", "--out", str(tmp_path / "c")),
+                   "--clock 2000 MHz is beyond the highest clock this design can run at, 961 MHz (a 400-row column's read")
+    hot = tmp_path / "hot.toml"
+    hot.write_text((cost.TECH_DIR / "32nm.toml").read_text().replace("clock_mhz = 100 ", "clock_mhz = 5000 "))
+    one_error_line(rr("cost", "--tech", str(hot), "--out", str(tmp_path / "c")),
+                   "the technology file's clock 5000 MHz is beyond the highest clock this design can run at")
+    bad = tmp_path / "dev.toml"
+    from rrambnn.gen.analog import PROFILE_DIR
+    bad.write_text((PROFILE_DIR / "realistic.toml").read_text().replace("read_voltage_v = 0.2", "read_voltage_v = 0.0"))
+    one_error_line(rr("cost", "--device", str(bad), "--out", str(tmp_path / "c")), "read_voltage_v must be a number > 0")
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_ir_drop_limit_is_the_analog_models():
+    """The rows one sense stage can sum before the device's wire resistance alone moves the far
+    column's sum by half a cell's signal (one unit of the analog model): the limit read off
+    :mod:`rrambnn.gen.analog`'s own chip map, across row tiles too; none without wires."""
+    from rrambnn.gen import analog as A
+    p = A.load_profile("realistic").scaled(sigma_lrs=0.0, sigma_hrs=0.0, read_noise=0.0, offset=0.0)
+
+    def error(rows, q):  # in units of 2^-FRAC of one cell
+        chip = A.chip_map([np.ones((rows, 128), np.uint8)], q, seed=0)
+        return rows * (1 << A.FRAC) - int(chip.layers[0].q[:, -1].sum())
+
+    n = cost.ir_drop_rows(p)
+    assert error(n, p) < 1 << A.FRAC <= error(n + 1, p)
+    q = p.scaled(wire_ohm=0.1)  # a loss of ~1/256 of a unit a cell: the map's rounding, up to 1/2 of it a cell
+    n = cost.ir_drop_rows(q)
+    assert error(n, q) - n / 2 < 1 << A.FRAC <= error(n + 1, q) + (n + 1) / 2
+    assert cost.ir_drop_rows(p) == 12 and cost.ir_drop_rows(p.scaled(wire_ohm=0.1)) > 128  # over a tile
+    assert cost.ir_drop_rows(A.load_profile("ideal")) is None
+    r = cost.design_cost(arch="64-16-10", device=p)
+    assert r["feasibility"]["ir_drop"] == {"wire_ohm_per_cell": 2.5, "limit_rows": 12, "rows_summed": 64,
+                                           "exceeded": True}
+    assert "from 13 rows on" in "\n".join(cost.describe(r))

@@ -236,7 +236,7 @@ def test_a_damaged_tech_file_is_a_technology_or_one_error(tmp_path, cut, flips):
     except RrambnnError as e:
         assert "\n" not in str(e)
         return
-    assert cost.cell_area_um2(tech) > 0 and tech["crossbar"]["read_power_uw_per_cell"] > 0 and tech["clock_mhz"] > 0
+    assert cost.cell_area_um2(tech) > 0 and tech["crossbar"]["column_cap_ff_per_cell"] > 0 and tech["clock_mhz"] > 0
 
 
 @SETTINGS
