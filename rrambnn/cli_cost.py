@@ -39,7 +39,7 @@ def cmd_cost(args):
 def published(args):
     """`cost --published`: the published figures next to the model's (the held-out checks)."""
     from rrambnn.errors import RrambnnError
-    from rrambnn.fileio import check_writable, json_text, one_output_set, write_text
+    from rrambnn.fileio import check_writable
     from rrambnn.studies import cost
     defaults = (("--weights", args.weights, None), ("--arch", args.arch, None), ("--clock", args.clock, None),
                 ("--self-training", args.self_training, False), ("--wbits", args.wbits, None),
@@ -52,22 +52,12 @@ def published(args):
     cost.published_tech(args.tech)  # a file that cannot be compared fails before anything is made
     check_writable(args.out, directory=True, files=("published.json", "published.md"))
     tab = cost.published_table(args.tech)
-    text = "\n".join(cost.describe_published(tab)) + "\n"
-    from pathlib import Path
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = json_text(tab, indent=1) + "\n"  # refused before anything is written if not finite
-
-    @one_output_set  # both files, or the earlier ones left whole
-    def write():
-        write_text(out / "published.json", data)
-        write_text(out / "published.md", text)
-    write()
+    files = cost.write_published(tab, args.out)
     if args.json:
-        print_json({**tab, "outputs": {"json": str(out / "published.json"), "md": str(out / "published.md")}})
+        print_json({**tab, "outputs": files})
         return
-    print(text, end="")
-    print(f"wrote {out / 'published.json'}, {out / 'published.md'}")
+    print("\n".join(cost.describe_published(tab)))
+    print(f"wrote {files['json']}, {files['md']}")
 
 
 def add_cost_command(sub):

@@ -238,7 +238,7 @@ def cost_key(p: Point, tile) -> str:
     """The cost depends on the shape, the precision and the tile, not on the weights' values
     (v3: the digital periphery in the analog-sense view, with cells by type; slices converted one
     by one, their shift-add in the periphery; v4: the inventory counts row drivers)."""
-    key = f"cost4:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
+    key = f"cost5:{'-'.join(map(str, p.arch))}:t{tile[0]}x{tile[1]}"
     return key if p.binary else f"{key}:w{p.wbits}a{p.abits}"
 
 

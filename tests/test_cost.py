@@ -27,8 +27,10 @@ def test_reference_chip_meets_the_published_figures(reference):
     assert r["tops_per_w"] == pytest.approx(cost.PUBLISHED["tops_per_w"], rel=0.10)
     parts = {b["component"]: b for b in r["breakdown"]}
     assert set(parts) == {"crossbar arrays", "row drivers", "sense stages", "threshold registers",
-                          "digital periphery"}  # no ADC
+                          "calibrated remainder", "digital periphery", "decoders and column multiplexers",
+                          "write drivers", "charge pump", "leakage"}  # no ADC
     assert parts["crossbar arrays"]["count"] == 6 and parts["sense stages"]["count"] == 128 + 128 + 10
+    assert parts["calibrated remainder"]["count"] == 266 and parts["sense stages"]["area_um2"] == pytest.approx(266 * 19.18)
     assert parts["row drivers"]["count"] == 400 + 128 + 128  # one column of tiles per layer
     assert parts["crossbar arrays"]["area_um2"] == pytest.approx(68864 * 48 * 0.032 ** 2)  # 1T1R, 48 F^2
     assert parts["threshold registers"]["count"] == 128 * 10 + 128 * 9 + 10 * 9
@@ -37,8 +39,13 @@ def test_reference_chip_meets_the_published_figures(reference):
     # the two calibrated figures of the 32 nm file are the calibration of today's reference chip
     tech = cost.load_tech("32nm")
     cal = cost.calibrate(r["inventory"], r["cells_by_type"], tech)
-    assert cal["area_um2"] == pytest.approx(tech["sense"]["area_um2"], rel=0.01)
-    assert cal["power_uw"] == pytest.approx(tech["sense"]["power_uw"], rel=0.01)
+    assert cal["area_um2_per_column"] == pytest.approx(tech["calibration"]["area_um2_per_column"], rel=0.01)
+    assert cal["power_uw_per_column"] == pytest.approx(tech["calibration"]["power_uw_per_column"], rel=0.01)
+    # they hold only because the reads are at the ideal profile's assumed 0.2 V: at NeuroSim's
+    # 0.51 V the sourced parts alone exceed the published TOPS/W
+    from rrambnn.gen.analog import load_profile
+    with pytest.raises(RrambnnError, match="the sourced parts alone exceed the target: nothing is left to calibrate"):
+        cost.calibrate(r["inventory"], r["cells_by_type"], tech, device=load_profile("ideal").scaled(read_voltage_v=0.51))
     text = "\n".join(cost.describe(r))
     assert "361.0 TOPS/mm^2" in text and "589.6 TOPS/W" in text and "published" in text
 
@@ -121,6 +128,9 @@ def test_library_prices_and_tech_file_errors(tmp_path):
          "sample_hold.power_uw must be a positive number of at most 1e+12, not inf"),
         (lambda t: t.replace("[sram]", "[ram]"), "has no [sram] table"),
         (lambda t: t.replace("vdd = 0.9", "vdd = 0"), "vdd must be a positive number of at most 1e+12, not 0"),
+        (lambda t: t.replace("pump_vt = 0.35", "pump_vt = 0.9"), "write.pump_vt 0.9 must be below vdd 0.9"),
+        (lambda t: t.replace("area_um2_per_column = 31.022", "area_um2_per_column = -1"),
+         "calibration.area_um2_per_column must be a non-negative number of at most 1e+12, not -1"),
         (lambda t: t.replace("sense_decision_ns = 1.0", "sense_decision_ns = -1.0"),
          "crossbar.sense_decision_ns must be a positive number of at most 1e+12, not -1.0"),
         (lambda t: t.replace("column_cap_ff_per_cell = 0.11\n", ""),
@@ -275,9 +285,10 @@ def test_isaac_ima_priced_by_the_model_is_within_30_percent_of_its_published_fig
 def test_the_chip_level_is_reported_apart_from_the_core(reference):
     c, t = reference["chip"], cost.load_tech("32nm")["chip"]
     assert c["area_mm2"] > reference["area_mm2"] and c["power_mw"] > reference["power_mw"]
-    assert c["power_factor"] == pytest.approx(1.22 * 1.188)
+    leak = {b["component"]: b for b in reference["breakdown"]}["leakage"]["power_mw"]
+    assert c["power_mw"] == pytest.approx(((reference["power_mw"] - leak) * 1.22 + leak) * 1.188)  # leakage is not post-layout
     std = sum(b["area_um2"] for b in reference["breakdown"]
-              if b["component"] in ("threshold registers", "digital periphery")) * 1e-6
+              if b["component"] in ("threshold registers", "digital periphery", "decoders and column multiplexers")) * 1e-6
     assert c["wiring_mm2"] == pytest.approx(std * (t["wiring_area"] - 1))
     assert c["io_mm2"] == pytest.approx((reference["area_mm2"] + c["wiring_mm2"]) * 0.366)
     assert c["tops_per_mm2"] < reference["tops_per_mm2"] and "chip level" in "\n".join(cost.describe(reference))
@@ -308,41 +319,47 @@ def test_the_published_table_command(tmp_path):
 
 @pytest.mark.parametrize("tech", ["32nm", "130nm"])
 def test_no_physically_implausible_value(tech):
-    """Each priced part against a published range (sources beside ``cost.plausibility``): cells
-    at least their type's minimum, a cell's implied read resistance, a converter's Walden figure
-    of merit, the sense stage below an 8-bit converter."""
+    """Each priced part against a published range (sources beside ``cost.plausibility``), with
+    every shipped device profile: cells at least their type's minimum, the LRS resistance and
+    read voltage, the read, a converter's Walden figure of merit, the sense stage below an 8-bit
+    converter, capacitors, leakage, the write path."""
+    from rrambnn.gen.analog import PROFILES, load_profile
     t = cost.load_tech(tech)
-    for name, (lo, hi, value) in cost.plausibility(t).items():
-        assert lo <= value <= hi, (name, value, lo, hi)
+    for dev in PROFILES:
+        for name, (lo, hi, value) in cost.plausibility(t, load_profile(dev)).items():
+            assert lo <= value <= hi, (dev, name, value, lo, hi)
 
 
 def test_crossbar_reads_are_priced_from_the_device_profile(reference):
     """A read spends V^2 (G_LRS + (G_LRS + G_HRS) / 2) a cell (worst case: every row driven,
     every cell LRS, and the reference current each column's sum is taken against) for its
-    layer's read pulse: the column settling (NeuroSim's 0.2 x C_col x R_mean / (rows / 2)) and
-    the sense decision. Ten times the conductance costs about ten times the energy; a slower
-    clock does not lengthen the pulse."""
+    layer's read pulse: the column settles through the sense mirror's 1/g_m to half a cell of
+    its range, ln(2 rows) C_col / g_m, then the sense stage decides. Values worked by hand."""
     from rrambnn.gen.analog import load_profile
     t = cost.load_tech("32nm")
-    ideal = load_profile("ideal")
-    r_mean = (1e5 + 1.7e6) / 2 + 0.25 * 1e5  # 100 kohm / 1.7 Mohm, the access transistor's 0.25 R_LRS
-    assert cost.read_pulse({"n_in": 128}, t, ideal)["pulse_ns"] == pytest.approx(
-        1.0 + 0.2 * 128 * 0.11e-15 * r_mean / 64 * 1e9, rel=1e-4)
+    # 128 rows: ln 256 x 128 x 0.11 fF / 1 mS = 0.0781 ns; 400 rows: ln 800 x 44 fF / 1 mS = 0.2941 ns
+    assert cost.read_pulse({"n_in": 128}, t)["pulse_ns"] == pytest.approx(1.0781, abs=1e-4)
+    assert cost.read_pulse({"n_in": 400}, t)["pulse_ns"] == pytest.approx(1.2941, abs=1e-4)
+    pulses = [cost.read_pulse({"n_in": n}, t)["pulse_ns"] for n in (1, 16, 128, 1024, 8192)]
+    assert pulses == sorted(pulses) and pulses[-1] > 2 * pulses[0]  # longer columns settle longer
+    xb = {b["component"]: b for b in reference["breakdown"]}["crossbar arrays"]
+    # (51,200 cells x 1.2941 ns + 17,664 x 1.0781 ns) x 0.04 V^2 x (10 + 5.294) uS = 52.18 pJ
+    assert xb["energy_per_image_j"] == pytest.approx(52.18e-12, rel=1e-3) and "device ideal" in xb["what"]
     energy = {}
-    for name in ("ideal", "realistic"):
-        d = load_profile(name)
+    for name, v in (("ideal", 0.2), ("ideal", 0.4), ("realistic", 0.2)):
+        d = load_profile(name).scaled(read_voltage_v=v)
         r = cost.price(reference["inventory"], reference["cells_by_type"], t, device=d)
-        xb = next(b for b in r["breakdown"] if b["component"] == "crossbar arrays")
-        want = sum(cells * cost.read_pulse({"n_in": n}, t, d)["pulse_ns"] * 1e-9
-                   for cells, n in ((400 * 128, 400), (128 * 128, 128), (128 * 10, 128)))
-        want *= d.read_voltage_v ** 2 * (d.g_lrs_us + (d.g_lrs_us + d.g_hrs_us) / 2) * 1e-6
-        assert xb["energy_per_image_j"] == pytest.approx(want) and f"device {name}" in xb["what"]
-        energy[name] = want
-    assert 9 < energy["realistic"] / energy["ideal"] < 11
+        energy[name, v] = {b["component"]: b for b in r["breakdown"]}["crossbar arrays"]["energy_per_image_j"]
+    assert energy["ideal", 0.4] == pytest.approx(4 * energy["ideal", 0.2])  # V^2
+    assert energy["realistic", 0.2] == pytest.approx(energy["ideal", 0.2] * (100 + 60) / (10 + 5.29412), rel=1e-4)
     slow = cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=10)
-    assert next(b for b in slow["breakdown"] if b["component"] == "crossbar arrays")["energy_per_image_j"] == \
-        pytest.approx(energy["ideal"])
+    assert {b["component"]: b for b in slow["breakdown"]}["crossbar arrays"]["energy_per_image_j"] == \
+        pytest.approx(energy["ideal", 0.2])  # a slower clock does not lengthen the read
     assert reference["device"] == "ideal"
+    with pytest.raises(RrambnnError, match="device ideal: a read at 3 V would program the cells "
+                                           r"\(the technology's SET 2.7 V, RESET 2.6 V\)"):
+        cost.price(reference["inventory"], reference["cells_by_type"], t,
+                   device=load_profile("ideal").scaled(read_voltage_v=3.0))
 
 
 def test_clocks_beyond_the_design_are_refused(reference, tmp_path):
@@ -353,16 +370,16 @@ def test_clocks_beyond_the_design_are_refused(reference, tmp_path):
     t, d = cost.load_tech("32nm"), load_profile("ideal")
     fz = cost.feasibility(reference["inventory"], t, d)
     assert fz["max_clock_mhz"] == pytest.approx(1e3 / cost.read_pulse({"n_in": 400}, t, d)["pulse_ns"])
-    assert "400-row column" in fz["limited_by"]
-    cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=950)
-    with pytest.raises(RrambnnError, match="--clock 1000 MHz is beyond the highest clock this design can run at, 961 MHz"):
-        cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=1000)
+    assert "400-row column" in fz["limited_by"] and fz["max_clock_mhz"] == pytest.approx(1e3 / 1.2941, rel=1e-4)
+    cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=770)
+    with pytest.raises(RrambnnError, match="--clock 780 MHz is beyond the highest clock this design can run at, 773 MHz"):
+        cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=780)
     fast = {**t, "crossbar": {**t["crossbar"], "sense_decision_ns": 0.1}}
     multi = cost.design_cost(arch="64-16-10", abits=2)
     assert cost.feasibility(multi["inventory"], fast, d)["max_clock_mhz"] == pytest.approx(1280)  # the converters
-    assert cost.feasibility(reference["inventory"], fast, d)["max_clock_mhz"] > 5000  # no converter
+    assert cost.feasibility(reference["inventory"], fast, d)["max_clock_mhz"] > 2000  # no converter
     one_error_line(rr("cost", "--clock", "2000", "--out", str(tmp_path / "c")),
-                   "--clock 2000 MHz is beyond the highest clock this design can run at, 961 MHz (a 400-row column's read")
+                   "--clock 2000 MHz is beyond the highest clock this design can run at, 773 MHz (a 400-row column's read")
     hot = tmp_path / "hot.toml"
     hot.write_text((cost.TECH_DIR / "32nm.toml").read_text().replace("clock_mhz = 100 ", "clock_mhz = 5000 "))
     one_error_line(rr("cost", "--tech", str(hot), "--out", str(tmp_path / "c")),
@@ -396,3 +413,43 @@ def test_the_ir_drop_limit_is_the_analog_models():
     assert r["feasibility"]["ir_drop"] == {"wire_ohm_per_cell": 2.5, "limit_rows": 12, "rows_summed": 64,
                                            "exceeded": True}
     assert "from 13 rows on" in "\n".join(cost.describe(r))
+
+
+def test_the_programming_path_sampling_capacitors_and_leakage_are_priced(reference):
+    """Every line of every tile has an address decoder's AND (bit lines also a column multiplexer)
+    and a high-voltage switch, each tile two write drivers, one charge pump reaches the SET
+    voltage for one cell's write current, a sample-and-hold's capacitor holds kT/C noise below the
+    converter's quantisation noise, and standard cells and SRAM bits leak while the chip runs (the
+    programming path is power-gated). Values worked by hand."""
+    t = cost.load_tech("32nm")
+    parts = {b["component"]: b for b in reference["breakdown"]}
+    wl, bl = 400 + 128 + 128, 128 * 4 + 128 + 10  # the 400-row layer's four row tiles each have 128 bit lines
+    assert parts["decoders and column multiplexers"]["count"] == wl + bl and parts["write drivers"]["count"] == wl + bl + 12
+    assert parts["write drivers"]["area_um2"] == pytest.approx((wl + bl) * 0.40 + 12 * 5.1)
+    assert parts["decoders and column multiplexers"]["area_um2"] == pytest.approx(
+        ((wl + bl) * (0.798 + 0.532) + bl * 1.862) * 0.50568)
+    assert all(parts[k]["energy_per_image_j"] == 0 for k in ("write drivers", "charge pump"))  # programming only
+    pump = cost.charge_pump(t)
+    # 13.08 pJ / (2.7 V x 50 ns) = 96.9 uA; 7 stages of 0.9 - 0.35 V leave 2.05 V over 2.7 V, 0.293 V a
+    # stage: 3.31 pF a stage, 23.2 pF in all (6 stages: 23.25 pF, 8: 23.85 pF)
+    assert pump["stages"] == 7 and pump["current_a"] == pytest.approx(96.89e-6, rel=1e-3)
+    assert pump["cap_f"] == pytest.approx(23.16e-12, rel=1e-3) and parts["charge pump"]["area_um2"] == pytest.approx(1715.5, rel=1e-3)
+    high = {**t, "vdd": 3.0, "write": {**t["write"], "pump_vt": 0.5}}
+    assert cost.charge_pump(high)["stages"] == 0
+    assert "charge pump" not in {b["component"] for b in cost.price(reference["inventory"], reference["cells_by_type"], high)["breakdown"]}
+    assert cost.ktc_cap_f(8, 0.9) == pytest.approx(4.02e-15, rel=1e-3)  # 12 kT 4^8 / 0.81 V^2
+    assert cost.ktc_cap_f(9, 0.9) == pytest.approx(4 * cost.ktc_cap_f(8, 0.9))
+    cells = reference["cells_by_type"]
+    lib = t["logic"]["cells_um2"]
+    leak = sum(n * sum(lib[p] for p in cost.library_cells(k)[0]) for k, n in cells.items()
+               if k.startswith("$") and not k.startswith("$scopeinfo")) * 20e-9
+    assert parts["leakage"]["power_mw"] == pytest.approx(leak * 1e3)
+    multi = cost.design_cost(arch="64-16-10", abits=2)
+    adc = next(b for b in multi["breakdown"] if b["component"] == "converters (ADC)")
+    assert "kT/C" in adc["what"]
+    lay = multi["inventory"]["layers"]
+    caps = sum(x["converted_columns"] * cost.ktc_cap_f(x["adc_bits"], 0.9) for x in lay)
+    adcs = sum(max(1, -(-x["converted_columns"] * 100 // 1280)) * 1200 * 2.0 ** (x["adc_bits"] - 8)
+               for x in lay if x["converted_columns"])
+    held = sum(x["converted_columns"] for x in lay) * 0.039063
+    assert adc["area_um2"] == pytest.approx(adcs + held + caps * 1e15 / 13.5)
