@@ -45,7 +45,7 @@ _SCHEMA = {
     "cell": ("area_f2",),
     "crossbar": ("column_cap_ff_per_cell", "sense_gm_us", "sense_decision_ns"),
     "row_driver": ("area_um2", "power_uw"),
-    "sense": ("area_um2", "bias_uw"),
+    "sense": ("area_um2", "overdrive_v", "mirror_w_ohm"),
     "calibration": ("area_um2_per_column", "power_uw_per_column"),
     "adc": ("bits", "rate_gsps", "power_mw", "area_um2"),
     "sample_hold": ("area_um2", "power_uw"),
@@ -177,17 +177,23 @@ def plausibility(tech: dict, device=None) -> dict:
         "sense stage input g_m (uS)": (100.0, 1e4, tech["crossbar"]["sense_gm_us"]),
         "converter figure of merit (J a conversion step)": (1e-16, 1e-12, _adc(tech, a["bits"])[1] / 2 ** a["bits"]),
         "sense stage area / an 8-bit converter's": (0.0, 1.0, tech["sense"]["area_um2"] / adc8_area),
-        "sense stage bias / an 8-bit converter's power": (0.0, 1.0, tech["sense"]["bias_uw"] * 1e-6 / adc8_w),
+        "sense stage bias / an 8-bit converter's power": (0.0, 1.0, sense_bias_w(tech) / adc8_w),
         "sense stage and calibrated remainder area / an 8-bit converter's": (
             0.0, 1.0, (tech["sense"]["area_um2"] + tech["calibration"]["area_um2_per_column"]) / adc8_area),
         "sense stage and calibrated remainder power / an 8-bit converter's": (
-            0.0, 1.0, (tech["sense"]["bias_uw"] + tech["calibration"]["power_uw_per_column"]) * 1e-6 / adc8_w),
+            0.0, 1.0, (sense_bias_w(tech) + tech["calibration"]["power_uw_per_column"] * 1e-6) / adc8_w),
         "capacitor density (fF/um^2)": (1.0, 50.0, tech["capacitor"]["ff_per_um2"]),
         "standard cell leakage (nW per um^2)": (0.01, 100.0, tech["logic"]["leakage_nw_per_lib_um2"]),
         "SRAM leakage (pW a bit)": (0.1, 1e5, tech["sram"]["leakage_pw_per_bit"]),
         "high-voltage line switch (um^2)": (0.05, 5.0, tech["write"]["switch_area_um2"]),
         "write driver (um^2)": (0.5, 500.0, tech["write"]["driver_area_um2"]),
     }
+
+
+def sense_bias_w(tech: dict) -> float:
+    """The sense stage's bias power while it reads: the current that gives its input the file's
+    g_m at its overdrive (g_m = 2 I / V_ov), from vdd."""
+    return tech["vdd"] * tech["crossbar"]["sense_gm_us"] * 1e-6 * tech["sense"]["overdrive_v"] / 2
 
 
 def read_pulse(layer: dict, tech: dict, device=None) -> dict:
@@ -419,19 +425,26 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None, de
           f"({device.g_lrs_us:g} / {device.g_hrs_us:g} uS at {device.read_voltage_v:g} V), worst case: every row "
           f"driven, every cell LRS" + (", with the reference current" if ref else ""))
     drivers = sum(lay["row_drivers"] + lay.get("transposed_drivers", 0) for lay in layers)
-    if drivers:  # ISAAC's DAC power, spent while its line is read (as the cells' read power); the
-        # transposed read's drivers work in training steps only: their area, no inference energy
+    if drivers:  # ISAAC's DAC power for the whole clock cycle of each read (ISAAC's drivers hold their
+        # lines for the cycle; the cells conduct only for the read pulse: an upper bound for the
+        # drivers); the transposed read's drivers work in training steps only: area, no inference energy
         rd = tech["row_driver"]
         add("row drivers", drivers, drivers * rd["area_um2"],
             sum(lay["row_drivers"] * lay["read_cycles"] for lay in layers) * rd["power_uw"] * 1e-6 / f,
             "a 1-bit driver (DAC) on every word line of every computing tile")
     sense = sum(lay["sense_columns"] for lay in layers)
-    if sense:  # NeuroSim's current sense amplifier, biased for each read's pulse; beside it what the
-        # thesis's totals hold beyond every sourced part, per sense column (the two calibrated numbers)
+    if sense:  # NeuroSim's current sense amplifier: its bias (for the g_m that settles the column)
+        # and the mirrored column current (NeuroSim's fit, worst case: every row driven, every cell
+        # LRS), for each read's pulse; beside it what the thesis's totals hold beyond every sourced
+        # part, per sense column (the two calibrated numbers)
+        def sense_w(lay):
+            r_col = 1e6 / (lay["n_in"] * device.g_lrs_us) * 0.5 / device.read_voltage_v  # NeuroSim: at 0.5 V
+            return sense_bias_w(tech) + se["mirror_w_ohm"] / r_col
         add("sense stages", sense, sense * se["area_um2"],
-            sum(lay["sense_columns"] * lay["read_cycles"] * t["pulse_ns"] for lay, t in zip(layers, feas["layers"]))
-            * se["bias_uw"] * 1e-15,
-            "a current sense amplifier per column (NeuroSim's), biased for each read")
+            sum(lay["sense_columns"] * lay["read_cycles"] * t["pulse_ns"] * 1e-9 * sense_w(lay)
+                for lay, t in zip(layers, feas["layers"])),
+            "a current sense amplifier per column (NeuroSim's area and mirrored column current; the bias of its "
+            "input's g_m), for each read")
         cal = tech["calibration"]
         add("calibrated remainder", sense, sense * cal["area_um2_per_column"],
             sense * cal["power_uw_per_column"] * 1e-6 * image_s,

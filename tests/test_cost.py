@@ -31,6 +31,10 @@ def test_reference_chip_meets_the_published_figures(reference):
                           "write drivers", "charge pump", "leakage"}  # no ADC
     assert parts["crossbar arrays"]["count"] == 6 and parts["sense stages"]["count"] == 128 + 128 + 10
     assert parts["calibrated remainder"]["count"] == 266 and parts["sense stages"]["area_um2"] == pytest.approx(266 * 19.18)
+    # sense stages: the bias for g_m 1 mS at 0.1 V overdrive (45 uW) and the mirrored worst-case column
+    # current, 0.083709 W ohm / (R_LRS / rows x 0.5 V / 0.2 V): 400 rows 133.9 uW, 128 rows 42.9 uW, for
+    # each read: 128 x 1.2941 ns x 178.9 uW + 138 x 1.0781 ns x 87.9 uW = 42.70 pJ
+    assert parts["sense stages"]["energy_per_image_j"] == pytest.approx(42.70e-12, rel=1e-3)
     assert parts["row drivers"]["count"] == 400 + 128 + 128  # one column of tiles per layer
     assert parts["crossbar arrays"]["area_um2"] == pytest.approx(68864 * 48 * 0.032 ** 2)  # 1T1R, 48 F^2
     assert parts["threshold registers"]["count"] == 128 * 10 + 128 * 9 + 10 * 9
