@@ -201,12 +201,17 @@ def read_pulse(layer: dict, tech: dict, device=None) -> dict:
     (or the sample-and-hold ahead of a converter) decides. The sense stage is current-mode (a
     current mirror holds the column at its input, DESIGN's sense stage): the column's capacitance
     (``rows`` x the tech file's capacitance per cell: every row tile's column is tied to one sense
-    stage) settles through the mirror input's 1/g_m, to half of one cell's signal out of the
-    column's full range of 2 x rows cells: ln(2 rows) time constants, whatever the cells hold
-    (``device`` is not needed: the mirror's pole does not depend on the cells)."""
+    stage) settles through the mirror input's 1/g_m, and through the column wire of a tile (the
+    device's wire resistance, a distributed line: 0.38 R C), to half of one cell's signal out of
+    the column's full range of 2 x rows cells: ln(2 rows) time constants. The worst case is the
+    smallest column current: the bias alone sets g_m (a larger current only speeds the mirror)."""
+    from rrambnn.gen.analog import TILE_ROWS
     rows = layer["n_in"]
     xb = tech["crossbar"]
-    tau = rows * xb["column_cap_ff_per_cell"] * 1e-15 / (xb["sense_gm_us"] * 1e-6)
+    c_cell = xb["column_cap_ff_per_cell"] * 1e-15
+    tile = min(rows, TILE_ROWS)
+    wire = 0.0 if device is None else 0.38 * tile * device.wire_ohm * tile * c_cell
+    tau = rows * c_cell / (xb["sense_gm_us"] * 1e-6) + wire
     settle = math.log(2 * rows) * tau * 1e9
     return {"rows": rows, "settle_ns": settle, "pulse_ns": settle + xb["sense_decision_ns"]}
 
@@ -248,7 +253,7 @@ def feasibility(inv: dict, tech: dict, device) -> dict:
     if device.read_voltage_v >= min(w["set_v"], w["reset_v"]):
         raise RrambnnError(f"device {device.name}: a read at {device.read_voltage_v:g} V would program the cells "
                            f"(the technology's SET {w['set_v']:g} V, RESET {w['reset_v']:g} V)")
-    layers = [read_pulse(lay, tech) for lay in inv["layers"]]
+    layers = [read_pulse(lay, tech, device) for lay in inv["layers"]]
     slow = max(range(len(layers)), key=lambda k: layers[k]["pulse_ns"])
     limits = [(1e3 / layers[slow]["pulse_ns"], f"a {layers[slow]['rows']}-row column's read: it settles in "
                f"{layers[slow]['settle_ns']:.3g} ns and the sense stage decides in "

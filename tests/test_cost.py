@@ -2,6 +2,7 @@
 the technology files and the command."""
 
 import json
+import math
 import re
 
 import numpy as np
@@ -344,6 +345,9 @@ def test_crossbar_reads_are_priced_from_the_device_profile(reference):
     # 128 rows: ln 256 x 128 x 0.11 fF / 1 mS = 0.0781 ns; 400 rows: ln 800 x 44 fF / 1 mS = 0.2941 ns
     assert cost.read_pulse({"n_in": 128}, t)["pulse_ns"] == pytest.approx(1.0781, abs=1e-4)
     assert cost.read_pulse({"n_in": 400}, t)["pulse_ns"] == pytest.approx(1.2941, abs=1e-4)
+    # the column wire of a tile: 0.38 x (128 x 2.5 ohm) x (128 x 0.11 fF) = 1.71 ps more a time constant
+    real = cost.read_pulse({"n_in": 400}, t, load_profile("realistic"))["settle_ns"]
+    assert real - cost.read_pulse({"n_in": 400}, t)["settle_ns"] == pytest.approx(math.log(800) * 1.712e-3, rel=1e-3)
     pulses = [cost.read_pulse({"n_in": n}, t)["pulse_ns"] for n in (1, 16, 128, 1024, 8192)]
     assert pulses == sorted(pulses) and pulses[-1] > 2 * pulses[0]  # longer columns settle longer
     xb = {b["component"]: b for b in reference["breakdown"]}["crossbar arrays"]
@@ -355,7 +359,9 @@ def test_crossbar_reads_are_priced_from_the_device_profile(reference):
         r = cost.price(reference["inventory"], reference["cells_by_type"], t, device=d)
         energy[name, v] = {b["component"]: b for b in r["breakdown"]}["crossbar arrays"]["energy_per_image_j"]
     assert energy["ideal", 0.4] == pytest.approx(4 * energy["ideal", 0.2])  # V^2
-    assert energy["realistic", 0.2] == pytest.approx(energy["ideal", 0.2] * (100 + 60) / (10 + 5.29412), rel=1e-4)
+    real = load_profile("realistic")  # 100 + (100 + 20) / 2 uS a cell, for its (wire-lengthened) pulses
+    assert energy["realistic", 0.2] == pytest.approx(0.04 * 160e-6 * 1e-9 * sum(
+        cells * cost.read_pulse({"n_in": n}, t, real)["pulse_ns"] for cells, n in ((51200, 400), (17664, 128))))
     slow = cost.price(reference["inventory"], reference["cells_by_type"], t, clock_mhz=10)
     assert {b["component"]: b for b in slow["breakdown"]}["crossbar arrays"]["energy_per_image_j"] == \
         pytest.approx(energy["ideal", 0.2])  # a slower clock does not lengthen the read
