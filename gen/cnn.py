@@ -211,7 +211,8 @@ class CnnNetwork:
         if check_disturbance(disturbance):
             chunk = DISTURB_BLOCK  # the draws are made per block of images, whatever the caller's chunks
         rng = np.random.default_rng(check_seed(seed)) if disturbance else None
-        parts = [self._chunk(x[i:i + chunk], trace, disturbance, rng) for i in range(0, max(len(x), 1), chunk)]
+        with crossbar.own_cores(bool(disturbance)):
+            parts = [self._chunk(x[i:i + chunk], trace, disturbance, rng) for i in range(0, max(len(x), 1), chunk)]
         if not trace:
             return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
         sums = [np.concatenate([p[0][k] for p in parts]) for k in range(len(parts[0][0]))]

@@ -220,14 +220,12 @@ def pool_backward(x: np.ndarray, dy: np.ndarray, k: int) -> np.ndarray:
 
 # -- the model ----------------------------------------------------------------------------
 
-def _grad_w(cols2, wq, read, dy):
-    """dL/dw of one layer's read (the disturbed read's own draws when it was disturbed)."""
-    return read.grad_w(dy) if read is not None else cols2.T @ dy
-
-
-def _grad_x(cols2, wq, read, dy):
-    """dL/d(inputs) of one layer's read."""
-    return read.grad_x(dy) if read is not None else dy @ wq.T
+def _grads(cols2, wq, read, dy, inputs: bool = True):
+    """(dL/dw, dL/d(inputs) or None) of one layer's read (the disturbed read's own draws when it
+    was disturbed)."""
+    if read is not None:
+        return read.grads(dy, inputs)
+    return cols2.T @ dy, (dy @ wq.T if inputs else None)
 
 
 class CnnModel:
@@ -319,8 +317,9 @@ class CnnModel:
         g_log_s = np.array([np.sum(dz * y) * s], np.float32)
         g_b_out = dz.sum(axis=0)
         dy = dz * s
-        gW[-1] = _grad_w(cols2, wq, read, dy) * dwq
-        da = _grad_x(cols2, wq, read, dy).reshape(a_shape)
+        gw, dcols = _grads(cols2, wq, read, dy)
+        gW[-1] = gw * dwq
+        da = dcols.reshape(a_shape)
         k = n_mats - 2
         for i in range(len(cache) - 2, -1, -1):
             entry = cache[i]
@@ -336,9 +335,9 @@ class CnnModel:
             dxhat = dzk * self.gamma[k]
             n = dxhat.shape[0]
             dy = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
-            gW[k] = _grad_w(cols2, wq, read, dy) * dwq
+            gw, dcols = _grads(cols2, wq, read, dy, inputs=i > 0)
+            gW[k] = gw * dwq
             if i > 0:
-                dcols = _grad_x(cols2, wq, read, dy)
                 if isinstance(layer, Conv):
                     da = col2im(dcols.reshape(shape4 + (-1,)), a_shape, layer.k, layer.stride, layer.pad)
                 else:
@@ -430,17 +429,11 @@ def export(model: CnnModel, meta: dict | None = None) -> CnnNetwork:
                       dict(meta or {}))
 
 
-def train(cfg: CnnTrainConfig, train_images, train_labels, *, progress: bool = True, log=None):
-    """Train; returns (integer network or None, float model, history). Deterministic for a config."""
-    spec = cfg.validate()
-    rng = np.random.default_rng(cfg.seed)
-    model = CnnModel(cfg, rng)
-    x_all = pixels(centre(spec, train_images), cfg.abits)[..., None]
-    n = len(train_labels) if not cfg.samples else min(cfg.samples, len(train_labels))
+def _epochs(cfg, model, x_all, train_labels, n, rng, *, progress, log, t0) -> list:
+    """The training loop: each epoch's record."""
     steps = math.ceil(n / cfg.batch)
     total = steps * cfg.epochs
     history, step = [], 0
-    t0 = time.time()
     for epoch in range(cfg.epochs):
         perm = rng.permutation(len(train_labels))[:n]
         loss_sum = correct = 0.0
@@ -469,6 +462,19 @@ def train(cfg: CnnTrainConfig, train_images, train_labels, *, progress: bool = T
         if log:
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f}  train accuracy {rec['train_acc']:.4f}  "
                 f"{rec['seconds']} s")
+    return history
+
+
+def train(cfg: CnnTrainConfig, train_images, train_labels, *, progress: bool = True, log=None):
+    """Train; returns (integer network or None, float model, history). Deterministic for a config."""
+    spec = cfg.validate()
+    rng = np.random.default_rng(cfg.seed)
+    model = CnnModel(cfg, rng)
+    x_all = pixels(centre(spec, train_images), cfg.abits)[..., None]
+    n = len(train_labels) if not cfg.samples else min(cfg.samples, len(train_labels))
+    t0 = time.time()
+    with crossbar.own_cores(bool(cfg.disturbance) and cfg.draws == "read"):
+        history = _epochs(cfg, model, x_all, train_labels, n, rng, progress=progress, log=log, t0=t0)
     recompute_bn_stats(model, x_all[:STATS_IMAGES])
     meta = {"seed": cfg.seed, "train_config": asdict(cfg), "train_seconds": round(time.time() - t0, 1)}
     net = export(model, meta) if cfg.integer else None
@@ -502,7 +508,8 @@ def float_accuracy(model: CnnModel, images, labels, *, disturbed: bool = False, 
     x = pixels(centre(model.spec, images), model.cfg.abits)[..., None]
     rng = np.random.default_rng(seed) if disturbed else None
     batch = DISTURB_BLOCK if disturbed else 1000  # the integer network's blocks (the draws' order)
-    return float((model.predict(x, batch=batch, rng=rng).argmax(axis=1) == labels).mean())
+    with crossbar.own_cores(disturbed):
+        return float((model.predict(x, batch=batch, rng=rng).argmax(axis=1) == labels).mean())
 
 
 def train_cnn_and_save(cfg, out, data_dir=None, *, progress: bool = False, log=None) -> dict:

@@ -21,6 +21,11 @@ The products are BLAS matrix products and exact: float32 while every partial sum
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 EXACT_F32 = 1 << 24
@@ -86,6 +91,24 @@ def twin(x: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 
 U_LEVELS = 1 << 16  # the read disturbance's draws: 16-bit uniform codes
+_POOL: list = []
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One pool of worker threads for the process (created on first use)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(threads, thread_name_prefix="crossbar"))
+    return _POOL[0]
+
+
+def own_cores(active: bool = True):
+    """A context for a run of disturbed reads (:class:`Disturbed`) that use the cores themselves:
+    BLAS single-threaded while it lasts (an idle BLAS thread pool spinning on the other core slows
+    the reads' threads down; the training's own matrix products are small enough not to miss it)."""
+    if not active or Disturbed.THREADS <= 1:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1, user_api="blas")
 
 
 class Disturbed:
@@ -93,15 +116,25 @@ class Disturbed:
     read uses is ``w (1 + u)``, ``u ~ U[-d, d]`` drawn afresh for every read, i.e. for every sample
     (and every convolution window) and every driven word line (a row at 0 is not read: it adds
     nothing whatever its cells hold). ``u`` is drawn at 16-bit resolution,
-    ``u = d (k + 1/2 - 2^15) / 2^15`` with ``k`` uniform on 0 .. 2^16 - 1 (raw 64-bit draws of the
+    ``u = d (k + 1/2) / 2^15`` with ``k`` uniform on -2^15 .. 2^15 - 1 (raw 64-bit draws of the
     generator's bit generator, four codes each), so it is symmetric and inside (-d, d).
 
     ``x`` (P, rows) real codes (one read per row of ``x``), ``w`` (rows, cols); :attr:`sums` the
-    disturbed column sums (P, cols). The draws are kept so the backward pass differentiates the
-    read that was made (:meth:`grad_w`, :meth:`grad_x`). The driven cells are processed in
-    blocks small enough to stay in cache."""
+    disturbed column sums (P, cols). The backward pass differentiates the read that was made
+    (:meth:`grads`): it replays the same draws from a copy of the bit generator's state.
 
-    BLOCK = 1 << 14  # driven cells per block
+    How it is computed: a code is drawn for every cell of every read that drives any row, driven
+    or not, laid out (reads, cols, rows) in chunks of reads small enough to stay in cache (a read
+    of all zeros reads nothing and draws nothing). With
+    ``a (1 + u) = a (1 + d/2^16) + (d/2^15) a k`` for a driven cell's product ``a``, the first part
+    is the clean BLAS product scaled and the second a batched product of each read's
+    ``(d/2^15) w k`` (a small matrix) with its inputs. The codes of cells whose row was not
+    driven are drawn and never used (they multiply an input of 0; the input gradient there goes
+    through ``w``), so the driven cells' draws are still independent and uniform."""
+
+    CHUNK_CELLS = 1 << 17  # codes per chunk
+    LANES = 2  # the chunks are split into this many runs of consecutive chunks, each summed on its own
+    THREADS = max(1, min(LANES, int(os.environ.get("RRAMBNN_THREADS") or os.cpu_count() or 1)))  # running them
 
     def __init__(self, x: np.ndarray, w: np.ndarray, d: float, rng: np.random.Generator, dtype=np.float32):
         x = np.asarray(x)
@@ -109,46 +142,107 @@ class Disturbed:
         self.x = x.astype(dtype, copy=False)
         self.w = np.asarray(w, dtype)
         self.scale = dtype(d / (U_LEVELS // 2))
-        self.p, self.r = np.nonzero(x)
-        self.v = x[self.p, self.r].astype(dtype, copy=False)
-        n, cols = len(self.p), self.w.shape[1]
-        words = -(-n * cols // 4)
-        self.k = rng.bit_generator.random_raw(words).view(np.uint16)[:n * cols].reshape(n, cols)
-        self.sums = self.x @ self.w
-        for p, r, v, u in self._blocks():
-            t = self.w[r]
-            t *= u
-            t *= v[:, None]
-            first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])  # the block's reads (p is sorted)
-            self.sums[p[first]] += self.scale * np.add.reduceat(t, first, axis=0)
+        self.centre = dtype(1 + d / U_LEVELS)  # 1 + scale / 2: the codes' half-step offset
+        self.swT = self.scale * np.ascontiguousarray(self.w.T)
+        self.live = np.flatnonzero(np.any(x != 0, axis=1))  # the reads that drive a row
+        self.xl = self.x[self.live]
+        n, (rows, cols) = len(self.live), self.w.shape
+        step = max(1, min(n, self.CHUNK_CELLS // max(rows * cols, 1)))
+        self.spans = [(s, min(n, s + step)) for s in range(0, n, step)]
+        self.words = [-(-rows * cols * (e - s) // 4) for s, e in self.spans]  # raw draws of each chunk
+        self._bits = copy.deepcopy(rng.bit_generator)
+        noise = np.empty((n, cols), dtype)
 
-    def _blocks(self):
-        """(positions, rows, codes, centred draws) of each block of driven cells."""
-        for s in range(0, len(self.p), self.BLOCK):
-            e = s + self.BLOCK
-            u = self.k[s:e].astype(self.dtype)
-            u -= self.dtype((U_LEVELS - 1) / 2)
-            yield self.p[s:e], self.r[s:e], self.v[s:e], u
+        def chunk(i, k, _):
+            s, e = self.spans[i]
+            t = np.multiply(k, self.swT, dtype=dtype)
+            noise[s:e] = np.matmul(t, self.xl[s:e, :, None])[:, :, 0]
+
+        self._lanes(rng.bit_generator, chunk)
+        self.sums = (self.x @ self.w) * self.centre
+        self.sums[self.live] += noise
+
+    def _lanes(self, bits, chunk, acc_shape=None):
+        """``chunk(i, k, acc)`` for every chunk ``i`` with its codes ``k`` (reads, cols, rows, int16)
+        drawn from ``bits`` in order (``bits`` ends advanced past them all); the chunks go in
+        :data:`LANES` runs of consecutive chunks, each with its own accumulator of ``acc_shape``
+        (if any) and its own copy of the bit generator advanced to the run's first draw, run by
+        up to :data:`THREADS` threads. Returns the accumulators' sum (in lane order: the result
+        does not depend on the threads)."""
+        rows, cols = self.w.shape
+        lanes = min(self.LANES, len(self.spans)) if hasattr(bits, "advance") else 1
+        bounds = [len(self.spans) * j // max(lanes, 1) for j in range(lanes + 1)]
+        start = np.concatenate([[0], np.cumsum(self.words, dtype=np.int64)])
+        accs = [np.zeros(acc_shape, self.dtype) if acc_shape is not None else None for _ in range(lanes)]
+
+        def run(j, b):
+            for i in range(bounds[j], bounds[j + 1]):
+                s, e = self.spans[i]
+                k = b.random_raw(self.words[i]).view(np.int16)[:rows * cols * (e - s)].reshape(e - s, cols, rows)
+                chunk(i, k, accs[j])
+
+        if lanes <= 1:
+            run(0, bits) if lanes else None
+        else:
+            copies = []
+            for j in range(lanes):
+                b = copy.deepcopy(bits)
+                b.advance(int(start[bounds[j]]))
+                copies.append(b)
+            if self.THREADS > 1:
+                list(_pool(self.THREADS).map(run, range(lanes), copies))
+            else:
+                for j in range(lanes):
+                    run(j, copies[j])
+            bits.advance(int(start[-1]))
+        if acc_shape is None:
+            return None
+        total = accs[0] if accs else np.zeros(acc_shape, self.dtype)
+        for a in accs[1:]:
+            total += a
+        return total
+
+    def _replay(self, chunk, acc_shape=None):
+        return self._lanes(copy.deepcopy(self._bits), chunk, acc_shape)
+
+    def draws(self) -> np.ndarray:
+        """``u`` of every cell of every read (P, rows, cols), float64; 0 where the row was not driven."""
+        k = np.zeros(self.x.shape[:1] + self.swT.shape, np.int16)
+
+        def chunk(i, codes, _):
+            s, e = self.spans[i]
+            k[self.live[s:e]] = codes
+
+        self._replay(chunk)
+        return np.where(self.x[:, :, None] != 0, (k.transpose(0, 2, 1) + 0.5) * float(self.scale), 0.0)
+
+    def grads(self, dy: np.ndarray, inputs: bool = True):
+        """(dL/dw, dL/dx) of the disturbed read for the upstream gradient ``dy`` (P, cols); dL/dx
+        is None unless ``inputs``. dL/dx goes through ``w (1 + u)`` where the row was driven (the
+        draw that was read), through ``w`` where it was not (no cell was read there)."""
+        dy = np.asarray(dy, self.dtype)
+        dyl = dy[self.live]
+        dx = dy @ self.w.T if inputs else None
+        noise = (self.centre - 1) * dx[self.live] if inputs else None  # the driven cells' half-step offset
+
+        def chunk(i, k, gw):
+            s, e = self.spans[i]
+            t = np.multiply(k, self.xl[s:e, None, :], dtype=self.dtype)
+            gw += np.matmul(t.transpose(1, 2, 0), dyl[s:e].T[:, :, None])[:, :, 0]  # sum x dy k, (cols, rows)
+            if inputs:
+                np.multiply(k, self.swT, out=t, dtype=self.dtype)
+                noise[s:e] += np.matmul(dyl[s:e, None, :], t)[:, 0, :]
+                noise[s:e] *= self.xl[s:e] != 0
+
+        gw = self._replay(chunk, self.swT.shape)
+        if inputs:
+            dx[self.live] += noise
+        return (self.x.T @ dy) * self.centre + self.scale * gw.T, dx
 
     def grad_w(self, dy: np.ndarray) -> np.ndarray:
-        """dL/dw of the disturbed read for the upstream gradient ``dy`` (P, cols)."""
-        g = self.x.T @ dy
-        for p, r, v, u in self._blocks():
-            t = dy[p]
-            t *= u
-            t *= v[:, None]
-            order = np.argsort(r.astype(np.uint16) if len(g) <= 1 << 16 else r, kind="stable")  # radix sort
-            rs = r[order]
-            first = np.flatnonzero(np.r_[True, rs[1:] != rs[:-1]])
-            g[rs[first]] += self.scale * np.add.reduceat(t[order], first, axis=0)
-        return g
+        """dL/dw of the disturbed read (:meth:`grads`)."""
+        return self.grads(dy, inputs=False)[0]
 
     def grad_x(self, dy: np.ndarray) -> np.ndarray:
-        """dL/dx of the disturbed read (P, rows): through ``w (1 + u)`` where the row was driven
-        (the draw that was read), through ``w`` where it was not (no cell was read there)."""
-        dx = dy @ self.w.T
-        for p, r, v, u in self._blocks():
-            t = dy[p]
-            t *= self.w[r]
-            dx[p, r] += self.scale * np.einsum("ic,ic->i", t, u)
-        return dx
+        """dL/dx of the disturbed read (:meth:`grads`)."""
+        return self.grads(dy)[1]

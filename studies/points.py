@@ -53,7 +53,7 @@ def run_points(points: list, path_of, work, *, jobs: int, desc: str, progress: b
     else:
         # fresh interpreters with single-threaded BLAS: several workers each spinning a BLAS thread
         # pool on the same cores slow each other down
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RRAMBNN_THREADS"):
             os.environ.setdefault(var, "1")
         from rrambnn.studies import ignore_interrupts
         # a pool's exit terminates its workers: Ctrl-C stops the sweep at once (finished points stay kept)

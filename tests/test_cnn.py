@@ -145,17 +145,20 @@ def test_disturbed_reads_are_seeded(rng):
     assert any((u != v).any() for u, v in zip(a, c)) and any((u != v).any() for u, v in zip(a, clean))
 
 
-def test_the_disturbed_read_draws_every_read_afresh(rng):
+@pytest.mark.parametrize("block", [1 << 17, 70])
+def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block):
     """crossbar.Disturbed against the definition: every read (row of x) of every driven cell with
-    its own u in (-d, d), zero rows not read; sums and both gradients."""
-    from rrambnn.gen.crossbar import U_LEVELS, Disturbed
+    its own u in (-d, d), zero rows not read; sums and both gradients (also in chunks of
+    two reads)."""
+    from rrambnn.gen.crossbar import Disturbed
+    monkeypatch.setattr(Disturbed, "CHUNK_CELLS", block)
     x = (rng.random((9, 7)) < 0.5) * rng.integers(1, 4, (9, 7)).astype(np.float64)
     x[3] = x[2]  # the same inputs read twice: two draws
+    x[5] = 0  # a read of all zeros: nothing drawn
     w = rng.normal(size=(7, 5))
     d = 0.05
     read = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
-    u = np.zeros((9, 7, 5))
-    u[read.p, read.r] = d * (read.k - (U_LEVELS - 1) / 2) / (U_LEVELS // 2)
+    u = read.draws()
     assert np.abs(u).max() < d and (u[x == 0] == 0).all()
     assert np.allclose(read.sums, np.einsum("pr,rc,prc->pc", x, w, 1 + u), rtol=0, atol=1e-12)
     assert not np.allclose(read.sums[2], read.sums[3])
