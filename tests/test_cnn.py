@@ -152,6 +152,7 @@ def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block):
     two reads)."""
     from rrambnn.gen.crossbar import Disturbed
     monkeypatch.setattr(Disturbed, "CHUNK_CELLS", block)
+    monkeypatch.setattr(Disturbed, "THREADS", 2)
     x = (rng.random((9, 7)) < 0.5) * rng.integers(1, 4, (9, 7)).astype(np.float64)
     x[3] = x[2]  # the same inputs read twice: two draws
     x[5] = 0  # a read of all zeros: nothing drawn
@@ -167,6 +168,10 @@ def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block):
     assert np.allclose(read.grad_x(dy), np.einsum("pc,rc,prc->pr", dy, w, 1 + u), rtol=0, atol=1e-12)
     again = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
     assert (again.sums == read.sums).all()
+    monkeypatch.setattr(Disturbed, "THREADS", 1)  # the lanes on one thread: the same numbers
+    alone = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
+    assert (alone.sums == read.sums).all()
+    assert all((a == b).all() for a, b in zip(alone.grads(dy), read.grads(dy)))
 
 
 def test_disturbed_evaluation_draws_per_image(rng):
