@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from rrambnn.errors import RrambnnError
+
 EXACT_F32 = 1 << 24
 EXACT_F64 = 1 << 53
 
@@ -92,6 +94,9 @@ def twin(x: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 U_LEVELS = 1 << 16  # the read disturbance's draws: 16-bit uniform codes
 _POOL: list = []
+# a child process forked after the pool started has the pool's bookkeeping but not its threads
+os.register_at_fork(after_in_child=_POOL.clear)
+_STEPPED = (np.random.PCG64, np.random.PCG64DXSM)  # advance(n) = n raw 64-bit draws
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -101,11 +106,31 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOL[0]
 
 
+def lane_threads() -> int:
+    """Threads for the lanes of :class:`Disturbed`: ``Disturbed.THREADS`` if set, else
+    ``RRAMBNN_THREADS`` if set (a positive integer), else the cores this process may run on; at
+    most :data:`Disturbed.LANES`."""
+    n = Disturbed.THREADS
+    if n is None:
+        text = os.environ.get("RRAMBNN_THREADS", "").strip()
+        if text:
+            try:
+                n = int(text)
+            except ValueError:
+                n = 0
+            if n < 1:
+                raise RrambnnError(f"RRAMBNN_THREADS must be a positive integer, not {text!r}")
+        else:
+            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(Disturbed.LANES, n))
+
+
 def own_cores(active: bool = True):
-    """A context for a run of disturbed reads (:class:`Disturbed`) that use the cores themselves:
-    BLAS single-threaded while it lasts (an idle BLAS thread pool spinning on the other core slows
-    the reads' threads down; the training's own matrix products are small enough not to miss it)."""
-    if not active or Disturbed.THREADS <= 1:
+    """A context for a run of disturbed reads (:class:`Disturbed`) whose lanes use the cores
+    themselves (more than one lane thread): BLAS single-threaded while it lasts (an idle BLAS
+    thread pool spinning on the other core slows the lanes down; the training's own matrix
+    products are small enough not to miss it). Otherwise nothing."""
+    if not active or lane_threads() <= 1:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
     return threadpool_limits(1, user_api="blas")
@@ -134,7 +159,7 @@ class Disturbed:
 
     CHUNK_CELLS = 1 << 17  # codes per chunk
     LANES = 2  # the chunks are split into this many runs of consecutive chunks, each summed on its own
-    THREADS = max(1, min(LANES, int(os.environ.get("RRAMBNN_THREADS") or os.cpu_count() or 1)))  # running them
+    THREADS: int | None = None  # threads running the lanes (None: :func:`lane_threads` decides)
 
     def __init__(self, x: np.ndarray, w: np.ndarray, d: float, rng: np.random.Generator, dtype=np.float32):
         x = np.asarray(x)
@@ -142,7 +167,7 @@ class Disturbed:
         self.x = x.astype(dtype, copy=False)
         self.w = np.asarray(w, dtype)
         self.scale = dtype(d / (U_LEVELS // 2))
-        self.centre = dtype(1 + d / U_LEVELS)  # 1 + scale / 2: the codes' half-step offset
+        self.half = dtype(d / U_LEVELS)  # scale / 2: the codes' half-step offset
         self.swT = self.scale * np.ascontiguousarray(self.w.T)
         self.live = np.flatnonzero(np.any(x != 0, axis=1))  # the reads that drive a row
         self.xl = self.x[self.live]
@@ -159,18 +184,22 @@ class Disturbed:
             noise[s:e] = np.matmul(t, self.xl[s:e, :, None])[:, :, 0]
 
         self._lanes(rng.bit_generator, chunk)
-        self.sums = (self.x @ self.w) * self.centre
+        self.sums = self.x @ self.w
+        self.sums += self.half * self.sums
         self.sums[self.live] += noise
 
     def _lanes(self, bits, chunk, acc_shape=None):
         """``chunk(i, k, acc)`` for every chunk ``i`` with its codes ``k`` (reads, cols, rows, int16)
-        drawn from ``bits`` in order (``bits`` ends advanced past them all); the chunks go in
-        :data:`LANES` runs of consecutive chunks, each with its own accumulator of ``acc_shape``
-        (if any) and its own copy of the bit generator advanced to the run's first draw, run by
-        up to :data:`THREADS` threads. Returns the accumulators' sum (in lane order: the result
-        does not depend on the threads)."""
+        drawn from ``bits`` in order: each chunk takes whole 64-bit draws (the codes left over in
+        its last one are not used, so the stream depends on the chunk size) and ``bits`` ends as
+        if it had made them all itself. With a bit generator that can jump ahead by a number of
+        draws (PCG64, PCG64DXSM), the chunks go in :data:`LANES` runs of consecutive chunks, each
+        with its own accumulator of ``acc_shape`` (if any) and its own copy of the bit generator
+        advanced to the run's first draw, run by up to :func:`lane_threads` threads; with any other
+        one, in one run on the calling thread. Returns the accumulators' sum, in lane order: the
+        result does not depend on the threads."""
         rows, cols = self.w.shape
-        lanes = min(self.LANES, len(self.spans)) if hasattr(bits, "advance") else 1
+        lanes = min(self.LANES, len(self.spans)) if isinstance(bits, _STEPPED) else min(1, len(self.spans))
         bounds = [len(self.spans) * j // max(lanes, 1) for j in range(lanes + 1)]
         start = np.concatenate([[0], np.cumsum(self.words, dtype=np.int64)])
         accs = [np.zeros(acc_shape, self.dtype) if acc_shape is not None else None for _ in range(lanes)]
@@ -181,20 +210,25 @@ class Disturbed:
                 k = b.random_raw(self.words[i]).view(np.int16)[:rows * cols * (e - s)].reshape(e - s, cols, rows)
                 chunk(i, k, accs[j])
 
-        if lanes <= 1:
-            run(0, bits) if lanes else None
-        else:
+        if lanes == 1:
+            run(0, bits)
+        elif lanes > 1:
             copies = []
             for j in range(lanes):
                 b = copy.deepcopy(bits)
                 b.advance(int(start[bounds[j]]))
                 copies.append(b)
-            if self.THREADS > 1:
-                list(_pool(self.THREADS).map(run, range(lanes), copies))
+            threads = lane_threads()
+            if threads > 1:
+                list(_pool(threads).map(run, range(lanes), copies))
             else:
                 for j in range(lanes):
                     run(j, copies[j])
+            kept = bits.state  # advance() drops a buffered 32-bit half-draw; serial raw draws keep it
             bits.advance(int(start[-1]))
+            moved = bits.state
+            moved["has_uint32"], moved["uinteger"] = kept["has_uint32"], kept["uinteger"]
+            bits.state = moved
         if acc_shape is None:
             return None
         total = accs[0] if accs else np.zeros(acc_shape, self.dtype)
@@ -223,7 +257,7 @@ class Disturbed:
         dy = np.asarray(dy, self.dtype)
         dyl = dy[self.live]
         dx = dy @ self.w.T if inputs else None
-        noise = (self.centre - 1) * dx[self.live] if inputs else None  # the driven cells' half-step offset
+        noise = self.half * dx[self.live] if inputs else None  # the driven cells' half-step offset
 
         def chunk(i, k, gw):
             s, e = self.spans[i]
@@ -237,7 +271,10 @@ class Disturbed:
         gw = self._replay(chunk, self.swT.shape)
         if inputs:
             dx[self.live] += noise
-        return (self.x.T @ dy) * self.centre + self.scale * gw.T, dx
+        g = self.x.T @ dy
+        g += self.half * g
+        g += self.scale * gw.T
+        return g, dx
 
     def grad_w(self, dy: np.ndarray) -> np.ndarray:
         """dL/dw of the disturbed read (:meth:`grads`)."""

@@ -401,14 +401,15 @@ def check_clock(inv: dict, tech: dict, clock_mhz, device) -> dict:
     return feas
 
 
-def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None, device=None) -> dict:
+def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None, device=None, feas=None) -> dict:
     """Area, power, energy per image and figures of merit of a chip: ``inv`` from
     :func:`inventory`, ``cells`` from :func:`periphery_cells`, ``tech`` from :func:`load_tech`,
     the cells' conductances and read voltage from ``device`` (a device profile, default
-    ``ideal``). A clock beyond the design's highest (:func:`feasibility`) is refused."""
+    ``ideal``). A clock beyond the design's highest (:func:`feasibility`) is refused; ``feas``:
+    what :func:`check_clock` already returned for these arguments."""
     device = profile(device)
     f = float(clock_mhz or tech["clock_mhz"]) * 1e6
-    feas = check_clock(inv, tech, clock_mhz, device)
+    feas = feas or check_clock(inv, tech, clock_mhz, device)
     interval = inv["interval"]
     image_s = interval / f
     se, sr = tech["sense"], tech["sram"]
@@ -501,8 +502,8 @@ def price(inv: dict, cells: dict, tech: dict, clock_mhz: float | None = None, de
         add(name, bits, bits * sr["area_um2_per_bit"], accessed * sr["read_pj_per_bit"] * 1e-12,
             f"SRAM bits; {accessed:,} accessed per image")
     lg = logic_cost(cells, tech)
-    leakage_w = lg["leakage_w"] + sum(r["count"] for r in rows if r["component"] == "threshold RAMs") \
-        * sr["leakage_pw_per_bit"] * 1e-12 + sum(b for _, b, _ in inv.get("buffers", ())) * sr["leakage_pw_per_bit"] * 1e-12
+    sram_bits = ram_bits + sum(b for _, b, _ in inv.get("buffers", ()))
+    leakage_w = lg["leakage_w"] + sram_bits * sr["leakage_pw_per_bit"] * 1e-12
     thr = min(sum(lay["threshold_register_bits"] for lay in layers), lg["flip_flops"])
     if thr:  # the threshold registers' share of the synthesized flip-flops (resettable, with an enable)
         one = logic_cost({"$_SDFFE_PP0P_": 1}, tech)
@@ -675,14 +676,14 @@ def design_cost(weights=None, *, arch=None, wbits: int = 1, abits: int = 1, tech
                                update_bits=update_bits)
     chip = build_chip(net, cfg)
     inv = inventory(chip, cfg.output)
-    check_clock(inv, tech, clock_mhz, device)  # before the synthesis
+    feas = check_clock(inv, tech, clock_mhz, device)  # before the synthesis
     if ready:
         ready()
     if log:
         log(f"synthesizing the digital periphery with Yosys ({'-'.join(map(str, chip_arch(chip)))}, "
             f"{cfg.output} output)")
     cells = periphery_cells(chip)
-    res = price(inv, cells, tech, clock_mhz, device)
+    res = price(inv, cells, tech, clock_mhz, device, feas)
     res["design"] = {"weights": None if arch is not None else str(weights or "shipped"), "tile": list(cfg.tile),
                      "wbits": cfg.wbits, "abits": cfg.abits, "update_bits": cfg.update_bits,
                      "self_training": cfg.self_training, "ternary": cfg.ternary}
@@ -697,13 +698,13 @@ def cnn_cost(net, weights, *, tech="32nm", clock_mhz=None, tile="128x128", outpu
     spec, tech = tech, load_tech(tech)
     chip = make_chip(net, tile=tile, positions=positions, output=output)
     inv = cnn_inventory(chip, chip.output)
-    check_clock(inv, tech, clock_mhz, device)  # before the synthesis
+    feas = check_clock(inv, tech, clock_mhz, device)  # before the synthesis
     if ready:
         ready()
     if log:
         log(f"synthesizing the CNN chip's digital periphery with Yosys ({net.spec.text}, {chip.positions} "
             f"position(s) per step, {chip.n_tiles} arrays)")
-    res = price(inv, periphery_cells(chip), tech, clock_mhz, device)
+    res = price(inv, periphery_cells(chip), tech, clock_mhz, device, feas)
     res["design"] = {"weights": str(weights), "tile": list(chip.tile), "wbits": net.wbits, "abits": net.abits,
                      "update_bits": 1, "self_training": False, "positions": chip.positions, "cnn": True}
     if log:

@@ -145,11 +145,29 @@ def test_disturbed_reads_are_seeded(rng):
     assert any((u != v).any() for u, v in zip(a, c)) and any((u != v).any() for u, v in zip(a, clean))
 
 
+def serial_draws(x, shape, block, bits):
+    """The documented draws, made one after the other from ``bits`` (no lanes): every read of x
+    that drives a row takes a code per cell, chunks of ``block // cells`` reads laid out
+    (reads, cols, rows), each chunk whole 64-bit draws; u = d (k + 1/2) / 2^15 later."""
+    rows, cols = shape
+    live = np.flatnonzero(x.any(axis=1))
+    step = max(1, min(len(live), block // (rows * cols)))
+    k = np.zeros((len(x), rows, cols))
+    for s in range(0, len(live), step):
+        m = min(step, len(live) - s)
+        cells = rows * cols * m
+        codes = bits.random_raw(-(-cells // 4)).view(np.int16)[:cells].reshape(m, cols, rows)
+        k[live[s:s + m]] = codes.transpose(0, 2, 1)
+    return np.where(x[:, :, None] != 0, k + 0.5, 0.0)
+
+
 @pytest.mark.parametrize("block", [1 << 17, 70])
-def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block):
-    """crossbar.Disturbed against the definition: every read (row of x) of every driven cell with
-    its own u in (-d, d), zero rows not read; sums and both gradients (also in chunks of
-    two reads)."""
+@pytest.mark.parametrize("bits", ["PCG64", "SFC64", "Philox"])
+def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block, bits):
+    """crossbar.Disturbed against the definition, with the draws made one after the other from
+    the generator (lanes or not): every read (row of x) of every driven cell with its own u in
+    (-d, d), zero rows not read; sums and both gradients (also in chunks of two reads); the
+    caller's generator ends where the serial draws leave it (a buffered 32-bit half-draw kept)."""
     from rrambnn.gen.crossbar import Disturbed
     monkeypatch.setattr(Disturbed, "CHUNK_CELLS", block)
     monkeypatch.setattr(Disturbed, "THREADS", 2)
@@ -158,20 +176,43 @@ def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block):
     x[5] = 0  # a read of all zeros: nothing drawn
     w = rng.normal(size=(7, 5))
     d = 0.05
-    read = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
-    u = read.draws()
+
+    def generator():
+        g = np.random.Generator(getattr(np.random, bits)(2))
+        g.random(dtype=np.float32)  # leaves half a 64-bit draw buffered
+        return g
+
+    caller, serial = generator(), generator()
+    read = Disturbed(x, w, d, caller, dtype=np.float64)
+    u = d * serial_draws(x, w.shape, block, serial.bit_generator) / 2 ** 15
+    assert caller.random(dtype=np.float32) == serial.random(dtype=np.float32)  # the buffered half first
+    assert (caller.bit_generator.random_raw(3) == serial.bit_generator.random_raw(3)).all()
+    assert (read.draws() == u).all()
     assert np.abs(u).max() < d and (u[x == 0] == 0).all()
     assert np.allclose(read.sums, np.einsum("pr,rc,prc->pc", x, w, 1 + u), rtol=0, atol=1e-12)
     assert not np.allclose(read.sums[2], read.sums[3])
     dy = rng.normal(size=(9, 5))
     assert np.allclose(read.grad_w(dy), np.einsum("pr,pc,prc->rc", x, dy, 1 + u), rtol=0, atol=1e-12)
     assert np.allclose(read.grad_x(dy), np.einsum("pc,rc,prc->pr", dy, w, 1 + u), rtol=0, atol=1e-12)
-    again = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
+    again = Disturbed(x, w, d, generator(), dtype=np.float64)
     assert (again.sums == read.sums).all()
     monkeypatch.setattr(Disturbed, "THREADS", 1)  # the lanes on one thread: the same numbers
-    alone = Disturbed(x, w, d, np.random.default_rng(2), dtype=np.float64)
+    alone = Disturbed(x, w, d, generator(), dtype=np.float64)
     assert (alone.sums == read.sums).all()
     assert all((a == b).all() for a, b in zip(alone.grads(dy), read.grads(dy)))
+
+
+def test_lane_threads_from_the_environment(monkeypatch):
+    from rrambnn.gen import crossbar
+    monkeypatch.setattr(crossbar.Disturbed, "THREADS", None)
+    monkeypatch.setenv("RRAMBNN_THREADS", "1")
+    assert crossbar.lane_threads() == 1
+    monkeypatch.setenv("RRAMBNN_THREADS", "8")
+    assert crossbar.lane_threads() == crossbar.Disturbed.LANES
+    for bad in ("auto", "0", "-2"):
+        monkeypatch.setenv("RRAMBNN_THREADS", bad)
+        with pytest.raises(RrambnnError, match=f"RRAMBNN_THREADS must be a positive integer, not '{bad}'"):
+            crossbar.lane_threads()
 
 
 def test_disturbed_evaluation_draws_per_image(rng):
