@@ -228,6 +228,28 @@ def _grads(cols2, wq, read, dy, inputs: bool = True):
     return cols2.T @ dy, (dy @ wq.T if inputs else None)
 
 
+class Wide:
+    """Per-column arithmetic on an (n, c) array with few columns (a convolution's channels) done
+    on its (n/g, g c) view, whose rows are long enough for numpy's loops: column vectors tiled g
+    times, column sums folded back (a (78,400, 6) array's column sums 5x faster)."""
+
+    def __init__(self, n: int, c: int):
+        g = 1
+        while g * c < 256 and n % (2 * g) == 0:
+            g *= 2
+        self.n, self.c, self.g = n, c, g
+
+    def view(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape(self.n // self.g, self.g * self.c)
+
+    def tile(self, v: np.ndarray) -> np.ndarray:
+        return np.tile(v, self.g)
+
+    def colsum(self, a: np.ndarray) -> np.ndarray:
+        """Column sums of ``a`` ((n, c) or its view)."""
+        return self.view(a).sum(axis=0).reshape(self.g, self.c).sum(axis=0)
+
+
 class CnnModel:
     """Latent weights, batch norm and the output stage of a spec, trained through the quantisers."""
 
@@ -292,15 +314,20 @@ class CnnModel:
                 z = s * y + self.b_out
                 cache.append(("out", a.shape, cols2, wq, dwq, y, s, read))
                 return z, cache
+            wide = Wide(*y.shape)
             if train:
-                mu, var = y.mean(axis=0), y.var(axis=0)
+                mu = wide.colsum(y) / len(y)
+                dev = wide.view(y) - wide.tile(mu)
+                var = wide.colsum(dev * dev) / len(y)
                 self.run_mean[k] = (1 - mom) * self.run_mean[k] + mom * mu
                 self.run_var[k] = (1 - mom) * self.run_var[k] + mom * var
             else:
                 mu, var = self.run_mean[k], self.run_var[k]
-            inv = 1.0 / np.sqrt(var + BN_EPS)
-            xhat = (y - mu) * inv
-            z = self.gamma[k] * xhat + self.beta[k]
+                dev = wide.view(y) - wide.tile(mu)
+            inv = (1.0 / np.sqrt(var + BN_EPS)).astype(y.dtype)
+            xhat_w = dev * wide.tile(inv)
+            z = (xhat_w * wide.tile(self.gamma[k]) + wide.tile(self.beta[k])).reshape(y.shape)
+            xhat = xhat_w.reshape(y.shape)
             act, ste = self._activate(z)
             cache.append(("mat", layer, a.shape, cols2, wq, dwq, xhat, inv, ste, shape4, read))
             a = act.reshape(shape4 + (-1,)) if shape4 is not None else act
@@ -329,12 +356,15 @@ class CnnModel:
                 continue
             _, layer, a_shape, cols2, wq, dwq, xhat, inv, ste, shape4, read = entry
             e = quantise_errors(da, cfg.gbits, rng).reshape(len(xhat), -1)
-            dzk = e * ste
-            gb[k] = dzk.sum(axis=0)
-            gg[k] = (dzk * xhat).sum(axis=0)
-            dxhat = dzk * self.gamma[k]
-            n = dxhat.shape[0]
-            dy = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+            wide = Wide(*xhat.shape)
+            dzk = wide.view(e) * wide.view(ste)
+            xh = wide.view(xhat)
+            gb[k] = wide.colsum(dzk)
+            gg[k] = wide.colsum(dzk * xh)
+            # through BN (batch statistics): dy = gamma inv / n (n dz - sum dz - xhat sum(dz xhat))
+            n = len(xhat)
+            dy = wide.tile(self.gamma[k] * inv / n) * (n * dzk - wide.tile(gb[k]) - xh * wide.tile(gg[k]))
+            dy = dy.reshape(xhat.shape)
             gw, dcols = _grads(cols2, wq, read, dy, inputs=i > 0)
             gW[k] = gw * dwq
             if i > 0:
