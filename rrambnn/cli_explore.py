@@ -6,11 +6,27 @@ from rrambnn.cli_args import MAX_EPOCHS, data_arg, int_arg, json_arg, print_json
 
 
 def cmd_explore(args):
+    from rrambnn.errors import RrambnnError
     from rrambnn.studies import explore
 
-    res = explore.study(args.axis, layers=args.layers, seeds=args.seeds, epochs=args.epochs, out_dir=args.out,
-                        data_dir=args.data, tile=args.tile, jobs=args.jobs, backend=args.backend,
-                        synth=not args.no_synth, progress=not args.json, tech=args.tech)
+    if args.arch is not None:
+        from rrambnn.studies import explore_cnn
+        for flag, given in (("--layers", args.layers is not None),):
+            if given:
+                raise RrambnnError(f"{flag} goes with MLP points; a CNN's layers come from --arch")
+        res = explore_cnn.study(args.axis, arch=args.arch, seeds=args.seeds, epochs=args.epochs or 3,
+                                out_dir=args.out, data_dir=args.data, tile=args.tile, positions=args.positions or 1,
+                                disturbance=args.disturbance or 0.0, jobs=args.jobs, backend=args.backend,
+                                synth=not args.no_synth, progress=not args.json, tech=args.tech,
+                                train_limit=args.samples or None)
+    else:
+        for flag, given in (("--positions", args.positions), ("--disturbance", args.disturbance is not None)):
+            if given:
+                raise RrambnnError(f"{flag} goes with CNN points (--arch SPEC)")
+        res = explore.study(args.axis, layers=args.layers or 2, seeds=args.seeds, epochs=args.epochs or 10,
+                            out_dir=args.out, data_dir=args.data, tile=args.tile, jobs=args.jobs,
+                            backend=args.backend, synth=not args.no_synth, progress=not args.json, tech=args.tech,
+                            train_limit=args.samples or None)
     if args.json:
         print_json({"outputs": res["files"], "rows": res["rows"]})
         return
@@ -21,12 +37,23 @@ def cmd_explore(args):
 def add_explore_command(sub):
     from rrambnn.studies.explore import AXES
     e = sub.add_parser("explore", help="design-space exploration: accuracy vs crossbar and periphery cost")
+    from rrambnn.studies.explore_cnn import AXES as CNN_AXES
     e.add_argument("--axis", action="append", metavar="NAME[=V,V,...]",
-                   help=f"an axis to sweep (repeat to cross); names: {', '.join(AXES)}; alone: all its values "
-                        f"(default: crop, hidden=64,128,192, bn)")
-    e.add_argument("--layers", type=int_arg, default=2, help="hidden layers (default 2, as the reference chip)")
+                   help=f"an axis to sweep (repeat to cross); names: {', '.join(AXES)}; with --arch: "
+                        f"{', '.join(CNN_AXES)} (channels=6x16,3x8: one count per convolution); alone: all its "
+                        f"values (default: crop, hidden=64,128,192, bn; with --arch: channels, wbits)")
+    e.add_argument("--arch", metavar="SPEC", help="explore convolutional networks: the base layer spec "
+                   "(lenet5 or a spec with a convolution, see train --help) whose convolutions the axes vary")
+    e.add_argument("--layers", type=int_arg, default=None, help="MLP points: hidden layers (default 2, as the "
+                   "reference chip)")
+    e.add_argument("--positions", type=int_arg, default=None, help="CNN points: output positions each "
+                   "convolution computes per step in the generated chip (default 1)")
+    e.add_argument("--disturbance", type=float, default=None, help="CNN points: train with the read "
+                   "disturbance d, drawn per read (default 0: ideal reads)")
+    e.add_argument("--samples", type=int_arg, default=None, help="training samples per epoch (default: all 60,000)")
     e.add_argument("--seeds", type=int_arg, default=2, help="trainings per point (seeds)")
-    e.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=10, help="training epochs per point (the reference used 150)")
+    e.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=None,
+                   help="training epochs per point (default 10 for MLPs, 3 for CNNs; the reference used 150)")
     e.add_argument("--jobs", type=int_arg, default=2, help="local worker processes")
     e.add_argument("--backend", choices=["local", "ray", "dask"], default="local",
                    help="hand the points to Ray or Dask (when installed) instead of local processes")

@@ -244,7 +244,9 @@ def cost_key(p: Point, tile) -> str:
 
 # -- the sweep ---------------------------------------------------------------------
 
-CACHE_FIELDS = {"eval": ("priority", "argmax"), "cost": ("cells", "ram_bits", "interval", "inventory", "cells_by_type")}
+CACHE_FIELDS = {"eval": ("priority", "argmax"), "cost": ("cells", "ram_bits", "interval", "inventory", "cells_by_type"),
+                "cnneval": ("priority", "argmax", "weights"),
+                "cnncost": ("cells", "interval", "inventory", "cells_by_type")}
 
 
 class Cache:
@@ -448,7 +450,8 @@ def verilog_command(row: dict) -> str | None:
 
 
 def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: Path, data_dir=None, tile="128x128",
-          jobs: int = 2, backend: str = "local", synth: bool = True, progress: bool = True, tech="32nm") -> dict:
+          jobs: int = 2, backend: str = "local", synth: bool = True, progress: bool = True, tech="32nm",
+          train_limit: int | None = None) -> dict:
     """`rrambnn explore`: the points crossed from ``axes`` (default: crop, hidden=64,128,192 and
     bn), each trained ``seeds`` times and costed; table, JSON and plots in ``out_dir``.
     Returns the result with ``files``."""
@@ -463,7 +466,7 @@ def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: P
     load_tech(tech)  # a bad technology fails before the training
     load_split("test", data_dir)  # fail early, with the paths it tried, if MNIST is missing
     res = explore(points, seeds=seeds, epochs=epochs, out_dir=Path(out_dir), data_dir=data_dir, tile=tile, jobs=jobs,
-                  backend=backend, synth=synth, progress=progress, tech=tech)
+                  backend=backend, synth=synth, progress=progress, tech=tech, train_limit=train_limit)
     res["files"] = write_outputs(res, Path(out_dir))
     return res
 
@@ -508,7 +511,7 @@ def markdown_table(res: dict) -> str:
              f"periphery cells: Yosys cells of the generated chip's digital periphery, with arrays, sense stages and "
              f"threshold RAMs as macros; area and energy: `rrambnn cost` at {res.get('tech', '32nm')}, "
              f"{res.get('clock_mhz', 100):g} MHz; "
-             f"cycles: per image at full rate)", "",
+             f"cycles: per image at full rate)" + _cnn_note(res), "",
              "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells "
              "| threshold RAM bits | cycles/image | area (mm^2) | energy/image (pJ) | Verilog |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -525,6 +528,15 @@ def markdown_table(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cnn_note(res: dict) -> str:
+    if not res.get("cnn"):
+        return ""
+    reads = f"the read disturbance d = {res['disturbance']:g} drawn per read" if res["disturbance"] else "ideal reads"
+    return (f". CNN points: {res.get('arch', 'the base spec')} with other channels, kernels and bits (converter "
+            f"bits = activation bits, {res['gbits']}-bit gradients), trained through the crossbar model with {reads}; "
+            f"each chip computes {res['positions']} output position(s) per step of a convolution")
+
+
 def _num(v) -> str:
     return "-" if v is None else f"{v:,}"
 
@@ -533,25 +545,35 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _family(p: dict) -> str:
+    """A point's marker group: the BN handling of an MLP point, the weight bits of a CNN point."""
+    return f"BN {p['bn']}" if "bn" in p else f"CNN, {p['wbits']}-bit weights"
+
+
+def _label(p: dict) -> str:
+    if "spec" in p:  # a CNN point
+        kernel = f", {p['kernel']}x{p['kernel']} kernels" if p.get("kernel") else ""
+        return f"channels {'x'.join(map(str, p['channels']))}{kernel}, w{p['wbits']}a{p['abits']}"
+    bits = f", w{p['wbits']}a{p['abits']}" if (p["wbits"], p["abits"]) != (1, 1) else ""
+    return f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}{bits}"
+
+
 def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [(k, r) for k, r in res["rows"].items() if cost in r and r.get(cost)]
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    markers = {"signed": "o", "shared": "s", "arithmetic": "x", "software": "^"}
-    for mode, mk in markers.items():
-        sel = [r for _, r in rows if r["point"]["bn"] == mode]
-        if sel:
-            ax.errorbar([r[cost] for r in sel], [r["acc_priority"] * 100 for r in sel],
-                        yerr=[r["acc_priority_std"] * 100 for r in sel], fmt=mk, label=f"BN {mode}", alpha=0.8)
+    families = list(dict.fromkeys(_family(r["point"]) for _, r in rows))
+    for fam, mk in zip(families, itertools.cycle("osx^Dv<>")):
+        sel = [r for _, r in rows if _family(r["point"]) == fam]
+        ax.errorbar([r[cost] for r in sel], [r["acc_priority"] * 100 for r in sel],
+                    yerr=[r["acc_priority_std"] * 100 for r in sel], fmt=mk, label=fam, alpha=0.8)
     front = sorted((r for _, r in rows if r.get(pareto_flag(cost))), key=lambda r: r[cost])
     if front:
         ax.plot([r[cost] for r in front], [r["acc_priority"] * 100 for r in front], "k--", lw=1, label="Pareto front")
         for i, r in enumerate(front):  # neighbours labelled below-right and above-left: no overlap
-            p = r["point"]
-            bits = f", w{p['wbits']}a{p['abits']}" if (p["wbits"], p["abits"]) != (1, 1) else ""
-            ax.annotate(f"crop {p['crop']}, {p['hidden']}x{p['layers']}, {p['bn']}{bits}", (r[cost], r["acc_priority"] * 100),
+            ax.annotate(_label(r["point"]), (r[cost], r["acc_priority"] * 100),
                         textcoords="offset points", xytext=(4, -10) if i % 2 == 0 else (-4, 6),
                         ha="left" if i % 2 == 0 else "right", fontsize=7)
     ax.set_xscale("log")

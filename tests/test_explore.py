@@ -215,3 +215,68 @@ def test_a_damaged_cache_is_one_line_or_work_done_again(tmp_path):
     assert c.get("eval:p:s0:e1") is None and c.get("eval:r:s0:e1") is None  # missing a field, wrong type
     assert c.get("eval:q:s0:e1") == {"priority": 0.9, "argmax": 0.91}
     assert c.get("cost4:400-10:t128x128") is None and c.get("eval:absent") is None
+
+
+# -- convolutional networks (explore --arch) --------------------------------------------
+
+def test_cnn_axes_vary_the_base_spec():
+    from rrambnn.studies import explore_cnn as exc
+    pts = exc.parse_axes(["channels=3x8,6x16", "kernel=3,5", "wbits=1,4"], "lenet5")
+    assert len(pts) == 8 and len({p.key for p in pts}) == 8
+    by = {p.key: p for p in pts}
+    # a convolution that kept its size (5x5, padding 2) keeps it with 3x3 kernels (padding 1); the unpadded one stays so
+    assert by["ch3x8-k3-w1-a4"].spec == "i28-c3x3p1-p2-c3x8-p2-d120-d84-d10"
+    assert by["ch6x16-k5-w4-a4"].spec == "i28-c5x6p2-p2-c5x16-p2-d120-d84-d10"  # LeNet-5 itself
+    assert exc.synaptic_bits(by["ch6x16-k5-w1-a4"]) == 25 * 6 + 150 * 16 + 400 * 120 + 120 * 84 + 84 * 10
+    assert exc.tiles(by["ch6x16-k5-w4-a4"]) == 4 * (1 + 2 + 4 * 1 + 1 + 1)
+    assert [p.channels for p in exc.parse_axes(["channels"], "lenet5")] == [(3, 8), (6, 16), (12, 32)]
+    assert [p.wbits for p in exc.parse_axes(["wbits"], "lenet5")] == list(exc.AXES["wbits"])
+    for axes, arch, message in (
+            (["channels=6"], "lenet5", r"channels '6' must give one count per convolution \(2 in i28-c5x6p2"),
+            (["channels=6x0"], "lenet5", "channels must be from 1 to 1024, not 0"),
+            (["kernel=13"], "i12-c3x4-p2-d10", r"a 13x13 kernel is larger than its 12x12 input"),
+            (["hidden=3"], "lenet5", "unknown axis 'hidden' for a CNN; axes are channels, kernel, wbits, abits"),
+            (["wbits=9"], "lenet5", "wbits must be from 1 to 8, not 9"),
+            ([], "400-128-10", "has no convolution; explore MLPs without --arch")):
+        with pytest.raises(RrambnnError, match=message):
+            exc.parse_axes(axes, arch)
+
+
+def test_cnn_explore_command_bad_input_is_one_line(tmp_path):
+    for args, message in ((["--arch", "lenet5", "--layers", "3"], "--layers goes with MLP points"),
+                          (["--positions", "2"], "--positions goes with CNN points (--arch SPEC)"),
+                          (["--disturbance", "0.05"], "--disturbance goes with CNN points"),
+                          (["--arch", "lenet5", "--disturbance", "-1"], "Disturbance must be a number from 0 to below 1, not -1.0"),
+                          (["--arch", "lenet5", "--positions", "5"], "positions")):
+        r = subprocess.run([sys.executable, "-m", "rrambnn", "explore", *args, "--out", str(tmp_path / "o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # about 60 s: two CNN chips trained, synthesized and priced, then the cached run
+def test_cnn_sweep_trains_costs_resumes_and_draws(tmp_path, monkeypatch):
+    from rrambnn.studies import explore_cnn as exc
+    res = exc.study(["channels=2,4"], arch="i12-c3x4-p2-d10", seeds=1, epochs=1, out_dir=tmp_path, jobs=1,
+                    progress=False, train_limit=500)
+    rows = res["rows"]
+    assert set(rows) == {"ch2-w4-a4", "ch4-w4-a4"}
+    for r in rows.values():
+        assert 0 <= r["acc_priority"] <= 1 and r["tiles"] == 8 and r["periphery_cells"] > 100
+        assert 0 < r["area_mm2"] < 1 and r["energy_per_image_pj"] > 0 and r["cycles_per_image"] > 1
+    assert rows["ch4-w4-a4"]["periphery_cells"] > rows["ch2-w4-a4"]["periphery_cells"]  # two more channels
+    assert rows["ch2-w4-a4"]["pareto_area_mm2"]  # the smaller chip: nothing is smaller
+    md = open(res["files"]["md"]).read()
+    assert "CNN points: i12-c3x4-p2-d10 with other channels" in md and "Pareto front vs chip area" in md
+    assert {"png", "png_area", "png_energy"} <= set(res["files"])
+    # the chip of a row is the one its weights file generates
+    from rrambnn.gen.cnn import CnnNetwork
+    assert CnnNetwork.load(rows["ch2-w4-a4"]["weights"]).spec.text == "i12-c3x2-p2-d10"
+
+    def boom(*a, **k):
+        raise AssertionError("a cached point was recomputed")
+    monkeypatch.setattr(exc, "train_point", boom)
+    monkeypatch.setattr(exc, "chip_cost", boom)
+    again = exc.study(["channels=2,4"], arch="i12-c3x4-p2-d10", seeds=1, epochs=1, out_dir=tmp_path, jobs=1,
+                      progress=False, train_limit=500)
+    assert again["rows"] == rows
