@@ -242,15 +242,17 @@ def test_cnn_axes_vary_the_base_spec():
             exc.parse_axes(axes, arch)
 
 
-def test_cnn_explore_command_bad_input_is_one_line(tmp_path):
+def test_cnn_explore_command_bad_input_is_one_line(tmp_path, capsys):
+    from rrambnn.cli import main
     for args, message in ((["--arch", "lenet5", "--layers", "3"], "--layers goes with MLP points"),
                           (["--positions", "2"], "--positions goes with CNN points (--arch SPEC)"),
                           (["--disturbance", "0.05"], "--disturbance goes with CNN points"),
                           (["--arch", "lenet5", "--disturbance", "-1"], "Disturbance must be a number from 0 to below 1, not -1.0"),
                           (["--arch", "lenet5", "--positions", "5"], "positions")):
-        r = subprocess.run([sys.executable, "-m", "rrambnn", "explore", *args, "--out", str(tmp_path / "o")],
-                           capture_output=True, text=True)
-        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        with pytest.raises(SystemExit) as e:  # in this process: the same entry point as the command's
+            main(["explore", *args, "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
         assert not (tmp_path / "o").exists()
 
 
