@@ -169,9 +169,10 @@ class Disturbed:
         self.scale = dtype(d / (U_LEVELS // 2))
         self.half = dtype(d / U_LEVELS)  # scale / 2: the codes' half-step offset
         self.swT = self.scale * np.ascontiguousarray(self.w.T)
-        self.live = np.flatnonzero(np.any(x != 0, axis=1))  # the reads that drive a row
+        live = np.flatnonzero(np.any(x != 0, axis=1))  # the reads that drive a row
+        self.live = slice(None) if len(live) == len(x) else live  # every read: no gathering
         self.xl = self.x[self.live]
-        n, (rows, cols) = len(self.live), self.w.shape
+        n, (rows, cols) = len(live), self.w.shape
         step = max(1, min(n, self.CHUNK_CELLS // max(rows * cols, 1)))
         self.spans = [(s, min(n, s + step)) for s in range(0, n, step)]
         self.words = [-(-rows * cols * (e - s) // 4) for s, e in self.spans]  # raw draws of each chunk
@@ -245,7 +246,7 @@ class Disturbed:
 
         def chunk(i, codes, _):
             s, e = self.spans[i]
-            k[self.live[s:e]] = codes
+            k[np.arange(len(self.x))[self.live][s:e]] = codes
 
         self._replay(chunk)
         return np.where(self.x[:, :, None] != 0, (k.transpose(0, 2, 1) + 0.5) * float(self.scale), 0.0)

@@ -163,7 +163,8 @@ def serial_draws(x, shape, block, bits):
 
 @pytest.mark.parametrize("block", [1 << 17, 70])
 @pytest.mark.parametrize("bits", ["PCG64", "SFC64", "Philox"])
-def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block, bits):
+@pytest.mark.parametrize("zero_read", [True, False])
+def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block, bits, zero_read):
     """crossbar.Disturbed against the definition, with the draws made one after the other from
     the generator (lanes or not): every read (row of x) of every driven cell with its own u in
     (-d, d), zero rows not read; sums and both gradients (also in chunks of two reads); the
@@ -173,7 +174,7 @@ def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block, bit
     monkeypatch.setattr(Disturbed, "THREADS", 2)
     x = (rng.random((9, 7)) < 0.5) * rng.integers(1, 4, (9, 7)).astype(np.float64)
     x[3] = x[2]  # the same inputs read twice: two draws
-    x[5] = 0  # a read of all zeros: nothing drawn
+    x[5] = 0 if zero_read else 1  # a read of all zeros: nothing drawn (else every read drives a row)
     w = rng.normal(size=(7, 5))
     d = 0.05
 
