@@ -84,17 +84,24 @@ class Point:
         return self.wbits == 1 and self.abits == 1
 
 
+def split_axis(spec: str, axes, kind: str = "") -> tuple[str, str]:
+    """``"name=v,v"`` -> (name, "v,v"); ``"name"`` -> (name, ""); an axis not in ``axes`` or a
+    ``name=`` with no values is one error line."""
+    name, sep, text = spec.partition("=")
+    name = name.strip()
+    if name not in axes:
+        raise RrambnnError(f"unknown axis {name!r}{kind}; axes are {', '.join(axes)}")
+    if sep and not text.strip():
+        raise RrambnnError(f"--axis {spec!r} gives no values (name the axis alone for all of its values)")
+    return name, text
+
+
 def parse_axes(specs, layers: int = 2) -> list[Point]:
     """``["crop=28,20,12", "bn"]`` -> the crossed points; an axis named alone takes all its
     values; unnamed axes stay at the reference chip's."""
     values = {name: [REFERENCE[name]] for name in AXES}
     for spec in specs:
-        name, sep, text = spec.partition("=")
-        name = name.strip()
-        if name not in AXES:
-            raise RrambnnError(f"unknown axis {name!r}; axes are {', '.join(AXES)}")
-        if sep and not text.strip():
-            raise RrambnnError(f"--axis {spec!r} gives no values (name the axis alone for all of its values)")
+        name, text = split_axis(spec, AXES)
         if not text:
             values[name] = list(AXES[name])
             continue

@@ -102,13 +102,9 @@ def parse_axes(specs, arch: str) -> list[CnnPoint]:
         raise RrambnnError(f"--arch {arch!r} has no convolution; explore MLPs without --arch")
     own = tuple(c.c_out for c in convs)
     values = {"channels": [own], "kernel": [None], "wbits": [4], "abits": [4]}
+    from rrambnn.studies.explore import split_axis
     for spec in specs:
-        name, sep, text = spec.partition("=")
-        name = name.strip()
-        if name not in AXES:
-            raise RrambnnError(f"unknown axis {name!r} for a CNN; axes are {', '.join(AXES)}")
-        if sep and not text.strip():
-            raise RrambnnError(f"--axis {spec!r} gives no values (name the axis alone for all of its values)")
+        name, text = split_axis(spec, AXES, " for a CNN")
         if name == "channels":
             if not text:
                 values[name] = list(dict.fromkeys([tuple(max(1, c // 2) for c in own), own, tuple(2 * c for c in own)]))
