@@ -5,28 +5,31 @@ from __future__ import annotations
 from rrambnn.cli_args import MAX_EPOCHS, data_arg, int_arg, json_arg, print_json, ranged_int
 
 
+def _given(value, default):
+    return default if value is None else value
+
+
 def cmd_explore(args):
     from rrambnn.errors import RrambnnError
     from rrambnn.studies import explore
 
     if args.arch is not None:
         from rrambnn.studies import explore_cnn
-        for flag, given in (("--layers", args.layers is not None),):
-            if given:
-                raise RrambnnError(f"{flag} goes with MLP points; a CNN's layers come from --arch")
-        res = explore_cnn.study(args.axis, arch=args.arch, seeds=args.seeds, epochs=args.epochs or 3,
-                                out_dir=args.out, data_dir=args.data, tile=args.tile, positions=args.positions or 1,
-                                disturbance=args.disturbance or 0.0, jobs=args.jobs, backend=args.backend,
-                                synth=not args.no_synth, progress=not args.json, tech=args.tech,
-                                train_limit=args.samples or None)
+        if args.layers is not None:
+            raise RrambnnError("--layers goes with MLP points; a CNN's layers come from --arch")
+        res = explore_cnn.study(args.axis, arch=args.arch, seeds=args.seeds, epochs=_given(args.epochs, 3),
+                                out_dir=args.out, data_dir=args.data, tile=args.tile,
+                                positions=_given(args.positions, 1), disturbance=_given(args.disturbance, 0.0),
+                                jobs=args.jobs, backend=args.backend, synth=not args.no_synth, progress=not args.json,
+                                tech=args.tech, train_limit=args.samples)
     else:
-        for flag, given in (("--positions", args.positions), ("--disturbance", args.disturbance is not None)):
-            if given:
+        for flag, value in (("--positions", args.positions), ("--disturbance", args.disturbance)):
+            if value is not None:
                 raise RrambnnError(f"{flag} goes with CNN points (--arch SPEC)")
-        res = explore.study(args.axis, layers=args.layers or 2, seeds=args.seeds, epochs=args.epochs or 10,
+        res = explore.study(args.axis, layers=_given(args.layers, 2), seeds=args.seeds, epochs=_given(args.epochs, 10),
                             out_dir=args.out, data_dir=args.data, tile=args.tile, jobs=args.jobs,
                             backend=args.backend, synth=not args.no_synth, progress=not args.json, tech=args.tech,
-                            train_limit=args.samples or None)
+                            train_limit=args.samples)
     if args.json:
         print_json({"outputs": res["files"], "rows": res["rows"]})
         return
@@ -44,13 +47,15 @@ def add_explore_command(sub):
                         f"values (default: crop, hidden=64,128,192, bn; with --arch: channels, wbits)")
     e.add_argument("--arch", metavar="SPEC", help="explore convolutional networks: the base layer spec "
                    "(lenet5 or a spec with a convolution, see train --help) whose convolutions the axes vary")
-    e.add_argument("--layers", type=int_arg, default=None, help="MLP points: hidden layers (default 2, as the "
-                   "reference chip)")
-    e.add_argument("--positions", type=int_arg, default=None, help="CNN points: output positions each "
+    e.add_argument("--layers", type=ranged_int(1, 4), default=None, help="MLP points: hidden layers (default 2, "
+                   "as the reference chip)")
+    e.add_argument("--positions", type=ranged_int(1, 64), default=None, help="CNN points: output positions each "
                    "convolution computes per step in the generated chip (default 1)")
     e.add_argument("--disturbance", type=float, default=None, help="CNN points: train with the read "
                    "disturbance d, drawn per read (default 0: ideal reads)")
-    e.add_argument("--samples", type=int_arg, default=None, help="training samples per epoch (default: all 60,000)")
+    e.add_argument("--samples", type=ranged_int(1, 60000), default=None,
+                   help="MLP points: train on the first N training images; CNN points: N random training images an "
+                        "epoch (default: all 60,000)")
     e.add_argument("--seeds", type=int_arg, default=2, help="trainings per point (seeds)")
     e.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=None,
                    help="training epochs per point (default 10 for MLPs, 3 for CNNs; the reference used 150)")

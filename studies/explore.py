@@ -309,14 +309,24 @@ def _cost_task(args):
     return periphery_cost(p, weights, tile)
 
 
-def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
+def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool, done=None):
     """``fn`` over ``tasks`` in order: local processes (``jobs``), or Ray / Dask when asked
     for and installed (the same command, wider: ``ray.init()`` joins the cluster named by
-    ``RAY_ADDRESS``, dask's ``Client()`` the scheduler named by ``DASK_SCHEDULER_ADDRESS``)."""
+    ``RAY_ADDRESS``, dask's ``Client()`` the scheduler named by ``DASK_SCHEDULER_ADDRESS``).
+    ``done(i, result)`` is called as each result arrives (in order), so a caller can keep it
+    before the next one: an interrupted run loses only the tasks still running."""
     from tqdm import tqdm
     if not tasks:
         return []
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
+    out = []
+
+    def take(r):
+        if done is not None:
+            done(len(out), r)
+        out.append(r)
+        bar.update()
+
     try:
         if backend == "ray":
             try:
@@ -325,11 +335,8 @@ def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
                 raise RrambnnError("--backend ray needs Ray installed (pip install ray)") from None
             ray.init(ignore_reinit_error=True)
             remote = ray.remote(fn)
-            refs = [remote.remote(t) for t in tasks]
-            out = []
-            for r in refs:
-                out.append(ray.get(r))
-                bar.update()
+            for r in [remote.remote(t) for t in tasks]:
+                take(ray.get(r))
             return out
         if backend == "dask":
             try:
@@ -338,26 +345,19 @@ def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool):
                 raise RrambnnError("--backend dask needs dask.distributed installed (pip install distributed)") \
                     from None
             client = Client()
-            futures = client.map(fn, tasks, pure=False)
-            out = []
-            for f in futures:
-                out.append(f.result())
-                bar.update()
+            for f in client.map(fn, tasks, pure=False):
+                take(f.result())
             return out
         if jobs <= 1:
-            out = []
             for t in tasks:
-                out.append(fn(t))
-                bar.update()
+                take(fn(t))
             return out
         import multiprocessing as mp
 
         from rrambnn.studies import ignore_interrupts
         with mp.get_context("spawn").Pool(jobs, initializer=ignore_interrupts) as pool:
-            out = []
             for r in pool.imap(fn, tasks):
-                out.append(r)
-                bar.update()
+                take(r)
             return out
     finally:
         bar.close()
@@ -388,11 +388,13 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
             missing = [p for p in group if cache.get(eval_key(p, s, epochs, train_limit)) is None]
             if missing:
                 todo.append((missing, s))
-    results = run_tasks(_eval_task, [(g, s, epochs, data_dir, str(out_dir), train_limit) for g, s in todo],
-                        jobs=jobs, backend=backend, desc="train and evaluate", progress=progress)
-    for (group, s), res_group in zip(todo, results):
+    def keep_eval(i, res_group):
+        group, s = todo[i]
         for p, r in zip(group, res_group):
             cache.put(eval_key(p, s, epochs, train_limit), r)
+
+    run_tasks(_eval_task, [(g, s, epochs, data_dir, str(out_dir), train_limit) for g, s in todo],
+              jobs=jobs, backend=backend, desc="train and evaluate", progress=progress, done=keep_eval)
     cost_todo = []
     for p in points:
         row = rows[p.key]
@@ -406,10 +408,8 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
             ck = cost_key(p, tile)
             if cache.get(ck) is None and ck not in {c for c, _ in cost_todo}:
                 cost_todo.append((ck, (p, row["weights"], tile)))
-    costs = run_tasks(_cost_task, [t for _, t in cost_todo], jobs=jobs, backend=backend,
-                      desc="synthesize peripheries", progress=progress)
-    for (ck, _), c in zip(cost_todo, costs):
-        cache.put(ck, c)
+    run_tasks(_cost_task, [t for _, t in cost_todo], jobs=jobs, backend=backend, desc="synthesize peripheries",
+              progress=progress, done=lambda i, c: cache.put(cost_todo[i][0], c))
     from rrambnn.studies.cost import price
     for p in points:
         row = rows[p.key]
@@ -451,9 +451,11 @@ def mark_pareto(rows: dict, cost: str = "synaptic_bits", acc: str = "acc_priorit
 # -- outputs -----------------------------------------------------------------------
 
 def verilog_command(row: dict) -> str | None:
+    """The command that generates the row's chip (its options: a CNN point's positions and tile)."""
     if not row.get("weights"):
         return None
-    return f"rrambnn verilog --weights {row['weights']} --out {Path(row['weights']).stem}.v"
+    extra = f" {row['verilog_args']}" if row.get("verilog_args") else ""
+    return f"rrambnn verilog --weights {row['weights']}{extra} --out {Path(row['weights']).stem}.v"
 
 
 def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: Path, data_dir=None, tile="128x128",
@@ -539,9 +541,11 @@ def _cnn_note(res: dict) -> str:
     if not res.get("cnn"):
         return ""
     reads = f"the read disturbance d = {res['disturbance']:g} drawn per read" if res["disturbance"] else "ideal reads"
+    copies = ("; synaptic bits and tiles count its kernels' copies" if res.get("synth", True) else "")
     return (f". CNN points: {res.get('arch', 'the base spec')} with other channels, kernels and bits (converter "
-            f"bits = activation bits, {res['gbits']}-bit gradients), trained through the crossbar model with {reads}; "
-            f"each chip computes {res['positions']} output position(s) per step of a convolution")
+            f"bits = activation bits, {res['gbits']}-bit gradients), trained through the crossbar model with {reads}, "
+            f"accuracy of the integer chip with ideal reads; each chip (the first seed's network) computes "
+            f"{res['positions']} output position(s) per step of a convolution{copies}")
 
 
 def _num(v) -> str:
@@ -550,6 +554,9 @@ def _num(v) -> str:
 
 def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
+
+
+BN_MARKERS = {"BN signed": "o", "BN shared": "s", "BN arithmetic": "x", "BN software": "^"}  # fixed, figure to figure
 
 
 def _family(p: dict) -> str:
@@ -572,7 +579,9 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
     rows = [(k, r) for k, r in res["rows"].items() if cost in r and r.get(cost)]
     fig, ax = plt.subplots(figsize=(9, 5.5))
     families = list(dict.fromkeys(_family(r["point"]) for _, r in rows))
-    for fam, mk in zip(families, itertools.cycle("osx^Dv<>")):
+    spare = itertools.cycle("Dv<>ph")
+    for fam in families:
+        mk = BN_MARKERS.get(fam) or next(spare)
         sel = [r for _, r in rows if _family(r["point"]) == fam]
         ax.errorbar([r[cost] for r in sel], [r["acc_priority"] * 100 for r in sel],
                     yerr=[r["acc_priority_std"] * 100 for r in sel], fmt=mk, label=fam, alpha=0.8)

@@ -237,6 +237,8 @@ def test_cnn_axes_vary_the_base_spec():
             (["kernel=13"], "i12-c3x4-p2-d10", r"a 13x13 kernel is larger than its 12x12 input"),
             (["hidden=3"], "lenet5", "unknown axis 'hidden' for a CNN; axes are channels, kernel, wbits, abits"),
             (["wbits=9"], "lenet5", "wbits must be from 1 to 8, not 9"),
+            (["kernel=4"], "lenet5", r"kernel 4: c5x6p2 keeps its input's size, which an even kernel cannot"),
+            (["kernel=1"], "i28-c5x6s2p2-p2-d10", "kernel 1 is smaller than c5x6s2p2's stride 2"),
             ([], "400-128-10", "has no convolution; explore MLPs without --arch")):
         with pytest.raises(RrambnnError, match=message):
             exc.parse_axes(axes, arch)
@@ -248,12 +250,39 @@ def test_cnn_explore_command_bad_input_is_one_line(tmp_path, capsys):
                           (["--positions", "2"], "--positions goes with CNN points (--arch SPEC)"),
                           (["--disturbance", "0.05"], "--disturbance goes with CNN points"),
                           (["--arch", "lenet5", "--disturbance", "-1"], "Disturbance must be a number from 0 to below 1, not -1.0"),
-                          (["--arch", "lenet5", "--positions", "5"], "positions")):
+                          (["--arch", "lenet5", "--positions", "5"], "multiple or a divisor of the pooling window"),
+                          (["--arch", "i28-c5x6-p2-d5"], "point ch3-w1-a4 (i28-c5x3-p2-d5): MNIST needs 10 outputs"),
+                          (["--layers", "0"], "--layers: must be a whole number from 1 to 4, not 0"), (["--samples", "0"], "--samples"),
+                          (["--arch", "lenet5", "--positions", "0"], "--positions")):
         with pytest.raises(SystemExit) as e:  # in this process: the same entry point as the command's
             main(["explore", *args, "--out", str(tmp_path / "o")])
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "Traceback" not in err
         assert not (tmp_path / "o").exists()
+
+
+def test_an_interrupted_cnn_sweep_keeps_what_it_finished(tmp_path, monkeypatch):
+    """Each training is in the cache as soon as it is done: a run stopped at its third training
+    resumes with the first two (not trained again)."""
+    from rrambnn.studies import explore_cnn as exc
+    calls = []
+
+    def fake(args):
+        p, seed = args[0], args[1]
+        calls.append((p.key, seed))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return {"priority": 0.5, "argmax": 0.6, "rejects": 0, "float": 0.6, "weights": f"{p.key}-{seed}.npz"}
+    monkeypatch.setattr(exc, "_train_task", fake)
+    points = exc.parse_axes(["channels=2,4"], "i12-c3x4-p2-d10")
+    kw = dict(seeds=2, epochs=1, out_dir=tmp_path, jobs=1, progress=False, synth=False, train_limit=100)
+    with pytest.raises(KeyboardInterrupt):
+        exc.explore(points, **kw)
+    calls.clear()
+    res = exc.explore(points, **kw)
+    assert len(calls) == 2 and ("ch2-w4-a4", 0) not in calls and ("ch2-w4-a4", 1) not in calls
+    assert res["rows"]["ch4-w4-a4"]["acc_argmax"] == 0.6
 
 
 @pytest.mark.slow  # about 60 s: two CNN chips trained, synthesized and priced, then the cached run
