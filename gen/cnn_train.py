@@ -13,7 +13,7 @@ crossbar outputs' converter), W (weights) and G (back-propagated errors); 32 mea
   window, each driven word line and column (:class:`rrambnn.gen.crossbar.Disturbed`, 16-bit
   draws), in training and in the disturbed evaluation; the backward pass differentiates the read
   that was made. ``draws="batch"`` (training only) draws once per weight and minibatch instead,
-  2.5x faster for LeNet-5; seeded either way.
+  3x faster for LeNet-5; seeded either way.
 * **Crossbar layer** (convolution by im2col, or dense): the column sums ``y = a @ w``; hidden
   layers: batch norm (per channel) then the converter and the activation quantiser in sequence,
   ``a' = q_A(q_CO(clip(BN(y), 0, 1)))`` with ``q_k(r) = round(r (2^k - 1)) / (2^k - 1)``: a CO-bit

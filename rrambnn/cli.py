@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "(default: the paper's 0.05; 0: ideal reads)")
     t.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"),
                    help="CNNs: when training draws the disturbance: afresh for every read (each sample, window, "
-                        "driven row and column; default) or once per weight and minibatch (2.5x faster for LeNet-5); "
+                        "driven row and column; default) or once per weight and minibatch (3x faster for LeNet-5); "
                         "evaluation always draws per read")
     t.add_argument("--momentum", type=float_arg, help=f"CNNs: SGD momentum (default {c.momentum})")
     t.add_argument("--samples", type=ranged_int(0, MNIST_TRAIN), help="CNNs: training samples per epoch (default 0: all 60,000)")

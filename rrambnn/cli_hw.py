@@ -304,7 +304,7 @@ def add_hw_commands(sub):
     c.add_argument("--disturbances", default="0,0.05", help="read disturbances d, comma-separated")
     c.add_argument("--disturbance-draws", dest="draws", choices=("read", "batch"), default="read",
                    help="training draws the disturbance afresh for every read, or once per weight and minibatch "
-                        "(2.5x faster for LeNet-5); evaluation always per read")
+                        "(3x faster for LeNet-5); evaluation always per read")
     c.add_argument("--seeds", type=int_arg, default=2, help="training seeds per point")
     c.add_argument("--epochs", type=ranged_int(1, MAX_EPOCHS), default=3, help="epochs per run")
     c.add_argument("--samples", type=ranged_int(0, MNIST_TRAIN), default=0, help="training samples per epoch (0: all 60,000)")
