@@ -432,17 +432,43 @@ def calibrate_output(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, *, s
 
     best = score(theta)
     before = best
+    n = len(labels)
     for _ in range(rounds):
         improved = False
         for j in range(len(theta)):
+            # the score with threshold j at any value, the others fixed: what the other columns
+            # decide is computed once (the same integers score() counts, so the same floats)
+            col = s[:, j]
+            fires = s >= theta
+            fires[:, j] = False
+            earlier = fires[:, :j].any(axis=1)  # the priority answer does not depend on j
+            prio_fixed = int((earlier & (fires[:, :j].argmax(axis=1) == labels)).sum()) if j else 0
+            rest = ~earlier
+            later = fires[:, j + 1:]
+            later_ok = (later.any(axis=1) & (later.argmax(axis=1) + j + 1 == labels)) if later.shape[1] \
+                else np.zeros(n, bool)
+            j_ok_rest = rest & (labels == j)  # j is the answer where it fires and nothing earlier does
+            later_ok_rest = rest & later_ok  # else the first later one, if any
+            margins = (s - theta).astype(np.float64)
+            margins[:, j] = -np.inf
+            om, oi = margins.max(axis=1), margins.argmax(axis=1)  # the best other column, first of ties
+            lab_j, lab_oi, lab_tie = labels == j, oi == labels, np.minimum(oi, j) == labels
+
+            def score_j(cand):
+                fj = col >= cand
+                prio = prio_fixed + int((fj & j_ok_rest).sum()) + int((~fj & later_ok_rest).sum())
+                d = col - cand
+                amax = np.where(d > om, lab_j, np.where(d == om, lab_tie, lab_oi))
+                return priority_weight * (prio / n) + int(amax.sum()) / n
+
             for cand in range(theta[j] - span * step, theta[j] + span * step + 1, step):
                 if cand == theta[j] or not -bound <= cand <= bound + 1:
                     continue
-                trial = theta.copy()
-                trial[j] = cand
-                sc = score(trial)
+                sc = score_j(cand)
                 if sc > best + 1e-12:
-                    best, theta, improved = sc, trial, True
+                    best, improved = sc, True
+                    theta = theta.copy()
+                    theta[j] = cand
         if not improved:
             break
     net.thresholds[-1] = theta

@@ -86,3 +86,58 @@ def test_priority_loss_ignores_neurons_above_the_label():
     _, g_ce = loss_and_grad(z, np.array([3]), bce_weight=0.0, priority_weight=0.0)
     extra = g - g_ce
     assert (extra[0, :3] > 0).all() and extra[0, 3] < 0 and (extra[0, 4:] == 0).all()
+
+
+def test_calibration_equals_the_plain_coordinate_descent():
+    """calibrate_output scores a threshold's candidates from what the other columns decide; the
+    plain descent (every candidate scored on the whole sums) picks the same thresholds with the
+    same scores, ties and rejects included."""
+    import numpy as np
+
+    def plain(s, theta, labels, span, step, bound, pw, rounds=3):
+        def score(th):
+            fires = s >= th
+            prio_ok = fires.any(axis=1) & (fires.argmax(axis=1) == labels)
+            return pw * prio_ok.mean() + ((s - th).argmax(axis=1) == labels).mean()
+        best = before = score(theta)
+        for _ in range(rounds):
+            improved = False
+            for j in range(len(theta)):
+                for cand in range(theta[j] - span * step, theta[j] + span * step + 1, step):
+                    if cand == theta[j] or not -bound <= cand <= bound + 1:
+                        continue
+                    trial = theta.copy()
+                    trial[j] = cand
+                    sc = score(trial)
+                    if sc > best + 1e-12:
+                        best, theta, improved = sc, trial, True
+            if not improved:
+                break
+        return theta, before, best
+
+    class Net:  # the interface calibrate_output uses
+        def __init__(self, sums, theta, bound):
+            self.sums, self.thresholds, self.weights, self.b = sums, [theta], [None], bound
+
+        def forward(self, x, trace):
+            return type("T", (), {"sums": [self.sums]})
+
+        def bound(self, k):
+            return self.b
+
+        def __post_init__(self):
+            pass
+
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        n, c = 400, int(rng.integers(2, 11))
+        sums = rng.integers(-6, 7, (n, c))  # small range: many ties
+        labels = rng.integers(0, c, n)
+        theta = rng.integers(-3, 4, c).astype(np.int32)
+        pw = [1.0, 2.0][trial % 2]
+        want, before, best = plain(sums, theta.copy(), labels, 4, 1, 8, pw)
+        net = Net(sums, theta.copy(), 8)
+        net.bound = lambda k: 8
+        res = calibrate_output(net, None, labels, span=4, priority_weight=pw)
+        assert (net.thresholds[-1] == want).all()
+        assert res == {"train_score_before": float(before), "train_score_after": float(best)}
