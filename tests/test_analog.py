@@ -250,7 +250,9 @@ def test_analog_chip_verilog_lints_and_ideal_is_the_digital_chip(tmp_path):
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:3000]
 
 
-@pytest.mark.parametrize("profile, pipeline, output", [("realistic", False, "argmax"), ("harsh", True, "priority")])
+@pytest.mark.parametrize("profile, pipeline, output", [
+    ("realistic", False, "argmax"),
+    pytest.param("harsh", True, "priority", marks=pytest.mark.slow)])  # 26 s: the default suite's budget
 def test_analog_chip_matches_the_golden_model_bit_for_bit(profile, pipeline, output):
     """A small chip (tiles split in rows and columns) reading through a profile on Verilator:
     every image's class, hit, every layer's activations and the last layer's currents equal

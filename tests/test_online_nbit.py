@@ -281,7 +281,7 @@ def test_trace_and_network_files_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("p_fail, restore", [(0.1, True), pytest.param(0.0, True, marks=pytest.mark.slow),
-                                             (0.0, False)])
+                                             pytest.param(0.0, False, marks=pytest.mark.slow)])  # 24 s each
 def test_training_chip_replays_on_verilator(tmp_path, p_fail, restore):
     """A small training chip (4-bit weights and neurons, several tiles per plane) with faults,
     an endurance limit and pulse failures (the golden chip then writes weight by weight) or
