@@ -315,15 +315,14 @@ class CnnModel:
                 cache.append(("out", a.shape, cols2, wq, dwq, y, s, read))
                 return z, cache
             wide = Wide(*y.shape)
+            mu = wide.colsum(y) / len(y) if train else self.run_mean[k]
+            dev = wide.view(y) - wide.tile(mu)
             if train:
-                mu = wide.colsum(y) / len(y)
-                dev = wide.view(y) - wide.tile(mu)
                 var = wide.colsum(dev * dev) / len(y)
                 self.run_mean[k] = (1 - mom) * self.run_mean[k] + mom * mu
                 self.run_var[k] = (1 - mom) * self.run_var[k] + mom * var
             else:
-                mu, var = self.run_mean[k], self.run_var[k]
-                dev = wide.view(y) - wide.tile(mu)
+                var = self.run_var[k]
             inv = (1.0 / np.sqrt(var + BN_EPS)).astype(y.dtype)
             xhat_w = dev * wide.tile(inv)
             z = (xhat_w * wide.tile(self.gamma[k]) + wide.tile(self.beta[k])).reshape(y.shape)

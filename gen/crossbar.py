@@ -276,11 +276,3 @@ class Disturbed:
         g += self.half * g
         g += self.scale * gw.T
         return g, dx
-
-    def grad_w(self, dy: np.ndarray) -> np.ndarray:
-        """dL/dw of the disturbed read (:meth:`grads`)."""
-        return self.grads(dy, inputs=False)[0]
-
-    def grad_x(self, dy: np.ndarray) -> np.ndarray:
-        """dL/dx of the disturbed read (:meth:`grads`)."""
-        return self.grads(dy)[1]

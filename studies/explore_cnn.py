@@ -55,10 +55,6 @@ class CnnPoint:
         return f"ch{'x'.join(map(str, self.channels))}{k}-w{self.wbits}-a{self.abits}"
 
     @property
-    def hardware(self) -> bool:
-        return True
-
-    @property
     def bits(self) -> str:
         return f"{self.abits}/{self.abits}/{self.wbits}/{GBITS}"
 
@@ -225,10 +221,6 @@ def _cost_task(args):
     return chip_cost(*args)
 
 
-def _mean(values) -> float:
-    return float(np.mean(values))
-
-
 def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, tile=(128, 128), positions: int = 1,
             disturbance: float = 0.0, jobs: int = 2, backend: str = "local", synth: bool = True,
             progress: bool = True, train_limit: int | None = None, tech="32nm") -> dict:
@@ -257,7 +249,7 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
             accs = np.array([e[mode] for e in evals])
             row[f"acc_{mode}"], row[f"acc_{mode}_std"] = float(accs.mean()), float(accs.std())
             if all("disturbed" in e for e in evals):
-                row[f"acc_{mode}_disturbed"] = _mean([e["disturbed"][mode] for e in evals])
+                row[f"acc_{mode}_disturbed"] = float(np.mean([e["disturbed"][mode] for e in evals]))
         row["weights"] = evals[0]["weights"]
         if synth and cache.get(cost_key(row["weights"], tile, positions)) is None:
             cost_todo.setdefault(cost_key(row["weights"], tile, positions), (row["weights"], tuple(tile), positions))

@@ -193,8 +193,10 @@ def test_the_disturbed_read_draws_every_read_afresh(rng, monkeypatch, block, bit
     assert np.allclose(read.sums, np.einsum("pr,rc,prc->pc", x, w, 1 + u), rtol=0, atol=1e-12)
     assert not np.allclose(read.sums[2], read.sums[3])
     dy = rng.normal(size=(9, 5))
-    assert np.allclose(read.grad_w(dy), np.einsum("pr,pc,prc->rc", x, dy, 1 + u), rtol=0, atol=1e-12)
-    assert np.allclose(read.grad_x(dy), np.einsum("pc,rc,prc->pr", dy, w, 1 + u), rtol=0, atol=1e-12)
+    gw, gx = read.grads(dy)
+    assert np.allclose(gw, np.einsum("pr,pc,prc->rc", x, dy, 1 + u), rtol=0, atol=1e-12)
+    assert np.allclose(gx, np.einsum("pc,rc,prc->pr", dy, w, 1 + u), rtol=0, atol=1e-12)
+    assert (read.grads(dy, inputs=False)[0] == gw).all() and read.grads(dy, inputs=False)[1] is None
     again = Disturbed(x, w, d, generator(), dtype=np.float64)
     assert (again.sums == read.sums).all()
     monkeypatch.setattr(Disturbed, "THREADS", 1)  # the lanes on one thread: the same numbers
