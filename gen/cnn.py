@@ -90,12 +90,21 @@ def im2col(x: np.ndarray, k: int, stride: int = 1, pad: int = 0) -> np.ndarray:
     return v.transpose(0, 1, 2, 4, 5, 3).reshape(n, ho, wo, k * k * c)
 
 
+def pool_windows(x: np.ndarray, k: int) -> list[np.ndarray]:
+    """The k*k strided views of (N, H, W, C) that make up the k x k pooling windows (stride k),
+    each (N, H // k, W // k, C), in window order (kernel row, then kernel column)."""
+    ho, wo = x.shape[1] // k, x.shape[2] // k
+    return [x[:, ky:ho * k:k, kx:wo * k:k] for ky in range(k) for kx in range(k)]
+
+
 def max_pool(x: np.ndarray, k: int) -> np.ndarray:
     """(N, H, W, C) -> (N, H // k, W // k, C): the largest value of each k x k window (stride k;
     rows and columns beyond the last whole window are dropped)."""
-    n, h, w, c = x.shape
-    ho, wo = h // k, w // k
-    return x[:, :ho * k, :wo * k].reshape(n, ho, k, wo, k, c).max(axis=(2, 4))
+    views = pool_windows(x, k)
+    m = views[0].copy()
+    for v in views[1:]:
+        np.maximum(m, v, out=m)
+    return m
 
 
 def conv_direct(x: np.ndarray, w: np.ndarray, k: int, stride: int = 1, pad: int = 0) -> np.ndarray:

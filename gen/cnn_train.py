@@ -46,7 +46,7 @@ from tqdm import tqdm
 from rrambnn.gen import crossbar
 from rrambnn.errors import RrambnnError
 from rrambnn.gen.cnn import (DISTURB_BLOCK, FLOAT_BITS, MAX_BITS, CnnNetwork, centre, check_bits, check_disturbance,
-                             im2col, max_pool)
+                             im2col, max_pool, pool_windows)
 from rrambnn.gen.network import check_output_mode
 from rrambnn.gen.sliced import quantise_pixels, sum_bound
 from rrambnn.gen.spec import Conv, Pool, parse_spec
@@ -196,25 +196,25 @@ def col2im(dcols: np.ndarray, shape, k: int, stride: int, pad: int) -> np.ndarra
     """The adjoint of :func:`rrambnn.gen.cnn.im2col`: (N, Ho, Wo, k*k*C) -> (N, H, W, C)."""
     n, h, w, c = shape
     ho, wo = dcols.shape[1:3]
-    d = dcols.reshape(n, ho, wo, k, k, c)
+    d = np.ascontiguousarray(dcols.reshape(n, ho, wo, k, k, c).transpose(3, 4, 0, 1, 2, 5))  # each tap contiguous
     out = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dcols.dtype)
     for dy in range(k):
         for dx in range(k):
-            out[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride] += d[:, :, :, dy, dx]
+            out[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride] += d[dy, dx]
     return out[:, pad:pad + h, pad:pad + w]
 
 
-def pool_backward(x: np.ndarray, dy: np.ndarray, k: int) -> np.ndarray:
-    """Gradient of :func:`max_pool` to the first maximum of each window."""
+def pool_backward(x: np.ndarray, pooled: np.ndarray, dy: np.ndarray, k: int) -> np.ndarray:
+    """Gradient of :func:`max_pool` (whose output was ``pooled``) to the first maximum of each
+    window; 0 elsewhere."""
     n, h, w, c = x.shape
-    ho, wo = h // k, w // k
-    win = x[:, :ho * k, :wo * k].reshape(n, ho, k, wo, k, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, c, k * k)
-    first = win.argmax(axis=-1)
-    g = np.zeros(win.shape, dy.dtype)
-    np.put_along_axis(g, first[..., None], dy[..., None], axis=-1)
-    g = g.reshape(n, ho, wo, c, k, k).transpose(0, 1, 4, 2, 5, 3).reshape(n, ho * k, wo * k, c)
-    out = np.zeros(x.shape, dy.dtype)
-    out[:, :ho * k, :wo * k] = g
+    out = np.zeros(x.shape, dy.dtype) if h % k or w % k else np.empty(x.shape, dy.dtype)
+    free = np.ones(pooled.shape, bool)  # windows whose first maximum is still to come
+    for v, o in zip(pool_windows(x, k), pool_windows(out, k)):
+        hit = v == pooled
+        hit &= free
+        free ^= hit
+        np.multiply(dy, hit, out=o)
     return out
 
 
@@ -289,8 +289,9 @@ class CnnModel:
         last = len(self.mats) - 1
         for layer in self.spec.layers:
             if isinstance(layer, Pool):
-                cache.append(("pool", a, layer.k))
-                a = max_pool(a, layer.k)
+                pooled = max_pool(a, layer.k)
+                cache.append(("pool", a, pooled, layer.k))
+                a = pooled
                 continue
             wq, dwq = weights_forward(self.W[k], cfg.wbits)
             per_batch = cfg.draws == "batch" and train
@@ -350,8 +351,8 @@ class CnnModel:
         for i in range(len(cache) - 2, -1, -1):
             entry = cache[i]
             if entry[0] == "pool":
-                _, a_in, kp = entry
-                da = pool_backward(a_in, da, kp)
+                _, a_in, pooled, kp = entry
+                da = pool_backward(a_in, pooled, da, kp)
                 continue
             _, layer, a_shape, cols2, wq, dwq, xhat, inv, ste, shape4, read = entry
             e = quantise_errors(da, cfg.gbits, rng).reshape(len(xhat), -1)

@@ -91,6 +91,26 @@ def test_binary_max_pooling_is_an_or(rng):
     assert p.shape == (4, 3, 4, 3) and (p == want).all()
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_pooling_and_its_gradient_against_loops(rng, k):
+    """max_pool and its gradient to the first maximum of each window (ties everywhere: few
+    levels), odd sizes whose last rows/columns belong to no window; col2im the adjoint of im2col."""
+    x = rng.integers(0, 3, (3, 2 * k + 1, 3 * k + 2, 2)).astype(np.float32)
+    ho, wo = x.shape[1] // k, x.shape[2] // k
+    dy = rng.normal(0, 1, (3, ho, wo, 2)).astype(np.float32)
+    want_p, want_g = np.zeros_like(dy), np.zeros_like(x)
+    for n, i, j, c in np.ndindex(dy.shape):
+        win = x[n, i * k:(i + 1) * k, j * k:(j + 1) * k, c]
+        want_p[n, i, j, c] = win.max()
+        a, b = divmod(int(win.argmax()), k)  # the first maximum, row by row
+        want_g[n, i * k + a, j * k + b, c] = dy[n, i, j, c]
+    pooled = max_pool(x, k)
+    assert (pooled == want_p).all()
+    assert (cnn_train.pool_backward(x, pooled, dy, k) == want_g).all()
+    d = rng.normal(0, 1, im2col(x, k, 2, 1).shape)
+    assert np.isclose((im2col(x, k, 2, 1) * d).sum(), (x * cnn_train.col2im(d, x.shape, k, 2, 1)).sum())
+
+
 def test_ramp_counts_thresholds_passed():
     s = np.array([[-5, 0, 3], [10, -10, 2]])
     theta = np.array([[-6, 0, 9], [0, 0, 0], [2, 3, 4]], np.int32)
