@@ -142,14 +142,25 @@ def quantise(r: np.ndarray, k: int) -> np.ndarray:
     """DoReFa's q_k on [0, 1]: round(r (2^k - 1)) / (2^k - 1), half up; k = 32: r."""
     if k == FLOAT_BITS:
         return r
-    top = (1 << k) - 1
-    return np.floor(r * top + 0.5) / top
+    r = np.asarray(r)
+    return _quantise_in_place(r.astype(r.dtype if r.dtype.kind == "f" else np.float64), k)
+
+
+def _quantise_in_place(t: np.ndarray, k: int) -> np.ndarray:
+    """:func:`quantise` overwriting the float array ``t`` (the same operations, in place)."""
+    if k != FLOAT_BITS:
+        top = (1 << k) - 1
+        t *= top
+        t += 0.5
+        np.floor(t, out=t)
+        t /= top
+    return t
 
 
 def staircase(z: np.ndarray, cobits: int, abits: int) -> np.ndarray:
     """A hidden column after batch norm: the CO-bit converter, then the A-bit activation,
     ``q_A(q_CO(clip(z, 0, 1)))`` in [0, 1] (training's forward pass and the export's thresholds)."""
-    return quantise(quantise(np.clip(z, 0, 1), cobits), abits)
+    return _quantise_in_place(_quantise_in_place(np.clip(z, 0, 1), cobits), abits)
 
 
 def weight_codes(W: np.ndarray, k: int) -> np.ndarray:
@@ -179,9 +190,17 @@ def quantise_errors(e: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
         return e
     m = np.abs(e).reshape(len(e), -1).max(axis=1).reshape((-1,) + (1,) * (e.ndim - 1))
     top = (1 << k) - 1
-    noise = (rng.random(e.shape, dtype=np.float32) - 0.5) / top
+    noise = rng.random(e.shape, dtype=np.float32)
+    noise -= 0.5
+    noise /= top
     safe = np.where(m == 0, 1, m).astype(e.dtype)
-    q = 2 * m * (quantise(np.clip(e / (2 * safe) + 0.5 + noise, 0, 1), k) - 0.5)  # a sample with no error keeps none
+    q = e / (2 * safe)  # then 2 m (q_k(clip(e / 2m + 1/2 + noise, 0, 1)) - 1/2), in place; no error keeps none
+    q += 0.5
+    q += noise
+    np.clip(q, 0, 1, out=q)
+    _quantise_in_place(q, k)
+    q -= 0.5
+    q *= 2 * m
     return q.astype(e.dtype, copy=False)
 
 
