@@ -318,31 +318,44 @@ def synth_component(component, family: str | None, view=None, il: str | None = N
     return {k: v for k, v in design.get("num_cells_by_type", {}).items() if not k.startswith("$scopeinfo")}
 
 
+def _resources(cells: dict, family: str) -> dict:
+    """LUT4, flip-flops, carries, multipliers and block RAM in ``family``'s Yosys cell counts."""
+    names = RESOURCE_NAMES[family]
+    return {
+        "luts": sum(cells.get(c, 0) for c in names["luts"]),
+        "ffs": sum(v for c, v in cells.items() if any(c == n or c.startswith(n + "_") for n in names["ffs"])),
+        "carries": sum(cells.get(c, 0) for c in names["carry"]),
+        "multipliers": sum(cells.get(c, 0) for c in MULTIPLIERS[family]),
+        "bram": sum(cells.get(c, 0) for c in names["bram"]),
+    }
+
+
+def _periphery_on(spec: BoardSpec, chip, what: str, out_dir: Path, log=None):
+    """``chip``'s periphery synthesized for ``spec``'s family (the arrays as black boxes): the
+    board's capacity, the Yosys cells, the resources and the reasons it does not fit (a list,
+    empty if it does). Makes ``out_dir`` for the report."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    cap = CAPACITY[spec.name]
+    if log:
+        log(f"{spec.title}: synthesizing {what}'s periphery for {spec.family} (minutes)")
+    cells = synth_component(chip, spec.family)
+    periphery = _resources(cells, spec.family)
+    does_not = []
+    if periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]:
+        does_not.append(f"the periphery alone needs {periphery['luts']:,} LUT4 and {periphery['multipliers']} "
+                        f"multipliers; the board's FPGA has {cap['luts']:,} and {cap['multipliers']}")
+    return cap, cells, periphery, does_not
+
+
 def self_training_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
     """What the self-training chip ``chip`` (:class:`rrambnn.hw.trainer.SelfTrainingChip`) asks
     of ``spec``'s FPGA: its periphery synthesized for the family (everything but the arrays),
     its cells against the block RAM, and what keeps it from a bitstream. Writes the report as
     JSON in ``out_dir`` and returns it (``bitstream`` None, ``does_not`` the reasons)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cap = CAPACITY[spec.name]
-    if log:
-        log(f"{spec.title}: synthesizing the self-training chip's periphery for {spec.family} (minutes)")
     t = time.time()
-    cells = synth_component(chip, spec.family)
-    names = RESOURCE_NAMES[spec.family]
-    periphery = {
-        "luts": sum(cells.get(c, 0) for c in names["luts"]),
-        "ffs": sum(v for c, v in cells.items() if any(c == n or c.startswith(n + "_") for n in names["ffs"])),
-        "carries": sum(cells.get(c, 0) for c in names["carry"]),
-        "multipliers": sum(cells.get(c, 0) for c in MULTIPLIERS[spec.family]),
-        "bram": sum(cells.get(c, 0) for c in names["bram"]),
-    }
+    cap, cells, periphery, does_not = _periphery_on(spec, chip, "the self-training chip", out_dir, log)
+    fits = not does_not
     n_cells = chip.planes * sum(a * b for a, b in zip(chip.arch[:-1], chip.arch[1:]))
-    does_not = []
-    if periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]:
-        does_not.append(f"the periphery alone needs {periphery['luts']:,} LUT4 and {periphery['multipliers']} "
-                        f"multipliers; the board's FPGA has {cap['luts']:,} and {cap['multipliers']}")
     memory = cap["bram_bits"] + cap["spram_bits"]
     does_not.append(
         f"the arrays have no FPGA emulation: the emulation twins (hw/folded.py, hw/sparse.py) emulate the binary "
@@ -353,9 +366,44 @@ def self_training_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict
     report = {"board": spec.name, "title": spec.title, "design": "self-training chip",
               "arch": list(chip.arch), "weight_bits": chip.planes, "crossbar_arrays": chip.n_tiles,
               "periphery": periphery, "periphery_yosys_cells": cells, "capacity": cap, "cells_bits": n_cells,
-              "periphery_fits": not (periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]),
+              "periphery_fits": fits,
               "bitstream": None, "does_not": does_not, "synth_s": round(time.time() - t, 1)}
-    path = out_dir / "self-training-report.json"
+    path = Path(out_dir) / "self-training-report.json"
+    write_text(path, json_text(report, indent=1))
+    report["report"] = str(path)
+    return report
+
+
+def cnn_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
+    """What the CNN chip ``chip`` (:class:`rrambnn.hw.cnn.CnnChip`) asks of ``spec``'s FPGA: its
+    periphery (window generators, feature-map register files, sense stages, pooling units, output
+    stage) synthesized for the family with the crossbar tiles as black boxes, the weight and
+    feature-map bits against the block RAM, and what keeps it from a bitstream. Writes the report
+    as JSON in ``out_dir`` and returns it (``bitstream`` None, ``does_not`` the reasons,
+    ``would`` what would make one)."""
+    t = time.time()
+    cap, cells, periphery, does_not = _periphery_on(spec, chip, "the CNN chip", out_dir, log)
+    fits = not does_not
+    # the crossbar cells as built (every plane and kernel copy), and one copy of the weights
+    array_cells = chip.wbits * sum(len(copies) * copies[0].n_in * copies[0].n_out for copies in chip.layers)
+    weight_bits = chip.wbits * sum(int(w.size) for w in chip.net.weights)
+    memory = cap["bram_bits"] + cap["spram_bits"]
+    does_not.append(
+        f"the crossbar arrays have no FPGA emulation: the CNN chip's {chip.n_tiles} tiles ({array_cells:,} cells, "
+        f"kernel copies included) are analog macros, black boxes here, and the emulation twins (hw/folded.py, "
+        f"hw/sparse.py) fold dense binary layers only")
+    maps_fit = weight_bits + chip.map_bits <= memory
+    would = (f"a folded CNN twin, not built: the {weight_bits:,} weight bits and the {chip.map_bits:,} feature-map "
+             f"bits (now {periphery['ffs']:,} flip-flops with the rest of the periphery) in block RAM "
+             f"({weight_bits + chip.map_bits:,} of {memory:,} bits: {'they fit' if maps_fit else 'too many'}), "
+             f"one window's column sums time-multiplexed over lanes")
+    report = {"board": spec.name, "title": spec.title, "design": "CNN chip", "spec": chip.net.spec.text,
+              "weight_bits": chip.wbits, "activation_bits": chip.m, "positions": chip.positions,
+              "tile": list(chip.tile), "crossbar_arrays": chip.n_tiles, "array_cells": array_cells,
+              "network_weight_bits": weight_bits, "map_bits": chip.map_bits, "cycles_per_image": int(chip.interval),
+              "periphery": periphery, "periphery_yosys_cells": cells, "capacity": cap, "periphery_fits": fits,
+              "bitstream": None, "does_not": does_not, "would": would, "synth_s": round(time.time() - t, 1)}
+    path = Path(out_dir) / "cnn-report.json"
     write_text(path, json_text(report, indent=1))
     report["report"] = str(path)
     return report

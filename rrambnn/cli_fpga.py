@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrambnn.cli_args import data_arg, float_arg, int_arg, json_arg, print_json, weights_arg
+from rrambnn.cli_args import data_arg, float_arg, int_arg, json_arg, print_json, ranged_int, weights_arg
 from rrambnn.errors import RrambnnError
 
 
@@ -34,6 +34,36 @@ def _self_training(args, spec):
                        f"(report {report['report']})")
 
 
+def _cnn(args, spec, net):
+    """`fpga --weights CNN.npz`: the CNN chip's periphery on the board, and why no bitstream."""
+    from rrambnn.fileio import check_writable
+    from rrambnn.fpga.build import cnn_fit
+    from rrambnn.hw.cnn import make_chip
+    for opt in ("lanes", "chunks", "rows", "freq"):
+        if getattr(args, opt) is not None:
+            raise RrambnnError(f"--{opt} folds the binary chip's emulation twin; a CNN weights file gets the CNN "
+                               f"chip's fit report")
+    if args.self_training or args.variant != "emulation":
+        raise RrambnnError(f"{'--self-training' if args.self_training else '--variant ' + args.variant} does not "
+                           f"apply to a CNN weights file (the CNN chip has no self-training or macro variant)")
+    positions = args.positions or 1
+    chip = make_chip(net, tile=args.tile, positions=positions)  # refused before the folder is made
+    out = check_writable(Path(args.out or f"out/fpga/{spec.name}-cnn-p{positions}"), directory=True)
+    report = cnn_fit(spec, chip, out, log=None if args.json else print)
+    if args.json:
+        print_json(report)
+    else:
+        p, cap = report["periphery"], report["capacity"]
+        print(f"{report['title']}, CNN chip {report['spec']} ({report['weight_bits']}-bit weights, "
+              f"{report['activation_bits']}-bit activations, {report['positions']} position(s) per step, "
+              f"{report['crossbar_arrays']} arrays, {report['cycles_per_image']:,} cycles per image)")
+        print(f"  periphery (arrays as black boxes): LUT4 {p['luts']:,}/{cap['luts']:,}, flip-flops {p['ffs']:,}, "
+              f"carries {p['carries']:,}, multipliers {p['multipliers']}/{cap['multipliers']}, block RAM {p['bram']}")
+        print(f"  what would: {report['would']}")
+    raise RrambnnError(f"no bitstream for the CNN chip on {spec.name}: {'; '.join(report['does_not'])} "
+                       f"(report {report['report']})")
+
+
 def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
     if text is None:
         return None
@@ -52,7 +82,15 @@ def cmd_fpga(args):
     from rrambnn.fpga.build import board_spec
     from rrambnn.fpga.twin import build_bitstream
     from rrambnn.gen.netfile import load_network
+    from rrambnn.gen.cnn import CnnNetwork
     spec = board_spec(args.board)
+    if args.weights is not None:
+        from rrambnn.gen.netfile import read_network
+        read = read_network(args.weights)
+        if isinstance(read, CnnNetwork):
+            return _cnn(args, spec, read)
+    if args.positions is not None:
+        raise RrambnnError("--positions applies to CNN chips (a weights file of format rrambnn-cnn)")
     if args.self_training:
         return _self_training(args, spec)
     if args.variant != "emulation":
@@ -176,6 +214,11 @@ def add_fpga_commands(sub):
                                   "lanes per layer (comma-separated; the ULX3S default 32,24,16)")
     f.add_argument("--baud", type=int_arg, default=115200, help="UART baud rate of the host link")
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
+    f.add_argument("--positions", type=ranged_int(1, 64), default=None,
+                   help="a CNN weights file: output columns each convolution computes per step in the CNN chip "
+                        "whose fit is reported (default 1)")
+    f.add_argument("--tile", default="128x128", help="a CNN weights file: crossbar tile size ROWSxCOLS "
+                                                     "(default 128x128)")
     f.add_argument("--self-training", action="store_true",
                    help="the self-training chip of an n-bit online network (--weights; default the shipped "
                         "online-400-200-10.npz): synthesizes its periphery for the board and reports what keeps it "

@@ -138,3 +138,44 @@ def test_shipped_lenet5_chip_on_all_test_images(weights, mnist_test):
     for mode, r in rep["modes"].items():
         assert r["passed"] and r["mismatches"] == 0 and r["agreement"] == 1.0, (mode, r)
         assert r["hw_accuracy"] == r["golden_accuracy"]
+
+
+def _cli(*a):
+    return subprocess.run([sys.executable, "-m", "rrambnn", *a], capture_output=True, text=True)
+
+
+def test_fpga_of_a_cnn_refuses_the_binary_chips_options(tmp_path):
+    net = random_cnn("i9x7x1-c3x5s2p1-p2-d6-d4", 2, 2, np.random.default_rng(46))
+    w = tmp_path / "cnn.npz"
+    net.save(w)
+    for args, message in ((("--lanes", "2"), "--lanes folds the binary chip's emulation twin"),
+                          (("--variant", "macro"), "--variant macro does not apply to a CNN weights file"),
+                          (("--self-training",), "--self-training does not apply to a CNN weights file"),
+                          (("--positions", "3"), "3 positions per step and p2 pooling")):
+        r = _cli("fpga", "--board", "ulx3s-85f", "--weights", str(w), "--out", str(tmp_path / "b"), *args)
+        assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "b").exists()
+    r = _cli("fpga", "--board", "ulx3s-85f", "--positions", "2", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "--positions applies to CNN chips" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.fpga
+def test_fpga_of_a_cnn_reports_its_periphery_and_why_no_bitstream(tmp_path):
+    """A small CNN chip's periphery synthesized for the ECP5; no bitstream, and the one error line
+    and the report say why and what would make one."""
+    import json
+    net = random_cnn("i9x7x1-c3x5s2p1-p2-d6-d4", 2, 2, np.random.default_rng(46))
+    w = tmp_path / "cnn.npz"
+    net.save(w)
+    r = _cli("fpga", "--board", "ulx3s-85f", "--weights", str(w), "--positions", "2", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "no bitstream for the CNN chip on ulx3s-85f" in r.stderr
+    assert "the crossbar arrays have no FPGA emulation" in r.stderr
+    report = json.loads((tmp_path / "b" / "cnn-report.json").read_text())
+    chip = make_chip(net, positions=2)
+    assert report["bitstream"] is None and report["periphery_fits"] and report["periphery"]["luts"] > 50
+    assert report["cycles_per_image"] == chip.interval == 46 and report["map_bits"] == chip.map_bits
+    assert report["network_weight_bits"] == 2 * (9 * 5 + 20 * 6 + 6 * 4)  # 2x2x5 pooled: 20 inputs
+    assert report["array_cells"] == 2 * (2 * 9 * 5 + 20 * 6 + 6 * 4)  # two copies of the kernels
+    assert "LUT4" in r.stdout and "a folded CNN twin, not built" in r.stdout
