@@ -321,13 +321,17 @@ def synth_component(component, family: str | None, view=None, il: str | None = N
 def _resources(cells: dict, family: str) -> dict:
     """LUT4, flip-flops, carries, multipliers and block RAM in ``family``'s Yosys cell counts."""
     names = RESOURCE_NAMES[family]
-    return {
+    out = {
         "luts": sum(cells.get(c, 0) for c in names["luts"]),
         "ffs": sum(v for c, v in cells.items() if any(c == n or c.startswith(n + "_") for n in names["ffs"])),
         "carries": sum(cells.get(c, 0) for c in names["carry"]),
         "multipliers": sum(cells.get(c, 0) for c in MULTIPLIERS[family]),
         "bram": sum(cells.get(c, 0) for c in names["bram"]),
     }
+    # an ECP5 carry cell (CCU2C) takes the two LUT4 sites of a slice half; an iCE40 SB_CARRY
+    # rides along with the LUT4 Yosys counts
+    out["lut_sites"] = out["luts"] + (2 * out["carries"] if family == "ecp5" else 0)
+    return out
 
 
 def _periphery_on(spec: BoardSpec, chip, what: str, out_dir: Path, log=None):
@@ -341,9 +345,12 @@ def _periphery_on(spec: BoardSpec, chip, what: str, out_dir: Path, log=None):
     cells = synth_component(chip, spec.family)
     periphery = _resources(cells, spec.family)
     does_not = []
-    if periphery["luts"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]:
-        does_not.append(f"the periphery alone needs {periphery['luts']:,} LUT4 and {periphery['multipliers']} "
-                        f"multipliers; the board's FPGA has {cap['luts']:,} and {cap['multipliers']}")
+    if periphery["lut_sites"] > cap["luts"] or periphery["multipliers"] > cap["multipliers"]:
+        carry = (f" sites ({periphery['luts']:,} LUT4 and {periphery['carries']:,} carry cells of two sites)"
+                 if periphery["lut_sites"] != periphery["luts"] else "")
+        does_not.append(f"the periphery alone needs {periphery['lut_sites']:,} LUT4{carry} and "
+                        f"{periphery['multipliers']} multipliers; the board's FPGA has {cap['luts']:,} and "
+                        f"{cap['multipliers']}")
     return cap, cells, periphery, does_not
 
 
@@ -389,18 +396,21 @@ def cnn_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
     weight_bits = chip.wbits * sum(int(w.size) for w in chip.net.weights)
     memory = cap["bram_bits"] + cap["spram_bits"]
     does_not.append(
-        f"the crossbar arrays have no FPGA emulation: the CNN chip's {chip.n_tiles} tiles ({array_cells:,} cells, "
-        f"kernel copies included) are analog macros, black boxes here, and the emulation twins (hw/folded.py, "
+        f"the crossbar arrays have no FPGA emulation: the CNN chip's {chip.n_tiles} tiles ({array_cells:,} cells "
+        f"used, kernel copies included) are analog macros, black boxes here, and the emulation twins (hw/folded.py, "
         f"hw/sparse.py) fold dense binary layers only")
-    maps_fit = weight_bits + chip.map_bits <= memory
-    would = (f"a folded CNN twin, not built: the {weight_bits:,} weight bits and the {chip.map_bits:,} feature-map "
-             f"bits (now {periphery['ffs']:,} flip-flops with the rest of the periphery) in block RAM "
-             f"({weight_bits + chip.map_bits:,} of {memory:,} bits: {'they fit' if maps_fit else 'too many'}), "
-             f"one window's column sums time-multiplexed over lanes")
+    # the sense stages' thresholds (constants of the flash comparators), at their sums' width
+    threshold_bits = sum(int(t.size) * copies[0].sw for t, copies in zip(chip.net.thresholds, chip.layers))
+    held = weight_bits + chip.map_bits + threshold_bits
+    would = (f"a folded CNN twin, not built: the {weight_bits:,} weight bits, {chip.map_bits:,} feature-map bits "
+             f"(register files now) and {threshold_bits:,} threshold bits in block RAM ({held:,} of {memory:,} "
+             f"bits: {'they fit' if held <= memory else 'too many'}), one window's column sums and one converter "
+             f"time-multiplexed over lanes")
     report = {"board": spec.name, "title": spec.title, "design": "CNN chip", "spec": chip.net.spec.text,
               "weight_bits": chip.wbits, "activation_bits": chip.m, "positions": chip.positions,
               "tile": list(chip.tile), "crossbar_arrays": chip.n_tiles, "array_cells": array_cells,
-              "network_weight_bits": weight_bits, "map_bits": chip.map_bits, "cycles_per_image": int(chip.interval),
+              "network_weight_bits": weight_bits, "map_bits": chip.map_bits, "threshold_bits": threshold_bits,
+              "cycles_per_image": int(chip.interval),
               "periphery": periphery, "periphery_yosys_cells": cells, "capacity": cap, "periphery_fits": fits,
               "bitstream": None, "does_not": does_not, "would": would, "synth_s": round(time.time() - t, 1)}
     path = Path(out_dir) / "cnn-report.json"

@@ -39,16 +39,18 @@ def _cnn(args, spec, net):
     from rrambnn.fileio import check_writable
     from rrambnn.fpga.build import cnn_fit
     from rrambnn.hw.cnn import make_chip
-    for opt in ("lanes", "chunks", "rows", "freq"):
+    for opt in ("lanes", "chunks", "rows", "freq", "baud", "data"):
         if getattr(args, opt) is not None:
-            raise RrambnnError(f"--{opt} folds the binary chip's emulation twin; a CNN weights file gets the CNN "
-                               f"chip's fit report")
+            raise RrambnnError(f"--{opt} belongs to the binary chips' bitstreams; a CNN weights file gets the CNN "
+                               f"chip's fit report (no bitstream)")
     if args.self_training or args.variant != "emulation":
         raise RrambnnError(f"{'--self-training' if args.self_training else '--variant ' + args.variant} does not "
                            f"apply to a CNN weights file (the CNN chip has no self-training or macro variant)")
     positions = args.positions or 1
-    chip = make_chip(net, tile=args.tile, positions=positions)  # refused before the folder is made
-    out = check_writable(Path(args.out or f"out/fpga/{spec.name}-cnn-p{positions}"), directory=True)
+    tile = args.tile or "128x128"
+    chip = make_chip(net, tile=tile, positions=positions)  # refused before the folder is made
+    default = f"out/fpga/{spec.name}-cnn-{Path(args.weights).stem}-p{positions}-t{tile}"
+    out = check_writable(Path(args.out or default), directory=True, files=("cnn-report.json",))
     report = cnn_fit(spec, chip, out, log=None if args.json else print)
     if args.json:
         print_json(report)
@@ -57,8 +59,9 @@ def _cnn(args, spec, net):
         print(f"{report['title']}, CNN chip {report['spec']} ({report['weight_bits']}-bit weights, "
               f"{report['activation_bits']}-bit activations, {report['positions']} position(s) per step, "
               f"{report['crossbar_arrays']} arrays, {report['cycles_per_image']:,} cycles per image)")
-        print(f"  periphery (arrays as black boxes): LUT4 {p['luts']:,}/{cap['luts']:,}, flip-flops {p['ffs']:,}, "
-              f"carries {p['carries']:,}, multipliers {p['multipliers']}/{cap['multipliers']}, block RAM {p['bram']}")
+        print(f"  periphery (arrays as black boxes): LUT4 sites {p['lut_sites']:,}/{cap['luts']:,} (LUT4 "
+              f"{p['luts']:,}, carries {p['carries']:,}), flip-flops {p['ffs']:,}, multipliers "
+              f"{p['multipliers']}/{cap['multipliers']}, block RAM {p['bram']}")
         print(f"  what would: {report['would']}")
     raise RrambnnError(f"no bitstream for the CNN chip on {spec.name}: {'; '.join(report['does_not'])} "
                        f"(report {report['report']})")
@@ -81,30 +84,32 @@ def _int_list(text: str | None, name: str, n: int) -> list[int] | None:
 def cmd_fpga(args):
     from rrambnn.fpga.build import board_spec
     from rrambnn.fpga.twin import build_bitstream
-    from rrambnn.gen.netfile import load_network
     from rrambnn.gen.cnn import CnnNetwork
+    from rrambnn.gen.netfile import accept, read_network
     spec = board_spec(args.board)
+    read = None
     if args.weights is not None:
-        from rrambnn.gen.netfile import read_network
         read = read_network(args.weights)
         if isinstance(read, CnnNetwork):
             return _cnn(args, spec, read)
-    if args.positions is not None:
-        raise RrambnnError("--positions applies to CNN chips (a weights file of format rrambnn-cnn)")
+    for flag, given in (("--positions", args.positions), ("--tile", args.tile)):
+        if given is not None:
+            raise RrambnnError(f"{flag} applies to CNN chips (a weights file of format rrambnn-cnn)")
+    baud = 115200 if args.baud is None else args.baud
     if args.self_training:
         return _self_training(args, spec)
     if args.variant != "emulation":
         for opt in ("lanes", "chunks", "rows"):
             if getattr(args, opt) is not None:
                 raise RrambnnError(f"--{opt} folds the emulation twin; the {args.variant} variant has no fold")
-    net = load_network(args.weights)
+    net = accept(read_network(None) if read is None else read, args.weights)
     n = len(net.weights)
     out = Path(args.out or f"out/fpga/{spec.name}-{args.variant}")
     fold = {}
     if args.variant == "emulation":
         fold = {"lanes": _int_list(args.lanes, "lanes", n), "chunks": _int_list(args.chunks, "chunks", n),
                 "rows": _int_list(args.rows, "rows", n)}
-    report = build_bitstream(net, spec, args.variant, out, **fold, freq_mhz=args.freq, baud=args.baud,
+    report = build_bitstream(net, spec, args.variant, out, **fold, freq_mhz=args.freq, baud=baud,
                              data_dir=args.data, log=None if args.json else print)
     interval = report.get("interval_cycles")
     if args.json:
@@ -126,7 +131,7 @@ def cmd_fpga(args):
     elif "interval_note" in report:
         print(f"  {report['interval_note']}")
     if args.variant == "emulation":
-        print(f"  host link: UART {args.baud} baud, up to {report['link_images_per_s']:g} images/s over the wire; "
+        print(f"  host link: UART {baud} baud, up to {report['link_images_per_s']:g} images/s over the wire; "
               f"`rrambnn board bench` measures the core on the board")
     print(f"  report {report['report']}; {report['build_s']:g} s")
 
@@ -212,13 +217,13 @@ def add_fpga_commands(sub):
     f.add_argument("--chunks", help="emulation: inputs per memory word, per layer (comma-separated)")
     f.add_argument("--rows", help="emulation: event-driven layers reading only active inputs, this many row "
                                   "lanes per layer (comma-separated; the ULX3S default 32,24,16)")
-    f.add_argument("--baud", type=int_arg, default=115200, help="UART baud rate of the host link")
+    f.add_argument("--baud", type=int_arg, default=None, help="UART baud rate of the host link (default 115200)")
     f.add_argument("--out", help="build directory (default out/fpga/BOARD-VARIANT)")
     f.add_argument("--positions", type=ranged_int(1, 64), default=None,
                    help="a CNN weights file: output columns each convolution computes per step in the CNN chip "
                         "whose fit is reported (default 1)")
-    f.add_argument("--tile", default="128x128", help="a CNN weights file: crossbar tile size ROWSxCOLS "
-                                                     "(default 128x128)")
+    f.add_argument("--tile", default=None, help="a CNN weights file: crossbar tile size ROWSxCOLS "
+                                                "(default 128x128)")
     f.add_argument("--self-training", action="store_true",
                    help="the self-training chip of an n-bit online network (--weights; default the shipped "
                         "online-400-200-10.npz): synthesizes its periphery for the board and reports what keeps it "

@@ -148,15 +148,19 @@ def test_fpga_of_a_cnn_refuses_the_binary_chips_options(tmp_path):
     net = random_cnn("i9x7x1-c3x5s2p1-p2-d6-d4", 2, 2, np.random.default_rng(46))
     w = tmp_path / "cnn.npz"
     net.save(w)
-    for args, message in ((("--lanes", "2"), "--lanes folds the binary chip's emulation twin"),
+    for args, message in ((("--lanes", "2"), "--lanes belongs to the binary chips' bitstreams"),
+                          (("--baud", "9600"), "--baud belongs to the binary chips' bitstreams"),
                           (("--variant", "macro"), "--variant macro does not apply to a CNN weights file"),
                           (("--self-training",), "--self-training does not apply to a CNN weights file"),
                           (("--positions", "3"), "3 positions per step and p2 pooling")):
         r = _cli("fpga", "--board", "ulx3s-85f", "--weights", str(w), "--out", str(tmp_path / "b"), *args)
         assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "b").exists()
-    r = _cli("fpga", "--board", "ulx3s-85f", "--positions", "2", "--out", str(tmp_path / "b"))
-    assert r.returncode == 2 and "--positions applies to CNN chips" in r.stderr
+    for args, flag in ((("--positions", "2"), "--positions"), (("--tile", "64x64"), "--tile"),
+                       (("--weights", "weights/bnn-400-128-128-10.npz", "--tile", "64x64"), "--tile")):
+        r = _cli("fpga", "--board", "ulx3s-85f", *args, "--out", str(tmp_path / "b"))
+        assert r.returncode == 2 and f"{flag} applies to CNN chips" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow
@@ -178,4 +182,8 @@ def test_fpga_of_a_cnn_reports_its_periphery_and_why_no_bitstream(tmp_path):
     assert report["cycles_per_image"] == chip.interval == 46 and report["map_bits"] == chip.map_bits
     assert report["network_weight_bits"] == 2 * (9 * 5 + 20 * 6 + 6 * 4)  # 2x2x5 pooled: 20 inputs
     assert report["array_cells"] == 2 * (2 * 9 * 5 + 20 * 6 + 6 * 4)  # two copies of the kernels
+    p = report["periphery"]
+    assert p["lut_sites"] == p["luts"] + 2 * p["carries"]  # an ECP5 carry cell takes two LUT4 sites
+    widths = [copies[0].sw for copies in chip.layers]
+    assert report["threshold_bits"] == sum(t.size * w for t, w in zip(net.thresholds, widths))
     assert "LUT4" in r.stdout and "a folded CNN twin, not built" in r.stdout
