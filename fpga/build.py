@@ -354,6 +354,13 @@ def _periphery_on(spec: BoardSpec, chip, what: str, out_dir: Path, log=None):
     return cap, cells, periphery, does_not
 
 
+def _written(report: dict, path: Path) -> dict:
+    """``report`` written as JSON to ``path``, returned with its path under ``report``."""
+    write_text(path, json_text(report, indent=1))
+    report["report"] = str(path)
+    return report
+
+
 def self_training_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
     """What the self-training chip ``chip`` (:class:`rrambnn.hw.trainer.SelfTrainingChip`) asks
     of ``spec``'s FPGA: its periphery synthesized for the family (everything but the arrays),
@@ -375,10 +382,7 @@ def self_training_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict
               "periphery": periphery, "periphery_yosys_cells": cells, "capacity": cap, "cells_bits": n_cells,
               "periphery_fits": fits,
               "bitstream": None, "does_not": does_not, "synth_s": round(time.time() - t, 1)}
-    path = Path(out_dir) / "self-training-report.json"
-    write_text(path, json_text(report, indent=1))
-    report["report"] = str(path)
-    return report
+    return _written(report, Path(out_dir) / "self-training-report.json")
 
 
 def cnn_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
@@ -399,8 +403,8 @@ def cnn_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
         f"the crossbar arrays have no FPGA emulation: the CNN chip's {chip.n_tiles} tiles ({array_cells:,} cells "
         f"used, kernel copies included) are analog macros, black boxes here, and the emulation twins (hw/folded.py, "
         f"hw/sparse.py) fold dense binary layers only")
-    # the sense stages' thresholds (constants of the flash comparators), at their sums' width
-    threshold_bits = sum(int(t.size) * copies[0].sw for t, copies in zip(chip.net.thresholds, chip.layers))
+    # the sense stages' thresholds (constants of the flash comparators), at the layers' threshold width
+    threshold_bits = sum(int(t.size) * copies[0].tw for t, copies in zip(chip.net.thresholds, chip.layers))
     held = weight_bits + chip.map_bits + threshold_bits
     would = (f"a folded CNN twin, not built: the {weight_bits:,} weight bits, {chip.map_bits:,} feature-map bits "
              f"(register files now) and {threshold_bits:,} threshold bits in block RAM ({held:,} of {memory:,} "
@@ -413,7 +417,4 @@ def cnn_fit(spec: BoardSpec, chip, out_dir: Path, *, log=None) -> dict:
               "cycles_per_image": int(chip.interval),
               "periphery": periphery, "periphery_yosys_cells": cells, "capacity": cap, "periphery_fits": fits,
               "bitstream": None, "does_not": does_not, "would": would, "synth_s": round(time.time() - t, 1)}
-    path = Path(out_dir) / "cnn-report.json"
-    write_text(path, json_text(report, indent=1))
-    report["report"] = str(path)
-    return report
+    return _written(report, Path(out_dir) / "cnn-report.json")

@@ -184,6 +184,6 @@ def test_fpga_of_a_cnn_reports_its_periphery_and_why_no_bitstream(tmp_path):
     assert report["array_cells"] == 2 * (2 * 9 * 5 + 20 * 6 + 6 * 4)  # two copies of the kernels
     p = report["periphery"]
     assert p["lut_sites"] == p["luts"] + 2 * p["carries"]  # an ECP5 carry cell takes two LUT4 sites
-    widths = [copies[0].sw for copies in chip.layers]
+    widths = [copies[0].tw for copies in chip.layers]
     assert report["threshold_bits"] == sum(t.size * w for t, w in zip(net.thresholds, widths))
     assert "LUT4" in r.stdout and "a folded CNN twin, not built" in r.stdout
