@@ -324,8 +324,8 @@ def check_binary(net):
     """``net`` itself when it is a binary network (what the analog model reads); one error line
     otherwise."""
     if not isinstance(net, BinaryNetwork):
-        raise RrambnnError("--device models the binary chip's analog reads; multi-bit, online and CNN networks "
-                           "do not take it yet")
+        raise RrambnnError("--device here models the binary chip's analog reads (its Verilog crossbar model); "
+                           "multi-bit and CNN networks take --device on eval and sweep variation (golden model)")
     return net
 
 
@@ -423,11 +423,18 @@ def calibrate(net: BinaryNetwork, chip: ChipMap, x_cal: np.ndarray) -> list[np.n
     return out
 
 
-def _best_thresholds(s: np.ndarray, want: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Per column, the threshold t maximising #{s >= t and want} + #{s < t and not want}."""
-    n, m = s.shape
+def sort_columns(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's order and sorted values (what :func:`_best_thresholds` fits on; sort once
+    for the several levels of one sense stage)."""
     order = np.argsort(s, axis=0, kind="stable")
-    ss = np.take_along_axis(s, order, axis=0)
+    return order, np.take_along_axis(s, order, axis=0)
+
+
+def _best_thresholds(s: np.ndarray, want: np.ndarray, prior: np.ndarray, presorted=None) -> np.ndarray:
+    """Per column, the threshold t maximising #{s >= t and want} + #{s < t and not want}
+    (``presorted``: :func:`sort_columns` of ``s``)."""
+    n, m = s.shape
+    order, ss = sort_columns(s) if presorted is None else presorted
     ww = np.take_along_axis(want, order, axis=0)
     # threshold just above sorted value k-1 (k = 0..n): below it k values, those not wanted agree
     below_no = np.vstack([np.zeros((1, m), np.int64), np.cumsum(~ww, axis=0)])

@@ -137,7 +137,7 @@ def _eval_device(args, net):
     from rrambnn.studies import variation
     if args.disturbance:
         raise RrambnnError("--disturbance and --device are two models of the reads; give one")
-    variation.check_binary(net)
+    variation.check_analog(net)
     profile = analog.load_profile(args.device)
     if args.read_time is not None:
         profile = profile.scaled(read_time_s=args.read_time)
@@ -235,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CNNs: also the accuracy with every weight read as w*(1+u), u ~ U[-d, d]")
     e.add_argument("--seed", type=seed_arg, default=0, help="--disturbance: the draws' seed; --device: the first chip's")
     e.add_argument("--device", metavar="FILE.toml|NAME",
-                   help="binary chips: analog reads of a device profile (ideal, mild, realistic, harsh, aihwkit-pcm, "
-                        "or a TOML file): accuracy of --chips chips before and after calibration")
+                   help="analog reads of a device profile (ideal, mild, realistic, harsh, aihwkit-pcm, or a TOML "
+                        "file) for binary, multi-bit and CNN networks: accuracy of --chips chips before and after "
+                        "calibration")
     e.add_argument("--chips", type=ranged_int(1, 10_000), default=None,
                    help="--device: chips drawn (seeds --seed, --seed + 1, ...; default 5)")
     e.add_argument("--calibration", type=ranged_int(0, MNIST_TRAIN), default=None,

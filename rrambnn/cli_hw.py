@@ -53,8 +53,8 @@ def cmd_verilog(args):
     read = _network(args)
     cnn = read if isinstance(read, CnnNetwork) else None
     if cnn is not None and args.device is not None:
-        raise RrambnnError("--device models the binary chip's analog reads; multi-bit, online and CNN networks do "
-                           "not take it yet")
+        from rrambnn.gen.analog import check_binary
+        check_binary(cnn)
     if cnn is not None:
         from rrambnn.hw.cnn import generate_cnn, make_chip
         chip = make_chip(cnn, tile=args.tile, positions=args.positions or 1, output=args.output, debug=args.debug)

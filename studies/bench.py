@@ -367,7 +367,8 @@ def analog_monte_carlo(net, x, labels, data_dir, *, chips: int, progress: bool =
 
     from rrambnn.gen import analog
     from rrambnn.gen.mnist import load_split
-    from rrambnn.studies.variation import check_binary, check_chips
+    from rrambnn.gen.analog import check_binary
+    from rrambnn.studies.variation import check_chips
     check_binary(net)
     check_chips(chips, "--analog")
     prof = analog.load_profile("realistic")

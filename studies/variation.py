@@ -1,9 +1,10 @@
-"""Analog device studies of the reference chip: accuracy of chips drawn from a device profile
-(`rrambnn eval --device`), before and after per-chip calibration, and the Monte Carlo sweep of
-each effect's strength (`rrambnn sweep variation`).
+"""Analog device studies: accuracy of chips drawn from a device profile (`rrambnn eval
+--device`), before and after per-chip calibration, and the Monte Carlo sweep of each effect's
+strength (`rrambnn sweep variation`), for binary, multi-bit and convolutional networks.
 
-Every chip is the golden analog model (:mod:`rrambnn.gen.analog`) with its own seed: its
-conductance map, sense offsets and read noise all follow from it. Calibration fits each chip's
+Every chip is the golden analog model (:mod:`rrambnn.gen.analog` for binary networks,
+:mod:`rrambnn.gen.analog_coded` for weights in bit slices) with its own seed: its conductance
+map, sense offsets and read noise all follow from it. Calibration fits each chip's
 thresholds from the first ``calibration`` images of the *training* split read through that chip;
 accuracy is always on the test split (10,000 images by default), a priority reject counting wrong.
 """
@@ -21,7 +22,6 @@ import numpy as np
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import OutputSet, check_writable, json_text, save_figure, write_text
 from rrambnn.gen import analog
-from rrambnn.gen.analog import check_binary
 from rrambnn.studies.points import run_points
 
 # sweep axes: the profile key each sets, its default values, and how it reads in a table
@@ -52,14 +52,46 @@ def _stats(v) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std()), "worst": float(v.min()), "best": float(v.max())}
 
 
+def check_analog(net):
+    """``net`` when the analog model reads it (binary, multi-bit and CNN networks); one error
+    line otherwise."""
+    from rrambnn.gen.cnn import CnnNetwork
+    from rrambnn.gen.network import BinaryNetwork
+    from rrambnn.gen.sliced import SlicedNetwork
+    if not isinstance(net, (BinaryNetwork, SlicedNetwork, CnnNetwork)):
+        raise RrambnnError("--device models binary, multi-bit and CNN networks' reads; an online network's "
+                           "codes are not one of them")
+    return net
+
+
+def _model(net):
+    """The analog model of ``net``: (chip of a profile and seed, accuracy, calibration)."""
+    from rrambnn.gen import analog_coded
+    from rrambnn.gen.network import BinaryNetwork
+    if isinstance(net, BinaryNetwork):
+        return (lambda p, s: analog.chip_map(analog.faulty_cells(net, p, s), p, s), analog.accuracy,
+                analog.calibrate)
+    return (lambda p, s: analog_coded.chip(net, p, s), analog_coded.accuracy, analog_coded.calibrate)
+
+
+def describe_network(net) -> str:
+    """What a report calls the network."""
+    if hasattr(net, "spec"):
+        return f"CNN {net.spec.text} (W{net.wbits}/A{net.abits})"
+    if hasattr(net, "abits"):
+        return f"multi-bit {'-'.join(map(str, net.arch))} (W{'t' if net.ternary else net.wbits}/A{net.abits})"
+    return f"binary {'-'.join(map(str, net.arch))}"
+
+
 def chips_accuracy(net, x, y, x_cal, profile: analog.Profile, seeds, progress=None) -> list[dict]:
     """Per chip: accuracy before calibration and, with calibration images, after."""
+    make, acc, cal = _model(check_analog(net))
     rows = []
     for seed in seeds:
-        chip = analog.chip_map(analog.faulty_cells(net, profile, seed), profile, seed)
-        row = {"seed": int(seed), "before": analog.accuracy(net, x, y, chip)}
+        chip = make(profile, seed)
+        row = {"seed": int(seed), "before": acc(net, x, y, chip)}
         if len(x_cal):
-            row["after"] = analog.accuracy(net, x, y, chip, theta=analog.calibrate(net, chip, x_cal))
+            row["after"] = acc(net, x, y, chip, theta=cal(net, chip, x_cal))
         rows.append(row)
         if progress:
             progress(1)
@@ -87,7 +119,7 @@ def _data(net, data_dir, calibration: int):
     from rrambnn.gen.netfile import network_inputs
     te = load_split("test", data_dir)
     x, y = network_inputs(net, te.images), te.labels
-    x_cal = np.zeros((0, x.shape[1]), np.uint8)
+    x_cal = x[:0]
     if calibration:
         tr = load_split("train", data_dir)
         check_calibration(calibration, len(tr.images))
@@ -100,7 +132,7 @@ def device_eval(net, profile: analog.Profile, *, chips: int = 5, seed: int = 0, 
     """``chips`` chips of ``profile`` (seeds ``seed``...): accuracy before and after calibration,
     per chip and summarised, beside the digital twin's."""
     from tqdm import tqdm
-    check_binary(net)
+    check_analog(net)
     check_chips(chips)
     x, y, x_cal = _data(net, data_dir, calibration)
     digital = net.accuracy(x, y)
@@ -108,7 +140,8 @@ def device_eval(net, profile: analog.Profile, *, chips: int = 5, seed: int = 0, 
     t0 = time.time()
     rows = chips_accuracy(net, x, y, x_cal, profile, range(seed, seed + chips), progress=bar.update)
     bar.close()
-    return {"profile": profile.describe(), "sources": profile.sources, "chips": chips, "first_seed": seed,
+    return {"network": describe_network(net), "profile": profile.describe(), "sources": profile.sources,
+            "chips": chips, "first_seed": seed,
             "images": len(x), "calibration_images": len(x_cal), "digital": digital,
             "summary": summarise(rows, digital), "per_chip": rows, "seconds": round(time.time() - t0, 2)}
 
@@ -116,8 +149,8 @@ def device_eval(net, profile: analog.Profile, *, chips: int = 5, seed: int = 0, 
 def eval_lines(res: dict) -> list[str]:
     p, s = res["profile"], res["summary"]
     pct = lambda v: f"{v * 100:.2f}%"  # noqa: E731
-    lines = [f"device {p['name']} ({p['path']}): {res['chips']} chip(s) from seed {res['first_seed']}, "
-             f"{res['images']} test images",
+    lines = [f"{res.get('network', 'network')}, device {p['name']} ({p['path']}): {res['chips']} chip(s) from seed "
+             f"{res['first_seed']}, {res['images']} test images",
              f"  digital twin:       argmax {pct(res['digital']['argmax'])}  priority {pct(res['digital']['priority'])}"]
     for stage, what in (("before", "as programmed:     "), ("after", "after calibration: ")):
         if stage in s:
@@ -152,8 +185,11 @@ def _point(net, net_key: str, data_dir, calibration: int, point: dict) -> dict:
 def _network_key(net) -> str:
     """What a kept point's network is: a hash of its weights, thresholds and input stage (the
     file was read once; its bytes also hold metadata that does not change a chip)."""
-    h = hashlib.sha1(json.dumps([net.arch, net.output_mode, None if net.preprocess is None else
-                                 [net.preprocess.crop, net.preprocess.threshold]]).encode())
+    if hasattr(net, "abits"):  # multi-bit and CNN
+        h = hashlib.sha1(json.dumps([describe_network(net), net.output_mode, getattr(net, "cobits", None)]).encode())
+    else:  # binary: as before (points kept by earlier sweeps stay valid)
+        h = hashlib.sha1(json.dumps([net.arch, net.output_mode, None if net.preprocess is None else
+                                     [net.preprocess.crop, net.preprocess.threshold]]).encode())
     for a in (*net.weights, *net.thresholds):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:12]
@@ -196,7 +232,7 @@ def sweep(net_path, out, *, device: str = "realistic", effects: str = "variation
     """Accuracy (mean, spread, worst over ``chips`` chips) against each effect's strength, alone,
     before and after calibration; md/json/png in ``out``, points kept for a resumed run."""
     from rrambnn.gen.netfile import load_network
-    net = check_binary(load_network(net_path))
+    net = check_analog(load_network(net_path, multi_bit=True, cnn=True))
     base = analog.load_profile(device)
     check_chips(chips)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -222,7 +258,8 @@ def sweep(net_path, out, *, device: str = "realistic", effects: str = "variation
                       desc="sweep variation", progress=progress)
     curves = [{"effect": r["effect"], "value": r["value"], **summarise(r["rows"], digital),
                "seconds": r["seconds"]} for r in rows]
-    res = {"device": base.describe(), "sources": base.sources, "chips": chips, "first_seed": seed,
+    res = {"network": describe_network(net), "device": base.describe(), "sources": base.sources, "chips": chips,
+           "first_seed": seed,
            "calibration_images": calibration, "images": len(x), "digital": digital,
            "effects": {e: {"key": EFFECTS[e][0], "meaning": EFFECTS[e][2], "values": vs} for e, vs in axes},
            "curves": curves, "wall_seconds": round(time.time() - t0, 1), "points_run": len(points) - kept,
@@ -243,7 +280,7 @@ def _fields(p: analog.Profile) -> dict:
 def table(res: dict) -> str:
     pct = lambda v: f"{v * 100:.2f}%"  # noqa: E731
     d = res["device"]
-    lines = [f"Reference chip on {res['images']:,} MNIST test images, {res['chips']} chips per point (seeds from "
+    lines = [f"{res.get('network', 'Reference chip')} on {res['images']:,} MNIST test images, {res['chips']} chips per point (seeds from "
              f"{res['first_seed']}); each effect alone on the conductances of profile `{d['name']}` (G_LRS "
              f"{d['g_lrs_us']} uS, on/off {d['on_off_ratio']}). Digital twin: argmax {pct(res['digital']['argmax'])}, "
              f"priority {pct(res['digital']['priority'])}. Calibration: thresholds refitted per chip from "
@@ -286,7 +323,7 @@ def plot(res: dict, path: Path):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("MNIST test accuracy, argmax (%)")
     axes[0][0].legend(fontsize=6, loc="lower left")
-    fig.suptitle(f"Reference chip, {res['chips']} chips per point, conductances of {res['device']['name']}",
+    fig.suptitle(f"{res.get('network', 'Reference chip')}, {res['chips']} chips per point, conductances of {res['device']['name']}",
                  fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)

@@ -147,8 +147,8 @@ def test_bad_profiles_are_one_error_naming_the_key(tmp_path, damage, message):
 
 
 def test_eval_device_cli(tmp_path):
-    """One error line for a bad profile, a network the device model does not take yet and a
-    read time without a profile; the JSON report of two chips otherwise."""
+    """One error line for a bad profile and a read time without a profile (CNNs:
+    test_analog_coded.py); the JSON report of two chips otherwise."""
     bad = tmp_path / "bad.toml"
     bad.write_text((A.PROFILE_DIR / "realistic.toml").read_text().replace("sigma_hrs = 0.40", "sigma_hrs = -1"))
     one_error_line(rr("eval", "--device", str(bad)), "sigma_hrs must be a number >= 0 and at most 1e+12, not -1.0")
@@ -156,9 +156,6 @@ def test_eval_device_cli(tmp_path):
     one_error_line(rr("eval", "--read-time", "10"), "--read-time goes with --device")
     one_error_line(rr("eval", "--chips", "3"), "--chips goes with --device")
     one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "argument --chips: must be a whole number from 1 to 10,000, not 0")
-    from rrambnn.weights import shipped
-    one_error_line(rr("eval", "--weights", str(shipped("lenet5-4-4-4-4.npz")), "--device", "mild"),
-                   "--device models the binary chip's analog reads")
     r = rr("eval", "--device", "mild", "--chips", "2", "--seed", "9", "--calibration", "500", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)

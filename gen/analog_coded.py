@@ -1,0 +1,224 @@
+"""Analog reads of multi-bit and convolutional networks (golden model): the device profile of
+:mod:`rrambnn.gen.analog` applied to weights held as bit slices and read bit-serially.
+
+A multi-bit weight is n binary cells, one per slice (:func:`rrambnn.gen.sliced.weight_slices`,
+``w = sum_b g_b s_b`` with slice gains ``g_b = 2^b``, or 1 and 1 for ternary weights), and an
+m-bit activation drives the word lines one bit-plane at a time, so the sense stage of column j
+sees ``S_j = sum_a 2^a sum_b g_b I_abj`` (the slices' currents shifted and added, the planes
+accumulated). Every slice array is a chip array of :mod:`rrambnn.gen.analog`: each cell has its
+own LRS and HRS device (variation, IR drop by its position in its own 128x128 tile, drift), in
+the same 2^-FRAC units of half the nominal LRS-HRS difference. So, exactly,
+
+    S_j = sum_i x_i Q_ij + off_j + n_j,   Q_ij = sum_b g_b q_bij   (x the activation code)
+
+with ``q_bij`` the slice cell's current (:class:`rrambnn.gen.analog.LayerMap`), ``off_j`` the
+column's sense offset (one converter per column: one offset, applied once) and ``n_j`` the read
+noise. Every cell of every plane read fluctuates independently with relative sigma
+``sigma_r``; their weighted sum is normal with variance ``sigma_r^2 sum_i X_i G2_ij`` where
+``X_i = sum_a 4^a bit_a(x_i)`` and ``G2_ij = sum_b g_b^2 g2_bij``, so one draw per column and
+read (an image, and for a convolution an output position) has that distribution exactly, keyed
+like the binary chip's (chip seed, image index, layer, column) and the output position.
+
+The shift-add and the accumulation are taken as exact at 2^-FRAC of a cell (the converter sees
+the analog sum; its only error is its offset): per-plane ADC quantisation is not modelled. Hidden
+layers compare S with their ``2^m - 1`` thresholds (``theta << FRAC``); calibration refits every
+level of every column from a calibration set read through the chip, keeping them non-decreasing.
+The ``ideal`` profile gives ``Q = 2^FRAC w`` and no offset or noise: every network answers
+exactly as its digital twin (tested).
+
+Stuck cells (the profile's yield) are drawn per layer and slice from the chip seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rrambnn.gen import analog, crossbar
+from rrambnn.gen.analog import CFRAC, FRAC, NORMAL, ZBITS, ZFRAC, Profile
+from rrambnn.gen.network import priority_encode, score
+from rrambnn.gen.online_nbit import mix32
+from rrambnn.gen.sliced import slice_gains, weight_slices
+
+
+@dataclass
+class CodedChip:
+    """A multi-bit or convolutional network's chip: per crossbar layer the merged cell currents
+    ``q`` (rows, cols) and squared conductances ``g2`` (2^-2FRAC units) of its slices, and the
+    sense offsets (cols,)."""
+
+    profile: Profile
+    seed: int
+    q: list[np.ndarray]
+    g2: list[np.ndarray]
+    offset: list[np.ndarray]
+
+
+def _ternary(net) -> bool:
+    return bool(getattr(net, "ternary", False))
+
+
+def chip(net, profile: Profile, seed: int) -> CodedChip:
+    """Chip ``seed`` of ``profile`` holding ``net``'s weights: slice b of crossbar layer k is
+    array ``k * n + b`` of :func:`rrambnn.gen.analog.chip_map` (its own variation, drift and
+    offset draws; the column's offset is slice 0's)."""
+    gains = slice_gains(net.wbits, _ternary(net))
+    n = len(gains)
+    cells = []
+    for k, w in enumerate(net.weights):
+        for b, s in enumerate(weight_slices(w, net.wbits, _ternary(net))):
+            c = (s > 0).astype(np.uint8)
+            if profile.yield_ < 1:
+                rng = np.random.default_rng([seed & 0xFFFFFFFF, 0xFA017, k, b])
+                faulty = rng.random(c.shape) >= profile.yield_
+                lrs = rng.random(c.shape) < 0.5
+                c = np.where(faulty, lrs, c).astype(np.uint8)
+            cells.append(c)
+    m = analog.chip_map(cells, profile, seed)
+    q, g2, off = [], [], []
+    for k in range(len(net.weights)):
+        sl = m.layers[k * n:(k + 1) * n]
+        q.append(sum(g * s.q for g, s in zip(gains, sl)))
+        g2.append(sum(g * g * s.g2 for g, s in zip(gains, sl)))
+        off.append(sl[0].offset)
+    return CodedChip(profile, seed, q, g2, off)
+
+
+def _plane_weights(x: np.ndarray, abits: int) -> np.ndarray:
+    """``sum_a 4^a bit_a(x)``: each plane's read weighs its noise variance by (2^a)^2."""
+    codes = np.arange(1 << abits, dtype=np.int64)
+    table = sum(((codes >> a) & 1) << (2 * a) for a in range(abits))
+    return table[np.asarray(x)]
+
+
+def read(x: np.ndarray, c: CodedChip, k: int, keys: np.ndarray, abits: int) -> np.ndarray:
+    """Column currents (M, cols) int64 of crossbar layer ``k`` for activation codes ``x`` (M,
+    rows), ``keys`` (M,) uint32 the reads' noise keys (image, and output position)."""
+    q = c.q[k]
+    xm = int(x.max(initial=0))
+    s = crossbar.read_int(x, q, bound=q.shape[0] * max(xm, 1) * int(np.abs(q).max(initial=1))) + c.offset[k]
+    sigma = c.profile.read_noise
+    if sigma:
+        g2 = c.g2[k]
+        xw = _plane_weights(x, abits)
+        v = crossbar.read_int(xw, g2, bound=q.shape[0] * int(xw.max(initial=1)) * int(g2.max(initial=1)))
+        z = NORMAL[analog.noise_words(c.seed, keys, k, q.shape[1]) >> np.uint32(32 - ZBITS)]
+        s = s + ((z * round(sigma * (1 << CFRAC)) * analog.isqrt(v)) >> (ZFRAC + CFRAC))
+    return s
+
+
+def read_keys(images: np.ndarray, positions: int) -> np.ndarray:
+    """Noise keys (len(images) * positions,) uint32 of reads at every output position of each
+    image (image-major, as im2col orders them); one position: the image indices themselves (so a
+    dense network's keys are the binary chip's)."""
+    images = np.asarray(images).astype(np.uint32)
+    if positions == 1:
+        return images
+    pos = np.arange(positions, dtype=np.uint32) * np.uint32(0x9E3779B9)
+    return (mix32(images ^ np.uint32(0xC0DE5EED))[:, None] ^ pos[None, :]).reshape(-1)
+
+
+def thresholds(net) -> list[np.ndarray]:
+    """The network's thresholds in current units."""
+    return [t.astype(np.int64) << FRAC for t in net.thresholds]
+
+
+def _steps(net):
+    """The network's layers as ("conv", k, layer), ("dense", k, None) or ("pool", None, layer)."""
+    if not hasattr(net, "spec"):
+        return [("dense", k, None) for k in range(len(net.weights))]
+    from rrambnn.gen.spec import Conv, Pool
+    out, k = [], 0
+    for layer in net.spec.layers:
+        if isinstance(layer, Pool):
+            out.append(("pool", None, layer))
+        else:
+            out.append(("conv" if isinstance(layer, Conv) else "dense", k, layer))
+            k += 1
+    return out
+
+
+def _layer_sums(net, c: CodedChip, kind, k, layer, a, ids):
+    """One crossbar layer's currents: (N, Ho, Wo, cols) for a convolution, (N, cols) else."""
+    from rrambnn.gen.cnn import im2col
+    if kind == "conv":
+        cols = im2col(a, layer.k, layer.stride, layer.pad)
+        p = cols.shape[1] * cols.shape[2]
+        s = read(cols.reshape(-1, cols.shape[-1]), c, k, read_keys(ids, p), net.abits)
+        return s.reshape(cols.shape[:3] + (-1,))
+    return read(a.reshape(len(a), -1), c, k, read_keys(ids, 1), net.abits)
+
+
+def _codes(s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Activation codes ``#{l : s >= t[:, l]}``."""
+    code = np.zeros(s.shape, np.uint8)
+    for lv in range(t.shape[1]):
+        code += s >= t[:, lv]
+    return code
+
+
+def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None):
+    """The chip on one chunk: (last layer's currents, thresholds used). With
+    ``calibrate_from`` (the ideal network's trace of ``x``), every layer's thresholds are first
+    refitted on ``x`` read through the chip (and returned)."""
+    from rrambnn.gen.cnn import max_pool
+    a = x
+    fitted = []
+    n = len(net.weights)
+    for kind, k, layer in _steps(net):
+        if kind == "pool":
+            a = max_pool(a, layer.k)
+            continue
+        s = _layer_sums(net, c, kind, k, layer, a, ids)
+        t = theta[k]
+        if calibrate_from is not None:
+            t = _refit(s, calibrate_from.sums[k], net.thresholds[k], t)
+            fitted.append(t)
+        if k < n - 1:
+            a = _codes(s, t)
+    return s, (fitted if calibrate_from is not None else theta)
+
+
+def _refit(s, ideal_s, ideal_t, prior):
+    """Thresholds (current units) at which the chip's decisions agree most often with the ideal
+    network's, per column and level, non-decreasing over the levels."""
+    cols = s.shape[-1]
+    s2, i2 = s.reshape(-1, cols), np.asarray(ideal_s).reshape(-1, cols)
+    srt = analog.sort_columns(s2)
+    if prior.ndim == 1:
+        return analog._best_thresholds(s2, i2 >= ideal_t[None, :], prior, srt)
+    lv = [analog._best_thresholds(s2, i2 >= ideal_t[None, :, j], prior[:, j], srt) for j in range(prior.shape[1])]
+    return np.maximum.accumulate(np.stack(lv, axis=1), axis=1)
+
+
+def forward(net, x, c: CodedChip, *, theta=None, first_image: int = 0, chunk: int = 500):
+    """The analog chip on input codes ``x``: (priority, argmax, hit); image ``i`` is read as image
+    ``first_image + i`` (the noise key)."""
+    theta = thresholds(net) if theta is None else theta
+    prio, amax, hit = [], [], []
+    for i in range(0, max(len(x), 1), chunk):
+        ids = np.arange(first_image + i, first_image + i + len(x[i:i + chunk]), dtype=np.int64)
+        s, _ = _run(net, c, np.asarray(x[i:i + chunk]), theta, ids)
+        p, h = priority_encode(s >= theta[-1])
+        prio.append(p)
+        hit.append(h)
+        amax.append((s - theta[-1]).argmax(axis=1))
+    return np.concatenate(prio), np.concatenate(amax), np.concatenate(hit)
+
+
+def accuracy(net, x, labels, c: CodedChip, *, theta=None) -> dict:
+    """Both output stages of the analog chip; a priority reject counts as wrong."""
+    return score(*forward(net, x, c, theta=theta), labels)
+
+
+def calibrate(net, c: CodedChip, x_cal) -> list[np.ndarray]:
+    """Per-chip thresholds (current units) fitted from a calibration set read through the chip,
+    layer by layer, each level of each column (:func:`rrambnn.gen.analog.calibrate` for
+    multi-level sense stages): what the host does through the threshold (and converter
+    reference) programming path with the chip's activations visible."""
+    ideal = net.forward(np.asarray(x_cal), trace=True)
+    ids = analog.CAL_IMAGE_BASE + np.arange(len(x_cal), dtype=np.int64)
+    _, fitted = _run(net, c, np.asarray(x_cal), thresholds(net), ids, calibrate_from=ideal)
+    return fitted
+
