@@ -13,6 +13,15 @@ def cmd_explore(args):
     from rrambnn.errors import RrambnnError
     from rrambnn.studies import explore
 
+    device = None
+    if args.device is not None:  # the profile checked before any training
+        from rrambnn.gen.analog import load_profile
+        device = load_profile(args.device)
+    else:
+        for flag, value in (("--chips", args.chips), ("--calibration", args.calibration)):
+            if value is not None:
+                raise RrambnnError(f"{flag} goes with --device (the chips each point is read through)")
+    on_device = dict(device=device, chips=_given(args.chips, 5), calibration=_given(args.calibration, 2000))
     if args.arch is not None:
         from rrambnn.studies import explore_cnn
         if args.layers is not None:
@@ -21,7 +30,7 @@ def cmd_explore(args):
                                 out_dir=args.out, data_dir=args.data, tile=args.tile,
                                 positions=_given(args.positions, 1), disturbance=_given(args.disturbance, 0.0),
                                 jobs=args.jobs, backend=args.backend, synth=not args.no_synth, progress=not args.json,
-                                tech=args.tech, train_limit=args.samples)
+                                tech=args.tech, train_limit=args.samples, **on_device)
     else:
         for flag, value in (("--positions", args.positions), ("--disturbance", args.disturbance)):
             if value is not None:
@@ -29,7 +38,7 @@ def cmd_explore(args):
         res = explore.study(args.axis, layers=_given(args.layers, 2), seeds=args.seeds, epochs=_given(args.epochs, 10),
                             out_dir=args.out, data_dir=args.data, tile=args.tile, jobs=args.jobs,
                             backend=args.backend, synth=not args.no_synth, progress=not args.json, tech=args.tech,
-                            train_limit=args.samples)
+                            train_limit=args.samples, **on_device)
     if args.json:
         print_json({"outputs": res["files"], "rows": res["rows"]})
         return
@@ -65,6 +74,12 @@ def add_explore_command(sub):
     e.add_argument("--tile", default="128x128", help="crossbar tile size ROWSxCOLS for tiles and the generated chip")
     e.add_argument("--no-synth", action="store_true", help="skip the Yosys periphery cost (and area and energy)")
     e.add_argument("--tech", default="32nm", help="technology of the area and energy costs (see rrambnn cost)")
+    e.add_argument("--device", metavar="FILE.toml|NAME",
+                   help="also read each chip point (its first seed's network) through --chips chips of a device "
+                        "profile (see eval --device), calibrated: accuracy on the device and its Pareto fronts")
+    e.add_argument("--chips", type=ranged_int(1, 10_000), default=None, help="--device: chips per point (default 5)")
+    e.add_argument("--calibration", type=ranged_int(0, 60_000), default=None,
+                   help="--device: training images per chip's calibration (0: none; default 2000)")
     e.add_argument("--out", default="out/explore", help="directory: table, JSON, plots, weights, cache")
     data_arg(e)
     json_arg(e)

@@ -365,7 +365,7 @@ def run_tasks(fn, tasks, *, jobs: int, backend: str, desc: str, progress: bool, 
 
 def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, tile=(128, 128), jobs: int = 2,
             backend: str = "local", synth: bool = True, progress: bool = True, train_limit: int | None = None,
-            tech="32nm") -> dict:
+            tech="32nm", device=None, chips: int = 5, calibration: int = 2000) -> dict:
     from rrambnn.hw.layer import check_tile
     from rrambnn.studies.cost import load_tech
     tech = load_tech(tech)
@@ -428,7 +428,24 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
         for cost in COSTS[1:]:
             mark_pareto(rows, cost)
     return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "tech": tech["name"],
-            "clock_mhz": tech["clock_mhz"], "rows": rows}
+            "clock_mhz": tech["clock_mhz"], "rows": rows,
+            **on_device(rows, device, chips=chips, calibration=calibration, data_dir=data_dir, cache=cache, jobs=jobs,
+                        backend=backend, progress=progress, synth=synth)}
+
+
+def on_device(rows: dict, device, *, chips: int, calibration: int, data_dir, cache, jobs: int, backend: str,
+              progress: bool, synth: bool) -> dict:
+    """`--device`: the chip points read through ``device`` (a profile;
+    :func:`rrambnn.studies.variation.explore_device`) and their Pareto fronts on it; the
+    result's ``device`` entry ({} without a profile)."""
+    if device is None:
+        return {}
+    from rrambnn.studies.variation import explore_device
+    explore_device(rows, device, chips=chips, calibration=calibration, data_dir=data_dir, cache=cache, jobs=jobs,
+                   backend=backend, progress=progress)
+    for cost in COSTS if synth else COSTS[:1]:
+        mark_pareto(rows, cost, acc="device_priority", flag="device_" + pareto_flag(cost))
+    return {"device": {"name": device.name, "path": device.path, "chips": chips, "calibration": calibration}}
 
 
 def eval_key(p: Point, seed: int, epochs: int, train_limit) -> str:
@@ -439,12 +456,12 @@ def pareto_flag(cost: str) -> str:
     return "pareto" if cost == "synaptic_bits" else f"pareto_{cost}"
 
 
-def mark_pareto(rows: dict, cost: str = "synaptic_bits", acc: str = "acc_priority") -> None:
-    """Flag (:func:`pareto_flag`) the hardware points no other point beats in both accuracy and
-    ``cost``."""
+def mark_pareto(rows: dict, cost: str = "synaptic_bits", acc: str = "acc_priority", flag: str | None = None) -> None:
+    """Flag (``flag``, default :func:`pareto_flag`) the hardware points no other point beats in
+    both accuracy ``acc`` and ``cost``."""
     pts = [(k, r) for k, r in rows.items() if r.get("tiles") is not None and acc in r and r.get(cost) is not None]
     for k, r in pts:
-        r[pareto_flag(cost)] = not any(o[acc] >= r[acc] and o[cost] <= r[cost]
+        r[flag or pareto_flag(cost)] = not any(o[acc] >= r[acc] and o[cost] <= r[cost]
                                        and (o[acc] > r[acc] or o[cost] < r[cost]) for _, o in pts)
 
 
@@ -460,7 +477,7 @@ def verilog_command(row: dict) -> str | None:
 
 def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: Path, data_dir=None, tile="128x128",
           jobs: int = 2, backend: str = "local", synth: bool = True, progress: bool = True, tech="32nm",
-          train_limit: int | None = None) -> dict:
+          train_limit: int | None = None, device=None, chips: int = 5, calibration: int = 2000) -> dict:
     """`rrambnn explore`: the points crossed from ``axes`` (default: crop, hidden=64,128,192 and
     bn), each trained ``seeds`` times and costed; table, JSON and plots in ``out_dir``.
     Returns the result with ``files``."""
@@ -475,7 +492,8 @@ def study(axes, *, layers: int = 2, seeds: int = 2, epochs: int = 10, out_dir: P
     load_tech(tech)  # a bad technology fails before the training
     load_split("test", data_dir)  # fail early, with the paths it tried, if MNIST is missing
     res = explore(points, seeds=seeds, epochs=epochs, out_dir=Path(out_dir), data_dir=data_dir, tile=tile, jobs=jobs,
-                  backend=backend, synth=synth, progress=progress, tech=tech, train_limit=train_limit)
+                  backend=backend, synth=synth, progress=progress, tech=tech, train_limit=train_limit,
+                  device=device, chips=chips, calibration=calibration)
     res["files"] = write_outputs(res, Path(out_dir))
     return res
 
@@ -487,6 +505,10 @@ def describe(res: dict) -> list[str]:
         front = [k for k, r in res["rows"].items() if r.get(pareto_flag(cost))]
         if front:
             lines.append(f"Pareto front vs {COST_LABELS[cost]} ({len(front)} points): {', '.join(front)}")
+        front = [k for k, r in res["rows"].items() if r.get("device_" + pareto_flag(cost))]
+        if front:
+            lines.append(f"Pareto front on device {res['device']['name']} vs {COST_LABELS[cost]} ({len(front)} "
+                         f"points): {', '.join(front)}")
     best = cheapest(res, 0.96)
     if best:
         lines.append(best)
@@ -514,27 +536,44 @@ def cheapest(res: dict, floor: float) -> str | None:
 
 
 def markdown_table(res: dict) -> str:
+    dev = res.get("device")
     lines = [f"Design points ({res['seeds']} seed(s), {res['epochs']} epochs each; accuracy on the 10,000 MNIST test "
              f"images, mean +- spread over seeds; tiles of {res['tile'][0]}x{res['tile'][1]}; * = Pareto front of "
              f"priority-encoder accuracy vs synaptic bits, + = vs periphery cells, a = vs area, e = vs energy per image; "
              f"periphery cells: Yosys cells of the generated chip's digital periphery, with arrays, sense stages and "
              f"threshold RAMs as macros; area and energy: `rrambnn cost` at {res.get('tech', '32nm')}, "
              f"{res.get('clock_mhz', 100):g} MHz; "
-             f"cycles: per image at full rate)" + _cnn_note(res), "",
-             "| point | network | priority acc | argmax acc | synaptic bits | tiles | periphery cells "
+             f"cycles: per image at full rate)" + _cnn_note(res) + _device_note(res), "",
+             "| point | network | priority acc | argmax acc | " + ("on device: priority mean (worst chip) | "
+                                                                if dev else "")
+             + "synaptic bits | tiles | periphery cells "
              "| threshold RAM bits | cycles/image | area (mm^2) | energy/image (pJ) | Verilog |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if dev else "")]
     for key, r in sorted(res["rows"].items(), key=lambda kv: (kv[1]["synaptic_bits"], kv[0])):
         star = "".join(m for m, c in zip("*+ae", COSTS) if r.get(pareto_flag(c)))
+        star += "d" if r.get("device_" + pareto_flag("synaptic_bits")) else ""
+        on_dev = (f" {r['device_priority'] * 100:.2f} ({r['device_priority_worst'] * 100:.2f}) |"
+                  if "device_priority" in r else " - |") if dev else ""
         tiles_ = r["tiles"] if r["tiles"] is not None else "software BN (no chip)"
         cells = r.get("periphery_cells")
         cmd = verilog_command(r)
         lines.append(f"| {star}{key} | {r['arch']} | {r['acc_priority'] * 100:.2f} +- {r['acc_priority_std'] * 100:.2f}"
-                     f" | {r['acc_argmax'] * 100:.2f} +- {r['acc_argmax_std'] * 100:.2f} | {r['synaptic_bits']:,} | "
+                     f" | {r['acc_argmax'] * 100:.2f} +- {r['acc_argmax_std'] * 100:.2f} |{on_dev} {r['synaptic_bits']:,} | "
                      f"{tiles_} | {f'{cells:,}' if cells else '-'} | {_num(r.get('threshold_ram_bits'))} | "
                      f"{_num(r.get('cycles_per_image'))} | {_fmt(r.get('area_mm2'), '.4f')} | "
                      f"{_fmt(r.get('energy_per_image_pj'), ',.0f')} | {f'`{cmd}`' if cmd else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _device_note(res: dict) -> str:
+    d = res.get("device")
+    if not d:
+        return ""
+    how = (f"each chip's thresholds refitted from {d['calibration']:,} training images read through it"
+           if d["calibration"] else "as programmed (no calibration)")
+    return (f". On device: the chip point's network (first seed) on chips 0-{d['chips'] - 1} of device profile "
+            f"{d['name']} ({d['path']}), {how}; priority accuracy, mean and worst chip, rejects counted wrong; "
+            f"d = Pareto front of that accuracy vs synaptic bits")
 
 
 def _cnn_note(res: dict) -> str:
@@ -592,6 +631,15 @@ def plot(res: dict, path: Path, cost: str = "synaptic_bits", title: str = "") ->
             ax.annotate(_label(r["point"]), (r[cost], r["acc_priority"] * 100),
                         textcoords="offset points", xytext=(4, -10) if i % 2 == 0 else (-4, 6),
                         ha="left" if i % 2 == 0 else "right", fontsize=7)
+    dev = [r for _, r in rows if "device_priority" in r]
+    if dev:  # the same chips read through the device profile: hollow, with their own front
+        d = res["device"]
+        ax.scatter([r[cost] for r in dev], [r["device_priority"] * 100 for r in dev], facecolors="none",
+                   edgecolors="tab:red", label=f"on {d['name']} ({d['chips']} chips, mean"
+                                               f"{', calibrated' if d['calibration'] else ''})")
+        dfront = sorted((r for r in dev if r.get("device_" + pareto_flag(cost))), key=lambda r: r[cost])
+        ax.plot([r[cost] for r in dfront], [r["device_priority"] * 100 for r in dfront], ":", color="tab:red", lw=1,
+                label=f"Pareto front on {d['name']}")
     ax.set_xscale("log")
     ax.set_xlabel(COST_LABELS.get(cost, cost))
     ax.set_ylabel("test accuracy, priority encoder (%)")

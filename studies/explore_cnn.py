@@ -223,12 +223,13 @@ def _cost_task(args):
 
 def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, tile=(128, 128), positions: int = 1,
             disturbance: float = 0.0, jobs: int = 2, backend: str = "local", synth: bool = True,
-            progress: bool = True, train_limit: int | None = None, tech="32nm") -> dict:
+            progress: bool = True, train_limit: int | None = None, tech="32nm", device=None, chips: int = 5,
+            calibration: int = 2000) -> dict:
     """Train, evaluate and price ``points`` (each result kept in ``out_dir/cache.json`` as it
     arrives); the rows of the table. The chip of a point is its first seed's network's, with
     ``positions`` output positions per step: its tiles and cells count the positions' copies."""
     from rrambnn.studies.cost import load_tech, price
-    from rrambnn.studies.explore import COSTS, Cache, mark_pareto, run_tasks
+    from rrambnn.studies.explore import COSTS, Cache, mark_pareto, on_device, run_tasks
     tech = load_tech(tech)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +275,9 @@ def explore(points, *, seeds: int, epochs: int, out_dir: Path, data_dir=None, ti
             mark_pareto(rows, cost)
     return {"epochs": epochs, "seeds": seeds, "tile": list(tile), "tech": tech["name"], "clock_mhz": tech["clock_mhz"],
             "positions": positions, "disturbance": disturbance, "gbits": GBITS, "cnn": True, "synth": synth,
-            "rows": rows}
+            "rows": rows,
+            **on_device(rows, device, chips=chips, calibration=calibration, data_dir=data_dir, cache=cache, jobs=jobs,
+                        backend=backend, progress=progress, synth=synth)}
 
 
 def check_points(points, *, tile, positions: int, seeds: int, epochs: int, disturbance: float,
@@ -299,7 +302,8 @@ def check_points(points, *, tile, positions: int, seeds: int, epochs: int, distu
 
 def study(axes, *, arch: str, seeds: int = 2, epochs: int = 3, out_dir: Path, data_dir=None, tile="128x128",
           positions: int = 1, disturbance: float = 0.0, jobs: int = 2, backend: str = "local", synth: bool = True,
-          progress: bool = True, tech="32nm", train_limit: int | None = None) -> dict:
+          progress: bool = True, tech="32nm", train_limit: int | None = None, device=None, chips: int = 5,
+          calibration: int = 2000) -> dict:
     """`rrambnn explore --arch SPEC`: the CNN points crossed from ``axes`` (default: channels and
     wbits), each trained ``seeds`` times and costed; table, JSON and plots in ``out_dir``."""
     from rrambnn.fileio import check_writable
@@ -323,7 +327,8 @@ def study(axes, *, arch: str, seeds: int = 2, epochs: int = 3, out_dir: Path, da
     check_writable(out_dir, directory=True)
     res = explore(points, seeds=seeds, epochs=epochs, out_dir=Path(out_dir), data_dir=data_dir, tile=tile,
                   positions=positions, disturbance=disturbance, jobs=jobs, backend=backend, synth=synth,
-                  progress=progress, train_limit=train_limit, tech=tech)
+                  progress=progress, train_limit=train_limit, tech=tech, device=device, chips=chips,
+                  calibration=calibration)
     res["arch"] = parse_spec(arch).text
     res["files"] = write_outputs(res, Path(out_dir))
     return res

@@ -165,6 +165,49 @@ def eval_lines(res: dict) -> list[str]:
     return lines
 
 
+# -- explore --device -------------------------------------------------------------------
+
+def _device_task(args) -> dict:
+    """One network file on ``chips`` chips of a profile (given by its fields): the summary."""
+    weights, fields, chips, calibration, data_dir = args
+    from rrambnn.gen.netfile import load_network
+    net = check_analog(load_network(weights, multi_bit=True, cnn=True))
+    x, y, x_cal = _data(net, data_dir, calibration)
+    rows = chips_accuracy(net, x, y, x_cal, analog.Profile(**fields), range(chips))
+    return summarise(rows, net.accuracy(x, y))
+
+
+def explore_device(rows: dict, profile: analog.Profile, *, chips: int, calibration: int, data_dir, cache, jobs: int,
+                   backend: str, progress: bool) -> None:
+    """`explore --device`: every chip point's network (its first seed's weights file) on chips
+    0..``chips``-1 of ``profile``, calibrated per chip from ``calibration`` training images (none:
+    as programmed). Adds ``device_priority``/``device_argmax`` (means), ``device_priority_worst``
+    and ``device_loss_points`` to each row; each result kept in ``cache`` under the file's hash."""
+    from rrambnn.studies.explore import run_tasks
+    fields = _fields(profile)
+    stage = "after" if calibration else "before"
+    todo = {}
+    for r in rows.values():
+        if r.get("tiles") is None or not r.get("weights"):
+            continue
+        digest = hashlib.sha1(Path(r["weights"]).read_bytes()).hexdigest()[:12]
+        key = "device:" + digest + ":" + hashlib.sha1(json.dumps([fields, chips, calibration], sort_keys=True)
+                                                       .encode()).hexdigest()[:12]
+        r["_device_key"] = key
+        if cache.get(key) is None:
+            todo.setdefault(key, (r["weights"], fields, chips, calibration, data_dir))
+    keys = list(todo)
+    run_tasks(_device_task, list(todo.values()), jobs=jobs, backend=backend, desc=f"chips of {profile.name}",
+              progress=progress, done=lambda i, v: cache.put(keys[i], v))
+    for r in rows.values():
+        key = r.pop("_device_key", None)
+        if key is None:
+            continue
+        got = cache.get(key)[stage]
+        r.update(device_priority=got["priority"]["mean"], device_argmax=got["argmax"]["mean"],
+                 device_priority_worst=got["priority"]["worst"], device_loss_points=got["loss_points"]["priority"])
+
+
 # -- the Monte Carlo sweep ----------------------------------------------------------------
 
 _DATA: dict = {}  # per worker process

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import one_error_line, rr
 
 from rrambnn.errors import RrambnnError
 from rrambnn.studies import explore as ex
@@ -311,3 +312,27 @@ def test_cnn_sweep_trains_costs_resumes_and_draws(tmp_path, monkeypatch):
     again = exc.study(["channels=2,4"], arch="i12-c3x4-p2-d10", seeds=1, epochs=1, out_dir=tmp_path, jobs=1,
                       progress=False, train_limit=500)
     assert again["rows"] == rows
+
+
+def test_device_reads_each_chip_point_through_a_profile(tmp_path, monkeypatch):
+    """explore --device: each chip point's network on chips of the profile (calibrated), a row
+    field, its own Pareto front, a table column; kept in the cache (a second run reads none)."""
+    from rrambnn.gen.analog import load_profile
+    from rrambnn.studies import variation
+    points = ex.parse_axes(["crop=12", "hidden=12,24", "bn=signed,software"], layers=1)
+    kw = dict(out_dir=tmp_path, synth=False, device=load_profile("harsh"), chips=2, calibration=300, **SMALL)
+    res = ex.explore(points, **kw)
+    chips = {k: r for k, r in res["rows"].items() if r["tiles"] is not None}
+    assert len(chips) == 2 and res["device"]["name"] == "harsh" and res["device"]["chips"] == 2
+    for r in chips.values():
+        assert 0.1 < r["device_priority_worst"] <= r["device_priority"] <= 1
+        assert r["device_loss_points"] == round((r["acc_priority"] - r["device_priority"]) * 100, 3)
+    assert all("device_priority" not in r for r in res["rows"].values() if r["tiles"] is None)
+    assert any(r.get("device_pareto") for r in chips.values())
+    paths = ex.write_outputs(res, tmp_path)
+    md = open(paths["md"]).read()
+    assert "on device: priority mean (worst chip)" in md and "device profile harsh" in md
+    monkeypatch.setattr(variation, "_device_task", lambda a: (_ for _ in ()).throw(AssertionError("recomputed")))
+    assert ex.explore(points, **kw)["rows"] == res["rows"]
+    one_error_line(rr("explore", "--chips", "3", "--out", str(tmp_path / "o")), "--chips goes with --device")
+    one_error_line(rr("explore", "--device", "nope", "--out", str(tmp_path / "o")), "not one of ideal, mild")
