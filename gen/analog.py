@@ -325,7 +325,8 @@ def check_binary(net):
     otherwise."""
     if not isinstance(net, BinaryNetwork):
         raise RrambnnError("--device here models the binary chip's analog reads (its Verilog crossbar model); "
-                           "multi-bit and CNN networks take --device on eval and sweep variation (golden model)")
+                           "multi-bit and CNN networks take --device on eval, sweep variation and explore (golden "
+                           "model)")
     return net
 
 

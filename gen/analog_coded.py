@@ -12,15 +12,18 @@ the same 2^-FRAC units of half the nominal LRS-HRS difference. So, exactly,
     S_j = sum_i x_i Q_ij + off_j + n_j,   Q_ij = sum_b g_b q_bij   (x the activation code)
 
 with ``q_bij`` the slice cell's current (:class:`rrambnn.gen.analog.LayerMap`), ``off_j`` the
-column's sense offset (one converter per column: one offset, applied once) and ``n_j`` the read
-noise. Every cell of every plane read fluctuates independently with relative sigma
+sense offsets and ``n_j`` the read noise. As in the generated chips (and their cost model), each
+slice column is sensed once per input plane and the results shifted and added in logic, so each
+slice column's frozen offset ``off_bj`` enters every conversion: ``off_j = (2^A - 1) sum_b g_b
+off_bj``, coherently (calibration removes it; as programmed it costs far more than in a binary
+chip). Every cell of every plane read fluctuates independently with relative sigma
 ``sigma_r``; their weighted sum is normal with variance ``sigma_r^2 sum_i X_i G2_ij`` where
 ``X_i = sum_a 4^a bit_a(x_i)`` and ``G2_ij = sum_b g_b^2 g2_bij``, so one draw per column and
 read (an image, and for a convolution an output position) has that distribution exactly, keyed
 like the binary chip's (chip seed, image index, layer, column) and the output position.
 
-The shift-add and the accumulation are taken as exact at 2^-FRAC of a cell (the converter sees
-the analog sum; its only error is its offset): per-plane ADC quantisation is not modelled. Hidden
+The conversions are taken as exact at 2^-FRAC of a cell (their only error is their offset):
+the quantisation of each plane's and slice's column current to whole cells is not modelled. Hidden
 layers compare S with their ``2^m - 1`` thresholds (``theta << FRAC``); calibration refits every
 level of every column from a calibration set read through the chip, keeping them non-decreasing.
 The ``ideal`` profile gives ``Q = 2^FRAC w`` and no offset or noise: every network answers
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rrambnn.errors import RrambnnError
 from rrambnn.gen import analog, crossbar
 from rrambnn.gen.analog import CFRAC, FRAC, NORMAL, ZBITS, ZFRAC, Profile
 from rrambnn.gen.network import priority_encode, score
@@ -62,7 +66,8 @@ def _ternary(net) -> bool:
 def chip(net, profile: Profile, seed: int) -> CodedChip:
     """Chip ``seed`` of ``profile`` holding ``net``'s weights: slice b of crossbar layer k is
     array ``k * n + b`` of :func:`rrambnn.gen.analog.chip_map` (its own variation, drift and
-    offset draws; the column's offset is slice 0's)."""
+    offset draws). Each slice column's offset enters every one of its conversions (one per
+    input plane), shifted and added with them: ``(2^A - 1) sum_b g_b off_bj``."""
     gains = slice_gains(net.wbits, _ternary(net))
     n = len(gains)
     cells = []
@@ -81,7 +86,7 @@ def chip(net, profile: Profile, seed: int) -> CodedChip:
         sl = m.layers[k * n:(k + 1) * n]
         q.append(sum(g * s.q for g, s in zip(gains, sl)))
         g2.append(sum(g * g * s.g2 for g, s in zip(gains, sl)))
-        off.append(sl[0].offset)
+        off.append(((1 << net.abits) - 1) * sum(g * s.offset for g, s in zip(gains, sl)))
     return CodedChip(profile, seed, q, g2, off)
 
 
@@ -102,7 +107,12 @@ def read(x: np.ndarray, c: CodedChip, k: int, keys: np.ndarray, abits: int) -> n
     if sigma:
         g2 = c.g2[k]
         xw = _plane_weights(x, abits)
-        v = crossbar.read_int(xw, g2, bound=q.shape[0] * int(xw.max(initial=1)) * int(g2.max(initial=1)))
+        bound = q.shape[0] * int(xw.max(initial=1)) * int(g2.max(initial=1))
+        if bound >= 1 << 63:
+            raise RrambnnError(f"read noise of crossbar layer {k}: the summed variance can reach {bound:.3g} "
+                               f"(2^-{2 * FRAC} cell units), over 64-bit integers; fewer rows, weight or activation "
+                               f"bits, or a narrower conductance spread")
+        v = crossbar.read_int(xw, g2, bound=bound)
         z = NORMAL[analog.noise_words(c.seed, keys, k, q.shape[1]) >> np.uint32(32 - ZBITS)]
         s = s + ((z * round(sigma * (1 << CFRAC)) * analog.isqrt(v)) >> (ZFRAC + CFRAC))
     return s

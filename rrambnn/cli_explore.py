@@ -40,7 +40,7 @@ def cmd_explore(args):
                             backend=args.backend, synth=not args.no_synth, progress=not args.json, tech=args.tech,
                             train_limit=args.samples, **on_device)
     if args.json:
-        print_json({"outputs": res["files"], "rows": res["rows"]})
+        print_json({"outputs": res["files"], "rows": res["rows"], **({"device": res["device"]} if "device" in res else {})})
         return
     print("\n".join(explore.describe(res)))
     print("wrote " + ", ".join(res["files"].values()))

@@ -209,7 +209,8 @@ def evaluate(points, seed: int, epochs: int, data, out_dir: Path, train_limit: i
                 net = SlicedNetwork(w, t, p.wbits, p.abits, p.crop, cfg.output_mode, {"merge": "arithmetic"})
             calibrate_output(net, crop_inputs(tr.images, p.crop, p.abits), tr.labels)
         acc = net.accuracy(x_te, te.labels)
-        path = out_dir / "weights" / f"{p.key}-s{seed}.npz"
+        # named as its training (epochs, samples): a run with other settings does not overwrite it
+        path = out_dir / "weights" / (f"{p.key}-s{seed}-e{epochs}" + (f"-n{train_limit}" if train_limit else "") + ".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         net.meta["explore_point"] = dataclasses.asdict(p)
         net.save(path)

@@ -190,7 +190,11 @@ def explore_device(rows: dict, profile: analog.Profile, *, chips: int, calibrati
     for r in rows.values():
         if r.get("tiles") is None or not r.get("weights"):
             continue
-        digest = hashlib.sha1(Path(r["weights"]).read_bytes()).hexdigest()[:12]
+        try:
+            digest = hashlib.sha1(Path(r["weights"]).read_bytes()).hexdigest()[:12]
+        except OSError as e:
+            raise RrambnnError(f"{r['weights']}: the point's weights file cannot be read ({e.strerror}); the "
+                               f"cache names it: remove {cache.path} to train again") from None
         key = "device:" + digest + ":" + hashlib.sha1(json.dumps([fields, chips, calibration], sort_keys=True)
                                                        .encode()).hexdigest()[:12]
         r["_device_key"] = key

@@ -81,7 +81,7 @@ def test_explore_repeats_whatever_the_workers_and_backend(tmp_path):
     a, b = _twice(args + ["--jobs", "1", "--out", str(one)], args + ["--jobs", "2", "--out", str(two)], (one, two))
     c = _run(args + ["--jobs", "2", "--backend", "dask", "--out", str(dask)], dask)
     assert a == b == c and len(a["rows"]) == 2
-    for name in ("c8-h8x1-w1-a1-signed-s0.npz", "c8-h12x1-w1-a1-signed-s0.npz"):  # the trained networks too
+    for name in ("c8-h8x1-w1-a1-signed-s0-e1.npz", "c8-h12x1-w1-a1-signed-s0-e1.npz"):  # the trained networks too
         assert _npz(one / "weights" / name) == _npz(two / "weights" / name) == _npz(dask / "weights" / name)
 
 

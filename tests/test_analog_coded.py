@@ -1,0 +1,135 @@
+"""Analog reads of multi-bit and convolutional networks (gen/analog_coded.py): the ideal profile
+is the digital twin, the merged read is the planes' and slices' reads shifted and added, the
+noise has the summed cells' sigma and does not depend on batching, calibration refits every
+level; and eval / sweep variation take such networks."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import one_error_line, rr
+
+from rrambnn.gen import analog as A
+from rrambnn.gen import analog_coded as C
+from rrambnn.gen.cnn import random_cnn
+from rrambnn.gen.sliced import bit_planes, random_sliced, slice_gains, weight_slices
+
+
+def _cnn(seed=1, wbits=3, abits=2):
+    rng = np.random.default_rng(seed)
+    net = random_cnn("i11-c3x5s2p1-p2-c2x7-d9-d10", wbits, abits, rng)
+    return net, rng.integers(0, (1 << abits), size=(300, 11, 11, 1)).astype(np.uint8)
+
+
+def _sliced(ternary, seed=2):
+    rng = np.random.default_rng(seed)
+    net = random_sliced((25, 9, 10), 2 if ternary else 3, 2, rng, ternary=ternary)
+    return net, rng.integers(0, 4, size=(200, 25)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("which", ["cnn", "sliced", "ternary"])
+def test_ideal_profile_is_the_digital_network(which):
+    net, x = _cnn() if which == "cnn" else _sliced(which == "ternary")
+    chip = C.chip(net, A.load_profile("ideal"), 5)
+    for got, want in zip(C.forward(net, x, chip), net.forward(x, trace=False)):
+        assert np.array_equal(got, want)
+    theta = C.calibrate(net, chip, x[:100])
+    assert all(np.array_equal(t, u) for t, u in zip(theta, C.thresholds(net)))
+
+
+def test_merged_read_is_the_planes_and_slices_shifted_and_added():
+    """x @ (sum_b g_b q_b) + offsets equals sum_a 2^a sum_b g_b (plane_a @ q_b + off_b), with
+    q_b and off_b the slice arrays of the binary chip map (each slice its own devices)."""
+    net, x = _sliced(False)
+    p = A.load_profile("harsh").scaled(read_noise=0.0, yield_=1.0)
+    chip = C.chip(net, p, 7)
+    n = net.wbits
+    m = A.chip_map([(s > 0).astype(np.uint8) for w in net.weights for s in weight_slices(w, n)], p, 7)
+    got = C.read(x, chip, 0, np.arange(len(x)), net.abits)
+    want = sum((1 << a) * g * (plane.astype(np.int64) @ m.layers[b].q)
+               for a, plane in enumerate(bit_planes(x, net.abits)) for b, g in enumerate(slice_gains(n)))
+    offsets = ((1 << net.abits) - 1) * sum(g * m.layers[b].offset for b, g in enumerate(slice_gains(n)))
+    assert np.array_equal(got, want + offsets)  # every slice column's offset in each plane's conversion
+
+
+def test_read_noise_has_the_sigma_of_every_plane_and_slice_read():
+    """One draw per column and read: over many reads of one input, the spread is sigma_r *
+    sqrt(sum_a 4^a sum_b g_b^2 plane_a @ g2_b), within 5%."""
+    net, x = _sliced(False)
+    p = A.load_profile("mild").scaled(offset=0.0)
+    chip = C.chip(net, p, 3)
+    reads = 4000
+    s = C.read(np.repeat(x[:1], reads, axis=0), chip, 0, np.arange(reads), net.abits)
+    m = A.chip_map([(s_ > 0).astype(np.uint8) for w in net.weights for s_ in weight_slices(w, net.wbits)], p, 3)
+    var = sum((4 ** a) * g * g * (plane[0].astype(float) @ (m.layers[b].g2 / float(1 << (2 * A.FRAC))))
+              for a, plane in enumerate(bit_planes(x[:1], net.abits)) for b, g in enumerate(slice_gains(net.wbits)))
+    want = p.read_noise * np.sqrt(var) * (1 << A.FRAC)
+    assert np.allclose(s.std(axis=0), want, rtol=0.05)
+    quiet = C.read(x[:1], C.CodedChip(p.scaled(read_noise=0.0), 3, chip.q, chip.g2, chip.offset), 0,
+                   np.arange(1), net.abits)[0]
+    assert (np.abs(s.mean(axis=0) - quiet) < 3 * want / math.sqrt(reads) + 1).all()
+
+
+def test_a_cnn_chip_is_its_seed_and_batching_changes_nothing():
+    net, x = _cnn()
+    p = A.load_profile("realistic")
+    a = C.forward(net, x, C.chip(net, p, 4))
+    b = C.forward(net, x, C.chip(net, p, 4), chunk=37)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    other = C.forward(net, x, C.chip(net, p, 5))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, other))
+    keys = C.read_keys(np.arange(3), 4)  # every (image, position) its own key
+    assert len(set(keys.tolist())) == 12 and np.array_equal(C.read_keys(np.arange(3), 1), np.arange(3))
+
+
+def test_calibration_refits_every_level_and_wins_back_agreement():
+    """On a harsh chip calibration moves thresholds in every layer (hidden levels kept
+    non-decreasing), and on inputs it was not fitted on the chip's priority answers agree with
+    the digital network's far more often, more than with only the output layer refitted (the
+    fit is of each neuron's firing, what the priority stage reads)."""
+    net, x = _cnn(seed=3, wbits=2, abits=2)
+    fit, held = x[:150], x[150:]
+    chip = C.chip(net, A.load_profile("harsh"), 1)
+    ideal = net.forward(held, trace=False)
+    theta = C.calibrate(net, chip, fit)
+    programmed = C.thresholds(net)
+    assert all((np.diff(t, axis=1) >= 0).all() for t in theta[:-1])
+    assert all(not np.array_equal(t, u) for t, u in zip(theta, programmed))
+    agree = lambda th: (C.forward(net, held, chip, theta=th)[0] == ideal[0]).mean()  # noqa: E731
+    before, after = agree(programmed), agree(theta)
+    assert before < 0.5 < 0.9 < after and agree(programmed[:-1] + theta[-1:]) < after
+
+
+def test_a_one_bit_network_reads_as_the_binary_chip():
+    """W1/A1: the coded chip's currents are the binary chip map's, noise and offsets included."""
+    rng = np.random.default_rng(4)
+    net = random_sliced((25, 9, 10), 1, 1, rng)
+    p = A.load_profile("realistic")
+    coded = C.chip(net, p, 6)
+    binary = A.chip_map([(w > 0).astype(np.uint8) for w in net.weights], p, 6)
+    x = (rng.random((50, 25)) < 0.4).astype(np.uint8)
+    for k in range(2):
+        keys = np.arange(100, 150)
+        assert np.array_equal(C.read(x, coded, k, keys, 1), A.read(x, binary, k, keys))
+        x = (C.read(x, coded, k, keys, 1) >= 0).astype(np.uint8)
+
+
+def test_eval_and_sweep_take_a_cnn_and_sim_refuses_it(tmp_path):
+    net = random_cnn("i28-c5x4s2-p2-d10", 2, 2, np.random.default_rng(0))
+    path = tmp_path / "cnn.npz"
+    net.save(path)
+    r = rr("eval", "--weights", str(path), "--device", "mild", "--chips", "2", "--calibration", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["network"].startswith("CNN i28-c5x4s2-p2-d10 (W2/A2)") and [c["seed"] for c in res["per_chip"]] == [0, 1]
+    assert "after" in res["summary"] and res["calibration_images"] == 200
+    args = ["sweep", "variation", "--weights", str(path), "--effects", "offset", "--offset", "0,4", "--chips", "1",
+            "--calibration", "0", "--jobs", "1", "--out", str(tmp_path / "sw"), "--json"]
+    r = rr(*args)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["curves"][0]["before"]["argmax"]["mean"] == res["digital"]["argmax"]  # no effect: the digital twin
+    assert json.loads(rr(*args).stdout)["points_kept"] == 2
+    one_error_line(rr("sim", "--weights", str(path), "--device", "mild"),
+                   "multi-bit and CNN networks take --device on eval, sweep variation and explore")
