@@ -443,7 +443,7 @@ def on_device(rows: dict, device, *, chips: int, calibration: int, data_dir, cac
         return {}
     from rrambnn.studies.variation import explore_device
     explore_device(rows, device, chips=chips, calibration=calibration, data_dir=data_dir, cache=cache, jobs=jobs,
-                   backend=backend, progress=progress)
+                   backend=backend, progress=progress, run_tasks=run_tasks)
     for cost in COSTS if synth else COSTS[:1]:
         mark_pareto(rows, cost, acc="device_priority", flag="device_" + pareto_flag(cost))
     return {"device": {"name": device.name, "path": device.path, "chips": chips, "calibration": calibration}}

@@ -178,12 +178,12 @@ def _device_task(args) -> dict:
 
 
 def explore_device(rows: dict, profile: analog.Profile, *, chips: int, calibration: int, data_dir, cache, jobs: int,
-                   backend: str, progress: bool) -> None:
+                   backend: str, progress: bool, run_tasks) -> None:
     """`explore --device`: every chip point's network (its first seed's weights file) on chips
     0..``chips``-1 of ``profile``, calibrated per chip from ``calibration`` training images (none:
     as programmed). Adds ``device_priority``/``device_argmax`` (means), ``device_priority_worst``
-    and ``device_loss_points`` to each row; each result kept in ``cache`` under the file's hash."""
-    from rrambnn.studies.explore import run_tasks
+    and ``device_loss_points`` to each row; each result kept in ``cache`` under the file's hash.
+    ``run_tasks``: the exploration's task runner (its workers and backend)."""
     fields = _fields(profile)
     stage = "after" if calibration else "before"
     todo = {}
