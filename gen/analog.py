@@ -359,8 +359,9 @@ def read(x: np.ndarray, chip: ChipMap, layer: int, images: np.ndarray) -> np.nda
     return s
 
 
-def thresholds(net: BinaryNetwork) -> list[np.ndarray]:
-    """The network's thresholds in current units (what an uncalibrated chip compares with)."""
+def thresholds(net) -> list[np.ndarray]:
+    """The network's thresholds in current units (what an uncalibrated chip compares with; any
+    network, multi-level thresholds too)."""
     return [t.astype(np.int64) << FRAC for t in net.thresholds]
 
 

@@ -29,7 +29,7 @@ level of every column from a calibration set read through the chip, keeping them
 The ``ideal`` profile gives ``Q = 2^FRAC w`` and no offset or noise: every network answers
 exactly as its digital twin (tested).
 
-Stuck cells (the profile's yield) are drawn per layer and slice from the chip seed.
+Stuck cells (the profile's yield) are the device model's fault maps, one per layer and slice.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.gen import analog, crossbar
+from rrambnn.gen import device as dev
 from rrambnn.gen.analog import CFRAC, FRAC, NORMAL, ZBITS, ZFRAC, Profile
 from rrambnn.gen.network import priority_encode, score
 from rrambnn.gen.online_nbit import mix32
@@ -74,11 +75,9 @@ def chip(net, profile: Profile, seed: int) -> CodedChip:
     for k, w in enumerate(net.weights):
         for b, s in enumerate(weight_slices(w, net.wbits, _ternary(net))):
             c = (s > 0).astype(np.uint8)
-            if profile.yield_ < 1:
-                rng = np.random.default_rng([seed & 0xFFFFFFFF, 0xFA017, k, b])
-                faulty = rng.random(c.shape) >= profile.yield_
-                lrs = rng.random(c.shape) < 0.5
-                c = np.where(faulty, lrs, c).astype(np.uint8)
+            if profile.yield_ < 1:  # the fault maps of the device model, one per slice array
+                faults = dev.fault_maps(c.shape, profile.yield_, seed & 0xFFFFFFFF, plane=1 + k * n + b)
+                c = analog.held_cells([c], faults)[0]
             cells.append(c)
     m = analog.chip_map(cells, profile, seed)
     q, g2, off = [], [], []
@@ -129,11 +128,6 @@ def read_keys(images: np.ndarray, positions: int) -> np.ndarray:
     return (mix32(images ^ np.uint32(0xC0DE5EED))[:, None] ^ pos[None, :]).reshape(-1)
 
 
-def thresholds(net) -> list[np.ndarray]:
-    """The network's thresholds in current units."""
-    return [t.astype(np.int64) << FRAC for t in net.thresholds]
-
-
 def _steps(net):
     """The network's layers as ("conv", k, layer), ("dense", k, None) or ("pool", None, layer)."""
     if not hasattr(net, "spec"):
@@ -160,19 +154,11 @@ def _layer_sums(net, c: CodedChip, kind, k, layer, a, ids):
     return read(a.reshape(len(a), -1), c, k, read_keys(ids, 1), net.abits)
 
 
-def _codes(s: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Activation codes ``#{l : s >= t[:, l]}``."""
-    code = np.zeros(s.shape, np.uint8)
-    for lv in range(t.shape[1]):
-        code += s >= t[:, lv]
-    return code
-
-
 def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None):
     """The chip on one chunk: (last layer's currents, thresholds used). With
     ``calibrate_from`` (the ideal network's trace of ``x``), every layer's thresholds are first
     refitted on ``x`` read through the chip (and returned)."""
-    from rrambnn.gen.cnn import max_pool
+    from rrambnn.gen.cnn import max_pool, ramp
     a = x
     fitted = []
     n = len(net.weights)
@@ -186,7 +172,7 @@ def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None):
             t = _refit(s, calibrate_from.sums[k], net.thresholds[k], t)
             fitted.append(t)
         if k < n - 1:
-            a = _codes(s, t)
+            a = ramp(s, t)
     return s, (fitted if calibrate_from is not None else theta)
 
 
@@ -205,7 +191,7 @@ def _refit(s, ideal_s, ideal_t, prior):
 def forward(net, x, c: CodedChip, *, theta=None, first_image: int = 0, chunk: int = 500):
     """The analog chip on input codes ``x``: (priority, argmax, hit); image ``i`` is read as image
     ``first_image + i`` (the noise key)."""
-    theta = thresholds(net) if theta is None else theta
+    theta = analog.thresholds(net) if theta is None else theta
     prio, amax, hit = [], [], []
     for i in range(0, max(len(x), 1), chunk):
         ids = np.arange(first_image + i, first_image + i + len(x[i:i + chunk]), dtype=np.int64)
@@ -229,6 +215,6 @@ def calibrate(net, c: CodedChip, x_cal) -> list[np.ndarray]:
     reference) programming path with the chip's activations visible."""
     ideal = net.forward(np.asarray(x_cal), trace=True)
     ids = analog.CAL_IMAGE_BASE + np.arange(len(x_cal), dtype=np.int64)
-    _, fitted = _run(net, c, np.asarray(x_cal), thresholds(net), ids, calibrate_from=ideal)
+    _, fitted = _run(net, c, np.asarray(x_cal), analog.thresholds(net), ids, calibrate_from=ideal)
     return fitted
 

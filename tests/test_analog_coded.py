@@ -35,7 +35,7 @@ def test_ideal_profile_is_the_digital_network(which):
     for got, want in zip(C.forward(net, x, chip), net.forward(x, trace=False)):
         assert np.array_equal(got, want)
     theta = C.calibrate(net, chip, x[:100])
-    assert all(np.array_equal(t, u) for t, u in zip(theta, C.thresholds(net)))
+    assert all(np.array_equal(t, u) for t, u in zip(theta, A.thresholds(net)))
 
 
 def test_merged_read_is_the_planes_and_slices_shifted_and_added():
@@ -93,7 +93,7 @@ def test_calibration_refits_every_level_and_wins_back_agreement():
     chip = C.chip(net, A.load_profile("harsh"), 1)
     ideal = net.forward(held, trace=False)
     theta = C.calibrate(net, chip, fit)
-    programmed = C.thresholds(net)
+    programmed = A.thresholds(net)
     assert all((np.diff(t, axis=1) >= 0).all() for t in theta[:-1])
     assert all(not np.array_equal(t, u) for t, u in zip(theta, programmed))
     agree = lambda th: (C.forward(net, held, chip, theta=th)[0] == ideal[0]).mean()  # noqa: E731
@@ -133,3 +133,22 @@ def test_eval_and_sweep_take_a_cnn_and_sim_refuses_it(tmp_path):
     assert json.loads(rr(*args).stdout)["points_kept"] == 2
     one_error_line(rr("sim", "--weights", str(path), "--device", "mild"),
                    "multi-bit and CNN networks take --device on eval, sweep variation and explore")
+
+
+def test_stuck_cells_of_the_profile_yield_hold_their_state_in_every_slice():
+    """Yield y: about (1 - y) of each slice array's cells are stuck, half of them in the state
+    they were written to, so about (1 - y) / 2 read the other state; a seed is its fault map."""
+    net, _ = _sliced(False)
+    p = A.load_profile("ideal").scaled(yield_=0.8)
+    healthy = [(s_ > 0).astype(np.uint8) for w in net.weights for s_ in weight_slices(w, net.wbits)]
+    flipped = []
+    for seed in (1, 2):
+        chip = C.chip(net, p, seed)
+        m = A.chip_map(healthy, A.load_profile("ideal"), seed)
+        gains = slice_gains(net.wbits)
+        merged = sum(g * m.layers[b].q for b, g in enumerate(gains))
+        flipped.append(chip.q[0] != merged)
+    for f in flipped:
+        assert 0.05 < f.mean() < 0.5  # a weight with 3 slices: 1 - 0.9^3 = 27% expected
+    assert not np.array_equal(flipped[0], flipped[1])
+    assert np.array_equal(C.chip(net, p, 1).q[0], C.chip(net, p, 1).q[0])
