@@ -34,7 +34,7 @@ Stuck cells (the profile's yield) are the device model's fault maps, one per lay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,17 +51,42 @@ from rrambnn.gen.sliced import slice_gains, weight_slices
 class CodedChip:
     """A multi-bit or convolutional network's chip: per crossbar layer the merged cell currents
     ``q`` (rows, cols) and squared conductances ``g2`` (2^-2FRAC units) of its slices, and the
-    sense offsets (cols,)."""
+    sense offsets (cols,) of the merged sum; ``slices``: per layer each slice array's own map
+    (what the generated Verilog's arrays hold)."""
 
     profile: Profile
     seed: int
     q: list[np.ndarray]
     g2: list[np.ndarray]
     offset: list[np.ndarray]
+    slices: list[list[analog.LayerMap]] = field(default_factory=list)
 
 
 def _ternary(net) -> bool:
     return bool(getattr(net, "ternary", False))
+
+
+def slice_faults(net, profile: Profile, seed: int) -> list[np.ndarray]:
+    """Per crossbar layer the fault maps (n, rows, cols) of its slice arrays on chip ``seed``
+    (the profile's yield; slice b of layer k is plane ``1 + k * n + b`` of the device model's
+    draws), zeros when every cell works."""
+    n = len(slice_gains(net.wbits, _ternary(net)))
+    out = []
+    for k, w in enumerate(net.weights):
+        if profile.yield_ < 1:
+            out.append(np.stack([dev.fault_maps(w.shape, profile.yield_, seed & 0xFFFFFFFF, plane=1 + k * n + b)[0]
+                                 for b in range(n)]).astype(np.int8))
+        else:
+            out.append(np.zeros((n,) + w.shape, np.int8))
+    return out
+
+
+def slice_cells(net, faults) -> list[np.ndarray]:
+    """Per crossbar layer the cells (n, rows, cols) its slice arrays hold: weight slice b's
+    signs, stuck cells at their state."""
+    return [np.stack(analog.held_cells([(s > 0).astype(np.uint8) for s in weight_slices(w, net.wbits, _ternary(net))],
+                                       f))
+            for w, f in zip(net.weights, faults)]
 
 
 def chip(net, profile: Profile, seed: int) -> CodedChip:
@@ -71,22 +96,16 @@ def chip(net, profile: Profile, seed: int) -> CodedChip:
     input plane), shifted and added with them: ``(2^A - 1) sum_b g_b off_bj``."""
     gains = slice_gains(net.wbits, _ternary(net))
     n = len(gains)
-    cells = []
-    for k, w in enumerate(net.weights):
-        for b, s in enumerate(weight_slices(w, net.wbits, _ternary(net))):
-            c = (s > 0).astype(np.uint8)
-            if profile.yield_ < 1:  # the fault maps of the device model, one per slice array
-                faults = dev.fault_maps(c.shape, profile.yield_, seed & 0xFFFFFFFF, plane=1 + k * n + b)
-                c = analog.held_cells([c], faults)[0]
-            cells.append(c)
+    cells = [c for layer in slice_cells(net, slice_faults(net, profile, seed)) for c in layer]
     m = analog.chip_map(cells, profile, seed)
-    q, g2, off = [], [], []
+    q, g2, off, slices = [], [], [], []
     for k in range(len(net.weights)):
         sl = m.layers[k * n:(k + 1) * n]
+        slices.append(sl)
         q.append(sum(g * s.q for g, s in zip(gains, sl)))
         g2.append(sum(g * g * s.g2 for g, s in zip(gains, sl)))
         off.append(((1 << net.abits) - 1) * sum(g * s.offset for g, s in zip(gains, sl)))
-    return CodedChip(profile, seed, q, g2, off)
+    return CodedChip(profile, seed, q, g2, off, slices)
 
 
 def _plane_weights(x: np.ndarray, abits: int) -> np.ndarray:
@@ -154,10 +173,11 @@ def _layer_sums(net, c: CodedChip, kind, k, layer, a, ids):
     return read(a.reshape(len(a), -1), c, k, read_keys(ids, 1), net.abits)
 
 
-def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None):
+def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None, trace=None):
     """The chip on one chunk: (last layer's currents, thresholds used). With
     ``calibrate_from`` (the ideal network's trace of ``x``), every layer's thresholds are first
-    refitted on ``x`` read through the chip (and returned)."""
+    refitted on ``x`` read through the chip (and returned). ``trace``: a pair of lists that
+    receive every crossbar layer's currents and activations (codes; the last layer's fires)."""
     from rrambnn.gen.cnn import max_pool, ramp
     a = x
     fitted = []
@@ -173,6 +193,9 @@ def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None):
             fitted.append(t)
         if k < n - 1:
             a = ramp(s, t)
+        if trace is not None:
+            trace[0].append(s)
+            trace[1].append(a if k < n - 1 else (s >= t).astype(np.uint8))
     return s, (fitted if calibrate_from is not None else theta)
 
 
@@ -188,19 +211,32 @@ def _refit(s, ideal_s, ideal_t, prior):
     return np.maximum.accumulate(np.stack(lv, axis=1), axis=1)
 
 
-def forward(net, x, c: CodedChip, *, theta=None, first_image: int = 0, chunk: int = 500):
-    """The analog chip on input codes ``x``: (priority, argmax, hit); image ``i`` is read as image
-    ``first_image + i`` (the noise key)."""
+def forward(net, x, c: CodedChip, *, theta=None, first_image: int = 0, image_ids=None, chunk: int = 500,
+            trace: bool = False):
+    """The analog chip on input codes ``x``: (priority, argmax, hit), or with ``trace`` a
+    :class:`rrambnn.gen.network.Trace` (every crossbar layer's currents and activations); image
+    ``i`` is read as image ``first_image + i`` (the noise key), or as ``image_ids[i]``."""
+    from rrambnn.gen.network import Trace
     theta = analog.thresholds(net) if theta is None else theta
-    prio, amax, hit = [], [], []
+    ids_all = np.arange(first_image, first_image + len(x), dtype=np.int64) if image_ids is None else \
+        np.asarray(image_ids, np.int64)
+    prio, amax, hit, sums, acts = [], [], [], [], []
     for i in range(0, max(len(x), 1), chunk):
-        ids = np.arange(first_image + i, first_image + i + len(x[i:i + chunk]), dtype=np.int64)
-        s, _ = _run(net, c, np.asarray(x[i:i + chunk]), theta, ids)
+        rec = ([], []) if trace else None
+        s, _ = _run(net, c, np.asarray(x[i:i + chunk]), theta, ids_all[i:i + chunk], trace=rec)
         p, h = priority_encode(s >= theta[-1])
         prio.append(p)
         hit.append(h)
         amax.append((s - theta[-1]).argmax(axis=1))
-    return np.concatenate(prio), np.concatenate(amax), np.concatenate(hit)
+        if trace:
+            sums.append(rec[0])
+            acts.append(rec[1])
+    prio, amax, hit = np.concatenate(prio), np.concatenate(amax), np.concatenate(hit)
+    if not trace:
+        return prio, amax, hit
+    n = len(net.weights)
+    return Trace(sums=[np.concatenate([s[k] for s in sums]) for k in range(n)],
+                 acts=[np.concatenate([a[k] for a in acts]) for k in range(n)], priority=prio, argmax=amax, hit=hit)
 
 
 def accuracy(net, x, labels, c: CodedChip, *, theta=None) -> dict:

@@ -214,41 +214,63 @@ def pack(values: np.ndarray, bits: int) -> int:
 
 @dataclass(frozen=True, eq=False)
 class AnalogLayer:
-    """What a layer's hardware needs of the chip's analog map (:class:`rrambnn.gen.analog.LayerMap`)
-    and profile: cell currents and squares, offsets, the noise coefficient and seed, and the
-    widths they take."""
+    """What a layer's hardware needs of the chip's analog maps (:class:`rrambnn.gen.analog.LayerMap`)
+    and profile: per computing plane the cell currents and squares (``maps``; one plane in a
+    binary chip, one per weight slice in a multi-bit one, :mod:`rrambnn.gen.analog_coded`), the
+    sense offsets of the layer's merged sum, the noise coefficient and seed, and the widths they
+    take. ``gains``: what each plane's sum weighs; ``abits``: the input planes read
+    bit-serially."""
 
-    map: ga.LayerMap
+    maps: tuple
+    offset: np.ndarray  # (n_out,) the sense offsets of the merged (shifted and added) sum
     seed: int
     index: int
     noise_c: int  # round(2^CFRAC sigma_read)
+    gains: tuple = (1,)
+    abits: int = 1
+
+    def _max(self, attr: str, *more: str) -> list[int]:
+        """Per plane the largest |value| of the named per-cell arrays."""
+        return [max(int(np.abs(getattr(m, a)).max()) for a in (attr,) + more) for m in self.maps]
 
     @property
     def qw(self) -> int:
-        q = np.concatenate([self.map.q1.ravel(), self.map.q0.ravel()])
+        q = np.concatenate([a.ravel() for m in self.maps for a in (m.q1, m.q0)])
         return signed_width(int(q.min()), int(q.max()))
 
     @property
     def gw(self) -> int:
-        return max(1, int(max(self.map.g21.max(), self.map.g20.max())).bit_length())
+        return max(1, max(self._max("g21", "g20")).bit_length())
+
+    def squares_bound(self, n_in: int) -> int:
+        """The largest merged squares sum of a column: ``sum_a 4^a sum_p gain_p^2 g2_p`` over
+        every input."""
+        planes = sum(1 << (2 * a) for a in range(self.abits))
+        return n_in * planes * sum(g * g * m for g, m in zip(self.gains, self._max("g21", "g20")))
 
     def current_bound(self, n_in: int) -> int:
-        """The largest |current| a column can reach: every cell at its largest |q|, the offset,
-        the largest noise draw."""
-        q = max(int(np.abs(self.map.q1).max()), int(np.abs(self.map.q0).max()))
-        g2 = int(max(self.map.g21.max(), self.map.g20.max()))
+        """The largest |current| a column can reach: every cell at its largest |q| in every
+        plane and input bit, the offset, the largest noise draw."""
+        top = (1 << self.abits) - 1
+        q = top * sum(g * m for g, m in zip(self.gains, self._max("q1", "q0")))
         zmax = int(np.abs(ga.NORMAL).max())
-        noise = (zmax * self.noise_c * ga.isqrt(np.array([n_in * g2]))[0]) >> (ga.ZFRAC + ga.CFRAC)
-        return n_in * q + int(np.abs(self.map.offset).max(initial=0)) + int(noise) + 1
+        noise = (zmax * self.noise_c * ga.isqrt(np.array([self.squares_bound(n_in)]))[0]) >> (ga.ZFRAC + ga.CFRAC)
+        return n_in * q + int(np.abs(self.offset).max(initial=0)) + int(noise) + 1
+
+    def aw(self, rows: int) -> int:
+        """Width of one tile's signed column current (any plane)."""
+        q = max(self._max("q1", "q0"))
+        return signed_width(-rows * q, rows * q)
 
     def vw(self, rows: int) -> int:
-        return max(1, (rows * int(max(self.map.g21.max(), self.map.g20.max()))).bit_length())
+        """Width of one tile's column squares (any plane)."""
+        return max(1, (rows * max(self._max("g21", "g20"))).bit_length())
 
 
 @dataclass(frozen=True, eq=False)
 class TileAnalog:
-    """One tile's part of a layer's analog map (the tile at row ``r0``, column ``c0`` of its
-    layer) and the widths of its current and squares outputs: what a
+    """One tile's part of a layer's analog map (the tile at row ``r0``, column ``c0`` of plane
+    ``plane`` of its layer) and the widths of its current and squares outputs: what a
     :class:`rrambnn.hw.crossbar.CrossbarTile` made with it instantiates instead of the digital
     model."""
 
@@ -257,13 +279,14 @@ class TileAnalog:
     c0: int
     aw: int
     vw: int
+    plane: int = 0
 
     def instance(self, tile, common: dict) -> Instance:
         """The analog crossbar model's instance for ``tile``; ``common``: the digital model's
         parameters and ports."""
         R, C = tile.rows, tile.cols
         sl = (slice(self.r0, self.r0 + R), slice(self.c0, self.c0 + C))
-        m = self.layer.map
+        m = self.layer.maps[self.plane]
         qw, gw = self.layer.qw, self.layer.gw
         return Instance(
             ANALOG_CROSSBAR_NAME, **common,
@@ -279,7 +302,7 @@ class AnalogSense(wiring.Component):
 
     def __init__(self, analog: AnalogLayer, n: int, aw: int, vw: int, iw: int):
         self.analog, self.n, self.aw, self.vw, self.iw = analog, n, aw, vw, iw
-        off = analog.map.offset
+        off = analog.offset
         self.ow = signed_width(int(off.min(initial=0)), int(off.max(initial=0)))
         super().__init__({"a": In(n * aw), "v": In(n * vw), "image": In(32), "i": Out(n * iw)})
 
@@ -289,7 +312,7 @@ class AnalogSense(wiring.Component):
         m.submodules.model = Instance(
             SENSE_MODEL_NAME,
             p_N=self.n, p_AW=self.aw, p_VW=self.vw, p_IW=self.iw, p_OW=self.ow, p_ZW=zw,
-            p_OFFSETS=Const(pack(self.analog.map.offset[None, :], self.ow), self.n * self.ow),
+            p_OFFSETS=Const(pack(self.analog.offset[None, :], self.ow), self.n * self.ow),
             p_SEED=Const(self.analog.seed & 0xFFFFFFFF, 32), p_LAYER=Const(self.analog.index, 32),
             p_NOISE_C=Const(self.analog.noise_c, 32),
             p_ZTABLE=Const(pack(ga.NORMAL[None, :], zw), 1024 * zw),
@@ -298,5 +321,18 @@ class AnalogSense(wiring.Component):
 
 
 def analog_layers(maps: ga.ChipMap) -> list[AnalogLayer]:
+    """A binary chip's layers: one plane each."""
     c = round(maps.profile.read_noise * (1 << ga.CFRAC))
-    return [AnalogLayer(m, maps.seed, k, c) for k, m in enumerate(maps.layers)]
+    return [AnalogLayer((m,), m.offset, maps.seed, k, c) for k, m in enumerate(maps.layers)]
+
+
+def coded_layers(net, chip) -> list[AnalogLayer]:
+    """A multi-bit chip's layers (:class:`rrambnn.gen.analog_coded.CodedChip` ``chip`` of
+    ``net``): plane b holds weight slice b's arrays; the sense stage sees the merged sum with
+    the merged offsets ``(2^A - 1) sum_b g_b off_b`` (each slice column's offset entering each
+    of its conversions)."""
+    from rrambnn.gen.sliced import slice_gains
+    c = round(chip.profile.read_noise * (1 << ga.CFRAC))
+    gains = tuple(slice_gains(net.wbits, bool(getattr(net, "ternary", False))))
+    return [AnalogLayer(tuple(sl), off, chip.seed, k, c, gains, net.abits)
+            for k, (sl, off) in enumerate(zip(chip.slices, chip.offset))]

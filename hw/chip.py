@@ -228,8 +228,9 @@ class Chip(wiring.Component):
         self.planes, self.wbits, self.abits = variant.planes, variant.wbits, variant.abits
         levels = (1 << self.abits) - 1
         # analog reads (rrambnn.hw.analog): per layer an AnalogLayer, thresholds in current units
-        if analog is not None and (len(analog) != n or not isinstance(variant, Binary)):
-            raise ValueError("Analog reads need one analog map per layer of a binary chip")
+        if analog is not None and (len(analog) != n or isinstance(variant, StoragePlanes) or variant.update is not None
+                                   or variant.backward):
+            raise ValueError("Analog reads need one analog layer per layer of an inference chip (binary or multi-bit)")
         self.analog = analog
         self.layers = [Layer(w, t, self.tile, initial_cells=c, faults=f, index=k, seed=self.device.seed,
                              fail_threshold=fail_threshold(self.device.p_fail), endurance=self.device.endurance,
@@ -471,6 +472,13 @@ class Chip(wiring.Component):
         L, bits = len(self.layers), self.abits
         levels = (1 << bits) - 1
         x = Signal(self.arch[0] * bits, name="x_ff")  # pixel i's code in bits [i*m, (i+1)*m)
+        accept = [x.eq(self.i.payload)]
+        if self.analog:  # every accepted image's index (from 0 at reset) keys its read noise
+            count = Signal(32, name="images_taken")
+            image = Signal(32, name="image_ff")
+            accept += [image.eq(count), count.eq(count + 1)]
+            for layer in self.layers:
+                m.d.comb += layer.image.eq(image)
         k = Signal(range(max(2, L)), name="seq_layer")
         t = Signal(range(max(2, bits)), name="seq_plane")
         lv = Signal(range(max(2, levels)), name="seq_level")
@@ -489,7 +497,7 @@ class Chip(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(~hold)
                 with m.If(self.i.valid & ~hold):
-                    m.d.sync += [x.eq(self.i.payload), k.eq(0), t.eq(bits - 1)]
+                    m.d.sync += [*accept, k.eq(0), t.eq(bits - 1)]
                     m.next = "ACC"
             with m.State("ACC"):
                 for i, layer in enumerate(self.layers):

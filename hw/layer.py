@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rrambnn.gen.device import tile_seed
-from rrambnn.hw.analog import AnalogSense, TileAnalog, signed_width
+from rrambnn.hw.analog import AnalogSense, TileAnalog
 from rrambnn.hw.crossbar import CrossbarTile, _bits, sum_width
 
 
@@ -122,10 +122,13 @@ class Layer(wiring.Component):
         # units with the sense stage's offsets and read noise; thresholds in the same units
         self.analog = analog
         if analog is not None:
-            if planes != 1 or sliced or in_bits != 1 or levels != 1 or transposed:
-                raise ValueError("Analog reads are modelled for binary layers (one plane, 1-bit inputs) only")
-            if analog.map.q1.shape != weights.shape:
-                raise ValueError(f"Layer analog map must have shape {weights.shape}, not {analog.map.q1.shape}")
+            if transposed or (planes != 1 and not sliced):
+                raise ValueError("Analog reads are modelled for computing planes without the transposed read only")
+            if len(analog.maps) != planes:
+                raise ValueError(f"Layer analog maps must be one per plane ({planes}), not {len(analog.maps)}")
+            for mp in analog.maps:
+                if mp.q1.shape != weights.shape:
+                    raise ValueError(f"Layer analog map must have shape {weights.shape}, not {mp.q1.shape}")
             self.bound = analog.current_bound(self.n_in)
         thresholds = np.asarray(thresholds)
         t_shape = (self.n_out,) if levels == 1 else (self.n_out, levels)
@@ -165,10 +168,10 @@ class Layer(wiring.Component):
         if transposed:
             self.tsw = sum_width(self.n_out * slice_gain)
             serial.update({"tx": In(self.n_out), "tsums": Out(self.n_in * self.tsw)})
-        if analog is not None:
-            q = max(int(np.abs(analog.map.q1).max()), int(np.abs(analog.map.q0).max()))
-            self.aw = signed_width(-self.n_in * q, self.n_in * q)
-            self.vw = analog.vw(self.n_in)
+        if analog is not None:  # widths: one plane's column current and squares; the sense model's inputs
+            self.aw, self.vw = analog.aw(self.n_in), analog.vw(self.n_in)
+            self.saw, self.svw = (self.aw, self.vw) if planes == 1 and in_bits == 1 else \
+                (self.sw, max(1, analog.squares_bound(self.n_in).bit_length()))
             serial["image"] = In(32)  # the image's index: it keys the read noise
         if levels > 1:
             serial.update({"ramp_step": In(1), "ramp_first": In(1), "ramp_level": In(_bits(levels)),
@@ -228,7 +231,7 @@ class Layer(wiring.Component):
                                      fail_threshold=self.fail_threshold, endurance=self.endurance,
                                      compute=p == 0 or self.sliced,
                                      transposed=self.transposed and (p == 0 or self.sliced),
-                                     analog=TileAnalog(self.analog, r0, c0, self.aw, self.vw) if self.analog
+                                     analog=TileAnalog(self.analog, r0, c0, self.aw, self.vw, p) if self.analog
                                      else None)
                     name = f"tile_r{br}_c{bc}" if p == 0 else f"plane{p}_tile_r{br}_c{bc}"
                     m.submodules[name] = tiles[p, br, bc] = t
@@ -272,18 +275,7 @@ class Layer(wiring.Component):
         if self.levels > 1:
             ramp = self._threshold_ram(m, getattr(platform, "ram_init", True))
         if self.analog is not None:  # the tiles' currents added, then the sense model
-            m.submodules.sense_model = model = AnalogSense(self.analog, self.n_out, self.aw, self.vw, self.sw)
-            cur, sq = [], []
-            for j in range(self.n_out):
-                bc, jl = divmod(j, C)
-                a = Signal(signed(self.aw), name=f"current{j}")
-                v = Signal(unsigned(self.vw), name=f"squares{j}")
-                parts = [tiles[0, br, bc] for br in range(self.row_blocks)]
-                m.d.comb += [a.eq(sum_all([t.currents[jl * self.aw:(jl + 1) * self.aw].as_signed() for t in parts])),
-                             v.eq(sum_all([t.squares[jl * self.vw:(jl + 1) * self.vw] for t in parts]))]
-                cur.append(a)
-                sq.append(v)
-            m.d.comb += [model.a.eq(Cat(*cur)), model.v.eq(Cat(*sq)), model.image.eq(self.image)]
+            model = self._analog_sums(m, tiles)
         for j in range(self.n_out):
             bc, jl = divmod(j, C)
             if self.analog is not None:
@@ -294,7 +286,7 @@ class Layer(wiring.Component):
                 total = shift_add((sum_all([tiles[p, br, bc].column_sum(jl) for br in range(self.row_blocks)])
                                    for p in range(self.planes if self.sliced else 1)), self.ternary)
             s = Signal(signed(self.sw), name=f"sum{j}")  # named: shared by sense and output stage
-            if self.in_bits > 1:  # bit-serial input: acc = 2*acc + S(plane), MSB first
+            if self.in_bits > 1 and self.analog is None:  # bit-serial input: acc = 2*acc + S(plane), MSB first
                 now = Signal(signed(self.sw), name=f"plane_sum{j}")
                 m.d.comb += now.eq(total)
                 with m.If(self.acc_step):
@@ -322,6 +314,39 @@ class Layer(wiring.Component):
             if sense is not None and self.in_bits == 1:  # the analog comparator decides
                 m.d.comb += [sense.theta[j * self.tw:(j + 1) * self.tw].eq(theta), self.fires[j].eq(sense.fires[j])]
         return m
+
+    def _analog_sums(self, m, tiles) -> AnalogSense:
+        """Analog reads: per column the row tiles' currents and squares added, the planes shifted
+        and added (currents by the slice's gain, squares by its square) and, with bit-serial
+        inputs, accumulated over the input planes (``2 acc + I``, ``4 vacc + V``, MSB first);
+        then the sense model (offsets, read noise) gives the currents the comparators see."""
+        C = self.tile[1]
+        m.submodules.sense_model = model = AnalogSense(self.analog, self.n_out, self.saw, self.svw, self.sw)
+        n_p = self.planes if self.sliced else 1
+        cur, sq = [], []
+        for j in range(self.n_out):
+            bc, jl = divmod(j, C)
+            a = Signal(signed(self.saw), name=f"current{j}")
+            v = Signal(unsigned(self.svw), name=f"squares{j}")
+            pa = [sum_all([tiles[p, br, bc].currents[jl * self.aw:(jl + 1) * self.aw].as_signed()
+                           for br in range(self.row_blocks)]) for p in range(n_p)]
+            pv = [sum_all([tiles[p, br, bc].squares[jl * self.vw:(jl + 1) * self.vw] for br in range(self.row_blocks)])
+                  for p in range(n_p)]
+            if n_p == 1 and self.in_bits == 1:
+                m.d.comb += [a.eq(pa[0]), v.eq(pv[0])]
+            else:
+                now_a = shift_add(pa, self.ternary)
+                now_v = sum_all([x << (0 if self.ternary else 2 * p) for p, x in enumerate(pv)])
+                if self.in_bits > 1:
+                    with m.If(self.acc_step):
+                        m.d.sync += [a.eq(Mux(self.acc_first, 0, a << 1) + now_a),
+                                     v.eq(Mux(self.acc_first, 0, v << 2) + now_v)]
+                else:
+                    m.d.comb += [a.eq(now_a), v.eq(now_v)]
+            cur.append(a)
+            sq.append(v)
+        m.d.comb += [model.a.eq(Cat(*cur)), model.v.eq(Cat(*sq)), model.image.eq(self.image)]
+        return model
 
     def _sense_macro(self, m, tiles):
         """The cost view's sense stage: one black-box instance of :data:`SENSE_MODULE` takes every

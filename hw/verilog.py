@@ -67,9 +67,22 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
     online chip."""
     from rrambnn.gen.planes import plane_faults
     n = net.wbits
+    thresholds, analog = net.thresholds, None
+    if cfg.analog:  # analog reads: the slice arrays of chip cfg.analog_seed (rrambnn.gen.analog_coded)
+        if cfg.update_bits > 1:
+            raise RrambnnError("analog reads are modelled for the inference chip, not with --update-bits")
+        if initial_cells is not None or faults is not None:
+            raise RrambnnError("a multi-bit chip with analog reads holds the profile's chip (its own cells and faults)")
+        from rrambnn.gen import analog as ga
+        from rrambnn.gen import analog_coded as gc
+        from rrambnn.hw.analog import coded_layers
+        faults = gc.slice_faults(net, cfg.profile, cfg.analog_seed)
+        initial_cells = gc.slice_cells(net, faults)
+        analog = coded_layers(net, gc.chip(net, cfg.profile, cfg.analog_seed))
+        thresholds = ga.thresholds(net)
     cells = initial_cells if initial_cells is not None else [net.cells(k) for k in range(len(net.weights))]
     faults = plane_faults(net.arch, cfg.device, n) if faults is None else faults
-    thresholds = [t[:, 0] if t.ndim == 2 and t.shape[1] == 1 else t for t in net.thresholds]
+    thresholds = [t[:, 0] if t.ndim == 2 and t.shape[1] == 1 else t for t in thresholds]
     try:
         update = None
         if cfg.update_bits > 1:
@@ -81,7 +94,7 @@ def _build_sliced_chip(net: SlicedNetwork, cfg: ChipConfig, initial_cells=None, 
                     pipeline=cfg.pipeline, output=cfg.output, debug=cfg.debug,
                     variant=ComputingPlanes(n, net.abits, update, backward=cfg.self_training,
                                             ternary=net.ternary),
-                    programming=_programming(cfg), device=cfg.device, cells=cells, faults=faults)
+                    programming=_programming(cfg), device=cfg.device, cells=cells, faults=faults, analog=analog)
         if cfg.self_training:
             from rrambnn.gen.online_nbit import rule_of
             from rrambnn.hw.trainer import SelfTrainingChip
@@ -181,8 +194,13 @@ def header(chip: Chip, net: BinaryNetwork, cfg: ChipConfig) -> str:
         f"device: yield {d.yield_}, pulse failure {d.p_fail}, endurance {d.endurance or 'unlimited'}, seed {d.seed}",
         *([f"// analog reads: device profile {cfg.profile.name}, chip seed {cfg.analog_seed}: column currents, "
            f"sense offsets and read noise in 2^-8 cell units (rrambnn_crossbar_analog, rrambnn_analog_sense; "
-           f"rrambnn.gen.analog); thresholds and sums in the same units; the read noise is keyed by the index of "
-           f"each accepted image, counted from 0 at reset"] if cfg.analog else []),
+           f"rrambnn.gen.analog"
+           + ("; every weight slice its own arrays, the slices' currents and squared conductances shifted and added "
+              "per input plane and accumulated, the sense model's offset the merged (2^A - 1) sum_b g_b off_b and one "
+              "noise draw on the accumulated squares: rrambnn.gen.analog_coded" if chip.wbits > 1 or chip.abits > 1
+              else "")
+           + "); thresholds and sums in the same units; the read noise is keyed by the index of "
+           "each accepted image, counted from 0 at reset"] if cfg.analog else []),
         _input_line(net, chip),
         _output_line(cfg),
         _timing_line(chip, cfg),

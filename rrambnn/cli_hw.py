@@ -53,8 +53,8 @@ def cmd_verilog(args):
     read = _network(args)
     cnn = read if isinstance(read, CnnNetwork) else None
     if cnn is not None and args.device is not None:
-        from rrambnn.gen.analog import check_binary
-        check_binary(cnn)
+        from rrambnn.gen.analog import check_chip
+        check_chip(cnn)
     if cnn is not None:
         from rrambnn.hw.cnn import generate_cnn, make_chip
         chip = make_chip(cnn, tile=args.tile, positions=args.positions or 1, output=args.output, debug=args.debug)
@@ -70,13 +70,13 @@ def cmd_verilog(args):
     if args.device is not None:
         from rrambnn.gen.analog import load_profile
         from rrambnn.gen.cnn import check_seed
-        from rrambnn.gen.analog import check_binary
+        from rrambnn.gen.analog import check_chip
         check_seed(args.seed)
         profile = load_profile(args.device)
         if not profile.ideal:
-            check_binary(net)
+            check_chip(net)
             if cfg.update_bits > 1:
-                raise RrambnnError("--device models the binary chip's analog reads; --update-bits does not take it")
+                raise RrambnnError("--device models the inference chip's analog reads; --update-bits does not take it")
         cfg = cfg.with_profile(profile, args.seed)
     chip = write_verilog(net, cfg, args.out)
     online = (f", {cfg.update_bits}-bit weights in {cfg.update_bits} planes with the weight-update controller"
@@ -116,8 +116,8 @@ def _check_modes(args, modes, debug, out_dir=None):
         device = load_profile(args.device)
     net = accept(_network(args), args.weights, multi_bit=True, cnn=True)
     if device is not None:
-        from rrambnn.gen.analog import check_binary
-        check_binary(net)
+        from rrambnn.gen.analog import check_chip
+        check_chip(net)
         if args.simulator != "verilator":
             raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
     x, labels = mnist_inputs(net, args.data, args.images)
@@ -228,7 +228,7 @@ def add_hw_commands(sub):
                    help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
                         "backward by transposed reads and updates on chip; the fine-tuning learning rate)")
     v.add_argument("--device", metavar="FILE.toml|NAME",
-                   help="binary chips: the crossbar model reads through a device profile (see eval --device; "
+                   help="binary and multi-bit chips: the crossbar model reads through a device profile (see eval --device; "
                         "ideal: the digital chip, byte for byte)")
     v.add_argument("--seed", type=seed_arg, default=1, help="--device: the chip's seed (as sim --seed)")
     v.set_defaults(fn=cmd_verilog)
@@ -244,7 +244,7 @@ def add_hw_commands(sub):
         s.add_argument("--seed", type=seed_arg, default=1, help="testbench seed (idles, backpressure); with --device "
                                                            "also the chip's (conductances, offsets, read noise)")
         s.add_argument("--device", metavar="FILE.toml|NAME",
-                       help="binary chips: analog reads of a device profile (see eval --device), carried into the "
+                       help="binary and multi-bit chips: analog reads of a device profile (see eval --device), carried into the "
                             "generated crossbar model and checked bit for bit (ideal: the digital chip)")
         s.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
         s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",

@@ -34,9 +34,10 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     analog = None
     if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
         from rrambnn.gen import analog as ga
-        from rrambnn.gen.analog import check_binary
-        check_binary(net)
-        analog = ga.chip_map(ga.faulty_cells(net, device, seed), device, seed)
+        from rrambnn.gen import analog_coded as gc
+        ga.check_chip(net)
+        analog = gc.chip(net, device, seed) if hasattr(net, "abits") else \
+            ga.chip_map(ga.faulty_cells(net, device, seed), device, seed)
         report["device"] = {**device.describe(), "chip_seed": seed}
     opts = dict(tile=tile, pipeline=pipeline, debug=debug, seed=seed, waves=waves, out_dir=out_dir,
                 simulator=simulator, positions=positions, device=device)
@@ -46,7 +47,7 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             golden = net.classify(x, mode)
         else:  # the random phase's images are the chip's images 0..N-1
             from rrambnn.gen.network import answers
-            prio, amax, hit = ga.forward(net, x, analog)
+            prio, amax, hit = (gc if hasattr(net, "abits") else ga).forward(net, x, analog)
             golden = answers(prio if mode == "priority" else amax, hit, mode)
         report["modes"][mode] = {
             "passed": res["passed"], "mismatches": res.get("mismatches"), "checked": res.get("checked"),

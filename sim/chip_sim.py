@@ -154,6 +154,9 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
     must not fail pulses: the golden side applies the targets, stuck cells excepted)."""
     if program_commands and cfg.device.p_fail:
         raise RrambnnError("programming a multi-bit chip in simulation needs a device without pulse failures")
+    if cfg.analog and (rewrite_thresholds or program_commands):
+        raise RrambnnError("a multi-bit chip with analog reads is checked on traffic (random and full rate); its "
+                           "threshold rewrites and programming are not")
     cfg = cfg.for_network(net)
     t = time.time()
     text, chip = generate(net, cfg)

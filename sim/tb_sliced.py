@@ -47,12 +47,16 @@ def image_payloads(x: np.ndarray, abits: int) -> list[int]:
 
 
 def expected_payloads(net: SlicedNetwork, layout, output: str, x: np.ndarray) -> list[int]:
-    t = net.forward(x)
+    return trace_payloads(net.forward(x), layout, output)
+
+
+def trace_payloads(t, layout, output: str) -> list[int]:
+    """A golden :class:`rrambnn.gen.network.Trace` as the chip's result payloads."""
     values = {"cls": t.labels(output)[:, None], "hit": t.hit[:, None].astype(np.int64), "sums": t.sums[-1]}
     for k, a in enumerate(t.acts):
         values[f"act{k}"] = a.astype(np.int64)
     out = []
-    for i in range(len(x)):
+    for i in range(len(t.hit)):
         fields = {}
         for name, f in layout:
             v = values[name][i]
@@ -68,9 +72,16 @@ async def sliced_chip_matches_golden(dut):
     net = SlicedNetwork.load(cfg["weights"])
     chip_cfg = ChipConfig.from_dict(cfg["chip"]).for_network(net)
     from rrambnn.gen.planes import plane_faults
-    faults = plane_faults(net.arch, chip_cfg.device, net.wbits)
-    chip = build_chip(net, chip_cfg, None, faults)
-    golden = effective_network(net, faults)
+    analog = None
+    if chip_cfg.analog:  # the profile's chip: its slice arrays, offsets and read noise (rrambnn.gen.analog_coded)
+        from rrambnn.gen import analog_coded
+        analog = analog_coded.chip(net, chip_cfg.profile, chip_cfg.analog_seed)
+        chip = build_chip(net, chip_cfg)
+        golden = net
+    else:
+        faults = plane_faults(net.arch, chip_cfg.device, net.wbits)
+        chip = build_chip(net, chip_cfg, None, faults)
+        golden = effective_network(net, faults)
     x = np.load(cfg["images"])
     seed = int(cfg["seed"])
     rng = random.Random(seed)
@@ -162,6 +173,12 @@ async def sliced_chip_matches_golden(dut):
     mismatches, examples = 0, []
     fields = field_table(layout)
     expected = {}
+    if analog is not None:  # the t-th accepted image is the chip's image t (its read-noise key)
+        from rrambnn.gen import analog_coded
+        order = np.array([i for i, _ in checked], np.int64)
+        tr = analog_coded.forward(net, x[order], analog, image_ids=np.arange(len(order)), trace=True)
+        checked = [((t, int(i)), golden) for t, i in enumerate(order)]
+        expected = {(key, id(golden)): p for (key, _), p in zip(checked, trace_payloads(tr, layout, chip_cfg.output))}
     for (i, g), got in zip(checked, results.received):
         key = (i, id(g))
         if key not in expected:
