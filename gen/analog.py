@@ -330,16 +330,6 @@ def check_binary(net):
     return net
 
 
-def check_chip(net):
-    """``net`` itself when its chip's Verilog reads through a device profile (binary and
-    multi-bit networks); one error line for a CNN."""
-    if hasattr(net, "spec"):
-        raise RrambnnError("--device here models the analog reads of the binary and multi-bit chips (their Verilog "
-                           "crossbar model); the CNN chip's Verilog reads ideally: CNN networks take --device on "
-                           "eval, sweep variation and explore (golden model)")
-    return net
-
-
 def held_cells(cells, faults) -> list[np.ndarray]:
     """The cells a chip holds: stuck ones (fault maps: 1 stuck at HRS, 2 at LRS) at their state."""
     return [np.where(f == dev.STUCK_LRS, 1, np.where(f == dev.STUCK_HRS, 0, c)).astype(np.uint8)

@@ -177,7 +177,8 @@ def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None, trace=None):
     """The chip on one chunk: (last layer's currents, thresholds used). With
     ``calibrate_from`` (the ideal network's trace of ``x``), every layer's thresholds are first
     refitted on ``x`` read through the chip (and returned). ``trace``: a pair of lists that
-    receive every crossbar layer's currents and activations (codes; the last layer's fires)."""
+    receive every crossbar layer's currents and every layer's activations (codes, pooled maps;
+    the last layer's fires)."""
     from rrambnn.gen.cnn import max_pool, ramp
     a = x
     fitted = []
@@ -185,6 +186,8 @@ def _run(net, c: CodedChip, x, theta, ids, calibrate_from=None, trace=None):
     for kind, k, layer in _steps(net):
         if kind == "pool":
             a = max_pool(a, layer.k)
+            if trace is not None:
+                trace[1].append(a)
             continue
         s = _layer_sums(net, c, kind, k, layer, a, ids)
         t = theta[k]
@@ -234,9 +237,9 @@ def forward(net, x, c: CodedChip, *, theta=None, first_image: int = 0, image_ids
     prio, amax, hit = np.concatenate(prio), np.concatenate(amax), np.concatenate(hit)
     if not trace:
         return prio, amax, hit
-    n = len(net.weights)
-    return Trace(sums=[np.concatenate([s[k] for s in sums]) for k in range(n)],
-                 acts=[np.concatenate([a[k] for a in acts]) for k in range(n)], priority=prio, argmax=amax, hit=hit)
+    return Trace(sums=[np.concatenate([s[k] for s in sums]) for k in range(len(sums[0]))],
+                 acts=[np.concatenate([a[k] for a in acts]) for k in range(len(acts[0]))], priority=prio,
+                 argmax=amax, hit=hit)
 
 
 def accuracy(net, x, labels, c: CodedChip, *, theta=None) -> dict:

@@ -320,6 +320,21 @@ class AnalogSense(wiring.Component):
         return m
 
 
+def mix32(x):
+    """The draws' 32-bit finaliser (:func:`rrambnn.gen.online_nbit.mix32`) as logic."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D)[:32]
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B)[:32]
+    return x ^ (x >> 16)
+
+
+def position_key(image, position):
+    """The read-noise key of output position ``position`` of image ``image`` as logic: what
+    :func:`rrambnn.gen.analog_coded.read_keys` gives a convolution's reads."""
+    return mix32(image ^ 0xC0DE5EED) ^ (position * 0x9E3779B9)[:32]
+
+
 def analog_layers(maps: ga.ChipMap) -> list[AnalogLayer]:
     """A binary chip's layers: one plane each."""
     c = round(maps.profile.read_noise * (1 << ga.CFRAC))

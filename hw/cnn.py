@@ -36,8 +36,16 @@ handing the result over.
 
 With ``debug`` the result carries every layer's activation map (``act<i>`` per spec layer, in
 (row, column, channel) order, m bits per code; the last layer's ``fires``) and the last layer's
-column sums ``sums``. The cells are the network's weights (an ideal device); thresholds are
-fixed at generation.
+column sums ``sums``. The cells are the network's weights; thresholds are fixed at generation.
+
+With ``analog`` (a chip of a device profile, :class:`rrambnn.gen.analog_coded.CodedChip`) every
+slice array reads through its own cells' currents and each crossbar layer's sense model adds
+its offsets and read noise (:mod:`rrambnn.hw.analog`, as in the multi-bit MLP chip): sums and
+thresholds are currents in 2^-8 cell units, and each read's noise is keyed by the image's
+index (counted from 0 at reset as results are taken) and, in a convolution of more than one
+output position, the position ``oy * W_out + ox``, as :func:`rrambnn.gen.analog_coded.read_keys`
+keys it. One copy
+of each kernel's arrays (``positions`` 1): the golden model reads one array per slice.
 """
 
 from __future__ import annotations
@@ -108,7 +116,7 @@ class CnnChip(wiring.Component):
     ``act<i>`` and ``sums``)."""
 
     def __init__(self, net: CnnNetwork, *, tile=(128, 128), positions: int = 1, output: str | None = None,
-                 debug: bool = False):
+                 debug: bool = False, analog=None):
         if not isinstance(net, CnnNetwork):
             raise TypeError(f"CNN chip needs a CnnNetwork, not {net!r}")
         self.tile = check_tile(tile)
@@ -120,6 +128,14 @@ class CnnChip(wiring.Component):
             raise TypeError(f"Debug must be a bool, not {debug!r}")
         self.net, self.positions, self.debug = net, positions, debug
         self.m, self.wbits = net.abits, net.wbits
+        self.analog, self.analog_layers, self.theta = analog, None, net.thresholds
+        if analog is not None:  # analog reads: thresholds in current units
+            from rrambnn.gen import analog as ga
+            from rrambnn.hw.analog import coded_layers
+            if positions != 1:
+                raise ValueError(f"Analog reads model one copy of each kernel's arrays: positions per step must be 1 "
+                                 f"with a device profile, not {positions!r}")
+            self.analog_layers, self.theta = coded_layers(net, analog), ga.thresholds(net)
         self._plan()
         fields = {"cls": _bits(net.spec.n_outputs), "hit": 1}
         if debug:
@@ -210,10 +226,13 @@ class CnnChip(wiring.Component):
         w = self.net.weights[s.k]
         slices = weight_slices(w, self.wbits)  # (n, rows, cols) of -1/+1
         cells = (slices > 0).astype(np.uint8)
-        theta = self.net.thresholds[s.k] if s.last else np.zeros(w.shape[1], np.int64)
+        theta = self.theta[s.k] if s.last else np.zeros(w.shape[1], np.int64)
+        if self.analog is not None:  # the chip's slice arrays: stuck cells of the profile's yield held
+            cells = np.stack([sl.cells for sl in self.analog.slices[s.k]])
         try:
             return Layer(slices[0], theta, self.tile, initial_cells=cells[0], index=s.k,
-                         planes=self.wbits, plane_cells=cells[1:], sliced=self.wbits > 1, in_bits=self.m)
+                         planes=self.wbits, plane_cells=cells[1:], sliced=self.wbits > 1, in_bits=self.m,
+                         analog=self.analog_layers[s.k] if self.analog is not None else None)
         except (TypeError, ValueError) as e:
             raise RrambnnError(str(e)) from None
 
@@ -248,6 +267,11 @@ class CnnChip(wiring.Component):
                 m.d.sync += [src0.entries[y][x].eq(self.i.payload[x * src0.ew:(x + 1) * src0.ew])
                              for x in range(src0.w)]
 
+        # analog reads: the image's index (results taken since reset) keys the read noise
+        image = Signal(32, name="image_index")
+        if self.analog is not None:
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += image.eq(image + 1)
         # every crossbar layer: inputs (window or whole map), codes, writes
         acc = [Signal(name=f"acc_step{s.k}") for s in self.steps]  # accumulate plane t this cycle
         sense = [Signal(name=f"sense{s.k}") for s in self.steps]  # write this step's codes
@@ -255,6 +279,11 @@ class CnnChip(wiring.Component):
             copies = self.layers[s.k]
             for j, layer in enumerate(copies):
                 m.submodules[f"layer{s.k}_copy{j}" if s.copies > 1 else f"layer{s.k}"] = layer
+                if self.analog is not None:
+                    from rrambnn.hw.analog import position_key
+                    # one output position (a dense layer, or a convolution covering its whole map): the image
+                    m.d.comb += layer.image.eq(position_key(image, oy * s.w_out + ox) if s.h_out * s.w_out > 1
+                                               else image)
             windows = self._windows(m, s, oy, ox)
             for j, (layer, win) in enumerate(zip(copies, windows)):
                 n_in = layer.n_in
@@ -345,7 +374,7 @@ class CnnChip(wiring.Component):
 
     def _codes(self, m, s: Step, j: int, layer: Layer):
         """A hidden layer's flash sense stage: per column the number of thresholds its sum reaches."""
-        theta = self.net.thresholds[s.k]
+        theta = self.theta[s.k]
         codes = []
         for col in range(layer.n_out):
             total = layer.sums[col * layer.sw:(col + 1) * layer.sw].as_signed()
@@ -422,9 +451,14 @@ def input_rows(chip: CnnChip, x: np.ndarray) -> list[list[int]]:
     return [rows[i * h:(i + 1) * h] for i in range(n)]
 
 
-def result_payloads(chip: CnnChip, x: np.ndarray) -> list[int]:
-    """The golden result payloads of input codes ``x`` (N, H, W, C), in the chip's layout."""
-    tr = chip.net.forward(x)
+def result_payloads(chip: CnnChip, x: np.ndarray, image_ids=None) -> list[int]:
+    """The golden result payloads of input codes ``x`` (N, H, W, C), in the chip's layout; a chip
+    with analog reads reads ``x[i]`` as its image ``image_ids[i]`` (default i)."""
+    if chip.analog is not None:
+        from rrambnn.gen import analog_coded
+        tr = analog_coded.forward(chip.net, x, chip.analog, image_ids=image_ids, trace=True)
+    else:
+        tr = chip.net.forward(x)
     n = len(x)
     cls = tr.argmax if chip.output == "argmax" else tr.priority
     values = {"cls": cls[:, None], "hit": tr.hit[:, None].astype(np.int64)}
@@ -467,6 +501,13 @@ def header(chip: CnnChip) -> str:
         f"(H_in + sum of steps x {chip.cycles_per_step} + 1; steps per layer: "
         + ", ".join(str(s.steps) for s in chip.steps) + "); o__payload is registered and held until taken",
     ]
+    if chip.analog is not None:
+        a = chip.analog
+        lines.append(f"// analog reads: device profile {a.profile.name}, chip seed {a.seed}: every slice array reads "
+                     f"through its cells' currents (rrambnn_crossbar_analog), each crossbar layer's sense model adds its "
+                     f"offsets and read noise (rrambnn_analog_sense); sums and thresholds in 2^-8 cell units; the noise "
+                     f"is keyed by the image's index (results taken since reset) and a convolution's output position; "
+                     f"rrambnn.gen.analog_coded")
     if chip.debug:
         names = [lyr.text for lyr in spec.layers]
         lines.append("// debug: o__payload holds every layer's activation map, act<i> = layer i ("
@@ -483,11 +524,15 @@ def generate_cnn(chip: CnnChip) -> str:
     body = to_verilog(chip, TOP_NAME)
     off = "".join(f"/* verilator lint_off {w} */\n" for w in YOSYS_STYLE_WAIVERS)
     on = "".join(f"/* verilator lint_on {w} */\n" for w in YOSYS_STYLE_WAIVERS)
-    return header(chip) + off + body + on + CROSSBAR_MODULE
+    models = ""
+    if chip.analog is not None:
+        from rrambnn.hw.analog import ANALOG_CROSSBAR_MODULE, SENSE_MODEL_MODULE
+        models = ANALOG_CROSSBAR_MODULE + SENSE_MODEL_MODULE
+    return header(chip) + off + body + on + CROSSBAR_MODULE + models
 
 
 def make_chip(net: CnnNetwork, *, tile="128x128", positions: int = 1, output: str | None = None,
-              debug: bool = False) -> CnnChip:
+              debug: bool = False, analog=None) -> CnnChip:
     """The CNN chip of ``net`` with user parameters: every refusal one :class:`RrambnnError` line
     (a bad tile or positions, a map over the register limit, more arrays than the generator builds)."""
     from rrambnn.hw.config import MAX_TILES
@@ -501,6 +546,6 @@ def make_chip(net: CnnNetwork, *, tile="128x128", positions: int = 1, output: st
             raise RrambnnError(f"the CNN chip {spec.text} needs up to {n:,} crossbar tiles of {tile[0]}x{tile[1]} "
                                f"({net.wbits} slice(s), {copies} position(s) per step); the generator builds at most "
                                f"{MAX_TILES:,} (choose larger tiles or fewer positions)")
-        return CnnChip(net, tile=tile, positions=positions, output=output, debug=debug)
+        return CnnChip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None

@@ -52,12 +52,20 @@ def cmd_verilog(args):
     check_writable(args.out)
     read = _network(args)
     cnn = read if isinstance(read, CnnNetwork) else None
-    if cnn is not None and args.device is not None:
-        from rrambnn.gen.analog import check_chip
-        check_chip(cnn)
+    profile = None
+    if args.device is not None:
+        from rrambnn.gen.analog import load_profile
+        from rrambnn.gen.cnn import check_seed
+        check_seed(args.seed)
+        profile = load_profile(args.device)
     if cnn is not None:
         from rrambnn.hw.cnn import generate_cnn, make_chip
-        chip = make_chip(cnn, tile=args.tile, positions=args.positions or 1, output=args.output, debug=args.debug)
+        analog = None
+        if profile is not None and not profile.ideal:
+            from rrambnn.gen import analog_coded
+            analog = analog_coded.chip(cnn, profile, args.seed)
+        chip = make_chip(cnn, tile=args.tile, positions=args.positions or 1, output=args.output, debug=args.debug,
+                         analog=analog)
         text = generate_cnn(chip)
         atomic_write(args.out, lambda f: f.write(text.encode()))
         print(f"wrote {args.out}: the CNN chip {cnn.spec.text}, {chip.n_tiles} crossbar tile(s) of "
@@ -67,16 +75,9 @@ def cmd_verilog(args):
     net, cfg = chip_design(args.weights, network=read, tile=args.tile, pipeline=args.pipeline, output=args.output,
                            debug=args.debug, update_bits=args.update_bits, step_bits=args.step_bits,
                            self_training=args.self_training)
-    if args.device is not None:
-        from rrambnn.gen.analog import load_profile
-        from rrambnn.gen.cnn import check_seed
-        from rrambnn.gen.analog import check_chip
-        check_seed(args.seed)
-        profile = load_profile(args.device)
-        if not profile.ideal:
-            check_chip(net)
-            if cfg.update_bits > 1:
-                raise RrambnnError("--device models the inference chip's analog reads; --update-bits does not take it")
+    if profile is not None:
+        if not profile.ideal and cfg.update_bits > 1:
+            raise RrambnnError("--device models the inference chip's analog reads; --update-bits does not take it")
         cfg = cfg.with_profile(profile, args.seed)
     chip = write_verilog(net, cfg, args.out)
     online = (f", {cfg.update_bits}-bit weights in {cfg.update_bits} planes with the weight-update controller"
@@ -116,8 +117,6 @@ def _check_modes(args, modes, debug, out_dir=None):
         device = load_profile(args.device)
     net = accept(_network(args), args.weights, multi_bit=True, cnn=True)
     if device is not None:
-        from rrambnn.gen.analog import check_chip
-        check_chip(net)
         if args.simulator != "verilator":
             raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
     x, labels = mnist_inputs(net, args.data, args.images)
@@ -228,7 +227,7 @@ def add_hw_commands(sub):
                    help="with an n-bit online network: the self-training chip (samples on train; forward, error, "
                         "backward by transposed reads and updates on chip; the fine-tuning learning rate)")
     v.add_argument("--device", metavar="FILE.toml|NAME",
-                   help="binary and multi-bit chips: the crossbar model reads through a device profile (see eval --device; "
+                   help="the crossbar model reads through a device profile (see eval --device; "
                         "ideal: the digital chip, byte for byte)")
     v.add_argument("--seed", type=seed_arg, default=1, help="--device: the chip's seed (as sim --seed)")
     v.set_defaults(fn=cmd_verilog)
@@ -244,7 +243,7 @@ def add_hw_commands(sub):
         s.add_argument("--seed", type=seed_arg, default=1, help="testbench seed (idles, backpressure); with --device "
                                                            "also the chip's (conductances, offsets, read noise)")
         s.add_argument("--device", metavar="FILE.toml|NAME",
-                       help="binary and multi-bit chips: analog reads of a device profile (see eval --device), carried into the "
+                       help="analog reads of a device profile (see eval --device), carried into the "
                             "generated crossbar model and checked bit for bit (ideal: the digital chip)")
         s.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
         s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",

@@ -35,7 +35,6 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
         from rrambnn.gen import analog as ga
         from rrambnn.gen import analog_coded as gc
-        ga.check_chip(net)
         analog = gc.chip(net, device, seed) if hasattr(net, "abits") else \
             ga.chip_map(ga.faulty_cells(net, device, seed), device, seed)
         report["device"] = {**device.describe(), "chip_seed": seed}
@@ -96,7 +95,7 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
                           "device"))
     if isinstance(net, CnnNetwork):
         return _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
-                                  waves=waves, out_dir=out_dir, log=log, simulator=simulator)
+                                  waves=waves, out_dir=out_dir, log=log, simulator=simulator, device=device)
     cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
     if device is not None:
         cfg = cfg.with_profile(device, seed)
@@ -116,7 +115,7 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
 
 
 def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out_dir, log,
-                       simulator: str = "verilator") -> dict:
+                       simulator: str = "verilator", device=None) -> dict:
     """The CNN chip of ``net`` in output stage ``mode`` on Verilator (its Verilog also written to
     ``out_dir``/rrambnn_chip_<mode>.v when given)."""
     from rrambnn.hw.layer import check_tile
@@ -127,7 +126,7 @@ def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out
         raise RrambnnError(str(e)) from None
     path = Path(out_dir) / f"rrambnn_chip_{mode}.v" if out_dir is not None else None
     res = simulate_cnn(net, x, tile=tile, positions=positions, output=mode, debug=debug, seed=seed,
-                       waves=waves or None, log=log, out=path, simulator=simulator)
+                       waves=waves or None, log=log, out=path, simulator=simulator, device=device, chip_seed=seed)
     if path is not None and log:
         log(f"wrote {path} (the CNN chip {net.spec.text}, {res['n_tiles']} tiles, output {mode})")
     res["throughput"] = {"images_per_cycle": 1 / res["interval_model"], "latency_cycles": res["interval_model"] - 1}

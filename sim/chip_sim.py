@@ -345,22 +345,32 @@ def simulate_self_training(arch, ncfg, codes, x_train, y_train, x_test, *, fault
 def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, output: str | None = None,
                  debug: bool = True, seed: int = 1, p_idle: float = 0.2, p_stall: float = 0.2,
                  throughput_images: int = 200, waves: bool | None = None, log=None, out=None,
-                 simulator: str = "verilator", golden=None) -> dict:
+                 simulator: str = "verilator", golden=None, device=None, chip_seed: int = 1) -> dict:
     """The CNN chip (:mod:`rrambnn.hw.cnn`) of ``net`` (a :class:`rrambnn.gen.cnn.CnnNetwork`;
     ``x`` its input codes (N, H, W, C)) on ``simulator`` (Verilator, or Icarus) against the
     golden network: every result
     payload in order under random idles and backpressure, then cycles per image against
     ``CnnChip.interval``. ``out``: also write the Verilog simulated there. ``golden``: the
-    network the payloads are expected from (default ``net``; another one must be caught)."""
+    network the payloads are expected from (default ``net``; another one must be caught).
+    ``device``: a profile (:class:`rrambnn.gen.analog.Profile`, not ideal): the chip reads
+    through chip ``chip_seed`` of it, against the golden analog model."""
     from rrambnn.fileio import atomic_write
     from rrambnn.hw.cnn import generate_cnn, make_chip
 
     from rrambnn.sim.runner import check_simulator
     check_simulator(simulator)
-    chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug)
+    analog, profile = None, None
+    if device is not None and not device.ideal:
+        if simulator != "verilator":
+            raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
+        from rrambnn.gen import analog_coded
+        analog = analog_coded.chip(net, device, chip_seed)
+        profile = [[f, getattr(device, f)] for f in device.__dataclass_fields__ if f not in ("sources", "path")]
+    chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog)
     t = time.time()
     key = [net.spec.text, net.wbits, net.abits, chip.tile, positions, chip.output, debug,
-           *(w.tobytes() for w in net.weights), *(th.tobytes() for th in net.thresholds)]
+           *(w.tobytes() for w in net.weights), *(th.tobytes() for th in net.thresholds),
+           *([repr(profile), chip_seed] if analog is not None else [])]
     text = runner.cached_text("verilog", key, lambda: generate_cnn(chip))
     gen_s = time.time() - t
     if out is not None:
@@ -368,7 +378,8 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
     if log:
         log(f"generated the CNN chip {net.spec.text} ({chip.n_tiles} arrays, {chip.positions} position(s) per step, "
             f"{chip.interval} cycles/image) in {gen_s:.1f} s; building")
-    tag = f"cnn-{net.spec.text}-w{net.wbits}a{net.abits}-p{positions}-{chip.output}{'-dbg' if debug else ''}"[:60]
+    tag = (f"cnn-{net.spec.text}-w{net.wbits}a{net.abits}-p{positions}-{chip.output}{'-dbg' if debug else ''}"
+           + (f"-{device.name}-s{chip_seed}" if analog is not None else ""))[:60]
     b = runner.build(text, waves=waves, tag=tag, simulator=simulator)
     if log:
         name = "Icarus" if simulator == "icarus" else "Verilator"
@@ -382,6 +393,7 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
     res = runner.run_test(b, "rrambnn.sim.tb_cnn", {
         "weights": str(run_dir / "weights.npz"), "golden": str(run_dir / "golden.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
         "chip": {"tile": list(chip.tile), "positions": positions, "output": chip.output, "debug": debug},
+        "device": {"profile": profile, "seed": chip_seed} if analog is not None else None,
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
