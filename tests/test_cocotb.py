@@ -17,7 +17,7 @@ from rrambnn.weights import shipped
 # random small networks: several row and column tiles, partial tiles, both output stages
 @pytest.mark.parametrize("arch, tile, pipeline, output, seed", [
     ("23-17-9-5", (8, 6), True, "argmax", 11),
-    ("23-17-9-5", (8, 6), False, "priority", 12),
+    pytest.param("23-17-9-5", (8, 6), False, "priority", 12, marks=pytest.mark.slow),  # the default suite's budget
     ("50-33-12", (16, 16), False, "argmax", 13),
     ("9-4", (4, 3), True, "priority", 14),
 ])
@@ -48,7 +48,7 @@ def check_random_network(arch, tile, pipeline, output, seed, *, images, throughp
 # write-verify programming with device effects, images streaming meanwhile
 @pytest.mark.parametrize("arch, tile, yield_, p_fail, endurance, retries, seed", [
     ("23-17-9-5", (8, 6), 0.9, 0.3, 4, 2, 21),
-    ("23-17-9-5", (8, 6), 1.0, 0.0, 0, 3, 22),
+    pytest.param("23-17-9-5", (8, 6), 1.0, 0.0, 0, 3, 22, marks=pytest.mark.slow),  # the default suite's budget
     ("30-12-6", (16, 8), 0.8, 0.6, 0, 1, 23),
     ("12-10", (12, 10), 0.95, 0.1, 2, 5, 24),
 ])
@@ -78,8 +78,8 @@ def test_programming_matches_golden(arch, tile, yield_, p_fail, endurance, retri
         assert res["read_back"]["switches_total"] > 0
 
 
-@pytest.mark.parametrize("output, pipeline", [("priority", False),
-                                              pytest.param("argmax", True, marks=pytest.mark.slow)])
+@pytest.mark.slow  # full test set
+@pytest.mark.parametrize("output, pipeline", [("priority", False), ("argmax", True)])
 def test_shipped_network_all_test_images(output, pipeline, mnist_test):
     net = BinaryNetwork.load(shipped())
     x = net.preprocess(mnist_test.images)

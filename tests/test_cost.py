@@ -19,6 +19,7 @@ def reference():
     return cost.design_cost()  # the shipped 400-128-128-10 network, priority output, 32 nm
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_reference_chip_meets_the_published_figures(reference):
     r = reference
     assert r["arch"] == [400, 128, 128, 10] and r["cycles_per_image"] == 1 and r["clock_mhz"] == 100
@@ -55,6 +56,7 @@ def test_reference_chip_meets_the_published_figures(reference):
     assert "361.0 TOPS/mm^2" in text and "589.6 TOPS/W" in text and "published" in text
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_the_digital_periphery_excludes_the_analog_stand_ins(reference):
     """In the analog-sense view the column-sum adders and comparators are black boxes: the
     digital periphery is the input and threshold registers, the controllers and the encoder."""
@@ -65,12 +67,14 @@ def test_the_digital_periphery_excludes_the_analog_stand_ins(reference):
     assert lg["gates"] < 5000  # the behavioural sense stage alone is over 25,000 gates
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_the_130nm_file_prices_the_same_chip_larger(reference):
     r130 = cost.price(reference["inventory"], reference["cells_by_type"], cost.load_tech("130nm"))
     assert r130["area_mm2"] > 10 * reference["area_mm2"] and r130["tops"] == reference["tops"]
     assert r130["write_energy_pj_per_pulse"] == 13.08
 
 
+@pytest.mark.slow  # four (two) synthesized chips: 30-50 s
 def test_multi_bit_chips_pay_for_converters_rams_and_cycles():
     one = cost.design_cost(arch="64-16-10")
     w2 = cost.design_cost(arch="64-16-10", wbits=2)
@@ -224,6 +228,7 @@ def test_analog_sense_view_of_the_verilog():
     assert b["cells_by_type"]["rrambnn_sense"] == 2 and b["cells"] < 0.75 * a["cells"]
 
 
+@pytest.mark.slow  # four (two) synthesized chips: 30-50 s
 def test_cnn_chip_is_costed_by_output_positions_beside_the_reference(tmp_path):
     """A CNN weights file: every copy of every layer's tiles read once per step, MACs by output
     positions, the feature maps' register bits priced on their own, the reference MLP chip at
@@ -287,6 +292,7 @@ def test_isaac_ima_priced_by_the_model_is_within_30_percent_of_its_published_fig
         assert 0.7 <= r["ratios"][k] <= 1.3, (k, r["ratios"][k])
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_the_chip_level_is_reported_apart_from_the_core(reference):
     c, t = reference["chip"], cost.load_tech("32nm")["chip"]
     assert c["area_mm2"] > reference["area_mm2"] and c["power_mw"] > reference["power_mw"]
@@ -335,6 +341,7 @@ def test_no_physically_implausible_value(tech):
             assert lo <= value <= hi, (dev, name, value, lo, hi)
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_crossbar_reads_are_priced_from_the_device_profile(reference):
     """A read spends V^2 (G_LRS + (G_LRS + G_HRS) / 2) a cell (worst case: every row driven,
     every cell LRS, and the reference current each column's sum is taken against) for its
@@ -372,6 +379,7 @@ def test_crossbar_reads_are_priced_from_the_device_profile(reference):
                    device=load_profile("ideal").scaled(read_voltage_v=3.0))
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_clocks_beyond_the_design_are_refused(reference, tmp_path):
     """The highest clock: one array read a cycle (its pulse), and a converted sum converted
     within its cycle; a clock beyond it is one error line, before the synthesis and before
@@ -425,6 +433,7 @@ def test_the_ir_drop_limit_is_the_analog_models():
     assert "from 13 rows on" in "\n".join(cost.describe(r))
 
 
+@pytest.mark.slow  # the reference chip's synthesis: about 70 s per worker
 def test_the_programming_path_sampling_capacitors_and_leakage_are_priced(reference):
     """Every line of every tile has an address decoder's AND (bit lines also a column multiplexer)
     and a high-voltage switch, each tile two write drivers, one charge pump reaches the SET
