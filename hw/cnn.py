@@ -290,9 +290,10 @@ class CnnChip(wiring.Component):
                 if bits > 1:
                     plane = Signal(n_in, name=f"plane{s.k}_{j}")
                     m.d.comb += [plane.eq(Cat(*(win[r * bits:(r + 1) * bits].bit_select(t, 1) for r in range(n_in)))),
-                                 layer.x.eq(plane), layer.acc_step.eq(acc[s.k]), layer.acc_first.eq(t == bits - 1)]
+                                 layer.x.eq(self._driven(plane, acc[s.k])), layer.acc_step.eq(acc[s.k]),
+                                 layer.acc_first.eq(t == bits - 1)]
                 else:
-                    m.d.comb += layer.x.eq(win)
+                    m.d.comb += layer.x.eq(self._driven(win, sense[s.k]))
             if not s.last:
                 codes = [self._codes(m, s, j, layer) for j, layer in enumerate(copies)]
                 self._write(m, s, codes, oy, ox, sense[s.k])
@@ -345,6 +346,13 @@ class CnnChip(wiring.Component):
                     m.next = "LOAD"
         m.d.comb += self.o.payload.eq(result)
         return m
+
+    def _driven(self, lines, active):
+        """A layer's word lines: with analog reads only while the layer reads (else 0, so that the
+        analog crossbar models, which sum every cell's current, are not re-evaluated for layers
+        at rest: the simulation's cost per cycle is the active layer's); the digital chip drives
+        them always (its Verilog unchanged)."""
+        return Mux(active, lines, 0) if self.analog is not None else lines
 
     def _first_state(self, k: int) -> str:
         return f"ACC{k}" if self.m > 1 else f"SENSE{k}"

@@ -172,6 +172,9 @@ class Layer(wiring.Component):
             self.aw, self.vw = analog.aw(self.n_in), analog.vw(self.n_in)
             self.saw, self.svw = (self.aw, self.vw) if planes == 1 and in_bits == 1 else \
                 (self.sw, max(1, analog.squares_bound(self.n_in).bit_length()))
+            if self.svw > 63:
+                raise ValueError(f"Layer read noise: the summed variance needs {self.svw} bits, over the sense model's "
+                                 f"64-bit integers (fewer rows, weight or activation bits, or a narrower spread)")
             serial["image"] = In(32)  # the image's index: it keys the read noise
         if levels > 1:
             serial.update({"ramp_step": In(1), "ramp_first": In(1), "ramp_level": In(_bits(levels)),
