@@ -78,8 +78,8 @@ def _analog_crossbar() -> str:
             g0[ac] = G0[GW*ac +: GW];
         end
     end
-    reg signed [AW-1:0] sa;
-    reg [VW-1:0] sv;
+    reg signed [AW-1:0] sa [0:COLS-1];
+    reg [VW-1:0] sv [0:COLS-1];
     // loop bounds held in variables: a simulator compiles the loops as loops (unrolled, the
     // model of a 128x128 array is megabytes of code)
     integer n_cols, n_rows;
@@ -87,19 +87,26 @@ def _analog_crossbar() -> str:
         n_cols = COLS;
         n_rows = ROWS;
     end
+    // row by row: a row whose word line is low costs one test, so an array at rest (every word
+    // line low) costs ROWS tests, not ROWS x COLS (simulators evaluate the block whenever they
+    // evaluate the design)
     always @* begin
         for (ac = 0; ac < n_cols; ac = ac + 1) begin
-            sa = 0;
-            sv = 0;
-            for (ar = 0; ar < n_rows; ar = ar + 1) begin
-                if (x[ar]) begin
-                    sa = sa + (cells[ac][ar] ? {{(AW-QW){q1[ac*ROWS + ar][QW-1]}}, q1[ac*ROWS + ar]}
-                                             : {{(AW-QW){q0[ac*ROWS + ar][QW-1]}}, q0[ac*ROWS + ar]});
-                    sv = sv + (cells[ac][ar] ? VW'(g1[ac*ROWS + ar]) : VW'(g0[ac*ROWS + ar]));
+            sa[ac] = 0;
+            sv[ac] = 0;
+        end
+        for (ar = 0; ar < n_rows; ar = ar + 1) begin
+            if (x[ar]) begin
+                for (ac = 0; ac < n_cols; ac = ac + 1) begin
+                    sa[ac] = sa[ac] + (cells[ac][ar] ? {{(AW-QW){q1[ac*ROWS + ar][QW-1]}}, q1[ac*ROWS + ar]}
+                                                     : {{(AW-QW){q0[ac*ROWS + ar][QW-1]}}, q0[ac*ROWS + ar]});
+                    sv[ac] = sv[ac] + (cells[ac][ar] ? VW'(g1[ac*ROWS + ar]) : VW'(g0[ac*ROWS + ar]));
                 end
             end
-            a[ac*AW +: AW] = sa;
-            v[ac*VW +: VW] = sv;
+        end
+        for (ac = 0; ac < n_cols; ac = ac + 1) begin
+            a[ac*AW +: AW] = sa[ac];
+            v[ac*VW +: VW] = sv[ac];
         end
     end
 `endif

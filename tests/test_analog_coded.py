@@ -260,7 +260,7 @@ def test_cnn_analog_chip_matches_the_golden_model_bit_for_bit(tmp_path, spec, wb
 @pytest.mark.slow
 def test_lenet5_chip_reads_through_a_profile_on_verilator():
     """The shipped LeNet-5 4/4/4/4's CNN chip with every effect of `realistic` on 100 test
-    images (about a second each on Verilator): 0 mismatches in class, hit, every activation map
+    images (about 6 a second on Verilator): 0 mismatches in class, hit, every activation map
     and the last currents against the golden analog model."""
     from pathlib import Path
     weights = Path(__file__).parents[1] / "weights/lenet5-4-4-4-4.npz"
