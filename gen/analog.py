@@ -150,8 +150,13 @@ class Profile:
             raise RrambnnError(f"{where}: ir_drop.wire_ohm_per_cell {self.wire_ohm} drops the far cell of a tile "
                                f"below a tenth of its current; not a first-order effect")
 
+    def values(self) -> tuple:
+        """The profile's values as (name, value) pairs (sources and path left out): what a
+        configuration or a testbench carries to rebuild it (``Profile(**dict(pairs))``)."""
+        return tuple((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in ("sources", "path"))
+
     def describe(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("sources", "path")}
+        d = dict(self.values())
         d["yield"] = d.pop("yield_")
         return {**d, "on_off_ratio": round(self.ratio, 3), "ideal": self.ideal, "path": self.path}
 

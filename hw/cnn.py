@@ -268,8 +268,8 @@ class CnnChip(wiring.Component):
                              for x in range(src0.w)]
 
         # analog reads: the image's index (results taken since reset) keys the read noise
-        image = Signal(32, name="image_index")
         if self.analog is not None:
+            image = Signal(32, name="image_index")
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += image.eq(image + 1)
         # every crossbar layer: inputs (window or whole map), codes, writes

@@ -53,8 +53,7 @@ class ChipConfig:
         configuration is returned unchanged."""
         if profile.ideal:
             return self
-        items = tuple((f.name, getattr(profile, f.name)) for f in dataclasses.fields(profile)
-                      if f.name not in ("sources", "path"))
+        items = profile.values()
         device = dataclasses.replace(self.device, seed=seed,
                                      yield_=profile.yield_ if profile.yield_ < 1 else self.device.yield_)
         return dataclasses.replace(self, analog=items, analog_seed=seed, device=device)

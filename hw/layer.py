@@ -335,17 +335,14 @@ class Layer(wiring.Component):
                            for br in range(self.row_blocks)]) for p in range(n_p)]
             pv = [sum_all([tiles[p, br, bc].squares[jl * self.vw:(jl + 1) * self.vw] for br in range(self.row_blocks)])
                   for p in range(n_p)]
-            if n_p == 1 and self.in_bits == 1:
-                m.d.comb += [a.eq(pa[0]), v.eq(pv[0])]
+            now_a = shift_add(pa, self.ternary)
+            now_v = sum_all([x << 2 * p if p and not self.ternary else x for p, x in enumerate(pv)])
+            if self.in_bits > 1:
+                with m.If(self.acc_step):
+                    m.d.sync += [a.eq(Mux(self.acc_first, 0, a << 1) + now_a),
+                                 v.eq(Mux(self.acc_first, 0, v << 2) + now_v)]
             else:
-                now_a = shift_add(pa, self.ternary)
-                now_v = sum_all([x << (0 if self.ternary else 2 * p) for p, x in enumerate(pv)])
-                if self.in_bits > 1:
-                    with m.If(self.acc_step):
-                        m.d.sync += [a.eq(Mux(self.acc_first, 0, a << 1) + now_a),
-                                     v.eq(Mux(self.acc_first, 0, v << 2) + now_v)]
-                else:
-                    m.d.comb += [a.eq(now_a), v.eq(now_v)]
+                m.d.comb += [a.eq(now_a), v.eq(now_v)]
             cur.append(a)
             sq.append(v)
         m.d.comb += [model.a.eq(Cat(*cur)), model.v.eq(Cat(*sq)), model.image.eq(self.image)]

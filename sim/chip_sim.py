@@ -365,7 +365,7 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
             raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
         from rrambnn.gen import analog_coded
         analog = analog_coded.chip(net, device, chip_seed)
-        profile = [[f, getattr(device, f)] for f in device.__dataclass_fields__ if f not in ("sources", "path")]
+        profile = [list(kv) for kv in device.values()]
     chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog)
     t = time.time()
     key = [net.spec.text, net.wbits, net.abits, chip.tile, positions, chip.output, debug,
