@@ -282,6 +282,12 @@ class ChipMap:
             m.cells = np.asarray(c, np.uint8)
         self.__post_init__()
 
+    def hold_layer(self, k: int, cells: np.ndarray):
+        """:meth:`hold` for layer ``k`` alone (online training rewrites a few layers a step)."""
+        m = self.layers[k]
+        m.cells = np.asarray(cells, np.uint8)
+        self._held[k] = (m.q, m.g2)
+
 
 def _positions(n_in: int, n_out: int) -> np.ndarray:
     """Wire segments from each cell's row driver and to its sense stage, inside its tile."""
@@ -354,14 +360,43 @@ def read(x: np.ndarray, chip: ChipMap, layer: int, images: np.ndarray) -> np.nda
     ``images`` the image indices that key the read noise."""
     m = chip.layers[layer]
     q, g2 = chip._held[layer]
-    n_in = q.shape[0]
-    s = crossbar.read_int(x, q, bound=n_in * int(np.abs(q).max(initial=1))) + m.offset
+    return _sensed(chip, x, q, g2, m.offset, images, layer)
+
+
+def _sensed(chip: ChipMap, x, q, g2, offset, images, key: int) -> np.ndarray:
+    """Lines driven by ``x`` (N, n) through currents ``q`` (n, m) and squared conductances
+    ``g2``, sensed with ``offset`` and one read-noise draw per line keyed by (chip, image, ``key``,
+    line)."""
+    n = q.shape[0]
+    xmax = int(np.abs(x).max(initial=1))
+    s = crossbar.read_int(x, q, bound=n * xmax * int(np.abs(q).max(initial=1))) + offset
     sigma = chip.profile.read_noise
     if sigma:
-        v = crossbar.read_int(x, g2, bound=n_in * int(g2.max(initial=1)))
-        z = NORMAL[noise_words(chip.seed, images, layer, q.shape[1]) >> np.uint32(32 - ZBITS)]
+        bits = xmax == 1 and np.asarray(x).min(initial=0) >= 0  # {0, 1} inputs: x^2 = x
+        v = crossbar.read_int(x if bits else np.asarray(x, np.int64) ** 2, g2,
+                              bound=n * xmax * xmax * int(g2.max(initial=1)))
+        z = NORMAL[noise_words(chip.seed, images, key, q.shape[1]) >> np.uint32(32 - ZBITS)]
         s = s + ((z * round(sigma * (1 << CFRAC)) * isqrt(v)) >> (ZFRAC + CFRAC))
     return s
+
+
+TRANSPOSED_KEY = 0x80  # the noise key of layer k's transposed read: TRANSPOSED_KEY + k
+
+
+def row_offsets(chip: ChipMap) -> list[np.ndarray]:
+    """Per layer, the offsets (n_in,) of the sense stages on the rows (the transposed read's),
+    frozen per chip, from their own generator (the forward maps do not move)."""
+    p = chip.profile
+    return [np.round(p.offset * np.random.default_rng([chip.seed & 0xFFFFFFFF, k, 0xA11B]).standard_normal(
+        m.q1.shape[0]) * (1 << FRAC)).astype(np.int64) for k, m in enumerate(chip.layers)]
+
+
+def read_transposed(e: np.ndarray, chip: ChipMap, layer: int, images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The transposed read of ``layer``: signed column inputs ``e`` (N, n_out) drive the bit
+    lines and every row senses ``sum_j e_j q_ij`` with its own offset (``offsets``, see
+    :func:`row_offsets`) and read noise of variance ``sigma_r^2 sum_j e_j^2 g2_ij`` (N, n_in)."""
+    q, g2 = chip._held[layer]
+    return _sensed(chip, np.asarray(e, np.int64), q.T, g2.T, offsets, images, TRANSPOSED_KEY + layer)
 
 
 def thresholds(net) -> list[np.ndarray]:

@@ -92,6 +92,16 @@ def mnist_inputs(net, data_dir, n: int):
     return network_inputs(net, te.images[:n]), te.labels[:n]
 
 
+def mnist_train_inputs(net, data_dir, n: int):
+    """The first ``n`` MNIST training images as the network's inputs (a calibration set)."""
+    from rrambnn.gen.mnist import load_split
+    check_mnist_inputs(net)
+    tr = load_split("train", data_dir)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(tr.labels):
+        raise RrambnnError(f"--calibrate must be from 1 to {len(tr.labels)} training images, not {n!r}")
+    return network_inputs(net, tr.images[:n])
+
+
 def evaluate(net, data_dir=None) -> dict:
     """Accuracy of the hardware-exact network on the MNIST test set, in both output stages."""
     from rrambnn.gen.mnist import load_split

@@ -98,9 +98,12 @@ class Stats:
 class SignChip:
     """The golden chip for online training: thresholds, n planes of cells per layer, device."""
 
-    def __init__(self, net: BinaryNetwork, cfg: SignConfig, *, blank: bool = False, faults=None, cells=None):
+    def __init__(self, net: BinaryNetwork, cfg: SignConfig, *, blank: bool = False, faults=None, cells=None,
+                 profile=None):
         """Start from ``net``'s weights as signs (or random signs, ``blank``) with every magnitude at
-        ``cfg.init_magnitude``; or from explicit ``cells`` per layer, (n, n_in, n_out)."""
+        ``cfg.init_magnitude``; or from explicit ``cells`` per layer, (n, n_in, n_out). ``profile``:
+        a device profile (:class:`rrambnn.gen.analog.Profile`): the sign cells read through chip
+        ``cfg.device.seed`` of it (:class:`AnalogSign`), forward and transposed."""
         self.cfg = cfg
         self.net = net
         self.arch = net.arch
@@ -121,6 +124,24 @@ class SignChip:
         self.arrays = planes.plane_arrays(self.arch, self.initial, cfg.device, tile=cfg.tile, retries=cfg.retries,
                                           faults=faults)
         self.stats = Stats()
+        self.analog = None if profile is None or profile.ideal else \
+            AnalogSign(profile, cfg.device.seed, [a.cells[0] for a in self.arrays])
+
+    def accuracy(self, x, y) -> dict:
+        """Both output stages of the chip as it is now (through its analog reads, if any: test
+        image i read as image i)."""
+        if self.analog is None:
+            return self.sign_network().accuracy(x, y)
+        from rrambnn.gen import analog as ga
+        net = self.sign_network()
+        return ga.accuracy(net, x, y, self.analog.map, theta=self.analog.thresholds(net))
+
+    def refresh(self, net: BinaryNetwork, layers):
+        """``net`` (the forward weights) and the analog reads after ``layers`` changed."""
+        for k in layers:
+            net.set_layer_weights(k, np.where(self.arrays[k].cells[0] == 1, 1, -1).astype(np.int8))
+            if self.analog is not None:
+                self.analog.map.hold_layer(k, self.arrays[k].cells[0])
 
     # -- state ---------------------------------------------------------------------
     def sign_network(self) -> BinaryNetwork:
@@ -199,31 +220,96 @@ class SignChip:
         self.stats.failed += [addr for _, addr in sorted(failed)]
 
 
+# -- analog reads -----------------------------------------------------------------------
+
+TRAIN_IMAGE_BASE = 1 << 29  # training reads' noise keys: sample t of the run reads as image 2^29 + t
+TRIM_BITS = 4  # the row sense stages' offset trim: 1/16 cell
+
+
+class AnalogSign:
+    """The sign cells of an online chip read through chip ``seed`` of a device profile
+    (:mod:`rrambnn.gen.analog`): each cell with its own LRS or HRS device's current as it holds
+    now. The forward pass senses column currents against the thresholds in current units; the
+    backward pass's transposed read drives the columns with the errors and senses every row's
+    current ``sum_j e_j q_ij`` with the row's own sense offset and read noise, rounded to cells
+    (``(I + 2^(FRAC-1)) >> FRAC``) before the error is clipped. Training reads are keyed by the
+    sample's index in the run (from :data:`TRAIN_IMAGE_BASE`): batching changes nothing.
+
+    ``trim``: the row sense stages' offsets are trimmed before training (a transposed read with
+    no bit line driven reads a row's offset alone, noise-free; a trim register of
+    :data:`TRIM_BITS` fractional bits cancels it), leaving each offset's rounding remainder,
+    at most half a trim step. Untrimmed, a row's fixed offset is an error of fixed sign
+    whenever its neuron's window is open, and training drifts (measured in the docs)."""
+
+    def __init__(self, profile, seed: int, sign_cells, *, trim: bool = True):
+        from rrambnn.gen import analog as ga
+        self.map = ga.chip_map(sign_cells, profile, seed)
+        self.trim = trim
+        self.row_offsets = ga.row_offsets(self.map)
+        if trim:
+            step = 1 << (ga.FRAC - TRIM_BITS)
+            self.row_offsets = [o - ((o + step // 2) // step) * step for o in self.row_offsets]
+        self.reads = 0  # training samples read so far
+        self.theta = None  # thresholds in current units (None: the network's; a calibration sets them)
+
+    def thresholds(self, net: BinaryNetwork) -> list[np.ndarray]:
+        from rrambnn.gen import analog as ga
+        return ga.thresholds(net) if self.theta is None else self.theta
+
+    def forward(self, net: BinaryNetwork, x: np.ndarray):
+        """A training batch's forward pass: (sums in current units, activations, noise keys)."""
+        from rrambnn.gen import analog as ga
+        ids = TRAIN_IMAGE_BASE + np.arange(self.reads, self.reads + len(x), dtype=np.int64)
+        self.reads += len(x)
+        *_, sums, acts = ga.forward(net, x, self.map, theta=self.thresholds(net), image_ids=ids, trace=True)
+        return sums, acts, ids
+
+    def back(self, e: np.ndarray, layer: int, ids: np.ndarray) -> np.ndarray:
+        """Layer ``layer``'s transposed read of errors ``e``, in cells (rounded)."""
+        from rrambnn.gen import analog as ga
+        i = ga.read_transposed(e, self.map, layer, ids, self.row_offsets[layer])
+        return (i + (1 << (ga.FRAC - 1))) >> ga.FRAC
+
+
 # -- the trainer ---------------------------------------------------------------------
 
-def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: SignConfig) -> list[np.ndarray]:
-    """Quantised errors per layer for a batch: (B, n_out) int per layer (see the module doc)."""
+def errors(net: BinaryNetwork, sums: list[np.ndarray], labels: np.ndarray, cfg: SignConfig, analog=None,
+           ids=None) -> list[np.ndarray]:
+    """Quantised errors per layer for a batch: (B, n_out) int per layer (see the module doc).
+    ``analog`` (:class:`AnalogSign`): ``sums`` are currents (2^-FRAC cell), the margin and the
+    window are compared in the same units, the errors go back through its transposed reads."""
     L = len(net.weights)
     out = []
-    s, t = sums[-1], net.thresholds[-1]
+    unit = 1
+    thresholds = net.thresholds
+    if analog is not None:
+        from rrambnn.gen import analog as ga
+        unit, thresholds = 1 << ga.FRAC, analog.thresholds(net)
+    s, t = sums[-1], thresholds[-1]
     margin = s - t
     target = np.zeros_like(margin, dtype=bool)
     target[np.arange(len(labels)), labels] = True
-    e = np.where(target & (margin < cfg.margin), 1, 0) - np.where(~target & (margin > -cfg.margin), 1, 0)
+    e = np.where(target & (margin < cfg.margin * unit), 1, 0) - np.where(~target & (margin > -cfg.margin * unit), 1, 0)
     out.append(e)
     for k in range(L - 2, -1, -1):
-        back = crossbar.transposed_read(e, net.weights[k + 1])
-        gate = np.abs(sums[k] - net.thresholds[k]) <= cfg.window
+        back = crossbar.transposed_read(e, net.weights[k + 1]) if analog is None else analog.back(e, k + 1, ids)
+        gate = np.abs(sums[k] - thresholds[k]) <= cfg.window * unit
         e = np.where(gate, np.clip(back, -cfg.max_error, cfg.max_error), 0)
         out.append(e)
     return out[::-1]
 
 
-def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cfg: SignConfig) -> list[Command]:
-    """The update commands one batch produces (errors from the current weights)."""
-    tr = net.forward(x)
-    ins = [x] + tr.acts[:-1]
-    errs = errors(net, tr.sums, labels, cfg)
+def commands_for_batch(net: BinaryNetwork, x: np.ndarray, labels: np.ndarray, cfg: SignConfig,
+                       analog=None) -> list[Command]:
+    """The update commands one batch produces (errors from the current weights; ``analog``:
+    read through :class:`AnalogSign`)."""
+    if analog is None:
+        tr = net.forward(x)
+        sums, acts, ids = tr.sums, tr.acts, None
+    else:
+        sums, acts, ids = analog.forward(net, x)
+    ins = [x] + acts[:-1]
+    errs = errors(net, sums, labels, cfg, analog, ids)
     cmds = []
     if cfg.batch == 1:
         for k, (xi, e) in enumerate(zip(ins, errs)):
@@ -255,7 +341,7 @@ def train(chip: SignChip, x_train, y_train, x_test, y_test, *, epochs: int, samp
     cfg = chip.cfg
     rng = np.random.default_rng([cfg.seed, 0x7EA1])
     n = len(x_train) if samples is None else min(samples, len(x_train))
-    results = [EpochResult(0, chip.sign_network().accuracy(x_test, y_test), chip.stats.as_dict(), 0.0)]
+    results = [EpochResult(0, chip.accuracy(x_test, y_test), chip.stats.as_dict(), 0.0)]
     trace: list[Command] = []
     for ep in range(1, epochs + 1):
         t = time.time()
@@ -263,7 +349,7 @@ def train(chip: SignChip, x_train, y_train, x_test, y_test, *, epochs: int, samp
         net = chip.sign_network()
         for b0 in range(0, n, cfg.batch):
             idx = order[b0:b0 + cfg.batch]
-            cmds = commands_for_batch(net, x_train[idx], y_train[idx], cfg)
+            cmds = commands_for_batch(net, x_train[idx], y_train[idx], cfg, chip.analog)
             if chip.stats.weight_updates < record_updates:  # recording: command by command
                 for cmd in cmds:
                     if chip.stats.weight_updates < record_updates:
@@ -271,11 +357,10 @@ def train(chip: SignChip, x_train, y_train, x_test, y_test, *, epochs: int, samp
                     chip.apply(cmd)
             else:
                 chip.apply_all(cmds)
-            for k in {c.layer for c in cmds}:  # refresh the forward weights of the changed layers
-                net.set_layer_weights(k, np.where(chip.arrays[k].cells[0] == 1, 1, -1).astype(np.int8))
+            chip.refresh(net, {c.layer for c in cmds})  # the forward weights of the changed layers
             if progress:
                 progress(len(idx))
-        results.append(EpochResult(ep, chip.sign_network().accuracy(x_test, y_test), chip.stats.as_dict(),
+        results.append(EpochResult(ep, chip.accuracy(x_test, y_test), chip.stats.as_dict(),
                                    time.time() - t))
     return results, trace
 
@@ -351,16 +436,25 @@ def start_network(net: BinaryNetwork, blank: bool) -> BinaryNetwork:
 
 
 def run(net: BinaryNetwork, cfg: SignConfig, data, *, blank: bool, epochs: int, samples: int | None,
-        record_updates: int = 0, progress: bool = False, desc: str = "online") -> dict:
+        record_updates: int = 0, progress: bool = False, desc: str = "online", profile=None,
+        calibration: int = 0) -> dict:
     """Online training on ``data`` = (x_train, y_train, x_test, y_test); returns accuracy per epoch,
     pulse and switch statistics, and (``record_updates`` > 0) the first commands holding at least
-    that many weight updates, with the chip's initial state, for hardware replay."""
+    that many weight updates, with the chip's initial state, for hardware replay. ``profile``:
+    every read goes through chip ``cfg.device.seed`` of this device profile; ``calibration``:
+    with it, the trained chip's thresholds are also refitted from that many training images
+    (:func:`rrambnn.gen.analog.calibrate`) and its accuracy reported."""
     from tqdm import tqdm
 
     x_tr, y_tr, x_te, y_te = data
     start = start_network(net, blank)
-    chip = SignChip(start, cfg, blank=blank)
+    chip = SignChip(start, cfg, blank=blank, profile=profile)
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
+    as_programmed = None
+    if chip.analog is not None and calibration:  # the host calibrates the thresholds, then training starts
+        from rrambnn.gen import analog as ga
+        as_programmed = chip.accuracy(x_te, y_te)
+        chip.analog.theta = ga.calibrate(chip.sign_network(), chip.analog.map, x_tr[:calibration])
     bar = tqdm(total=n * epochs, desc=desc, unit="img", disable=not progress, leave=False)
     results, trace = train(chip, x_tr, y_tr, x_te, y_te, epochs=epochs, samples=n,
                            record_updates=record_updates, progress=bar.update)
@@ -374,4 +468,10 @@ def run(net: BinaryNetwork, cfg: SignConfig, data, *, blank: bool, epochs: int, 
            "switches": switch_stats(chip)}
     out["final"] = {k: out["per_epoch"][-1][k] for k in ("priority", "argmax")}
     out["best"] = {k: max(e[k] for e in out["per_epoch"]) for k in ("priority", "argmax")}
+    if chip.analog is not None:
+        out["device_profile"] = {**profile.describe(), "chip_seed": cfg.device.seed}
+        out["device_profile"]["offset_trim_bits"] = TRIM_BITS if chip.analog.trim else None
+        if calibration:  # epoch 0 is the calibrated chip; before calibration it scored this
+            out["device_profile"]["calibration"] = {
+                "images": calibration, "as_programmed": {k: as_programmed[k] for k in ("priority", "argmax")}}
     return {"result": out, "trace": trace, "chip": chip, "start_net": start}

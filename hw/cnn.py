@@ -113,10 +113,13 @@ class CnnChip(wiring.Component):
     the last column sums in the result.
 
     Ports: ``i`` (rows of the input image, raster order), ``o`` (``cls``, ``hit``; with debug
-    ``act<i>`` and ``sums``)."""
+    ``act<i>`` and ``sums``). ``analog``: the chip of a device profile
+    (:class:`rrambnn.gen.analog_coded.CodedChip`); ``theta``: with it, per-layer thresholds in
+    current units (a per-chip calibration; default the network's). The chip has no threshold
+    port: its thresholds are fixed at generation."""
 
     def __init__(self, net: CnnNetwork, *, tile=(128, 128), positions: int = 1, output: str | None = None,
-                 debug: bool = False, analog=None):
+                 debug: bool = False, analog=None, theta=None):
         if not isinstance(net, CnnNetwork):
             raise TypeError(f"CNN chip needs a CnnNetwork, not {net!r}")
         self.tile = check_tile(tile)
@@ -136,6 +139,10 @@ class CnnChip(wiring.Component):
                 raise ValueError(f"Analog reads model one copy of each kernel's arrays: positions per step must be 1 "
                                  f"with a device profile, not {positions!r}")
             self.analog_layers, self.theta = coded_layers(net, analog), ga.thresholds(net)
+            if theta is not None:
+                self.theta = _checked_theta(theta, self.theta)
+        elif theta is not None:
+            raise ValueError("CNN chip thresholds in current units need analog reads (a device profile)")
         self._plan()
         fields = {"cls": _bits(net.spec.n_outputs), "hit": 1}
         if debug:
@@ -459,12 +466,28 @@ def input_rows(chip: CnnChip, x: np.ndarray) -> list[list[int]]:
     return [rows[i * h:(i + 1) * h] for i in range(n)]
 
 
+def _checked_theta(theta, nominal) -> list[np.ndarray]:
+    """Per-layer thresholds shaped as the network's, each row non-decreasing (a flash
+    converter's levels)."""
+    out = []
+    if len(theta) != len(nominal):
+        raise ValueError(f"CNN chip thresholds must be {len(nominal)} layers, not {len(theta)}")
+    for k, (t, n) in enumerate(zip(theta, nominal)):
+        t = np.asarray(t, np.int64)
+        if t.shape != n.shape:
+            raise ValueError(f"CNN chip thresholds of layer {k} must have shape {n.shape}, not {t.shape}")
+        if t.ndim == 2 and (np.diff(t, axis=1) < 0).any():
+            raise ValueError(f"CNN chip thresholds of layer {k} must not decrease from level to level")
+        out.append(t)
+    return out
+
+
 def result_payloads(chip: CnnChip, x: np.ndarray, image_ids=None) -> list[int]:
     """The golden result payloads of input codes ``x`` (N, H, W, C), in the chip's layout; a chip
     with analog reads reads ``x[i]`` as its image ``image_ids[i]`` (default i)."""
     if chip.analog is not None:
         from rrambnn.gen import analog_coded
-        tr = analog_coded.forward(chip.net, x, chip.analog, image_ids=image_ids, trace=True)
+        tr = analog_coded.forward(chip.net, x, chip.analog, theta=chip.theta, image_ids=image_ids, trace=True)
     else:
         tr = chip.net.forward(x)
     n = len(x)
@@ -540,7 +563,7 @@ def generate_cnn(chip: CnnChip) -> str:
 
 
 def make_chip(net: CnnNetwork, *, tile="128x128", positions: int = 1, output: str | None = None,
-              debug: bool = False, analog=None) -> CnnChip:
+              debug: bool = False, analog=None, theta=None) -> CnnChip:
     """The CNN chip of ``net`` with user parameters: every refusal one :class:`RrambnnError` line
     (a bad tile or positions, a map over the register limit, more arrays than the generator builds)."""
     from rrambnn.hw.config import MAX_TILES
@@ -554,6 +577,6 @@ def make_chip(net: CnnNetwork, *, tile="128x128", positions: int = 1, output: st
             raise RrambnnError(f"the CNN chip {spec.text} needs up to {n:,} crossbar tiles of {tile[0]}x{tile[1]} "
                                f"({net.wbits} slice(s), {copies} position(s) per step); the generator builds at most "
                                f"{MAX_TILES:,} (choose larger tiles or fewer positions)")
-        return CnnChip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog)
+        return CnnChip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog, theta=theta)
     except (TypeError, ValueError) as e:
         raise RrambnnError(str(e)) from None

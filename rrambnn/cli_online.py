@@ -59,6 +59,12 @@ def _online_args(p: argparse.ArgumentParser):
     p.add_argument("--samples", type=ranged_int(0, MNIST_TRAIN), default=10000, help="training images per epoch (0: all 60,000; default "
                                                               "10,000)")
     device_args(p, seed_help=SEED_HELP)
+    p.add_argument("--device", metavar="FILE.toml|NAME",
+                   help="sign: every forward and transposed read goes through chip --seed of a device profile "
+                        "(see eval --device; analog reads, golden model)")
+    p.add_argument("--calibration", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
+                   help="with --device: first fit the chip's thresholds on N training images read through it "
+                        "(as eval --device calibrates), then train")
     data_arg(p)
     json_arg(p)
 
@@ -73,6 +79,8 @@ def cmd_online(args):
     from rrambnn.studies.online import describe_on_chip, on_chip, online
 
     if args.on_chip:
+        if args.device is not None:
+            raise RrambnnError("--on-chip runs the digital self-training chip; --device is a golden-model option here")
         for opt in ("save", "trace", "replay"):
             if getattr(args, opt):
                 raise RrambnnError(f"--{opt} belongs to the golden run; --on-chip trains the self-training chip")

@@ -13,11 +13,14 @@ from rrambnn.errors import RrambnnError
 
 def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=True, seed: int = 1,
                 waves: bool = False, out_dir=None, log=None, simulator: str = "verilator", positions: int = 1,
-                device=None) -> dict:
+                device=None, x_cal=None) -> dict:
     """Simulate the chip of ``net`` in each output stage of ``modes`` on the inputs ``x`` (on
     ``simulator``: verilator or icarus); with ``out_dir`` the Verilog simulated is also written
     there (rrambnn_chip_<mode>.v). A CNN (:class:`rrambnn.gen.cnn.CnnNetwork`) runs on the CNN
-    chip with ``positions`` output columns per step."""
+    chip with ``positions`` output columns per step. ``device``: a profile, the chip reads
+    through its chip ``seed``; ``x_cal``: with it, calibration inputs: the chip's thresholds are
+    fitted on them through the chip (the golden analog model) and written through the threshold
+    port before the images (a CNN chip, which has none, is generated with them)."""
     from rrambnn.fileio import check_writable
     from rrambnn.sim.runner import check_simulator, icarus_missing
     from rrambnn.gen.cnn import CnnNetwork
@@ -31,22 +34,35 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     if out_dir is not None:
         check_writable(out_dir, directory=True)
     report = {"images": len(labels), "simulator": simulator, "modes": {}}
-    analog = None
+    analog, theta = None, None
+    if x_cal is not None and (device is None or device.ideal):
+        raise RrambnnError("--calibrate fits a device profile's chip: give --device (not ideal)")
     if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
         from rrambnn.gen import analog as ga
-        from rrambnn.gen import analog_coded as gc
-        analog = gc.chip(net, device, seed) if hasattr(net, "abits") else \
-            ga.chip_map(ga.faulty_cells(net, device, seed), device, seed)
+        from rrambnn.studies.variation import analog_model
+        make, accuracy, calibrate = analog_model(net)
+        analog = make(device, seed)
         report["device"] = {**device.describe(), "chip_seed": seed}
+        if x_cal is not None:
+            theta = calibrate(net, analog, x_cal)
+            nominal = accuracy(net, x, labels, analog)
+            moved = sum(int((np.asarray(t) != n).sum()) for t, n in zip(theta, ga.thresholds(net)))
+            report["calibration"] = {
+                "images": len(x_cal), "thresholds": sum(int(np.asarray(t).size) for t in theta), "moved": moved,
+                "how": "generated into the chip (the CNN chip has no threshold port)" if cnn else
+                       "written through the threshold port before the test images",
+                "golden_accuracy_as_programmed": {m: nominal[m] for m in ("priority", "argmax")}}
     opts = dict(tile=tile, pipeline=pipeline, debug=debug, seed=seed, waves=waves, out_dir=out_dir,
-                simulator=simulator, positions=positions, device=device)
+                simulator=simulator, positions=positions, device=device, thresholds=theta)
     for mode, res in zip(modes, _each_mode(net, x, modes, opts, log)):
         hw = np.array(res.pop("hw_labels"))
         if analog is None:
             golden = net.classify(x, mode)
         else:  # the random phase's images are the chip's images 0..N-1
+            from rrambnn.gen import analog as ga
+            from rrambnn.gen import analog_coded as gc
             from rrambnn.gen.network import answers
-            prio, amax, hit = (gc if hasattr(net, "abits") else ga).forward(net, x, analog)
+            prio, amax, hit = (gc if hasattr(net, "abits") else ga).forward(net, x, analog, theta=theta)
             golden = answers(prio if mode == "priority" else amax, hit, mode)
         report["modes"][mode] = {
             "passed": res["passed"], "mismatches": res.get("mismatches"), "checked": res.get("checked"),
@@ -90,12 +106,13 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
     from rrambnn.hw.config import ChipConfig
     from rrambnn.hw.verilog import write_verilog
     from rrambnn.sim.chip_sim import simulate, simulate_sliced
-    tile, pipeline, debug, seed, waves, out_dir, simulator, positions, device = (
+    tile, pipeline, debug, seed, waves, out_dir, simulator, positions, device, thresholds = (
         opts[k] for k in ("tile", "pipeline", "debug", "seed", "waves", "out_dir", "simulator", "positions",
-                          "device"))
+                          "device", "thresholds"))
     if isinstance(net, CnnNetwork):
         return _simulate_cnn_mode(net, x, mode, tile=tile, positions=positions, debug=debug, seed=seed,
-                                  waves=waves, out_dir=out_dir, log=log, simulator=simulator, device=device)
+                                  waves=waves, out_dir=out_dir, log=log, simulator=simulator, device=device,
+                                  theta=thresholds)
     cfg = ChipConfig.checked(tile, pipeline, mode, debug).for_network(net)
     if device is not None:
         cfg = cfg.with_profile(device, seed)
@@ -105,17 +122,19 @@ def _simulate_mode(net, x, mode: str, opts: dict, log) -> dict:
         if log:
             log(f"wrote {path} ({'-'.join(map(str, chip.arch))}, {chip.n_tiles} tiles, output {mode})")
     if hasattr(net, "abits"):  # payloads of every image, cycles per image against the model
-        res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False)
+        res = simulate_sliced(net, cfg, x, seed=seed, waves=waves or None, log=log, rewrite_thresholds=False,
+                              thresholds=thresholds)
         res["checked"] = res.get("images")
         res["throughput"] = {"images_per_cycle": (1 / res["interval_model"]) if res.get("interval_model")
                              else None,
                              "latency_cycles": res.get("interval_model", 1) - 1 if net.abits > 1 else 1}
         return res
-    return simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator)
+    return simulate(net, cfg, x, seed=seed, waves=waves or None, log=log, simulator=simulator,
+                    thresholds=thresholds)
 
 
 def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out_dir, log,
-                       simulator: str = "verilator", device=None) -> dict:
+                       simulator: str = "verilator", device=None, theta=None) -> dict:
     """The CNN chip of ``net`` in output stage ``mode`` on Verilator (its Verilog also written to
     ``out_dir``/rrambnn_chip_<mode>.v when given)."""
     from rrambnn.hw.layer import check_tile
@@ -126,7 +145,8 @@ def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out
         raise RrambnnError(str(e)) from None
     path = Path(out_dir) / f"rrambnn_chip_{mode}.v" if out_dir is not None else None
     res = simulate_cnn(net, x, tile=tile, positions=positions, output=mode, debug=debug, seed=seed,
-                       waves=waves or None, log=log, out=path, simulator=simulator, device=device, chip_seed=seed)
+                       waves=waves or None, log=log, out=path, simulator=simulator, device=device, chip_seed=seed,
+                       theta=theta)
     if path is not None and log:
         log(f"wrote {path} (the CNN chip {net.spec.text}, {res['n_tiles']} tiles, output {mode})")
     res["throughput"] = {"images_per_cycle": 1 / res["interval_model"], "latency_cycles": res["interval_model"] - 1}

@@ -23,14 +23,20 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
              p_idle: float = 0.2, p_stall: float = 0.2, throughput_images: int = 1000,
              initial_cells=None, faults=None, commands=(), images_during_programming: int = 0,
              p_send: float = 0.05, rewrite_thresholds: bool = False, read_back: bool = False,
-             waves: bool | None = None, log=None, simulator: str = "verilator") -> dict:
+             thresholds=None, waves: bool | None = None, log=None, simulator: str = "verilator") -> dict:
     """Generate, build (cached) and run the cocotb scoreboard; return the testbench's result
     plus build and wall-clock figures.
 
     ``initial_cells``/``faults``: per-layer arrays for the arrays' starting state and fault map
     (default: the network's weights; faults from ``cfg.device``). ``commands``: programming
     commands ``(layer, row, word, bits, mask)`` sent first, while the first
-    ``images_during_programming`` images stream. ``simulator``: ``verilator`` or ``icarus``."""
+    ``images_during_programming`` images stream. ``thresholds``: per-layer thresholds (the
+    chip's units; current units with analog reads) written through the threshold port before
+    anything else, as a host writes a per-chip calibration. ``simulator``: ``verilator`` or
+    ``icarus``."""
+    if cfg.analog and rewrite_thresholds:
+        raise RrambnnError("a chip with analog reads takes thresholds written first (a calibration), not the "
+                           "integer threshold rewrites")
     b, run_dir, gen_s, arrays_path = _prepare(net, cfg, x, initial_cells, faults, waves, log, simulator=simulator)
     weights, images = run_dir / "weights.npz", run_dir / "images.npy"
     t = time.time()
@@ -41,6 +47,7 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
         "commands": [list(map(int, c)) for c in commands], "images_during_programming": images_during_programming,
         "p_send": p_send, "rewrite_thresholds": rewrite_thresholds, "read_back": read_back,
+        "thresholds": None if thresholds is None else [np.asarray(t).tolist() for t in thresholds],
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
@@ -146,12 +153,14 @@ def replay_nbit(trace_path, x: np.ndarray, *, seed: int = 1, word: int = 16, pul
 
 def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idle: float = 0.2,
                     p_stall: float = 0.2, throughput_images: int = 200, rewrite_thresholds: bool = True,
-                    program_commands: int = 0, waves: bool | None = None, log=None) -> dict:
+                    program_commands: int = 0, thresholds=None, waves: bool | None = None, log=None) -> dict:
     """A multi-bit network's chip (:class:`rrambnn.gen.sliced.SlicedNetwork`; ``x`` its input
     codes) on Verilator against the golden network: every payload in order under random idles
     and backpressure, cycles per image against ``Chip.interval``, threshold rewrites, then
     ``program_commands`` random plane writes through the write-verify controller (the device
-    must not fail pulses: the golden side applies the targets, stuck cells excepted)."""
+    must not fail pulses: the golden side applies the targets, stuck cells excepted).
+    ``thresholds``: per-layer thresholds (every level; current units with analog reads)
+    written through the threshold port before the images, as a host writes a calibration."""
     if program_commands and cfg.device.p_fail:
         raise RrambnnError("programming a multi-bit chip in simulation needs a device without pulse failures")
     if cfg.analog and (rewrite_thresholds or program_commands):
@@ -171,6 +180,7 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
         "chip": cfg.to_dict(),
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
         "rewrite_thresholds": rewrite_thresholds, "program_commands": program_commands,
+        "thresholds": None if thresholds is None else [np.asarray(t).tolist() for t in thresholds],
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
@@ -345,7 +355,8 @@ def simulate_self_training(arch, ncfg, codes, x_train, y_train, x_test, *, fault
 def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, output: str | None = None,
                  debug: bool = True, seed: int = 1, p_idle: float = 0.2, p_stall: float = 0.2,
                  throughput_images: int = 200, waves: bool | None = None, log=None, out=None,
-                 simulator: str = "verilator", golden=None, device=None, chip_seed: int = 1) -> dict:
+                 simulator: str = "verilator", golden=None, device=None, chip_seed: int = 1,
+                 theta=None) -> dict:
     """The CNN chip (:mod:`rrambnn.hw.cnn`) of ``net`` (a :class:`rrambnn.gen.cnn.CnnNetwork`;
     ``x`` its input codes (N, H, W, C)) on ``simulator`` (Verilator, or Icarus) against the
     golden network: every result
@@ -353,7 +364,8 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
     ``CnnChip.interval``. ``out``: also write the Verilog simulated there. ``golden``: the
     network the payloads are expected from (default ``net``; another one must be caught).
     ``device``: a profile (:class:`rrambnn.gen.analog.Profile`, not ideal): the chip reads
-    through chip ``chip_seed`` of it, against the golden analog model."""
+    through chip ``chip_seed`` of it, against the golden analog model; ``theta``: with it, the
+    thresholds (current units, a per-chip calibration) the chip is generated with."""
     from rrambnn.fileio import atomic_write
     from rrambnn.hw.cnn import generate_cnn, make_chip
 
@@ -366,11 +378,11 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
         from rrambnn.gen import analog_coded
         analog = analog_coded.chip(net, device, chip_seed)
         profile = [list(kv) for kv in device.values()]
-    chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog)
+    chip = make_chip(net, tile=tile, positions=positions, output=output, debug=debug, analog=analog, theta=theta)
     t = time.time()
     key = [net.spec.text, net.wbits, net.abits, chip.tile, positions, chip.output, debug,
            *(w.tobytes() for w in net.weights), *(th.tobytes() for th in net.thresholds),
-           *([repr(profile), chip_seed] if analog is not None else [])]
+           *([repr(profile), chip_seed, *(th.tobytes() for th in chip.theta)] if analog is not None else [])]
     text = runner.cached_text("verilog", key, lambda: generate_cnn(chip))
     gen_s = time.time() - t
     if out is not None:
@@ -393,7 +405,9 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
     res = runner.run_test(b, "rrambnn.sim.tb_cnn", {
         "weights": str(run_dir / "weights.npz"), "golden": str(run_dir / "golden.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
         "chip": {"tile": list(chip.tile), "positions": positions, "output": chip.output, "debug": debug},
-        "device": {"profile": profile, "seed": chip_seed} if analog is not None else None,
+        "device": {"profile": profile, "seed": chip_seed,
+                   "thresholds": None if theta is None else [np.asarray(t).tolist() for t in chip.theta]}
+        if analog is not None else None,
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)

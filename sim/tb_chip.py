@@ -403,8 +403,22 @@ class Bench:
         if refused:
             self.thr_refused += 1
             return
+        if self.golden.analog is not None:  # analog reads: thresholds in current units
+            self.golden.theta[layer][index] = value
+            return
         self.golden.net.thresholds[layer][index] = value
         self.golden.net.__post_init__()
+
+    async def write_thresholds(self, thresholds) -> int:
+        """Every neuron's threshold written through the threshold port, as a host writes a
+        calibration (per layer, in the chip's units: current units with analog reads). Returns the
+        number of writes."""
+        n = 0
+        for k, t in enumerate(thresholds):
+            for j, v in enumerate(t):
+                await self.write_threshold(k, j, int(v))
+                n += 1
+        return n
 
     async def refused_threshold_writes(self):
         """Writes the chip must refuse: beyond a narrower layer's register, to a missing neuron."""
@@ -525,6 +539,13 @@ async def chip_matches_golden(dut):
     n = len(bench.x)
     result = {"seed": bench.seed, "images": n, "arch": list(bench.chip.arch), "latency": bench.chip.latency}
     failures = []
+
+    # Thresholds written by the host before anything else (a per-chip calibration).
+    if cfg.get("thresholds"):
+        t = time.perf_counter()
+        n_thr = await bench.write_thresholds(cfg["thresholds"])
+        result["thresholds_written"] = {"writes": n_thr, "cycles": bench.cycle,
+                                        "wall_s": round(time.perf_counter() - t, 3)}
 
     # Programming (optionally while images stream).
     commands = [tuple(c) for c in cfg.get("commands", [])]

@@ -35,18 +35,19 @@ class Bench:
         self.dut, self.cfg = dut, cfg
         net = CnnNetwork.load(cfg["weights"])
         c = cfg["chip"]
-        analog = None
+        analog, theta = None, None
         if cfg.get("device"):  # analog reads: chip ``seed`` of the profile (rrambnn.gen.analog_coded)
             from rrambnn.gen import analog_coded
             from rrambnn.gen.analog import Profile
             d = cfg["device"]
             analog = analog_coded.chip(net, Profile(**dict(d["profile"])), int(d["seed"]))
+            theta = d.get("thresholds")  # calibrated at generation
         self.chip = CnnChip(net, tile=tuple(c["tile"]), positions=c["positions"], output=c["output"],
-                            debug=c["debug"], analog=analog)
+                            debug=c["debug"], analog=analog, theta=theta)
         self.x = np.load(cfg["images"])
         self.rows = input_rows(self.chip, self.x)
         golden = CnnChip(CnnNetwork.load(cfg["golden"]), tile=tuple(c["tile"]), positions=c["positions"],
-                         output=c["output"], debug=c["debug"], analog=analog)
+                         output=c["output"], debug=c["debug"], analog=analog, theta=theta)
         self.golden = golden
         # without analog reads an image's payload does not depend on when it is read; with them
         # the t-th image the chip computes is its image t (the read-noise key): made after the run

@@ -94,6 +94,22 @@ async def sliced_chip_matches_golden(dut):
     driver = ImageDriver(dut, rng, cfg["p_idle"])
     results = Monitor(dut.o__valid, dut.o__ready, dut.o__payload, rng, cfg["p_stall"])
     n = len(x)
+    theta, written = None, 0
+    if cfg.get("thresholds"):  # a host's per-chip calibration, every level of every neuron, first
+        theta = [np.asarray(t, np.int64) for t in cfg["thresholds"]]
+        has_level = "level" in {name for name, _ in thr_layout}
+        for layer, t in enumerate(theta):
+            for j in range(t.shape[0]):
+                for lv, value in enumerate(np.atleast_1d(t[j])):
+                    fields = {"layer": layer, "index": j, "value": int(value), **({"level": lv} if has_level else {})}
+                    dut.thr__payload.value = pack_fields(thr_layout, fields)
+                    dut.thr__valid.value = 1
+                    await RisingEdge(dut.clk)
+                    written += 1
+        dut.thr__valid.value = 0
+        if analog is None:
+            golden = SlicedNetwork(golden.weights, [t.copy() for t in theta], net.wbits, net.abits, net.crop,
+                                   net.output_mode, net.meta, ternary=net.ternary)
     cycle = await stream(dut, driver, results, images, range(n), 0, cycles_per_image=4 * chip.interval + 20)
     checked = [(i, golden) for i, _ in driver.accepted]
     # throughput: no idles, no backpressure
@@ -108,6 +124,8 @@ async def sliced_chip_matches_golden(dut):
     rewrites = []
     if cfg["rewrite_thresholds"]:
         golden = effective_network(net, faults)
+        if theta is not None:  # the thresholds written first stay
+            golden.thresholds = [t.copy() for t in theta]
         for layer in range(len(net.weights)):
             t = golden.thresholds[layer]
             j = rng.randrange(t.shape[0])
@@ -176,7 +194,7 @@ async def sliced_chip_matches_golden(dut):
     if analog is not None:  # the t-th accepted image is the chip's image t (its read-noise key)
         from rrambnn.gen import analog_coded
         order = np.array([i for i, _ in checked], np.int64)
-        tr = analog_coded.forward(net, x[order], analog, image_ids=np.arange(len(order)), trace=True)
+        tr = analog_coded.forward(net, x[order], analog, theta=theta, image_ids=np.arange(len(order)), trace=True)
         checked = [((t, int(i)), golden) for t, i in enumerate(order)]
         expected = {(key, id(golden)): p for (key, _), p in zip(checked, trace_payloads(tr, layout, chip_cfg.output))}
     for (i, g), got in zip(checked, results.received):
@@ -195,7 +213,8 @@ async def sliced_chip_matches_golden(dut):
            "hw_labels": answers([(v >> cls_off) & cls_mask for v in results.received[:n]],
                                 [(v >> hit_off) & 1 for v in results.received[:n]], chip_cfg.output).tolist(),
            "interval_measured": interval, "interval_model": chip.interval, "cycles": cycle - c0,
-           "rewrites": rewrites, "programmed": programmed, "wbits": net.wbits, "abits": net.abits}
+           "rewrites": rewrites, "programmed": programmed, "wbits": net.wbits, "abits": net.abits,
+           "thresholds_written": written}
     write_result(cfg, res)
     assert len(checked) == len(results.received), "results and accepted images differ in number"
     assert mismatches == 0, f"{mismatches} mismatches, e.g. {examples[:3]}"

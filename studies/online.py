@@ -47,6 +47,8 @@ class OnlineRequest:
     retries: int = 3
     seed: int = 0
     data: str | None = None
+    device: str | None = None  # sign: a device profile the sign cells read through (analog reads)
+    calibration: int | None = None  # with device: training images that calibrate the thresholds first
 
     @classmethod
     def from_options(cls, options) -> "OnlineRequest":
@@ -68,7 +70,24 @@ class OnlineRequest:
             raise RrambnnError(f"--epochs must be a positive integer, not {self.epochs}")
         if self.samples < 0:
             raise RrambnnError(f"--samples must be 0 (all) or positive, not {self.samples}")
+        if self.device is not None and self.nbit:
+            raise RrambnnError("--device trains with --forward sign (the binary chip's reads of its sign cells); the "
+                               "n-bit macro's sigmoid reads are not modelled with a device profile")
+        if self.calibration is not None and self.device is None:
+            raise RrambnnError("--calibration goes with --device (it fits the thresholds of a profile's chip)")
         return self
+
+    def profile(self):
+        """The device profile of ``device`` (None: digital reads); its stuck cells are the online
+        chip's (--yield), so its own yield must be 1."""
+        if self.device is None:
+            return None
+        from rrambnn.gen.analog import load_profile
+        p = load_profile(self.device)
+        if p.yield_ < 1:
+            raise RrambnnError(f"the online chip's stuck cells come from --yield; the profile {p.name} has yield "
+                               f"{p.yield_} (give one with yield = 1)")
+        return p
 
     @property
     def nbit(self) -> bool:
@@ -159,7 +178,8 @@ def train(req: OnlineRequest, net, cfg, data, *, record: int = 0, progress: bool
         return online_nbit.run(net["arch"], cfg, data, codes=codes, epochs=req.epochs, samples=samples,
                             record=record, progress=progress)
     r = online_sign.run(net, cfg, data, blank=req.start == "blank", epochs=req.epochs, samples=samples,
-                   record_updates=record, progress=progress)
+                        record_updates=record, progress=progress, profile=req.profile(),
+                        calibration=req.calibration or 0)
     r["result"]["forward"] = "sign"
     return r
 
@@ -188,6 +208,9 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
     out = check_writable(out, directory=True)
     if save and not req.nbit:
         raise RrambnnError("--save belongs to --forward nbit")
+    if req.device is not None and (trace or replay):
+        raise RrambnnError("--trace and --replay check the digital weight-update controller; with --device the "
+                           "reads are analog (golden model only)")
     data = dataset(net, req.data)
     record = (trace_samples if req.nbit else trace_updates) if (trace or replay) else 0
     run = train(req, net, cfg, data, record=record, progress=progress)

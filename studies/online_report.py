@@ -55,6 +55,17 @@ def describe_run(res: dict) -> list[str]:
              f"endurance {d['endurance'] or 'unlimited'}",
              "| epoch | priority | argmax | rejects | weight updates | SET pulses | RESET pulses | failed cells | s |",
              "|---|---|---|---|---|---|---|---|---|"]
+    if p := res.get("device_profile"):
+        trim = f"row offsets trimmed to 1/{1 << p['offset_trim_bits']} cell" if p.get("offset_trim_bits") else \
+            "row offsets untrimmed"
+        more = ""
+        if c := p.get("calibration"):
+            a = c["as_programmed"]
+            more = (f"; thresholds calibrated on {c['images']} training images before training (as programmed: "
+                    f"priority {a['priority'] * 100:.2f}%, argmax {a['argmax'] * 100:.2f}%; epoch 0 is the "
+                    f"calibrated chip)")
+        lines.insert(1, f"reads through chip {p['chip_seed']} of device profile {p['name']} (golden analog model, "
+                        f"{trim}){more}")
     for e in res["per_epoch"]:
         lines.append(f"| {e['epoch']} | {e['priority'] * 100:.2f}% | {e['argmax'] * 100:.2f}% | {e.get('rejects', '-')} | "
                      f"{e['weight_updates']:,} | {e['pulses_set']:,} | {e['pulses_reset']:,} | {e['cells_failed']:,} | "

@@ -64,7 +64,7 @@ def check_analog(net):
     return net
 
 
-def _model(net):
+def analog_model(net):
     """The analog model of ``net``: (chip of a profile and seed, accuracy, calibration)."""
     from rrambnn.gen import analog_coded
     from rrambnn.gen.network import BinaryNetwork
@@ -85,7 +85,7 @@ def describe_network(net) -> str:
 
 def chips_accuracy(net, x, y, x_cal, profile: analog.Profile, seeds, progress=None) -> list[dict]:
     """Per chip: accuracy before calibration and, with calibration images, after."""
-    make, acc, cal = _model(check_analog(net))
+    make, acc, cal = analog_model(check_analog(net))
     rows = []
     for seed in seeds:
         chip = make(profile, seed)

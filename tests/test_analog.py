@@ -156,6 +156,9 @@ def test_eval_device_cli(tmp_path):
     one_error_line(rr("eval", "--read-time", "10"), "--read-time goes with --device")
     one_error_line(rr("eval", "--chips", "3"), "--chips goes with --device")
     one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "argument --chips: must be a whole number from 1 to 10,000, not 0")
+    for more in ([], ["--device", "ideal"]):  # a calibration fits a profile's chip
+        one_error_line(rr("sim", "--calibrate", "100", "--images", "10", *more), "--calibrate goes with --device")
+    one_error_line(rr("run", "--calibrate", "0", "--device", "mild"), "argument --calibrate: must be a whole number")
     r = rr("eval", "--device", "mild", "--chips", "2", "--seed", "9", "--calibration", "500", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
@@ -271,6 +274,19 @@ def test_analog_chip_matches_the_golden_model_bit_for_bit(profile, pipeline, out
     analog_answers = prio if output == "priority" else amax
     assert (np.array(res["hw_labels"]) != (d[0] if output == "priority" else d[1])).any()  # reads do change answers
     assert (analog_answers >= 0).all() and res["throughput"]["images_per_cycle"] == 1.0
+    # the same chip calibrated by its host: every threshold written through the threshold port
+    # (current units) before the images; the results follow the calibrated golden model
+    _, x_cal = _net_and_inputs(seed=12, arch=(40, 30, 10), n=1000)
+    theta = A.calibrate(net, chip, x_cal)
+    assert sum(int((t != n).sum()) for t, n in zip(theta, A.thresholds(net))) > 10
+    cal = simulate(net, cfg, x, seed=5, throughput_images=100, thresholds=theta)
+    check(cal)
+    assert cal["thresholds_written"]["writes"] == 40
+    prio_c, amax_c, _ = A.forward(net, x, chip, theta=theta)
+    want = d[0] if output == "priority" else d[1]
+    got_c = np.array(cal["hw_labels"])
+    assert (got_c == (prio_c if output == "priority" else amax_c)).all()
+    assert (got_c == want).mean() > (np.array(res["hw_labels"]) == want).mean()  # calibration wins agreement back
 
 
 @pytest.mark.slow
@@ -304,3 +320,84 @@ def test_programmed_analog_chip_reads_its_new_cells():
     assert rep["passed"], rep["log"]
     assert rep["hardware"] == rep["golden"] and rep["failed_cells_match"] and rep["classification"]["mismatches"] == 0
     assert rep["read_back"]["cell_mismatches"] == 0 and rep["device"]["profile"]["name"] == "realistic"
+
+
+# -- online training through a profile (rrambnn online --forward sign --device) ------------
+
+def _online_start():
+    from rrambnn.gen.online_sign import SignChip, SignConfig
+    from rrambnn.weights import shipped
+    from rrambnn.gen.netfile import load_network
+    net = load_network(shipped("bnn-400-128-128-10.npz"))
+    return net, SignConfig(), SignChip
+
+
+def test_online_analog_reads_without_effects_are_the_digital_rule(mnist_train):
+    """With every effect at zero the analog forward pass and the transposed reads give exactly
+    the digital rule's commands; the transposed read is the digital one (x 2^FRAC) plus the row
+    offsets and its noise, keyed by the sample: a batch reads as its samples one by one."""
+    from rrambnn.gen import online_sign as S
+    net, cfg, SignChip = _online_start()
+    x = net.preprocess(mnist_train.images[:64])
+    y = mnist_train.labels[:64].astype(np.int64)
+    flat = A.load_profile("realistic").scaled(sigma_lrs=0.0, sigma_hrs=0.0, read_noise=0.0, offset=0.0, wire_ohm=0.0)
+    cells = [(w > 0).astype(np.uint8) for w in net.weights]
+    cfg = S.SignConfig(margin=8, window=8)  # more errors, hidden ones too
+    flat_reads, n_cmds, layers = S.AnalogSign(flat, 3, cells), 0, set()
+    for i in range(64):
+        want = S.commands_for_batch(net, x[i:i + 1], y[i:i + 1], cfg)
+        got = S.commands_for_batch(net, x[i:i + 1], y[i:i + 1], cfg, flat_reads)
+        assert len(want) == len(got)
+        n_cmds += len(want)
+        layers |= {c.layer for c in want}
+        for a, b in zip(want, got):
+            assert a.layer == b.layer and np.array_equal(a.x, b.x) and np.array_equal(a.e, b.e)
+    assert n_cmds > 20 and layers == {0, 1, 2}
+    p = A.load_profile("realistic")
+    an = S.AnalogSign(p, 3, cells, trim=False)
+    e = np.random.default_rng(1).integers(-1, 2, (6, 10))
+    ids = np.arange(100, 106)
+    one_by_one = np.vstack([A.read_transposed(e[i:i + 1], an.map, 2, ids[i:i + 1], an.row_offsets[2]) for i in range(6)])
+    batch = A.read_transposed(e, an.map, 2, ids, an.row_offsets[2])
+    assert np.array_equal(batch, one_by_one)
+    quiet = A.read_transposed(e, an.map, 2, ids, np.zeros(128, np.int64))
+    assert np.array_equal(A.read_transposed(np.zeros_like(e), an.map, 2, ids, an.row_offsets[2]),
+                          np.broadcast_to(an.row_offsets[2], (6, 128)))  # nothing driven: the offset alone
+    exact = e @ an.map._held[2][0].T
+    assert 0 < np.abs(quiet - exact).max() < 4 << A.FRAC  # read noise, a few cells at most
+    trimmed = S.AnalogSign(p, 3, cells).row_offsets[2]
+    assert np.abs(trimmed).max() <= 1 << (A.FRAC - S.TRIM_BITS - 1) < np.abs(an.row_offsets[2]).max()
+
+
+def test_online_training_through_a_profile_needs_its_row_offsets_trimmed(mnist_train, mnist_test):
+    """On chip 0 of `realistic` a row sense stage's fixed offset is an error of fixed sign in the
+    backward pass: untrimmed, 2,000 samples of training lose more than ten points; trimmed to
+    1/16 cell, training loses nothing (it gains a point here)."""
+    from rrambnn.gen import online_sign as S
+    net, cfg, SignChip = _online_start()
+    x, y = net.preprocess(mnist_train.images[:2000]), mnist_train.labels[:2000].astype(np.int64)
+    xt, yt = net.preprocess(mnist_test.images[:2000]), mnist_test.labels[:2000]
+    p = A.load_profile("realistic")
+    out = {}
+    for trim in (False, True):
+        chip = SignChip(net, cfg, profile=p)
+        chip.analog = S.AnalogSign(p, 0, [a.cells[0] for a in chip.arrays], trim=trim)
+        res, _ = S.train(chip, x, y, xt, yt, epochs=1)
+        out[trim] = (res[0].accuracy["argmax"], res[-1].accuracy["argmax"])
+    assert out[False][0] == out[True][0] and out[False][1] < out[False][0] - 0.10
+    assert out[True][1] >= out[True][0] - 0.005, out
+
+
+def test_online_device_cli(tmp_path):
+    """`online --forward sign --device P --calibration N`: the report names the profile and the
+    calibrated start; the options it does not take are one error line each."""
+    r = rr("online", "--forward", "sign", "--arch", "400-128-128-10", "--device", "harsh", "--calibration", "500",
+           "--samples", "300", "--epochs", "1", "--seed", "2", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    p = res["device_profile"]
+    assert p["name"] == "harsh" and p["chip_seed"] == 2 and p["offset_trim_bits"] == 4
+    assert p["calibration"]["as_programmed"]["argmax"] < res["per_epoch"][0]["argmax"]  # calibration wins on harsh
+    one_error_line(rr("online", "--device", "realistic"), "--device trains with --forward sign")
+    one_error_line(rr("online", "--forward", "sign", "--calibration", "10"), "--calibration goes with --device")
+    one_error_line(rr("online", "--forward", "sign", "--device", "mild", "--replay"), "--trace and --replay check")

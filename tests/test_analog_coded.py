@@ -178,8 +178,17 @@ def test_multi_bit_analog_chip_matches_the_golden_model_bit_for_bit(tmp_path, wb
     res = simulate_sliced(net, cfg, x, seed=3, rewrite_thresholds=False)
     check(res, 300 + 200)
     digital = net.forward(x, trace=False)[1]
-    analog = C.forward(net, x, C.chip(net, p, 7))[1]
+    chip = C.chip(net, p, 7)
+    analog = C.forward(net, x, chip)[1]
     assert np.array_equal(res["hw_labels"], analog) and (analog != digital).any()
+    if not ternary:  # calibrated by the host: every level of every neuron written first (same build)
+        theta = C.calibrate(net, chip, rng.integers(0, 1 << abits, size=(600, 36)).astype(np.uint8))
+        assert sum(int((t != n).sum()) for t, n in zip(theta, A.thresholds(net))) > 10
+        cal = simulate_sliced(net, cfg, x, seed=4, throughput_images=50, rewrite_thresholds=False, thresholds=theta)
+        check(cal, 300 + 50)
+        assert cal["thresholds_written"] == sum(t.size for t in theta)
+        calibrated = C.forward(net, x, chip, theta=theta)[1]
+        assert np.array_equal(cal["hw_labels"], calibrated) and (calibrated != analog).any()
     if abits == 2:
         text, _ = generate(net, cfg)
         assert len(re.findall(r"^\s+rrambnn_crossbar_analog #\(", text, re.M)) == wbits * (3 * 2 + 2 * 1)  # slices x tiles
@@ -244,9 +253,15 @@ def test_cnn_analog_chip_matches_the_golden_model_bit_for_bit(tmp_path, spec, wb
     net = random_cnn(spec, wbits, abits, rng, output_mode=output)
     x = rng.integers(0, 1 << abits, (150,) + net.spec.input).astype(np.uint8)
     p = A.load_profile(profile).scaled(offset=1.0, read_noise=0.1, yield_=0.9)
-    res = simulate_cnn(net, x, tile=tile, output=output, seed=5, throughput_images=40, device=p, chip_seed=7)
+    chip = C.chip(net, p, 7)
+    theta = None
+    if output == "argmax":  # generated with thresholds calibrated for this chip (it has no threshold port)
+        theta = C.calibrate(net, chip, rng.integers(0, 1 << abits, (400,) + net.spec.input).astype(np.uint8))
+        assert sum(int((t != n).sum()) for t, n in zip(theta, A.thresholds(net))) > 5
+    res = simulate_cnn(net, x, tile=tile, output=output, seed=5, throughput_images=40, device=p, chip_seed=7,
+                       theta=theta)
     check(res, 190)
-    tr = C.forward(net, x, C.chip(net, p, 7), trace=True)
+    tr = C.forward(net, x, chip, theta=theta, trace=True)
     want = tr.argmax if output == "argmax" else np.where(tr.hit, tr.priority, -1)
     assert np.array_equal(res["hw_labels"], want)
     digital = net.forward(x)  # the reads change activations: not the digital chip in disguise
