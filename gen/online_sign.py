@@ -442,14 +442,18 @@ def run(net: BinaryNetwork, cfg: SignConfig, data, *, blank: bool, epochs: int, 
     pulse and switch statistics, and (``record_updates`` > 0) the first commands holding at least
     that many weight updates, with the chip's initial state, for hardware replay. ``profile``:
     every read goes through chip ``cfg.device.seed`` of this device profile; ``calibration``:
-    with it, the trained chip's thresholds are also refitted from that many training images
-    (:func:`rrambnn.gen.analog.calibrate`) and its accuracy reported."""
+    with it, the chip's thresholds are first fitted on that many training images read through
+    it (:func:`rrambnn.gen.analog.calibrate`) and training runs with them (epoch 0 is the
+    calibrated chip; the accuracy as programmed is reported beside it)."""
     from tqdm import tqdm
 
     x_tr, y_tr, x_te, y_te = data
     start = start_network(net, blank)
     chip = SignChip(start, cfg, blank=blank, profile=profile)
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
+    if chip.analog is not None and n * epochs >= TRAIN_IMAGE_BASE:  # keys stay below the calibration reads'
+        raise RrambnnError(f"a run through a device profile reads at most {TRAIN_IMAGE_BASE:,} training samples "
+                           f"(their noise keys), not {n * epochs:,}")
     as_programmed = None
     if chip.analog is not None and calibration:  # the host calibrates the thresholds, then training starts
         from rrambnn.gen import analog as ga

@@ -104,7 +104,7 @@ def _print_report(args, report):
         print(f"calibration: {cal['moved']} of {cal['thresholds']} thresholds moved, fitted on {cal['images']} training "
               f"images read through chip {report['device']['chip_seed']} of {report['device']['name']}, "
               f"{cal['how']}; as programmed the chip scores priority {before['priority'] * 100:.2f}% argmax "
-              f"{before['argmax'] * 100:.2f}%")
+              f"{before['argmax'] * 100:.2f}%" + (f"; thresholds in {cal['file']}" if cal.get("file") else ""))
     for mode, r in report["modes"].items():
         print(f"{mode:8}  agreement {r['agreement'] * 100:.2f}% ({r['mismatches']} mismatches in "
               f"{r['checked']} checks)  hardware accuracy {r['hw_accuracy'] * 100:.2f}%  "

@@ -51,7 +51,14 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
                 "images": len(x_cal), "thresholds": sum(int(np.asarray(t).size) for t in theta), "moved": moved,
                 "how": "generated into the chip (the CNN chip has no threshold port)" if cnn else
                        "written through the threshold port before the test images",
-                "golden_accuracy_as_programmed": {m: nominal[m] for m in ("priority", "argmax")}}
+                "golden_accuracy_as_programmed": {m: nominal[m] for m in ("priority", "argmax")},
+                "units": "2^-8 cell current (the chip's threshold port and sense stage)",
+                "per_layer": [np.asarray(t).tolist() for t in theta]}
+            if out_dir is not None:  # what a host writes to this chip, beside its Verilog
+                from rrambnn.fileio import write_npz
+                path = Path(out_dir) / "calibrated-thresholds.npz"
+                write_npz(path, {f"layer{k}": np.asarray(t, np.int64) for k, t in enumerate(theta)})
+                report["calibration"]["file"] = str(path)
     opts = dict(tile=tile, pipeline=pipeline, debug=debug, seed=seed, waves=waves, out_dir=out_dir,
                 simulator=simulator, positions=positions, device=device, thresholds=theta)
     for mode, res in zip(modes, _each_mode(net, x, modes, opts, log)):

@@ -17,6 +17,7 @@ ONLINE_ARCHS = {"400-200-10": "bnn-400-200-10.npz", "400-128-128-10": "bnn-400-1
 FORWARDS = ("nbit", "sign")
 SIGN_ONLY = ("batch", "margin", "window", "init_magnitude")
 NBIT_ONLY = ("abits", "range_shift", "lr_shift", "decay")
+LATER_OPTIONS = ("device", "calibration")  # request fields a sweep's kept points may predate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +85,8 @@ class OnlineRequest:
             return None
         from rrambnn.gen.analog import load_profile
         p = load_profile(self.device)
+        if p.ideal and self.calibration is not None:
+            raise RrambnnError("--calibration fits a profile's chip; the ideal profile reads digitally (nothing to fit)")
         if p.yield_ < 1:
             raise RrambnnError(f"the online chip's stuck cells come from --yield; the profile {p.name} has yield "
                                f"{p.yield_} (give one with yield = 1)")
@@ -211,6 +214,7 @@ def online(req: OnlineRequest, out: Path, *, save=None, trace=None, trace_sample
     if req.device is not None and (trace or replay):
         raise RrambnnError("--trace and --replay check the digital weight-update controller; with --device the "
                            "reads are analog (golden model only)")
+    req.profile()  # a bad profile is one error line before anything is loaded
     data = dataset(net, req.data)
     record = (trace_samples if req.nbit else trace_updates) if (trace or replay) else 0
     run = train(req, net, cfg, data, record=record, progress=progress)
@@ -407,6 +411,7 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
     from rrambnn.studies.points import run_points
 
     points = parse_values(what, values)
+    req.profile()  # a bad profile is one error line before anything is loaded
     net = start_network(req)
     rules = []
     for pt in points:  # validate every point before the long run
@@ -418,7 +423,8 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
     if jobs < 1:
         raise RrambnnError(f"--jobs must be a positive integer, not {jobs}")
     out = check_writable(out, directory=True)
-    key_fields = dataclasses.asdict(req)
+    # (options added later are left out of the key while unset: older kept points still count)
+    key_fields = {k: v for k, v in dataclasses.asdict(req).items() if v is not None or k not in LATER_OPTIONS}
     # every finished point is kept beside the outputs, so a stopped sweep resumes where it was
     cache = out / f".{what}-points"
     cache.mkdir(parents=True, exist_ok=True)
@@ -437,7 +443,8 @@ def sweep(req: OnlineRequest, what: str, values: str | None, out: Path, *, jobs:
            "start": req.start, "epochs": req.epochs, "samples_per_epoch": rows[0]["samples_per_epoch"],
            "fixed": {"bits": req.wbits, "endurance": req.endurance, "yield": req.yield_, "pulse_fail": req.pulse_fail,
                      "act_bits": req.abits, "err_bits": req.err_bits, "lr_shift": req.lr_shift,
-                     "decay": req.decay, "batch": req.batch, "seed": req.seed},
+                     "decay": req.decay, "batch": req.batch, "seed": req.seed,
+                     **({"device": req.device, "calibration": req.calibration} if req.device else {})},
            "points": rows}
     res["files"] = online_report.write_sweep(res, out, what)
     return res

@@ -189,6 +189,10 @@ def sweep_table(res: dict) -> str:
                      f"{lsb:,} / {msb:,} | {(r.get('write_energy') or write_energy(r))['joules'] * 1e3:.3g} |")
     pj = write_energy(res["points"][0])["pj_per_pulse"] if res["points"] else 0
     lines.append(f"\nwrite energy: every programming pulse at {pj:g} pJ (the macro's 5.22 mJ / 3.99e8 switches)")
+    if device := res.get("fixed", {}).get("device"):
+        cal = res["fixed"].get("calibration")
+        lines.append(f"reads through chip --seed of device profile {device} (golden analog model)"
+                     f"{f', thresholds calibrated on {cal} training images first' if cal else ''}")
     return "\n".join(lines)
 
 
@@ -218,7 +222,8 @@ def write_sweep(res: dict, out: Path, stem: str) -> dict:
     _finish(plt, fig, ax, paths["png"],
             ("weight bits" if nbit else "weight bits (sign + magnitude)") if axis == "bits"
             else "endurance limit (switches per cell)",
-            "MNIST test accuracy (%)", f"online training {res['network']} ({res.get('forward', 'sign')} forward), {res['start']} start, "
+            "MNIST test accuracy (%)", f"online training {res['network']} ({res.get('forward', 'sign')} forward"
+            f"{', device ' + res['fixed']['device'] if res.get('fixed', {}).get('device') else ''}), {res['start']} start, "
             f"{res['epochs']} epochs x {res['samples_per_epoch']:,} images")
     # accuracy during training, one curve per point: how long each configuration keeps learning
     paths["epochs_png"] = out / f"{stem}_epochs.png"

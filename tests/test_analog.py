@@ -400,4 +400,9 @@ def test_online_device_cli(tmp_path):
     assert p["calibration"]["as_programmed"]["argmax"] < res["per_epoch"][0]["argmax"]  # calibration wins on harsh
     one_error_line(rr("online", "--device", "realistic"), "--device trains with --forward sign")
     one_error_line(rr("online", "--forward", "sign", "--calibration", "10"), "--calibration goes with --device")
+    one_error_line(rr("online", "--forward", "sign", "--device", "ideal", "--calibration", "10"),
+                   "the ideal profile reads digitally")
+    one_error_line(rr("sweep", "bits", "--forward", "sign", "--device", "nope", "--out", str(tmp_path / "sw")),
+                   "not one of ideal, mild, realistic, harsh, aihwkit-pcm")
+    assert not (tmp_path / "sw").exists()  # refused before anything is written
     one_error_line(rr("online", "--forward", "sign", "--device", "mild", "--replay"), "--trace and --replay check")
