@@ -106,9 +106,17 @@ def write_run(res: dict, out: Path) -> dict:
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for mode, color in (("priority", "tab:blue"), ("argmax", "tab:orange")):
         ax.plot(ep, [e[mode] * 100 for e in res["per_epoch"]], "o-", color=color, label=mode)
-    ax.set_xlabel("epoch (0 = before training)")
+    dp = res.get("device_profile")
+    if dp and dp.get("calibration"):  # the chip before its calibration, left of epoch 0
+        a = dp["calibration"]["as_programmed"]
+        for mode, color in (("priority", "tab:blue"), ("argmax", "tab:orange")):
+            ax.plot([-0.5], [a[mode] * 100], "x", color=color)
+        ax.annotate("as programmed", (-0.5, a["argmax"] * 100), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xticks(ep)
+    ax.set_xlabel("epoch (0 = before training" + (", calibrated" if dp and dp.get("calibration") else "") + ")")
     ax.set_ylabel("MNIST test accuracy (%)")
-    ax.set_title(f"{'-'.join(map(str, res['arch']))}, {res['bits']}-bit weights, {res['start']} start")
+    ax.set_title(f"{'-'.join(map(str, res['arch']))}, {res['bits']}-bit weights, {res['start']} start"
+                 + (f", chip {dp['chip_seed']} of {dp['name']}" if dp else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
