@@ -166,10 +166,16 @@ def cmd_program(args):
             raise RrambnnError(f"--yield and the profile's yield ({profile.yield_}) both set the stuck cells; "
                                f"give one")
         cfg = cfg.with_profile(profile, args.seed)
+    x_cal = None
+    if args.calibrate is not None:
+        if not cfg.analog:
+            raise RrambnnError("--calibrate goes with --device (a profile's chip, not ideal)")
+        from rrambnn.gen.netfile import mnist_train_inputs
+        x_cal = mnist_train_inputs(net, args.data, args.calibrate)
     x, labels = mnist_inputs(net, args.data, args.images)
     report = program_and_check(net, x, labels, cfg, faults_file=args.faults, initial=args.initial,
                                read_back=not args.no_read_back, seed=args.seed, waves=args.waves,
-                               log=None if args.json else print)
+                               log=None if args.json else print, x_cal=x_cal)
     if args.json:
         print_json(report)
     else:
@@ -182,6 +188,11 @@ def cmd_program(args):
             print(f"read-back: {rb['cells']} cells, {rb['cell_mismatches']} state and {rb['count_mismatches']} "
                   f"switch-counter mismatches")
         c = report["classification"]
+        if cal := report.get("calibration"):
+            before = cal["golden_accuracy_as_programmed"][cfg.output]
+            print(f"calibration: {cal['moved']} of {cal['thresholds']} thresholds moved, fitted on {cal['images']} "
+                  f"training images read through the programmed chip, written through the threshold port "
+                  f"({cfg.output} as programmed: {before * 100:.2f}%)")
         print(f"classification on the programmed chip: {c['mismatches']} mismatches in {c['checked']} checks; "
               f"hardware accuracy {c['hw_accuracy'] * 100:.2f}% ({cfg.output})")
     if not report["passed"]:
@@ -279,6 +290,9 @@ def add_hw_commands(sub):
     chip_args(pr, debug=False)
     pr.add_argument("--device", metavar="FILE.toml|NAME",
                     help="the programmed chip reads through a device profile (see eval --device), chip --seed")
+    pr.add_argument("--calibrate", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
+                    help="with --device: once programmed, the chip's thresholds are fitted on N training images "
+                         "read through it and written through the threshold port before the test images")
     pr.add_argument("--word", type=int_arg, default=16, help="cells per programming command")
     pr.add_argument("--pulse-cycles", type=int_arg, default=5, help="pulse width in clocks (50 ns at 100 MHz)")
     pr.add_argument("--initial", default="hrs", help="array state before programming: hrs, random or weights")

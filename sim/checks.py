@@ -161,10 +161,12 @@ def _simulate_cnn_mode(net, x, mode, *, tile, positions, debug, seed, waves, out
 
 
 def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "hrs", read_back: bool = True,
-                      seed: int = 0, waves: bool = False, log=None) -> dict:
+                      seed: int = 0, waves: bool = False, log=None, x_cal=None) -> dict:
     """Program ``net`` into the chip of ``cfg`` (its device) with write-verify on Verilator from
     the ``initial`` array state, read back every cell and counter, then classify ``x``; all
-    against the golden device model."""
+    against the golden device model. ``x_cal`` (analog reads): calibration inputs: the
+    programmed chip's thresholds are fitted on them and written through the threshold port
+    after programming."""
     from rrambnn.gen import device as dev
     from rrambnn.sim.chip_sim import simulate
 
@@ -175,17 +177,26 @@ def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "
     programmed = type(net)(chip.weights(), [t.copy() for t in net.thresholds], net.preprocess, net.output_mode)
     golden_acc = programmed.accuracy(x, labels)
     ideal_acc = net.accuracy(x, labels)
+    theta, calibration = None, None
+    if x_cal is not None and not cfg.analog:
+        raise RrambnnError("--calibrate fits a device profile's chip: give --device (not ideal)")
     if cfg.analog:  # the programmed cells read through the chip's analog map: images 0.. after programming
         from rrambnn.gen import analog as ga
         maps = ga.chip_map(ga.held_cells(init, chip.faults), cfg.profile, cfg.analog_seed)
         maps.hold(chip.cells())
         golden_acc = ga.accuracy(net, x, labels, maps)
+        if x_cal is not None:
+            theta = ga.calibrate(net, maps, x_cal)
+            calibration = {"images": len(x_cal), "golden_accuracy_as_programmed": golden_acc,
+                           "moved": sum(int((t != n).sum()) for t, n in zip(theta, ga.thresholds(net))),
+                           "thresholds": sum(int(t.size) for t in theta)}
+            golden_acc = ga.accuracy(net, x, labels, maps, theta=theta)
     if log:
         log(f"golden: {len(cmds)} commands, {rep.pulses_set} SET + {rep.pulses_reset} RESET pulses, "
             f"{len(rep.failed)} cells failed; accuracy priority {golden_acc['priority'] * 100:.2f}% "
             f"argmax {golden_acc['argmax'] * 100:.2f}% (ideal chip {ideal_acc[cfg.output] * 100:.2f}% {cfg.output})")
     res = simulate(net, cfg, x, seed=seed + 1, initial_cells=init, faults=chip.faults, commands=cmds,
-                   read_back=read_back, throughput_images=0, waves=waves or None, log=log)
+                   read_back=read_back, throughput_images=0, waves=waves or None, log=log, thresholds=theta)
     p = res.get("programming", {})
     hw_labels = np.array(res.pop("hw_labels", []))
     return {
@@ -198,5 +209,6 @@ def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "
         "device": {"yield": params.yield_, "pulse_fail": params.p_fail,
                    "endurance": params.endurance, "seed": params.seed, "retries": cfg.retries,
                    **({"profile": cfg.profile.describe()} if cfg.analog else {})},
+        **({"calibration": calibration} if calibration else {}),
         "log": res["log"], "waves": res.get("waves"),
     }

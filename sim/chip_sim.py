@@ -31,8 +31,8 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
     (default: the network's weights; faults from ``cfg.device``). ``commands``: programming
     commands ``(layer, row, word, bits, mask)`` sent first, while the first
     ``images_during_programming`` images stream. ``thresholds``: per-layer thresholds (the
-    chip's units; current units with analog reads) written through the threshold port before
-    anything else, as a host writes a per-chip calibration. ``simulator``: ``verilator`` or
+    chip's units; current units with analog reads) written through the threshold port after
+    programming and before the images, as a host writes a per-chip calibration. ``simulator``: ``verilator`` or
     ``icarus``."""
     if cfg.analog and rewrite_thresholds:
         raise RrambnnError("a chip with analog reads takes thresholds written first (a calibration), not the "

@@ -13,8 +13,8 @@ commands accepted before it: its *generation*. The golden device model
 every result, the pulse counters and the failed-cell list, and at the end every
 cell state and switch counter read back through the read port.
 
-Phases (as configured): programming (with or without traffic) -> random traffic
--> throughput (no idles, no backpressure) -> threshold rewrite + traffic ->
+Phases (as configured): programming (with or without traffic) -> thresholds written
+(a calibration) -> random traffic -> throughput (no idles, no backpressure) -> threshold rewrite + traffic ->
 read-back of all cells and counters. Configuration arrives as JSON through
 $RRAMBNN_TB_CONFIG (written by ``rrambnn.sim.chip_sim``); seeds are logged.
 """
@@ -540,13 +540,6 @@ async def chip_matches_golden(dut):
     result = {"seed": bench.seed, "images": n, "arch": list(bench.chip.arch), "latency": bench.chip.latency}
     failures = []
 
-    # Thresholds written by the host before anything else (a per-chip calibration).
-    if cfg.get("thresholds"):
-        t = time.perf_counter()
-        n_thr = await bench.write_thresholds(cfg["thresholds"])
-        result["thresholds_written"] = {"writes": n_thr, "cycles": bench.cycle,
-                                        "wall_s": round(time.perf_counter() - t, 3)}
-
     # Programming (optionally while images stream).
     commands = [tuple(c) for c in cfg.get("commands", [])]
     if commands:
@@ -560,6 +553,13 @@ async def chip_matches_golden(dut):
         if p["hardware"] != p["golden"] or not p["failed_match"] or p["violations"] or p["overflow"]:
             failures.append(f"programming differs from the golden model: {p['hardware']} vs {p['golden']}, "
                             f"failed lists match: {p['failed_match']}, violations {p['violations'][:3]}")
+
+    # Thresholds written by the host once the arrays hold their cells (a per-chip calibration).
+    if cfg.get("thresholds"):
+        t = time.perf_counter()
+        n_thr = await bench.write_thresholds(cfg["thresholds"])
+        result["thresholds_written"] = {"writes": n_thr, "cycles": bench.cycle,
+                                        "wall_s": round(time.perf_counter() - t, 3)}
 
     # Random traffic over every image.
     first_label = bench.board.checked

@@ -158,6 +158,7 @@ def test_eval_device_cli(tmp_path):
     one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "argument --chips: must be a whole number from 1 to 10,000, not 0")
     for more in ([], ["--device", "ideal"]):  # a calibration fits a profile's chip
         one_error_line(rr("sim", "--calibrate", "100", "--images", "10", *more), "--calibrate goes with --device")
+        one_error_line(rr("program", "--calibrate", "100", "--images", "10", *more), "--calibrate goes with --device")
     one_error_line(rr("run", "--calibrate", "0", "--device", "mild"), "argument --calibrate: must be a whole number")
     r = rr("eval", "--device", "mild", "--chips", "2", "--seed", "9", "--calibration", "500", "--json")
     assert r.returncode == 0, r.stderr
@@ -305,10 +306,11 @@ def test_reference_chip_reads_through_a_profile_on_all_test_images(profile):
 
 
 def test_programmed_analog_chip_reads_its_new_cells():
-    """program --device: the arrays are written with write-verify (pulse failures, stuck cells)
-    from a random state, then classify; each reprogrammed cell reads with its own device's
-    current in its new state, in the hardware and in the golden model (0 mismatches in pulses,
-    failed cells, read-back and every result)."""
+    """program --device --calibrate: the arrays are written with write-verify (pulse failures,
+    stuck cells) from a random state, the thresholds fitted on the programmed chip are written
+    through the threshold port, then classify; each reprogrammed cell reads with its own
+    device's current in its new state, in the hardware and in the golden model (0 mismatches in
+    pulses, failed cells, read-back and every result)."""
     from rrambnn.gen import device as dev
     from rrambnn.hw.config import ChipConfig
     from rrambnn.sim.checks import program_and_check
@@ -316,8 +318,10 @@ def test_programmed_analog_chip_reads_its_new_cells():
     labels = np.random.default_rng(0).integers(0, 10, len(x))
     cfg = ChipConfig.checked("16x16", False, "argmax", True, device=dev.DeviceParams(0.95, 0.05, 0, 4))
     cfg = cfg.with_profile(A.load_profile("realistic").scaled(offset=2.0, read_noise=0.1), 4)
-    rep = program_and_check(net, x, labels, cfg, initial="random", read_back=True, seed=4)
+    _, x_cal = _net_and_inputs(seed=10, arch=(40, 30, 10), n=800)
+    rep = program_and_check(net, x, labels, cfg, initial="random", read_back=True, seed=4, x_cal=x_cal)
     assert rep["passed"], rep["log"]
+    assert rep["calibration"]["moved"] > 10  # the programmed chip calibrated through the threshold port
     assert rep["hardware"] == rep["golden"] and rep["failed_cells_match"] and rep["classification"]["mismatches"] == 0
     assert rep["read_back"]["cell_mismatches"] == 0 and rep["device"]["profile"]["name"] == "realistic"
 
