@@ -257,3 +257,12 @@ def calibrate(net, c: CodedChip, x_cal) -> list[np.ndarray]:
     _, fitted = _run(net, c, np.asarray(x_cal), analog.thresholds(net), ids, calibrate_from=ideal)
     return fitted
 
+
+def model(net):
+    """The analog model of ``net`` (binary: :mod:`rrambnn.gen.analog`; multi-bit and CNN: this
+    module): (the chip of a profile and seed, accuracy, calibration)."""
+    from rrambnn.gen.network import BinaryNetwork
+    if isinstance(net, BinaryNetwork):
+        return (lambda p, s: analog.chip_map(analog.faulty_cells(net, p, s), p, s), analog.accuracy,
+                analog.calibrate)
+    return (lambda p, s: chip(net, p, s), accuracy, calibrate)

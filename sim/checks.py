@@ -39,8 +39,8 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
         raise RrambnnError("--calibrate fits a device profile's chip: give --device (not ideal)")
     if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
         from rrambnn.gen import analog as ga
-        from rrambnn.studies.variation import analog_model
-        make, accuracy, calibrate = analog_model(net)
+        from rrambnn.gen.analog_coded import model
+        make, accuracy, calibrate = model(net)
         analog = make(device, seed)
         report["device"] = {**device.describe(), "chip_seed": seed}
         if x_cal is not None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from rrambnn.errors import RrambnnError
 from rrambnn.fileio import OutputSet, check_writable, json_text, save_figure, write_text
-from rrambnn.gen import analog
+from rrambnn.gen import analog, analog_coded
 from rrambnn.studies.points import run_points
 
 # sweep axes: the profile key each sets, its default values, and how it reads in a table
@@ -64,16 +64,6 @@ def check_analog(net):
     return net
 
 
-def analog_model(net):
-    """The analog model of ``net``: (chip of a profile and seed, accuracy, calibration)."""
-    from rrambnn.gen import analog_coded
-    from rrambnn.gen.network import BinaryNetwork
-    if isinstance(net, BinaryNetwork):
-        return (lambda p, s: analog.chip_map(analog.faulty_cells(net, p, s), p, s), analog.accuracy,
-                analog.calibrate)
-    return (lambda p, s: analog_coded.chip(net, p, s), analog_coded.accuracy, analog_coded.calibrate)
-
-
 def describe_network(net) -> str:
     """What a report calls the network."""
     if hasattr(net, "spec"):
@@ -85,7 +75,7 @@ def describe_network(net) -> str:
 
 def chips_accuracy(net, x, y, x_cal, profile: analog.Profile, seeds, progress=None) -> list[dict]:
     """Per chip: accuracy before calibration and, with calibration images, after."""
-    make, acc, cal = analog_model(check_analog(net))
+    make, acc, cal = analog_coded.model(check_analog(net))
     rows = []
     for seed in seeds:
         chip = make(profile, seed)

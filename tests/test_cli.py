@@ -79,6 +79,7 @@ def test_program_errors(small_weights, tmp_path):
     one_error_line(rr("program", "--weights", str(out), "--initial", "zeros"), "Initial array state must be hrs, random or weights")
 
 
+@pytest.mark.slow  # the default suite's budget
 def test_sweep_yield_command(small_weights, tmp_path):
     out, _ = small_weights
     r = rr("sweep", "yield", "--weights", str(out), "--yields", "1.0,0.9,0.7", "--seeds", "2",

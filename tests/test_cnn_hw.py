@@ -24,7 +24,8 @@ from test_verilog import lint
     ("i9x7x1-c3x5s2p1-p2-d6-d4", 2, 2, (4, 3), 2, "priority", 41),
     # two channels in, a second convolution of stride 2 reading a padded pooled map; 3-bit codes;
     # 4 positions per step on a 4-wide map (all columns at once); binary weights
-    ("i8x8x2-c3x4p1-p2-c2x3s2-d5", 1, 3, (8, 2), 4, "argmax", 42),
+    pytest.param("i8x8x2-c3x4p1-p2-c2x3s2-d5", 1, 3, (8, 2), 4, "argmax", 42,
+                 marks=pytest.mark.slow),  # the default suite's budget
     # binary activations (one comparator), odd map, pooling 3 dropping a row and a column,
     # time-multiplexed (one position), 3-bit weights
     ("i11x10x1-c3x3-p3-d7-d3", 3, 1, (5, 2), 1, "priority", 43),

@@ -49,7 +49,7 @@ def check_random_network(arch, tile, pipeline, output, seed, *, images, throughp
 @pytest.mark.parametrize("arch, tile, yield_, p_fail, endurance, retries, seed", [
     ("23-17-9-5", (8, 6), 0.9, 0.3, 4, 2, 21),
     pytest.param("23-17-9-5", (8, 6), 1.0, 0.0, 0, 3, 22, marks=pytest.mark.slow),  # the default suite's budget
-    ("30-12-6", (16, 8), 0.8, 0.6, 0, 1, 23),
+    pytest.param("30-12-6", (16, 8), 0.8, 0.6, 0, 1, 23, marks=pytest.mark.slow),  # the default suite's budget
     ("12-10", (12, 10), 0.95, 0.1, 2, 5, 24),
 ])
 def test_programming_matches_golden(arch, tile, yield_, p_fail, endurance, retries, seed):

@@ -99,6 +99,7 @@ def test_multi_bit_chips_pay_for_converters_rams_and_cycles():
     assert parts["arg"]["sense stages"]["count"] == 16 and "10 sample-and-holds" in parts["arg"]["converters (ADC)"]["what"]
 
 
+@pytest.mark.slow  # synthesis: the default suite's budget
 def test_slices_are_converted_one_by_one_and_added_in_logic():
     """A digitised layer of n-bit weights converts every slice's column sum on its own (the
     sense box hands out one sum per slice), so the shift-add is synthesized with the periphery."""
@@ -213,6 +214,7 @@ def test_training_and_self_training_chips_are_costed_from_their_planes():
     assert "self-training chip" in cost.describe(chips["self"])[0]
 
 
+@pytest.mark.slow  # synthesis: the default suite's budget
 def test_analog_sense_view_of_the_verilog():
     """The cost view's Verilog declares the sense stage as a black box and instantiates it per
     layer; Yosys then counts far fewer cells than with the behavioural sense stage."""
@@ -305,6 +307,7 @@ def test_the_chip_level_is_reported_apart_from_the_core(reference):
     assert c["tops_per_mm2"] < reference["tops_per_mm2"] and "chip level" in "\n".join(cost.describe(reference))
 
 
+@pytest.mark.slow  # synthesis: the default suite's budget
 def test_the_published_table_command(tmp_path):
     r = rr("cost", "--published", "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr

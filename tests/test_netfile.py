@@ -60,7 +60,8 @@ def test_a_multi_bit_network_where_binary_ones_are_taken(sliced_file):
     ["eval"],
     ["verilog", "--out", "{tmp}/a.v"],
     ["verilog", "--weights", "{sliced}", "--out", "{tmp}/a.v"],
-    ["verilog", "--weights", shipped("online-400-200-10.npz"), "--out", "{tmp}/a.v"],
+    pytest.param(["verilog", "--weights", shipped("online-400-200-10.npz"), "--out", "{tmp}/a.v"],
+                 marks=pytest.mark.slow),  # 20 s: the default suite's budget
     ["verilog", "--weights", shipped("lenet5-2-2-1-4.npz"), "--positions", "4", "--out", "{tmp}/a.v"],
     ["cost", "--out", "{tmp}/c", "--json"],
     ["export", "--out", "{tmp}/m.onnx"],

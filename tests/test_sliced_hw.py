@@ -32,7 +32,8 @@ def check(res, images):
 @pytest.mark.parametrize("arch, tile, wbits, abits, output, yield_, seed", [
     ("16-12-10", (8, 8), 2, 1, "priority", 1.0, 31),   # slices only: one image per clock
     ("25-17-9-5", (8, 6), 3, 2, "argmax", 0.95, 32),   # slices + 2-bit activations, stuck cells
-    ("16-12-10", (16, 16), 1, 3, "priority", 1.0, 33),  # binary weights, 3-bit activations
+    pytest.param("16-12-10", (16, 16), 1, 3, "priority", 1.0, 33,  # binary weights, 3-bit activations
+                 marks=pytest.mark.slow),  # the default suite's budget
     pytest.param("9-11-7-4", (4, 8), 8, 8, "argmax", 1.0, 34,  # 8-bit weights and activations (255-level ramps)
                  marks=pytest.mark.slow),
 ])
