@@ -35,6 +35,7 @@ Stuck cells (the profile's yield) are the device model's fault maps, one per lay
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -258,11 +259,21 @@ def calibrate(net, c: CodedChip, x_cal) -> list[np.ndarray]:
     return fitted
 
 
-def model(net):
-    """The analog model of ``net`` (binary: :mod:`rrambnn.gen.analog`; multi-bit and CNN: this
-    module): (the chip of a profile and seed, accuracy, calibration)."""
+class Model(NamedTuple):
+    """The analog model of one network: ``chip(profile, seed)``, and the module's ``forward``,
+    ``accuracy`` and ``calibrate`` for that chip."""
+
+    chip: Callable
+    forward: Callable
+    accuracy: Callable
+    calibrate: Callable
+
+
+def model(net) -> Model:
+    """The analog model of ``net``: :mod:`rrambnn.gen.analog` for a binary network, this module
+    for multi-bit and CNN networks."""
     from rrambnn.gen.network import BinaryNetwork
     if isinstance(net, BinaryNetwork):
-        return (lambda p, s: analog.chip_map(analog.faulty_cells(net, p, s), p, s), analog.accuracy,
-                analog.calibrate)
-    return (lambda p, s: chip(net, p, s), accuracy, calibrate)
+        return Model(lambda p, s: analog.chip_map(analog.faulty_cells(net, p, s), p, s), analog.forward,
+                     analog.accuracy, analog.calibrate)
+    return Model(lambda p, s: chip(net, p, s), forward, accuracy, calibrate)

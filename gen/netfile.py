@@ -93,12 +93,13 @@ def mnist_inputs(net, data_dir, n: int):
 
 
 def mnist_train_inputs(net, data_dir, n: int):
-    """The first ``n`` MNIST training images as the network's inputs (a calibration set)."""
+    """The first ``n`` MNIST training images as the network's inputs (a calibration set; none
+    for 0)."""
     from rrambnn.gen.mnist import load_split
     check_mnist_inputs(net)
     tr = load_split("train", data_dir)
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(tr.labels):
-        raise RrambnnError(f"--calibrate must be from 1 to {len(tr.labels)} training images, not {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(tr.labels):
+        raise RrambnnError(f"--calibration must be an integer from 0 to {len(tr.labels)} (training images), not {n!r}")
     return network_inputs(net, tr.images[:n])
 
 

@@ -100,11 +100,7 @@ def _print_report(args, report):
         print_json(report)
         return
     if cal := report.get("calibration"):
-        before = cal["golden_accuracy_as_programmed"]
-        print(f"calibration: {cal['moved']} of {cal['thresholds']} thresholds moved, fitted on {cal['images']} training "
-              f"images read through chip {report['device']['chip_seed']} of {report['device']['name']}, "
-              f"{cal['how']}; as programmed the chip scores priority {before['priority'] * 100:.2f}% argmax "
-              f"{before['argmax'] * 100:.2f}%" + (f"; thresholds in {cal['file']}" if cal.get("file") else ""))
+        print(_calibration_line(cal))
     for mode, r in report["modes"].items():
         print(f"{mode:8}  agreement {r['agreement'] * 100:.2f}% ({r['mismatches']} mismatches in "
               f"{r['checked']} checks)  hardware accuracy {r['hw_accuracy'] * 100:.2f}%  "
@@ -112,6 +108,24 @@ def _print_report(args, report):
               f"latency {r['latency_cycles']}")
     if not all(r["passed"] for r in report["modes"].values()):
         raise RrambnnError("hardware and golden model disagree (see above)")
+
+
+def _calibration_line(cal: dict) -> str:
+    before = cal["golden_accuracy_as_programmed"]
+    return (f"calibration: {cal['moved']} of {cal['thresholds']} thresholds moved, fitted on {cal['images']} training "
+            f"images read through the chip, {cal['how']}; as programmed it scores priority "
+            f"{before['priority'] * 100:.2f}% argmax {before['argmax'] * 100:.2f}%"
+            + (f"; thresholds in {cal['file']}" if cal.get("file") else ""))
+
+
+def _calibration_set(args, net, analog: bool):
+    """``--calibration N``'s training inputs (None without it); refused without a profile's chip."""
+    if args.calibration is None:
+        return None
+    if not analog:
+        raise RrambnnError("--calibration goes with --device (a profile's chip, not ideal)")
+    from rrambnn.gen.netfile import mnist_train_inputs
+    return mnist_train_inputs(net, args.data, args.calibration)
 
 
 def _check_modes(args, modes, debug, out_dir=None):
@@ -125,12 +139,7 @@ def _check_modes(args, modes, debug, out_dir=None):
     if device is not None:
         if args.simulator != "verilator":
             raise RrambnnError("--device runs on Verilator (the analog crossbar model is not checked on Icarus)")
-    x_cal = None
-    if args.calibrate is not None:
-        if device is None or device.ideal:
-            raise RrambnnError("--calibrate goes with --device (a profile's chip, not ideal)")
-        from rrambnn.gen.netfile import mnist_train_inputs
-        x_cal = mnist_train_inputs(net, args.data, args.calibrate)
+    x_cal = _calibration_set(args, net, device is not None and not device.ideal)
     x, labels = mnist_inputs(net, args.data, args.images)
     _print_report(args, check_modes(net, x, labels, modes, tile=args.tile, pipeline=args.pipeline, debug=debug,
                                     seed=args.seed, waves=args.waves, out_dir=out_dir,
@@ -166,12 +175,7 @@ def cmd_program(args):
             raise RrambnnError(f"--yield and the profile's yield ({profile.yield_}) both set the stuck cells; "
                                f"give one")
         cfg = cfg.with_profile(profile, args.seed)
-    x_cal = None
-    if args.calibrate is not None:
-        if not cfg.analog:
-            raise RrambnnError("--calibrate goes with --device (a profile's chip, not ideal)")
-        from rrambnn.gen.netfile import mnist_train_inputs
-        x_cal = mnist_train_inputs(net, args.data, args.calibrate)
+    x_cal = _calibration_set(args, net, bool(cfg.analog))
     x, labels = mnist_inputs(net, args.data, args.images)
     report = program_and_check(net, x, labels, cfg, faults_file=args.faults, initial=args.initial,
                                read_back=not args.no_read_back, seed=args.seed, waves=args.waves,
@@ -189,10 +193,7 @@ def cmd_program(args):
                   f"switch-counter mismatches")
         c = report["classification"]
         if cal := report.get("calibration"):
-            before = cal["golden_accuracy_as_programmed"][cfg.output]
-            print(f"calibration: {cal['moved']} of {cal['thresholds']} thresholds moved, fitted on {cal['images']} "
-                  f"training images read through the programmed chip, written through the threshold port "
-                  f"({cfg.output} as programmed: {before * 100:.2f}%)")
+            print(_calibration_line(cal))
         print(f"classification on the programmed chip: {c['mismatches']} mismatches in {c['checked']} checks; "
               f"hardware accuracy {c['hw_accuracy'] * 100:.2f}% ({cfg.output})")
     if not report["passed"]:
@@ -268,7 +269,7 @@ def add_hw_commands(sub):
         s.add_argument("--device", metavar="FILE.toml|NAME",
                        help="analog reads of a device profile (see eval --device), carried into the "
                             "generated crossbar model and checked bit for bit (ideal: the digital chip)")
-        s.add_argument("--calibrate", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
+        s.add_argument("--calibration", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
                        help="with --device: fit the chip's thresholds on the first N training images read through "
                             "it (as eval --device calibrates) and write them through the threshold port before the "
                             "test images (a CNN chip, which has no threshold port, is generated with them)")
@@ -290,7 +291,7 @@ def add_hw_commands(sub):
     chip_args(pr, debug=False)
     pr.add_argument("--device", metavar="FILE.toml|NAME",
                     help="the programmed chip reads through a device profile (see eval --device), chip --seed")
-    pr.add_argument("--calibrate", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
+    pr.add_argument("--calibration", type=ranged_int(1, MNIST_TRAIN), default=None, metavar="N",
                     help="with --device: once programmed, the chip's thresholds are fitted on N training images "
                          "read through it and written through the threshold port before the test images")
     pr.add_argument("--word", type=int_arg, default=16, help="cells per programming command")

@@ -36,24 +36,18 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
     report = {"images": len(labels), "simulator": simulator, "modes": {}}
     analog, theta = None, None
     if x_cal is not None and (device is None or device.ideal):
-        raise RrambnnError("--calibrate fits a device profile's chip: give --device (not ideal)")
+        raise RrambnnError("--calibration fits a device profile's chip: give --device (not ideal)")
     if device is not None and not device.ideal:  # analog reads: the chip of seed ``seed`` of the profile
-        from rrambnn.gen import analog as ga
         from rrambnn.gen.analog_coded import model
-        make, accuracy, calibrate = model(net)
-        analog = make(device, seed)
+        am = model(net)
+        analog = am.chip(device, seed)
         report["device"] = {**device.describe(), "chip_seed": seed}
         if x_cal is not None:
-            theta = calibrate(net, analog, x_cal)
-            nominal = accuracy(net, x, labels, analog)
-            moved = sum(int((np.asarray(t) != n).sum()) for t, n in zip(theta, ga.thresholds(net)))
-            report["calibration"] = {
-                "images": len(x_cal), "thresholds": sum(int(np.asarray(t).size) for t in theta), "moved": moved,
-                "how": "generated into the chip (the CNN chip has no threshold port)" if cnn else
-                       "written through the threshold port before the test images",
-                "golden_accuracy_as_programmed": {m: nominal[m] for m in ("priority", "argmax")},
-                "units": "2^-8 cell current (the chip's threshold port and sense stage)",
-                "per_layer": [np.asarray(t).tolist() for t in theta]}
+            theta = am.calibrate(net, analog, x_cal)
+            report["calibration"] = calibration_report(
+                net, theta, len(x_cal), am.accuracy(net, x, labels, analog),
+                "generated into the chip (the CNN chip has no threshold port)" if cnn else
+                "written through the threshold port before the test images")
             if out_dir is not None:  # what a host writes to this chip, beside its Verilog
                 from rrambnn.fileio import write_npz
                 path = Path(out_dir) / "calibrated-thresholds.npz"
@@ -66,10 +60,8 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
         if analog is None:
             golden = net.classify(x, mode)
         else:  # the random phase's images are the chip's images 0..N-1
-            from rrambnn.gen import analog as ga
-            from rrambnn.gen import analog_coded as gc
             from rrambnn.gen.network import answers
-            prio, amax, hit = (gc if hasattr(net, "abits") else ga).forward(net, x, analog, theta=theta)
+            prio, amax, hit = am.forward(net, x, analog, theta=theta)
             golden = answers(prio if mode == "priority" else amax, hit, mode)
         report["modes"][mode] = {
             "passed": res["passed"], "mismatches": res.get("mismatches"), "checked": res.get("checked"),
@@ -87,6 +79,18 @@ def check_modes(net, x, labels, modes, *, tile="128x128", pipeline=False, debug=
             log(f"  FAILED: {res.get('mismatches')} mismatches; log {res['log']}; "
                 f"examples {res.get('examples', [])[:3]}; rerun with --waves for an FST dump")
     return report
+
+
+def calibration_report(net, theta, images: int, as_programmed: dict, how: str) -> dict:
+    """What a calibration did: thresholds fitted on ``images`` calibration images (current
+    units), how many moved from the network's, how they reach the chip, and the golden accuracy
+    before it."""
+    from rrambnn.gen import analog as ga
+    return {"images": images, "thresholds": sum(int(np.asarray(t).size) for t in theta),
+            "moved": sum(int((np.asarray(t) != n).sum()) for t, n in zip(theta, ga.thresholds(net))),
+            "how": how, "golden_accuracy_as_programmed": {m: as_programmed[m] for m in ("priority", "argmax")},
+            "units": "2^-8 cell current (the chip's threshold port and sense stage)",
+            "per_layer": [np.asarray(t).tolist() for t in theta]}
 
 
 def _each_mode(net, x, modes, opts: dict, log) -> list[dict]:
@@ -179,7 +183,7 @@ def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "
     ideal_acc = net.accuracy(x, labels)
     theta, calibration = None, None
     if x_cal is not None and not cfg.analog:
-        raise RrambnnError("--calibrate fits a device profile's chip: give --device (not ideal)")
+        raise RrambnnError("--calibration fits a device profile's chip: give --device (not ideal)")
     if cfg.analog:  # the programmed cells read through the chip's analog map: images 0.. after programming
         from rrambnn.gen import analog as ga
         maps = ga.chip_map(ga.held_cells(init, chip.faults), cfg.profile, cfg.analog_seed)
@@ -187,9 +191,8 @@ def program_and_check(net, x, labels, cfg, *, faults_file=None, initial: str = "
         golden_acc = ga.accuracy(net, x, labels, maps)
         if x_cal is not None:
             theta = ga.calibrate(net, maps, x_cal)
-            calibration = {"images": len(x_cal), "golden_accuracy_as_programmed": golden_acc,
-                           "moved": sum(int((t != n).sum()) for t, n in zip(theta, ga.thresholds(net))),
-                           "thresholds": sum(int(t.size) for t in theta)}
+            calibration = calibration_report(net, theta, len(x_cal), golden_acc,
+                                             "written through the threshold port after programming")
             golden_acc = ga.accuracy(net, x, labels, maps, theta=theta)
     if log:
         log(f"golden: {len(cmds)} commands, {rep.pulses_set} SET + {rep.pulses_reset} RESET pulses, "

@@ -47,10 +47,15 @@ def simulate(net: BinaryNetwork, cfg: ChipConfig, x: np.ndarray, *, seed: int = 
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
         "commands": [list(map(int, c)) for c in commands], "images_during_programming": images_during_programming,
         "p_send": p_send, "rewrite_thresholds": rewrite_thresholds, "read_back": read_back,
-        "thresholds": None if thresholds is None else [np.asarray(t).tolist() for t in thresholds],
+        "thresholds": _listed(thresholds),
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
+
+
+def _listed(thresholds):
+    """Per-layer thresholds as the testbenches' JSON configuration carries them (None: none)."""
+    return None if thresholds is None else [np.asarray(t).tolist() for t in thresholds]
 
 
 def _prepare(net, cfg: ChipConfig, x, initial_cells, faults, waves, log, names=("initial", "fault"),
@@ -180,7 +185,7 @@ def simulate_sliced(net, cfg: ChipConfig, x: np.ndarray, *, seed: int = 1, p_idl
         "chip": cfg.to_dict(),
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
         "rewrite_thresholds": rewrite_thresholds, "program_commands": program_commands,
-        "thresholds": None if thresholds is None else [np.asarray(t).tolist() for t in thresholds],
+        "thresholds": _listed(thresholds),
     }, test_dir=run_dir)
     res["sim_wall_s"] = round(time.time() - t, 2)
     return _finish(res, b, gen_s, cfg)
@@ -406,7 +411,7 @@ def simulate_cnn(net, x: np.ndarray, *, tile=(128, 128), positions: int = 1, out
         "weights": str(run_dir / "weights.npz"), "golden": str(run_dir / "golden.npz"), "images": str(run_dir / "images.npy"), "seed": seed,
         "chip": {"tile": list(chip.tile), "positions": positions, "output": chip.output, "debug": debug},
         "device": {"profile": profile, "seed": chip_seed,
-                   "thresholds": None if theta is None else [np.asarray(t).tolist() for t in chip.theta]}
+                   "thresholds": None if theta is None else _listed(chip.theta)}
         if analog is not None else None,
         "p_idle": p_idle, "p_stall": p_stall, "throughput_images": throughput_images,
     }, test_dir=run_dir)

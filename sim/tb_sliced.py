@@ -66,6 +66,19 @@ def trace_payloads(t, layout, output: str) -> list[int]:
     return out
 
 
+async def write_threshold(dut, layout, layer: int, index: int, value: int, level: int = 0) -> dict:
+    """One threshold write, taken at the next edge (the multi-bit chip's ``thr.ready`` is always
+    high); ``level``: the flash converter's level, where the chip has levels. Returns the fields."""
+    fields = {"layer": layer, "index": index, "value": value}
+    if "level" in {name for name, _ in layout}:
+        fields["level"] = level
+    dut.thr__payload.value = pack_fields(layout, fields)
+    dut.thr__valid.value = 1
+    await RisingEdge(dut.clk)
+    dut.thr__valid.value = 0
+    return fields
+
+
 @cocotb.test()
 async def sliced_chip_matches_golden(dut):
     cfg = testbench_config()
@@ -97,19 +110,14 @@ async def sliced_chip_matches_golden(dut):
     theta, written = None, 0
     if cfg.get("thresholds"):  # a host's per-chip calibration, every level of every neuron, first
         theta = [np.asarray(t, np.int64) for t in cfg["thresholds"]]
-        has_level = "level" in {name for name, _ in thr_layout}
         for layer, t in enumerate(theta):
             for j in range(t.shape[0]):
                 for lv, value in enumerate(np.atleast_1d(t[j])):
-                    fields = {"layer": layer, "index": j, "value": int(value), **({"level": lv} if has_level else {})}
-                    dut.thr__payload.value = pack_fields(thr_layout, fields)
-                    dut.thr__valid.value = 1
-                    await RisingEdge(dut.clk)
+                    await write_threshold(dut, thr_layout, layer, j, int(value), lv)
                     written += 1
-        dut.thr__valid.value = 0
-        if analog is None:
-            golden = SlicedNetwork(golden.weights, [t.copy() for t in theta], net.wbits, net.abits, net.crop,
-                                   net.output_mode, net.meta, ternary=net.ternary)
+        if analog is None:  # (with analog reads the golden currents are compared with theta)
+            golden.thresholds = [t.copy() for t in theta]
+            golden.__post_init__()
     cycle = await stream(dut, driver, results, images, range(n), 0, cycles_per_image=4 * chip.interval + 20)
     checked = [(i, golden) for i, _ in driver.accepted]
     # throughput: no idles, no backpressure
@@ -138,15 +146,8 @@ async def sliced_chip_matches_golden(dut):
             else:
                 lv, value = 0, int(t[j]) + rng.choice((-3, -1, 2, 5))
                 t[j] = value
-            fields = {"layer": layer, "index": j, "value": value}
-            if "level" in {name for name, _ in thr_layout}:
-                fields["level"] = lv
-            dut.thr__payload.value = pack_fields(thr_layout, fields)
-            dut.thr__valid.value = 1
-            await RisingEdge(dut.clk)
-            dut.thr__valid.value = 0
+            rewrites.append(await write_threshold(dut, thr_layout, layer, j, value, lv))
             cycle += 1
-            rewrites.append(fields)
         golden.__post_init__()
         driver.p_idle, results.p_stall = cfg["p_idle"], cfg["p_stall"]
         cycle = await stream(dut, driver, results, images, range(n), cycle, cycles_per_image=4 * chip.interval + 20)

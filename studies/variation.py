@@ -41,12 +41,6 @@ def check_chips(chips, name: str = "--chips") -> int:
     return chips
 
 
-def check_calibration(n, available: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= available:
-        raise RrambnnError(f"--calibration must be an integer from 0 to {available} (training images), not {n!r}")
-    return n
-
-
 def _stats(v) -> dict:
     v = np.asarray(v, float)
     return {"mean": float(v.mean()), "std": float(v.std()), "worst": float(v.min()), "best": float(v.max())}
@@ -75,7 +69,7 @@ def describe_network(net) -> str:
 
 def chips_accuracy(net, x, y, x_cal, profile: analog.Profile, seeds, progress=None) -> list[dict]:
     """Per chip: accuracy before calibration and, with calibration images, after."""
-    make, acc, cal = analog_coded.model(check_analog(net))
+    make, _, acc, cal = analog_coded.model(check_analog(net))
     rows = []
     for seed in seeds:
         chip = make(profile, seed)
@@ -106,15 +100,10 @@ def summarise(rows: list[dict], digital: dict) -> dict:
 
 def _data(net, data_dir, calibration: int):
     from rrambnn.gen.mnist import load_split
-    from rrambnn.gen.netfile import network_inputs
+    from rrambnn.gen.netfile import mnist_train_inputs, network_inputs
     te = load_split("test", data_dir)
     x, y = network_inputs(net, te.images), te.labels
-    x_cal = x[:0]
-    if calibration:
-        tr = load_split("train", data_dir)
-        check_calibration(calibration, len(tr.images))
-        x_cal = network_inputs(net, tr.images[:calibration])
-    return x, y, x_cal
+    return x, y, mnist_train_inputs(net, data_dir, calibration) if calibration else x[:0]
 
 
 def device_eval(net, profile: analog.Profile, *, chips: int = 5, seed: int = 0, calibration: int = 2000,

@@ -157,9 +157,9 @@ def test_eval_device_cli(tmp_path):
     one_error_line(rr("eval", "--chips", "3"), "--chips goes with --device")
     one_error_line(rr("eval", "--device", "mild", "--chips", "0"), "argument --chips: must be a whole number from 1 to 10,000, not 0")
     for more in ([], ["--device", "ideal"]):  # a calibration fits a profile's chip
-        one_error_line(rr("sim", "--calibrate", "100", "--images", "10", *more), "--calibrate goes with --device")
-        one_error_line(rr("program", "--calibrate", "100", "--images", "10", *more), "--calibrate goes with --device")
-    one_error_line(rr("run", "--calibrate", "0", "--device", "mild"), "argument --calibrate: must be a whole number")
+        one_error_line(rr("sim", "--calibration", "100", "--images", "10", *more), "--calibration goes with --device")
+        one_error_line(rr("program", "--calibration", "100", "--images", "10", *more), "--calibration goes with --device")
+    one_error_line(rr("run", "--calibration", "0", "--device", "mild"), "argument --calibration: must be a whole number")
     r = rr("eval", "--device", "mild", "--chips", "2", "--seed", "9", "--calibration", "500", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
@@ -306,7 +306,7 @@ def test_reference_chip_reads_through_a_profile_on_all_test_images(profile):
 
 
 def test_programmed_analog_chip_reads_its_new_cells():
-    """program --device --calibrate: the arrays are written with write-verify (pulse failures,
+    """program --device --calibration: the arrays are written with write-verify (pulse failures,
     stuck cells) from a random state, the thresholds fitted on the programmed chip are written
     through the threshold port, then classify; each reprogrammed cell reads with its own
     device's current in its new state, in the hardware and in the golden model (0 mismatches in
